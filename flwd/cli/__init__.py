@@ -1,0 +1,122 @@
+"""flwd's command line: ``main()`` routes verbs to cyclopts and jobs to the job runner.
+
+Errors are one line on stderr (the field and the fix), never a traceback
+unless ``--debug``. Exit statuses: 0 ok, 1 job failed, 2 usage or validation
+error, 130 cancelled by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from flwd.errors import FlwdError
+
+from ._context import CONTEXT
+
+USAGE = """\
+usage: flwd [--scripts DIR] [--data-dir DIR] [--debug] COMMAND ...
+
+Run a job:
+  flwd JOB [FLAGS]            e.g. flwd demo --name alice (words or dots: flwd examples fail)
+  flwd JOB --help             the job's flags
+
+Commands:
+  flwd :jobs [--json]         list jobs under scripts/**/config.d/config.yaml
+  flwd :plan JOB [FLAGS]      preview a run (secrets shown as [secret])
+  flwd :runs [--job J] [--status S] [--json]
+  flwd :logs RUN [--follow] [--json]
+  flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
+
+Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR):
+  --scripts DIR               the scripts directory (default: ./scripts, searched upwards)
+  --data-dir DIR              where the Core DB and run directories live
+  --debug                     show tracebacks for internal errors
+"""
+
+_VERBS = ("init", "completion", "help")
+
+
+def _split_globals(args: list[str]) -> list[str]:
+    """Consume the global options in front of the command; return the rest."""
+    index = 0
+    while index < len(args):
+        token = args[index]
+        name, eq, value = token.partition("=")
+        if name in ("--scripts", "--data-dir"):
+            if not eq:
+                if index + 1 >= len(args):
+                    raise_usage(f"{name} needs a directory")
+                value = args[index + 1]
+                index += 1
+            if name == "--scripts":
+                CONTEXT.scripts = value
+            else:
+                CONTEXT.data_dir = value
+        elif token == "--debug":
+            CONTEXT.debug = True
+        else:
+            break
+        index += 1
+    return args[index:]
+
+
+def raise_usage(message: str) -> None:
+    from flwd.errors import UsageError
+
+    raise UsageError(message, hint="see 'flwd --help'")
+
+
+def _dispatch(args: list[str]) -> int:
+    args = _split_globals(args)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if args[0] == "--version":
+        from flwd import __version__
+
+        print(f"flwd {__version__}")
+        return 0
+    if args[0].startswith(":") or args[0] in _VERBS:
+        return _run_cyclopts(args)
+    if args[0].startswith("-"):
+        raise_usage(f"unknown option {args[0]}")
+    from ._run import run_job_command
+
+    return run_job_command(args)
+
+
+def _run_cyclopts(args: list[str]) -> int:
+    from cyclopts import CycloptsError
+
+    from ._app import app
+
+    try:
+        result = app(args, exit_on_error=False, print_error=False)
+    except CycloptsError as exc:
+        message = str(exc).strip().splitlines()
+        sys.stderr.write(f"flwd: error: {' '.join(line.strip() for line in message)}\n")
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``flwd``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _dispatch(args)
+    except FlwdError as exc:
+        sys.stderr.write(f"flwd: error: {exc.one_line()}\n")
+        code = exc.problem.exit_status
+    except KeyboardInterrupt:
+        sys.stderr.write("flwd: interrupted\n")
+        code = 130
+    except BrokenPipeError:
+        code = 1
+    except Exception as exc:  # the last line of defence: one line, unless --debug
+        if CONTEXT.debug:
+            raise
+        sys.stderr.write(f"flwd: internal error: {type(exc).__name__}: {exc}\n"
+                         "  rerun with --debug for the traceback, and report it\n")
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,237 @@
+"""The cyclopts application: flwd's ``:verbs`` and built-in commands.
+
+Job invocations (``flwd demo --name x``) do not go through cyclopts: their
+flags come from each job's argspec, and skipping the generic parser keeps the
+most common command lean (see ``flwd.cli.main``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Literal
+
+import trio
+from cyclopts import App, Parameter
+
+from flwd import __version__, store
+from flwd.engine import recover, stream_events
+from flwd.errors import ArgsInvalid, UsageError
+from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord
+from flwd.execute._procfs import process_alive
+from flwd.jobs import Binding, bind_cli, parse_cli_tokens
+from flwd.plan import build_plan
+from flwd.policy import resolve_profile
+
+from ._common import split_common_flags
+from ._context import CONTEXT, load_catalog
+from ._init import KINDS, scaffold
+from ._render import Style, render_plan, render_runs, table, use_color
+
+Tokens = Annotated[str, Parameter(allow_leading_hyphen=True)]
+
+app = App(
+    name="flwd",
+    backend="trio",
+    version=__version__,
+    help="flwd (\"flowed\"): discover, plan and run the scripts you keep around.\n\n"
+         "Run a job with `flwd JOB [FLAGS]` (e.g. `flwd demo --name alice`); "
+         "`flwd JOB --help` lists its flags.",
+)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@app.command(name=":jobs")
+def jobs_command(*, json: bool = False) -> int:
+    """List the jobs discovered under scripts/**/config.d/config.yaml.
+
+    Parameters
+    ----------
+    json
+        Print {jobs, aliases, alias_collisions, alias_invalid, errors, warnings} as JSON.
+    """
+    settings = CONTEXT.settings()
+    catalog = load_catalog(settings, quiet=json)
+    if json:
+        print(_dumps({
+            "jobs": [{
+                "id": job.id, "name": job.name,
+                **({"summary": job.summary} if job.summary else {}),
+                "path": job.rel_dir and f"{settings.scripts_root.name}/{job.rel_dir}",
+                "args": [arg.to_json() for arg in job.config.args],
+            } for job in catalog.jobs],
+            "aliases": [],
+            "alias_collisions": {},
+            "alias_invalid": {},
+            "errors": [issue.to_json() for issue in catalog.errors],
+            "warnings": [issue.to_json() for issue in catalog.warnings],
+        }))
+        return 0
+    if not catalog.jobs:
+        print(f"(no jobs found under {settings.scripts_root})")
+        return 0
+    rows = [[job.id, job.name, job.summary or "(no summary)"] for job in catalog.jobs]
+    print(table(["ID", "NAME", "SUMMARY"], rows))
+    return 0
+
+
+@app.command(name=":plan")
+def plan_command(*tokens: Tokens) -> int:
+    """Preview what `flwd JOB [FLAGS]` would do, without running it.
+
+    Accepts the job's own flags plus --json and --profile P. Secrets show as [secret];
+    missing required arguments are listed instead of failing the preview.
+    """
+    if not tokens:
+        raise UsageError(":plan needs a job", hint="e.g. 'flwd :plan demo --name alice'")
+    settings = CONTEXT.settings()
+    catalog = load_catalog(settings)
+    job, rest = catalog.resolve(tokens)
+    common, rest = split_common_flags(rest)
+    args = job.config.args
+    raw = parse_cli_tokens(args, rest)
+    missing: list[str] = []
+    try:
+        binding: Binding = bind_cli(args, raw, job_id=job.id)
+    except ArgsInvalid as exc:
+        missing = [e["arg"] for e in exc.errors if e["message"].startswith("required")]
+        if len(missing) != len(exc.errors):
+            raise
+        # A preview may leave required arguments out: plan with them unset.
+        relaxed = [arg.model_copy(update={"required": False}) if arg.name in missing else arg
+                   for arg in args]
+        binding = bind_cli(relaxed, raw, job_id=job.id)
+    profile = resolve_profile(requested=common.profile, environment=os.environ.get("FLWD_PROFILE"))
+    plan = build_plan(job, binding, profile=profile, workspace=settings.workspace,
+                      scripts_root=settings.scripts_root).to_json()
+    if missing:
+        plan["missing_args"] = missing
+    if common.json:
+        print(_dumps(plan))
+        return 0
+    style = Style(use_color(sys.stdout))
+    print(render_plan(plan, style))
+    if missing:
+        flags = " ".join(f"--{name} VALUE" for name in missing)
+        print(style.yellow(f"missing required: {', '.join(missing)} (a run needs {flags})"))
+    return 0
+
+
+Status = Literal["queued", "running", "completed", "failed", "canceled", "interrupted"]
+
+
+@app.command(name=":runs")
+def runs_command(*, job: str | None = None, status: Status | None = None, limit: int = 20,
+                 json: bool = False) -> int:
+    """List recent runs from the Core DB, newest first.
+
+    Parameters
+    ----------
+    job
+        Only runs of this job id.
+    status
+        Only runs with this status.
+    limit
+        How many runs to show (1-1000).
+    json
+        Print the runs as a JSON array.
+    """
+    if not 1 <= limit <= 1000:
+        raise UsageError(f"--limit must be between 1 and 1000 (got {limit})")
+    settings = CONTEXT.settings(require_scripts=False)
+    if not settings.db_path.exists():
+        runs = []
+    else:
+        recover(settings)
+        with store.open_reader(settings.db_path) as conn:
+            runs = store.list_runs(conn, job_id=job, status=status, limit=limit)
+    if json:
+        print(_dumps([run.to_json() for run in runs]))
+    else:
+        print(render_runs(runs, Style(use_color(sys.stdout))))
+    return 0
+
+
+@app.command(name=":logs")
+async def logs_command(run: str, *, follow: bool = False, json: bool = False) -> int:
+    """Print a run's output (or its events with --json) from the journal.
+
+    Parameters
+    ----------
+    run
+        Run id, a unique prefix of it, or `last`.
+    follow
+        Keep printing new events until the run finishes.
+    json
+        Print every event as NDJSON.
+    """
+    settings = CONTEXT.settings(require_scripts=False)
+    if not settings.db_path.exists():
+        raise UsageError(f"no runs yet (no Core DB at {settings.db_path})")
+    await trio.to_thread.run_sync(recover, settings)
+
+    def lookup() -> tuple[str, str, int | None, int | None]:
+        with store.open_reader(settings.db_path) as conn:
+            row = store.get_run(conn, run)
+            return row.id, row.status, row.owner_pid, row.owner_start
+
+    run_id, status, owner_pid, owner_start = await trio.to_thread.run_sync(lookup)
+
+    def owner_gone() -> None:
+        if owner_pid and not process_alive(owner_pid, owner_start):
+            recover(settings)
+
+    final = status
+    out = sys.stdout.buffer
+    async for records in stream_events(settings.db_path, run_id,
+                                       follow=follow and status not in TERMINAL_STATUSES,
+                                       on_idle=owner_gone):
+        _print_records(records, json, out)
+        if records[-1].type == RUN_FINISH:
+            final = records[-1].data.get("status", final)
+    if not json and final in TERMINAL_STATUSES:
+        sys.stderr.write(f"flwd: run {run_id} {final}\n")
+    return 0
+
+
+def _print_records(records: list[EventRecord], as_json: bool, out: object) -> None:
+    stdout = sys.stdout.buffer
+    if as_json:
+        stdout.write(b"".join(record.ndjson() for record in records))
+    else:
+        for record in records:
+            if record.lines is not None:
+                stream = stdout if record.data.get("channel") == "stdout" else sys.stderr.buffer
+                stream.write(record.lines + b"\n")
+    stdout.flush()
+    sys.stderr.flush()
+
+
+@app.command(name="init")
+def init_command(kind: str, path: str, *, force: bool = False) -> int:
+    """Scaffold a job under scripts/: `flwd init bash tools/hello`.
+
+    Parameters
+    ----------
+    kind
+        Script kind: bash, sh, python or pwsh.
+    path
+        Job path under scripts/ (words separated by '/' or '.').
+    force
+        Overwrite an existing job's files.
+    """
+    settings = CONTEXT.settings(require_scripts=False)
+    settings.scripts_root.mkdir(parents=True, exist_ok=True)
+    written = scaffold(settings.scripts_root, kind, path, force=force)
+    for file in written:
+        print(f"created {file.relative_to(settings.workspace)}")
+    job_words = " ".join(p for p in path.replace(".", "/").split("/") if p)
+    print(f"run it with: flwd {job_words}")
+    return 0
+
+
+__all__ = ["KINDS", "app"]

@@ -1,0 +1,103 @@
+"""``flwd init KIND PATH``: scaffold a runnable job under ``scripts/``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flwd.errors import UsageError
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+_CONFIG = """\
+# Job definition: see docs/jobs.md. Arguments become typed flags:
+#   flwd {words} --who Alice
+job:
+  name: {name}
+  summary: Describe what this job does
+{interpreter}argspec:
+  args:
+    - name: who
+      type: string
+      default: world
+      description: Whom to greet
+error_handling:
+  policy: abort
+"""
+
+_SCRIPTS = {
+    "bash": ("100_main.sh", "bash", """\
+#!/usr/bin/env bash
+# $who comes from the flwd profile; config.d/vars/*.sh and config.d/libs/*.sh
+# are sourced first, so say_hello (libs/common.sh) is available.
+set -euo pipefail
+say_hello "${who}"
+"""),
+    "sh": ("100_main.sh", "sh", """\
+#!/bin/sh
+# POSIX sh gets arguments as ARG_* environment variables (the bash profile
+# with config.d/vars and libs is for bash scripts only).
+set -eu
+echo "Hello, ${ARG_WHO}!"
+"""),
+    "python": ("100_main.py", None, """\
+\"\"\"Arguments arrive in FLWD_ARGS_JSON (secrets as files: ARG_<NAME>_FILE).\"\"\"
+import json
+import os
+
+args = json.loads(os.environ["FLWD_ARGS_JSON"])
+print(f"Hello, {args['who']}!")
+"""),
+    "pwsh": ("100_main.ps1", None, """\
+# Arguments arrive as environment variables: $env:ARG_WHO
+Write-Output "Hello, $($env:ARG_WHO)!"
+"""),
+}
+
+KINDS = tuple(_SCRIPTS)
+
+
+def scaffold(scripts_root: Path, kind: str, path: str, *, force: bool = False) -> list[Path]:
+    """Create the job; returns the files written.
+
+    Raises:
+        UsageError: unknown kind, a path that is absolute, climbs out of the
+            scripts root or has odd characters, or a job that already exists.
+    """
+    kind = kind.lower()
+    if kind not in _SCRIPTS:
+        raise UsageError(f"unknown job kind '{kind}'", hint=f"use one of: {', '.join(KINDS)}")
+    parts = [p for p in path.replace("\\", "/").replace(".", "/").split("/") if p]
+    if not parts or path.startswith("/") or any(not _SEGMENT.match(p) for p in parts):
+        raise UsageError(
+            f"invalid job path '{path}'",
+            hint="use words separated by '/' or '.', e.g. 'tools/backup' "
+                 "(letters, digits, '-' and '_')",
+        )
+    job_dir = scripts_root.joinpath(*parts)
+    config = job_dir / "config.d" / "config.yaml"
+    if config.exists() and not force:
+        raise UsageError(f"{config} already exists", hint="pass --force to overwrite it")
+    script_name, interpreter, body = _SCRIPTS[kind]
+    (job_dir / "config.d" / "vars").mkdir(parents=True, exist_ok=True)
+    (job_dir / "config.d" / "libs").mkdir(parents=True, exist_ok=True)
+    written = []
+    config.write_text(_CONFIG.format(
+        words=" ".join(parts), name=" ".join(parts).title(),
+        interpreter=f"interpreter: {interpreter}\n" if interpreter else "",
+    ))
+    written.append(config)
+    if kind == "bash":
+        variables = job_dir / "config.d" / "vars" / "10-defaults.sh"
+        variables.write_text('# Sourced by bash before each script (outer levels first).\n'
+                             'GREETING="Hello"\nexport GREETING\n')
+        written.append(variables)
+        library = job_dir / "config.d" / "libs" / "common.sh"
+        library.write_text('# Functions shared by this job\'s bash scripts.\n'
+                           'say_hello() {\n  echo "${GREETING}, $1!"\n}\n')
+        written.append(library)
+    script = job_dir / script_name
+    script.write_text(body)
+    script.chmod(0o755)
+    written.append(script)
+    return written

@@ -1,0 +1,163 @@
+"""``flwd JOB [flags]``: plan and run a job, streaming its output live.
+
+Ctrl-C: the first press asks the run to cancel gracefully (TERM, grace, KILL;
+journaled ``run.canceled``; exit 130), a second press kills at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import trio
+
+from flwd.engine import Engine, open_engine
+from flwd.events import RUN_CANCELED, RUN_FINISH, RUN_START, STEP_FINISH, STEP_LOG, EventRecord
+from flwd.jobs import Job, bind_cli, flag_help, parse_cli_tokens
+from flwd.plan import Plan, build_plan
+from flwd.policy import resolve_profile
+from flwd.settings import Settings
+
+from ._common import CommonFlags, split_common_flags
+from ._context import CONTEXT, load_catalog
+from ._render import Style, table, use_color
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+
+
+def job_help(job: Job) -> str:
+    lines = [f"usage: flwd {' '.join(job.words)} [FLAGS]", ""]
+    lines.append(job.name + (f" — {job.summary}" if job.summary else ""))
+    rows = [["  " + form, text] for form, text in flag_help(job.config.args)]
+    lines += ["", "Arguments:", table(["", ""], rows).split("\n", 1)[1] if rows else "  (none)"]
+    lines += ["", "Common flags:", table(["", ""], [
+        ["  --json", "print run events as NDJSON on stdout"],
+        ["  --profile PROFILE", "security profile: secure (default), permissive, disabled"],
+        ["  --debug", "show a traceback on internal errors"],
+        ["  -h, --help", "show this help"],
+    ]).split("\n", 1)[1]]
+    lines += ["", f"Preview without running: flwd :plan {' '.join(job.words)} [FLAGS]"]
+    return "\n".join(lines)
+
+
+def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags, Plan | None]:
+    """Resolve the job and bind its flags; ``Plan`` is None when only help was asked."""
+    catalog = load_catalog(settings)
+    job, rest = catalog.resolve(tokens)
+    common, rest = split_common_flags(rest)
+    if common.debug:
+        CONTEXT.debug = True
+    if common.help:
+        return job, common, None
+    raw = parse_cli_tokens(job.config.args, rest)
+    binding = bind_cli(job.config.args, raw, job_id=job.id)
+    profile = resolve_profile(requested=common.profile,
+                              environment=os.environ.get("FLWD_PROFILE"))
+    plan = build_plan(job, binding, profile=profile, workspace=settings.workspace,
+                      scripts_root=settings.scripts_root)
+    return job, common, plan
+
+
+def run_job_command(tokens: Sequence[str]) -> int:
+    settings = CONTEXT.settings()
+    job, common, plan = prepare(tokens, settings)
+    if plan is None:
+        print(job_help(job))
+        return EXIT_OK
+    return trio.run(_run, settings, plan, common)
+
+
+class _Output:
+    """Renders a run's events: raw output lines (human) or NDJSON (``--json``)."""
+
+    def __init__(self, plan: Plan, as_json: bool) -> None:
+        self.as_json = as_json
+        self.prefix_steps = plan.composition == "steps"
+        self.stdout: BinaryIO = sys.stdout.buffer
+        self.stderr: BinaryIO = sys.stderr.buffer
+        self.style = Style(use_color(sys.stderr))
+        self.broken = False
+
+    def write(self, records: list[EventRecord]) -> None:
+        if self.broken:
+            return
+        try:
+            if self.as_json:
+                self.stdout.write(b"".join(record.ndjson() for record in records))
+                self.stdout.flush()
+                return
+            for record in records:
+                if record.type == STEP_LOG and record.lines is not None:
+                    stream = self.stdout if record.data.get("channel") == "stdout" else self.stderr
+                    if self.prefix_steps:
+                        tag = f"[{record.data.get('step')}] ".encode()
+                        stream.write(b"".join(tag + line + b"\n" for line in record.line_list()))
+                    else:
+                        stream.write(record.lines + b"\n")
+                elif record.type in (STEP_FINISH, RUN_CANCELED, RUN_FINISH, RUN_START):
+                    self._status(record)
+            self.stdout.flush()
+            self.stderr.flush()
+        except BrokenPipeError:
+            self.broken = True
+            # Point the fds at /dev/null so the interpreter's final flush is quiet.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+    def _status(self, record: EventRecord) -> None:
+        data = record.data
+        style = self.style
+        text = None
+        if record.type == STEP_FINISH and data.get("status") == "failed":
+            text = style.red(f"flwd: step {data.get('step')} failed"
+                             + (f": {data['error']}" if data.get("error") else
+                                f" with exit status {data.get('exit_code')}"))
+        elif record.type == RUN_CANCELED:
+            text = style.yellow(f"flwd: canceling run {record.run_id}: {data.get('reason')}")
+        elif record.type == RUN_FINISH:
+            status = data.get("status", "?")
+            if status != "completed" or style.enabled:
+                detail = f": {data['error']}" if data.get("error") else ""
+                text = f"flwd: run {record.run_id} {style.status(status)}{detail}"
+        if text:
+            self.stderr.write((text + "\n").encode())
+
+
+async def _watch_signals(engine: Engine, run_id: str, signals: trio.abc.ReceiveChannel[int],
+                         caught: list[int]) -> None:
+    async for signum in signals:
+        caught.append(signum)
+        name = signal.Signals(signum).name
+        force = len(caught) > 1
+        reason = (f"killed by a second {name}" if force
+                  else f"interrupted by {name}" + (" (Ctrl-C)" if signum == signal.SIGINT else ""))
+        await engine.cancel_run(run_id, reason=reason, by="cli", force=force)
+
+
+async def _run(settings: Settings, plan: Plan, common: CommonFlags) -> int:
+    output = _Output(plan, common.json)
+    status = "failed"
+    caught: list[int] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_engine(settings) as engine:
+            run = await engine.start_run(plan)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_signals, engine, run.id, signals, caught)
+                async for records in engine.events(run.id):
+                    output.write(records)
+                    if output.broken and not caught:
+                        caught.append(signal.SIGPIPE)
+                        await engine.cancel_run(run.id, reason="output closed (broken pipe)",
+                                                by="cli")
+                    if records[-1].type == RUN_FINISH:
+                        status = records[-1].data.get("status", "failed")
+                nursery.cancel_scope.cancel(reason="run finished")
+    if status == "completed":
+        return EXIT_OK
+    if status == "canceled":
+        return EXIT_SIGTERM if caught and caught[0] == signal.SIGTERM else EXIT_SIGINT
+    return EXIT_FAILED

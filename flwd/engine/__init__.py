@@ -1,0 +1,9 @@
+"""The actor tree: root supervisor, journal, event hub, runs supervisor, run actors."""
+
+from ._hub import EventHub as EventHub
+from ._root import Engine as Engine
+from ._root import open_engine as open_engine
+from ._root import recover as recover
+from ._run import Cancel as Cancel
+from ._state import RunState as RunState
+from ._stream import stream_events as stream_events

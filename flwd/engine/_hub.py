@@ -1,0 +1,108 @@
+"""Fan-out of committed journal batches to subscribers (CLI, SSE, websocket).
+
+The hub never blocks the journal: each subscriber has its own bounded channel
+fed with ``send_nowait``; a subscriber that falls behind is *dropped* — its
+channel is closed and it is marked lagged — and resumes from the journal on
+its own (see :mod:`flwd.engine._stream`). A slow reader therefore never slows a
+run, and nothing is lost because every event is committed before it is
+published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from flwd.events import EventRecord
+
+#: Batches buffered per subscriber. A batch is one journal commit (often many
+#: lines), so 64 batches cover bursts of hundreds of thousands of lines while
+#: bounding memory per subscriber; beyond that the subscriber catches up from
+#: the journal instead.
+SUBSCRIBER_BUFFER = 64
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One subscriber: receive batches from ``receive``; ``lagged`` says why it ended."""
+
+    run_id: str | None
+    receive: trio.MemoryReceiveChannel[list[EventRecord]]
+    send: trio.MemorySendChannel[list[EventRecord]]
+    lagged: bool = False
+
+    def close(self) -> None:
+        self.send.close()
+        self.receive.close()
+
+
+@dataclass(slots=True)
+class EventHub:
+    """Per-run and global subscriber sets; publish is synchronous and never blocks."""
+
+    by_run: dict[str, set[Subscription]] = field(default_factory=dict)
+    everything: set[Subscription] = field(default_factory=set)
+    closed: bool = False
+
+    def subscribe(self, run_id: str | None) -> Subscription:
+        """Register a subscriber for one run (or all runs with ``None``).
+
+        Subscribe *before* reading the journal: a batch committed in between is
+        then seen twice (deduplicated by seq), never missed.
+        """
+        send, receive = trio.open_memory_channel[list[EventRecord]](SUBSCRIBER_BUFFER)
+        subscription = Subscription(run_id, receive, send)
+        if self.closed:
+            send.close()
+        elif run_id is None:
+            self.everything.add(subscription)
+        else:
+            self.by_run.setdefault(run_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.close()
+        if subscription.run_id is None:
+            self.everything.discard(subscription)
+        else:
+            subscribers = self.by_run.get(subscription.run_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self.by_run[subscription.run_id]
+
+    def publish(self, batch: Sequence[EventRecord]) -> None:
+        if not batch:
+            return
+        if self.everything:
+            self._deliver(self.everything, list(batch))
+        if self.by_run:
+            per_run: dict[str, list[EventRecord]] = {}
+            for record in batch:
+                if record.run_id in self.by_run:
+                    per_run.setdefault(record.run_id, []).append(record)
+            for run_id, records in per_run.items():
+                self._deliver(self.by_run[run_id], records)
+
+    def _deliver(self, subscribers: set[Subscription], records: list[EventRecord]) -> None:
+        for subscription in list(subscribers):
+            try:
+                subscription.send.send_nowait(records)
+            except trio.WouldBlock:
+                subscription.lagged = True
+                self.unsubscribe(subscription)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.unsubscribe(subscription)
+
+    def close(self) -> None:
+        """End every subscription (shutdown): streams finish instead of being cancelled."""
+        self.closed = True
+        for subscription in [*self.everything, *(s for subs in self.by_run.values() for s in subs)]:
+            subscription.send.close()
+        self.everything.clear()
+        self.by_run.clear()
+
+    def subscriber_count(self) -> int:
+        return len(self.everything) + sum(len(s) for s in self.by_run.values())

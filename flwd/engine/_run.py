@@ -1,0 +1,289 @@
+"""The run actor: executes one plan, step by step, and reports every change as an event.
+
+One run actor per run, a TEMPORARY child of the runs supervisor: a failed run
+is a result, never a reason to restart. It owns the run's directory, its
+secret files and the process trees of its steps; whatever way it ends, the
+trees are terminated and the secret files removed before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from actors import ActorRef, Inbox
+from flwd.events import (
+    RUN_CANCELED,
+    RUN_FINISH,
+    RUN_START,
+    STEP_FINISH,
+    STEP_LOG,
+    STEP_START,
+    EventRecord,
+    format_ts,
+    now,
+)
+from flwd.execute import (
+    GroupTerminator,
+    ProcessSpec,
+    profile_levels,
+    render_profile,
+    run_process_tree,
+)
+from flwd.plan import Plan, StepPlan, display_command
+
+from ._journal import Append, JournalRef
+from ._state import RunState
+
+#: Cancel requests are rare and tiny; a few slots absorb a double Ctrl-C plus
+#: an HTTP cancel arriving together.
+RUN_INBOX = 8
+_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    reason: str
+    by: str
+    #: Skip the rest of the grace period (second Ctrl-C).
+    force: bool = False
+
+
+RunRef = ActorRef[Cancel]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class RunActor:
+    """Executes ``plan`` as run ``run_id``; see the module docstring."""
+
+    def __init__(self, run_id: str, plan: Plan, journal: JournalRef, *, runs_dir: Path,
+                 grace: float) -> None:
+        self.run_id = run_id
+        self.plan = plan
+        self.journal = journal
+        self.run_dir = runs_dir / run_id
+        self.grace = grace
+        config = plan.job.config
+        self.state = RunState.create(
+            [(step.id, step.needs) for step in plan.steps],
+            sequential=plan.composition == "scripts",
+            policy=config.error_handling.policy,
+            retries=config.error_handling.retries,
+        )
+        self._terminators: dict[str, GroupTerminator] = {}
+        self._changed = trio.Event()
+        self._stopping = trio.Event()
+        self._force = False
+        self._secret_files: dict[str, str] = {}
+        self._profile_path: Path | None = None
+
+    # -- actor shell ---------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[RunRef] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Execute the plan, serving cancel requests meanwhile.
+
+        Cancellation: the step process trees are terminated with the
+        TERM → grace → KILL ladder (shielded, bounded), the run is journaled as
+        ``canceled`` if the journal is still there, and the secrets are removed.
+        """
+        with Inbox[Cancel](f"run {self.run_id}", RUN_INBOX) as inbox:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._execute, inbox.ref)
+                task_status.started(inbox.ref)
+                async for message in inbox:
+                    await self._cancel(message)
+
+    async def _cancel(self, message: Cancel) -> None:
+        if message.force:
+            self._force = True
+            for terminator in self._terminators.values():
+                terminator.kill_now()
+        if self.state.cancel(message.reason):
+            await self._emit(RUN_CANCELED, {"reason": message.reason, "by": message.by})
+            self._stop_everything()
+
+    def _stop_everything(self) -> None:
+        self._stopping.set()
+        for terminator in self._terminators.values():
+            terminator.request()
+        self._changed.set()
+
+    # -- events ----------------------------------------------------------------
+    async def _emit(self, type_: str, data: dict[str, Any]) -> None:
+        await self.journal.cast(Append([EventRecord(
+            run_id=self.run_id, job_id=self.plan.job.id, type=type_, ts=now(), data=data)]))
+
+    async def _output(self, step: str, channel: str, lines: bytes, count: int) -> None:
+        await self.journal.cast(Append([EventRecord(
+            run_id=self.run_id, job_id=self.plan.job.id, type=STEP_LOG, ts=now(),
+            data={"step": step, "channel": channel}, lines=lines, n=count)]))
+
+    # -- execution ---------------------------------------------------------------
+    async def _execute(self, ref: RunRef) -> None:
+        try:
+            await self._execute_plan()
+        finally:
+            self._remove_secrets()
+            ref.close()
+
+    async def _execute_plan(self) -> None:
+        plan = self.plan
+        await self._emit(RUN_START, {
+            "status": "running",
+            "job_id": plan.job.id,
+            "security_profile": plan.profile,
+            "steps": [step.id for step in plan.steps],
+            "provenance": plan.provenance(),
+        })
+        status, exit_code, error = "failed", None, None
+        try:
+            self._prepare_run_dir()
+            async with trio.open_nursery() as nursery:
+                timeout = plan.job.config.timeout
+                if timeout is not None:
+                    nursery.start_soon(self._enforce_timeout, timeout)
+                steps = {step.id: step for step in plan.steps}
+                while True:
+                    for step_id in self.state.ready():
+                        self.state.step_started(step_id)
+                        nursery.start_soon(self._run_step, steps[step_id])
+                    if self.state.done:
+                        break
+                    await self._changed.wait()
+                    self._changed = trio.Event()
+                nursery.cancel_scope.cancel(reason="all steps finished")
+            status, exit_code, error = self.state.outcome()
+        except OSError as exc:
+            error = f"cannot prepare the run directory {self.run_dir}: {exc.strerror or exc}"
+        finally:
+            finished = now()
+            data: dict[str, Any] = {"status": status, "finished_at": format_ts(finished),
+                                    "steps": self.state.summary()}
+            if exit_code is not None:
+                data["exit_code"] = exit_code
+            if error:
+                data["error"] = error
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._emit(RUN_FINISH, data)
+
+    async def _enforce_timeout(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+        if self.state.cancel(f"timed out after {seconds:g}s", timeout=True):
+            self._stop_everything()
+
+    async def _run_step(self, step: StepPlan) -> None:
+        backoff = self.plan.job.config.error_handling.retry_backoff
+        while True:
+            exit_code, error = await self._attempt(step)
+            if self.state.step_finished(step.id, exit_code, error) == "done":
+                break
+            with trio.move_on_after(backoff):
+                await self._stopping.wait()
+            if self.state.stopping:
+                self.state.step_finished(step.id, exit_code, error)
+                break
+            self.state.step_started(step.id)
+        self._changed.set()
+
+    async def _attempt(self, step: StepPlan) -> tuple[int | None, str | None]:
+        attempt = self.state.steps[step.id].attempts
+        start = now()
+        await self._emit(STEP_START, {
+            "step": step.id, "attempt": attempt,
+            "command": display_command(step.argv, self.plan.workspace)})
+        terminator = GroupTerminator(self.grace)
+        self._terminators[step.id] = terminator
+        if self.state.stopping:
+            terminator.request()
+            if self._force:
+                terminator.kill_now()
+        exit_code: int | None = None
+        error: str | None = None
+        data: dict[str, Any] = {"step": step.id}
+        try:
+            code = await run_process_tree(
+                ProcessSpec(argv=step.argv, env=self._environment(step), cwd=self.plan.workspace,
+                            marker=("FLWD_STEP_KEY", f"{self.run_id}/{step.id}")),
+                lambda channel, lines, count: self._output(step.id, channel, lines, count),
+                terminator, secrets=self.plan.binding.secret_values())
+            if code < 0:
+                data["signal"] = _signal_name(-code)
+                code = 128 - code
+            exit_code = code
+            if self.state.timed_out:
+                error = self.state.cancel_reason
+            elif terminator.requested and self.state.stopping:
+                error = "canceled"
+        except OSError as exc:
+            error = f"cannot start {step.argv[0]}: {exc.strerror or exc}"
+        finally:
+            self._terminators.pop(step.id, None)
+        failed = error is not None or exit_code != 0
+        data.update({"exit_code": exit_code, "status": "failed" if failed else "completed",
+                     "duration_ms": round((now() - start) * 1000)})
+        if self.state.stopping and not self.state.timed_out and error == "canceled":
+            data["status"] = "canceled"
+        if error:
+            data["error"] = error
+        await self._emit(STEP_FINISH, data)
+        return exit_code, error
+
+    # -- files and environment -----------------------------------------------
+    def _prepare_run_dir(self) -> None:
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        secrets = self.plan.binding.secrets
+        if secrets:
+            folder = self.run_dir / "secrets"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            for name, value in secrets.items():
+                path = folder / name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(value)
+                self._secret_files[name] = str(path)
+        if any(step.bash for step in self.plan.steps):
+            values = {k: v for k, v in self.plan.binding.values.items() if k not in secrets}
+            text = render_profile(
+                profile_levels(self.plan.scripts_root, self.plan.job.dir), values,
+                self._secret_files)
+            self._profile_path = self.run_dir / "profile.sh"
+            fd = os.open(self._profile_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+
+    def _remove_secrets(self) -> None:
+        if self._secret_files:
+            shutil.rmtree(self.run_dir / "secrets", ignore_errors=True)
+
+    def _environment(self, step: StepPlan) -> dict[str, str]:
+        plan = self.plan
+        env: dict[str, str] = dict(os.environ) if plan.env_inheritance else {}
+        env["PATH"] = os.environ.get("PATH", _DEFAULT_PATH)
+        env.update(plan.job.config.env)
+        env.update(plan.binding.env())
+        env["FLWD_ARGS_JSON"] = plan.binding.args_json()
+        for name, path in self._secret_files.items():
+            env[f"ARG_{name.upper().replace('-', '_')}_FILE"] = path
+        env.update({
+            "FLWD_RUN_ID": self.run_id,
+            "FLWD_RUN_DIR": str(self.run_dir),
+            "FLWD_JOB_ID": plan.job.id,
+            "FLWD_JOB_DIR": str(plan.job.dir),
+            "FLWD_STEP": step.id,
+            "FLWD_STEP_KEY": f"{self.run_id}/{step.id}",
+        })
+        if step.bash and self._profile_path is not None:
+            env["BASH_ENV"] = str(self._profile_path)
+        return env

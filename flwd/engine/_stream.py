@@ -1,0 +1,90 @@
+"""Reading a run's events as one ordered stream: journal replay, then live, no gap, no duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import trio
+
+from flwd import store
+from flwd.events import RUN_FINISH, EventRecord
+
+from ._hub import EventHub
+
+#: Rows per journal read; a row can hold thousands of lines.
+_REPLAY_ROWS = 500
+
+
+def trim(record: EventRecord, after: int) -> EventRecord:
+    """``record`` without the lines whose seq is <= ``after``."""
+    if record.seq > after or record.lines is None:
+        return record
+    skip = after - record.seq + 1
+    lines = record.line_list()[skip:]
+    return EventRecord(run_id=record.run_id, job_id=record.job_id, type=record.type,
+                       ts=record.ts, data=record.data, lines=b"\n".join(lines), n=len(lines),
+                       seq=after + 1)
+
+
+def _read(db_path: Path, run_id: str | None, after: int) -> list[EventRecord]:
+    if not db_path.exists():
+        return []
+    with store.open_reader(db_path) as conn:
+        return store.read_events(conn, run_id, after=after, limit=_REPLAY_ROWS)
+
+
+def _fresh(records: list[EventRecord], cursor: int) -> list[EventRecord]:
+    return [trim(r, cursor) for r in records if r.last_seq > cursor]
+
+
+async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
+                        hub: EventHub | None = None, follow: bool = True,
+                        poll_interval: float = 0.2,
+                        on_idle: Callable[[], None] | None = None,
+                        ) -> AsyncIterator[list[EventRecord]]:
+    """Yield batches of events with seq > ``after`` in order, each exactly once.
+
+    With ``hub`` (the run lives in this process) live batches follow the
+    replay; a subscriber dropped for lagging transparently replays from the
+    journal and re-subscribes. Without a hub (the run belongs to another
+    process) the journal is polled every ``poll_interval`` seconds and
+    ``on_idle`` is called between polls (e.g. to detect a dead owner).
+    A per-run stream ends after ``run.finish``; ``follow=False`` ends after the
+    replay.
+
+    Cancellation: safe at any await; the subscription is released in ``finally``.
+    """
+    cursor = after
+    while True:
+        subscription = hub.subscribe(run_id) if hub is not None and follow else None
+        try:
+            while True:
+                records = _fresh(await trio.to_thread.run_sync(_read, db_path, run_id, cursor),
+                                 cursor)
+                if not records:
+                    break
+                cursor = records[-1].last_seq
+                yield records
+                if run_id is not None and records[-1].type == RUN_FINISH:
+                    return
+            if not follow:
+                return
+            if subscription is None:
+                if on_idle is not None:
+                    on_idle()
+                await trio.sleep(poll_interval)
+                continue
+            async for batch in subscription.receive:
+                records = _fresh(batch, cursor)
+                if not records:
+                    continue
+                cursor = records[-1].last_seq
+                yield records
+                if run_id is not None and records[-1].type == RUN_FINISH:
+                    return
+            if not subscription.lagged:
+                return  # the hub closed: shutdown
+        finally:
+            if subscription is not None and hub is not None:
+                hub.unsubscribe(subscription)

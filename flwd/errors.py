@@ -1,0 +1,117 @@
+"""Domain errors of flwd, and the one table that maps them to problems.
+
+Every error a user can cause or meet is a subclass of :class:`FlwdError`. The
+exception names the *state* (``JobNotFound``, ``ArgsInvalid``); the table
+:data:`PROBLEMS` gives, in one place, how that state is reported: the RFC 7807
+``status``/``title``/``code`` over HTTP, and the exit status on the CLI.
+
+Nothing here imports trio or any I/O library: the CLI completion fast path and
+sans-IO modules may import it freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class FlwdError(Exception):
+    """Base of every error flwd reports to a user.
+
+    Args:
+        detail: one human sentence naming what is wrong (and where).
+        hint: how to fix it, when there is something to say.
+        errors: per-field problems, ``[{"arg": name, "message": text}]``.
+        extensions: extra members of the problem document (``alias``, ``source`` …).
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        hint: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.hint = hint
+        self.errors = errors or []
+        self.extensions = extensions
+
+    @property
+    def problem(self) -> ProblemSpec:
+        for cls in type(self).__mro__:
+            spec = PROBLEMS.get(cls)
+            if spec is not None:
+                return spec
+        raise AssertionError("FlwdError itself is in PROBLEMS")  # pragma: no cover
+
+    def one_line(self) -> str:
+        """The CLI form: ``error: <detail> (<hint>)`` without a trailing newline."""
+        text = self.detail
+        if self.errors and len(self.errors) > 1:
+            text += "".join(f"\n  --{e['arg']}: {e['message']}" for e in self.errors)
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class UsageError(FlwdError):
+    """The command line itself is wrong (unknown verb, missing operand, bad flag)."""
+
+
+class JobNotFound(FlwdError):
+    """No job (or alias) has the requested id."""
+
+
+class ArgsInvalid(FlwdError):
+    """Job arguments failed validation; ``errors`` lists every failing field."""
+
+
+class ConfigInvalid(FlwdError):
+    """A job's ``config.d/config.yaml`` cannot be used."""
+
+
+class RunNotFound(FlwdError):
+    """No run with that id is known to the Core DB."""
+
+
+class PolicyDenied(FlwdError):
+    """The active security profile / policy bundle refuses what the job asks for."""
+
+
+class ProfileInvalid(FlwdError):
+    """A security profile name is not ``secure``, ``permissive`` or ``disabled``."""
+
+
+class StorageError(FlwdError):
+    """The Core DB cannot be opened, migrated or written."""
+
+
+class ExecutorUnavailable(FlwdError):
+    """The job needs an executor (interpreter, container runtime) that is missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemSpec:
+    status: int
+    title: str
+    code: str
+    exit_status: int
+    type: str | None = None
+
+
+#: The single mapping from domain states to RFC 7807 problems and CLI exit statuses.
+PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
+    FlwdError: ProblemSpec(500, "internal error", "E_INTERNAL", 1),
+    UsageError: ProblemSpec(400, "bad request", "E_USAGE", 2),
+    JobNotFound: ProblemSpec(404, "job not found", "job.not.found", 2),
+    ArgsInvalid: ProblemSpec(422, "argument validation failed", "E_ARGS", 2),
+    ConfigInvalid: ProblemSpec(422, "invalid job configuration", "E_CONFIG", 2),
+    RunNotFound: ProblemSpec(404, "run not found", "run.not.found", 2),
+    PolicyDenied: ProblemSpec(422, "policy override denied", "policy.denied", 2),
+    ProfileInvalid: ProblemSpec(422, "invalid security profile", "E_POLICY", 2),
+    StorageError: ProblemSpec(503, "storage unavailable", "E_STORAGE", 1),
+    ExecutorUnavailable: ProblemSpec(422, "executor unavailable", "E_EXECUTOR", 2),
+}

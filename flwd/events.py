@@ -1,0 +1,187 @@
+"""Run events: the record kept in the journal and its framings at the edges.
+
+An event is ``{seq, run_id, job_id, type, ts, data}``. Output lines are events
+too (``step.log``), but inside the engine they travel as *chunks*: one
+:class:`EventRecord` carries ``n`` lines as raw bytes and owns the sequence
+numbers ``seq … seq + n - 1``. Lines are framed one by one only at the edges
+(CLI, NDJSON, SSE), because a JSON document per line costs more than the rest
+of the pipeline together (DESIGN §5).
+
+Sans-IO: nothing here imports trio.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+RUN_START = "run.start"
+STEP_START = "step.start"
+STEP_LOG = "step.log"
+STEP_FINISH = "step.finish"
+RUN_CANCELED = "run.canceled"
+RUN_FINISH = "run.finish"
+POLICY_DECISION = "policy.decision"
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "interrupted"})
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def format_ts(ts: float) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2026-11-24T19:48:13.123456Z``."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One journal row: a single event, or a chunk of ``n`` output lines.
+
+    ``seq`` is 0 until the journal commits the record and assigns it.
+    For ``step.log`` chunks ``data`` holds ``{"step", "channel"}`` and ``lines``
+    the redacted lines joined by ``\\n`` (no trailing newline).
+    """
+
+    run_id: str
+    job_id: str
+    type: str
+    ts: float
+    data: dict[str, Any]
+    lines: bytes | None = None
+    n: int = 1
+    seq: int = 0
+
+    @property
+    def last_seq(self) -> int:
+        return self.seq + self.n - 1
+
+    def line_list(self) -> list[bytes]:
+        return self.lines.split(b"\n") if self.lines is not None else []
+
+    def iter_events(self, after: int = 0) -> Iterator[dict[str, Any]]:
+        """Expand into envelopes (one per line for chunks), skipping seq <= after."""
+        if self.lines is None:
+            if self.seq > after:
+                yield self.envelope()
+            return
+        base = {"step": self.data.get("step"), "channel": self.data.get("channel")}
+        ts = format_ts(self.ts)
+        for offset, line in enumerate(self.line_list()):
+            seq = self.seq + offset
+            if seq <= after:
+                continue
+            yield {
+                "seq": seq,
+                "run_id": self.run_id,
+                "job_id": self.job_id,
+                "type": self.type,
+                "ts": ts,
+                "data": {**base, "message": line.decode("utf-8", "replace")},
+            }
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "run_id": self.run_id,
+            "job_id": self.job_id,
+            "type": self.type,
+            "ts": format_ts(self.ts),
+            "data": self.data,
+        }
+
+    def ndjson(self, after: int = 0) -> bytes:
+        """NDJSON bytes for every event of the record with seq > after."""
+        if self.lines is None:
+            return (_dumps(self.envelope()) + "\n").encode() if self.seq > after else b""
+        return _ndjson_chunk(self, after)
+
+
+# Safe bytes are printable ASCII other than '"' and '\\': a line made only of
+# those is already a valid JSON string body, so it can be framed without
+# json.dumps (which would cost ~2 µs a line).
+_UNSAFE = bytes(b for b in range(256) if b < 0x20 or b >= 0x7F or b in (0x22, 0x5C))
+
+
+def _ndjson_chunk(record: EventRecord, after: int) -> bytes:
+    lines = record.line_list()
+    start = max(0, after - record.seq + 1)
+    if start >= len(lines):
+        return b""
+    head = b'{"seq":'
+    middle = (
+        ',"run_id":' + _dumps(record.run_id) + ',"job_id":' + _dumps(record.job_id)
+        + ',"type":"step.log","ts":"' + format_ts(record.ts) + '","data":{"step":'
+        + _dumps(record.data.get("step")) + ',"channel":' + _dumps(record.data.get("channel"))
+        + ',"message":'
+    ).encode()
+    tail = b"}}\n"
+    if _is_safe(record.lines or b""):
+        parts = [
+            b"%s%d%s\"%s\"%s" % (head, record.seq + i, middle, lines[i], tail)
+            for i in range(start, len(lines))
+        ]
+    else:
+        parts = [
+            b"%s%d%s%s%s"
+            % (head, record.seq + i, middle, _dumps(lines[i].decode("utf-8", "replace")).encode(), tail)
+            for i in range(start, len(lines))
+        ]
+    return b"".join(parts)
+
+
+def _is_safe(body: bytes) -> bool:
+    # translate() deleting the unsafe bytes (newline separators excepted) keeps the
+    # length iff none was present; this runs at C speed over the whole chunk.
+    stripped = body.replace(b"\n", b"")
+    return len(stripped.translate(None, _UNSAFE)) == len(stripped)
+
+
+@dataclass(slots=True)
+class RunRow:
+    """A run as kept in the ``runs`` table."""
+
+    id: str
+    job_id: str
+    status: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    profile: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    owner_pid: int | None = None
+    owner_start: int | None = None
+    owner_host: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "job_id": self.job_id,
+            "status": self.status,
+            "created_at": format_ts(self.created_at),
+        }
+        if self.started_at is not None:
+            out["started_at"] = format_ts(self.started_at)
+        if self.finished_at is not None:
+            out["finished_at"] = format_ts(self.finished_at)
+        if self.exit_code is not None:
+            out["exit_code"] = self.exit_code
+        if self.error:
+            out["error"] = self.error
+        if self.profile:
+            out["security_profile"] = self.profile
+        out["result"] = {"resolved_args": self.args}
+        if self.provenance:
+            out["provenance"] = self.provenance
+        return out

@@ -1,0 +1,182 @@
+"""The process executor: one script run in its own session, output drained as line chunks.
+
+Cancellation ladder (DESIGN §4): SIGTERM to the whole process group (and to
+any process that escaped it but carries the step's ``FLWD_RUN_ID``/``FLWD_STEP``)
+→ wait up to *grace* for all of them to exit → SIGKILL → a final sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from ._lines import LineSplitter
+from ._procfs import live_group_members, processes_with_env
+
+#: Called with (channel, lines joined by "\n", line count) for every chunk.
+OutputSink = Callable[[str, bytes, int], Awaitable[None]]
+
+_READ_SIZE = 1 << 16
+_POLL = 0.02
+#: How long SIGKILLed processes get to vanish, and how long pipes get to reach
+#: EOF once every process is gone, before we stop waiting for them.
+_KILL_SETTLE = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    #: (key, value) every process of this step carries in its environment.
+    marker: tuple[str, str]
+
+
+class GroupTerminator:
+    """Terminates one step's process tree, once, with the TERM → grace → KILL ladder.
+
+    ``request()`` starts the ladder from any task (cancel request, timeout);
+    ``kill_now()`` skips what is left of the grace (second Ctrl-C).
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.pgid: int | None = None
+        self.marker: tuple[str, str] | None = None
+        self._requested = trio.Event()
+        self._kill_now = trio.Event()
+        self._term_deadline: float | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
+    def request(self) -> None:
+        self._requested.set()
+
+    def kill_now(self) -> None:
+        self._requested.set()
+        self._kill_now.set()
+
+    def _members(self) -> list[int]:
+        members = live_group_members(self.pgid) if self.pgid is not None else []
+        if self.marker is not None:
+            members.extend(p for p in processes_with_env(*self.marker) if p not in members)
+        return members
+
+    def _signal(self, pids: list[int], sig: signal.Signals) -> None:
+        if self.pgid is not None:
+            try:
+                os.killpg(self.pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    async def terminate(self) -> None:
+        """Run the ladder until no process of the step is left.
+
+        Idempotent: a second call continues the same grace period instead of
+        starting a new one.
+
+        Cancellation: callers shield it (``run_process`` does for
+        ``deliver_cancel``); it is bounded by grace + a few seconds.
+        """
+        members = self._members()
+        if not members:
+            return
+        if self._term_deadline is None:
+            self._term_deadline = trio.current_time() + self.grace
+            self._signal(members, signal.SIGTERM)
+        with trio.move_on_at(self._term_deadline):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_when_set, self._kill_now, nursery.cancel_scope)
+                # Grandchildren are not our children: no wait() or pidfd tells us
+                # when they exit, so polling /proc is the only way to know.
+                while self._members():  # noqa: ASYNC110
+                    await trio.sleep(_POLL)
+                nursery.cancel_scope.cancel(reason="process tree exited")
+        with trio.move_on_after(_KILL_SETTLE):
+            while members := self._members():
+                self._signal(members, signal.SIGKILL)
+                await trio.sleep(_POLL)
+
+    async def watch(self) -> None:
+        """Wait for a request, then terminate; return when the tree is gone."""
+        await self._requested.wait()
+        await self.terminate()
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel(reason="kill requested")
+
+
+async def _pump(stream: trio.abc.ReceiveStream, channel: str, splitter: LineSplitter,
+                sink: OutputSink) -> None:
+    async with stream:
+        while chunk := await stream.receive_some(_READ_SIZE):
+            lines, count = splitter.feed(chunk)
+            if count:
+                await sink(channel, lines, count)
+    lines, count = splitter.flush()
+    if count:
+        await sink(channel, lines, count)
+
+
+async def run_process_tree(spec: ProcessSpec, sink: OutputSink, terminator: GroupTerminator,
+                           *, secrets: Sequence[str] = ()) -> int:
+    """Run ``spec`` to completion and return its exit status.
+
+    The process starts in a new session with stdin from /dev/null and umask
+    077; stdout and stderr are drained concurrently into ``sink`` as redacted
+    line chunks. When the leader exits, every other process of the tree is
+    terminated too (a job never leaves anything behind), then the pipes are
+    drained to EOF. A negative status means "killed by that signal".
+
+    Cancellation: on cancellation the tree is terminated with the ladder
+    (shielded, bounded by grace + a few seconds) before ``Cancelled`` propagates.
+    Raises OSError when the program cannot be started.
+    """
+    secret_bytes = [s.encode() for s in secrets if s]
+    terminator.marker = spec.marker
+    returncode: int | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            process: trio.Process = await nursery.start(partial(
+                trio.run_process, list(spec.argv),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                check=False, start_new_session=True, umask=0o077,
+                env=dict(spec.env), cwd=str(spec.cwd),
+                deliver_cancel=lambda _process: terminator.terminate(),
+            ))
+            # A new session makes the leader its own process group leader.
+            terminator.pgid = process.pid
+            assert process.stdout is not None and process.stderr is not None
+            async with trio.open_nursery() as pumps:
+                pumps.start_soon(_pump, process.stdout, "stdout", LineSplitter(secret_bytes), sink)
+                pumps.start_soon(_pump, process.stderr, "stderr", LineSplitter(secret_bytes), sink)
+                async with trio.open_nursery() as watcher:
+                    watcher.start_soon(terminator.watch)
+                    returncode = await process.wait()
+                    watcher.cancel_scope.cancel(reason="leader exited")
+                with trio.CancelScope(shield=True):
+                    await terminator.terminate()
+                # Every process is gone, so the pipes reach EOF at once unless a
+                # stranger inherited them; do not wait for it forever.
+                pumps.cancel_scope.deadline = trio.current_time() + _KILL_SETTLE
+    finally:
+        with trio.CancelScope(shield=True):
+            await terminator.terminate()
+    assert returncode is not None
+    return returncode

@@ -1,0 +1,30 @@
+"""Jobs: the ``config.d/config.yaml`` schema, discovery under a scripts root, and
+job arguments (CLI flags / JSON → a validated, redaction-aware binding).
+
+Everything here is sans-IO except :func:`discover`, which reads the config files
+and lists job directories. Nothing imports trio or any async library.
+"""
+
+from ._argspec import RESERVED_NAMES as RESERVED_NAMES
+from ._argspec import SECRET_MARK as SECRET_MARK
+from ._argspec import Arg as Arg
+from ._argspec import ArgType as ArgType
+from ._argspec import ItemType as ItemType
+from ._bind import Binding as Binding
+from ._bind import bind_cli as bind_cli
+from ._bind import bind_json as bind_json
+from ._bind import flag_help as flag_help
+from ._cli_tokens import parse_cli_tokens as parse_cli_tokens
+from ._config import ContainerConfig as ContainerConfig
+from ._config import ContainerResources as ContainerResources
+from ._config import ErrorHandling as ErrorHandling
+from ._config import JobConfig as JobConfig
+from ._config import JobMeta as JobMeta
+from ._config import ParsedConfig as ParsedConfig
+from ._config import Step as Step
+from ._config import parse_config as parse_config
+from ._config import parse_duration as parse_duration
+from ._discovery import Catalog as Catalog
+from ._discovery import DiscoveryIssue as DiscoveryIssue
+from ._discovery import Job as Job
+from ._discovery import discover as discover

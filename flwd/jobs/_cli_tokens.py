@@ -1,0 +1,132 @@
+"""Job flags on the command line → raw string values per argument.
+
+This is deliberately not a general option parser: the grammar is small and
+fixed by the job's argspec, and every problem must be reported at once with the
+argument it is about, which general parsers do not do.
+
+Grammar (after the job words):
+
+- ``--name value`` and ``--name=value``; the flag is the argument name exactly
+  (``--secret_token``) or with ``_`` → ``-`` (``--secret-token``);
+- booleans: ``--loud`` (true), ``--loud=false``, ``--no-loud`` (false);
+- arrays: the flag repeated (``--tags a --tags b``), never comma-split;
+- objects: the flag repeated with ``KEY=VALUE`` (``--meta a=1 --meta b=2``).
+
+A separate value that starts with ``-`` is taken as a flag, not a value (so a
+forgotten value does not swallow the next flag) — except a negative number for
+an integer/number argument, and ``-`` alone. ``--name=-x`` always works.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from ._argspec import Arg
+from ._problems import ArgProblem, args_invalid
+from ._suggest import close_matches, quoted_choice
+
+__all__ = ["parse_cli_tokens"]
+
+_NEGATIVE_NUMBER_RE: Final = re.compile(r"-(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_BOOLEAN_WORDS: Final = frozenset({"true", "false", "yes", "no", "1", "0", "on", "off"})
+
+
+def _takes(arg: Arg, token: str) -> bool:
+    """Whether ``token``, following ``--flag``, is that flag's value."""
+    if not token.startswith("-") or token == "-":
+        return True
+    return arg.type in ("integer", "number") and bool(_NEGATIVE_NUMBER_RE.fullmatch(token))
+
+
+def _unknown(name: str, spellings: list[str]) -> str:
+    matches = close_matches(name, spellings)
+    if not matches:
+        return "unknown flag"
+    return f"unknown flag (did you mean {quoted_choice(['--' + match for match in matches])}?)"
+
+
+def parse_cli_tokens(
+    args: Sequence[Arg], tokens: Sequence[str], *, job_id: str | None = None
+) -> dict[str, list[str]]:
+    """Split job flags into ``{arg name: [raw value, ...]}`` (in the order given).
+
+    Booleans yield ``"true"``/``"false"`` (or the text after ``=``); values are
+    not coerced here — :func:`bind_cli` does that with every problem reported.
+
+    Raises:
+        ArgsInvalid: unknown flags, missing values, stray positional tokens, a
+            non-repeatable flag given twice — all of them in ``errors``.
+    """
+    flags: dict[str, Arg] = {}
+    negations: dict[str, Arg] = {}
+    for spec in args:
+        for spelling in spec.flag_names:
+            flags[spelling] = spec
+            if spec.type == "boolean":
+                negations[f"no-{spelling}"] = spec
+    spellings = [*flags, *negations]
+
+    raw: dict[str, list[str]] = {}
+    problems: list[ArgProblem] = []
+    previous_boolean: str | None = None
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        after_boolean, previous_boolean = previous_boolean, None
+
+        if token == "-" or not token.startswith("-") or token == "--":
+            message = f"unexpected argument '{token}'"
+            if after_boolean is not None and token.lower() in _BOOLEAN_WORDS:
+                message += f" (write --{after_boolean}={token})"
+            problems.append(ArgProblem(token, message, message))
+            continue
+        if not token.startswith("--"):
+            name = token.lstrip("-")
+            message = _unknown(name, spellings) if name else "unknown flag"
+            problems.append(ArgProblem(name or token, message, f"{token}: {message}"))
+            continue
+
+        name, equals, value = token[2:].partition("=")
+        negated = flags.get(name) is None and name in negations
+        arg = negations[name] if negated else flags.get(name)
+        if arg is None:
+            message = _unknown(name, spellings)
+            problems.append(ArgProblem(name, message, f"--{name}: {message}"))
+            continue
+        if negated:
+            if equals:
+                problems.append(ArgProblem(name, "takes no value", f"--{name}: takes no value"))
+                continue
+            value = "false"
+        elif arg.type == "boolean":
+            if not equals:
+                value = "true"
+                previous_boolean = name
+        elif not equals:
+            if index < len(tokens) and _takes(arg, tokens[index]):
+                value = tokens[index]
+                index += 1
+            else:
+                message = "needs a value"
+                following = tokens[index] if index < len(tokens) else ""
+                if following.startswith("-") and not following.startswith("--"):
+                    # Surely meant as the value: explain once instead of also
+                    # reporting it as an unknown flag.
+                    message += f" (write --{name}={following} for a value starting with '-')"
+                    index += 1
+                problems.append(ArgProblem(arg.name, message, f"--{name}: {message}"))
+                continue
+
+        if arg.name in raw and arg.type not in ("array", "object"):
+            problems.append(
+                ArgProblem(arg.name, "given more than once", f"--{arg.name}: given more than once")
+            )
+            continue
+        raw.setdefault(arg.name, []).append(value)
+
+    if problems:
+        raise args_invalid(problems, job_id=job_id)
+    return raw

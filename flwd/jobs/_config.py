@@ -1,0 +1,841 @@
+"""The ``config.d/config.yaml`` schema and :func:`parse_config`.
+
+Parsing happens in three passes, so that a config author sees every problem at
+once and nothing is silently dropped:
+
+1. YAML → plain data (syntax errors name the line);
+2. a walk over the known shape of the document that turns every unknown key
+   into a warning (with a did-you-mean) and removes it, and that rewrites the
+   two argument forms (``argspec.args`` / legacy ``arguments``) into one list;
+3. pydantic validation in strict mode, whose errors — each with the path of the
+   field in the *file*, not in the model — all become one :class:`ConfigInvalid`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Final, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ..errors import ConfigInvalid
+from ._argspec import SPEC_ERROR, Arg, Loc, plain, show, spec_error
+from ._suggest import did_you_mean
+
+__all__ = [
+    "ContainerConfig",
+    "ContainerResources",
+    "ErrorHandling",
+    "JobConfig",
+    "JobMeta",
+    "ParsedConfig",
+    "Step",
+    "parse_config",
+    "parse_duration",
+]
+
+_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DURATION_RE: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+_DURATION_PART_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER_RE: Final = re.compile(r"\d+(?:\.\d+)?")
+
+
+def parse_duration(value: Any, *, allow_zero: bool = False) -> float:
+    """Seconds from ``30``, ``2.5``, ``"30s"``, ``"30m"``, ``"1h30m"``, ``"500ms"``, ``"1d"``.
+
+    Raises:
+        ValueError: not a duration, negative, infinite, or zero when not allowed.
+    """
+    seconds: float
+    if isinstance(value, bool):
+        raise ValueError(f"{show(value)} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
+        seconds = float(value.strip())
+    elif isinstance(value, str) and _DURATION_RE.fullmatch(value.strip()):
+        seconds = sum(
+            float(number) * _UNIT_SECONDS[unit]
+            for number, unit in _DURATION_PART_RE.findall(value.strip())
+        )
+    else:
+        raise ValueError(f"{show(value)} is not a duration (seconds, or like 30s, 30m, 1h30m)")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{show(value)} is not a finite duration")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(
+            f"must be greater than {'or equal to ' if allow_zero else ''}0 (got {plain(value)})"
+        )
+    return seconds
+
+
+def _duration_validator(value: Any, *, allow_zero: bool) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, allow_zero=allow_zero)
+    except ValueError as exc:
+        raise PydanticCustomError("duration", "{message}", {"message": str(exc)}) from None
+
+
+class _Model(BaseModel):
+    # Strict: YAML already yields real booleans and numbers; a quoted "3" where a
+    # number belongs is a mistake worth reporting, not something to guess about.
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+
+class JobMeta(_Model):
+    """The ``job:`` block; every member optional (the id is derived from the path)."""
+
+    id: str | None = None
+    name: str | None = None
+    summary: str | None = None
+
+    @field_validator("id", "name", "summary", mode="before")
+    @classmethod
+    def _textual(cls, value: Any) -> Any:
+        # ``id: 2024`` is a plausible id; YAML makes it an int.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        if value == "":
+            return None
+        return value
+
+
+class ContainerResources(_Model):
+    """``container.resources``; values are kept as given (``"500m"``, ``0.5``, ``"512Mi"``)."""
+
+    cpu: str | int | float | None = None
+    memory: str | int | float | None = None
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _quantity(cls, value: Any) -> Any:
+        if (
+            value is None
+            or isinstance(value, str)
+            or (isinstance(value, int | float) and not isinstance(value, bool))
+        ):
+            return value
+        raise PydanticCustomError(
+            "quantity", "must be a string or a number (got {value})", {"value": show(value)}
+        )
+
+
+class ContainerConfig(_Model):
+    """A ``container:`` block, at job level or on a step (then merged with :meth:`overlay`)."""
+
+    image: str | None = None
+    network: str | None = None
+    rootfs_writable: bool = False
+    capabilities: list[str] = Field(default_factory=list)
+    resources: ContainerResources | None = None
+    extra_args: list[str] = Field(default_factory=list)
+
+    def overlay(self, override: ContainerConfig | None) -> ContainerConfig:
+        """This config with every member *written* in ``override`` replacing ours.
+
+        Only members present in the override's YAML count, so a step that says
+        nothing about ``rootfs_writable`` keeps the job's value (the reference
+        replaced it with ``false``).
+        """
+        if override is None:
+            return self
+        update: dict[str, Any] = {}
+        for name in override.model_fields_set:
+            value = getattr(override, name)
+            if name == "resources" and self.resources is not None and value is not None:
+                value = self.resources.model_copy(
+                    update={key: getattr(value, key) for key in value.model_fields_set}
+                )
+            update[name] = value
+        return self.model_copy(update=update)
+
+
+class ErrorHandling(_Model):
+    """What a failing step does to the run: ``abort`` (default), ``continue``, ``retry``."""
+
+    policy: Literal["abort", "continue", "retry"] = "abort"
+    retries: int = Field(default=0, ge=0)
+    retry_backoff: float = 0.0
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _fold_policy(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("retry_backoff", mode="before")
+    @classmethod
+    def _backoff(cls, value: Any) -> Any:
+        return _duration_validator(value, allow_zero=True)
+
+
+class Step(_Model):
+    """One step of a ``composition: steps`` job.
+
+    A step without ``id`` gets the stem of its script's file name
+    (``scripts/build.sh`` → ``build``): it reads well in events and logs, and a
+    clash is reported with a hint to set ``id``.
+    """
+
+    id: str = ""
+    name: str | None = None
+    script: str
+    needs: list[str] = Field(default_factory=list)
+    container: ContainerConfig | None = None
+
+    _id_derived: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_step_executor(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "executor" in data:
+            raise spec_error(
+                [(("executor",), "a step cannot choose its executor; set executor on the job")]
+            )
+        return data
+
+    @field_validator("needs", mode="before")
+    @classmethod
+    def _needs_list(cls, value: Any) -> Any:
+        # ``needs: build`` is an obvious shorthand for ``needs: [build]``.
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("id", "name", mode="before")
+    @classmethod
+    def _textual(cls, value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Step:
+        problems: list[tuple[Loc, str]] = []
+        if not self.script.strip():
+            problems.append((("script",), "must not be empty"))
+        elif not self.id:
+            derived = PurePosixPath(self.script).stem
+            if not _ID_RE.fullmatch(derived):
+                problems.append(
+                    (
+                        ("id",),
+                        f"required: no valid id can be made from the script name '{self.script}'",
+                    )
+                )
+            else:
+                # Frozen model: the derived id is written once, during validation.
+                object.__setattr__(self, "id", derived)
+                self._id_derived = True
+        if self.id and not _ID_RE.fullmatch(self.id):
+            problems.append(
+                (("id",), f"'{self.id}' is not a valid step id (letters, digits, '_', '.', '-')")
+            )
+        if problems:
+            raise spec_error(problems)
+        return self
+
+    @property
+    def id_derived(self) -> bool:
+        """Whether :attr:`id` was derived from the script name (not written)."""
+        return self._id_derived
+
+
+class JobConfig(_Model):
+    """A validated ``config.d/config.yaml``.
+
+    ``args`` is the one list of arguments whichever form the file used
+    (``argspec.args`` or the legacy ``arguments:`` map, file order kept).
+    """
+
+    job: JobMeta | None = None
+    interpreter: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    executor: Literal["proc", "container"] = "proc"
+    container: ContainerConfig | None = None
+    env_inheritance: bool = False
+    timeout: float | None = None
+    error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
+    composition: Literal["steps"] | None = None
+    steps: list[Step] = Field(default_factory=list, validate_default=True)
+    args: list[Arg] = Field(default_factory=list)
+
+    @field_validator("interpreter", mode="before")
+    @classmethod
+    def _interpreter(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            return value  # the dict type check reports it
+        env: dict[str, str] = {}
+        problems: list[tuple[Loc, str]] = []
+        for key, item in value.items():
+            name = str(key)
+            if not isinstance(key, str) or not _ENV_NAME_RE.fullmatch(key):
+                problems.append(((name,), "not a valid environment variable name"))
+            elif isinstance(item, bool):
+                env[key] = "true" if item else "false"
+            elif isinstance(item, int | float | str):
+                # Numbers are written as YAML numbers all the time (PORT: 8080).
+                env[key] = str(item)
+            else:
+                problems.append(((name,), f"must be a string (got {show(item)})"))
+        if problems:
+            raise spec_error(problems)
+        return env
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor(cls, value: Any) -> Any:
+        if value is None:
+            return "proc"
+        if isinstance(value, str):
+            folded = value.strip().lower()
+            # "shell" is the reference's older name of the process executor.
+            return "proc" if folded in ("", "shell") else folded
+        return value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        return _duration_validator(value, allow_zero=False)
+
+    @field_validator("composition", mode="before")
+    @classmethod
+    def _composition(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            folded = value.strip().lower()
+            if not folded:
+                return None
+            if folded != "steps":
+                raise PydanticCustomError(
+                    "composition", "'{value}' is not supported (only 'steps')", {"value": value}
+                )
+            return folded
+        return value
+
+    @field_validator("steps", mode="after")
+    @classmethod
+    def _dag(cls, steps: list[Step], info: ValidationInfo) -> list[Step]:
+        if info.data.get("composition") != "steps":
+            return steps
+        problems = _dag_problems(
+            steps,
+            executor=info.data.get("executor"),
+            job_container=info.data.get("container"),
+        )
+        if problems:
+            raise spec_error(problems)
+        return steps
+
+    @field_validator("args", mode="after")
+    @classmethod
+    def _unique_args(cls, args: list[Arg]) -> list[Arg]:
+        problems: list[tuple[Loc, str]] = []
+        # Two names collide when they give the same flag or the same ARG_ variable.
+        seen: dict[str, str] = {}
+        for index, arg in enumerate(args):
+            key = arg.name.lower().replace("-", "_")
+            if key in seen:
+                other = seen[key]
+                what = (
+                    "duplicate argument"
+                    if other == arg.name
+                    else f"collides with '{other}' (same flag/ARG_ name)"
+                )
+                problems.append(((index, "name"), f"'{arg.name}': {what}"))
+            else:
+                seen[key] = arg.name
+        booleans = {arg.name.replace("_", "-") for arg in args if arg.type == "boolean"}
+        for index, arg in enumerate(args):
+            dashed = arg.name.replace("_", "-")
+            if dashed.startswith("no-") and dashed[3:] in booleans:
+                problems.append(
+                    (
+                        (index, "name"),
+                        f"'{arg.name}' clashes with --{dashed} (the negation of a boolean)",
+                    )
+                )
+        if problems:
+            raise spec_error(problems)
+        return args
+
+    @model_validator(mode="after")
+    def _executor_fits(self) -> JobConfig:
+        problems: list[tuple[Loc, str]] = []
+        container_form = (self.interpreter or "").lower().startswith("container:")
+        if self.is_dag and container_form:
+            problems.append(
+                (
+                    ("interpreter",),
+                    "the 'container:' form is not allowed with composition: steps; use executor: container",
+                )
+            )
+        if (
+            not self.is_dag
+            and self.executor == "container"
+            and not container_form
+            and (self.container is None or not self.container.image)
+        ):
+            problems.append((("container", "image"), "required when executor is container"))
+        if problems:
+            raise spec_error(problems)
+        return self
+
+    # -- derived views ---------------------------------------------------------------
+
+    @property
+    def is_dag(self) -> bool:
+        """``composition: steps`` — run :attr:`steps` (in :meth:`step_order`), not ``NNN_`` files."""
+        return self.composition == "steps"
+
+    def step_order(self) -> list[Step]:
+        """Steps in an order that honours ``needs``; ties keep declaration order.
+
+        Validation has already rejected cycles and unknown ``needs``.
+        """
+        remaining = list(self.steps)
+        done: set[str] = set()
+        ordered: list[Step] = []
+        while remaining:
+            for step in remaining:
+                if all(need in done for need in step.needs):
+                    ordered.append(step)
+                    done.add(step.id)
+                    remaining.remove(step)
+                    break
+            else:  # pragma: no cover - cycles are rejected at validation
+                raise AssertionError("cycle in validated steps")
+        return ordered
+
+    def container_for(self, step: Step | None = None) -> ContainerConfig | None:
+        """The job's container block with the step's block laid over it."""
+        if step is None or step.container is None:
+            return self.container
+        return (self.container or ContainerConfig()).overlay(step.container)
+
+    def argspec_json(self) -> dict[str, Any]:
+        """``{"args": [Arg JSON...]}`` — the ``effective_argspec`` of a plan."""
+        return {"args": [arg.to_json() for arg in self.args]}
+
+
+def _dag_problems(
+    steps: list[Step], *, executor: str | None, job_container: ContainerConfig | None
+) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    if not steps:
+        return [((), "at least one step is required with composition: steps")]
+    index_of: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        if step.id in index_of:
+            note = " (derived from the script name; set id)" if step.id_derived else ""
+            problems.append(
+                (
+                    (index, "id"),
+                    f"duplicate step id '{step.id}' (also steps[{index_of[step.id]}]){note}",
+                )
+            )
+        else:
+            index_of[step.id] = index
+    for index, step in enumerate(steps):
+        for position, need in enumerate(step.needs):
+            if need not in index_of:
+                hint = did_you_mean(need, index_of)
+                problems.append(
+                    (
+                        (index, "needs", position),
+                        f"unknown step '{need}'" + (f"; {hint}" if hint else ""),
+                    )
+                )
+        if step.container is not None and executor == "proc":
+            problems.append(((index, "container"), "only allowed when executor is container"))
+        if executor == "container":
+            image = (step.container.image if step.container else None) or (
+                job_container.image if job_container else None
+            )
+            if not image:
+                problems.append(
+                    ((index,), "no container image: set container.image on the job or on the step")
+                )
+    problems.extend(((), f"cycle {' -> '.join(cycle)}") for cycle in _cycles(steps))
+    return problems
+
+
+def _cycles(steps: list[Step]) -> list[list[str]]:
+    """Every cycle met by a depth-first walk in declaration order, each reported once."""
+    needs = {step.id: [need for need in step.needs] for step in steps}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        path.append(node)
+        for need in needs.get(node, []):
+            if need not in needs:
+                continue  # reported as an unknown step
+            if state.get(need) == 1:
+                cycle = [*path[path.index(need) :], need]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append(cycle)
+            elif need not in state:
+                visit(need, path)
+        path.pop()
+        state[node] = 2
+
+    for step in steps:
+        if step.id not in state:
+            visit(step.id, [])
+    return cycles
+
+
+# -- the raw document: known keys, unknown-key warnings ----------------------------------
+
+
+@dataclass(frozen=True)
+class _Each:
+    """A list whose items are mappings of ``shape``."""
+
+    shape: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _Values:
+    """A mapping from free names to mappings of ``shape``."""
+
+    shape: Mapping[str, Any]
+
+
+_RESOURCES: Final = {"cpu": None, "memory": None}
+_CONTAINER: Final = {
+    "image": None,
+    "network": None,
+    "rootfs_writable": None,
+    "capabilities": None,
+    "resources": _RESOURCES,
+    "extra_args": None,
+}
+_ARG: Final = {
+    key: None
+    for key in (
+        "name", "type", "description", "required", "default", "enum", "items_type",
+        "items_enum", "value_type", "minimum", "maximum", "minLength", "maxLength",
+        "pattern", "format", "secret",
+    )
+}  # fmt: skip
+_LEGACY_TYPES: Final = {
+    "bool": "boolean",
+    "int": "integer",
+    "str": "string",
+    "float": "number",
+    "list": "array",
+    "dict": "object",
+    "map": "object",
+}
+_LEGACY_ARG: Final = {**{key: None for key in _ARG if key != "name"}, "choices": None}
+_STEP: Final = {
+    "id": None,
+    "name": None,
+    "script": None,
+    "needs": None,
+    "container": _CONTAINER,
+    "executor": None,  # known so that the model can refuse it with a clear message
+}
+_TOP: Final[Mapping[str, Any]] = {
+    "version": None,
+    "job": {"id": None, "name": None, "summary": None},
+    "jobs": None,
+    "aliases": None,
+    "interpreter": None,
+    "env": None,
+    "executor": None,
+    "container": _CONTAINER,
+    "env_inheritance": None,
+    "timeout": None,
+    "error_handling": {"policy": None, "retries": None, "retry_backoff": None},
+    "composition": None,
+    "steps": _Each(_STEP),
+    "argspec": {"args": _Each(_ARG)},
+    "arguments": _Values(_LEGACY_ARG),
+}
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _prune(data: Any, shape: Mapping[str, Any], path: str, warnings: list[str]) -> Any:
+    """``data`` without the keys ``shape`` does not know, each reported as a warning.
+
+    Non-mappings are returned as they are: pydantic reports the type error with
+    the exact path.
+    """
+    if not isinstance(data, dict):
+        return data
+    kept: dict[Any, Any] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or key not in shape:
+            hint = did_you_mean(str(key), shape)
+            note = f"ignored; {hint}" if hint else "ignored"
+            prefix = f"{path}: " if path else ""
+            warnings.append(f"{prefix}unknown key '{key}' ({note})")
+            continue
+        sub = shape[key]
+        where = _join(path, key)
+        if isinstance(sub, Mapping):
+            value = _prune(value, sub, where, warnings)
+        elif isinstance(sub, _Each) and isinstance(value, list):
+            value = [
+                _prune(item, sub.shape, _join(where, i), warnings) for i, item in enumerate(value)
+            ]
+        elif isinstance(sub, _Values) and isinstance(value, dict):
+            value = {
+                name: _prune(item, sub.shape, _join(where, str(name)), warnings)
+                for name, item in value.items()
+            }
+        kept[key] = value
+    return kept
+
+
+@dataclass
+class _ArgSource:
+    """Where each entry of the model's ``args`` list came from in the file."""
+
+    locs: list[Loc] = field(default_factory=list)
+    used_choices: set[int] = field(default_factory=set)
+    legacy: bool = False
+
+    def remap(self, loc: Loc) -> Loc:
+        if not loc or loc[0] != "args":
+            return loc
+        if len(loc) == 1 or not isinstance(loc[1], int) or loc[1] >= len(self.locs):
+            return ("arguments",) if self.legacy else ("argspec", "args", *loc[1:])
+        index = loc[1]
+        rest = loc[2:]
+        if rest and rest[0] == "enum" and index in self.used_choices:
+            rest = ("choices", *rest[1:])
+        return (*self.locs[index], *rest)
+
+
+def _collect_args(
+    data: dict[str, Any], problems: list[tuple[Loc, str]]
+) -> tuple[list[Any], _ArgSource]:
+    """One ``args`` list from ``argspec.args`` or, failing that, legacy ``arguments``."""
+    source = _ArgSource()
+    argspec = data.pop("argspec", None)
+    legacy = data.pop("arguments", None)
+    spec_args: Any = []
+    if argspec is not None:
+        if not isinstance(argspec, dict):
+            problems.append(
+                (("argspec",), f"must be a mapping with an 'args' list (got {show(argspec)})")
+            )
+        else:
+            spec_args = argspec.get("args") or []
+            if not isinstance(spec_args, list):
+                problems.append((("argspec", "args"), f"must be a list (got {show(spec_args)})"))
+                spec_args = []
+    if spec_args:
+        if legacy:
+            problems.append(
+                (
+                    ("arguments",),
+                    "argspec.args and arguments are both given; keep only argspec.args",
+                )
+            )
+        source.locs = [("argspec", "args", index) for index in range(len(spec_args))]
+        return list(spec_args), source
+
+    if legacy is None:
+        return [], source
+    if not isinstance(legacy, dict):
+        problems.append(
+            (("arguments",), f"must be a mapping of argument names (got {show(legacy)})")
+        )
+        return [], source
+    source.legacy = True
+    args: list[Any] = []
+    for name, spec in legacy.items():
+        index = len(args)
+        source.locs.append(("arguments", str(name)))
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            args.append(spec)  # pydantic reports "must be a mapping" at arguments.<name>
+            continue
+        item = dict(spec)
+        if "type" in item and isinstance(item["type"], str):
+            item["type"] = _LEGACY_TYPES.get(item["type"], item["type"])
+        if "choices" in item:
+            if "enum" in item:
+                problems.append(
+                    (("arguments", str(name), "choices"), "give either choices or enum")
+                )
+            item["enum"] = item.pop("choices")
+            source.used_choices.add(index)
+        item = {"name": name, **item}
+        args.append(item)
+    return args, source
+
+
+# -- parse_config -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedConfig:
+    """A valid config and the warnings met on the way (unknown keys, ignored blocks)."""
+
+    config: JobConfig
+    warnings: list[str]
+
+
+def _path_text(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text = _join(text, part)
+    return text
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """A short, lower-case message for one pydantic error."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = _clip(show(error.get("input")))
+    simple = {
+        "missing": "required",
+        "extra_forbidden": "unknown key",
+        "string_type": f"must be a string (got {got})",
+        "int_type": f"must be an integer (got {got})",
+        "int_parsing": f"must be an integer (got {got})",
+        "int_from_float": f"must be an integer (got {got})",
+        "float_type": f"must be a number (got {got})",
+        "float_parsing": f"must be a number (got {got})",
+        "bool_type": f"must be true or false (got {got})",
+        "bool_parsing": f"must be true or false (got {got})",
+        "list_type": f"must be a list (got {got})",
+        "dict_type": f"must be a mapping (got {got})",
+        "model_type": f"must be a mapping (got {got})",
+        "model_attributes_type": f"must be a mapping (got {got})",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "literal_error":
+        return f"{got} is not one of: {ctx.get('expected', '')}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')} (got {got})"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    message = str(error["msg"])
+    return message[:1].lower() + message[1:]
+
+
+def _located(exc: ValidationError, source: _ArgSource) -> list[tuple[str, str]]:
+    located: list[tuple[str, str]] = []
+    for error in exc.errors():
+        loc: Loc = tuple(error["loc"])
+        if error["type"] == SPEC_ERROR:
+            for sub, message in (error.get("ctx") or {}).get("problems", []):
+                located.append((_path_text(source.remap((*loc, *sub))), message))
+        else:
+            located.append((_path_text(source.remap(loc)), _message(error)))
+    return located
+
+
+def _invalid(path: str, problems: list[tuple[str, str]]) -> ConfigInvalid:
+    first_field, first_message = problems[0]
+    where = f"{first_field}: " if first_field else ""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return ConfigInvalid(
+        f"{path}: {where}{first_message}{more}",
+        hint="fix the file; every failing field is listed in errors",
+        errors=[{"arg": name, "message": message} for name, message in problems],
+        path=path,
+    )
+
+
+def parse_config(text: str, *, path: str) -> ParsedConfig:
+    """Validate the text of a ``config.d/config.yaml``.
+
+    Args:
+        text: the YAML document.
+        path: how to name the file in messages (e.g. ``scripts/x/config.d/config.yaml``).
+
+    Raises:
+        ConfigInvalid: malformed YAML, an empty or non-mapping document, or any
+            invalid field. ``errors`` lists every failing field by its path in the
+            file (``argspec.args[0].type``); ``detail`` names the file and the first.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        reason = exc.problem or exc.context or "syntax error"
+        raise _invalid(path, [("", f"invalid YAML: {reason}{where}")]) from None
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
+        # PyYAML raises ValueError for e.g. an impossible date (2024-13-45).
+        raise _invalid(path, [("", f"invalid YAML: {exc}")]) from None
+    if data is None:
+        raise _invalid(path, [("", "empty config: expected a mapping of settings")])
+    if not isinstance(data, dict):
+        raise _invalid(path, [("", f"expected a mapping of settings (got {_clip(show(data))})")])
+
+    warnings: list[str] = []
+    try:
+        pruned = _prune(data, _TOP, "", warnings)
+        if "jobs" in pruned:
+            warnings.append("'jobs' is not supported: one job per config.d/config.yaml (ignored)")
+        for key in ("version", "jobs", "aliases"):
+            pruned.pop(key, None)
+        early: list[tuple[Loc, str]] = []
+        pruned["args"], source = _collect_args(pruned, early)
+        problems = [(_path_text(loc), message) for loc, message in early]
+        config: JobConfig | None = None
+        try:
+            config = JobConfig.model_validate(pruned)
+        except ValidationError as exc:
+            problems.extend(_located(exc, source))
+    except RecursionError:
+        raise _invalid(path, [("", "the document is nested too deeply")]) from None
+    if problems or config is None:
+        raise _invalid(path, problems)
+
+    if config.steps and not config.is_dag:
+        warnings.append("steps: ignored without 'composition: steps'")
+    container_form = (config.interpreter or "").lower().startswith("container:")
+    if config.container is not None and config.executor == "proc" and not container_form:
+        warnings.append("container: ignored because executor is proc")
+    return ParsedConfig(config=config, warnings=warnings)

@@ -1,0 +1,296 @@
+"""Finding jobs under a scripts root, and looking them up by id or by words.
+
+Discovery reads files but never raises for a single bad job: a broken config, an
+invalid id or a duplicate becomes a :class:`DiscoveryIssue` and the other jobs
+are still served. Only the caller decides whether issues are fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+from ..errors import ConfigInvalid, JobNotFound, UsageError
+from ._config import JobConfig, parse_config
+from ._suggest import close_matches, quoted_choice
+
+__all__ = ["Catalog", "DiscoveryIssue", "Job", "discover"]
+
+CONFIG_DIR: Final = "config.d"
+CONFIG_FILE: Final = "config.yaml"
+
+_SKIPPED_DIRS: Final = frozenset({CONFIG_DIR, ".git", "node_modules", "__pycache__"})
+_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_SCRIPT_RE: Final = re.compile(r"\d{3}_")
+_LIST_HINT: Final = "run 'flwd :jobs' to list jobs"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A discovered job: where it lives, its validated config and its scripts."""
+
+    id: str
+    name: str
+    summary: str | None
+    dir: Path
+    config_path: Path
+    rel_dir: str
+    config: JobConfig
+    scripts: tuple[str, ...]
+    source: str | None = None
+
+    @property
+    def words(self) -> list[str]:
+        """The id as CLI words: ``hello.world`` → ``["hello", "world"]``."""
+        return self.id.split(".")
+
+
+@dataclass
+class DiscoveryIssue:
+    """A problem met during discovery, tied to the file it is about."""
+
+    path: str
+    message: str
+    level: Literal["error", "warning"] = "error"
+
+    def to_json(self) -> dict[str, str]:
+        key = "error" if self.level == "error" else "warning"
+        return {"path": self.path, key: self.message}
+
+
+@dataclass
+class Catalog:
+    """The jobs of one root (sorted by id) and what went wrong finding them.
+
+    Built once by :func:`discover` (or by a caller merging catalogs) and then
+    only read: the id index is made at construction.
+    """
+
+    jobs: list[Job] = field(default_factory=list)
+    errors: list[DiscoveryIssue] = field(default_factory=list)
+    warnings: list[DiscoveryIssue] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_id = {job.id.casefold(): job for job in self.jobs}
+
+    def find(self, job_id: str) -> Job | None:
+        """The job with this id (case-insensitive), or ``None``."""
+        return self._by_id.get(job_id.casefold())
+
+    def get(self, job_id: str) -> Job:
+        """The job with this id, compared case-insensitively.
+
+        Raises:
+            JobNotFound: with a did-you-mean hint when an id is close.
+        """
+        job = self.find(job_id)
+        if job is None:
+            raise self._not_found(job_id, [job_id])
+        return job
+
+    def resolve(self, tokens: Sequence[str]) -> tuple[Job, list[str]]:
+        """The job named by the leading words of a command line, and the rest.
+
+        Words are the tokens before the first one starting with ``-``; they are
+        joined with ``.`` so ``hello world``, ``hello.world`` and
+        ``hello.world`` + more words all work, at any depth. The longest run of
+        words that names a job wins; the remaining tokens (extra words included,
+        which the flag parser then reports) are returned.
+
+        Raises:
+            UsageError: no job word at all.
+            JobNotFound: no prefix of the words names a job.
+        """
+        words: list[str] = []
+        for token in tokens:
+            if token.startswith("-"):
+                break
+            words.append(token)
+        if not words:
+            raise UsageError("no job given", hint=_LIST_HINT)
+        for count in range(len(words), 0, -1):
+            job = self.find(".".join(words[:count]))
+            if job is not None:
+                return job, list(tokens[count:])
+        candidates = [".".join(words[:count]) for count in range(len(words), 0, -1)]
+        raise self._not_found(candidates[0], candidates)
+
+    def _not_found(self, shown: str, candidates: list[str]) -> JobNotFound:
+        ids = [job.id for job in self.jobs]
+        matches: list[str] = []
+        for candidate in candidates:
+            for match in close_matches(candidate, ids):
+                if match not in matches:
+                    matches.append(match)
+        hint = f"did you mean {quoted_choice(matches[:3])}?" if matches else _LIST_HINT
+        return JobNotFound(f"unknown job '{shown}'", hint=hint, job_id=shown)
+
+
+def _valid_id(job_id: str) -> bool:
+    return all(_SEGMENT_RE.fullmatch(segment) for segment in job_id.split("."))
+
+
+def _config_files(root: Path) -> Iterator[Path]:
+    """Every ``<dir>/config.d/config.yaml`` under ``root``, root included.
+
+    Hidden directories, ``node_modules``, ``__pycache__`` and ``config.d`` itself
+    are not entered, nor are symlinked directories (a link back up the tree would
+    loop, and a link out of the root would escape it).
+    """
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        candidate = directory / CONFIG_DIR / CONFIG_FILE
+        if candidate.is_file():
+            yield candidate
+        try:
+            with os.scandir(directory) as entries:
+                children = [
+                    Path(entry.path)
+                    for entry in entries
+                    if entry.is_dir(follow_symlinks=False)
+                    and entry.name not in _SKIPPED_DIRS
+                    and not entry.name.startswith(".")
+                ]
+        except OSError:
+            continue  # unreadable directory: nothing to find there
+        pending.extend(sorted(children, reverse=True))
+
+
+def _scripts(job_dir: Path) -> tuple[str, ...]:
+    names: list[str] = []
+    try:
+        with os.scandir(job_dir) as entries:
+            for entry in entries:
+                if _SCRIPT_RE.match(entry.name) and entry.is_file():
+                    names.append(entry.name)
+    except OSError:
+        return ()
+    return tuple(sorted(names))
+
+
+def discover(
+    root: Path, *, namespace: str | None = None, display_base: Path | None = None
+) -> Catalog:
+    """Find every job under ``root``.
+
+    Args:
+        root: the scripts root (e.g. ``<workspace>/scripts`` or a source checkout).
+        namespace: a source name; job ids become ``<namespace>/<id>``.
+        display_base: paths in issues are shown relative to it when possible
+            (``scripts/broken/config.d/config.yaml``), else absolute.
+
+    A config at the root itself gets the root directory's name as id. When two
+    jobs share an id (case-insensitively) the one whose config path sorts first
+    is kept and the other is reported as an error naming both.
+    """
+    if namespace is not None and not _SEGMENT_RE.fullmatch(namespace):
+        raise ValueError(f"invalid namespace {namespace!r}")
+    root = Path(os.path.abspath(root))
+    base = Path(os.path.abspath(display_base)) if display_base is not None else None
+
+    def display(path: Path) -> str:
+        if base is not None:
+            try:
+                return path.relative_to(base).as_posix()
+            except ValueError:
+                pass
+        return str(path)
+
+    errors: list[DiscoveryIssue] = []
+    warnings: list[DiscoveryIssue] = []
+    if not root.exists():
+        errors.append(DiscoveryIssue(display(root), f"scripts root {display(root)} does not exist"))
+        return Catalog(errors=errors)
+    if not root.is_dir():
+        errors.append(
+            DiscoveryIssue(display(root), f"scripts root {display(root)} is not a directory")
+        )
+        return Catalog(errors=errors)
+
+    found: list[tuple[str, Job]] = []
+    for config_path in sorted(_config_files(root), key=lambda path: path.as_posix()):
+        shown = display(config_path)
+        job = _load(root, config_path, shown, namespace, errors, warnings)
+        if job is not None:
+            found.append((shown, job))
+
+    kept: dict[str, tuple[str, Job]] = {}
+    for shown, job in found:  # sorted by config path: the first one wins
+        key = job.id.casefold()
+        if key in kept:
+            first_shown = kept[key][0]
+            errors.append(
+                DiscoveryIssue(
+                    shown,
+                    f"duplicate job id '{job.id}': {shown} and {first_shown} "
+                    f"(keeping {first_shown}; set job.id to tell them apart)",
+                )
+            )
+            continue
+        kept[key] = (shown, job)
+    jobs = sorted((job for _, job in kept.values()), key=lambda job: job.id.casefold())
+    return Catalog(jobs=jobs, errors=errors, warnings=warnings)
+
+
+def _load(
+    root: Path,
+    config_path: Path,
+    shown: str,
+    namespace: str | None,
+    errors: list[DiscoveryIssue],
+    warnings: list[DiscoveryIssue],
+) -> Job | None:
+    job_dir = config_path.parent.parent
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(DiscoveryIssue(shown, f"cannot read config: {exc}"))
+        return None
+    try:
+        parsed = parse_config(text, path=shown)
+    except ConfigInvalid as exc:
+        message = "; ".join(
+            f"{error['arg']}: {error['message']}" if error["arg"] else error["message"]
+            for error in exc.errors
+        )
+        errors.append(DiscoveryIssue(shown, message))
+        return None
+    warnings.extend(DiscoveryIssue(shown, warning, "warning") for warning in parsed.warnings)
+
+    config = parsed.config
+    rel_dir = job_dir.relative_to(root).as_posix()
+    meta = config.job
+    if meta is not None and meta.id:
+        job_id = meta.id
+    elif rel_dir == ".":
+        job_id = root.name
+    else:
+        job_id = rel_dir.replace("/", ".")
+    if not _valid_id(job_id):
+        origin = "job.id" if meta is not None and meta.id else f"the directory {rel_dir}"
+        errors.append(
+            DiscoveryIssue(
+                shown,
+                f"invalid job id '{job_id}' (from {origin}): each '.'-separated part must start "
+                "with a letter or digit and hold only letters, digits, '_' and '-'; set job.id",
+            )
+        )
+        return None
+    if namespace is not None:
+        job_id = f"{namespace}/{job_id}"
+    return Job(
+        id=job_id,
+        name=(meta.name if meta is not None and meta.name else job_id),
+        summary=meta.summary if meta is not None else None,
+        dir=job_dir,
+        config_path=config_path,
+        rel_dir=rel_dir,
+        config=config,
+        scripts=_scripts(job_dir),
+        source=namespace,
+    )

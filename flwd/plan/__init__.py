@@ -1,0 +1,7 @@
+"""Plan building: resolved arguments, steps and commands, policy decisions, provenance."""
+
+from ._build import Plan as Plan
+from ._build import StepPlan as StepPlan
+from ._build import build_plan as build_plan
+from ._commands import display_command as display_command
+from ._commands import script_command as script_command

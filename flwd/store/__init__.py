@@ -1,0 +1,15 @@
+"""Core DB (SQLite, WAL): schema, journal writer thread, readers, recovery."""
+
+from ._db import connect as connect
+from ._db import db_path as db_path
+from ._journal import JournalItem as JournalItem
+from ._journal import append_batch as append_batch
+from ._read import event_bounds as event_bounds
+from ._read import get_run as get_run
+from ._read import list_runs as list_runs
+from ._read import open_reader as open_reader
+from ._read import read_events as read_events
+from ._read import unfinished_runs as unfinished_runs
+from ._recovery import owner_identity as owner_identity
+from ._recovery import recover_interrupted as recover_interrupted
+from ._writer import JournalWriter as JournalWriter

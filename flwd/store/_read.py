@@ -1,0 +1,121 @@
+"""Reading runs and events on short-lived connections (history, replay, follow).
+
+Blocking: call through ``trio.to_thread.run_sync`` inside trio. Readers never
+share the writer's connection (WAL lets them run beside it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flwd.errors import RunNotFound
+from flwd.events import EventRecord, RunRow
+
+from ._db import connect
+
+_RUN_COLUMNS = ("id, job_id, status, created_at, started_at, finished_at, exit_code, error,"
+                " profile, args, plan, provenance, owner_pid, owner_start, owner_host")
+
+
+@contextmanager
+def open_reader(path: Path) -> Iterator[sqlite3.Connection]:
+    conn = connect(path, readonly=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _run_from_row(row: tuple[Any, ...]) -> RunRow:
+    return RunRow(
+        id=row[0], job_id=row[1], status=row[2], created_at=row[3], started_at=row[4],
+        finished_at=row[5], exit_code=row[6], error=row[7], profile=row[8],
+        args=json.loads(row[9]) if row[9] else {},
+        plan=json.loads(row[10]) if row[10] else None,
+        provenance=json.loads(row[11]) if row[11] else None,
+        owner_pid=row[12], owner_start=row[13], owner_host=row[14],
+    )
+
+
+def _event_from_row(row: tuple[Any, ...]) -> EventRecord:
+    seq, last_seq, run_id, job_id, type_, ts, data, lines = row
+    return EventRecord(run_id=run_id, job_id=job_id, type=type_, ts=ts, data=json.loads(data),
+                       lines=lines, n=last_seq - seq + 1, seq=seq)
+
+
+def get_run(conn: sqlite3.Connection, run_ref: str) -> RunRow:
+    """The run with id ``run_ref``, or the only one whose id starts with it.
+
+    ``last`` names the most recently created run.
+
+    Raises:
+        RunNotFound: no run, or an ambiguous prefix.
+    """
+    if run_ref == "last":
+        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, id DESC"
+                            " LIMIT 1").fetchall()
+    else:
+        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_ref,)).fetchall()
+        if not rows and len(run_ref) >= 4:
+            like = run_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id LIKE ? ESCAPE '\\'"
+                                " LIMIT 2", (like,)).fetchall()
+    if len(rows) == 1:
+        return _run_from_row(rows[0])
+    if len(rows) > 1:
+        raise RunNotFound(f"run id prefix '{run_ref}' is ambiguous",
+                          hint="give more characters of the run id")
+    raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
+
+
+def list_runs(conn: sqlite3.Connection, *, job_id: str | None = None, status: str | None = None,
+              limit: int = 50, offset: int = 0) -> list[RunRow]:
+    where, params = [], []
+    if job_id:
+        where.append("job_id = ? COLLATE NOCASE")
+        params.append(job_id)
+    if status:
+        where.append("status = ?")
+        params.append(status)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY created_at DESC, id DESC"
+        " LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+    return [_run_from_row(r) for r in rows]
+
+
+def unfinished_runs(conn: sqlite3.Connection) -> list[RunRow]:
+    rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('queued','running')"
+                        ).fetchall()
+    return [_run_from_row(r) for r in rows]
+
+
+def read_events(conn: sqlite3.Connection, run_id: str | None, *, after: int = 0,
+                limit: int = 500) -> list[EventRecord]:
+    """Journal rows holding events with seq > ``after`` (of one run, or of all runs).
+
+    A chunk row that straddles ``after`` is returned whole; callers skip the
+    lines at or below their cursor (``EventRecord.iter_events(after)``).
+    """
+    if run_id is None:
+        rows = conn.execute(
+            "SELECT seq, last_seq, run_id, job_id, type, ts, data, lines FROM events"
+            " WHERE last_seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT seq, last_seq, run_id, job_id, type, ts, data, lines FROM events"
+            " WHERE run_id = ? AND last_seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, limit)).fetchall()
+    return [_event_from_row(r) for r in rows]
+
+
+def event_bounds(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
+    """(first seq, last seq) retained for the run; (0, 0) when it has none."""
+    row = conn.execute("SELECT MIN(seq), MAX(last_seq) FROM events WHERE run_id = ?",
+                       (run_id,)).fetchone()
+    return (row[0] or 0, row[1] or 0)

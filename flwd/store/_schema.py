@@ -1,0 +1,46 @@
+"""Core DB schema and its migrations (``PRAGMA user_version`` is the version)."""
+
+from __future__ import annotations
+
+# Each entry migrates from version i to i + 1. Never edit a released entry:
+# append a new one.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: runs and the event journal.
+    """
+    CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,
+        job_id      TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        started_at  REAL,
+        finished_at REAL,
+        exit_code   INTEGER,
+        error       TEXT,
+        profile     TEXT,
+        args        TEXT NOT NULL DEFAULT '{}',
+        plan        TEXT,
+        provenance  TEXT,
+        owner_pid   INTEGER,
+        owner_start INTEGER,
+        owner_host  TEXT
+    );
+    CREATE INDEX runs_by_created ON runs(created_at);
+    CREATE INDEX runs_by_job ON runs(job_id, created_at);
+    CREATE INDEX runs_by_status ON runs(status);
+    -- One row is one event, or a chunk of n = last_seq - seq + 1 output lines
+    -- (DESIGN §5: a row per line cannot reach the throughput target).
+    CREATE TABLE events (
+        seq      INTEGER PRIMARY KEY,
+        last_seq INTEGER NOT NULL,
+        run_id   TEXT NOT NULL,
+        job_id   TEXT NOT NULL,
+        type     TEXT NOT NULL,
+        ts       REAL NOT NULL,
+        data     TEXT NOT NULL,
+        lines    BLOB
+    );
+    CREATE INDEX events_by_run ON events(run_id, seq);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,74 @@
+"""The journal writer: one sqlite connection owned by one dedicated OS thread.
+
+SQLite objects are thread-affine and a trio ``CapacityLimiter(1)`` does not pin
+a thread (trio hands the job to any idle worker), so the connection lives in a
+plain ``threading.Thread`` fed through a ``queue.SimpleQueue``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import outcome
+
+from flwd.events import EventRecord
+
+from ._db import connect
+from ._journal import JournalItem, append_batch
+
+Done = Callable[[outcome.Outcome[list[EventRecord]]], None]
+
+_STOP = object()
+
+
+class JournalWriter:
+    """Commits batches in order, one transaction each, in its own thread.
+
+    ``submit`` never blocks; ``done`` is called *in the writer thread* with the
+    outcome, so trio callers hand it to ``TrioToken.run_sync_soon``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="flwd-journal", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread and wait until the connection is open (blocking, short)."""
+        self._thread.start()
+        self._ready.wait()
+        if self._open_error is not None:
+            self._thread.join()
+            raise self._open_error
+
+    def submit(self, items: Sequence[JournalItem], done: Done) -> None:
+        self._queue.put((items, done))
+
+    def close(self) -> None:
+        """Commit everything submitted so far, then stop the thread (blocking)."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def _main(self) -> None:
+        try:
+            conn = connect(self.path)
+        except BaseException as exc:
+            self._open_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                job = self._queue.get()
+                if job is _STOP:
+                    break
+                items, done = job  # type: ignore[misc]
+                done(outcome.capture(append_batch, conn, items))
+        finally:
+            conn.close()

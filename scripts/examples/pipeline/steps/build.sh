@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "pipeline: build done (run ${FLWD_RUN_ID})"

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "pipeline: lint done (run ${FLWD_RUN_ID})"

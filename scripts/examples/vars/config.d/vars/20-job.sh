@@ -1,0 +1,2 @@
+# Job-level vars override the outer level's.
+PUNCTUATION="!"
