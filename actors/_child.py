@@ -85,6 +85,7 @@ class ChildHandle(Generic[T]):
         "_done",
         "_incarnations",
         "_last_crash",
+        "_latest",
         "_scope",
         "_stop_reason",
         "_stop_requested",
@@ -95,6 +96,8 @@ class ChildHandle(Generic[T]):
         self.spec = spec
         # A one-element box, so that None stays a legitimate child value.
         self._current: tuple[T] | None = None
+        # The value of the latest incarnation that started, kept after it exits.
+        self._latest: tuple[T] | None = None
         self._scope: trio.CancelScope | None = None
         self._incarnations = 0
         self._last_crash: BaseException | None = None
@@ -161,6 +164,18 @@ class ChildHandle(Generic[T]):
                 raise error
             await self._changed.wait()
 
+    async def _wait_first_start(self) -> T:
+        # Unlike wait_started, this cannot miss an incarnation that reported
+        # started and died before the waiter ran: it only looks at the count.
+        while self._incarnations == 0:
+            if self.done:
+                error = ActorStopped(self.name, "crashed" if self._last_crash else "has stopped")
+                error.__cause__ = self._last_crash
+                raise error
+            await self._changed.wait()
+        assert self._latest is not None
+        return self._latest[0]
+
     async def wait_done(self) -> None:
         """Wait until the child exited for good.
 
@@ -178,7 +193,7 @@ class ChildHandle(Generic[T]):
             scope.cancel(reason=self._stop_reason)
 
     def _set_started(self, value: T) -> None:
-        self._current = (value,)
+        self._current = self._latest = (value,)
         self._incarnations += 1
         self._notify()
 

@@ -235,7 +235,7 @@ class DynamicSupervisor(_SupervisorCore):
     @staticmethod
     async def _reply_when_started(child: ChildHandle[Any], reply: ReplySlot[Any]) -> None:
         try:
-            value = await child.wait_started()
+            value = await child._wait_first_start()
         except ActorStopped as stopped:
             # The caller wants the reason the child never came up, not our wrapper.
             cause = stopped.__cause__

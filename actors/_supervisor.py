@@ -323,7 +323,7 @@ class Supervisor(_SupervisorCore):
                     nursery.start_soon(self._supervise, child, name=f"{self.name}/{child.name}")
                     started.append(child)
                     try:
-                        await child.wait_started()
+                        await child._wait_first_start()
                     except ActorStopped:
                         # It exited for good during startup (a temporary child,
                         # or an escalation that the check above picks up).

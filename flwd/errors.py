@@ -48,13 +48,14 @@ class FlwdError(Exception):
         raise AssertionError("FlwdError itself is in PROBLEMS")  # pragma: no cover
 
     def one_line(self) -> str:
-        """The CLI form: ``error: <detail> (<hint>)`` without a trailing newline."""
+        """The CLI form: one line naming the problem and the fix, no trailing newline."""
         text = self.detail
-        if self.errors and len(self.errors) > 1:
-            text += "".join(f"\n  --{e['arg']}: {e['message']}" for e in self.errors)
+        extra = [f"--{e['arg']}: {e['message']}" for e in self.errors[1:]] if self.errors else []
+        if extra and not any(e in text for e in extra):
+            text += "; " + "; ".join(extra)
         if self.hint:
-            text += f"\n  hint: {self.hint}"
-        return text
+            text += f" ({self.hint})"
+        return " ".join(text.split("\n"))
 
 
 class UsageError(FlwdError):

@@ -25,7 +25,7 @@ from flwd.plan import build_plan
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
-from ._context import CONTEXT, load_catalog
+from ._context import CONTEXT, load_catalog, resolve_job
 from ._init import KINDS, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
 
@@ -55,7 +55,7 @@ def jobs_command(*, json: bool = False) -> int:
         Print {jobs, aliases, alias_collisions, alias_invalid, errors, warnings} as JSON.
     """
     settings = CONTEXT.settings()
-    catalog = load_catalog(settings, quiet=json)
+    catalog = load_catalog(settings, quiet=json)  # human: problems on stderr
     if json:
         print(_dumps({
             "jobs": [{
@@ -90,7 +90,7 @@ def plan_command(*tokens: Tokens) -> int:
         raise UsageError(":plan needs a job", hint="e.g. 'flwd :plan demo --name alice'")
     settings = CONTEXT.settings()
     catalog = load_catalog(settings)
-    job, rest = catalog.resolve(tokens)
+    job, rest = resolve_job(catalog, tokens, settings)
     common, rest = split_common_flags(rest)
     args = job.config.args
     raw = parse_cli_tokens(args, rest)

@@ -22,7 +22,7 @@ from flwd.policy import resolve_profile
 from flwd.settings import Settings
 
 from ._common import CommonFlags, split_common_flags
-from ._context import CONTEXT, load_catalog
+from ._context import CONTEXT, load_catalog, resolve_job
 from ._render import Style, table, use_color
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
@@ -46,7 +46,7 @@ def job_help(job: Job) -> str:
 def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags, Plan | None]:
     """Resolve the job and bind its flags; ``Plan`` is None when only help was asked."""
     catalog = load_catalog(settings)
-    job, rest = catalog.resolve(tokens)
+    job, rest = resolve_job(catalog, tokens, settings)
     common, rest = split_common_flags(rest)
     if common.debug:
         CONTEXT.debug = True

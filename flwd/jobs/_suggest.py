@@ -19,8 +19,21 @@ def close_matches(word: str, candidates: Iterable[str], *, n: int = 3) -> list[s
     by_folded: dict[str, str] = {}
     for candidate in candidates:
         by_folded.setdefault(candidate.casefold(), candidate)
-    matches = difflib.get_close_matches(word.casefold(), list(by_folded), n=n, cutoff=0.6)
-    return [by_folded[match] for match in matches]
+    folded = word.casefold()
+    scored = []
+    for candidate in by_folded:
+        matcher = difflib.SequenceMatcher(None, folded, candidate)
+        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+            ratio = matcher.ratio()
+            if ratio >= 0.6:
+                scored.append((ratio, candidate))
+    if not scored:
+        return []
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    # Only near-ties of the best match: "min_length" suggests "minLength", not
+    # also "maxLength".
+    best = scored[0][0]
+    return [by_folded[candidate] for ratio, candidate in scored[:n] if ratio >= best - 0.1]
 
 
 def quoted_choice(items: list[str]) -> str:

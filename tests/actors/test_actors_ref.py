@@ -273,7 +273,8 @@ async def test_closing_the_inbox_serves_queued_calls_and_fails_the_rest(
             release.set()
             await ref.wait_stopped()
     # The two queued requests were served before the actor exited.
-    assert sorted(r for r in results if isinstance(r, int)) == [0, 1]
+    # Which caller lost the race for buffer space is up to the scheduler.
+    assert len([r for r in results if isinstance(r, int)]) == 2
     assert len(held_result) == 1
     assert server.stopped
 

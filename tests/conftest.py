@@ -1,0 +1,84 @@
+"""Shared fixtures: temporary workspaces and data dirs, the real CLI, leak checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FLWD = [sys.executable, "-m", "flwd"]
+
+
+def flwd_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLWD_")}
+    env.update({"FLWD_DATA_DIR": str(data_dir), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def processes_under(marker: str) -> list[int]:
+    """Live (non-zombie) processes whose environment mentions ``marker`` (a temp path)."""
+    needle = marker.encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        state = stat[stat.rfind(b")") + 2 :].split()[0]
+        if needle in env and state != b"Z":
+            found.append(int(name))
+    return found
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh data dir; after the test no process of its runs may survive."""
+    path = tmp_path / "data"
+    yield path
+    leaked = processes_under(f"FLWD_RUN_DIR={path}")
+    for pid in leaked:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not leaked, f"processes of the test's runs survived: {leaked}"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A copy of the repository's scripts/ in a temporary workspace."""
+    root = tmp_path / "ws"
+    shutil.copytree(REPO / "scripts", root / "scripts", symlinks=True)
+    return root
+
+
+def write_job(root: Path, rel: str, config: str, scripts: dict[str, str]) -> Path:
+    """Create ``scripts/<rel>`` with a config and scripts under workspace ``root``."""
+    job = root / "scripts" / rel
+    (job / "config.d").mkdir(parents=True, exist_ok=True)
+    (job / "config.d" / "config.yaml").write_text(config)
+    for name, body in scripts.items():
+        path = job / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+        path.chmod(0o755)
+    return job
+
+
+def run_cli(args: list[str], *, cwd: Path, data_dir: Path, timeout: float = 60,
+            **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FLWD, *args], cwd=cwd, env=flwd_env(data_dir, **env),
+                          capture_output=True, text=True, timeout=timeout, check=False)

@@ -1,0 +1,318 @@
+"""Job discovery and lookup (flwd.jobs._discovery), on real files in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flwd.errors import JobNotFound, UsageError
+from flwd.jobs import Catalog, DiscoveryIssue, Job, discover
+
+
+def write_job(root: Path, rel: str, text: str = "interpreter: bash\n") -> Path:
+    job_dir = root / rel if rel != "." else root
+    (job_dir / "config.d").mkdir(parents=True, exist_ok=True)
+    (job_dir / "config.d" / "config.yaml").write_text(text, encoding="utf-8")
+    return job_dir
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "scripts").mkdir()
+    return tmp_path
+
+
+def ids(catalog: Catalog) -> list[str]:
+    return [job.id for job in catalog.jobs]
+
+
+def test_nested_ids_are_dotted_paths(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "demo")
+    write_job(scripts, "hello/world")
+    write_job(scripts, "a/b/c")
+    catalog = discover(scripts)
+    assert ids(catalog) == ["a.b.c", "demo", "hello.world"]
+    assert catalog.errors == [] and catalog.warnings == []
+    job = catalog.get("hello.world")
+    assert job.name == "hello.world"
+    assert job.summary is None
+    assert job.rel_dir == "hello/world"
+    assert job.dir == scripts / "hello" / "world"
+    assert job.dir.is_absolute()
+    assert job.config_path == scripts / "hello" / "world" / "config.d" / "config.yaml"
+    assert job.config.interpreter == "bash"
+    assert job.source is None
+    assert job.words == ["hello", "world"]
+
+
+def test_nested_jobs_inside_a_job(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "demo")
+    write_job(scripts, "demo/build")
+    assert ids(discover(scripts)) == ["demo", "demo.build"]
+
+
+def test_explicit_id_name_summary(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "demo/hello", "job: {id: demo.hi, name: Demo Hello, summary: Say hello}\n")
+    [job] = discover(scripts).jobs
+    assert (job.id, job.name, job.summary) == ("demo.hi", "Demo Hello", "Say hello")
+    assert job.rel_dir == "demo/hello"
+
+
+def test_config_at_the_root_takes_the_root_name(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, ".")
+    write_job(scripts, "sub")
+    catalog = discover(scripts)
+    assert ids(catalog) == ["scripts", "sub"]
+    assert catalog.get("scripts").rel_dir == "."
+
+
+def test_namespace_prefixes_ids(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "hello/world", "job: {name: Hi}\n")
+    write_job(scripts, "plain")
+    catalog = discover(scripts, namespace="tools")
+    assert ids(catalog) == ["tools/hello.world", "tools/plain"]
+    assert catalog.get("TOOLS/Hello.World").name == "Hi"
+    assert catalog.get("tools/plain").name == "tools/plain"
+    assert all(job.source == "tools" for job in catalog.jobs)
+    with pytest.raises(ValueError, match="invalid namespace"):
+        discover(scripts, namespace="a/b")
+
+
+def test_duplicate_ids_are_errors_naming_both(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "b", "job: {id: Demo}\n")
+    write_job(scripts, "a", "job: {id: demo, name: first}\n")
+    write_job(scripts, "demo")
+    catalog = discover(scripts, display_base=workspace)
+    assert ids(catalog) == ["demo"]
+    assert catalog.get("demo").name == "first"  # scripts/a/... sorts first
+    assert [issue.to_json() for issue in catalog.errors] == [
+        {
+            "path": "scripts/b/config.d/config.yaml",
+            "error": "duplicate job id 'Demo': scripts/b/config.d/config.yaml and "
+            "scripts/a/config.d/config.yaml (keeping scripts/a/config.d/config.yaml; "
+            "set job.id to tell them apart)",
+        },
+        {
+            "path": "scripts/demo/config.d/config.yaml",
+            "error": "duplicate job id 'demo': scripts/demo/config.d/config.yaml and "
+            "scripts/a/config.d/config.yaml (keeping scripts/a/config.d/config.yaml; "
+            "set job.id to tell them apart)",
+        },
+    ]
+
+
+def test_broken_config_never_hides_the_others(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "good")
+    write_job(scripts, "broken", "job: [\n")
+    write_job(scripts, "invalid", "argspec: {args: [{name: a, type: strin}]}\ntimeout: 0\n")
+    write_job(scripts, "warned", "interpreter: bash\nfoo: 1\n")
+    catalog = discover(scripts, display_base=workspace)
+    assert ids(catalog) == ["good", "warned"]
+    assert [issue.path for issue in catalog.errors] == [
+        "scripts/broken/config.d/config.yaml",
+        "scripts/invalid/config.d/config.yaml",
+    ]
+    assert catalog.errors[0].message.startswith("invalid YAML: ")
+    assert catalog.errors[1].message == (
+        "timeout: must be greater than 0 (got 0); argspec.args[0].type: 'strin' is not a valid "
+        "type (string, integer, number, boolean, array, object)"
+    )
+    assert catalog.errors[0].level == "error"
+    assert catalog.warnings == [
+        DiscoveryIssue("scripts/warned/config.d/config.yaml", "unknown key 'foo' (ignored)", "warning")
+    ]
+    assert catalog.warnings[0].to_json() == {
+        "path": "scripts/warned/config.d/config.yaml",
+        "warning": "unknown key 'foo' (ignored)",
+    }
+
+
+def test_paths_outside_display_base_are_absolute(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "broken", "- a\n")
+    other = tmp_path_factory.mktemp("elsewhere")
+    catalog = discover(scripts, display_base=other)
+    assert catalog.errors[0].path == str(scripts / "broken" / "config.d" / "config.yaml")
+    catalog = discover(scripts)
+    assert Path(catalog.errors[0].path).is_absolute()
+
+
+def test_unreadable_config_is_an_error(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    job_dir = write_job(scripts, "binary")
+    (job_dir / "config.d" / "config.yaml").write_bytes(b"\xff\xfe\x00bad")
+    catalog = discover(scripts)
+    assert catalog.jobs == []
+    assert catalog.errors[0].message.startswith("cannot read config: ")
+
+
+def test_invalid_ids_are_errors(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "my job")
+    write_job(scripts, "ok", "job: {id: 'a..b'}\n")
+    write_job(scripts, "fine", "job: {id: '-x'}\n")
+    write_job(scripts, "good", "job: {id: Good_1.sub-2}\n")
+    catalog = discover(scripts, display_base=workspace)
+    assert ids(catalog) == ["Good_1.sub-2"]
+    messages = {issue.path: issue.message for issue in catalog.errors}
+    assert messages["scripts/my job/config.d/config.yaml"].startswith(
+        "invalid job id 'my job' (from the directory my job)"
+    )
+    assert messages["scripts/ok/config.d/config.yaml"].startswith("invalid job id 'a..b' (from job.id)")
+    assert "'-x'" in messages["scripts/fine/config.d/config.yaml"]
+
+
+def test_walk_skips_hidden_vendor_and_config_dirs(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "kept")
+    write_job(scripts, ".hidden/job")
+    write_job(scripts, ".git/job")
+    write_job(scripts, "node_modules/pkg")
+    write_job(scripts, "__pycache__/x")
+    write_job(scripts, "kept/config.d/inner")
+    # A config.yaml that is not inside config.d is not a job.
+    (scripts / "loose").mkdir()
+    (scripts / "loose" / "config.yaml").write_text("interpreter: bash\n")
+    # config.d/config.yaml must be a file.
+    (scripts / "dirconf" / "config.d" / "config.yaml").mkdir(parents=True)
+    assert ids(discover(scripts)) == ["kept"]
+
+
+def test_symlinked_directories_are_not_followed(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    scripts = workspace / "scripts"
+    outside = tmp_path_factory.mktemp("outside")
+    write_job(outside, "external")
+    write_job(scripts, "inside")
+    os.symlink(outside, scripts / "link")
+    os.symlink(scripts, scripts / "inside" / "loop")
+    assert ids(discover(scripts)) == ["inside"]
+
+
+def test_scripts_are_nnn_files_sorted(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    job_dir = write_job(scripts, "demo")
+    for name in ["999_last.sh", "100_main.sh", "000_setup.py", "200_other", "050_mid.ps1"]:
+        (job_dir / name).write_text("echo\n")
+    for name in ["run.sh", "10_short.sh", "1000_long.sh", "abc_100.sh", "100-dash.sh", "README.md"]:
+        (job_dir / name).write_text("echo\n")
+    (job_dir / "300_dir").mkdir()
+    os.symlink(job_dir / "100_main.sh", job_dir / "400_link.sh")
+    os.symlink(job_dir / "missing", job_dir / "500_dangling.sh")
+    [job] = discover(scripts).jobs
+    assert job.scripts == (
+        "000_setup.py",
+        "050_mid.ps1",
+        "100_main.sh",
+        "200_other",
+        "400_link.sh",
+        "999_last.sh",
+    )
+
+
+def test_missing_or_non_directory_root(workspace: Path) -> None:
+    catalog = discover(workspace / "nope", display_base=workspace)
+    assert catalog.jobs == []
+    assert [issue.to_json() for issue in catalog.errors] == [
+        {"path": "nope", "error": "scripts root nope does not exist"}
+    ]
+    (workspace / "file").write_text("x")
+    catalog = discover(workspace / "file", display_base=workspace)
+    assert catalog.errors[0].message == "scripts root file is not a directory"
+
+
+def test_discovery_is_deterministic(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    for rel in ["zeta", "Alpha", "mid/x", "mid-x", "b"]:
+        write_job(scripts, rel)
+    first = discover(scripts)
+    assert ids(first) == ["Alpha", "b", "mid-x", "mid.x", "zeta"]
+    assert ids(discover(scripts)) == ids(first)
+
+
+# -- lookup ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog(workspace: Path) -> Catalog:
+    scripts = workspace / "scripts"
+    for rel in ["demo", "demo/build", "hello/world", "a/b/c", "deploy"]:
+        write_job(scripts, rel)
+    return discover(scripts)
+
+
+def test_get_is_case_insensitive(catalog: Catalog) -> None:
+    assert catalog.get("Hello.World").id == "hello.world"
+    assert catalog.find("DEMO") is not None
+    assert catalog.find("nope") is None
+
+
+def test_get_unknown_has_did_you_mean(catalog: Catalog) -> None:
+    with pytest.raises(JobNotFound) as info:
+        catalog.get("dmeo")
+    assert info.value.detail == "unknown job 'dmeo'"
+    assert info.value.hint == "did you mean 'demo'?"
+    with pytest.raises(JobNotFound) as info:
+        catalog.get("zzzzzz")
+    assert info.value.hint == "run 'flwd :jobs' to list jobs"
+
+
+@pytest.mark.parametrize(
+    ("tokens", "job_id", "rest"),
+    [
+        (["demo"], "demo", []),
+        (["demo", "--name", "x"], "demo", ["--name", "x"]),
+        (["demo", "build"], "demo.build", []),
+        (["demo.build", "--x"], "demo.build", ["--x"]),
+        (["DEMO", "Build"], "demo.build", []),
+        (["demo", "other", "--x"], "demo", ["other", "--x"]),
+        (["hello", "world", "--loud"], "hello.world", ["--loud"]),
+        (["hello.world"], "hello.world", []),
+        (["a", "b.c"], "a.b.c", []),
+        (["a.b", "c", "-v"], "a.b.c", ["-v"]),
+        (["demo", "--", "build"], "demo", ["--", "build"]),
+    ],
+)
+def test_resolve_words(catalog: Catalog, tokens: list[str], job_id: str, rest: list[str]) -> None:
+    job, remaining = catalog.resolve(tokens)
+    assert isinstance(job, Job)
+    assert job.id == job_id
+    assert remaining == rest
+
+
+def test_resolve_unknown(catalog: Catalog) -> None:
+    with pytest.raises(JobNotFound) as info:
+        catalog.resolve(["hello", "wrld", "--x"])
+    assert info.value.detail == "unknown job 'hello.wrld'"
+    assert info.value.hint == "did you mean 'hello.world'?"
+    with pytest.raises(JobNotFound) as info:
+        catalog.resolve(["depoy"])
+    assert info.value.hint == "did you mean 'deploy'?"
+    with pytest.raises(JobNotFound) as info:
+        catalog.resolve(["qqqqqq"])
+    assert info.value.detail == "unknown job 'qqqqqq'"
+    assert info.value.hint == "run 'flwd :jobs' to list jobs"
+
+
+def test_resolve_without_words(catalog: Catalog) -> None:
+    with pytest.raises(UsageError, match="no job given"):
+        catalog.resolve([])
+    with pytest.raises(UsageError):
+        catalog.resolve(["--json"])
+
+
+def test_several_close_matches_are_all_offered(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    for rel in ["job1", "job2", "job3", "job4"]:
+        write_job(scripts, rel)
+    with pytest.raises(JobNotFound) as info:
+        discover(scripts).get("jobx")
+    assert info.value.hint == "did you mean 'job1', 'job2' or 'job3'?"
