@@ -159,9 +159,7 @@ class ChildHandle(Generic[T]):
             if self._current is not None and self._incarnations > newer_than:
                 return self._current[0]
             if self.done:
-                error = ActorStopped(self.name, "crashed" if self._last_crash else "has stopped")
-                error.__cause__ = self._last_crash
-                raise error
+                raise self._stopped_error()
             await self._changed.wait()
 
     async def _wait_first_start(self) -> T:
@@ -169,9 +167,7 @@ class ChildHandle(Generic[T]):
         # started and died before the waiter ran: it only looks at the count.
         while self._incarnations == 0:
             if self.done:
-                error = ActorStopped(self.name, "crashed" if self._last_crash else "has stopped")
-                error.__cause__ = self._last_crash
-                raise error
+                raise self._stopped_error()
             await self._changed.wait()
         assert self._latest is not None
         return self._latest[0]
@@ -182,6 +178,11 @@ class ChildHandle(Generic[T]):
         **Cancellation:** only the wait is cancelled.
         """
         await self._done.wait()
+
+    def _stopped_error(self) -> ActorStopped:
+        error = ActorStopped(self.name, "crashed" if self._last_crash else "has stopped")
+        error.__cause__ = self._last_crash
+        return error
 
     def _notify(self) -> None:
         self._changed.set()

@@ -67,8 +67,10 @@ def scaffold(scripts_root: Path, kind: str, path: str, *, force: bool = False) -
     kind = kind.lower()
     if kind not in _SCRIPTS:
         raise UsageError(f"unknown job kind '{kind}'", hint=f"use one of: {', '.join(KINDS)}")
+    raw_parts = path.replace("\\", "/").split("/")
     parts = [p for p in path.replace("\\", "/").replace(".", "/").split("/") if p]
-    if not parts or path.startswith("/") or any(not _SEGMENT.match(p) for p in parts):
+    climbs = any(p in (".", "..") for p in raw_parts)
+    if not parts or climbs or path.startswith("/") or any(not _SEGMENT.match(p) for p in parts):
         raise UsageError(
             f"invalid job path '{path}'",
             hint="use words separated by '/' or '.', e.g. 'tools/backup' "

@@ -40,11 +40,15 @@ def _takes(arg: Arg, token: str) -> bool:
     return arg.type in ("integer", "number") and bool(_NEGATIVE_NUMBER_RE.fullmatch(token))
 
 
-def _unknown(name: str, spellings: list[str]) -> str:
-    matches = close_matches(name, spellings)
-    if not matches:
+def _unknown(name: str, spellings: dict[str, str]) -> str:
+    """``unknown flag``, with the canonical spelling of close flags as a hint."""
+    shown: list[str] = []
+    for match in close_matches(name, spellings):
+        if spellings[match] not in shown:  # --secret-token and --secret_token are one flag
+            shown.append(spellings[match])
+    if not shown:
         return "unknown flag"
-    return f"unknown flag (did you mean {quoted_choice(['--' + match for match in matches])}?)"
+    return f"unknown flag (did you mean {quoted_choice(shown)}?)"
 
 
 def parse_cli_tokens(
@@ -61,12 +65,14 @@ def parse_cli_tokens(
     """
     flags: dict[str, Arg] = {}
     negations: dict[str, Arg] = {}
+    spellings: dict[str, str] = {}  # every accepted spelling → its canonical flag
     for spec in args:
         for spelling in spec.flag_names:
             flags[spelling] = spec
+            spellings[spelling] = spec.flag
             if spec.type == "boolean":
                 negations[f"no-{spelling}"] = spec
-    spellings = [*flags, *negations]
+                spellings[f"no-{spelling}"] = f"--no-{spec.name.replace('_', '-')}"
 
     raw: dict[str, list[str]] = {}
     problems: list[ArgProblem] = []

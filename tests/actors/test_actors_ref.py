@@ -79,7 +79,8 @@ async def run_catching_crash(
 
 async def call_echo(ref: ActorRef[Msg], value: int, results: list[object]) -> None:
     try:
-        results.append(await ref.call(lambda reply: Echo(value, reply)))
+        answer: int = await ref.call(lambda reply: Echo(value, reply))
+        results.append(answer)
     except ActorStopped as error:
         results.append(error)
 
