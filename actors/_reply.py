@@ -21,7 +21,9 @@ class ReplySlot(Generic[T]):
     the caller has gone away: a caller that gives up just stops waiting.
 
     A slot completes exactly once; completing it twice is a bug in the actor and
-    raises :exc:`RuntimeError`.
+    raises :exc:`RuntimeError`. Only slots made by :meth:`ActorRef.call` are
+    failed with :exc:`ActorStopped` when the actor exits unanswered; a slot
+    made by hand and sent with ``cast`` is the sender's own business.
     """
 
     __slots__ = ("_caller_left", "_event", "_result")

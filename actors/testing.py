@@ -24,6 +24,7 @@ class RecordingActor(Actor[Msg], Generic[Msg]):
         assert await recorder.wait_for_messages(2) == [first, second]
     """
 
+    # The default matches Actor.inbox_capacity, so backpressure behaves like a real actor's.
     def __init__(self, name: str = "recorder", *, inbox_capacity: int = 16) -> None:
         self.name = name
         self.inbox_capacity = inbox_capacity

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import BinaryIO
 
 import trio
@@ -127,7 +128,7 @@ class _Output:
             self.stderr.write((text + "\n").encode())
 
 
-async def _watch_signals(engine: Engine, run_id: str, signals: trio.abc.ReceiveChannel[int],
+async def _watch_signals(engine: Engine, run_id: str, signals: AsyncIterator[int],
                          caught: list[int]) -> None:
     async for signum in signals:
         caught.append(signum)
@@ -147,14 +148,15 @@ async def _run(settings: Settings, plan: Plan, common: CommonFlags) -> int:
             run = await engine.start_run(plan)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, engine, run.id, signals, caught)
-                async for records in engine.events(run.id):
-                    output.write(records)
-                    if output.broken and not caught:
-                        caught.append(signal.SIGPIPE)
-                        await engine.cancel_run(run.id, reason="output closed (broken pipe)",
-                                                by="cli")
-                    if records[-1].type == RUN_FINISH:
-                        status = records[-1].data.get("status", "failed")
+                async with aclosing(engine.events(run.id)) as stream:
+                    async for records in stream:
+                        output.write(records)
+                        if output.broken and not caught:
+                            caught.append(signal.SIGPIPE)
+                            await engine.cancel_run(run.id, reason="output closed (broken pipe)",
+                                                    by="cli")
+                        if records[-1].type == RUN_FINISH:
+                            status = records[-1].data.get("status", "failed")
                 nursery.cancel_scope.cancel(reason="run finished")
     if status == "completed":
         return EXIT_OK

@@ -126,7 +126,7 @@ async def _pump(stream: trio.abc.ReceiveStream, channel: str, splitter: LineSpli
                 sink: OutputSink) -> None:
     async with stream:
         while chunk := await stream.receive_some(_READ_SIZE):
-            lines, count = splitter.feed(chunk)
+            lines, count = splitter.feed(bytes(chunk))
             if count:
                 await sink(channel, lines, count)
     lines, count = splitter.flush()

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 ArgType = Literal["string", "integer", "number", "boolean", "array", "object"]
@@ -146,9 +146,7 @@ class Arg(BaseModel):
     writes an empty value as null, and people mean "nothing" by it).
     """
 
-    model_config = ConfigDict(
-        frozen=True, strict=True, extra="forbid", validate_by_name=True, validate_by_alias=True
-    )
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
     name: str
     type: ArgType = "string"
@@ -161,8 +159,14 @@ class Arg(BaseModel):
     value_type: ItemType = "string"
     minimum: int | float | None = None
     maximum: int | float | None = None
-    min_length: int | None = Field(default=None, alias="minLength", ge=0)
-    max_length: int | None = Field(default=None, alias="maxLength", ge=0)
+    # YAML/JSON say minLength/maxLength; Python callers use the snake_case name
+    # (a plain ``alias`` would make the constructor take ``minLength``).
+    min_length: int | None = Field(
+        default=None, validation_alias=AliasChoices("minLength", "min_length"), ge=0
+    )
+    max_length: int | None = Field(
+        default=None, validation_alias=AliasChoices("maxLength", "max_length"), ge=0
+    )
     pattern: str | None = None
     format: str | None = None
     secret: bool = False
@@ -332,15 +336,13 @@ def spec_problems(arg: Arg) -> list[tuple[Loc, str]]:
         and arg.min_length > arg.max_length
     ):
         problems.append((("minLength",), f"must not be greater than maxLength ({arg.max_length})"))
-    pattern_ok = True
     if arg.pattern is not None:
         try:
             re.compile(arg.pattern)
         except (re.error, RecursionError, OverflowError) as exc:
-            pattern_ok = False
             problems.append((("pattern",), f"invalid regular expression: {exc}"))
-    if problems or not pattern_ok:
-        # Checking values against broken constraints would only add noise.
+    if problems:
+        # Checking values against a broken spec would only add noise.
         return problems
 
     if arg.enum is not None:

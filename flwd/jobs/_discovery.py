@@ -39,7 +39,9 @@ class Job:
     dir: Path
     config_path: Path
     rel_dir: str
-    config: JobConfig
+    # Excluded from the hash: the config holds lists (unhashable); the path
+    # fields already identify a job.
+    config: JobConfig = field(hash=False)
     scripts: tuple[str, ...]
     source: str | None = None
 

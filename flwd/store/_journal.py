@@ -37,7 +37,7 @@ def append_batch(conn: sqlite3.Connection, items: Sequence[JournalItem]) -> list
         row = conn.execute("SELECT last_seq FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         next_seq = (row[0] if row else 0) + 1
         committed: list[EventRecord] = []
-        event_rows = []
+        event_rows: list[tuple[object, ...]] = []
         for item in items:
             if isinstance(item, RunRow):
                 _flush(conn, event_rows)

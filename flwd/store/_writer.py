@@ -11,6 +11,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import outcome
 
@@ -68,7 +69,7 @@ class JournalWriter:
                 job = self._queue.get()
                 if job is _STOP:
                     break
-                items, done = job  # type: ignore[misc]
+                items, done = cast(tuple[Sequence[JournalItem], Done], job)
                 done(outcome.capture(append_batch, conn, items))
         finally:
             conn.close()

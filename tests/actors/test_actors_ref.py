@@ -43,6 +43,7 @@ Msg = Echo | Refuse | Boom | Hold | Block
 
 class Server(Actor[Msg]):
     name = "server"
+    # Tiny on purpose: tests fill it to see queued and blocked senders.
     inbox_capacity = 2
 
     def __init__(self) -> None:

@@ -406,3 +406,26 @@ async def test_a_child_supervisor_is_shut_down_in_order(autojump_clock: trio.abc
         assert outer.child_value("inner") is inner
         assert inner.child_value("x").is_alive
     assert [name for kind, name in events if kind == "stopped"] == ["y", "x", "first"]
+
+
+async def test_a_supervisor_that_gave_up_is_restarted_by_its_parent(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    starts = 0
+
+    async def fragile(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal starts
+        starts += 1
+        task_status.started()
+        if starts <= 2:
+            raise ValueError("fragile")  # twice: one restart too many for "inner"
+        await trio.sleep_forever()
+
+    inner = Supervisor("inner", [ChildSpec("fragile", fragile)], max_restarts=1)
+    async with open_supervisor("outer", [ChildSpec("inner", inner.run)]) as outer:
+        with trio.fail_after(10):
+            assert await outer.child("inner").wait_started(newer_than=1) is inner
+        # A fresh run of the same supervisor object: clean restart window and handles.
+        assert inner.child("fragile").running
+        assert inner.child("fragile").incarnation == 1
+    assert starts == 3

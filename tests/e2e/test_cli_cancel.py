@@ -64,7 +64,7 @@ def test_ctrl_c_cancels_the_whole_tree(workspace: Path, data_dir: Path, ignore_t
         run_id, leader, grandchild = _wait_for_tree(process)
         interrupted_at = time.monotonic()
         process.send_signal(signal.SIGINT)
-        rest, stderr = process.communicate(timeout=GRACE + 10)
+        _, stderr = process.communicate(timeout=GRACE + 10)
         elapsed = time.monotonic() - interrupted_at
     assert process.returncode == 130, stderr
     assert elapsed < GRACE + 1.0, f"exit took {elapsed:.2f}s"
@@ -83,7 +83,7 @@ def test_second_ctrl_c_kills_at_once(workspace: Path, data_dir: Path) -> None:
     with subprocess.Popen([*FLWD, "examples", "long", "--json", "--ignore_term"], cwd=workspace,
                           env=flwd_env(data_dir, FLWD_GRACE="60"), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as process:
-        run_id, leader, grandchild = _wait_for_tree(process)
+        _, _, grandchild = _wait_for_tree(process)
         process.send_signal(signal.SIGINT)
         # Wait until the first press is journaled before pressing again.
         assert process.stdout is not None

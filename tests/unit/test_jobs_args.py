@@ -110,7 +110,10 @@ def test_missing_values() -> None:
         parse_cli_tokens(DEMO, ["--name", "-x", "--count", "-x"])
     assert info.value.errors == [
         {"arg": "name", "message": "needs a value (write --name=-x for a value starting with '-')"},
-        {"arg": "count", "message": "needs a value (write --count=-x for a value starting with '-')"},
+        {
+            "arg": "count",
+            "message": "needs a value (write --count=-x for a value starting with '-')",
+        },
     ]
     assert info.value.hint == "run the job with --help for its flags"
 
@@ -146,7 +149,9 @@ def test_boolean_does_not_take_a_separate_value() -> None:
 
 def test_scalar_flag_twice() -> None:
     with pytest.raises(ArgsInvalid) as info:
-        parse_cli_tokens(DEMO, ["--name", "a", "--name=b", "--loud", "--no-loud", "--tags", "a", "--tags", "a"])
+        parse_cli_tokens(
+            DEMO, ["--name", "a", "--name=b", "--loud", "--no-loud", "--tags", "a", "--tags", "a"]
+        )
     assert info.value.errors == [
         {"arg": "name", "message": "given more than once"},
         {"arg": "loud", "message": "given more than once"},
@@ -255,7 +260,10 @@ def test_object_pairs() -> None:
     [
         (Arg(name="s", required=True), "required; pass --s VALUE"),
         (Arg(name="b", type="boolean", required=True), "required; pass --b or --no-b"),
-        (Arg(name="dry_run", type="boolean", required=True), "required; pass --dry_run or --no-dry-run"),
+        (
+            Arg(name="dry_run", type="boolean", required=True),
+            "required; pass --dry_run or --no-dry-run",
+        ),
         (Arg(name="t", type="array", required=True), "required; pass --t VALUE (repeatable)"),
         (Arg(name="m", type="object", required=True), "required; pass --m KEY=VALUE"),
     ],
@@ -327,13 +335,17 @@ def test_all_failing_arguments_at_once() -> None:
     )
     with pytest.raises(ArgsInvalid) as info:
         cli(["--count=1"], args)
-    assert info.value.detail == "invalid arguments for job demo: --name: required; pass --name VALUE"
+    assert (
+        info.value.detail == "invalid arguments for job demo: --name: required; pass --name VALUE"
+    )
 
 
 def test_bind_cli_refuses_unknown_raw_names() -> None:
     with pytest.raises(ArgsInvalid) as info:
         bind_cli(DEMO, {"nmae": ["x"], "name": ["a"]}, job_id="demo")
-    assert info.value.errors == [{"arg": "nmae", "message": "unknown argument; did you mean 'name'?"}]
+    assert info.value.errors == [
+        {"arg": "nmae", "message": "unknown argument; did you mean 'name'?"}
+    ]
 
 
 def test_scalar_given_twice_in_raw() -> None:
@@ -390,7 +402,21 @@ def test_values_in_spec_order() -> None:
 
 def test_secrets_never_leave_raw() -> None:
     binding = cli(
-        ["--name", "alice", "--loud", "--tags", "a", "--tags", "b", "--secret_token", "s3cr3t!", "--count", "2", "--ratio", "1e-7"]
+        [
+            "--name",
+            "alice",
+            "--loud",
+            "--tags",
+            "a",
+            "--tags",
+            "b",
+            "--secret_token",
+            "s3cr3t!",
+            "--count",
+            "2",
+            "--ratio",
+            "1e-7",
+        ]
     )
     assert binding.values["secret_token"] == "s3cr3t!"
     assert binding.secrets == {"secret_token": "s3cr3t!"}
@@ -587,7 +613,9 @@ def test_bind_json_job_without_arguments() -> None:
 def test_bind_json_not_an_object() -> None:
     with pytest.raises(ArgsInvalid) as info:
         bind_json(JSON_ARGS, ["a"], job_id="demo")  # type: ignore[arg-type]
-    assert info.value.errors == [{"arg": "", "message": "arguments must be a JSON object (got a list)"}]
+    assert info.value.errors == [
+        {"arg": "", "message": "arguments must be a JSON object (got a list)"}
+    ]
 
 
 def test_bind_json_constraints() -> None:

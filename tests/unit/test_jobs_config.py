@@ -80,7 +80,11 @@ def test_full_config() -> None:
         """
     )
     assert config.job is not None
-    assert (config.job.id, config.job.name, config.job.summary) == ("demo.build", "Demo build", "Builds it")
+    assert (config.job.id, config.job.name, config.job.summary) == (
+        "demo.build",
+        "Demo build",
+        "Builds it",
+    )
     assert config.env == {"GREETING": "hi"}
     assert config.executor == "container"
     assert config.container == ContainerConfig(
@@ -223,7 +227,9 @@ def test_unknown_keys_in_steps_and_legacy_arguments() -> None:
 
 def test_version_and_aliases_are_silent_and_jobs_warns() -> None:
     parsed = parse("version: v1\naliases: []\njobs: [{id: a}]\n")
-    assert parsed.warnings == ["'jobs' is not supported: one job per config.d/config.yaml (ignored)"]
+    assert parsed.warnings == [
+        "'jobs' is not supported: one job per config.d/config.yaml (ignored)"
+    ]
 
 
 def test_non_string_keys_are_reported() -> None:
@@ -236,7 +242,13 @@ def test_non_string_keys_are_reported() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("proc", "proc"), ("shell", "proc"), ("SHELL", "proc"), ("Container", "container"), ("", "proc")],
+    [
+        ("proc", "proc"),
+        ("shell", "proc"),
+        ("SHELL", "proc"),
+        ("Container", "container"),
+        ("", "proc"),
+    ],
 )
 def test_executor_aliases(value: str, expected: str) -> None:
     extra = "\ncontainer: {image: alpine}" if expected == "container" else ""
@@ -244,7 +256,9 @@ def test_executor_aliases(value: str, expected: str) -> None:
 
 
 def test_container_executor_needs_an_image() -> None:
-    assert problems("executor: container\n") == {"container.image": "required when executor is container"}
+    assert problems("executor: container\n") == {
+        "container.image": "required when executor is container"
+    }
     # The interpreter form names the image itself.
     assert load("executor: container\ninterpreter: 'container:alpine'\n").executor == "container"
 
@@ -298,7 +312,7 @@ def test_env_problems() -> None:
         "env.EMPTY": "must be a string (got null)",
         "env.2": "not a valid environment variable name",
     }
-    assert problems("env: [a]\n") == {"env": "must be a mapping (got [\"a\"])"}
+    assert problems("env: [a]\n") == {"env": 'must be a mapping (got ["a"])'}
 
 
 def test_strict_types() -> None:
@@ -319,11 +333,15 @@ def test_job_meta_numbers_become_strings_and_empty_is_none() -> None:
 
 def test_error_handling_backoff_accepts_durations() -> None:
     assert load("error_handling: {retry_backoff: 1m}\n").error_handling.retry_backoff == 60
-    assert set(problems("error_handling: {retry_backoff: -1}\n")) == {"error_handling.retry_backoff"}
+    assert set(problems("error_handling: {retry_backoff: -1}\n")) == {
+        "error_handling.retry_backoff"
+    }
 
 
 def test_composition_must_be_steps() -> None:
-    assert problems("composition: single\n") == {"composition": "'single' is not supported (only 'steps')"}
+    assert problems("composition: single\n") == {
+        "composition": "'single' is not supported (only 'steps')"
+    }
     assert load("composition: ''\n").composition is None
 
 
@@ -398,7 +416,9 @@ def test_type_defaults_to_string() -> None:
     ("default", "has_default"),
     [("false", True), ("0", True), ("''", True), ("null", False), (None, False)],
 )
-def test_has_default_distinguishes_absent_from_falsy(default: str | None, has_default: bool) -> None:
+def test_has_default_distinguishes_absent_from_falsy(
+    default: str | None, has_default: bool
+) -> None:
     kind = {"false": "boolean", "0": "integer"}.get(default or "", "string")
     member = f", default: {default}" if default is not None else ""
     arg = args_of(f"argspec: {{args: [{{name: a, type: {kind}{member}}}]}}")[0]
@@ -406,7 +426,7 @@ def test_has_default_distinguishes_absent_from_falsy(default: str | None, has_de
     assert ("default" in arg.to_json()) is has_default
 
 
-@pytest.mark.parametrize("name", sorted(RESERVED_NAMES) + ["JSON", "Help"])
+@pytest.mark.parametrize("name", [*sorted(RESERVED_NAMES), "JSON", "Help"])
 def test_reserved_names(name: str) -> None:
     found = problems(f"argspec: {{args: [{{name: {name}}}]}}")
     assert "is reserved" in found["argspec.args[0].name"]
@@ -426,8 +446,16 @@ def test_valid_names(name: str) -> None:
 @pytest.mark.parametrize(
     ("member", "field", "message"),
     [
-        ("type: string, format: secret, default: x", "default", "a secret argument cannot have a default"),
-        ("type: string, secret: true, default: x", "default", "a secret argument cannot have a default"),
+        (
+            "type: string, format: secret, default: x",
+            "default",
+            "a secret argument cannot have a default",
+        ),
+        (
+            "type: string, secret: true, default: x",
+            "default",
+            "a secret argument cannot have a default",
+        ),
         ("type: integer, secret: true", "secret", "secret arguments must be of type string"),
         ("type: boolean, format: secret", "format", "secret arguments must be of type string"),
         ("type: integer, default: 'x'", "default", "must be an integer (got 'x')"),
@@ -437,27 +465,71 @@ def test_valid_names(name: str) -> None:
         ("type: boolean, default: 'yes'", "default", "must be a boolean (got 'yes')"),
         ("type: string, default: 5", "default", "must be a string (got 5)"),
         ("type: array, default: 'a,b'", "default", "must be a list (got 'a,b')"),
-        ("type: array, items_type: integer, default: [1, x]", "default", "item 'x' is not an integer"),
+        (
+            "type: array, items_type: integer, default: [1, x]",
+            "default",
+            "item 'x' is not an integer",
+        ),
         ("type: object, default: [1]", "default", "must be a mapping (got [1])"),
-        ("type: object, value_type: boolean, default: {a: 1}", "default", "value of 'a' must be a boolean (got 1)"),
+        (
+            "type: object, value_type: boolean, default: {a: 1}",
+            "default",
+            "value of 'a' must be a boolean (got 1)",
+        ),
         ("type: string, enum: [a, b], default: c", "default", "'c' is not one of: a, b"),
         ("type: integer, minimum: 5, default: 1", "default", "must be at least 5 (got 1)"),
         ("type: integer, maximum: 5, default: 9", "default", "must be at most 5 (got 9)"),
-        ("type: string, minLength: 3, default: ab", "default", "must be at least 3 characters long (got 2)"),
-        ("type: string, maxLength: 1, default: ab", "default", "must be at most 1 characters long (got 2)"),
+        (
+            "type: string, minLength: 3, default: ab",
+            "default",
+            "must be at least 3 characters long (got 2)",
+        ),
+        (
+            "type: string, maxLength: 1, default: ab",
+            "default",
+            "must be at most 1 characters long (got 2)",
+        ),
         ("type: string, pattern: 'a+', default: ab", "default", "'ab' does not match pattern 'a+'"),
         ("type: array, items_enum: [a], default: [b]", "default", "item 'b' is not one of: a"),
         ("type: string, enum: []", "enum", "must not be empty"),
-        ("type: array, enum: [a]", "enum", "enum applies to string, integer and number arguments (use items_enum for arrays)"),
-        ("type: boolean, enum: [true]", "enum", "enum applies to string, integer and number arguments"),
+        (
+            "type: array, enum: [a]",
+            "enum",
+            "enum applies to string, integer and number arguments (use items_enum for arrays)",
+        ),
+        (
+            "type: boolean, enum: [true]",
+            "enum",
+            "enum applies to string, integer and number arguments",
+        ),
         ("type: integer, enum: [1, two]", "enum[1]", "must be an integer (got 'two')"),
         ("type: integer, enum: [1, 7], maximum: 5", "enum[1]", "must be at most 5 (got 7)"),
-        ("type: string, enum: [ab, x], pattern: 'a.'", "enum[1]", "'x' does not match pattern 'a.'"),
-        ("type: array, items_type: integer, items_enum: [1, x]", "items_enum[1]", "must be an integer (got 'x')"),
+        (
+            "type: string, enum: [ab, x], pattern: 'a.'",
+            "enum[1]",
+            "'x' does not match pattern 'a.'",
+        ),
+        (
+            "type: array, items_type: integer, items_enum: [1, x]",
+            "items_enum[1]",
+            "must be an integer (got 'x')",
+        ),
         ("type: array, items_enum: []", "items_enum", "must not be empty"),
-        ("type: string, pattern: '('", "pattern", "invalid regular expression: missing ), unterminated subpattern at position 0"),
-        ("type: integer, minimum: 5, maximum: 1", "minimum", "must not be greater than maximum (1)"),
-        ("type: string, minLength: 5, maxLength: 1", "minLength", "must not be greater than maxLength (1)"),
+        (
+            "type: string, pattern: '('",
+            "pattern",
+            "invalid regular expression: missing ), unterminated subpattern at position 0",
+        ),
+        (
+            "type: integer, minimum: 5, maximum: 1",
+            "minimum",
+            "must not be greater than maximum (1)",
+        ),
+        (
+            "type: string, minLength: 5, maxLength: 1",
+            "minLength",
+            "must not be greater than maxLength (1)",
+        ),
         ("type: string, minLength: -1", "minLength", "must be at least 0 (got -1)"),
         ("type: string, minimum: 1", "minimum", "only applies to integer and number arguments"),
         ("type: integer, pattern: x", "pattern", "only applies to string arguments"),
@@ -465,7 +537,11 @@ def test_valid_names(name: str) -> None:
         ("type: string, items_type: integer", "items_type", "only applies to array arguments"),
         ("type: string, items_enum: [a]", "items_enum", "only applies to array arguments"),
         ("type: array, value_type: integer", "value_type", "only applies to object arguments"),
-        ("type: array, items_type: array", "items_type", "'array' is not a valid item type (string, integer, number, boolean)"),
+        (
+            "type: array, items_type: array",
+            "items_type",
+            "'array' is not a valid item type (string, integer, number, boolean)",
+        ),
         ("type: integer, minimum: x", "minimum", "must be a number (got 'x')"),
         ("type: integer, minimum: true", "minimum", "must be a number (got true)"),
         ("required: 'yes'", "required", "must be true or false (got 'yes')"),
@@ -519,8 +595,12 @@ def test_duplicate_and_colliding_argument_names() -> None:
 
 
 def test_argspec_shape_errors() -> None:
-    assert problems("argspec: [a]\n") == {"argspec": "must be a mapping with an 'args' list (got [\"a\"])"}
-    assert problems("argspec: {args: {a: 1}}\n") == {"argspec.args": 'must be a list (got {"a": 1})'}
+    assert problems("argspec: [a]\n") == {
+        "argspec": "must be a mapping with an 'args' list (got [\"a\"])"
+    }
+    assert problems("argspec: {args: {a: 1}}\n") == {
+        "argspec.args": 'must be a list (got {"a": 1})'
+    }
     assert problems("argspec: {args: [5]}\n") == {"argspec.args[0]": "must be a mapping (got 5)"}
     assert problems("argspec: {args: [{type: string}]}\n") == {"argspec.args[0].name": "required"}
 
@@ -589,11 +669,15 @@ def test_legacy_errors_use_file_paths() -> None:
 
 def test_both_argument_forms_is_an_error() -> None:
     found = problems("argspec: {args: [{name: a}]}\narguments: {b: {type: str}}\n")
-    assert found == {"arguments": "argspec.args and arguments are both given; keep only argspec.args"}
+    assert found == {
+        "arguments": "argspec.args and arguments are both given; keep only argspec.args"
+    }
 
 
 def test_empty_argspec_falls_back_to_legacy() -> None:
-    assert [arg.name for arg in args_of("argspec: {args: []}\narguments: {b: {type: str}}\n")] == ["b"]
+    assert [arg.name for arg in args_of("argspec: {args: []}\narguments: {b: {type: str}}\n")] == [
+        "b"
+    ]
     assert [arg.name for arg in args_of("argspec:\narguments: {b: {type: str}}\n")] == ["b"]
     assert args_of("arguments:\n") == []
 
@@ -619,7 +703,9 @@ def test_dag_with_needs_and_order() -> None:
 
 
 def test_step_id_defaults_to_the_script_stem() -> None:
-    config = load("composition: steps\nsteps:\n  - {script: scripts/100_build.sh}\n  - {script: test}\n")
+    config = load(
+        "composition: steps\nsteps:\n  - {script: scripts/100_build.sh}\n  - {script: test}\n"
+    )
     assert [step.id for step in config.steps] == ["100_build", "test"]
     assert config.steps[0].id_derived and not config.steps[0].name
     found = problems("composition: steps\nsteps:\n  - {script: a/run.sh}\n  - {script: b/run.sh}\n")
@@ -706,7 +792,9 @@ def test_container_dag_needs_an_image_per_step() -> None:
           - {id: b, script: b.sh}
         """
     )
-    assert found == {"steps[1]": "no container image: set container.image on the job or on the step"}
+    assert found == {
+        "steps[1]": "no container image: set container.image on the job or on the step"
+    }
     config = load(
         """
         executor: container
@@ -744,7 +832,9 @@ def test_steps_without_composition_warn() -> None:
 
 
 def test_container_resources_keep_values_as_given() -> None:
-    config = load("executor: container\ncontainer: {image: a, resources: {cpu: 0.5, memory: 512}}\n")
+    config = load(
+        "executor: container\ncontainer: {image: a, resources: {cpu: 0.5, memory: 512}}\n"
+    )
     assert config.container is not None and config.container.resources is not None
     assert config.container.resources.cpu == 0.5
     assert config.container.resources.memory == 512
@@ -767,7 +857,9 @@ _scalars = st.one_of(
     st.booleans(),
     st.integers(-5, 5),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(["string", "integer", "array", "object", "boolean", "steps", "secret", "30m", "(", "a"]),
+    st.sampled_from(
+        ["string", "integer", "array", "object", "boolean", "steps", "secret", "30m", "(", "a"]
+    ),
     st.text(max_size=5),
 )
 _trees = st.recursive(

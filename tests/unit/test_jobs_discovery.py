@@ -128,7 +128,9 @@ def test_broken_config_never_hides_the_others(workspace: Path) -> None:
     )
     assert catalog.errors[0].level == "error"
     assert catalog.warnings == [
-        DiscoveryIssue("scripts/warned/config.d/config.yaml", "unknown key 'foo' (ignored)", "warning")
+        DiscoveryIssue(
+            "scripts/warned/config.d/config.yaml", "unknown key 'foo' (ignored)", "warning"
+        )
     ]
     assert catalog.warnings[0].to_json() == {
         "path": "scripts/warned/config.d/config.yaml",
@@ -136,7 +138,9 @@ def test_broken_config_never_hides_the_others(workspace: Path) -> None:
     }
 
 
-def test_paths_outside_display_base_are_absolute(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_paths_outside_display_base_are_absolute(
+    workspace: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     scripts = workspace / "scripts"
     write_job(scripts, "broken", "- a\n")
     other = tmp_path_factory.mktemp("elsewhere")
@@ -167,7 +171,9 @@ def test_invalid_ids_are_errors(workspace: Path) -> None:
     assert messages["scripts/my job/config.d/config.yaml"].startswith(
         "invalid job id 'my job' (from the directory my job)"
     )
-    assert messages["scripts/ok/config.d/config.yaml"].startswith("invalid job id 'a..b' (from job.id)")
+    assert messages["scripts/ok/config.d/config.yaml"].startswith(
+        "invalid job id 'a..b' (from job.id)"
+    )
     assert "'-x'" in messages["scripts/fine/config.d/config.yaml"]
 
 
@@ -187,7 +193,9 @@ def test_walk_skips_hidden_vendor_and_config_dirs(workspace: Path) -> None:
     assert ids(discover(scripts)) == ["kept"]
 
 
-def test_symlinked_directories_are_not_followed(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_symlinked_directories_are_not_followed(
+    workspace: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     scripts = workspace / "scripts"
     outside = tmp_path_factory.mktemp("outside")
     write_job(outside, "external")
