@@ -60,12 +60,11 @@ def spec_error(problems: Sequence[tuple[Loc, str]]) -> PydanticCustomError:
 
 
 def show(value: Any, *, secret: bool = False) -> str:
-    """A value as it appears inside a message; a secret is never echoed."""
+    """A value as it appears inside a message (clipped); a secret is never echoed."""
     if secret:
         return SECRET_MARK
-    if isinstance(value, str):
-        return f"'{value}'"
-    return plain(value)
+    text = f"'{value}'" if isinstance(value, str) else plain(value)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def plain(value: Any) -> str:

@@ -217,7 +217,7 @@ def _coerce_cli(arg: Arg, given: list[str]) -> Any:
 def _coerce_json(arg: Arg, value: Any) -> Any:
     if arg.type == "array":
         if not isinstance(value, list | tuple):
-            raise _Invalid(f"must be a list (got {_brief(value)})")
+            raise _Invalid(f"must be a list (got {show(value)})")
         items: list[Any] = []
         problems: list[str] = []
         for item in value:
@@ -230,7 +230,7 @@ def _coerce_json(arg: Arg, value: Any) -> Any:
         return items
     if arg.type == "object":
         if not isinstance(value, Mapping):
-            raise _Invalid(f"must be an object (got {_brief(value)})")
+            raise _Invalid(f"must be an object (got {show(value)})")
         mapping: dict[str, Any] = {}
         problems = []
         for key, item in value.items():
@@ -247,13 +247,8 @@ def _coerce_json(arg: Arg, value: Any) -> Any:
     try:
         return _from_json(arg.type, value)
     except _Invalid:
-        got = kind_of(value) if arg.is_secret else _brief(value)
+        got = kind_of(value) if arg.is_secret else show(value)
         raise _Invalid(f"must be {_ARTICLE[arg.type]} (got {got})") from None
-
-
-def _brief(value: Any) -> str:
-    text = show(value)
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 # -- binding ---------------------------------------------------------------------------------

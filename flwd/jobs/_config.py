@@ -725,15 +725,11 @@ def _path_text(loc: Loc) -> str:
     return text
 
 
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _message(error: Mapping[str, Any]) -> str:
     """A short, lower-case message for one pydantic error."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    got = _clip(show(error.get("input")))
+    got = show(error.get("input"))
     simple = {
         "missing": "required",
         "extra_forbidden": "unknown key",
@@ -811,7 +807,7 @@ def parse_config(text: str, *, path: str) -> ParsedConfig:
     if data is None:
         raise _invalid(path, [("", "empty config: expected a mapping of settings")])
     if not isinstance(data, dict):
-        raise _invalid(path, [("", f"expected a mapping of settings (got {_clip(show(data))})")])
+        raise _invalid(path, [("", f"expected a mapping of settings (got {show(data)})")])
 
     warnings: list[str] = []
     try:

@@ -890,3 +890,23 @@ def test_arbitrary_text_only_raises_config_invalid(text: str) -> None:
         parse_config(text, path=PATH)
     except ConfigInvalid as exc:
         assert exc.detail.startswith(PATH)
+
+
+def test_recursive_yaml_anchors_do_not_crash() -> None:
+    found = problems("argspec: {args: [{name: a, type: array, default: &x [*x]}]}\n")
+    assert found == {"argspec.args[0].default": "item [[...]] is not a string"} or set(found) == {
+        "argspec.args[0].default"
+    }
+    parse("env: &e {A: x}\nversion: *e\n")  # aliases of known shapes are fine
+
+
+def test_long_values_are_clipped_in_messages() -> None:
+    found = problems(f"interpreter: [{', '.join(['x' * 10] * 20)}]\n")
+    assert len(found["interpreter"]) < 120
+    assert found["interpreter"].endswith("…)")
+
+
+def test_container_overlay_without_override() -> None:
+    base = ContainerConfig(image="a")
+    assert base.overlay(None) is base
+    assert base.overlay(ContainerConfig(network="host")) == ContainerConfig(image="a", network="host")

@@ -324,3 +324,14 @@ def test_several_close_matches_are_all_offered(workspace: Path) -> None:
     with pytest.raises(JobNotFound) as info:
         discover(scripts).get("jobx")
     assert info.value.hint == "did you mean 'job1', 'job2' or 'job3'?"
+
+
+def test_jobs_are_hashable_and_relative_roots_work(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_job(workspace / "scripts", ".")
+    monkeypatch.chdir(workspace)
+    [job] = discover(Path("scripts")).jobs
+    assert job.id == "scripts"
+    assert job.dir == workspace / "scripts"
+    assert {job: 1}[job] == 1
