@@ -26,6 +26,8 @@ _log = logging.getLogger("actors")
 
 #: Called synchronously when a child exited for good (it will not be restarted),
 #: with ``Value(None)`` for a normal or requested exit and ``Error(exc)`` for a crash.
+#: It runs in the supervisor's task: it must not block, and if it raises, the
+#: supervisor crashes.
 OnChildExit = Callable[[str, outcome.Outcome[None]], object]
 
 

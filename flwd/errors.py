@@ -47,15 +47,21 @@ class FlwdError(Exception):
                 return spec
         raise AssertionError("FlwdError itself is in PROBLEMS")  # pragma: no cover
 
+    #: How a field is shown in per-field lines: ``--name`` for job flags.
+    field_prefix = ""
+
     def one_line(self) -> str:
-        """The CLI form: one line naming the problem and the fix, no trailing newline."""
-        text = self.detail
-        extra = [f"--{e['arg']}: {e['message']}" for e in self.errors[1:]] if self.errors else []
-        if extra and not any(e in text for e in extra):
-            text += "; " + "; ".join(extra)
-        if self.hint:
-            text += f" ({self.hint})"
-        return " ".join(text.split("\n"))
+        """The CLI error line: the problem and the fix, no trailing newline."""
+        text = " ".join(self.detail.split("\n"))
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def field_lines(self) -> list[str]:
+        """Every failing field after the first (the first is in :meth:`one_line`)."""
+        lines = []
+        for error in self.errors[1:]:
+            field = f"{self.field_prefix}{error['arg']}: " if error.get("arg") else ""
+            lines.append(f"{field}{error['message']}")
+        return lines
 
 
 class UsageError(FlwdError):
@@ -68,6 +74,8 @@ class JobNotFound(FlwdError):
 
 class ArgsInvalid(FlwdError):
     """Job arguments failed validation; ``errors`` lists every failing field."""
+
+    field_prefix = "--"
 
 
 class ConfigInvalid(FlwdError):

@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = _dispatch(args)
     except FlwdError as exc:
         sys.stderr.write(f"flwd: error: {exc.one_line()}\n")
+        for line in exc.field_lines():
+            sys.stderr.write(f"  {line}\n")
         code = exc.problem.exit_status
     except KeyboardInterrupt:
         sys.stderr.write("flwd: interrupted\n")

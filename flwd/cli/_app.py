@@ -93,7 +93,7 @@ def plan_command(*tokens: Tokens) -> int:
     job, rest = resolve_job(catalog, tokens, settings)
     common, rest = split_common_flags(rest)
     args = job.config.args
-    raw = parse_cli_tokens(args, rest)
+    raw = parse_cli_tokens(args, rest, job_id=job.id)
     missing: list[str] = []
     try:
         binding: Binding = bind_cli(args, raw, job_id=job.id)

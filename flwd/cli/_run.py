@@ -53,7 +53,7 @@ def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags
         CONTEXT.debug = True
     if common.help:
         return job, common, None
-    raw = parse_cli_tokens(job.config.args, rest)
+    raw = parse_cli_tokens(job.config.args, rest, job_id=job.id)
     binding = bind_cli(job.config.args, raw, job_id=job.id)
     profile = resolve_profile(requested=common.profile,
                               environment=os.environ.get("FLWD_PROFILE"))

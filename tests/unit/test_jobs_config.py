@@ -894,9 +894,7 @@ def test_arbitrary_text_only_raises_config_invalid(text: str) -> None:
 
 def test_recursive_yaml_anchors_do_not_crash() -> None:
     found = problems("argspec: {args: [{name: a, type: array, default: &x [*x]}]}\n")
-    assert found == {"argspec.args[0].default": "item [[...]] is not a string"} or set(found) == {
-        "argspec.args[0].default"
-    }
+    assert found == {"argspec.args[0].default": "item list is not a string"}
     parse("env: &e {A: x}\nversion: *e\n")  # aliases of known shapes are fine
 
 
@@ -909,4 +907,6 @@ def test_long_values_are_clipped_in_messages() -> None:
 def test_container_overlay_without_override() -> None:
     base = ContainerConfig(image="a")
     assert base.overlay(None) is base
-    assert base.overlay(ContainerConfig(network="host")) == ContainerConfig(image="a", network="host")
+    assert base.overlay(ContainerConfig(network="host")) == ContainerConfig(
+        image="a", network="host"
+    )
