@@ -15,7 +15,7 @@ actor: an extra hop would add latency and a queue to every batch for nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -138,7 +138,7 @@ class Engine:
         return run_id in self._live
 
     def events(self, run_id: str | None, *, after: int = 0,
-               follow: bool = True) -> AsyncIterator[list[EventRecord]]:
+               follow: bool = True) -> AsyncGenerator[list[EventRecord], None]:
         """The run's events (or all events) in order, replayed then live; see ``stream_events``."""
         live = run_id is None or run_id in self._live
         return stream_events(self.settings.db_path, run_id, after=after,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 import trio
@@ -42,7 +42,7 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
                         hub: EventHub | None = None, follow: bool = True,
                         poll_interval: float = 0.2,
                         on_idle: Callable[[], None] | None = None,
-                        ) -> AsyncIterator[list[EventRecord]]:
+                        ) -> AsyncGenerator[list[EventRecord], None]:
     """Yield batches of events with seq > ``after`` in order, each exactly once.
 
     With ``hub`` (the run lives in this process) live batches follow the
