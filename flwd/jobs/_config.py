@@ -37,6 +37,9 @@ from ..errors import ConfigInvalid
 from ._argspec import SPEC_ERROR, Arg, Loc, plain, show, spec_error
 from ._suggest import did_you_mean
 
+#: libyaml's safe loader is ~10x faster than the pure-Python one; same semantics.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 __all__ = [
     "ContainerConfig",
     "ContainerResources",
@@ -795,7 +798,7 @@ def parse_config(text: str, *, path: str) -> ParsedConfig:
             file (``argspec.args[0].type``); ``detail`` names the file and the first.
     """
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
