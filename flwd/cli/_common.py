@@ -43,6 +43,9 @@ def split_common_flags(tokens: Sequence[str]) -> tuple[CommonFlags, list[str]]:
                 setattr(flags, _BOOLEAN[name], True)
         elif name == "--profile":
             if eq:
+                if not value:
+                    raise UsageError("--profile needs a value",
+                                     hint="use --profile secure|permissive|disabled")
                 flags.profile = value
             elif index + 1 < len(tokens) and not tokens[index + 1].startswith("-"):
                 index += 1

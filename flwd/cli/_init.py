@@ -13,7 +13,7 @@ _CONFIG = """\
 # Job definition: see docs/jobs.md. Arguments become typed flags:
 #   flwd {words} --who Alice
 job:
-  name: {name}
+  name: "{name}"
   summary: Describe what this job does
 {interpreter}argspec:
   args:

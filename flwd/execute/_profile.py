@@ -18,6 +18,25 @@ def _shell_name(arg_name: str) -> str:
     return arg_name.replace("-", "_").replace(".", "_")
 
 
+#: Variables bash or the job's own environment depend on: an argument of that
+#: name gets no shell variable (it is still ``ARG_<NAME>`` / ``FLWD_ARGS_JSON``).
+_SHELL_RESERVED = frozenset({
+    "PATH", "IFS", "ENV", "HOME", "SHELL", "PWD", "OLDPWD", "CDPATH", "PS1", "PS2", "PS3",
+    "PS4", "SHELLOPTS", "UID", "EUID", "PPID", "RANDOM", "SECONDS", "LINENO", "HOSTNAME",
+    "OPTIND", "OPTARG", "OPTERR", "FUNCNAME", "GROUPS", "HISTFILE", "MAIL", "TMOUT", "UMASK",
+    "LANG", "LC_ALL", "TERM", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "GLOBIGNORE",
+})
+
+
+def shell_variable(arg_name: str) -> str | None:
+    """The shell variable an argument gets in the profile, or None if that would clobber one."""
+    name = _shell_name(arg_name)
+    # Shell variables are case-sensitive: "seconds" is free, "SECONDS" is bash's.
+    if name in _SHELL_RESERVED or name.startswith(("BASH", "FLWD_", "ARG_")):
+        return None
+    return name
+
+
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -54,8 +73,8 @@ def render_profile(levels: Sequence[Path], values: Mapping[str, Any],
                        ' [ -f "$__flwd_f" ] && . "$__flwd_f"; done')
     out.append("unset __flwd_f")
     for name, value in values.items():
-        var = _shell_name(name)
-        if value is None:
+        var = shell_variable(name)
+        if value is None or var is None:
             continue
         if isinstance(value, list):
             items = " ".join(shlex.quote(_scalar(v)) for v in value)
@@ -67,7 +86,10 @@ def render_profile(levels: Sequence[Path], values: Mapping[str, Any],
         else:
             out.append(f"{var}={shlex.quote(_scalar(value))}")
     for name, path in secret_files.items():
+        var = shell_variable(name)
+        if var is None:
+            continue
         # $(<file) reads the file in the shell itself: the value never reaches
         # an argv or the environment.
-        out.append(f"{_shell_name(name)}=$(<{shlex.quote(path)})")
+        out.append(f"{var}=$(<{shlex.quote(path)})")
     return "\n".join(out) + "\n"

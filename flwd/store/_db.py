@@ -27,6 +27,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         StorageError: the file cannot be opened, is not a database, or is newer
             than this flwd understands.
     """
+    conn: sqlite3.Connection | None = None
     try:
         if readonly:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0,
@@ -43,7 +44,13 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         else:
             _check_version(conn, path)
         return conn
-    except sqlite3.DatabaseError as exc:
+    except StorageError:
+        if conn is not None:
+            conn.close()
+        raise
+    except (sqlite3.DatabaseError, OSError) as exc:
+        if conn is not None:
+            conn.close()
         raise StorageError(
             f"cannot open the Core DB {path}: {exc}",
             hint="check the file and the free space of the data dir (--data-dir)",

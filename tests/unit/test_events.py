@@ -150,7 +150,7 @@ def test_ndjson_slow_path_matches_iter_events(lines):
 def test_ndjson_after_skips_inside_a_chunk(lines):
     record = chunk(lines, seq=100)
     last = 100 + len(lines) - 1
-    for after in range(0, last + 2):
+    for after in range(last + 2):
         expected = list(record.iter_events(after))
         assert parsed(record, after) == expected
         assert [e["seq"] for e in expected] == list(range(max(after + 1, 100), last + 1))

@@ -12,6 +12,7 @@ from flwd.policy import (
     Evaluation,
     IsolationRequest,
     OverrideAllowances,
+    Profile,
     evaluate_overrides,
     parse_profile,
     resolve_profile,
@@ -183,7 +184,8 @@ def test_decisions_come_in_table_order_until_a_denial():
 
 
 def test_permissive_with_everything_allowed_and_disabled_allow_all_four():
-    for profile, level in (("permissive", "info"), ("disabled", "warning")):
+    cases: tuple[tuple[Profile, str], ...] = (("permissive", "info"), ("disabled", "warning"))
+    for profile, level in cases:
         evaluation = evaluate_overrides(profile, ALL if profile == "permissive" else NONE,
                                         EVERYTHING)
         assert [d.subject for d in evaluation.decisions] == [
