@@ -187,7 +187,7 @@ async def test_backoff_resets_after_a_stable_incarnation(autojump_clock: trio.ab
         start_times.append(trio.current_time())
         task_status.started()
         if len(start_times) == 3:
-            await trio.sleep(10)  # longer than stable_after
+            await trio.sleep(10)  # autojump clock: 10 s of simulated uptime > stable_after
         if len(start_times) < 4:
             raise ValueError("crash")
         await trio.sleep_forever()
