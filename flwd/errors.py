@@ -102,6 +102,18 @@ class ExecutorUnavailable(FlwdError):
     """The job needs an executor (interpreter, container runtime) that is missing."""
 
 
+class ContainerRuntimeUnavailable(FlwdError):
+    """Neither podman nor docker is available where a container is needed."""
+
+
+class IdempotencyConflict(FlwdError):
+    """An ``Idempotency-Key`` was reused with a different request body."""
+
+
+class RunOwnedElsewhere(FlwdError):
+    """The run is live in another flwd server process, which alone can cancel it."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProblemSpec:
     status: int
@@ -123,4 +135,9 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     ProfileInvalid: ProblemSpec(422, "invalid security profile", "E_POLICY", 2),
     StorageError: ProblemSpec(503, "storage unavailable", "E_STORAGE", 1),
     ExecutorUnavailable: ProblemSpec(422, "executor unavailable", "E_EXECUTOR", 2),
+    ContainerRuntimeUnavailable: ProblemSpec(422, "container runtime unavailable",
+                                             "container.runtime.unavailable", 2),
+    IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
+                                     2, "https://flwd.dev/problems/idempotency-key-conflict"),
+    RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),
 }

@@ -163,6 +163,7 @@ class RunRow:
     owner_pid: int | None = None
     owner_start: int | None = None
     owner_host: str | None = None
+    owner_kind: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -185,3 +186,13 @@ class RunRow:
         if self.provenance:
             out["provenance"] = self.provenance
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """``POST /runs`` with an ``Idempotency-Key``: the scoped key, the body's hash, the run."""
+
+    key: str
+    body_sha256: str
+    run_id: str
+    created_at: float

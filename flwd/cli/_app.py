@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Literal
 
 import trio
@@ -209,6 +210,75 @@ def _print_records(records: list[EventRecord], as_json: bool, out: object) -> No
                 stream.write(record.lines + b"\n")
     stdout.flush()
     sys.stderr.flush()
+
+
+LogFormat = Literal["text", "json"]
+
+
+@app.command(name=":serve")
+async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = None,
+                        dev: bool = False, log: LogFormat = "text", metrics: bool = True,
+                        aliases_public: bool = False, tokens: str | None = None,
+                        no_containers: bool = False) -> int:
+    """Serve the REST + SSE API until SIGTERM/SIGINT.
+
+    Parameters
+    ----------
+    bind
+        HOST:PORT to listen on (port 0 picks a free one; the URL is logged).
+    profile
+        Security profile: secure (default), permissive, disabled. FLWD_PROFILE wins.
+    dev
+        Development mode: the token `dev-token` (and no token) get every scope; CORS for
+        http://localhost. Refused on non-loopback binds.
+    log
+        Log format on stderr: text or json (one object per line).
+    metrics
+        Serve GET /metrics (unauthenticated on loopback binds only).
+    aliases_public
+        Show alias metadata to every caller (also FLWD_ALIASES_PUBLIC).
+    tokens
+        Tokens file (default: DATA_DIR/tokens.json; create tokens with `flwd :tokens create`).
+    no_containers
+        Start without a container runtime (container jobs will be refused).
+    """
+    from flwd.http import ServeConfig, serve
+
+    settings = CONTEXT.settings()
+    public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
+        "1", "true", "yes", "on")
+    await serve(settings, ServeConfig(
+        bind=bind, dev=dev, profile=profile, log=log, metrics=metrics, aliases_public=public,
+        tokens=Path(tokens) if tokens else None, no_containers=no_containers))
+    return 0
+
+
+tokens_app = App(name=":tokens", help="Manage API tokens (stored hashed, with scopes).")
+app.command(tokens_app)
+
+
+@tokens_app.command(name="create")
+def tokens_create(*, name: str, scope: list[str], file: str | None = None) -> int:
+    """Mint a token; it is printed once, only its SHA-256 is stored.
+
+    Parameters
+    ----------
+    name
+        A name for the token (shown in logs instead of the token).
+    scope
+        A scope to grant (repeat the flag): jobs:read, jobs:write, runs:read, runs:write,
+        events:read, sources:read, sources:write, metrics:read, or * for all.
+    file
+        Tokens file (default: DATA_DIR/tokens.json, the one `flwd :serve` reads).
+    """
+    from flwd.http import create_token
+
+    settings = CONTEXT.settings(require_scripts=False)
+    path = Path(file) if file else settings.data_dir / "tokens.json"
+    token = create_token(path, name, scope)
+    sys.stderr.write(f"token '{name}' added to {path}; it is shown only now:\n")
+    print(token)
+    return 0
 
 
 @app.command(name="init")

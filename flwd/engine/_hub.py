@@ -10,7 +10,7 @@ published.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -44,6 +44,8 @@ class EventHub:
 
     by_run: dict[str, set[Subscription]] = field(default_factory=dict)
     everything: set[Subscription] = field(default_factory=set)
+    #: Synchronous observers of every committed batch (metrics); must not raise or block.
+    taps: list[Callable[[Sequence[EventRecord]], None]] = field(default_factory=list)
     closed: bool = False
 
     def subscribe(self, run_id: str | None) -> Subscription:
@@ -76,6 +78,8 @@ class EventHub:
     def publish(self, batch: Sequence[EventRecord]) -> None:
         if not batch:
             return
+        for tap in self.taps:
+            tap(batch)
         if self.everything:
             self._deliver(self.everything, list(batch))
         if self.by_run:

@@ -15,6 +15,8 @@ actor: an extra hop would add latency and a queue to every batch for nothing.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,12 +36,16 @@ from actors import (
     Supervisor,
 )
 from flwd import store
-from flwd.events import EventRecord, RunRow, now
+from flwd.errors import IdempotencyConflict, RunOwnedElsewhere
+from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow, now
+from flwd.execute._procfs import process_alive
 from flwd.ids import new_run_id
+from flwd.jobs import Catalog
 from flwd.plan import Plan
 from flwd.settings import Settings
-from flwd.store import JournalWriter
+from flwd.store import JournalItem, JournalWriter
 
+from ._catalog import CatalogCache
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
 from ._run import Cancel, RunActor, RunRef
@@ -47,11 +53,17 @@ from ._stream import stream_events
 
 _log = logging.getLogger("flwd.engine")
 
+#: How long an Idempotency-Key is remembered.
+IDEMPOTENCY_TTL = 24 * 3600.0
+
 
 @dataclass(frozen=True, slots=True)
 class StartRun:
     plan: Plan
-    reply: ReplySlot[RunRow]
+    #: (scoped Idempotency-Key, SHA-256 of the canonical request body), if any.
+    idempotency: tuple[str, str] | None
+    #: The run, and whether it is a replay of an earlier request with the same key.
+    reply: ReplySlot[tuple[RunRow, bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +89,11 @@ class _Commands(Actor[Command]):
 
     async def handle(self, message: Command) -> None:
         if isinstance(message, StartRun):
+            # Handled one at a time: the idempotency check and the insert that
+            # follows cannot interleave with another request's.
             try:
-                message.reply.reply(await self.engine._start_run(message.plan))
+                message.reply.reply(
+                    await self.engine._start_run(message.plan, message.idempotency))
             except Exception as exc:
                 message.reply.fail(exc)
         else:
@@ -101,10 +116,13 @@ class Engine:
     caller owns timeouts.
     """
 
-    def __init__(self, settings: Settings, hub: EventHub, writer: JournalWriter) -> None:
+    def __init__(self, settings: Settings, hub: EventHub, writer: JournalWriter, *,
+                 owner_kind: str = "cli") -> None:
         self.settings = settings
         self.hub = hub
         self.writer = writer
+        self.owner_kind = owner_kind
+        self.catalog_cache = CatalogCache(settings.scripts_root, settings.workspace)
         self.runs = DynamicSupervisor("runs", on_child_exit=self._run_exited,
                                       max_restarts=1_000_000)
         self.supervisor = Supervisor("flwd", [
@@ -127,8 +145,64 @@ class Engine:
         Raises:
             ActorStopped: the engine is shutting down.
         """
-        return await self._root.call(lambda reply: StartRun(plan, reply))
+        run: RunRow
+        run, _ = await self._root.call(lambda reply: StartRun(plan, None, reply))
+        return run
 
+    async def start_run_once(self, plan: Plan, key: str, body_sha256: str
+                             ) -> tuple[RunRow, bool]:
+        """Like :meth:`start_run`, at most once per idempotency ``key`` (24 h).
+
+        Returns the run and True when it is the earlier run of the same request.
+
+        Raises:
+            IdempotencyConflict: the key was used with a different body.
+        """
+        result: tuple[RunRow, bool] = await self._root.call(
+            lambda reply: StartRun(plan, (key, body_sha256), reply))
+        return result
+
+    async def catalog(self) -> Catalog:
+        """The jobs of the scripts root (cached until a config changes)."""
+        return await self.catalog_cache.get()
+
+    async def get_run(self, run_ref: str) -> RunRow:
+        """The run from the Core DB. Raises RunNotFound."""
+        def read() -> RunRow:
+            with store.open_reader(self.settings.db_path) as conn:
+                return store.get_run(conn, run_ref)
+
+        return await trio.to_thread.run_sync(read)
+
+    async def request_cancel(self, run_id: str, *, reason: str, by: str
+                             ) -> tuple[str, RunRow]:
+        """Cancel a run wherever it lives on this host.
+
+        Returns ``("requested", run)`` when a live run was asked to stop, or
+        ``("terminal", run)`` when it had already finished.
+
+        A run of a CLI process is cancelled by sending that process SIGTERM
+        (its graceful Ctrl-C path); a run whose owner died is marked
+        ``interrupted`` first.
+
+        Raises:
+            RunNotFound: unknown run.
+            RunOwnedElsewhere: the run is live in another server process.
+        """
+        run = await self.get_run(run_id)
+        if run.status in TERMINAL_STATUSES:
+            return "terminal", run
+        if await self.cancel_run(run.id, reason=reason, by=by) == "requested":
+            return "requested", run
+        if run.owner_pid and process_alive(run.owner_pid, run.owner_start):
+            if run.owner_kind == "cli":
+                os.kill(run.owner_pid, signal.SIGTERM)
+                return "requested", run
+            raise RunOwnedElsewhere(
+                f"run {run.id} is live in another flwd server (pid {run.owner_pid})",
+                hint="send the cancel to that server")
+        await trio.to_thread.run_sync(recover, self.settings)
+        return "terminal", await self.get_run(run.id)
     async def cancel_run(self, run_id: str, *, reason: str, by: str, force: bool = False) -> str:
         """Ask a live run to stop; ``"requested"`` or ``"not-live"`` (finished or elsewhere)."""
         return await self._root.call(
@@ -137,24 +211,43 @@ class Engine:
     def is_live(self, run_id: str) -> bool:
         return run_id in self._live
 
-    def events(self, run_id: str | None, *, after: int = 0,
-               follow: bool = True) -> AsyncGenerator[list[EventRecord], None]:
-        """The run's events (or all events) in order, replayed then live; see ``stream_events``."""
+    def events(self, run_id: str | None, *, after: int = 0, follow: bool = True,
+               heartbeat: float | None = None) -> AsyncGenerator[list[EventRecord], None]:
+        """The run's events (or all events) in order, replayed then live; see ``stream_events``.
+
+        Runs of this process (and the global stream) are followed through the
+        hub; runs of other processes by polling the journal.
+        """
         live = run_id is None or run_id in self._live
         return stream_events(self.settings.db_path, run_id, after=after,
-                             hub=self.hub if live else None, follow=follow)
+                             hub=self.hub if live else None, follow=follow,
+                             heartbeat=heartbeat)
 
     # -- inside the root -----------------------------------------------------
-    async def _start_run(self, plan: Plan) -> RunRow:
+    async def _start_run(self, plan: Plan, idempotency: tuple[str, str] | None
+                         ) -> tuple[RunRow, bool]:
         if not self._accepting:
             raise ActorStopped("commands", "is shutting down")
         journal: JournalRef = self.supervisor.child_value("journal")
+        if idempotency is not None:
+            earlier = await trio.to_thread.run_sync(self._find_idempotent, idempotency[0])
+            if earlier is not None:
+                body_sha256, run_id = earlier
+                if body_sha256 != idempotency[1]:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was already used with a different request body",
+                        hint="use a new key for a new request", stored_sha256=body_sha256,
+                        incoming_sha256=idempotency[1])
+                return await self.get_run(run_id), True
         pid, start_time, host = store.owner_identity()
         run = RunRow(id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
                      profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
                      provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
-                     owner_host=host)
-        await journal.call(lambda reply: Append([run], reply))
+                     owner_host=host, owner_kind=self.owner_kind)
+        items: list[JournalItem] = [run]
+        if idempotency is not None:
+            items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
+        await journal.call(lambda reply: Append(items, reply))
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
                          grace=self.settings.grace)
         ref: RunRef = await self.runs.start_child(ChildSpec(
@@ -163,7 +256,11 @@ class Engine:
             stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
         ))
         self._live[run.id] = ref
-        return run
+        return run, False
+
+    def _find_idempotent(self, key: str) -> tuple[str, str] | None:
+        with store.open_reader(self.settings.db_path) as conn:
+            return store.find_idempotent(conn, key, newer_than=now() - IDEMPOTENCY_TTL)
 
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
@@ -196,7 +293,7 @@ def recover(settings: Settings) -> list[str]:
 
 
 @asynccontextmanager
-async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
+async def open_engine(settings: Settings, *, owner_kind: str = "cli") -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block.
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
@@ -210,7 +307,7 @@ async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
     writer = JournalWriter(settings.db_path)
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
-    engine = Engine(settings, hub, writer)
+    engine = Engine(settings, hub, writer, owner_kind=owner_kind)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.supervisor.run)

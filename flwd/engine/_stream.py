@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
@@ -42,6 +43,7 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
                         hub: EventHub | None = None, follow: bool = True,
                         poll_interval: float = 0.2,
                         on_idle: Callable[[], None] | None = None,
+                        heartbeat: float | None = None,
                         ) -> AsyncGenerator[list[EventRecord], None]:
     """Yield batches of events with seq > ``after`` in order, each exactly once.
 
@@ -50,12 +52,15 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
     journal and re-subscribes. Without a hub (the run belongs to another
     process) the journal is polled every ``poll_interval`` seconds and
     ``on_idle`` is called between polls (e.g. to detect a dead owner).
+    With ``heartbeat``, an empty batch is yielded whenever that many seconds
+    pass without events (SSE keep-alives; it also surfaces dead peers).
     A per-run stream ends after ``run.finish``; ``follow=False`` ends after the
     replay.
 
     Cancellation: safe at any await; the subscription is released in ``finally``.
     """
     cursor = after
+    quiet_since = trio.current_time()
     while True:
         subscription = hub.subscribe(run_id) if hub is not None and follow else None
         try:
@@ -65,6 +70,7 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
                 if not records:
                     break
                 cursor = records[-1].last_seq
+                quiet_since = trio.current_time()
                 yield records
                 if run_id is not None and records[-1].type == RUN_FINISH:
                     return
@@ -74,8 +80,21 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
                 if on_idle is not None:
                     on_idle()
                 await trio.sleep(poll_interval)
+                if heartbeat is not None and trio.current_time() - quiet_since >= heartbeat:
+                    quiet_since = trio.current_time()
+                    yield []
                 continue
-            async for batch in subscription.receive:
+            while True:
+                batch: list[EventRecord] | None = None
+                # The timeout scope wraps only the receive, never a yield.
+                with trio.move_on_after(heartbeat if heartbeat is not None else math.inf):
+                    try:
+                        batch = await subscription.receive.receive()
+                    except trio.EndOfChannel:
+                        break
+                if batch is None:
+                    yield []
+                    continue
                 records = _fresh(batch, cursor)
                 if not records:
                     continue

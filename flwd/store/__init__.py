@@ -4,7 +4,9 @@ from ._db import connect as connect
 from ._db import db_path as db_path
 from ._journal import JournalItem as JournalItem
 from ._journal import append_batch as append_batch
+from ._read import count_runs as count_runs
 from ._read import event_bounds as event_bounds
+from ._read import find_idempotent as find_idempotent
 from ._read import get_run as get_run
 from ._read import list_runs as list_runs
 from ._read import open_reader as open_reader

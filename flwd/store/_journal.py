@@ -11,9 +11,16 @@ import sqlite3
 from collections.abc import Sequence
 
 from flwd.errors import StorageError
-from flwd.events import RUN_FINISH, RUN_START, TERMINAL_STATUSES, EventRecord, RunRow
+from flwd.events import (
+    RUN_FINISH,
+    RUN_START,
+    TERMINAL_STATUSES,
+    EventRecord,
+    IdempotencyRecord,
+    RunRow,
+)
 
-JournalItem = EventRecord | RunRow
+JournalItem = EventRecord | RunRow | IdempotencyRecord
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -42,6 +49,11 @@ def append_batch(conn: sqlite3.Connection, items: Sequence[JournalItem]) -> list
             if isinstance(item, RunRow):
                 _flush(conn, event_rows)
                 _insert_run(conn, item)
+                continue
+            if isinstance(item, IdempotencyRecord):
+                conn.execute("INSERT OR REPLACE INTO idempotency(key, body_sha256, run_id, created_at)"
+                             " VALUES (?,?,?,?)",
+                             (item.key, item.body_sha256, item.run_id, item.created_at))
                 continue
             item.seq = next_seq
             next_seq += item.n
@@ -83,13 +95,13 @@ def _flush(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
 def _insert_run(conn: sqlite3.Connection, run: RunRow) -> None:
     conn.execute(
         "INSERT INTO runs(id, job_id, status, created_at, started_at, finished_at, exit_code,"
-        " error, profile, args, plan, provenance, owner_pid, owner_start, owner_host)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " error, profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (run.id, run.job_id, run.status, run.created_at, run.started_at, run.finished_at,
          run.exit_code, run.error, run.profile, _dumps(run.args),
          None if run.plan is None else _dumps(run.plan),
          None if run.provenance is None else _dumps(run.provenance),
-         run.owner_pid, run.owner_start, run.owner_host),
+         run.owner_pid, run.owner_start, run.owner_host, run.owner_kind),
     )
 
 

@@ -19,7 +19,7 @@ from flwd.events import EventRecord, RunRow
 from ._db import connect
 
 _RUN_COLUMNS = ("id, job_id, status, created_at, started_at, finished_at, exit_code, error,"
-                " profile, args, plan, provenance, owner_pid, owner_start, owner_host")
+                " profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind")
 
 
 @contextmanager
@@ -38,7 +38,7 @@ def _run_from_row(row: tuple[Any, ...]) -> RunRow:
         args=json.loads(row[9]) if row[9] else {},
         plan=json.loads(row[10]) if row[10] else None,
         provenance=json.loads(row[11]) if row[11] else None,
-        owner_pid=row[12], owner_start=row[13], owner_host=row[14],
+        owner_pid=row[12], owner_start=row[13], owner_host=row[14], owner_kind=row[15],
     )
 
 
@@ -73,8 +73,7 @@ def get_run(conn: sqlite3.Connection, run_ref: str) -> RunRow:
     raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
 
 
-def list_runs(conn: sqlite3.Connection, *, job_id: str | None = None, status: str | None = None,
-              limit: int = 50, offset: int = 0) -> list[RunRow]:
+def _run_filter(job_id: str | None, status: str | None) -> tuple[str, list[str]]:
     where, params = [], []
     if job_id:
         where.append("job_id = ? COLLATE NOCASE")
@@ -82,7 +81,18 @@ def list_runs(conn: sqlite3.Connection, *, job_id: str | None = None, status: st
     if status:
         where.append("status = ?")
         params.append(status)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return (f"WHERE {' AND '.join(where)}" if where else ""), params
+
+
+def count_runs(conn: sqlite3.Connection, *, job_id: str | None = None,
+               status: str | None = None) -> int:
+    clause, params = _run_filter(job_id, status)
+    return int(conn.execute(f"SELECT COUNT(*) FROM runs {clause}", params).fetchone()[0])
+
+
+def list_runs(conn: sqlite3.Connection, *, job_id: str | None = None, status: str | None = None,
+              limit: int = 50, offset: int = 0) -> list[RunRow]:
+    clause, params = _run_filter(job_id, status)
     rows = conn.execute(
         f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY created_at DESC, id DESC"
         " LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
@@ -119,3 +129,11 @@ def event_bounds(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
     row = conn.execute("SELECT MIN(seq), MAX(last_seq) FROM events WHERE run_id = ?",
                        (run_id,)).fetchone()
     return (row[0] or 0, row[1] or 0)
+
+
+def find_idempotent(conn: sqlite3.Connection, key: str, *, newer_than: float
+                    ) -> tuple[str, str] | None:
+    """(body sha256, run id) stored for a scoped idempotency key, if still fresh."""
+    row = conn.execute("SELECT body_sha256, run_id FROM idempotency WHERE key = ? AND"
+                       " created_at > ?", (key, newer_than)).fetchone()
+    return (row[0], row[1]) if row else None

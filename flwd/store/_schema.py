@@ -41,6 +41,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_by_run ON events(run_id, seq);
     """,
+    # 1 -> 2: who owns a run (cli | serve), and idempotent POST /runs.
+    """
+    ALTER TABLE runs ADD COLUMN owner_kind TEXT;
+    CREATE TABLE idempotency (
+        key         TEXT PRIMARY KEY,
+        body_sha256 TEXT NOT NULL,
+        run_id      TEXT NOT NULL,
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX idempotency_by_created ON idempotency(created_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,64 @@
+"""The job catalog of a long-lived process, rediscovered only when configs change."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import trio
+
+from flwd.jobs import Catalog, discover
+
+_SKIP = frozenset({".git", "node_modules", "__pycache__"})
+
+
+def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every config.yaml (and flwd.yaml) under ``root`` with its mtime and size."""
+    found: list[tuple[str, int, int]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP and not d.startswith("."))
+        names = [n for n in files if n == "flwd.yaml"]
+        if os.path.basename(folder) == "config.d":
+            names += [n for n in files if n.lower() == "config.yaml"]
+            dirs[:] = []
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            found.append((path, stat.st_mtime_ns, stat.st_size))
+        # Scripts may be added or removed without touching a config.
+        if "config.d" in dirs or names:
+            try:
+                found.append((folder, os.stat(folder).st_mtime_ns, 0))
+            except OSError:
+                pass
+    return tuple(sorted(found))
+
+
+class CatalogCache:
+    """Discovery results reused until a config file (or a job dir listing) changes.
+
+    Checking costs one directory walk with ``stat``; rediscovery (parsing and
+    validating every config) happens only when the fingerprint differs.
+    """
+
+    def __init__(self, root: Path, display_base: Path) -> None:
+        self.root = root
+        self.display_base = display_base
+        self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self._catalog: Catalog | None = None
+        self._lock = trio.Lock()
+
+    def _refresh(self) -> Catalog:
+        fingerprint = _fingerprint(self.root)
+        if self._catalog is None or fingerprint != self._fingerprint:
+            self._catalog = discover(self.root, display_base=self.display_base)
+            self._fingerprint = fingerprint
+        return self._catalog
+
+    async def get(self) -> Catalog:
+        """The current catalog (blocking work runs in a thread; one refresh at a time)."""
+        async with self._lock:
+            return await trio.to_thread.run_sync(self._refresh)

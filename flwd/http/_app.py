@@ -1,0 +1,542 @@
+"""The Quart-Trio application: routes, authentication, problems, SSE, metrics.
+
+Handlers hold no state of their own: they validate the request, then ask the
+engine (messages to the root of the actor tree) and render the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import trio
+from pydantic import BaseModel, ValidationError
+from quart import Response, g, jsonify, make_response, request, websocket
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
+
+from flwd.engine import Engine
+from flwd.errors import FlwdError, RunNotFound
+from flwd.events import TERMINAL_STATUSES, RunRow
+from flwd.jobs import Job, bind_json
+from flwd.plan import Plan, build_plan
+from flwd.policy import resolve_profile
+
+from ._auth import Authenticator, Principal
+from ._metrics import Metrics
+from ._models import RunRequest
+from ._problems import (
+    PROBLEM_JSON,
+    HttpProblem,
+    bad_request,
+    domain_problem,
+    forbidden,
+    not_found,
+    unauthorized,
+)
+from ._sse import KEEP_ALIVE, PREAMBLE, frames, parse_cursor
+
+_log = logging.getLogger("flwd.http")
+T = TypeVar("T", bound=BaseModel)
+
+#: Seconds between SSE keep-alive comments (also how fast a dead peer shows).
+KEEP_ALIVE_INTERVAL = 15.0
+MAX_BODY = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    dev: bool = False
+    #: Serve /metrics at all, and without a token (loopback binds only).
+    metrics: bool = True
+    metrics_open: bool = True
+    aliases_public: bool = False
+    profile: str | None = None
+    keep_alive: float = KEEP_ALIVE_INTERVAL
+
+
+class _RunId(BaseConverter):
+    # No ':' — "/runs/<id>:cancel" must not read ":cancel" as part of the id.
+    regex = r"[A-Za-z0-9_.-]{1,128}"
+
+
+#: Scopes each endpoint needs; endpoints not listed are open.
+ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
+    "list_jobs": ("jobs:read",),
+    "get_job": ("jobs:read",),
+    "create_plan": ("jobs:read",),
+    "create_run": ("runs:write",),
+    "list_runs": ("runs:read",),
+    "get_run": ("runs:read",),
+    "cancel_run": ("runs:write",),
+    "run_events": ("runs:read", "events:read"),
+    "run_events_ndjson": ("runs:read", "events:read"),
+    "run_ws": ("runs:read", "events:read"),
+    "all_events": ("events:read",),
+    "list_sources": ("sources:read",),
+    "get_source": ("sources:read",),
+    "add_source": ("sources:write",),
+    "delete_source": ("sources:write",),
+    "metrics": ("metrics:read",),
+}
+OPEN_ENDPOINTS = frozenset({"healthz", "openapi"})
+
+
+def _parse_json_body(raw: bytes) -> Any:
+    if not raw.strip():
+        raise bad_request("the request body is empty; send a JSON object",
+                          code="invalid-request-body")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}",
+                          code="invalid-request-body") from None
+
+
+def validate_body(model: type[T], data: Any) -> T:
+    """``model`` from decoded JSON; every failing field is listed in one 400 problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"arg": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+                  for e in exc.errors(include_url=False)]
+        first = errors[0]
+        raise bad_request(f"invalid request body: {first['arg']}: {first['message']}",
+                          errors=errors, code="invalid-request-body") from None
+
+
+def canonical_sha256(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _page(args: Mapping[str, str]) -> tuple[int, int]:
+    errors = []
+    values = {}
+    for name, default, low, high in (("page", 1, 1, 1_000_000), ("per_page", 50, 1, 200)):
+        text = args.get(name)
+        if text is None:
+            values[name] = default
+            continue
+        if not text.isdigit() or not low <= int(text) <= high:
+            errors.append({"arg": name, "message": f"must be an integer from {low} to {high} "
+                                                   f"(got {text!r})"})
+        else:
+            values[name] = int(text)
+    if errors:
+        raise bad_request(f"invalid pagination: {errors[0]['arg']} {errors[0]['message']}",
+                          errors=errors, code="invalid-pagination")
+    return values["page"], values["per_page"]
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": job.id, "name": job.name}
+    if job.summary:
+        out["summary"] = job.summary
+    out["path"] = job.rel_dir
+    out["args"] = [arg.to_json() for arg in job.config.args]
+    if job.source:
+        out["source"] = {"name": job.source, "type": "local"}
+    return out
+
+
+def run_json(run: RunRow) -> dict[str, Any]:
+    return run.to_json()
+
+
+def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticator,
+               metrics: Metrics | None) -> QuartTrio:
+    """Build the application around a running ``engine``."""
+    app = QuartTrio("flwd")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.converters["runid"] = _RunId
+    app.url_map.strict_slashes = False
+
+    # -- cross-cutting: request ids, auth, CORS, metrics, logs ------------------
+    def _authorize(endpoint: str | None, headers: Any) -> Principal | None:
+        if endpoint is None or endpoint in OPEN_ENDPOINTS:
+            return None
+        if endpoint == "metrics" and options.metrics_open:
+            return None
+        principal = authenticator.authenticate(headers.get("Authorization"))
+        if isinstance(principal, str):
+            raise unauthorized(principal)
+        missing = principal.missing(ROUTE_SCOPES.get(endpoint, ()))
+        if missing:
+            raise forbidden(missing)
+        return principal
+
+    @app.before_request
+    async def before() -> Response | None:
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
+        g.principal = None
+        if options.dev and request.method == "OPTIONS" and _dev_origin():
+            return Response("", status=204)
+        g.principal = _authorize(request.endpoint, request.headers)
+        return None
+
+    @app.before_websocket
+    async def before_ws() -> None:
+        g.principal = _authorize(websocket.endpoint, websocket.headers)
+
+    def _dev_origin() -> str | None:
+        origin = request.headers.get("Origin", "")
+        if origin.startswith(("http://localhost", "http://127.0.0.1")):
+            return origin
+        return None
+
+    @app.after_request
+    async def after(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if options.dev and (origin := _dev_origin()):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Idempotency-Key, Last-Event-ID")
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        if metrics is not None:
+            metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+            metrics.http_duration.labels(request.method, route).observe(elapsed)
+        principal: Principal | None = g.get("principal")
+        _log.info("request", extra={"fields": {
+            "method": request.method, "route": route, "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2),
+            "subject": principal.name if principal else None,
+            "request_id": g.get("request_id")}})
+        return response
+
+    # -- errors → problems -----------------------------------------------------
+    def _problem(status: int, document: dict[str, Any],
+                 headers: Mapping[str, str] | None = None) -> Response:
+        response = Response(json.dumps(document) + "\n", status=status, content_type=PROBLEM_JSON)
+        for key, value in (headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.errorhandler(HttpProblem)
+    async def on_http_problem(error: HttpProblem) -> Response:
+        return _problem(error.status, error.document(request.path), error.headers)
+
+    @app.errorhandler(FlwdError)
+    async def on_domain_error(error: FlwdError) -> Response:
+        status, document = domain_problem(error, request.path)
+        return _problem(status, document)
+
+    @app.errorhandler(HTTPException)
+    async def on_http_exception(error: HTTPException) -> Response:
+        status = error.code or 500
+        titles = {404: ("not found", "route.not.found",
+                        f"no route {request.method} {request.path}"),
+                  405: ("method not allowed", "method.not.allowed",
+                        f"{request.method} is not allowed on {request.path}"),
+                  413: ("request body too large", "body.too.large",
+                        f"request bodies are limited to {MAX_BODY} bytes")}
+        title, code, detail = titles.get(
+            status, (error.name.lower(), error.name.lower().replace(" ", "-"),
+                     error.description or error.name))
+        return _problem(status, HttpProblem(status, title, detail, code=code)
+                        .document(request.path))
+
+    @app.errorhandler(Exception)
+    async def on_unexpected(error: Exception) -> Response:
+        _log.exception("unexpected error on %s %s", request.method, request.path)
+        return _problem(500, HttpProblem(500, "internal error",
+                                         "an unexpected error occurred; see the server log",
+                                         code="internal").document(request.path))
+
+    async def _json_body(model: type[T]) -> tuple[T, Any]:
+        content_type = request.headers.get("Content-Type", "application/json")
+        media = content_type.split(";")[0].strip().lower()
+        # curl -d sends form-urlencoded by default; its body is still our JSON.
+        if "json" not in media and media != "application/x-www-form-urlencoded":
+            raise HttpProblem(415, "unsupported media type",
+                              f"send JSON (Content-Type: application/json), not {content_type}",
+                              code="unsupported-media-type")
+        raw = await request.get_data(cache=False, as_text=False)
+        data = _parse_json_body(raw if isinstance(raw, bytes) else raw.encode())
+        return validate_body(model, data), data
+
+    async def _plan(body: RunRequest) -> Plan:
+        if body.source is not None:
+            raise not_found("source", f"no source named '{body.source.name}'",
+                            "source.not.found")
+        catalog = await engine.catalog()
+        job = catalog.get(body.job_id)
+        binding = bind_json(job.config.args, body.args, job_id=job.id)
+        profile = resolve_profile(requested=body.requested_security_profile,
+                                  environment=os.environ.get("FLWD_PROFILE"),
+                                  configured=options.profile)
+        settings = engine.settings
+        return build_plan(job, binding, profile=profile, workspace=settings.workspace,
+                          scripts_root=settings.scripts_root)
+
+    # -- routes ------------------------------------------------------------------
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response("", status=204, headers={"Cache-Control": "no-store"})
+
+    @app.get("/jobs")
+    async def list_jobs() -> Response:
+        page, per_page = _page(request.args)
+        catalog = await engine.catalog()
+        jobs = catalog.jobs[(page - 1) * per_page: page * per_page]
+        response = jsonify([job_json(job) for job in jobs])
+        response.headers["X-Flwd-Discovery-Errors"] = str(len(catalog.errors))
+        response.headers["X-Total-Count"] = str(len(catalog.jobs))
+        return response
+
+    @app.get("/jobs/<path:job_id>")
+    async def get_job(job_id: str) -> Response:
+        catalog = await engine.catalog()
+        job = catalog.get(job_id)
+        detail = job_json(job)
+        detail["executor"] = job.config.executor
+        detail["scripts"] = list(job.scripts)
+        if job.config.timeout is not None:
+            detail["timeout_seconds"] = job.config.timeout
+        return jsonify(detail)
+
+    @app.post("/plans")
+    async def create_plan() -> Response:
+        body, _ = await _json_body(RunRequest)
+        plan = await _plan(body)
+        return jsonify(plan.to_json())
+
+    @app.post("/runs")
+    async def create_run() -> Response:
+        body, raw = await _json_body(RunRequest)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= 255 and key.isprintable()
+                                    and " " not in key):
+            raise bad_request("invalid Idempotency-Key header: use 1-255 printable characters "
+                              "without spaces", code="invalid-idempotency-key")
+        plan = await _plan(body)
+        replayed = False
+        if key is None:
+            run = await engine.start_run(plan)
+        else:
+            principal: Principal | None = g.get("principal")
+            scoped = f"{principal.name if principal else '-'}:{key}"
+            run, replayed = await engine.start_run_once(plan, scoped, canonical_sha256(raw))
+        response = jsonify(run_json(run))
+        response.status_code = 201
+        response.headers["Location"] = f"/runs/{run.id}"
+        if replayed:
+            response.headers["Idempotent-Replay"] = "true"
+        return response
+
+    @app.get("/runs")
+    async def list_runs() -> Response:
+        page, per_page = _page(request.args)
+        status = request.args.get("status")
+        statuses = ("queued", "running", *sorted(TERMINAL_STATUSES))
+        if status is not None and status not in statuses:
+            raise bad_request(f"invalid status filter {status!r}",
+                              errors=[{"arg": "status",
+                                       "message": f"use one of: {', '.join(statuses)}"}])
+        job_id = request.args.get("job_id") or request.args.get("job")
+
+        def read() -> tuple[list[RunRow], int]:
+            from flwd import store
+
+            if not engine.settings.db_path.exists():
+                return [], 0
+            with store.open_reader(engine.settings.db_path) as conn:
+                return (store.list_runs(conn, job_id=job_id, status=status, limit=per_page,
+                                        offset=(page - 1) * per_page),
+                        store.count_runs(conn, job_id=job_id, status=status))
+
+        runs, total = await trio.to_thread.run_sync(read)
+        response = jsonify([run_json(run) for run in runs])
+        response.headers["X-Total-Count"] = str(total)
+        return response
+
+    @app.get("/runs/<runid:run_id>")
+    async def get_run(run_id: str) -> Response:
+        return jsonify(run_json(await _exact_run(run_id)))
+
+    async def _exact_run(run_id: str) -> RunRow:
+        run = await engine.get_run(run_id)
+        if run.id != run_id:  # the CLI's prefix matching is not part of the API
+            raise RunNotFound(f"no run '{run_id}'")
+        return run
+
+    @app.post("/runs/<runid:run_id>:cancel")
+    async def cancel_run(run_id: str) -> Response:
+        await _exact_run(run_id)
+        principal: Principal | None = g.get("principal")
+        outcome, run = await engine.request_cancel(
+            run_id, reason="canceled by request", by=f"api:{principal.name if principal else '-'}")
+        response = jsonify(run_json(run))
+        response.status_code = 202 if outcome == "requested" else 200
+        return response
+
+    def _cursor() -> int | None:
+        try:
+            return parse_cursor(request.headers.get("Last-Event-ID")
+                                or request.args.get("after")
+                                or request.args.get("last_event_id"))
+        except ValueError as exc:
+            raise bad_request(f"invalid Last-Event-ID: {exc}", code="invalid-cursor") from None
+
+    def _sse_response(body: AsyncGenerator[bytes, None]) -> Any:
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                   "X-Accel-Buffering": "no"}
+        return make_response(body, 200, headers)
+
+    async def _event_stream(run_id: str | None, after: int) -> AsyncGenerator[bytes, None]:
+        if metrics is not None:
+            metrics.sse_streams.labels("sse").inc()
+        try:
+            yield PREAMBLE
+            async with aclosing(engine.events(run_id, after=after,
+                                              heartbeat=options.keep_alive)) as stream:
+                async for batch in stream:
+                    yield b"".join(frames(record) for record in batch) if batch else KEEP_ALIVE
+        finally:
+            if metrics is not None:
+                metrics.sse_streams.labels("sse").dec()
+
+    @app.get("/runs/<runid:run_id>/events")
+    async def run_events(run_id: str) -> Any:
+        run = await _exact_run(run_id)
+        cursor = _cursor()
+        if cursor is not None:
+            if metrics is not None:
+                metrics.sse_resumes.inc()
+            if run.status in TERMINAL_STATUSES:
+                last = await _last_seq(run.id)
+                if cursor >= last:
+                    # The stream already ended for this client: 204 stops EventSource.
+                    return Response("", status=204)
+        response = await _sse_response(_event_stream(run.id, cursor or 0))
+        response.timeout = None  # an event stream must not be cut at RESPONSE_TIMEOUT
+        return response
+
+    async def _last_seq(run_id: str) -> int:
+        from flwd import store
+
+        def read() -> int:
+            with store.open_reader(engine.settings.db_path) as conn:
+                return store.event_bounds(conn, run_id)[1]
+
+        return await trio.to_thread.run_sync(read)
+
+    @app.get("/events")
+    async def all_events() -> Any:
+        cursor = _cursor()
+        if cursor is None:
+            # A new global subscriber starts at "now", not at the beginning of history.
+            cursor = await _global_last_seq()
+        response = await _sse_response(_event_stream(None, cursor))
+        response.timeout = None
+        return response
+
+    async def _global_last_seq() -> int:
+        from flwd import store
+
+        def read() -> int:
+            with store.open_reader(engine.settings.db_path) as conn:
+                row = conn.execute("SELECT COALESCE(MAX(last_seq), 0) FROM events").fetchone()
+                return int(row[0])
+
+        return await trio.to_thread.run_sync(read)
+
+    @app.get("/runs/<runid:run_id>/events.ndjson")
+    async def run_events_ndjson(run_id: str) -> Any:
+        run = await _exact_run(run_id)
+        after = _cursor() or 0
+
+        async def body() -> AsyncGenerator[bytes, None]:
+            async with aclosing(engine.events(run.id, after=after, follow=False)) as stream:
+                async for batch in stream:
+                    yield b"".join(record.ndjson() for record in batch)
+
+        response = await make_response(body(), 200, {"Content-Type": "application/x-ndjson",
+                                                     "Cache-Control": "no-store"})
+        response.timeout = None  # type: ignore[union-attr]
+        return response
+
+    @app.websocket("/runs/<runid:run_id>/ws")
+    async def run_ws(run_id: str) -> None:
+        run = await _exact_run(run_id)
+        await websocket.accept()
+        principal: Principal | None = g.get("principal")
+        if metrics is not None:
+            metrics.sse_streams.labels("websocket").inc()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_ws_commands, run.id, principal)
+                async with aclosing(engine.events(run.id, heartbeat=options.keep_alive)) as s:
+                    async for batch in s:
+                        for record in batch:
+                            for event in record.iter_events():
+                                await websocket.send(json.dumps(event))
+                nursery.cancel_scope.cancel(reason="run finished")
+            await websocket.close(1000, "run finished")
+        finally:
+            if metrics is not None:
+                metrics.sse_streams.labels("websocket").dec()
+
+    async def _ws_commands(run_id: str, principal: Principal | None) -> None:
+        while True:
+            text = await websocket.receive()
+            try:
+                message = json.loads(text)
+            except (TypeError, ValueError):
+                message = None
+            if isinstance(message, dict) and message.get("type") == "cancel":
+                if principal is not None and principal.missing(["runs:write"]):
+                    await websocket.send(json.dumps({"type": "error", "code": "forbidden",
+                                                     "detail": "cancel needs runs:write"}))
+                    continue
+                await engine.request_cancel(
+                    run_id, reason="canceled by request",
+                    by=f"ws:{principal.name if principal else '-'}")
+            else:
+                await websocket.send(json.dumps({
+                    "type": "error", "code": "invalid-message",
+                    "detail": 'send {"type": "cancel"} to cancel the run'}))
+
+    @app.get("/sources")
+    async def list_sources() -> Response:
+        return jsonify([])
+
+    @app.get("/sources/<name>")
+    async def get_source(name: str) -> Response:
+        raise not_found("source", f"no source named '{name}'", "source.not.found")
+
+    @app.post("/sources")
+    async def add_source() -> Response:
+        raise HttpProblem(501, "not implemented", "job sources are not supported by this "
+                          "server yet", code="sources.unsupported")
+
+    @app.delete("/sources/<name>")
+    async def delete_source(name: str) -> Response:
+        raise not_found("source", f"no source named '{name}'", "source.not.found")
+
+    if options.metrics and metrics is not None:
+        @app.get("/metrics", endpoint="metrics")
+        async def metrics_endpoint() -> Response:
+            return Response(metrics.render(), content_type=metrics.content_type)
+
+    @app.get("/openapi.json")
+    async def openapi() -> Response:
+        from ._openapi import openapi_document
+
+        return jsonify(openapi_document())
+
+    return app

@@ -1,0 +1,93 @@
+"""Request and response shapes of the HTTP API (pydantic; the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceRef(_Strict):
+    name: str = Field(min_length=1, max_length=128, description="A configured source's name")
+
+
+class RunRequest(_Strict):
+    """Body of ``POST /plans`` and ``POST /runs``. Unknown fields are refused."""
+
+    job_id: str = Field(min_length=1, max_length=256, description="Job id, e.g. `demo`")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description="Argument values by name (JSON types must match)")
+    source: SourceRef | None = None
+    requested_security_profile: Literal["secure", "permissive", "disabled"] | None = None
+
+
+class ArgSchema(BaseModel):
+    name: str
+    type: str
+    description: str | None = None
+    required: bool | None = None
+    default: Any = None
+    enum: list[Any] | None = None
+    format: str | None = None
+    secret: bool | None = None
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str
+    summary: str | None = None
+    path: str
+    args: list[dict[str, Any]]
+    source: dict[str, str] | None = None
+
+
+class Run(BaseModel):
+    id: str
+    job_id: str
+    status: Literal["queued", "running", "completed", "failed", "canceled", "interrupted"]
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    security_profile: str | None = None
+    result: dict[str, Any]
+    provenance: dict[str, Any] | None = None
+
+
+class Event(BaseModel):
+    seq: int
+    run_id: str
+    job_id: str
+    type: str
+    ts: str
+    data: dict[str, Any]
+
+
+class Problem(BaseModel):
+    """RFC 7807 problem document (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+    errors: list[dict[str, str]] | None = None
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    name: str
+    effective_argspec: dict[str, Any]
+    executor_preview: dict[str, Any]
+    steps: list[dict[str, Any]]
+    resolved_args: dict[str, Any]
+    security_profile: str
+    provenance: dict[str, Any]

@@ -1,0 +1,151 @@
+"""The OpenAPI 3.1 document of the HTTP API, generated from the same pydantic models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from flwd import __version__
+
+from ._auth import SCOPES
+from ._models import Event, JobSummary, Plan, Problem, Run, RunRequest
+
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    texts = {400: "Invalid request (every failing field listed in `errors`)",
+             401: "Missing or unknown bearer token", 403: "The token lacks a required scope",
+             404: "Not found", 409: "Conflict", 413: "Body too large",
+             415: "Not JSON", 422: "Validation or policy failure", 501: "Not implemented"}
+    return {str(status): {"description": texts.get(status, "Problem"),
+                          "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+            for status in statuses}
+
+
+def _op(summary: str, scopes: tuple[str, ...], responses: dict[str, Any],
+        **extra: Any) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    operation["security"] = [{"bearer": list(scopes)}] if scopes else []
+    return operation
+
+
+_PAGING = [
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {"name": "per_page", "in": "query",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+]
+_RUN_ID = {"name": "run_id", "in": "path", "required": True,
+           "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}}
+_CURSOR = [{"name": "Last-Event-ID", "in": "header", "required": False,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+           {"name": "after", "in": "query", "required": False,
+            "schema": {"type": "integer", "minimum": 0}}]
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan)],
+        ref_template=_REF)
+    body = {"required": True, "content": {"application/json": {"schema": _ref("RunRequest")}}}
+    sse = {"description": "Server-Sent Events: `id` is the event seq, `data` an Event",
+           "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    paths: dict[str, Any] = {
+        "/healthz": {"get": _op("Liveness", (), {"204": {"description": "Alive"}})},
+        "/jobs": {"get": _op("List jobs", ("jobs:read",),
+                             {"200": _json({"type": "array", "items": _ref("JobSummary")}),
+                              **_problems(400, 401, 403)}, parameters=_PAGING)},
+        "/jobs/{job_id}": {"get": _op(
+            "One job with its argspec", ("jobs:read",),
+            {"200": _json(_ref("JobSummary")), **_problems(401, 403, 404)},
+            parameters=[{"name": "job_id", "in": "path", "required": True,
+                         "schema": {"type": "string"}}])},
+        "/plans": {"post": _op("Preview a run", ("jobs:read",),
+                               {"200": _json(_ref("Plan")),
+                                **_problems(400, 401, 403, 404, 413, 415, 422)},
+                               requestBody=body)},
+        "/runs": {
+            "post": _op("Start a run", ("runs:write",),
+                        {"201": _json(_ref("Run"), "Created (or replayed: Idempotent-Replay)"),
+                         **_problems(400, 401, 403, 404, 409, 413, 415, 422)},
+                        requestBody=body,
+                        parameters=[{"name": "Idempotency-Key", "in": "header",
+                                     "required": False,
+                                     "schema": {"type": "string", "minLength": 1,
+                                                "maxLength": 255, "pattern": "^[!-~]+$"}}]),
+            "get": _op("List runs, newest first", ("runs:read",),
+                       {"200": _json({"type": "array", "items": _ref("Run")}),
+                        **_problems(400, 401, 403)},
+                       parameters=[*_PAGING,
+                                   {"name": "job_id", "in": "query", "schema": {"type": "string"}},
+                                   {"name": "status", "in": "query",
+                                    "schema": {"type": "string",
+                                               "enum": ["queued", "running", "completed",
+                                                        "failed", "canceled", "interrupted"]}}]),
+        },
+        "/runs/{run_id}": {"get": _op("One run", ("runs:read",),
+                                      {"200": _json(_ref("Run")), **_problems(401, 403, 404)},
+                                      parameters=[_RUN_ID])},
+        "/runs/{run_id}:cancel": {"post": _op(
+            "Cancel a run (TERM, grace, KILL of its whole process tree)", ("runs:write",),
+            {"202": _json(_ref("Run"), "Cancel requested"),
+             "200": _json(_ref("Run"), "Already finished"), **_problems(401, 403, 404, 409)},
+            parameters=[_RUN_ID])},
+        "/runs/{run_id}/events": {"get": _op(
+            "The run's events: journal replay after the cursor, then live",
+            ("runs:read", "events:read"),
+            {"200": sse, "204": {"description": "The stream already ended for this cursor"},
+             **_problems(400, 401, 403, 404)}, parameters=[_RUN_ID, *_CURSOR])},
+        "/runs/{run_id}/events.ndjson": {"get": _op(
+            "The run's journaled events as NDJSON", ("runs:read", "events:read"),
+            {"200": {"description": "One Event per line",
+                     "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+             **_problems(400, 401, 403, 404)}, parameters=[_RUN_ID, *_CURSOR])},
+        "/events": {"get": _op("Every run's events, live (after the cursor)", ("events:read",),
+                               {"200": sse, **_problems(400, 401, 403)}, parameters=_CURSOR)},
+        "/sources": {
+            "get": _op("List sources", ("sources:read",),
+                       {"200": _json({"type": "array", "items": {"type": "object"}}),
+                        **_problems(401, 403)}),
+            "post": _op("Add a source", ("sources:write",), _problems(400, 401, 403, 501)),
+        },
+        "/sources/{name}": {
+            "get": _op("One source", ("sources:read",), _problems(401, 403, 404),
+                       parameters=[{"name": "name", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}]),
+            "delete": _op("Remove a source", ("sources:write",), _problems(401, 403, 404),
+                          parameters=[{"name": "name", "in": "path", "required": True,
+                                       "schema": {"type": "string"}}]),
+        },
+        "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),
+                                {"200": {"description": "Prometheus text exposition",
+                                         "content": {"text/plain": {"schema":
+                                                                    {"type": "string"}}}},
+                                 **_problems(401, 403)})},
+        "/openapi.json": {"get": _op("This document", (), {"200": _json({"type": "object"})})},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "flwd", "version": __version__,
+                 "description": "Discover, plan and run jobs; stream their events.",
+                 "license": {"name": "AGPL-3.0-or-later",
+                             "identifier": "AGPL-3.0-or-later"}},
+        "paths": paths,
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "Tokens with scopes: " + ", ".join(SCOPES)}},
+        },
+    }

@@ -1,0 +1,81 @@
+"""RFC 7807 problem documents (sans-IO).
+
+Domain errors map through :data:`flwd.errors.PROBLEMS`; HTTP-only conditions
+(authentication, bodies, idempotency, cursors) are :class:`HttpProblem`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flwd.errors import FlwdError, ProblemSpec
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://flwd.dev/problems/"
+
+
+class HttpProblem(Exception):
+    """An HTTP-level problem raised by a handler; rendered as ``application/problem+json``."""
+
+    def __init__(self, status: int, title: str, detail: str, *, code: str | None = None,
+                 errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.code = code or title.replace(" ", "-")
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def document(self, instance: str) -> dict[str, Any]:
+        return _document(self.status, self.title, self.code, self.detail, instance, self.errors,
+                         self.extensions)
+
+
+def _document(status: int, title: str, code: str, detail: str, instance: str,
+              errors: list[dict[str, str]], extensions: dict[str, Any],
+              type_: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "type": type_ or _TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+    }
+    if errors:
+        doc["errors"] = errors
+    for key, value in extensions.items():
+        doc.setdefault(key, value)
+    return doc
+
+
+def domain_problem(error: FlwdError, instance: str) -> tuple[int, dict[str, Any]]:
+    """(status, document) for a domain error, through the one table in ``flwd.errors``."""
+    spec: ProblemSpec = error.problem
+    detail = error.detail + (f" ({error.hint})" if error.hint else "")
+    extensions = dict(error.extensions)
+    return spec.status, _document(spec.status, spec.title, spec.code, detail, instance,
+                                  error.errors, extensions, spec.type)
+
+
+def unauthorized(detail: str) -> HttpProblem:
+    return HttpProblem(401, "unauthorized", detail, code="unauthorized",
+                       headers={"WWW-Authenticate": 'Bearer realm="flwd"'})
+
+
+def forbidden(missing: list[str]) -> HttpProblem:
+    return HttpProblem(403, "forbidden",
+                       f"this token lacks the scope{'s' if len(missing) > 1 else ''} "
+                       f"{', '.join(missing)}", code="forbidden", missing_scopes=missing)
+
+
+def bad_request(detail: str, errors: list[dict[str, str]] | None = None,
+                code: str = "invalid-request") -> HttpProblem:
+    return HttpProblem(400, "invalid request", detail, code=code, errors=errors)
+
+
+def not_found(what: str, detail: str, code: str) -> HttpProblem:
+    return HttpProblem(404, f"{what} not found", detail, code=code)
