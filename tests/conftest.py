@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,80 @@ def run_cli(args: list[str], *, cwd: Path, data_dir: Path, timeout: float = 60,
             **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*FLWD, *args], cwd=cwd, env=flwd_env(data_dir, **env),
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+class Server:
+    """A real ``flwd :serve`` subprocess on 127.0.0.1:0 (its URL read from its JSON log)."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str, log: list[str]) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+        self.drainer: Any = None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        if self.drainer is not None:
+            self.drainer.join(timeout=timeout)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
+
+
+def start_server(workspace: Path, data_dir: Path, *flags: str, **env: str) -> Server:
+    """Start ``flwd :serve`` and wait for its "serving" log line (no sleeps: we read the log)."""
+    import json
+    import threading
+
+    process = subprocess.Popen(
+        [*FLWD, ":serve", "--bind", "127.0.0.1:0", "--log", "json", "--no-containers", *flags],
+        cwd=workspace, env=flwd_env(data_dir, **env), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    log: list[str] = []
+    url = ""
+    for line in process.stderr:
+        log.append(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("msg") == "serving":
+            url = record["urls"][0]
+            break
+    if not url:
+        process.wait(timeout=10)
+        raise AssertionError("flwd :serve did not start:\n" + "".join(log))
+    # Keep draining stderr so the server never blocks on a full pipe.
+    def drain() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            log.append(line)
+
+    server = Server(process, url, log)
+    server.drainer = threading.Thread(target=drain, daemon=True)
+    server.drainer.start()
+    return server
+
+
+@pytest.fixture
+def server_factory(workspace: Path, data_dir: Path) -> Iterator[Any]:
+    """Start servers on the test's workspace and data dir; all are stopped afterwards."""
+    servers: list[Server] = []
+
+    def factory(*flags: str, **env: str) -> Server:
+        server = start_server(workspace, data_dir, *flags, **env)
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def dev_server(server_factory: Any) -> Server:
+    """A ``--dev`` server (the token ``dev-token`` has every scope)."""
+    return server_factory("--dev")
