@@ -114,6 +114,29 @@ class RunOwnedElsewhere(FlwdError):
     """The run is live in another flwd server process, which alone can cancel it."""
 
 
+class ServerUnreachable(FlwdError):
+    """Remote mode: the flwd server cannot be reached, or answered with a server error."""
+
+
+class RemoteProblem(FlwdError):
+    """Remote mode: the flwd server answered with a problem document (RFC 7807).
+
+    The status, title, code and exit status come from that document (see
+    ``flwd.cli._remote``), not from :data:`PROBLEMS`.
+    """
+
+    def __init__(self, detail: str, *, spec: ProblemSpec, hint: str | None = None,
+                 errors: list[dict[str, str]] | None = None, field_prefix: str = "",
+                 **extensions: Any) -> None:
+        super().__init__(detail, hint=hint, errors=errors, **extensions)
+        self.spec = spec
+        self.field_prefix = field_prefix
+
+    @property
+    def problem(self) -> ProblemSpec:
+        return self.spec
+
+
 @dataclass(frozen=True, slots=True)
 class ProblemSpec:
     status: int
@@ -140,4 +163,7 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
                                      2, "https://flwd.dev/problems/idempotency-key-conflict"),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),
+    ServerUnreachable: ProblemSpec(502, "flwd server unreachable", "server.unreachable", 1),
+    # The fallback only: a RemoteProblem carries the spec of the server's answer.
+    RemoteProblem: ProblemSpec(502, "flwd server problem", "server.problem", 1),
 }

@@ -15,7 +15,7 @@ from flwd.errors import FlwdError
 from ._context import CONTEXT
 
 USAGE = """\
-usage: flwd [--scripts DIR] [--data-dir DIR] [--debug] COMMAND ...
+usage: flwd [--scripts DIR] [--data-dir DIR] [--server URL] [--debug] COMMAND ...
 
 Run a job:
   flwd JOB [FLAGS]            e.g. flwd demo --name alice (words or dots: flwd examples fail)
@@ -26,11 +26,14 @@ Commands:
   flwd :plan JOB [FLAGS]      preview a run (secrets shown as [secret])
   flwd :runs [--job J] [--status S] [--json]
   flwd :logs RUN [--follow] [--json]
+  flwd :cancel RUN            ask a running run to stop
   flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
 
-Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR):
+Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_SERVER):
   --scripts DIR               the scripts directory (default: ./scripts, searched upwards)
   --data-dir DIR              where the Core DB and run directories live
+  --server URL                remote mode: jobs, plans, runs, logs and cancel go to a
+                              running 'flwd :serve' (the token comes from FLWD_TOKEN)
   --debug                     show tracebacks for internal errors
 """
 
@@ -43,16 +46,27 @@ def _split_globals(args: list[str]) -> list[str]:
     while index < len(args):
         token = args[index]
         name, eq, value = token.partition("=")
-        if name in ("--scripts", "--data-dir"):
+        if name in ("--scripts", "--data-dir", "--server"):
+            what = "a URL" if name == "--server" else "a directory"
             if not eq:
                 if index + 1 >= len(args):
-                    raise_usage(f"{name} needs a directory")
+                    raise_usage(f"{name} needs {what}")
                 value = args[index + 1]
                 index += 1
             if name == "--scripts":
                 CONTEXT.scripts = value
-            else:
+            elif name == "--data-dir":
                 CONTEXT.data_dir = value
+            else:
+                if not value.strip():
+                    raise_usage("--server needs a URL")
+                CONTEXT.server = value
+        elif name == "--token":
+            from flwd.errors import UsageError
+
+            # A token in argv would show in `ps` and in shell history.
+            raise UsageError("--token is not accepted on the command line",
+                             hint="set the token in the FLWD_TOKEN environment variable")
         elif token == "--debug":
             CONTEXT.debug = True
         else:
@@ -81,6 +95,11 @@ def _dispatch(args: list[str]) -> int:
         return _run_cyclopts(args)
     if args[0].startswith("-"):
         raise_usage(f"unknown option {args[0]}")
+    server = CONTEXT.server_url()
+    if server is not None:
+        from ._remote import run_remote_job
+
+        return run_remote_job(server, args)
     from ._run import run_job_command
 
     return run_job_command(args)

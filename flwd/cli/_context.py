@@ -1,14 +1,16 @@
-"""Process-wide CLI options (``--scripts``, ``--data-dir``, ``--debug``) and shared helpers."""
+"""Process-wide CLI options (``--scripts``, ``--data-dir``, ``--server``, ``--debug``) and
+shared helpers."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flwd.errors import ConfigInvalid, JobNotFound
+from flwd.errors import ConfigInvalid, JobNotFound, UsageError
 from flwd.jobs import Catalog, Job, discover
 from flwd.settings import Settings, resolve_settings
 
@@ -17,11 +19,48 @@ from flwd.settings import Settings, resolve_settings
 class Context:
     scripts: str | None = None
     data_dir: str | None = None
+    #: ``--server URL`` (``FLWD_SERVER`` when None): remote mode.
+    server: str | None = None
     debug: bool = False
 
     def settings(self, *, require_scripts: bool = True) -> Settings:
         return resolve_settings(scripts=self.scripts, data_dir=self.data_dir,
                                 require_scripts=require_scripts)
+
+    def server_url(self) -> str | None:
+        """The server of remote mode (``--server`` > ``FLWD_SERVER``), normalised; None: local."""
+        raw = self.server if self.server is not None else os.environ.get("FLWD_SERVER", "")
+        return normalize_server_url(raw) if raw.strip() else None
+
+
+def normalize_server_url(raw: str) -> str:
+    """``host:port`` → ``http://host:port``; no trailing ``/``.
+
+    Raises:
+        UsageError: not an http(s) URL with a host.
+    """
+    from urllib.parse import urlsplit
+
+    text = raw.strip()
+    if "://" not in text:
+        text = "http://" + text
+    text = text.rstrip("/")
+    if "@" in text.split("://", 1)[1].split("/", 1)[0]:  # never echo credentials back
+        raise UsageError("invalid server URL: credentials do not belong in it",
+                         hint="put the token in FLWD_TOKEN")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise UsageError(f"invalid server URL '{raw}': {exc}",
+                         hint="use e.g. --server http://127.0.0.1:8080") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"invalid server URL '{raw}'",
+                         hint="use an http:// or https:// URL, e.g. --server http://127.0.0.1:8080")
+    if parts.query or parts.fragment:
+        raise UsageError(f"invalid server URL '{raw}': no query or fragment",
+                         hint="use e.g. --server http://127.0.0.1:8080")
+    return text
 
 
 #: Set by ``main`` before any command runs.

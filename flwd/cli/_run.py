@@ -17,7 +17,7 @@ import trio
 
 from flwd.engine import Engine, open_engine
 from flwd.events import RUN_CANCELED, RUN_FINISH, RUN_START, STEP_FINISH, STEP_LOG, EventRecord
-from flwd.jobs import Job, bind_cli, flag_help, parse_cli_tokens
+from flwd.jobs import Arg, Job, bind_cli, flag_help, parse_cli_tokens
 from flwd.plan import Plan, build_plan
 from flwd.policy import resolve_profile
 from flwd.settings import Settings
@@ -30,9 +30,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
 
 def job_help(job: Job) -> str:
-    lines = [f"usage: flwd {' '.join(job.words)} [FLAGS]", ""]
-    lines.append(job.name + (f" — {job.summary}" if job.summary else ""))
-    rows = [["  " + form, text] for form, text in flag_help(job.config.args)]
+    return help_text(job.words, job.name, job.summary, job.config.args)
+
+
+def help_text(words: Sequence[str], name: str, summary: str | None, args: Sequence[Arg]) -> str:
+    """A job's ``--help`` (also built from a server's argspec in remote mode)."""
+    lines = [f"usage: flwd {' '.join(words)} [FLAGS]", ""]
+    lines.append(name + (f" — {summary}" if summary else ""))
+    rows = [["  " + form, text] for form, text in flag_help(args)]
     lines += ["", "Arguments:", table(["", ""], rows).split("\n", 1)[1] if rows else "  (none)"]
     lines += ["", "Common flags:", table(["", ""], [
         ["  --json", "print run events as NDJSON on stdout"],
@@ -40,7 +45,7 @@ def job_help(job: Job) -> str:
         ["  --debug", "show a traceback on internal errors"],
         ["  -h, --help", "show this help"],
     ]).split("\n", 1)[1]]
-    lines += ["", f"Preview without running: flwd :plan {' '.join(job.words)} [FLAGS]"]
+    lines += ["", f"Preview without running: flwd :plan {' '.join(words)} [FLAGS]"]
     return "\n".join(lines)
 
 
@@ -72,11 +77,15 @@ def run_job_command(tokens: Sequence[str]) -> int:
 
 
 class _Output:
-    """Renders a run's events: raw output lines (human) or NDJSON (``--json``)."""
+    """Renders a run's events: raw output lines (human) or NDJSON (``--json``).
 
-    def __init__(self, plan: Plan, as_json: bool) -> None:
+    ``prefix_steps``: tag output lines with their step (``[build] …``), as for
+    ``composition: steps`` jobs.
+    """
+
+    def __init__(self, as_json: bool, *, prefix_steps: bool = False) -> None:
         self.as_json = as_json
-        self.prefix_steps = plan.composition == "steps"
+        self.prefix_steps = prefix_steps
         self.stdout: BinaryIO = sys.stdout.buffer
         self.stderr: BinaryIO = sys.stderr.buffer
         self.style = Style(use_color(sys.stderr))
@@ -140,7 +149,7 @@ async def _watch_signals(engine: Engine, run_id: str, signals: AsyncIterator[int
 
 
 async def _run(settings: Settings, plan: Plan, common: CommonFlags) -> int:
-    output = _Output(plan, common.json)
+    output = _Output(common.json, prefix_steps=plan.composition == "steps")
     status = "failed"
     caught: list[int] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

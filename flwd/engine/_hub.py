@@ -65,7 +65,11 @@ class EventHub:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """Forget a subscriber and close both ends (called by the subscriber itself)."""
         subscription.close()
+        self._forget(subscription)
+
+    def _forget(self, subscription: Subscription) -> None:
         if subscription.run_id is None:
             self.everything.discard(subscription)
         else:
@@ -95,10 +99,13 @@ class EventHub:
             try:
                 subscription.send.send_nowait(records)
             except trio.WouldBlock:
+                # Close only the send side: the subscriber drains what it has,
+                # sees EndOfChannel and catches up from the journal.
                 subscription.lagged = True
-                self.unsubscribe(subscription)
+                subscription.send.close()
+                self._forget(subscription)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.unsubscribe(subscription)
+                self._forget(subscription)
 
     def close(self) -> None:
         """End every subscription (shutdown): streams finish instead of being cancelled."""

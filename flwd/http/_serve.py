@@ -10,6 +10,7 @@ last. Hypercorn is only ever stopped through its ``shutdown_trigger``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import signal
 import socket
@@ -37,6 +38,12 @@ from ._metrics import Metrics
 #: gives up on the peer. Without it, a client that stops reading pins
 #: Hypercorn's shielded write — and so shutdown — forever.
 TCP_USER_TIMEOUT_MS = 10_000
+
+
+def _tcp_user_timeout_ms() -> int:
+    # FLWD_TCP_USER_TIMEOUT_MS lets tests (and impatient operators) shorten it.
+    text = os.environ.get("FLWD_TCP_USER_TIMEOUT_MS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else TCP_USER_TIMEOUT_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +90,8 @@ class _Config(Config):
         for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
             if sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(
                     socket, "TCP_USER_TIMEOUT"):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                                _tcp_user_timeout_ms())
         return sockets
 
 
