@@ -247,8 +247,12 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         title, code, detail = titles.get(
             status, (error.name.lower(), error.name.lower().replace(" ", "-"),
                      error.description or error.name))
+        headers = {}
+        valid = getattr(error, "valid_methods", None)
+        if status == 405 and valid:
+            headers["Allow"] = ", ".join(sorted(valid))  # RFC 9110 §15.5.6
         return _problem(status, HttpProblem(status, title, detail, code=code)
-                        .document(request.path))
+                        .document(request.path), headers)
 
     @app.errorhandler(Exception)
     async def on_unexpected(error: Exception) -> Response:
@@ -385,12 +389,16 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         return response
 
     def _cursor() -> int | None:
-        try:
-            return parse_cursor(request.headers.get("Last-Event-ID")
-                                or request.args.get("after")
-                                or request.args.get("last_event_id"))
-        except ValueError as exc:
-            raise bad_request(f"invalid Last-Event-ID: {exc}", code="invalid-cursor") from None
+        # Every given cursor must be valid; the header wins over the query.
+        values = []
+        for name, text in (("Last-Event-ID", request.headers.get("Last-Event-ID")),
+                           ("after", request.args.get("after")),
+                           ("last_event_id", request.args.get("last_event_id"))):
+            try:
+                values.append(parse_cursor(text))
+            except ValueError as exc:
+                raise bad_request(f"invalid {name}: {exc}", code="invalid-cursor") from None
+        return next((value for value in values if value is not None), None)
 
     def _sse_response(body: AsyncGenerator[bytes, None]) -> Any:
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-store",

@@ -33,15 +33,19 @@ def _problems(*statuses: int) -> dict[str, Any]:
             for status in statuses}
 
 
-def _op(summary: str, scopes: tuple[str, ...], responses: dict[str, Any],
-        **extra: Any) -> dict[str, Any]:
+def _op(summary: str, scopes: tuple[str, ...], responses: dict[str, Any], *,
+        optional_auth: bool = False, **extra: Any) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
     operation["security"] = [{"bearer": list(scopes)}] if scopes else []
+    if optional_auth:
+        # An empty requirement: the route may answer without a token (loopback binds).
+        operation["security"].insert(0, {})
     return operation
 
 
 _PAGING = [
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {"name": "page", "in": "query",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}},
     {"name": "per_page", "in": "query",
      "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
 ]
@@ -132,7 +136,7 @@ def openapi_document() -> dict[str, Any]:
                                 {"200": {"description": "Prometheus text exposition",
                                          "content": {"text/plain": {"schema":
                                                                     {"type": "string"}}}},
-                                 **_problems(401, 403)})},
+                                 **_problems(401, 403)}, optional_auth=True)},
         "/openapi.json": {"get": _op("This document", (), {"200": _json({"type": "object"})})},
     }
     return {
