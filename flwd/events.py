@@ -58,6 +58,8 @@ class EventRecord:
     lines: bytes | None = None
     n: int = 1
     seq: int = 0
+    #: The record's SSE frames, encoded once and shared by every subscriber.
+    sse_cache: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def last_seq(self) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from ._lines import LineSplitter
-from ._procfs import live_group_members, processes_with_env
+from ._procfs import live_group_members, process_alive, processes_with_env
 
 #: Called with (channel, lines joined by "\n", line count) for every chunk.
 OutputSink = Callable[[str, bytes, int], Awaitable[None]]
@@ -53,6 +53,8 @@ class GroupTerminator:
         self._requested = trio.Event()
         self._kill_now = trio.Event()
         self._term_deadline: float | None = None
+        #: Set once a census found nothing left: the tree cannot grow back.
+        self._gone = False
 
     @property
     def requested(self) -> bool:
@@ -65,8 +67,11 @@ class GroupTerminator:
         self._requested.set()
         self._kill_now.set()
 
-    def _members(self) -> list[int]:
-        members = live_group_members(self.pgid) if self.pgid is not None else []
+    def _census(self) -> list[int]:
+        """Every live process of the step (blocking: a /proc scan; run it in a thread)."""
+        members = []
+        if self.pgid is not None and _group_exists(self.pgid):
+            members = live_group_members(self.pgid)
         if self.marker is not None:
             members.extend(p for p in processes_with_env(*self.marker) if p not in members)
         return members
@@ -87,13 +92,18 @@ class GroupTerminator:
         """Run the ladder until no process of the step is left.
 
         Idempotent: a second call continues the same grace period instead of
-        starting a new one.
+        starting a new one, and returns at once once the tree is known gone.
+        The full /proc census runs in a worker thread; while waiting, only
+        the known pids are polled, so many concurrent cancels stay cheap.
 
         Cancellation: callers shield it (``run_process`` does for
         ``deliver_cancel``); it is bounded by grace + a few seconds.
         """
-        members = self._members()
+        if self._gone:
+            return
+        members = await trio.to_thread.run_sync(self._census)
         if not members:
+            self._gone = True
             return
         if self._term_deadline is None:
             self._term_deadline = trio.current_time() + self.grace
@@ -102,19 +112,33 @@ class GroupTerminator:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_when_set, self._kill_now, nursery.cancel_scope)
                 # Grandchildren are not our children: no wait() or pidfd tells us
-                # when they exit, so polling /proc is the only way to know.
-                while self._members():  # noqa: ASYNC110
+                # when they exit, so polling is the only way to know.
+                while any(process_alive(pid, None) for pid in members):  # noqa: ASYNC110
                     await trio.sleep(_POLL)
                 nursery.cancel_scope.cancel(reason="process tree exited")
         with trio.move_on_after(_KILL_SETTLE):
-            while members := self._members():
+            # A last census catches processes forked during the grace period.
+            while members := await trio.to_thread.run_sync(self._census):
                 self._signal(members, signal.SIGKILL)
-                await trio.sleep(_POLL)
+                while any(process_alive(pid, None) for pid in members):  # noqa: ASYNC110
+                    await trio.sleep(_POLL)
+        self._gone = True
 
     async def watch(self) -> None:
         """Wait for a request, then terminate; return when the tree is gone."""
         await self._requested.wait()
         await self.terminate()
+
+
+def _group_exists(pgid: int) -> bool:
+    """False when no process (not even a zombie) is in the group: skips the /proc scan."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
