@@ -40,15 +40,19 @@ def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
 class CatalogCache:
     """Discovery results reused until a config file (or a job dir listing) changes.
 
-    Checking costs one directory walk with ``stat``; rediscovery (parsing and
-    validating every config) happens only when the fingerprint differs.
+    Checking costs one directory walk with ``stat``, done at most once per
+    ``check_interval`` seconds (so a burst of requests shares one check);
+    rediscovery (parsing and validating every config) happens only when the
+    fingerprint differs.
     """
 
-    def __init__(self, root: Path, display_base: Path) -> None:
+    def __init__(self, root: Path, display_base: Path, *, check_interval: float = 1.0) -> None:
         self.root = root
         self.display_base = display_base
+        self.check_interval = check_interval
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._catalog: Catalog | None = None
+        self._checked_at = -float("inf")
         self._lock = trio.Lock()
 
     def _refresh(self) -> Catalog:
@@ -61,4 +65,8 @@ class CatalogCache:
     async def get(self) -> Catalog:
         """The current catalog (blocking work runs in a thread; one refresh at a time)."""
         async with self._lock:
-            return await trio.to_thread.run_sync(self._refresh)
+            now = trio.current_time()
+            if self._catalog is None or now - self._checked_at >= self.check_interval:
+                self._catalog = await trio.to_thread.run_sync(self._refresh)
+                self._checked_at = trio.current_time()
+            return self._catalog
