@@ -21,6 +21,9 @@ lint:
 bench:
     {{python}} bench/output_throughput.py
     {{python}} bench/cli_overhead.py
+    {{python}} bench/serve_throughput.py
+    {{python}} bench/sse_fanout.py
+    {{python}} bench/idle_memory.py
 
 # Start the server (serve mode) on loopback with the dev token.
 serve:
