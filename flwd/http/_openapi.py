@@ -153,3 +153,10 @@ def openapi_document() -> dict[str, Any]:
                 "description": "Tokens with scopes: " + ", ".join(SCOPES)}},
         },
     }
+
+
+if __name__ == "__main__":  # python -m flwd.http._openapi > docs/openapi.json
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(openapi_document(), indent=2) + "\n")

@@ -322,4 +322,4 @@ def test_openapi_document_is_served_and_kept_in_docs(dev_server) -> None:
     served = httpx.get(f"{dev_server.url}/openapi.json").json()
     assert served["openapi"].startswith("3.1")
     kept = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
-    assert served == kept, "regenerate docs/openapi.json (see docs/api.md)"
+    assert served == kept, "regenerate: python -m flwd.http._openapi > docs/openapi.json"
