@@ -106,6 +106,26 @@ class ContainerRuntimeUnavailable(FlwdError):
     """Neither podman nor docker is available where a container is needed."""
 
 
+class AliasReserved(FlwdError):
+    """An alias name starts with ':' or is one of flwd's own verbs."""
+
+
+class AliasNameInvalid(FlwdError):
+    """An alias name has characters a command word cannot have."""
+
+
+class AliasNameConflict(FlwdError):
+    """An alias has the same name as an existing job."""
+
+
+class AliasTargetInvalid(FlwdError):
+    """An alias points at a job that does not exist."""
+
+
+class AliasCollision(FlwdError):
+    """One alias name is declared for several different targets."""
+
+
 class IdempotencyConflict(FlwdError):
     """An ``Idempotency-Key`` was reused with a different request body."""
 
@@ -160,6 +180,11 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     ExecutorUnavailable: ProblemSpec(422, "executor unavailable", "E_EXECUTOR", 2),
     ContainerRuntimeUnavailable: ProblemSpec(422, "container runtime unavailable",
                                              "container.runtime.unavailable", 2),
+    AliasReserved: ProblemSpec(400, "alias invalid", "alias.reserved", 2),
+    AliasNameInvalid: ProblemSpec(400, "alias invalid", "alias.name.invalid", 2),
+    AliasNameConflict: ProblemSpec(400, "alias invalid", "alias.name.conflict", 2),
+    AliasTargetInvalid: ProblemSpec(400, "alias invalid", "alias.target.invalid", 2),
+    AliasCollision: ProblemSpec(409, "alias collision", "alias.collision", 2),
     IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
                                      2, "https://flwd.dev/problems/idempotency-key-conflict"),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),

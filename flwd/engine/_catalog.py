@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from flwd.jobs import Catalog, discover
+from flwd.jobs import AliasIndex, Catalog, discover, load_aliases
 
 _SKIP = frozenset({".git", "node_modules", "__pycache__"})
 
@@ -52,13 +52,16 @@ class CatalogCache:
         self.check_interval = check_interval
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._catalog: Catalog | None = None
+        self._aliases = AliasIndex()
         self._checked_at = -float("inf")
         self._lock = trio.Lock()
 
     def _refresh(self) -> Catalog:
         fingerprint = _fingerprint(self.root)
         if self._catalog is None or fingerprint != self._fingerprint:
-            self._catalog = discover(self.root, display_base=self.display_base)
+            catalog = discover(self.root, display_base=self.display_base)
+            self._aliases = load_aliases(self.root, catalog, display_base=self.display_base)
+            self._catalog = catalog
             self._fingerprint = fingerprint
         return self._catalog
 
@@ -70,3 +73,8 @@ class CatalogCache:
                 self._catalog = await trio.to_thread.run_sync(self._refresh)
                 self._checked_at = trio.current_time()
             return self._catalog
+
+    async def aliases(self) -> AliasIndex:
+        """The aliases of ``<root>/flwd.yaml``, checked against the current catalog."""
+        await self.get()
+        return self._aliases

@@ -40,7 +40,7 @@ from flwd.errors import IdempotencyConflict, RunOwnedElsewhere
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow, now
 from flwd.execute._procfs import process_alive
 from flwd.ids import new_run_id
-from flwd.jobs import Catalog
+from flwd.jobs import AliasIndex, Catalog
 from flwd.plan import Plan
 from flwd.settings import Settings
 from flwd.store import JournalItem, JournalWriter
@@ -165,6 +165,10 @@ class Engine:
     async def catalog(self) -> Catalog:
         """The jobs of the scripts root (cached until a config changes)."""
         return await self.catalog_cache.get()
+
+    async def aliases(self) -> AliasIndex:
+        """The aliases of the scripts root's ``flwd.yaml`` (cached with the catalog)."""
+        return await self.catalog_cache.aliases()
 
     async def get_run(self, run_ref: str) -> RunRow:
         """The run from the Core DB. Raises RunNotFound."""

@@ -278,14 +278,18 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             raise not_found("source", f"no source named '{body.source.name}'",
                             "source.not.found")
         catalog = await engine.catalog()
-        job = catalog.get(body.job_id)
+        job = catalog.find(body.job_id)
+        alias = None
+        if job is None:
+            alias = (await engine.aliases()).find(body.job_id)
+            job = catalog.get(alias.target_id if alias is not None else body.job_id)
         binding = bind_json(job.config.args, body.args, job_id=job.id)
         profile = resolve_profile(requested=body.requested_security_profile,
                                   environment=os.environ.get("FLWD_PROFILE"),
                                   configured=options.profile)
         settings = engine.settings
         return build_plan(job, binding, profile=profile, workspace=settings.workspace,
-                          scripts_root=settings.scripts_root)
+                          scripts_root=settings.scripts_root, alias=alias)
 
     # -- routes ------------------------------------------------------------------
     @app.get("/healthz")
@@ -296,10 +300,24 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     async def list_jobs() -> Response:
         page, per_page = _page(request.args)
         catalog = await engine.catalog()
-        jobs = catalog.jobs[(page - 1) * per_page: page * per_page]
-        response = jsonify([job_json(job) for job in jobs])
-        response.headers["X-Flwd-Discovery-Errors"] = str(len(catalog.errors))
-        response.headers["X-Total-Count"] = str(len(catalog.jobs))
+        aliases = await engine.aliases()
+        entries = [job_json(job) for job in catalog.jobs]
+        principal: Principal | None = g.get("principal")
+        # Alias metadata is for everyone only with --aliases-public; callers who
+        # may change jobs or sources always see it.
+        if options.aliases_public or (
+                principal is not None and principal.scopes & {"jobs:write", "sources:write"}):
+            entries += [{"id": alias.name, "name": alias.name, "alias_of": alias.target_id,
+                         **({"description": alias.description} if alias.description else {}),
+                         "args": job_json(catalog.get(alias.target_id))["args"]}
+                        for alias in aliases.listing()]
+            entries.sort(key=lambda entry: entry["id"].casefold())
+        page_entries = entries[(page - 1) * per_page: page * per_page]
+        response = jsonify(page_entries)
+        problems = len(catalog.errors) + len(aliases.errors) + len(aliases.invalid) + len(
+            aliases.collisions)
+        response.headers["X-Flwd-Discovery-Errors"] = str(problems)
+        response.headers["X-Total-Count"] = str(len(entries))
         return response
 
     @app.get("/jobs/<path:job_id>")

@@ -5,6 +5,10 @@ Everything here is sans-IO except :func:`discover`, which reads the config files
 and lists job directories. Nothing imports trio or any async library.
 """
 
+from ._aliases import Alias as Alias
+from ._aliases import AliasIndex as AliasIndex
+from ._aliases import index_aliases as index_aliases
+from ._aliases import load_aliases as load_aliases
 from ._argspec import RESERVED_NAMES as RESERVED_NAMES
 from ._argspec import SECRET_MARK as SECRET_MARK
 from ._argspec import Arg as Arg

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flwd.errors import ConfigInvalid
-from flwd.jobs import Binding, Job
+from flwd.jobs import Alias, Binding, Job
 from flwd.policy import (
     Decision,
     IsolationRequest,
@@ -43,6 +43,8 @@ class Plan:
     composition: Literal["scripts", "steps"]
     steps: list[StepPlan]
     decisions: list[Decision] = field(default_factory=list)
+    #: The alias the job was invoked through, if any.
+    alias: Alias | None = None
 
     @property
     def env_inheritance(self) -> bool:
@@ -51,7 +53,7 @@ class Plan:
 
     def provenance(self) -> dict[str, Any]:
         rel = _relative(self.job.dir, self.workspace)
-        return {
+        out: dict[str, Any] = {
             "canonical_id": self.job.id,
             "canonical_path": self.job.id.replace(".", "/"),
             "source": {
@@ -61,6 +63,11 @@ class Plan:
                 "resolved_ref": str(self.job.dir),
             },
         }
+        if self.alias is not None:
+            out["invoked_path"] = self.alias.name
+            out["alias"] = {key: value for key, value in self.alias.to_json().items()
+                            if key != "target_id"}
+        return out
 
     def to_json(self) -> dict[str, Any]:
         config = self.job.config
@@ -119,7 +126,8 @@ def _step_script(job_dir: Path, script: str, root: Path, config_path: str, step_
 
 
 def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
-               scripts_root: Path, allowances: OverrideAllowances | None = None) -> Plan:
+               scripts_root: Path, allowances: OverrideAllowances | None = None,
+               alias: Alias | None = None) -> Plan:
     """Plan a run of ``job``.
 
     Raises:
@@ -148,4 +156,4 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
         composition = "scripts"
     return Plan(job=job, binding=binding, profile=profile, workspace=workspace,
                 scripts_root=scripts_root, composition=composition, steps=steps,
-                decisions=evaluation.decisions)
+                decisions=evaluation.decisions, alias=alias)

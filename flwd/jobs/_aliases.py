@@ -1,0 +1,198 @@
+"""Aliases: friendly command names declared in ``<root>/flwd.yaml`` (sans-IO but for the read).
+
+::
+
+    aliases:
+      - from: demo          # the target job (id, or its path with '/')
+        to: hello-demo      # the alias name
+        description: Shortcut for demo job
+
+Every declaration is checked against the catalog; a bad one never hides the
+good ones and is reported with a code: ``alias.reserved`` (leading ``:`` or a
+built-in verb), ``alias.name.invalid``, ``alias.name.conflict`` (the name is a
+job id), ``alias.target.invalid`` (no such job), ``alias.collision`` (one name,
+several targets).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import (
+    AliasCollision,
+    AliasNameConflict,
+    AliasNameInvalid,
+    AliasReserved,
+    AliasTargetInvalid,
+    FlwdError,
+)
+from ._discovery import Catalog, DiscoveryIssue
+
+ALIASES_FILE = "flwd.yaml"
+#: Verbs of flwd itself: an alias may not shadow them.
+BUILTIN_VERBS = frozenset({"completion", "init", "help", "__complete"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    name: str
+    target_id: str
+    target_path: str
+    description: str | None = None
+    source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "target_path": self.target_path,
+                               "target_id": self.target_id}
+        if self.source:
+            out["source"] = self.source
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(slots=True)
+class AliasIndex:
+    """Valid aliases by lower-cased name, and what was wrong with the others."""
+
+    aliases: dict[str, Alias] = field(default_factory=dict)
+    collisions: dict[str, list[Alias]] = field(default_factory=dict)
+    invalid: dict[str, FlwdError] = field(default_factory=dict)
+    errors: list[DiscoveryIssue] = field(default_factory=list)
+
+    def find(self, name: str) -> Alias | None:
+        """The alias called ``name``, or None if there is none.
+
+        Raises:
+            AliasCollision / AliasReserved / …: the name is declared but unusable.
+        """
+        key = name.casefold()
+        if key in self.collisions:
+            contenders = self.collisions[key]
+            raise AliasCollision(
+                f"alias '{name}' resolves to several jobs: "
+                + ", ".join(sorted({a.target_id for a in contenders})),
+                hint="keep one declaration of it in flwd.yaml", alias=name,
+                contenders=[a.to_json() for a in contenders])
+        if key in self.invalid:
+            raise self.invalid[key]
+        return self.aliases.get(key)
+
+    def listing(self) -> list[Alias]:
+        return sorted(self.aliases.values(), key=lambda a: a.name.casefold())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``aliases``/``alias_collisions``/``alias_invalid`` members of ``:jobs --json``."""
+        return {
+            "aliases": [alias.to_json() for alias in self.listing()],
+            "alias_collisions": {name: [a.to_json() for a in contenders]
+                                 for name, contenders in sorted(self.collisions.items())},
+            "alias_invalid": {name: {"code": error.problem.code, "detail": error.detail}
+                              for name, error in sorted(self.invalid.items())},
+        }
+
+
+def _target(raw: str) -> str:
+    text = raw.strip().replace("\\", "/").replace(":", "/").replace(" ", "")
+    while "//" in text:
+        text = text.replace("//", "/")
+    return text.strip("/")
+
+
+def read_alias_entries(root: Path, display: str) -> tuple[list[dict[str, Any]],
+                                                           list[DiscoveryIssue]]:
+    """The raw ``aliases`` entries of ``<root>/flwd.yaml`` (a missing file is no aliases)."""
+    path = root / ALIASES_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        return [], [DiscoveryIssue(display, f"cannot read: {exc}")]
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)
+    except yaml.YAMLError as exc:
+        return [], [DiscoveryIssue(display, f"invalid YAML: {exc}".replace("\n", " "))]
+    if data is None:
+        return [], []
+    if not isinstance(data, dict) or not isinstance(data.get("aliases", []), list):
+        return [], [DiscoveryIssue(display, "expected 'aliases:' to be a list of "
+                                            "{from, to, description}")]
+    issues = [DiscoveryIssue(display, f"unknown key '{key}' (ignored)", "warning")
+              for key in data if key != "aliases"]
+    entries = []
+    for index, entry in enumerate(data.get("aliases") or []):
+        if (not isinstance(entry, dict) or not isinstance(entry.get("from"), str)
+                or not isinstance(entry.get("to"), str)):
+            issues.append(DiscoveryIssue(display, f"aliases[{index}]: each alias needs 'from' "
+                                                  "(the job) and 'to' (the alias name) strings"))
+            continue
+        entries.append(entry)
+    return entries, issues
+
+
+def index_aliases(entries: Iterable[dict[str, Any]], catalog: Catalog, *,
+                  source: str | None = None, verbs: Iterable[str] = ()) -> AliasIndex:
+    """Check alias declarations against ``catalog`` (see the module docstring)."""
+    index = AliasIndex()
+    reserved = BUILTIN_VERBS | {verb.casefold() for verb in verbs}
+    declared: dict[str, list[Alias]] = {}
+    for entry in entries:
+        name = str(entry["to"]).strip()
+        key = name.casefold()
+        description = entry.get("description")
+        description = str(description) if description is not None else None
+        path = _target(str(entry["from"]))
+        target_id = path.replace("/", ".")
+        if source and not target_id.startswith(f"{source}/"):
+            target_id = f"{source}/{target_id}"
+        if name.startswith(":") or key in reserved:
+            index.invalid[key] = AliasReserved(
+                f"alias name '{name}' is reserved (flwd's own commands start with ':' or are "
+                "built-in verbs)", hint="rename the alias in flwd.yaml", alias=name)
+            continue
+        if not _NAME.match(name):
+            index.invalid[key] = AliasNameInvalid(
+                f"alias name '{name}' is not a valid command word",
+                hint="use letters, digits, '.', '-' and '_' (no '/' or spaces)", alias=name)
+            continue
+        job = catalog.find(target_id)
+        if catalog.find(name) is not None:
+            index.invalid[key] = AliasNameConflict(
+                f"alias name '{name}' conflicts with the job of the same id",
+                hint="rename the alias; the job already answers to that name", alias=name)
+            continue
+        if job is None:
+            index.invalid[key] = AliasTargetInvalid(
+                f"alias '{name}' targets '{entry['from']}', which is not a job",
+                hint="point 'from' at a job id listed by 'flwd :jobs'", alias=name)
+            continue
+        alias = Alias(name, job.id, job.id.replace(".", "/"), description, source)
+        contenders = declared.setdefault(key, [])
+        if all(existing.target_id != alias.target_id for existing in contenders):
+            contenders.append(alias)
+    for key, contenders in declared.items():
+        if len(contenders) > 1:
+            index.collisions[key] = contenders
+        elif key not in index.invalid:
+            index.aliases[key] = contenders[0]
+    return index
+
+
+def load_aliases(root: Path, catalog: Catalog, *, display_base: Path | None = None,
+                 source: str | None = None) -> AliasIndex:
+    """Read ``<root>/flwd.yaml`` and index it against ``catalog``."""
+    display = str((root / ALIASES_FILE).relative_to(display_base)) if display_base and \
+        (root / ALIASES_FILE).is_relative_to(display_base) else str(root / ALIASES_FILE)
+    entries, issues = read_alias_entries(root, display)
+    index = index_aliases(entries, catalog, source=source)
+    index.errors.extend(issues)
+    return index
