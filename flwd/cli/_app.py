@@ -26,7 +26,7 @@ from flwd.plan import build_plan
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
-from ._context import CONTEXT, load_catalog, resolve_job
+from ._context import CONTEXT, load_workspace, resolve_job
 from ._init import KINDS, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
 
@@ -55,8 +55,12 @@ def jobs_command(*, json: bool = False) -> int:
     json
         Print {jobs, aliases, alias_collisions, alias_invalid, errors, warnings} as JSON.
     """
+    if (server := CONTEXT.server_url()) is not None:
+        from . import _remote
+
+        return _remote.jobs(server, json)
     settings = CONTEXT.settings()
-    catalog = load_catalog(settings, quiet=json)  # human: problems on stderr
+    catalog, aliases = load_workspace(settings, quiet=json)  # human: problems on stderr
     if json:
         print(_dumps({
             "jobs": [{
@@ -65,11 +69,11 @@ def jobs_command(*, json: bool = False) -> int:
                 "path": job.rel_dir and f"{settings.scripts_root.name}/{job.rel_dir}",
                 "args": [arg.to_json() for arg in job.config.args],
             } for job in catalog.jobs],
-            "aliases": [],
-            "alias_collisions": {},
-            "alias_invalid": {},
-            "errors": [issue.to_json() for issue in catalog.errors],
-            "warnings": [issue.to_json() for issue in catalog.warnings],
+            **aliases.to_json(),
+            "errors": [issue.to_json() for issue in catalog.errors + [
+                issue for issue in aliases.errors if issue.level == "error"]],
+            "warnings": [issue.to_json() for issue in catalog.warnings + [
+                issue for issue in aliases.errors if issue.level == "warning"]],
         }))
         return 0
     if not catalog.jobs:
@@ -77,6 +81,11 @@ def jobs_command(*, json: bool = False) -> int:
         return 0
     rows = [[job.id, job.name, job.summary or "(no summary)"] for job in catalog.jobs]
     print(table(["ID", "NAME", "SUMMARY"], rows))
+    if aliases.aliases:
+        print()
+        print(table(["ALIAS", "RUNS", "DESCRIPTION"],
+                    [[alias.name, alias.target_id, alias.description or ""]
+                     for alias in aliases.listing()]))
     return 0
 
 
@@ -89,9 +98,13 @@ def plan_command(*tokens: Tokens) -> int:
     """
     if not tokens:
         raise UsageError(":plan needs a job", hint="e.g. 'flwd :plan demo --name alice'")
+    if (server := CONTEXT.server_url()) is not None:
+        from . import _remote
+
+        return _remote.plan(server, tokens)
     settings = CONTEXT.settings()
-    catalog = load_catalog(settings)
-    job, rest = resolve_job(catalog, tokens, settings)
+    catalog, aliases = load_workspace(settings)
+    job, rest, alias = resolve_job(catalog, tokens, settings, aliases)
     common, rest = split_common_flags(rest)
     args = job.config.args
     raw = parse_cli_tokens(args, rest, job_id=job.id)
@@ -108,7 +121,7 @@ def plan_command(*tokens: Tokens) -> int:
         binding = bind_cli(relaxed, raw, job_id=job.id)
     profile = resolve_profile(requested=common.profile, environment=os.environ.get("FLWD_PROFILE"))
     plan = build_plan(job, binding, profile=profile, workspace=settings.workspace,
-                      scripts_root=settings.scripts_root).to_json()
+                      scripts_root=settings.scripts_root, alias=alias).to_json()
     if missing:
         plan["missing_args"] = missing
     if common.json:
@@ -143,6 +156,10 @@ def runs_command(*, job: str | None = None, status: Status | None = None, limit:
     """
     if not 1 <= limit <= 1000:
         raise UsageError(f"--limit must be between 1 and 1000 (got {limit})")
+    if (server := CONTEXT.server_url()) is not None:
+        from . import _remote
+
+        return _remote.runs(server, job, status, limit, json)
     settings = CONTEXT.settings(require_scripts=False)
     if not settings.db_path.exists():
         runs = []
@@ -170,6 +187,10 @@ async def logs_command(run: str, *, follow: bool = False, json: bool = False) ->
     json
         Print every event as NDJSON.
     """
+    if (server := CONTEXT.server_url()) is not None:
+        from . import _remote
+
+        return await _remote.logs(server, run, follow=follow, as_json=json)
     settings = CONTEXT.settings(require_scripts=False)
     if not settings.db_path.exists():
         raise UsageError(f"no runs yet (no Core DB at {settings.db_path})")
@@ -210,6 +231,24 @@ def _print_records(records: list[EventRecord], as_json: bool, out: object) -> No
                 stream.write(record.lines + b"\n")
     stdout.flush()
     sys.stderr.flush()
+
+
+@app.command(name=":cancel")
+def cancel_command(run: str) -> int:
+    """Ask a running run to stop (TERM, grace, KILL; the run ends `canceled`).
+
+    Parameters
+    ----------
+    run
+        Run id, a unique prefix of it, or `last`.
+    """
+    if (server := CONTEXT.server_url()) is not None:
+        from . import _remote
+
+        return _remote.cancel(server, run)
+    from ._cancel import cancel_local
+
+    return cancel_local(run)
 
 
 LogFormat = Literal["text", "json"]

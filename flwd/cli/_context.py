@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flwd.errors import ConfigInvalid, JobNotFound, UsageError
-from flwd.jobs import Catalog, Job, discover
+from flwd.jobs import Alias, AliasIndex, Catalog, Job, discover, load_aliases
+from flwd.jobs._discovery import DiscoveryIssue
+from flwd.jobs._suggest import close_matches, quoted_choice
 from flwd.settings import Settings, resolve_settings
 
 
@@ -44,8 +46,10 @@ def normalize_server_url(raw: str) -> str:
     text = raw.strip()
     if "://" not in text:
         text = "http://" + text
-    text = text.rstrip("/")
-    if "@" in text.split("://", 1)[1].split("/", 1)[0]:  # never echo credentials back
+    scheme, _, rest = text.partition("://")
+    rest = rest.rstrip("/")
+    text = f"{scheme}://{rest}"
+    if "@" in rest.split("/", 1)[0]:  # never echo credentials back
         raise UsageError("invalid server URL: credentials do not belong in it",
                          hint="put the token in FLWD_TOKEN")
     try:
@@ -71,23 +75,56 @@ def load_catalog(settings: Settings, *, quiet: bool = True) -> Catalog:
     """Discover the workspace's jobs; unless ``quiet``, report problems on stderr."""
     catalog = discover(settings.scripts_root, display_base=settings.workspace)
     if not quiet:
-        for issue in catalog.errors:
-            sys.stderr.write(f"flwd: error: {issue.path}: {issue.message}\n")
-        for issue in catalog.warnings:
-            sys.stderr.write(f"flwd: warning: {issue.path}: {issue.message}\n")
+        _report(catalog.errors + catalog.warnings)
     return catalog
 
 
-def resolve_job(catalog: Catalog, tokens: Sequence[str], settings: Settings) -> tuple[Job, list[str]]:
-    """Find the job the leading words name.
+def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, AliasIndex]:
+    """The jobs and the aliases of ``scripts/flwd.yaml``; unless ``quiet``, problems on stderr.
 
-    When they name a job whose config failed to load, the config error is the
-    answer (not "unknown job"); other broken configs stay quiet here —
+    Invalid or colliding aliases are reported as warnings: they never hide the
+    jobs (``flwd :jobs`` lists them with their codes).
+    """
+    catalog = load_catalog(settings, quiet=quiet)
+    aliases = load_aliases(settings.scripts_root, catalog, display_base=settings.workspace)
+    if not quiet:
+        _report(aliases.errors)
+        for name, error in sorted(aliases.invalid.items()):
+            sys.stderr.write(f"flwd: warning: alias '{name}': {error.detail} "
+                             f"[{error.problem.code}]\n")
+        for name in sorted(aliases.collisions):
+            sys.stderr.write(f"flwd: warning: alias '{name}' is declared for several jobs "
+                             "[alias.collision]\n")
+    return catalog, aliases
+
+
+def _report(issues: Sequence[DiscoveryIssue]) -> None:
+    for issue in issues:
+        sys.stderr.write(f"flwd: {issue.level}: {issue.path}: {issue.message}\n")
+
+
+def resolve_job(catalog: Catalog, tokens: Sequence[str], settings: Settings,
+                aliases: AliasIndex | None = None) -> tuple[Job, list[str], Alias | None]:
+    """Find the job the leading words name, directly or through an alias.
+
+    A job id wins over an alias (an alias may not be named like a job, see
+    ``alias.name.conflict``); an alias is only its first word. A declared but
+    unusable alias raises its own problem (``alias.reserved``, ``alias.collision``…).
+    When the words name a job whose config failed to load, the config error is
+    the answer (not "unknown job"); other broken configs stay quiet here —
     ``flwd :jobs`` lists them.
     """
     try:
-        return catalog.resolve(tokens)
-    except JobNotFound:
+        job, rest = catalog.resolve(tokens)
+        return job, rest, None
+    except JobNotFound as not_found:
+        if aliases is not None and tokens and not tokens[0].startswith("-"):
+            alias = aliases.find(tokens[0])
+            if alias is not None:
+                return catalog.get(alias.target_id), list(tokens[1:]), alias
+            near = close_matches(tokens[0], [a.name for a in aliases.listing()])
+            if near and not (not_found.hint or "").startswith("did you mean"):
+                not_found.hint = f"did you mean {quoted_choice(near[:3])}?"
         words = [t for t in itertools.takewhile(lambda t: not t.startswith("-"), tokens)]
         wanted = {".".join(words[:n]).lower() for n in range(1, len(words) + 1)}
         for issue in catalog.errors:

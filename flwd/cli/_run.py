@@ -17,20 +17,23 @@ import trio
 
 from flwd.engine import Engine, open_engine
 from flwd.events import RUN_CANCELED, RUN_FINISH, RUN_START, STEP_FINISH, STEP_LOG, EventRecord
-from flwd.jobs import Arg, Job, bind_cli, flag_help, parse_cli_tokens
+from flwd.jobs import Alias, Arg, Job, bind_cli, flag_help, parse_cli_tokens
 from flwd.plan import Plan, build_plan
 from flwd.policy import resolve_profile
 from flwd.settings import Settings
 
 from ._common import CommonFlags, split_common_flags
-from ._context import CONTEXT, load_catalog, resolve_job
+from ._context import CONTEXT, load_workspace, resolve_job
 from ._render import Style, table, use_color
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
 
-def job_help(job: Job) -> str:
-    return help_text(job.words, job.name, job.summary, job.config.args)
+def job_help(job: Job, alias: Alias | None = None) -> str:
+    summary = job.summary
+    if alias is not None:
+        summary = f"alias of {job.id}" + (f": {alias.description}" if alias.description else "")
+    return help_text([alias.name] if alias else job.words, job.name, summary, job.config.args)
 
 
 def help_text(words: Sequence[str], name: str, summary: str | None, args: Sequence[Arg]) -> str:
@@ -49,29 +52,30 @@ def help_text(words: Sequence[str], name: str, summary: str | None, args: Sequen
     return "\n".join(lines)
 
 
-def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags, Plan | None]:
+def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags, Plan | None,
+                                                                Alias | None]:
     """Resolve the job and bind its flags; ``Plan`` is None when only help was asked."""
-    catalog = load_catalog(settings)
-    job, rest = resolve_job(catalog, tokens, settings)
+    catalog, aliases = load_workspace(settings)
+    job, rest, alias = resolve_job(catalog, tokens, settings, aliases)
     common, rest = split_common_flags(rest)
     if common.debug:
         CONTEXT.debug = True
     if common.help:
-        return job, common, None
+        return job, common, None, alias
     raw = parse_cli_tokens(job.config.args, rest, job_id=job.id)
     binding = bind_cli(job.config.args, raw, job_id=job.id)
     profile = resolve_profile(requested=common.profile,
                               environment=os.environ.get("FLWD_PROFILE"))
     plan = build_plan(job, binding, profile=profile, workspace=settings.workspace,
-                      scripts_root=settings.scripts_root)
-    return job, common, plan
+                      scripts_root=settings.scripts_root, alias=alias)
+    return job, common, plan, alias
 
 
 def run_job_command(tokens: Sequence[str]) -> int:
     settings = CONTEXT.settings()
-    job, common, plan = prepare(tokens, settings)
+    job, common, plan, alias = prepare(tokens, settings)
     if plan is None:
-        print(job_help(job))
+        print(job_help(job, alias))
         return EXIT_OK
     return trio.run(_run, settings, plan, common)
 

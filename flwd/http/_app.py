@@ -307,10 +307,13 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         # may change jobs or sources always see it.
         if options.aliases_public or (
                 principal is not None and principal.scopes & {"jobs:write", "sources:write"}):
-            entries += [{"id": alias.name, "name": alias.name, "alias_of": alias.target_id,
-                         **({"description": alias.description} if alias.description else {}),
-                         "args": job_json(catalog.get(alias.target_id))["args"]}
-                        for alias in aliases.listing()]
+            for alias in aliases.listing():
+                target = job_json(catalog.get(alias.target_id))
+                entries.append({"id": alias.name, "name": alias.name,
+                                **({"description": alias.description} if alias.description
+                                   else {}),
+                                "path": target["path"], "args": target["args"],
+                                "alias_of": alias.target_id})
             entries.sort(key=lambda entry: entry["id"].casefold())
         page_entries = entries[(page - 1) * per_page: page * per_page]
         response = jsonify(page_entries)
@@ -323,8 +326,16 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     @app.get("/jobs/<path:job_id>")
     async def get_job(job_id: str) -> Response:
         catalog = await engine.catalog()
-        job = catalog.get(job_id)
+        job = catalog.find(job_id)
+        alias = None
+        if job is None:
+            # Running through an alias needs no elevated scope, so neither does
+            # resolving one name (listing them all does, see GET /jobs).
+            alias = (await engine.aliases()).find(job_id)
+            job = catalog.get(alias.target_id if alias is not None else job_id)
         detail = job_json(job)
+        if alias is not None:
+            detail["alias"] = alias.to_json()
         detail["executor"] = job.config.executor
         detail["scripts"] = list(job.scripts)
         if job.config.timeout is not None:

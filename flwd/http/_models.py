@@ -37,12 +37,18 @@ class ArgSchema(BaseModel):
 
 
 class JobSummary(BaseModel):
+    """A job of ``GET /jobs``; an alias entry adds ``alias_of`` (the target job id) and
+    has its target's path and args. ``GET /jobs/{id}`` of an alias adds ``alias``."""
+
     id: str
     name: str
     summary: str | None = None
+    description: str | None = None
     path: str
     args: list[dict[str, Any]]
     source: dict[str, str] | None = None
+    alias_of: str | None = None
+    alias: dict[str, Any] | None = None
 
 
 class Run(BaseModel):
