@@ -106,6 +106,38 @@ class ContainerRuntimeUnavailable(FlwdError):
     """Neither podman nor docker is available where a container is needed."""
 
 
+class ContainerNameConflict(FlwdError):
+    """A container that flwd did not start holds a step's deterministic name."""
+
+
+class ContainerFailed(FlwdError):
+    """The container runtime itself failed (not the job inside the container)."""
+
+
+class ImageRefInvalid(FlwdError):
+    """A container image reference is malformed (a scheme, a leading '/', spaces)."""
+
+
+class ImageRegistryNotAllowed(FlwdError):
+    """The image's registry is not in the policy bundle's ``allowed_registries``."""
+
+
+class ImageSignatureRequired(FlwdError):
+    """``verify_signatures: required`` and the image's signature could not be verified."""
+
+
+class ResourcesInvalid(FlwdError):
+    """``container.resources`` cannot be parsed, or exceeds the policy ceilings."""
+
+
+class PolicyBundleInvalid(FlwdError):
+    """The policy bundle (``FLWD_POLICY_FILE``) cannot be read or violates its schema."""
+
+
+class PolicySignatureInvalid(FlwdError):
+    """The policy bundle's signature is missing, malformed or does not verify."""
+
+
 class AliasReserved(FlwdError):
     """An alias name starts with ':' or is one of flwd's own verbs."""
 
@@ -124,6 +156,26 @@ class AliasTargetInvalid(FlwdError):
 
 class AliasCollision(FlwdError):
     """One alias name is declared for several different targets."""
+
+
+class SourceInvalid(FlwdError):
+    """A source request is malformed (type, name, url, ref) — ``errors`` names each field."""
+
+
+class SourceNotAllowed(FlwdError):
+    """A source's path or git host is outside the allow-list; the detail names the rule."""
+
+
+class SourceNotFound(FlwdError):
+    """No source has that name."""
+
+
+class SourceExists(FlwdError):
+    """A source with that name exists with a different type or location."""
+
+
+class SourceCheckoutFailed(FlwdError):
+    """Materialising a source failed (git clone/fetch/checkout, unreadable folder)."""
 
 
 class IdempotencyConflict(FlwdError):
@@ -180,11 +232,28 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     ExecutorUnavailable: ProblemSpec(422, "executor unavailable", "E_EXECUTOR", 2),
     ContainerRuntimeUnavailable: ProblemSpec(422, "container runtime unavailable",
                                              "container.runtime.unavailable", 2),
+    ContainerNameConflict: ProblemSpec(422, "container name conflict",
+                                       "container.name.conflict", 1),
+    ContainerFailed: ProblemSpec(500, "container runtime failed", "E_OCI", 1),
+    ImageRefInvalid: ProblemSpec(422, "invalid container image", "E_IMAGE_POLICY", 2),
+    ImageRegistryNotAllowed: ProblemSpec(422, "image registry not allowed",
+                                         "image.registry.not.allowed", 2),
+    ImageSignatureRequired: ProblemSpec(422, "image signature required",
+                                        "image.signature.required", 2),
+    ResourcesInvalid: ProblemSpec(422, "container resources refused", "E_IMAGE_POLICY", 2),
+    PolicyBundleInvalid: ProblemSpec(422, "invalid policy bundle", "E_POLICY", 2),
+    PolicySignatureInvalid: ProblemSpec(422, "policy bundle signature invalid",
+                                        "policy.signature.invalid", 2),
     AliasReserved: ProblemSpec(400, "alias invalid", "alias.reserved", 2),
     AliasNameInvalid: ProblemSpec(400, "alias invalid", "alias.name.invalid", 2),
     AliasNameConflict: ProblemSpec(400, "alias invalid", "alias.name.conflict", 2),
     AliasTargetInvalid: ProblemSpec(400, "alias invalid", "alias.target.invalid", 2),
     AliasCollision: ProblemSpec(409, "alias collision", "alias.collision", 2),
+    SourceInvalid: ProblemSpec(400, "invalid source", "source.invalid", 2),
+    SourceNotAllowed: ProblemSpec(403, "source not allowed", "source.not.allowed", 2),
+    SourceNotFound: ProblemSpec(404, "source not found", "source.not.found", 2),
+    SourceExists: ProblemSpec(409, "source exists", "source.exists", 2),
+    SourceCheckoutFailed: ProblemSpec(422, "source checkout failed", "source.checkout.failed", 1),
     IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
                                      2, "https://flwd.dev/problems/idempotency-key-conflict"),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),

@@ -258,7 +258,9 @@ LogFormat = Literal["text", "json"]
 async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = None,
                         dev: bool = False, log: LogFormat = "text", metrics: bool = True,
                         aliases_public: bool = False, tokens: str | None = None,
-                        no_containers: bool = False) -> int:
+                        no_containers: bool = False,
+                        allow_path: list[str] | None = None,
+                        git_allow_host: list[str] | None = None) -> int:
     """Serve the REST + SSE API until SIGTERM/SIGINT.
 
     Parameters
@@ -280,6 +282,11 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         Tokens file (default: DATA_DIR/tokens.json; create tokens with `flwd :tokens create`).
     no_containers
         Start without a container runtime (container jobs will be refused).
+    allow_path
+        A folder local and file:// git sources may use besides the scripts root
+        (repeatable; also FLWD_ALLOW_PATHS, separated by ':').
+    git_allow_host
+        A host git sources may be cloned from (repeatable; also FLWD_GIT_ALLOW_HOSTS).
     """
     from flwd.http import ServeConfig, serve
 
@@ -288,7 +295,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         "1", "true", "yes", "on")
     await serve(settings, ServeConfig(
         bind=bind, dev=dev, profile=profile, log=log, metrics=metrics, aliases_public=public,
-        tokens=Path(tokens) if tokens else None, no_containers=no_containers))
+        tokens=Path(tokens) if tokens else None, no_containers=no_containers,
+        allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ())))
     return 0
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from flwd.jobs import AliasIndex, Catalog, discover, load_aliases
+from flwd.jobs import AliasIndex, Catalog, DiscoveryIssue, discover, index_aliases
+from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
 
 _SKIP = frozenset({".git", "node_modules", "__pycache__"})
 
@@ -53,6 +55,9 @@ class CatalogCache:
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._catalog: Catalog | None = None
         self._aliases = AliasIndex()
+        #: The raw entries of ``<root>/flwd.yaml`` (to index with sources' ones).
+        self.alias_entries: list[dict[str, Any]] = []
+        self.alias_issues: list[DiscoveryIssue] = []
         self._checked_at = -float("inf")
         self._lock = trio.Lock()
 
@@ -60,7 +65,12 @@ class CatalogCache:
         fingerprint = _fingerprint(self.root)
         if self._catalog is None or fingerprint != self._fingerprint:
             catalog = discover(self.root, display_base=self.display_base)
-            self._aliases = load_aliases(self.root, catalog, display_base=self.display_base)
+            path = self.root / ALIASES_FILE
+            shown = str(path.relative_to(self.display_base)) if path.is_relative_to(
+                self.display_base) else str(path)
+            self.alias_entries, self.alias_issues = read_alias_entries(self.root, shown)
+            self._aliases = index_aliases(self.alias_entries, catalog)
+            self._aliases.errors.extend(self.alias_issues)
             self._catalog = catalog
             self._fingerprint = fingerprint
         return self._catalog

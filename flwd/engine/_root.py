@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import outcome
 import trio
@@ -36,13 +37,27 @@ from actors import (
     Supervisor,
 )
 from flwd import store
-from flwd.errors import IdempotencyConflict, RunOwnedElsewhere
+from flwd.errors import IdempotencyConflict, RunOwnedElsewhere, SourceNotFound
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow, now
 from flwd.execute._procfs import process_alive
 from flwd.ids import new_run_id
 from flwd.jobs import AliasIndex, Catalog
 from flwd.plan import Plan
 from flwd.settings import Settings
+from flwd.sources import (
+    Add,
+    AllowList,
+    Entry,
+    Refresh,
+    Remove,
+    Source,
+    SourceBook,
+    SourcesActor,
+    SourcesConfig,
+    SourcesMessage,
+    SourceSpec,
+    merge,
+)
 from flwd.store import JournalItem, JournalWriter
 
 from ._catalog import CatalogCache
@@ -117,7 +132,7 @@ class Engine:
     """
 
     def __init__(self, settings: Settings, hub: EventHub, writer: JournalWriter, *,
-                 owner_kind: str = "cli") -> None:
+                 owner_kind: str = "cli", sources: AllowList | None = None) -> None:
         self.settings = settings
         self.hub = hub
         self.writer = writer
@@ -125,12 +140,31 @@ class Engine:
         self.catalog_cache = CatalogCache(settings.scripts_root, settings.workspace)
         self.runs = DynamicSupervisor("runs", on_child_exit=self._run_exited,
                                       max_restarts=1_000_000)
-        self.supervisor = Supervisor("flwd", [
+        children: list[ChildSpec[Any]] = [
             ChildSpec("journal", partial(run_journal, writer, hub), shutdown_timeout=60.0),
             ChildSpec("runs", self.runs.run, shutdown_timeout=settings.grace + 10.0),
-            ChildSpec.for_actor("commands", lambda: _Commands(self)),
-        ])
+        ]
+        self.source_book = SourceBook()
+        self.sources_config: SourcesConfig | None = None
+        if sources is not None:
+            # A source whose actor keeps crashing is given up on, alone: the
+            # supervisor's intensity is per child and escalation is logged.
+            self.checkouts = DynamicSupervisor("checkouts", on_child_exit=_source_exited,
+                                               max_restarts=5, max_seconds=60.0)
+            self.sources_config = SourcesConfig(sources, settings.data_dir / "sources",
+                                                settings.db_path, in_use=self._roots_in_use)
+            config = self.sources_config
+            children += [
+                ChildSpec("checkouts", self.checkouts.run, shutdown_timeout=10.0),
+                ChildSpec.for_actor("sources", lambda: SourcesActor(
+                    self.source_book, config, self.checkouts)),
+            ]
+        children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
+        self.supervisor = Supervisor("flwd", children)
         self._live: dict[str, RunRef] = {}
+        self._live_roots: dict[str, str] = {}
+        self._merged_key: tuple[int, int] | None = None
+        self._merged: tuple[Catalog, AliasIndex] = (Catalog(), AliasIndex())
         self._accepting = True
 
     # -- client API ----------------------------------------------------------
@@ -163,12 +197,62 @@ class Engine:
         return result
 
     async def catalog(self) -> Catalog:
-        """The jobs of the scripts root (cached until a config changes)."""
-        return await self.catalog_cache.get()
+        """The jobs of the scripts root and of every source (cached until one changes)."""
+        return (await self._merged_view())[0]
 
     async def aliases(self) -> AliasIndex:
-        """The aliases of the scripts root's ``flwd.yaml`` (cached with the catalog)."""
-        return await self.catalog_cache.aliases()
+        """The aliases of every ``flwd.yaml``, checked against :meth:`catalog`."""
+        return (await self._merged_view())[1]
+
+    async def _merged_view(self) -> tuple[Catalog, AliasIndex]:
+        local = await self.catalog_cache.get()
+        key = (id(local), self.source_book.generation)
+        if key != self._merged_key:
+            cache = self.catalog_cache
+            self._merged = merge(local, cache.alias_entries, cache.alias_issues,
+                                 [entry.index for entry in self.source_book.listing()])
+            self._merged_key = key
+        return self._merged
+
+    # -- sources ---------------------------------------------------------------
+    @property
+    def _sources(self) -> ActorRef[SourcesMessage]:
+        if self.sources_config is None:
+            raise SourceNotFound("this flwd process manages no sources",
+                                 hint="sources live in 'flwd :serve'")
+        ref: ActorRef[SourcesMessage] = self.supervisor.child_value("sources")
+        return ref
+
+    async def add_source(self, spec: SourceSpec) -> tuple[Source, bool]:
+        """Register (or update) a source and wait for its checkout; True when it is new.
+
+        Raises:
+            SourceExists / SourceNotAllowed / SourceInvalid / SourceCheckoutFailed.
+        """
+        result: tuple[Source, bool] = await self._sources.call(lambda reply: Add(spec, reply))
+        return result
+
+    async def refresh_source(self, name: str) -> Source:
+        source: Source = await self._sources.call(lambda reply: Refresh(name, reply))
+        return source
+
+    async def remove_source(self, name: str) -> Source:
+        source: Source = await self._sources.call(lambda reply: Remove(name, reply))
+        return source
+
+    def sources(self) -> list[Entry]:
+        """Every source with what it contributes (sorted by name)."""
+        return self.source_book.listing()
+
+    def source(self, name: str) -> Entry:
+        entry = self.source_book.get(name)
+        if entry is None:
+            raise SourceNotFound(f"no source named {name!r}",
+                                 hint="GET /sources lists them")
+        return entry
+
+    def _roots_in_use(self) -> set[str]:
+        return set(self._live_roots.values())
 
     async def get_run(self, run_ref: str) -> RunRow:
         """The run from the Core DB. Raises RunNotFound."""
@@ -260,6 +344,8 @@ class Engine:
             stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
         ))
         self._live[run.id] = ref
+        if plan.job.roots is not None:
+            self._live_roots[run.id] = str(plan.job.roots[0])
         return run, False
 
     def _find_idempotent(self, key: str) -> tuple[str, str] | None:
@@ -268,6 +354,7 @@ class Engine:
 
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
+        self._live_roots.pop(name, None)
         if isinstance(result, outcome.Error):
             _log.error("run %s crashed: %r", name, result.error)
 
@@ -287,6 +374,11 @@ def _cancel_nowait(ref: RunRef, reason: str, by: str) -> None:
         pass
 
 
+def _source_exited(name: str, result: outcome.Outcome[None]) -> None:
+    if isinstance(result, outcome.Error):
+        _log.error("%s crashed: %r", name, result.error)
+
+
 def recover(settings: Settings) -> list[str]:
     """Mark runs of dead processes ``interrupted`` (blocking; cheap when there are none)."""
     conn = store.connect(settings.db_path)
@@ -297,7 +389,8 @@ def recover(settings: Settings) -> list[str]:
 
 
 @asynccontextmanager
-async def open_engine(settings: Settings, *, owner_kind: str = "cli") -> AsyncIterator[Engine]:
+async def open_engine(settings: Settings, *, owner_kind: str = "cli",
+                      sources: AllowList | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block.
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
@@ -311,7 +404,7 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli") -> AsyncIt
     writer = JournalWriter(settings.db_path)
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
-    engine = Engine(settings, hub, writer, owner_kind=owner_kind)
+    engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.supervisor.run)

@@ -30,17 +30,17 @@ from flwd.events import TERMINAL_STATUSES, RunRow
 from flwd.jobs import Job, bind_json
 from flwd.plan import Plan, build_plan
 from flwd.policy import resolve_profile
+from flwd.sources import Entry, parse_request
 
 from ._auth import Authenticator, Principal
 from ._metrics import Metrics
-from ._models import RunRequest
+from ._models import RunRequest, SourceRequest
 from ._problems import (
     PROBLEM_JSON,
     HttpProblem,
     bad_request,
     domain_problem,
     forbidden,
-    not_found,
     unauthorized,
 )
 from ._sse import KEEP_ALIVE, PREAMBLE, frames, parse_cursor
@@ -69,6 +69,11 @@ class _RunId(BaseConverter):
     regex = r"[A-Za-z0-9_.-]{1,128}"
 
 
+class _SourceName(BaseConverter):
+    # One word, no ':' ("/sources/<name>:refresh"), no '/' or '\\' (404, never a path).
+    regex = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+
+
 #: Scopes each endpoint needs; endpoints not listed are open.
 ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "list_jobs": ("jobs:read",),
@@ -86,6 +91,7 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "get_source": ("sources:read",),
     "add_source": ("sources:write",),
     "delete_source": ("sources:write",),
+    "refresh_source": ("sources:write",),
     "metrics": ("metrics:read",),
 }
 OPEN_ENDPOINTS = frozenset({"healthz", "openapi"})
@@ -145,7 +151,8 @@ def job_json(job: Job) -> dict[str, Any]:
     out["path"] = job.rel_dir
     out["args"] = [arg.to_json() for arg in job.config.args]
     if job.source:
-        out["source"] = {"name": job.source, "type": "local"}
+        out["source"] = {"name": job.source,
+                         "type": str((job.origin or {}).get("type", "local"))}
     return out
 
 
@@ -160,6 +167,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["runid"] = _RunId
+    app.url_map.converters["source_name"] = _SourceName
     app.url_map.strict_slashes = False
 
     # -- cross-cutting: request ids, auth, CORS, metrics, logs ------------------
@@ -274,15 +282,18 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         return validate_body(model, data), data
 
     async def _plan(body: RunRequest) -> Plan:
+        job_id = body.job_id
         if body.source is not None:
-            raise not_found("source", f"no source named '{body.source.name}'",
-                            "source.not.found")
+            # {"job_id": "hello", "source": {"name": "extras"}} is "extras/hello".
+            name = engine.source(body.source.name).source.name
+            if not job_id.casefold().startswith(f"{name.casefold()}/"):
+                job_id = f"{name}/{job_id}"
         catalog = await engine.catalog()
-        job = catalog.find(body.job_id)
+        job = catalog.find(job_id)
         alias = None
         if job is None:
-            alias = (await engine.aliases()).find(body.job_id)
-            job = catalog.get(alias.target_id if alias is not None else body.job_id)
+            alias = (await engine.aliases()).find(job_id) if body.source is None else None
+            job = catalog.get(alias.target_id if alias is not None else job_id)
         binding = bind_json(job.config.args, body.args, job_id=job.id)
         profile = resolve_profile(requested=body.requested_security_profile,
                                   environment=os.environ.get("FLWD_PROFILE"),
@@ -548,22 +559,47 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                     "type": "error", "code": "invalid-message",
                     "detail": 'send {"type": "cancel"} to cancel the run'}))
 
+    def _source_json(entry: Entry) -> dict[str, Any]:
+        principal: Principal | None = g.get("principal")
+        show_aliases = entry.source.spec.expose != "none" and (options.aliases_public or (
+            principal is not None and principal.scopes & {"jobs:write", "sources:write"}))
+        aliases: list[dict[str, Any]] | None = [
+            {key: alias[key] for key in ("from", "to", "description") if key in alias}
+            for alias in entry.index.alias_entries] if show_aliases else None
+        return entry.source.to_json(jobs=len(entry.index.catalog.jobs), aliases=aliases)
+
     @app.get("/sources")
     async def list_sources() -> Response:
-        return jsonify([])
+        page, per_page = _page(request.args)
+        entries = engine.sources()
+        response = jsonify([_source_json(entry)
+                            for entry in entries[(page - 1) * per_page: page * per_page]])
+        response.headers["X-Total-Count"] = str(len(entries))
+        return response
 
-    @app.get("/sources/<name>")
+    @app.get("/sources/<source_name:name>")
     async def get_source(name: str) -> Response:
-        raise not_found("source", f"no source named '{name}'", "source.not.found")
+        return jsonify(_source_json(engine.source(name)))
 
     @app.post("/sources")
     async def add_source() -> Response:
-        raise HttpProblem(501, "not implemented", "job sources are not supported by this "
-                          "server yet", code="sources.unsupported")
+        body, _ = await _json_body(SourceRequest)
+        spec = parse_request(body.model_dump(exclude_none=True))
+        source, created = await engine.add_source(spec)
+        response = jsonify(_source_json(engine.source(source.name)))
+        response.status_code = 201 if created else 200
+        response.headers["Location"] = f"/sources/{source.name}"
+        return response
 
-    @app.delete("/sources/<name>")
+    @app.post("/sources/<source_name:name>:refresh")
+    async def refresh_source(name: str) -> Response:
+        await engine.refresh_source(name)
+        return jsonify(_source_json(engine.source(name)))
+
+    @app.delete("/sources/<source_name:name>")
     async def delete_source(name: str) -> Response:
-        raise not_found("source", f"no source named '{name}'", "source.not.found")
+        await engine.remove_source(name)
+        return Response("", status=204)
 
     if options.metrics and metrics is not None:
         @app.get("/metrics", endpoint="metrics")

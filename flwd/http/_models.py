@@ -15,6 +15,38 @@ class SourceRef(_Strict):
     name: str = Field(min_length=1, max_length=128, description="A configured source's name")
 
 
+class SourceRequest(_Strict):
+    """Body of ``POST /sources``. Unknown fields are refused."""
+
+    type: Literal["local", "git", "oci"] = Field(description="`local` folder or `git` repository")
+    name: str | None = Field(default=None, max_length=64,
+                             description="One word; default: the folder's or repository's name")
+    ref: str | None = Field(default=None, max_length=4096,
+                            description="local: the folder; git: a branch, tag or commit")
+    url: str | None = Field(default=None, max_length=4096,
+                            description="git: the repository, e.g. file:///srv/repos/tools.git")
+    expose: Literal["none", "read", "readwrite"] = "read"
+    trusted: bool | None = None
+
+
+class Source(BaseModel):
+    name: str
+    type: str
+    ref: str
+    url: str | None = None
+    expose: str
+    status: Literal["pending", "ready", "error"]
+    error: str | None = None
+    resolved_ref: str | None = None
+    resolved_commit: str | None = None
+    jobs: int | None = None
+    aliases: list[dict[str, Any]] | None = None
+    provenance: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
 class RunRequest(_Strict):
     """Body of ``POST /plans`` and ``POST /runs``. Unknown fields are refused."""
 

@@ -28,6 +28,7 @@ from flwd.errors import ContainerRuntimeUnavailable, UsageError
 from flwd.events import RUN_FINISH, RUN_START, EventRecord
 from flwd.policy import resolve_profile
 from flwd.settings import Settings
+from flwd.sources import AllowList
 
 from ._app import ServeOptions, create_app
 from ._auth import Authenticator, load_tokens
@@ -58,6 +59,10 @@ class ServeConfig:
     no_containers: bool = False
     graceful_timeout: float = 5.0
     keep_alive: float = 15.0
+    #: Folders (besides the scripts root) that local and file:// git sources may use.
+    allow_paths: tuple[str, ...] = ()
+    #: Hosts that git sources may be cloned from.
+    git_allow_hosts: tuple[str, ...] = ()
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -152,7 +157,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     hypercorn_config.logconfig_dict = None
 
     shutting_down = trio.Event()
-    async with open_engine(settings, owner_kind="serve") as engine:
+    allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
+    async with open_engine(settings, owner_kind="serve", sources=allow) as engine:
         if metrics is not None:
             engine.hub.taps.append(_metrics_tap(metrics))  # type: ignore[arg-type]
         app = create_app(engine, options, authenticator, metrics)

@@ -151,9 +151,14 @@ def index_aliases(entries: Iterable[dict[str, Any]], catalog: Catalog, *,
         description = entry.get("description")
         description = str(description) if description is not None else None
         path = _target(str(entry["from"]))
+        # An entry of a source's flwd.yaml is tagged with the source: its
+        # target is a job of that source (``<source>/<id>``).
+        entry_source = entry.get("source", source)
+        if entry_source and path.startswith(f"{entry_source}/"):
+            path = path[len(entry_source) + 1:]
         target_id = path.replace("/", ".")
-        if source and not target_id.startswith(f"{source}/"):
-            target_id = f"{source}/{target_id}"
+        if entry_source:
+            target_id = f"{entry_source}/{target_id}"
         if name.startswith(":") or key in reserved:
             index.invalid[key] = AliasReserved(
                 f"alias name '{name}' is reserved (flwd's own commands start with ':' or are "
@@ -175,7 +180,7 @@ def index_aliases(entries: Iterable[dict[str, Any]], catalog: Catalog, *,
                 f"alias '{name}' targets '{entry['from']}', which is not a job",
                 hint="point 'from' at a job id listed by 'flwd :jobs'", alias=name)
             continue
-        alias = Alias(name, job.id, job.id.replace(".", "/"), description, source)
+        alias = Alias(name, job.id, job.id.replace(".", "/"), description, entry_source)
         contenders = declared.setdefault(key, [])
         if all(existing.target_id != alias.target_id for existing in contenders):
             contenders.append(alias)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from ..errors import ConfigInvalid, JobNotFound, UsageError
 from ._config import JobConfig, parse_config
@@ -44,6 +44,11 @@ class Job:
     config: JobConfig = field(hash=False)
     scripts: tuple[str, ...]
     source: str | None = None
+    #: For a job of a source: ``provenance.source`` of its plans and runs.
+    origin: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
+    #: For a job of a source: (working directory, scripts root) of its runs —
+    #: the source's checkout instead of the workspace.
+    roots: tuple[Path, Path] | None = None
 
     @property
     def words(self) -> list[str]:
@@ -116,6 +121,9 @@ class Catalog:
             raise UsageError("no job given", hint=_LIST_HINT)
         for count in range(len(words), 0, -1):
             job = self.find(".".join(words[:count]))
+            if job is None and count > 1 and "/" not in words[0]:
+                # ``flwd extras hello`` for the job ``hello`` of the source ``extras``.
+                job = self.find(f"{words[0]}/{'.'.join(words[1:count])}")
             if job is not None:
                 return job, list(tokens[count:])
         candidates = [".".join(words[:count]) for count in range(len(words), 0, -1)]

@@ -61,7 +61,7 @@ class Plan:
                 "type": "local",
                 "ref": rel,
                 "resolved_ref": str(self.job.dir),
-            },
+            } if self.job.origin is None else {**self.job.origin, "job_path": rel},
         }
         if self.alias is not None:
             out["invoked_path"] = self.alias.name
@@ -134,6 +134,8 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
         PolicyDenied: the profile refuses an override the job asks for.
         ConfigInvalid / ExecutorUnavailable: a script cannot be run.
     """
+    if job.roots is not None:  # a source's job runs in its own checkout
+        workspace, scripts_root = job.roots
     config = job.config
     config_path = _relative(job.config_path, workspace)
     evaluation = evaluate_overrides(

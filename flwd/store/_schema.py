@@ -52,6 +52,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX idempotency_by_created ON idempotency(created_at);
     """,
+    # 2 -> 3: job sources (registered folders and git repositories), re-materialised on start.
+    """
+    CREATE TABLE sources (
+        name        TEXT PRIMARY KEY COLLATE NOCASE,
+        type        TEXT NOT NULL,
+        spec        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

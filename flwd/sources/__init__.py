@@ -1,0 +1,21 @@
+"""Job sources: local folders and git repositories whose jobs join the catalog as
+``<source>/<id>``. See ``_registry`` for the actors, ``_allow`` for the allow-list."""
+
+from ._allow import AllowList as AllowList
+from ._index import SourceIndex as SourceIndex
+from ._index import index_source as index_source
+from ._materialise import materialise as materialise
+from ._merge import merge as merge
+from ._model import Source as Source
+from ._model import SourceSpec as SourceSpec
+from ._model import SourceState as SourceState
+from ._model import parse_request as parse_request
+from ._registry import Add as Add
+from ._registry import Entry as Entry
+from ._registry import Refresh as Refresh
+from ._registry import Remove as Remove
+from ._registry import SourceBook as SourceBook
+from ._registry import SourcesActor as SourcesActor
+from ._registry import SourcesConfig as SourcesConfig
+from ._registry import SourcesMessage as SourcesMessage
+from ._store import load_sources as load_sources

@@ -1,0 +1,46 @@
+"""The jobs and aliases of one materialised source (blocking: run it in a thread)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flwd.jobs import Catalog, DiscoveryIssue, discover
+from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
+
+from ._model import Source
+
+
+@dataclass(slots=True)
+class SourceIndex:
+    """What a source contributes to the catalog."""
+
+    catalog: Catalog = field(default_factory=Catalog)
+    #: Raw ``flwd.yaml`` alias entries, each tagged with ``source``.
+    alias_entries: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[DiscoveryIssue] = field(default_factory=list)
+
+
+def index_source(source: Source) -> SourceIndex:
+    """Discover ``source``'s jobs as ``<name>/<id>``, each carrying the source's provenance."""
+    state = source.state
+    if state.status != "ready" or state.root is None or state.checkout_path is None:
+        return SourceIndex()
+    root, checkout = Path(state.root), Path(state.checkout_path)
+    found = discover(root, namespace=source.name, display_base=checkout)
+    origin = source.provenance()
+    jobs = [dataclasses.replace(job, origin=origin, roots=(checkout, root))
+            for job in found.jobs]
+    label = f"{source.name}:"
+    issues = [DiscoveryIssue(f"{label}{issue.path}", issue.message, issue.level)
+              for issue in found.errors + found.warnings]
+    catalog = Catalog(jobs=jobs,
+                      errors=[i for i in issues if i.level == "error"],
+                      warnings=[i for i in issues if i.level == "warning"])
+    # flwd.yaml next to the jobs, or at the top of the checkout.
+    alias_root = root if (root / ALIASES_FILE).is_file() else checkout
+    entries, alias_issues = read_alias_entries(alias_root, f"{label}{ALIASES_FILE}")
+    return SourceIndex(catalog, [{**entry, "source": source.name} for entry in entries],
+                       alias_issues)

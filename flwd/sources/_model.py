@@ -1,0 +1,227 @@
+"""What a source is: the validated request, its materialised state, its JSON (sans-IO).
+
+A *source* is another root of jobs next to the workspace's ``scripts/``: a
+folder on this host (``local``) or a git repository pinned to a commit
+(``git``). Its jobs are namespaced ``<source>/<id>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from flwd.errors import SourceInvalid
+
+SourceType = Literal["local", "git"]
+Expose = Literal["none", "read", "readwrite"]
+Status = Literal["pending", "ready", "error"]
+
+TYPES: Final = ("local", "git")
+#: Like a job id segment (a namespace must be one), at most 64 characters.
+NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_REQUEST_KEYS: Final = frozenset({"name", "type", "ref", "url", "expose", "trusted",
+                                  "pull_policy", "verify_signatures", "trust"})
+_BAD_REF_CHARS: Final = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """What the user asked for (validated); never changes while the source lives."""
+
+    name: str
+    type: SourceType
+    #: local: the folder as given; git: the branch, tag or commit.
+    ref: str
+    #: git only: the repository URL as given.
+    url: str | None = None
+    expose: Expose = "read"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "ref": self.ref}
+        if self.url is not None:
+            out["url"] = self.url
+        out["expose"] = self.expose
+        return out
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> SourceSpec:
+        return SourceSpec(name=data["name"], type=data["type"], ref=data["ref"],
+                          url=data.get("url"), expose=data.get("expose", "read"))
+
+    def same_location(self, other: SourceSpec) -> bool:
+        """Whether ``other`` names the same thing (a new ref of one repo is an update)."""
+        if self.type != other.type:
+            return False
+        if self.type == "git":
+            return self.url == other.url
+        return True  # a local source is updated by pointing it elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """The result of the last materialisation (or the attempt at one)."""
+
+    status: Status = "pending"
+    #: Where its jobs are discovered (absolute).
+    root: str | None = None
+    #: git: the checkout of the pinned commit; local: the folder.
+    checkout_path: str | None = None
+    resolved_commit: str | None = None
+    #: local: the folder with symlinks resolved.
+    resolved_path: str | None = None
+    error: str | None = None
+    refreshed_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in (
+            ("status", self.status), ("root", self.root), ("checkout_path", self.checkout_path),
+            ("resolved_commit", self.resolved_commit), ("resolved_path", self.resolved_path),
+            ("error", self.error), ("refreshed_at", self.refreshed_at)) if value is not None}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> SourceState:
+        return SourceState(**{f.name: data[f.name] for f in fields(SourceState)
+                              if f.name in data})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    spec: SourceSpec
+    state: SourceState = field(default_factory=SourceState)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def with_state(self, state: SourceState, at: float) -> Source:
+        return replace(self, state=state, updated_at=at)
+
+    def provenance(self) -> dict[str, Any]:
+        """``provenance.source`` of plans and runs of this source's jobs."""
+        out: dict[str, Any] = {"name": self.spec.name, "type": self.spec.type,
+                               "ref": self.spec.ref}
+        if self.spec.type == "git":
+            out["url"] = self.spec.url
+            out["resolved_ref"] = self.state.resolved_commit
+            out["resolved_commit"] = self.state.resolved_commit
+        else:
+            out["resolved_ref"] = self.state.resolved_path
+            out["resolved_path"] = self.state.resolved_path
+        out["checkout_path"] = self.state.checkout_path
+        return {key: value for key, value in out.items() if value is not None}
+
+    def to_json(self, *, jobs: int | None = None,
+                aliases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The public document of ``GET /sources`` and ``flwd :sources list --json``."""
+        out = self.spec.to_json()
+        out["status"] = self.state.status
+        if self.state.error:
+            out["error"] = self.state.error
+        if self.spec.type == "git":
+            out["resolved_ref"] = self.state.resolved_commit
+            out["resolved_commit"] = self.state.resolved_commit
+        else:
+            out["resolved_ref"] = self.state.resolved_path
+        out = {key: value for key, value in out.items() if value is not None}
+        if jobs is not None:
+            out["jobs"] = jobs
+        if aliases is not None:
+            out["aliases"] = aliases
+        out["provenance"] = self.provenance()
+        out["metadata"] = {key: value for key, value in (
+            ("checkout_path", self.state.checkout_path),
+            ("resolved_path", self.state.resolved_path),
+            ("resolved_commit", self.state.resolved_commit),
+            ("refreshed_at", self.state.refreshed_at)) if value is not None}
+        out["created_at"] = self.created_at
+        out["updated_at"] = self.updated_at
+        return out
+
+
+def parse_request(data: Mapping[str, Any]) -> SourceSpec:
+    """Validate a ``POST /sources`` body (or the CLI's flags); every bad field is listed.
+
+    Raises:
+        SourceInvalid: with ``errors`` naming each field and what to do.
+    """
+    errors: list[dict[str, str]] = []
+
+    def bad(arg: str, message: str) -> None:
+        errors.append({"arg": arg, "message": message})
+
+    for key in sorted(set(data) - _REQUEST_KEYS):
+        bad(key, "unknown field (fields: name, type, ref, url, expose)")
+    kind = data.get("type")
+    if kind is None:
+        bad("type", "required: 'local' or 'git'")
+    elif kind == "oci":
+        bad("type", "oci add-on sources are not available in this version: use 'local' or 'git'")
+    elif kind not in TYPES:
+        bad("type", f"unknown source type {kind!r}: use 'local' or 'git'")
+    fields: dict[str, str | None] = {}
+    for key in ("name", "ref", "url"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            bad(key, "must be a string")
+            value = None
+        fields[key] = value.strip() if isinstance(value, str) else None
+    expose = data.get("expose", "read")
+    if expose not in ("none", "read", "readwrite"):
+        bad("expose", "must be 'none', 'read' or 'readwrite'")
+    if data.get("trusted") not in (None, True, False):
+        bad("trusted", "must be true or false")
+    ref, url = fields["ref"], fields["url"]
+    if kind == "local":
+        if not ref:
+            bad("ref", "required for a local source: the folder holding its jobs")
+        if url:
+            bad("url", "a local source has no url: put the folder in 'ref'")
+    elif kind == "git":
+        if not url:
+            bad("url", "required for a git source, e.g. file:///srv/repos/tools.git")
+        if not ref:
+            bad("ref", "required for a git source: a branch, tag or commit")
+        elif ref.startswith("-") or _BAD_REF_CHARS.search(ref) or ".." in ref or \
+                ref.endswith((".", "/", ".lock")):
+            bad("ref", f"{ref!r} is not a valid git ref name")
+    name = fields["name"]
+    if name is None and kind in TYPES and not errors:
+        name = default_name(kind, ref or "", url)
+    if name is not None and not NAME_RE.fullmatch(name):
+        if "/" in name or "\\" in name:
+            bad("name", f"invalid name {name!r}: a source name is one word, no '/' or '\\'")
+        else:
+            bad("name", f"invalid name {name!r}: use 1-64 letters, digits, '-' or '_', "
+                        "starting with a letter or digit")
+    if errors:
+        first = errors[0]
+        raise SourceInvalid(f"invalid source: {first['arg']}: {first['message']}",
+                            hint=None if len(errors) == 1 else f"{len(errors)} problems",
+                            errors=errors)
+    assert name is not None and ref is not None and kind in TYPES
+    return SourceSpec(name=name, type=kind, ref=ref, url=url or None, expose=expose)
+
+
+def default_name(kind: str, ref: str, url: str | None) -> str:
+    """The name a source gets when none is given: the folder's or repository's base name.
+
+    Raises:
+        SourceInvalid: nothing usable can be derived (``name`` must be given).
+    """
+    if kind == "git" and url:
+        path = urlsplit(url).path if "://" in url else url.rpartition(":")[2]
+        base = path.rstrip("/").rpartition("/")[2]
+        base = base.removesuffix(".git")
+    else:
+        base = ref.rstrip("/").rpartition("/")[2]
+    candidate = re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-_")[:64]
+    if not candidate or not NAME_RE.fullmatch(candidate):
+        raise SourceInvalid("invalid source: name: cannot derive a name from "
+                            f"{(url or ref)!r}", hint="give one with 'name'",
+                            errors=[{"arg": "name", "message": "required here"}])
+    return candidate

@@ -1,0 +1,377 @@
+"""The sources of a long-lived engine: a registry actor and one checkout actor per source.
+
+::
+
+    sources     SourcesActor: the inbox of Add / Remove / Refresh; names are
+                reserved here, so two requests for one name cannot race
+    checkouts   DynamicSupervisor: one SourceActor per source (TRANSIENT —
+                restarted if it crashes, not when it is removed)
+
+A SourceActor does the slow work (git, discovery) of its own source only, so a
+slow clone never delays another source, a request, or a run. What it learns is
+published in the :class:`SourceBook` (read by the engine's catalog) and saved in
+the Core DB. A refresh that fails in the background (say, the repository is
+gone after a restart) is reported in the source's status and retried with
+exponential backoff; the jobs of the last good checkout stay available.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import trio
+
+from actors import (
+    Actor,
+    ActorRef,
+    ActorStopped,
+    ChildNotFound,
+    ChildSpec,
+    DynamicSupervisor,
+    Inbox,
+    ReplySlot,
+    RestartPolicy,
+)
+from flwd.errors import FlwdError, SourceExists, SourceNotFound
+
+from . import _store
+from ._allow import AllowList
+from ._git import prune_trees
+from ._index import SourceIndex, index_source
+from ._materialise import materialise, source_dir
+from ._model import Source, SourceSpec
+
+_log = logging.getLogger("flwd.sources")
+
+#: Background retries of a failed refresh: 1 s, 2 s, 4 s … capped at 5 minutes.
+RETRY_BASE, RETRY_CAP = 1.0, 300.0
+
+
+@dataclass(slots=True)
+class Entry:
+    source: Source
+    index: SourceIndex = field(default_factory=SourceIndex)
+
+
+class SourceBook:
+    """What every source currently contributes; ``generation`` changes with any update.
+
+    Written only by source actors, read by the engine — all in one trio run
+    loop, so plain attributes suffice.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.generation = 0
+
+    def get(self, name: str) -> Entry | None:
+        return self.entries.get(name.lower())
+
+    def listing(self) -> list[Entry]:
+        return sorted(self.entries.values(), key=lambda entry: entry.source.name.lower())
+
+    def put(self, entry: Entry) -> None:
+        self.entries[entry.source.name.lower()] = entry
+        self.generation += 1
+
+    def drop(self, name: str) -> None:
+        if self.entries.pop(name.lower(), None) is not None:
+            self.generation += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    spec: SourceSpec
+    #: The source, and True when it is new (False: an existing one was updated).
+    reply: ReplySlot[tuple[Source, bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    name: str
+    reply: ReplySlot[Source]
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    name: str
+    reply: ReplySlot[Source]
+
+
+SourcesMessage = Add | Remove | Refresh
+
+
+@dataclass(frozen=True, slots=True)
+class _Materialise:
+    """To a SourceActor: check out ``spec`` (a new ref, or again); reply when done."""
+
+    spec: SourceSpec
+    reply: ReplySlot[tuple[Source, bool]] | None
+    #: For a restored source: the commit to check out again (not a new resolution).
+    pinned: str | None = None
+
+
+@dataclass(slots=True)
+class SourcesConfig:
+    allow: AllowList
+    sources_dir: Path
+    db_path: Path
+    #: Checkout paths still used by live runs (their trees are not pruned).
+    in_use: Callable[[], set[str]] = set
+
+
+class SourceActor:
+    """Owns one source: materialises it, indexes its jobs, retries failures.
+
+    Every request it was handed is answered, also when it stops or crashes
+    (queued ones with :exc:`ActorStopped`), so no caller waits forever.
+
+    Cancellation: a git command in flight is terminated; the book keeps the
+    last good state.
+    """
+
+    #: One checkout at a time; a few queued refreshes, then senders wait.
+    inbox_capacity = 4
+
+    def __init__(self, book: SourceBook, config: SourcesConfig, restored: Source | None,
+                 first: _Materialise | None) -> None:
+        self.book = book
+        self.config = config
+        self.current = restored
+        self.first = first
+        self.failures = 0
+        self.name = (restored.spec if restored is not None else first.spec).name  # type: ignore[union-attr]
+
+    async def run(self, *, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        with Inbox[_Materialise](f"source {self.name}", self.inbox_capacity) as inbox:
+            in_flight: list[_Materialise] = []
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    task_status.started(inbox.ref)
+                    if self.first is not None:
+                        in_flight.append(self.first)
+                        ok = await self._materialise(self.first, first_registration=True)
+                        in_flight.clear()
+                        if not ok:
+                            nursery.cancel_scope.cancel()
+                            return
+                    elif self.current is not None:
+                        await self._restore(self.current)
+                    async for message in inbox:
+                        in_flight.append(message)
+                        await self._materialise(message)
+                        in_flight.clear()
+                    nursery.cancel_scope.cancel()
+            finally:
+                stopped = ActorStopped(f"source {self.name}", "stopped")
+                while True:
+                    try:
+                        in_flight.append(inbox.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                for message in in_flight:
+                    if message.reply is not None and not message.reply.done:
+                        message.reply.fail(stopped)
+
+    async def _restore(self, source: Source) -> None:
+        state = replace(source.state, status="pending", error=None)
+        self.book.put(Entry(source.with_state(state, source.updated_at)))
+        await self._materialise(_Materialise(source.spec, None, source.state.resolved_commit))
+
+    async def _materialise(self, message: _Materialise, *, first_registration: bool = False
+                           ) -> bool:
+        try:
+            state = await materialise(message.spec, self.config.allow, self.config.sources_dir,
+                                      pinned=message.pinned)
+            wall = time.time()
+            state = replace(state, refreshed_at=wall)
+            previous = self.current
+            source = Source(message.spec, state,
+                            created_at=previous.created_at if previous else wall, updated_at=wall)
+            index = await trio.to_thread.run_sync(index_source, source)
+            await trio.to_thread.run_sync(_store.save_source, self.config.db_path, source)
+        except FlwdError as exc:
+            return self._failed(message, exc, first_registration)
+        self.current = source
+        self.failures = 0
+        self.book.put(Entry(source, index))
+        if message.reply is not None:
+            message.reply.reply((source, previous is None))
+        await self._prune(source)
+        return True
+
+    def _failed(self, message: _Materialise, exc: FlwdError, first_registration: bool) -> bool:
+        if message.reply is not None:
+            message.reply.fail(exc)
+        if first_registration:
+            return False
+        # Keep serving the last good checkout; say what is wrong; try again later.
+        _log.warning("source %s: %s", message.spec.name, exc.one_line())
+        entry = self.book.get(message.spec.name)
+        if entry is not None:
+            state = replace(entry.source.state, status="error", error=exc.one_line())
+            self.book.put(Entry(entry.source.with_state(state, time.time()), entry.index))
+        if message.reply is None:
+            delay = min(RETRY_CAP, RETRY_BASE * 2 ** self.failures) * random.uniform(0.8, 1.2)
+            self.failures += 1
+            self._nursery.start_soon(self._retry_later, message, delay)
+        return True
+
+    async def _retry_later(self, message: _Materialise, delay: float) -> None:
+        await trio.sleep(delay)
+        entry = self.book.get(message.spec.name)
+        if entry is not None and entry.source.state.status == "error":
+            await self._materialise(_Materialise(message.spec, None, message.pinned))
+
+    async def _prune(self, source: Source) -> None:
+        if source.spec.type != "git" or source.state.resolved_commit is None:
+            return
+        trees = source_dir(self.config.sources_dir, source.name) / "trees"
+        used = {Path(path).name for path in self.config.in_use()
+                if Path(path).parent == trees}
+        await trio.to_thread.run_sync(prune_trees, trees,
+                                      used | {source.state.resolved_commit})
+
+
+class SourcesActor(Actor[SourcesMessage]):
+    """The registry's inbox: validates names and routes work to the source actors."""
+
+    name = "sources"
+
+    def __init__(self, book: SourceBook, config: SourcesConfig,
+                 checkouts: DynamicSupervisor) -> None:
+        self.book = book
+        self.config = config
+        self.checkouts = checkouts
+        self.pending: set[str] = set()
+
+    async def on_start(self) -> None:
+        for source in await trio.to_thread.run_sync(_store.load_sources, self.config.db_path):
+            await self._start(source.spec.name, SourceActor(self.book, self.config, source, None))
+
+    async def _start(self, name: str, actor: SourceActor) -> None:
+        await self.checkouts.start_child(ChildSpec(
+            _child(name), actor.run, restart=RestartPolicy.TRANSIENT, shutdown_timeout=5.0))
+
+    async def handle(self, message: SourcesMessage) -> None:
+        try:
+            if isinstance(message, Add):
+                await self._add(message)
+            elif isinstance(message, Refresh):
+                await self._refresh(message)
+            else:
+                await self._remove(message)
+        except FlwdError as exc:
+            if not message.reply.done:
+                message.reply.fail(exc)
+
+    async def _add(self, message: Add) -> None:
+        spec = message.spec
+        key = spec.name.lower()
+        if key in self.pending:
+            raise SourceExists(f"source {spec.name!r} is being registered right now",
+                               hint="wait for that request to finish")
+        entry = self.book.get(spec.name)
+        if entry is not None:
+            if not entry.source.spec.same_location(spec):
+                raise SourceExists(
+                    f"a {entry.source.spec.type} source named {spec.name!r} already exists "
+                    f"({entry.source.spec.url or entry.source.spec.ref})",
+                    hint="choose another name, or remove the existing source first")
+            await self._forward(spec.name, _Materialise(spec, message.reply))
+            return
+        # The checkout may take long: the new actor does it while this inbox
+        # keeps serving; the name stays reserved until it succeeded or failed.
+        self.pending.add(key)
+        slot = ReplySlot[tuple[Source, bool]]()
+        try:
+            await self._start(spec.name, SourceActor(self.book, self.config, None,
+                                                     _Materialise(spec, slot)))
+        except BaseException:
+            self.pending.discard(key)
+            raise
+        self._helpers.start_soon(self._first_answer, key, spec, slot, message.reply)
+
+    async def _first_answer(self, key: str, spec: SourceSpec,
+                            slot: ReplySlot[tuple[Source, bool]],
+                            reply: ReplySlot[tuple[Source, bool]]) -> None:
+        try:
+            result = await slot.wait()
+        except Exception as exc:
+            # Nothing half-registered: no row, no files.
+            await trio.to_thread.run_sync(_cleanup, self.config.sources_dir, spec.name)
+            reply.fail(exc)
+        else:
+            reply.reply(result)
+        finally:
+            self.pending.discard(key)
+
+    async def run(self, *, task_status: trio.TaskStatus[ActorRef[SourcesMessage]] = (
+            trio.TASK_STATUS_IGNORED)) -> None:
+        """Serve requests; helpers (waiting for first checkouts) end with it."""
+        async with trio.open_nursery() as helpers:
+            self._helpers = helpers
+            await super().run(task_status=task_status)
+            helpers.cancel_scope.cancel()
+
+    async def _forward(self, name: str, message: _Materialise) -> None:
+        try:
+            ref = self.checkouts.child(_child(name)).value
+            await ref.cast(message)
+        except (ChildNotFound, ActorStopped, RuntimeError):
+            raise SourceNotFound(f"source {name!r} is not running",
+                                 hint="try again in a moment") from None
+
+    async def _refresh(self, message: Refresh) -> None:
+        entry = self.book.get(message.name)
+        if entry is None:
+            raise _not_found(message.name)
+        slot = ReplySlot[tuple[Source, bool]]()
+        await self._forward(entry.source.name, _Materialise(entry.source.spec, slot))
+
+        async def relay() -> None:
+            try:
+                source, _ = await slot.wait()
+            except Exception as exc:
+                message.reply.fail(exc)
+            else:
+                message.reply.reply(source)
+
+        self._helpers.start_soon(relay)
+
+    async def _remove(self, message: Remove) -> None:
+        entry = self.book.get(message.name)
+        if entry is None:
+            raise _not_found(message.name)
+        try:
+            await self.checkouts.stop_child(_child(entry.source.name))
+        except ChildNotFound:
+            pass
+        await trio.to_thread.run_sync(_store.delete_source, self.config.db_path,
+                                      entry.source.name)
+        self.book.drop(entry.source.name)
+        in_use = self.config.in_use()
+        home = source_dir(self.config.sources_dir, entry.source.name)
+        if not any(Path(path).is_relative_to(home) for path in in_use):
+            await trio.to_thread.run_sync(_cleanup, self.config.sources_dir, entry.source.name)
+        message.reply.reply(entry.source)
+
+
+def _child(name: str) -> str:
+    return f"source:{name.lower()}"
+
+
+def _not_found(name: str) -> SourceNotFound:
+    return SourceNotFound(f"no source named {name!r}", hint="'flwd :sources list' lists them")
+
+
+def _cleanup(sources_dir: Path, name: str) -> None:
+    shutil.rmtree(source_dir(sources_dir, name), ignore_errors=True)

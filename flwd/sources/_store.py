@@ -1,0 +1,45 @@
+"""Sources in the Core DB (blocking; call from a thread inside trio)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flwd import store
+
+from ._model import Source, SourceSpec, SourceState
+
+
+def load_sources(db_path: Path) -> list[Source]:
+    """Every registered source, by name (an absent DB has none)."""
+    if not db_path.exists():
+        return []
+    conn = store.connect(db_path)
+    try:
+        rows = conn.execute("SELECT spec, state, created_at, updated_at FROM sources "
+                            "ORDER BY name").fetchall()
+    finally:
+        conn.close()
+    return [Source(SourceSpec.from_json(json.loads(spec)), SourceState.from_json(json.loads(state)),
+                   created_at, updated_at) for spec, state, created_at, updated_at in rows]
+
+
+def save_source(db_path: Path, source: Source) -> None:
+    conn = store.connect(db_path)
+    try:
+        conn.execute(
+            "INSERT INTO sources(name, type, spec, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET type = excluded.type, "
+            "spec = excluded.spec, state = excluded.state, updated_at = excluded.updated_at",
+            (source.name, source.spec.type, json.dumps(source.spec.to_json()),
+             json.dumps(source.state.to_json()), source.created_at, source.updated_at))
+    finally:
+        conn.close()
+
+
+def delete_source(db_path: Path, name: str) -> bool:
+    conn = store.connect(db_path)
+    try:
+        return conn.execute("DELETE FROM sources WHERE name = ?", (name,)).rowcount > 0
+    finally:
+        conn.close()
