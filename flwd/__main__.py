@@ -1,3 +1,3 @@
-from flwd.cli import main
+from flwd._entry import main
 
 main()

@@ -28,6 +28,7 @@ Commands:
   flwd :logs RUN [--follow] [--json]
   flwd :cancel RUN            ask a running run to stop
   flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
+  flwd completion SHELL       print the completion script of bash, zsh, fish or powershell
 
 Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_SERVER):
   --scripts DIR               the scripts directory (default: ./scripts, searched upwards)
@@ -37,7 +38,7 @@ Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_SERVE
   --debug                     show tracebacks for internal errors
 """
 
-_VERBS = ("init", "completion", "help")
+_VERBS = ("init", "help")
 
 
 def _split_globals(args: list[str]) -> list[str]:
@@ -91,6 +92,12 @@ def _dispatch(args: list[str]) -> int:
 
         print(f"flwd {__version__}")
         return 0
+    if args[0] == "__complete":  # normally dispatched earlier, by flwd._entry
+        from flwd.complete import run as run_complete
+
+        return run_complete(_global_args(), args[1:])
+    if args[0] == "completion":
+        return _completion(args[1:])
     if args[0].startswith(":") or args[0] in _VERBS:
         return _run_cyclopts(args)
     if args[0].startswith("-"):
@@ -103,6 +110,30 @@ def _dispatch(args: list[str]) -> int:
     from ._run import run_job_command
 
     return run_job_command(args)
+
+
+def _global_args() -> list[str]:
+    """The global options already consumed, as words (for ``__complete``)."""
+    words = []
+    for name, value in (("--scripts", CONTEXT.scripts), ("--data-dir", CONTEXT.data_dir)):
+        if value is not None:
+            words += [name, value]
+    return words + (["--debug"] if CONTEXT.debug else [])
+
+
+def _completion(args: list[str]) -> int:
+    """``flwd completion SHELL``: print the shell's completion script."""
+    from flwd.complete._scripts import SHELLS, UnknownShell, completion_script
+    from flwd.errors import UsageError
+
+    choices = ", ".join(SHELLS)
+    if len(args) != 1:
+        raise UsageError("flwd completion needs one shell", hint=f"choose one of: {choices}")
+    try:
+        sys.stdout.write(completion_script(args[0]))
+    except UnknownShell:
+        raise UsageError(f"unknown shell '{args[0]}'", hint=f"choose one of: {choices}") from None
+    return 0
 
 
 def _run_cyclopts(args: list[str]) -> int:

@@ -1,0 +1,14 @@
+"""Shell completion: the ``__complete`` protocol, its job index cache, and the
+``flwd completion SHELL`` scripts that call it.
+
+Importing this package is part of the completion fast path: it must stay free of
+trio, pydantic, yaml, cyclopts and httpx (and of ``flwd.cli``). The index builder
+(:mod:`._build`) and the shell scripts (:mod:`._scripts`) are imported only when
+needed.
+"""
+
+from ._main import load_index as load_index
+from ._main import run as run
+from ._protocol import Candidate as Candidate
+from ._protocol import encode as encode
+from ._resolve import complete as complete

@@ -1,0 +1,173 @@
+"""Building the job index from a scripts root: the slow path of completion.
+
+Runs only when the cached index is missing or stale, so it may use the real
+loaders (:func:`flwd.jobs.discover`, :func:`flwd.jobs.load_aliases`; YAML and
+pydantic). A broken config only removes its job from the index, as discovery
+reports it instead of raising; an invalid alias is left out.
+
+The freshness stamp is taken *before* discovery reads anything: a file changed
+while the index is built then no longer matches its recorded stamp, and the
+next completion rebuilds. The walk mirrors ``flwd.jobs._discovery._config_files``
+(same skipped directories, symlinked directories not followed).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flwd.jobs import AliasIndex, Arg, Catalog, Job, discover, flag_help, load_aliases
+from flwd.jobs._aliases import ALIASES_FILE
+from flwd.jobs._argspec import plain
+from flwd.jobs._discovery import _SKIPPED_DIRS, CONFIG_DIR, CONFIG_FILE
+
+from ._index import FORMAT, empty_node
+from ._verbs import BOOLEAN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._index import Index, JobFlags, Node
+    from ._verbs import Flag
+
+
+def build_index(root: str) -> Index:
+    """The index of the scripts root ``root`` (an absolute path), stamp included."""
+    dirs, files = stamp(root)
+    catalog = discover(Path(root))
+    aliases = load_aliases(Path(root), catalog)
+    tree, jobs = job_tree(catalog, aliases)
+    return {"format": FORMAT, "root": root, "dirs": dirs, "files": files,
+            "tree": tree, "jobs": jobs}
+
+
+def stamp(root: str) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]]:
+    """Every directory discovery enters and every file it reads, with their stats.
+
+    A ``config.d`` without a config is recorded as a directory (size ``-1``): a
+    config created in it changes its modification time.
+    """
+    dirs: list[tuple[str, int]] = []
+    files: list[tuple[str, int, int]] = []
+    aliases = os.path.join(root, ALIASES_FILE)
+    try:
+        result = os.stat(aliases)
+        files.append((aliases, result.st_mtime_ns, result.st_size))
+    except OSError:
+        pass  # created later, it changes the root's modification time
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            dirs.append((directory, os.stat(directory).st_mtime_ns))
+        except OSError:
+            continue
+        config_dir = os.path.join(directory, CONFIG_DIR)
+        config = os.path.join(config_dir, CONFIG_FILE)
+        try:
+            result = os.stat(config)
+            if os.path.isfile(config):
+                files.append((config, result.st_mtime_ns, result.st_size))
+            else:
+                files.append((config_dir, os.stat(config_dir).st_mtime_ns, -1))
+        except OSError:
+            if os.path.isdir(config_dir):
+                try:
+                    files.append((config_dir, os.stat(config_dir).st_mtime_ns, -1))
+                except OSError:
+                    pass
+        try:
+            with os.scandir(directory) as entries:
+                pending.extend(
+                    entry.path for entry in entries
+                    if entry.is_dir(follow_symlinks=False)
+                    and entry.name not in _SKIPPED_DIRS
+                    and not entry.name.startswith(".")
+                )
+        except OSError:
+            continue  # unreadable: discovery finds nothing there either
+    return dirs, files
+
+
+def segments(job_id: str) -> list[str]:
+    """The words of a job id: ``a.b`` → ``[a, b]``; a source prefix is the first word
+    (``tools/lint.go`` → ``[tools, lint, go]``)."""
+    source, slash, local = job_id.rpartition("/")
+    words = local.split(".")
+    return [source, *words] if slash else words
+
+
+def job_tree(catalog: Catalog, aliases: AliasIndex) -> tuple[Node, dict[str, JobFlags]]:
+    """The segment tree of the catalog's jobs and aliases, and each job's flags."""
+    tree = empty_node("root")
+    names: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    displays: dict[int, str] = {}
+    jobs: dict[str, JobFlags] = {}
+    for job in catalog.jobs:
+        node = tree
+        words = segments(job.id)
+        for position, word in enumerate(words):
+            key = word.casefold()
+            child = node["kids"].get(key)
+            if child is None:
+                is_source = position == 0 and "/" in job.id
+                child = empty_node("source" if is_source else "group")
+                node["kids"][key] = child
+                names[id(child)] = word
+            counts[id(child)] = counts.get(id(child), 0) + 1
+            node = child
+        node["kind"] = "job"
+        node["job"] = job.id
+        displays[id(node)] = _job_display(job, names[id(node)])
+        jobs[job.id] = job_flags(job.config.args)
+    for alias in aliases.listing():
+        key = alias.name.casefold()
+        if key in tree["kids"]:
+            continue  # a job or group of that name: its word resolves to it first
+        child = empty_node("alias", alias.target_id)
+        tree["kids"][key] = child
+        names[id(child)] = alias.name
+        details = ", ".join(filter(None, [f"alias -> {alias.target_path}", alias.description]))
+        displays[id(child)] = f"{alias.name} ({details})"
+
+    def fill(node: Node) -> None:
+        for child in node["kids"].values():
+            fill(child)
+            if id(child) not in displays:
+                count = counts.get(id(child), 0)
+                kind = "source" if child["kind"] == "source" else "group"
+                displays[id(child)] = f"{kind} of {count} job{'s' if count != 1 else ''}"
+        node["listing"] = sorted(
+            (names[id(child)].casefold(), names[id(child)], displays[id(child)])
+            for child in node["kids"].values()
+        )
+
+    fill(tree)
+    return tree, jobs
+
+
+def _job_display(job: Job, word: str) -> str:
+    if job.summary:
+        return job.summary
+    return job.name if job.name != job.id else word
+
+
+def job_flags(args: list[Arg]) -> JobFlags:
+    """The completion view of a job's argspec: flags, their values, their spellings."""
+    texts = {form.split()[0].rstrip(","): text for form, text in flag_help(args)}
+    flags: list[Flag] = []
+    for arg in sorted(args, key=lambda a: a.name.casefold()):
+        values: tuple[str, ...] = ()
+        if arg.type == "boolean":
+            values = BOOLEAN
+        elif arg.enum is not None:
+            values = tuple(plain(choice) for choice in arg.enum)
+        elif arg.type == "array" and arg.items_enum is not None:
+            values = tuple(plain(choice) for choice in arg.items_enum)
+        description = texts.get(arg.flag, arg.flag)
+        flags.append((arg.name, description, values, arg.type in ("array", "object")))
+    spellings: dict[str, int] = {}
+    for position, arg in enumerate(sorted(args, key=lambda a: a.name.casefold())):
+        for spelling in arg.flag_names:
+            spellings.setdefault(spelling.casefold(), position)
+    return {"flags": flags, "spellings": spellings}

@@ -1,0 +1,97 @@
+"""What completion knows about flwd itself: its verbs, global options and the flags
+every job accepts.
+
+These are static (they change with flwd, not with a workspace), so they live in
+code rather than in the job index. ``tests/complete/test_resolver.py`` checks this
+table against the cyclopts application, so a new verb cannot be forgotten here.
+
+A flag is ``(name, description, values, repeatable)``: ``name`` without the
+leading ``--``; ``values`` are the completions of its value (``BOOLEAN`` for a
+boolean, :data:`JOB_IDS` for "a job id", ``()`` for a free value).
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Flag: TypeAlias = tuple[str, str, tuple[str, ...], bool]
+    #: A positional operand: its choices, :data:`JOB_OPERAND`, or ``()`` (free text).
+    Operand: TypeAlias = tuple[str, ...]
+    #: ``(description, flags, operands)``.
+    Verb: TypeAlias = tuple[str, tuple[Flag, ...], tuple[Operand, ...]]
+
+BOOLEAN = ("true", "false")
+#: Values meaning "any job id of the workspace" (``:runs --job``).
+JOB_IDS = ("\0jobs",)
+#: An operand naming a job (``:plan JOB``): completed like a job on the command line.
+JOB_OPERAND = ("\0job",)
+
+PROFILES = ("secure", "permissive", "disabled")
+SHELLS = ("bash", "zsh", "fish", "powershell")
+INIT_KINDS = ("bash", "sh", "python", "pwsh")
+RUN_STATUSES = ("queued", "running", "completed", "failed", "canceled", "interrupted")
+TOKEN_SCOPES = ("*", "events:read", "jobs:read", "jobs:write", "metrics:read", "runs:read",
+                "runs:write", "sources:read", "sources:write")
+
+_JSON: Flag = ("json", "print JSON", BOOLEAN, False)
+
+#: Options of flwd itself, before the command (see ``flwd --help``).
+GLOBAL_FLAGS: tuple[Flag, ...] = (
+    ("data-dir", "where the Core DB and run directories live", (), False),
+    ("debug", "show tracebacks for internal errors", BOOLEAN, False),
+    ("help", "show the usage", BOOLEAN, False),
+    ("scripts", "the scripts directory (default: ./scripts, searched upwards)", (), False),
+    ("server", "remote mode: talk to a running 'flwd :serve'", (), False),
+    ("version", "print the version", BOOLEAN, False),
+)
+
+#: Flags every job invocation accepts besides its own (``flwd.cli._common``).
+JOB_FLAGS: tuple[Flag, ...] = (
+    ("debug", "show a traceback on internal errors", BOOLEAN, False),
+    ("help", "show the job's flags", BOOLEAN, False),
+    ("json", "print run events as NDJSON on stdout", BOOLEAN, False),
+    ("profile", "security profile: secure (default), permissive, disabled", PROFILES, False),
+)
+
+#: Built-in verbs offered among the segments of the first word (never ``help``).
+PLAIN_VERBS = ("completion", "init")
+
+VERBS: dict[str, Verb] = {
+    ":jobs": ("list the jobs discovered under scripts/", (_JSON,), ()),
+    ":plan": ("preview a run (secrets shown as [secret])",
+              (_JSON, JOB_FLAGS[3]), (JOB_OPERAND,)),
+    ":runs": ("list recent runs, newest first", (
+        ("job", "only runs of this job id", JOB_IDS, False),
+        _JSON,
+        ("limit", "how many runs to show (1-1000)", (), False),
+        ("status", "only runs with this status", RUN_STATUSES, False),
+    ), ()),
+    ":logs": ("print a run's output (or its events with --json)", (
+        ("follow", "keep printing new events until the run finishes", BOOLEAN, False),
+        _JSON,
+    ), ((),)),
+    ":cancel": ("ask a running run to stop", (), ((),)),
+    ":serve": ("serve the REST + SSE API until SIGTERM/SIGINT", (
+        ("aliases-public", "show alias metadata to every caller", BOOLEAN, False),
+        ("allow-path", "a folder local and file:// git sources may use (repeatable)", (), True),
+        ("bind", "HOST:PORT to listen on", (), False),
+        ("dev", "development mode (the token dev-token gets every scope)", BOOLEAN, False),
+        ("git-allow-host", "a host git sources may be cloned from (repeatable)", (), True),
+        ("log", "log format on stderr", ("text", "json"), False),
+        ("metrics", "serve GET /metrics", BOOLEAN, False),
+        ("no-containers", "start without a container runtime", BOOLEAN, False),
+        ("profile", "security profile (FLWD_PROFILE wins)", PROFILES, False),
+        ("tokens", "tokens file (default: DATA_DIR/tokens.json)", (), False),
+    ), ()),
+    ":tokens": ("manage API tokens", (
+        ("file", "tokens file (default: DATA_DIR/tokens.json)", (), False),
+        ("name", "a name for the token", (), False),
+        ("scope", "a scope to grant (repeat the flag)", TOKEN_SCOPES, True),
+    ), (("create",),)),
+    "completion": ("print a shell completion script", (), (SHELLS,)),
+    "init": ("scaffold a job under scripts/", (
+        ("force", "overwrite an existing job's files", BOOLEAN, False),
+    ), (INIT_KINDS, ())),
+}
