@@ -22,13 +22,14 @@ from flwd.errors import ArgsInvalid, UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord
 from flwd.execute._procfs import process_alive
 from flwd.jobs import Binding, bind_cli, parse_cli_tokens
-from flwd.plan import build_plan
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
 from ._context import CONTEXT, load_workspace, resolve_job
 from ._init import KINDS, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
+from ._run import plan_with_policy
+from ._sources import job_source, sources_app
 
 Tokens = Annotated[str, Parameter(allow_leading_hyphen=True)]
 
@@ -66,8 +67,10 @@ def jobs_command(*, json: bool = False) -> int:
             "jobs": [{
                 "id": job.id, "name": job.name,
                 **({"summary": job.summary} if job.summary else {}),
-                "path": job.rel_dir and f"{settings.scripts_root.name}/{job.rel_dir}",
+                "path": job.rel_dir if job.source else (
+                    job.rel_dir and f"{settings.scripts_root.name}/{job.rel_dir}"),
                 "args": [arg.to_json() for arg in job.config.args],
+                **({"source": job_source(job)} if job.source else {}),
             } for job in catalog.jobs],
             **aliases.to_json(),
             "errors": [issue.to_json() for issue in catalog.errors + [
@@ -80,7 +83,11 @@ def jobs_command(*, json: bool = False) -> int:
         print(f"(no jobs found under {settings.scripts_root})")
         return 0
     rows = [[job.id, job.name, job.summary or "(no summary)"] for job in catalog.jobs]
-    print(table(["ID", "NAME", "SUMMARY"], rows))
+    if any(job.source for job in catalog.jobs):  # the column appears with the first source
+        rows = [[*row, job.source or "-"] for row, job in zip(rows, catalog.jobs, strict=True)]
+        print(table(["ID", "NAME", "SUMMARY", "SOURCE"], rows))
+    else:
+        print(table(["ID", "NAME", "SUMMARY"], rows))
     if aliases.aliases:
         print()
         print(table(["ALIAS", "RUNS", "DESCRIPTION"],
@@ -120,8 +127,8 @@ def plan_command(*tokens: Tokens) -> int:
                    for arg in args]
         binding = bind_cli(relaxed, raw, job_id=job.id)
     profile = resolve_profile(requested=common.profile, environment=os.environ.get("FLWD_PROFILE"))
-    plan = build_plan(job, binding, profile=profile, workspace=settings.workspace,
-                      scripts_root=settings.scripts_root, alias=alias).to_json()
+    plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,
+                            journal_refusals=False).to_json()
     if missing:
         plan["missing_args"] = missing
     if common.json:
@@ -299,6 +306,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ())))
     return 0
 
+
+app.command(sources_app)
 
 tokens_app = App(name=":tokens", help="Manage API tokens (stored hashed, with scopes).")
 app.command(tokens_app)

@@ -9,12 +9,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flwd.errors import ConfigInvalid, JobNotFound, UsageError
-from flwd.jobs import Alias, AliasIndex, Catalog, Job, discover, load_aliases
+from flwd.jobs import Alias, AliasIndex, Catalog, Job, discover, index_aliases
 from flwd.jobs._discovery import DiscoveryIssue
 from flwd.jobs._suggest import close_matches, quoted_choice
 from flwd.settings import Settings, resolve_settings
+
+if TYPE_CHECKING:
+    from flwd.sources import SourceIndex
 
 
 @dataclass(slots=True)
@@ -80,14 +84,30 @@ def load_catalog(settings: Settings, *, quiet: bool = True) -> Catalog:
 
 
 def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, AliasIndex]:
-    """The jobs and the aliases of ``scripts/flwd.yaml``; unless ``quiet``, problems on stderr.
+    """The jobs and aliases of the workspace and of every source registered in the data
+    dir (``<source>/<id>``); unless ``quiet``, problems on stderr.
 
     Invalid or colliding aliases are reported as warnings: they never hide the
     jobs (``flwd :jobs`` lists them with their codes).
     """
-    catalog = load_catalog(settings, quiet=quiet)
-    aliases = load_aliases(settings.scripts_root, catalog, display_base=settings.workspace)
+    from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
+
+    local = discover(settings.scripts_root, display_base=settings.workspace)
+    path = settings.scripts_root / ALIASES_FILE
+    shown = str(path.relative_to(settings.workspace)) if path.is_relative_to(
+        settings.workspace) else str(path)
+    entries, entry_issues = read_alias_entries(settings.scripts_root, shown)
+    indexes = _source_indexes(settings, quiet=quiet)
+    if indexes is None:  # no sources: the workspace alone (no import of flwd.sources)
+        catalog = local
+        aliases = index_aliases(entries, catalog)
+        aliases.errors.extend(entry_issues)
+    else:
+        from flwd.sources import merge
+
+        catalog, aliases = merge(local, entries, entry_issues, indexes)
     if not quiet:
+        _report(catalog.errors + catalog.warnings)
         _report(aliases.errors)
         for name, error in sorted(aliases.invalid.items()):
             sys.stderr.write(f"flwd: warning: alias '{name}': {error.detail} "
@@ -96,6 +116,37 @@ def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, 
             sys.stderr.write(f"flwd: warning: alias '{name}' is declared for several jobs "
                              "[alias.collision]\n")
     return catalog, aliases
+
+
+def _source_indexes(settings: Settings, *, quiet: bool) -> list[SourceIndex] | None:
+    """What each ready source of the data dir contributes; None when there are none.
+
+    An absent Core DB means no sources: it is not created just to be read (a
+    first ``flwd demo`` stays fast). A source whose files are gone (its
+    checkout deleted by hand, a local folder moved) contributes nothing and is
+    reported, unless ``quiet``: ``flwd :sources refresh NAME`` brings it back.
+    """
+    if not settings.db_path.exists():
+        return None
+    from flwd.sources import index_source, load_sources
+
+    sources = load_sources(settings.db_path)
+    if not sources:
+        return None
+    indexes = []
+    for source in sources:
+        state = source.state
+        if state.status != "ready" or state.checkout_path is None:
+            continue
+        if not Path(state.checkout_path).is_dir():
+            if not quiet:
+                sys.stderr.write(
+                    f"flwd: warning: source '{source.name}': its files are gone "
+                    f"({state.checkout_path}); its jobs are skipped (run "
+                    f"'flwd :sources refresh {source.name}')\n")
+            continue
+        indexes.append(index_source(source))
+    return indexes
 
 
 def _report(issues: Sequence[DiscoveryIssue]) -> None:
