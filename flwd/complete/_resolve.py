@@ -29,6 +29,7 @@ from ._verbs import (
     JOB_IDS,
     JOB_OPERAND,
     PLAIN_VERBS,
+    SUBCOMMANDS,
     VERBS,
 )
 
@@ -60,7 +61,13 @@ def complete(index: Index | None, tokens: Sequence[str]) -> list[Candidate]:
         if current.startswith("-"):
             return _flag_candidates((), GLOBAL_FLAGS, current, prefix[:end], jobs)
         return _first_word(tree, current)
-    verb = VERBS.get(words[0].casefold())
+    name = words[0].casefold()
+    verb = VERBS.get(name)
+    if verb is not None and name in SUBCOMMANDS and len(words) > 1:
+        verb = SUBCOMMANDS[name].get(words[1].casefold())
+        if verb is None:
+            return []
+        return _verb_line(verb, tree, jobs, words[2:], current)
     if verb is not None:
         return _verb_line(verb, tree, jobs, words[1:], current)
     return _job_line(tree, jobs, words, current, JOB_FLAGS)

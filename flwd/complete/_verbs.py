@@ -58,6 +58,38 @@ JOB_FLAGS: tuple[Flag, ...] = (
 #: Built-in verbs offered among the segments of the first word (never ``help``).
 PLAIN_VERBS = ("completion", "init")
 
+SOURCES_COMMANDS: dict[str, Verb] = {
+    "add": ("register a source (or update one)", (
+        ("allow-path", "another folder sources may come from (repeatable)", (), True),
+        ("expose", "whether the source's aliases are shown", ("none", "read", "readwrite"),
+         False),
+        ("git-allow-host", "a host git sources may be cloned from (repeatable)", (), True),
+        _JSON,
+        ("name", "one word naming the source (its jobs are NAME/JOB)", (), False),
+        ("ref", "local: the folder; git: a branch, tag or commit", (), False),
+        ("type", "local (a folder on this host) or git (a repository)", ("local", "git"),
+         False),
+        ("url", "git: the repository", (), False),
+    ), ()),
+    "list": ("list the sources", (_JSON,), ()),
+    "refresh": ("resolve a source's ref again and re-index it", (_JSON,), ((),)),
+    "remove": ("unregister a source", (), ((),)),
+}
+
+TOKENS_COMMANDS: dict[str, Verb] = {
+    "create": ("mint a token (printed once)", (
+        ("file", "tokens file (default: DATA_DIR/tokens.json)", (), False),
+        ("name", "a name for the token", (), False),
+        ("scope", "a scope to grant (repeat the flag)", TOKEN_SCOPES, True),
+    ), ()),
+}
+
+#: Verbs whose first operand is a subcommand with its own flags and operands.
+SUBCOMMANDS: dict[str, dict[str, Verb]] = {
+    ":sources": SOURCES_COMMANDS,
+    ":tokens": TOKENS_COMMANDS,
+}
+
 VERBS: dict[str, Verb] = {
     ":jobs": ("list the jobs discovered under scripts/", (_JSON,), ()),
     ":plan": ("preview a run (secrets shown as [secret])",
@@ -85,11 +117,9 @@ VERBS: dict[str, Verb] = {
         ("profile", "security profile (FLWD_PROFILE wins)", PROFILES, False),
         ("tokens", "tokens file (default: DATA_DIR/tokens.json)", (), False),
     ), ()),
-    ":tokens": ("manage API tokens", (
-        ("file", "tokens file (default: DATA_DIR/tokens.json)", (), False),
-        ("name", "a name for the token", (), False),
-        ("scope", "a scope to grant (repeat the flag)", TOKEN_SCOPES, True),
-    ), (("create",),)),
+    ":sources": ("manage job sources (local folders, git repositories)", (),
+                 (tuple(sorted(SOURCES_COMMANDS)),)),
+    ":tokens": ("manage API tokens", (), (tuple(sorted(TOKENS_COMMANDS)),)),
     "completion": ("print a shell completion script", (), (SHELLS,)),
     "init": ("scaffold a job under scripts/", (
         ("force", "overwrite an existing job's files", BOOLEAN, False),

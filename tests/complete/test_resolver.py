@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import typing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from flwd.complete import complete, encode
 from flwd.complete._build import build_index, segments
 from flwd.complete._index import empty_index
 from flwd.complete._scripts import SHELLS as SCRIPT_SHELLS
-from flwd.complete._verbs import GLOBAL_FLAGS, SHELLS, VERBS
+from flwd.complete._verbs import GLOBAL_FLAGS, SHELLS, SUBCOMMANDS, VERBS
 from tests.complete.conftest import make_contract_workspace
 from tests.conftest import write_job
 
@@ -161,6 +162,12 @@ def test_verbs_operands_and_flags(index: Index) -> None:
     assert inserts(index, ":serve", "--log=") == ["--log=text", "--log=json"]
     assert inserts(index, ":tokens", "") == ["create"]
     assert inserts(index, ":tokens", "create", "--scope", "jobs") == ["jobs:read", "jobs:write"]
+    assert inserts(index, ":sources", "") == ["add", "list", "refresh", "remove"]
+    assert inserts(index, ":sources", "add", "--type", "") == ["local", "git"]
+    assert inserts(index, ":sources", "add", "--expose=r") == ["--expose=read",
+                                                               "--expose=readwrite"]
+    assert inserts(index, ":sources", "list", "") == ["--json"]
+    assert inserts(index, ":sources", "nope", "") == []
 
 
 def test_plan_completes_a_job_and_its_flags(index: Index) -> None:
@@ -208,20 +215,41 @@ def test_shells_agree() -> None:
 
 def test_the_verb_table_knows_every_cyclopts_command_and_flag() -> None:
     # A new verb or flag in flwd.cli._app must be added to flwd.complete._verbs.
+    from cyclopts import Parameter
+
     from flwd.cli._app import app
+
+    def flag_names(function: Any) -> set[str]:
+        hints = typing.get_type_hints(function, include_extras=True)
+        names = set()
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+                continue
+            name = parameter.name.replace("_", "-")
+            for extra in getattr(hints[parameter.name], "__metadata__", ()):
+                if isinstance(extra, Parameter) and extra.name:
+                    name = str(extra.name[0]).removeprefix("--")
+            names.add(name)
+        return names
 
     commands = {name for name in app if not name.startswith("-")}
     assert commands <= set(VERBS), commands - set(VERBS)
+    checked = 0
     for name in commands:
         sub = app[name]
-        functions = [sub.default_command] if sub.default_command else [
-            sub[child].default_command for child in sub if not child.startswith("-")]
-        flags = {flag[0] for flag in VERBS[name][1]}
-        for function in functions:
-            assert function is not None
-            for parameter in inspect.signature(function).parameters.values():
-                if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
-                    assert parameter.name.replace("_", "-") in flags, (name, parameter.name)
+        if sub.default_command is not None:
+            assert flag_names(sub.default_command) <= {f[0] for f in VERBS[name][1]}, name
+            checked += 1
+            continue
+        children = {child for child in sub if not child.startswith("-")}
+        assert children == set(SUBCOMMANDS[name]), name
+        assert VERBS[name][2] == (tuple(sorted(children)),)
+        for child in children:
+            function = sub[child].default_command
+            own = {f[0] for f in SUBCOMMANDS[name][child][1]}
+            assert flag_names(function) <= own, (name, child, flag_names(function) - own)
+            checked += 1
+    assert checked >= 10
 
 
 def test_reference_job_index_has_the_contract_workspace(tmp_path: Path) -> None:
