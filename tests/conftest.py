@@ -79,6 +79,37 @@ def write_job(root: Path, rel: str, config: str, scripts: dict[str, str]) -> Pat
     return job
 
 
+GIT_ENV = {"GIT_AUTHOR_NAME": "flwd tests", "GIT_AUTHOR_EMAIL": "tests@flwd.invalid",
+           "GIT_COMMITTER_NAME": "flwd tests", "GIT_COMMITTER_EMAIL": "tests@flwd.invalid",
+           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run the real ``git ARGS`` in ``repo`` (no user or system config); its stdout, stripped."""
+    done = subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_ENV},
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
+    return done.stdout.strip()
+
+
+def make_git_repo(path: Path, files: dict[str, str], *, message: str = "commit") -> Path:
+    """Commit ``files`` (relative path → text; ``*.sh`` made executable) to the repository at
+    ``path``, created on branch ``main`` if needed; returns ``path`` (``git(path,
+    "rev-parse", "HEAD")`` is the new commit)."""
+    if not (path / ".git").is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        git(path, "init", "--quiet", "--initial-branch=main")
+    for rel, text in files.items():
+        file = path / rel
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
+        if file.suffix == ".sh":
+            file.chmod(0o755)
+    git(path, "add", "--all")
+    git(path, "commit", "--quiet", "--no-gpg-sign", "--allow-empty", "-m", message)
+    return path
+
+
 def run_cli(args: list[str], *, cwd: Path, data_dir: Path, timeout: float = 60,
             **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*FLWD, *args], cwd=cwd, env=flwd_env(data_dir, **env),

@@ -205,7 +205,7 @@ class Client:
                     "'flwd :tokens create')" if not self.token else
                     "FLWD_TOKEN holds a token this server does not accept; check it, or mint "
                     "one there with 'flwd :tokens create'")
-        elif status == 403:
+        elif status == 403 and known is None:  # not a domain refusal (source.not.allowed)
             detail = f"the flwd server at {self.server} refused the request: {detail}"
             hint = "put a token with that scope in FLWD_TOKEN"
         errors = [{"arg": str(e.get("arg", "")), "message": str(e.get("message", ""))}
