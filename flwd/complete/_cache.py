@@ -40,7 +40,8 @@ def load(path: str, root: str) -> Index | None:
     """The index stored at ``path`` if it is one of this format for ``root``, else None."""
     try:
         with open(path, "rb") as file:
-            index = marshal.load(file)
+            # marshal.load(file) reads object by object: ten times slower than this.
+            index = marshal.loads(file.read())
     except (OSError, EOFError, ValueError, TypeError):
         return None
     if (not isinstance(index, dict) or index.get("format") != FORMAT
@@ -74,7 +75,7 @@ def save(path: str, index: Index) -> bool:
         os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
         os.makedirs(folder, mode=0o700, exist_ok=True)
         with open(temporary, "wb") as file:
-            marshal.dump(index, file)  # type: ignore[arg-type]  # plain dicts/lists/tuples
+            file.write(marshal.dumps(index))  # type: ignore[arg-type]  # plain containers
         os.replace(temporary, path)
     except (OSError, ValueError):
         try:
