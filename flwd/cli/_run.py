@@ -15,11 +15,15 @@ from typing import BinaryIO
 
 import trio
 
+from flwd.containers import detect_runtime
 from flwd.engine import Engine, open_engine
+from flwd.engine._decisions import journal_refusal_sync
+from flwd.errors import FlwdError
 from flwd.events import RUN_CANCELED, RUN_FINISH, RUN_START, STEP_FINISH, STEP_LOG, EventRecord
-from flwd.jobs import Alias, Arg, Job, bind_cli, flag_help, parse_cli_tokens
+from flwd.jobs import Alias, Arg, Binding, Job, bind_cli, flag_help, parse_cli_tokens
 from flwd.plan import Plan, build_plan
-from flwd.policy import resolve_profile
+from flwd.plan._container import uses_container
+from flwd.policy import Profile, decisions_of, load_policy, resolve_profile
 from flwd.settings import Settings
 
 from ._common import CommonFlags, split_common_flags
@@ -66,9 +70,30 @@ def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags
     binding = bind_cli(job.config.args, raw, job_id=job.id)
     profile = resolve_profile(requested=common.profile,
                               environment=os.environ.get("FLWD_PROFILE"))
-    plan = build_plan(job, binding, profile=profile, workspace=settings.workspace,
-                      scripts_root=settings.scripts_root, alias=alias)
+    plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,
+                            journal_refusals=True)
     return job, common, plan, alias
+
+
+def plan_with_policy(job: Job, binding: Binding, settings: Settings, *, profile: Profile,
+                     alias: Alias | None, journal_refusals: bool) -> Plan:
+    """``build_plan`` with this host's policy bundle and container runtime.
+
+    A container job fails fast (``container.runtime.unavailable``) when there is
+    no runtime. With ``journal_refusals`` (a run, not a preview), the decisions
+    of a refused request are journaled before the error propagates.
+    """
+    policy = load_policy(os.environ, settings.workspace)
+    runtime = (detect_runtime() if uses_container(job.config.executor, job.config.interpreter)
+               else None)
+    try:
+        return build_plan(job, binding, profile=profile, workspace=settings.workspace,
+                          scripts_root=settings.scripts_root, alias=alias, policy=policy,
+                          runtime=runtime)
+    except FlwdError as exc:
+        if journal_refusals and decisions_of(exc):
+            journal_refusal_sync(settings.db_path, job.id, profile, decisions_of(exc))
+        raise
 
 
 def run_job_command(tokens: Sequence[str]) -> int:

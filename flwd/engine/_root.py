@@ -37,6 +37,7 @@ from actors import (
     Supervisor,
 )
 from flwd import store
+from flwd.containers import reap_run_containers
 from flwd.errors import IdempotencyConflict, RunOwnedElsewhere, SourceNotFound
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow, now
 from flwd.execute._procfs import process_alive
@@ -380,12 +381,18 @@ def _source_exited(name: str, result: outcome.Outcome[None]) -> None:
 
 
 def recover(settings: Settings) -> list[str]:
-    """Mark runs of dead processes ``interrupted`` (blocking; cheap when there are none)."""
+    """Mark runs of dead processes ``interrupted`` and remove their containers.
+
+    Blocking; cheap when there are none.
+    """
     conn = store.connect(settings.db_path)
     try:
-        return store.recover_interrupted(conn)
+        marked = store.recover_interrupted(conn)
     finally:
         conn.close()
+    if marked:
+        reap_run_containers(marked)
+    return marked
 
 
 @asynccontextmanager

@@ -18,7 +18,10 @@ from typing import Any
 import trio
 
 from actors import ActorRef, Inbox
+from flwd.containers import ContainerStopper, run_container_step
+from flwd.errors import FlwdError
 from flwd.events import (
+    POLICY_DECISION,
     RUN_CANCELED,
     RUN_FINISH,
     RUN_START,
@@ -82,7 +85,7 @@ class RunActor:
             policy=config.error_handling.policy,
             retries=config.error_handling.retries,
         )
-        self._terminators: dict[str, GroupTerminator] = {}
+        self._terminators: dict[str, GroupTerminator | ContainerStopper] = {}
         self._changed = trio.Event()
         self._stopping = trio.Event()
         self._force = False
@@ -140,6 +143,10 @@ class RunActor:
 
     async def _execute_plan(self) -> None:
         plan = self.plan
+        for decision in plan.decisions:
+            await self._emit(POLICY_DECISION, {
+                "run_id": self.run_id, **decision.to_json(), "level": decision.level,
+                "security_profile": plan.profile})
         await self._emit(RUN_START, {
             "status": "running",
             "job_id": plan.job.id,
@@ -203,7 +210,8 @@ class RunActor:
         await self._emit(STEP_START, {
             "step": step.id, "attempt": attempt,
             "command": display_command(step.argv, self.plan.workspace)})
-        terminator = GroupTerminator(self.grace)
+        terminator: GroupTerminator | ContainerStopper = (
+            GroupTerminator(self.grace) if step.container is None else ContainerStopper())
         self._terminators[step.id] = terminator
         if self.state.stopping:
             terminator.request()
@@ -213,11 +221,22 @@ class RunActor:
         error: str | None = None
         data: dict[str, Any] = {"step": step.id}
         try:
-            code = await run_process_tree(
-                ProcessSpec(argv=step.argv, env=self._environment(step), cwd=self.plan.workspace,
-                            marker=("FLWD_STEP_KEY", f"{self.run_id}/{step.id}")),
-                lambda channel, lines, count: self._output(step.id, channel, lines, count),
-                terminator, secrets=self.plan.binding.secret_values())
+            if isinstance(terminator, ContainerStopper):
+                outcome = await run_container_step(
+                    self.plan, step, run_id=self.run_id, run_dir=self.run_dir,
+                    secret_names=list(self._secret_files),
+                    sink=lambda channel, lines, count: self._output(step.id, channel, lines,
+                                                                    count),
+                    stopper=terminator, grace=self.grace)
+                code = outcome.exit_code
+                data.update(outcome.data)
+            else:
+                code = await run_process_tree(
+                    ProcessSpec(argv=step.argv, env=self._environment(step),
+                                cwd=self.plan.workspace,
+                                marker=("FLWD_STEP_KEY", f"{self.run_id}/{step.id}")),
+                    lambda channel, lines, count: self._output(step.id, channel, lines, count),
+                    terminator, secrets=self.plan.binding.secret_values())
             if code < 0:
                 data["signal"] = _signal_name(-code)
                 code = 128 - code
@@ -228,6 +247,10 @@ class RunActor:
                 error = "canceled"
         except OSError as exc:
             error = f"cannot start {step.argv[0]}: {exc.strerror or exc}"
+        except FlwdError as exc:
+            # The container runtime failed (pull, name conflict): a step result.
+            error = f"{exc.problem.code}: {exc.one_line()}"
+            data["code"] = exc.problem.code
         finally:
             self._terminators.pop(step.id, None)
         failed = error is not None or exit_code != 0

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
@@ -24,12 +25,14 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
+from flwd.containers import Runtime
 from flwd.engine import Engine
+from flwd.engine._decisions import journal_refusal
 from flwd.errors import FlwdError, RunNotFound
 from flwd.events import TERMINAL_STATUSES, RunRow
 from flwd.jobs import Job, bind_json
 from flwd.plan import Plan, build_plan
-from flwd.policy import resolve_profile
+from flwd.policy import PolicyContext, decisions_of, resolve_profile
 from flwd.sources import Entry, parse_request
 
 from ._auth import Authenticator, Principal
@@ -62,6 +65,9 @@ class ServeOptions:
     aliases_public: bool = False
     profile: str | None = None
     keep_alive: float = KEEP_ALIVE_INTERVAL
+    #: The policy bundle and image verifier; the container runtime (None: --no-containers).
+    policy: PolicyContext | None = None
+    runtime: Runtime | None = None
 
 
 class _RunId(BaseConverter):
@@ -299,8 +305,16 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                                   environment=os.environ.get("FLWD_PROFILE"),
                                   configured=options.profile)
         settings = engine.settings
-        return build_plan(job, binding, profile=profile, workspace=settings.workspace,
-                          scripts_root=settings.scripts_root, alias=alias)
+        try:
+            # In a thread: verifying an image signature runs cosign.
+            return await trio.to_thread.run_sync(partial(
+                build_plan, job, binding, profile=profile, workspace=settings.workspace,
+                scripts_root=settings.scripts_root, alias=alias, policy=options.policy,
+                runtime=options.runtime))
+        except FlwdError as exc:
+            if journal_refusals:
+                await journal_refusal(engine, job.id, profile, decisions_of(exc))
+            raise
 
     # -- routes ------------------------------------------------------------------
     @app.get("/healthz")
@@ -367,7 +381,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                                     and " " not in key):
             raise bad_request("invalid Idempotency-Key header: use 1-255 printable characters "
                               "without spaces", code="invalid-idempotency-key")
-        plan = await _plan(body)
+        plan = await _plan(body, journal_refusals=True)
         replayed = False
         if key is None:
             run = await engine.start_run(plan)
@@ -584,7 +598,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     @app.post("/sources")
     async def add_source() -> Response:
         body, _ = await _json_body(SourceRequest)
-        spec = parse_request(body.model_dump(exclude_none=True))
+        spec = parse_request(body.root.model_dump(exclude_none=True))
         source, created = await engine.add_source(spec)
         response = jsonify(_source_json(engine.source(source.name)))
         response.status_code = 201 if created else 200

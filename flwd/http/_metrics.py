@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from flwd import __version__
+from flwd.events import POLICY_DECISION, EventRecord
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _DURATION = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
@@ -56,3 +57,20 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def observe_policy_and_containers(metrics: Metrics, record: EventRecord) -> None:
+    """Count a journaled policy denial; time a finished container step (and its pull)."""
+    data = record.data
+    if record.type == POLICY_DECISION:
+        if data.get("decision") == "denied":
+            metrics.policy_denials.labels(str(data.get("code") or "policy.denied")).inc()
+        return
+    container = data.get("container")
+    if isinstance(container, dict):
+        run_seconds = container.get("run_seconds")
+        if isinstance(run_seconds, int | float):
+            metrics.container_run.observe(run_seconds)
+        pull_seconds = container.get("pull_seconds")
+        if isinstance(pull_seconds, int | float):
+            metrics.container_pull.observe(pull_seconds)

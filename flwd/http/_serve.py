@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,17 +22,33 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config, Sockets
 
+from flwd import store
+from flwd.containers import Runtime, detect_runtime, reap_orphans
 from flwd.engine import open_engine
-from flwd.errors import ContainerRuntimeUnavailable, UsageError
-from flwd.events import RUN_FINISH, RUN_START, EventRecord
-from flwd.policy import resolve_profile
+from flwd.errors import ContainerRuntimeUnavailable, RunNotFound, UsageError
+from flwd.events import (
+    POLICY_DECISION,
+    RUN_FINISH,
+    RUN_START,
+    STEP_FINISH,
+    TERMINAL_STATUSES,
+    EventRecord,
+)
+from flwd.policy import (
+    PolicyContext,
+    Profile,
+    find_bundle,
+    load_policy,
+    resolve_profile,
+    verify_bundle,
+)
 from flwd.settings import Settings
 from flwd.sources import AllowList
 
 from ._app import ServeOptions, create_app
 from ._auth import Authenticator, load_tokens
 from ._logging import configure_logging, lifecycle
-from ._metrics import Metrics
+from ._metrics import Metrics, observe_policy_and_containers
 
 #: Linux: how long unacknowledged data may sit in a socket before the kernel
 #: gives up on the peer. Without it, a client that stops reading pins
@@ -83,10 +98,56 @@ def is_loopback(host: str) -> bool:
 
 def detect_container_runtime() -> str | None:
     """``podman`` (preferred) or ``docker`` on PATH, else None."""
-    for name in ("podman", "docker"):
-        if shutil.which(name):
-            return name
-    return None
+    runtime = detect_runtime()
+    return runtime.kind if runtime is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What ``:serve`` checked before serving."""
+
+    profile: Profile
+    policy: PolicyContext
+    runtime: Runtime | None
+    bundle_path: Path | None
+    #: How the bundle's signature was verified ("public key", "cosign keyless"), if it was.
+    verified_by: str | None
+
+
+def preflight(settings: Settings, config: ServeConfig,
+              env: Mapping[str, str] | None = None) -> Preflight:
+    """The checks before serving (blocking): profile, policy bundle and its signature, runtime.
+
+    Raises:
+        ProfileInvalid: ``--profile`` / ``FLWD_PROFILE`` is not a profile.
+        PolicyBundleInvalid: the bundle cannot be read or parsed.
+        PolicySignatureInvalid: ``secure`` and the bundle's signature is missing,
+            bad, or there is no verifier.
+        ContainerRuntimeUnavailable: no podman/docker and not ``--no-containers``.
+    """
+    env = os.environ if env is None else env
+    profile = resolve_profile(environment=env.get("FLWD_PROFILE"), configured=config.profile)
+    bundle_path = find_bundle(env, settings.workspace)
+    policy = load_policy(env, settings.workspace)
+    verified_by = None
+    if profile == "secure" and bundle_path is not None:
+        verified_by = verify_bundle(bundle_path, env)
+    runtime = None if config.no_containers else detect_runtime(env)
+    if runtime is None and not config.no_containers:
+        raise ContainerRuntimeUnavailable(
+            "no container runtime found: neither podman nor docker is on PATH",
+            hint="install podman (preferred) or docker, or pass --no-containers")
+    return Preflight(profile, policy, runtime, bundle_path, verified_by)
+
+
+def run_is_live(db_path: Path, run_id: str) -> bool:
+    """After start-up recovery, an unfinished run belongs to a live flwd process."""
+    with store.open_reader(db_path) as conn:
+        try:
+            run = store.get_run(conn, run_id)
+        except RunNotFound:
+            return False
+    return run.status not in TERMINAL_STATUSES
 
 
 class _Config(Config):
@@ -107,6 +168,8 @@ def _metrics_tap(metrics: Metrics) -> object:
         metrics.journal_batches.inc()
         metrics.journal_events.inc(sum(record.n for record in batch))
         for record in batch:
+            if record.type in (POLICY_DECISION, STEP_FINISH):
+                observe_policy_and_containers(metrics, record)
             if record.type == RUN_START:
                 started[record.run_id] = record.ts
             elif record.type == RUN_FINISH:
@@ -125,6 +188,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     Raises:
         UsageError: bad bind, ``--dev`` on a non-loopback address, bad tokens file.
         ContainerRuntimeUnavailable: no podman/docker and not ``--no-containers``.
+        ProfileInvalid, PolicyBundleInvalid, PolicySignatureInvalid: see :func:`preflight`.
 
     Cancellation: cancelling skips Hypercorn's graceful phase (open connections
     are closed), but runs are still cancelled with their ladder and the journal
@@ -135,18 +199,15 @@ async def serve(settings: Settings, config: ServeConfig, *,
     if config.dev and not loopback:
         raise UsageError(f"--dev is refused on the non-loopback address {host}",
                          hint="bind 127.0.0.1 for development, or configure tokens")
-    profile = resolve_profile(configured=config.profile)
-    runtime = detect_container_runtime()
-    if runtime is None and not config.no_containers:
-        raise ContainerRuntimeUnavailable(
-            "no container runtime found: neither podman nor docker is on PATH",
-            hint="install podman (preferred) or docker, or pass --no-containers")
+    checked = await trio.to_thread.run_sync(preflight, settings, config)
+    profile, runtime = checked.profile, checked.runtime
     tokens_path = config.tokens or settings.data_dir / "tokens.json"
     authenticator = Authenticator(load_tokens(tokens_path), dev=config.dev)
     configure_logging(config.log)
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
                            aliases_public=config.aliases_public, profile=profile,
-                           keep_alive=config.keep_alive)
+                           keep_alive=config.keep_alive, policy=checked.policy,
+                           runtime=runtime)
     metrics = Metrics(profile) if config.metrics else None
 
     hypercorn_config = _Config()
@@ -159,6 +220,10 @@ async def serve(settings: Settings, config: ServeConfig, *,
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     async with open_engine(settings, owner_kind="serve", sources=allow) as engine:
+        if runtime is not None:
+            # Recovery has marked the runs of dead owners; their containers go now.
+            await trio.to_thread.run_sync(partial(
+                reap_orphans, runtime, partial(run_is_live, settings.db_path)))
         if metrics is not None:
             engine.hub.taps.append(_metrics_tap(metrics))  # type: ignore[arg-type]
         app = create_app(engine, options, authenticator, metrics)
@@ -167,7 +232,9 @@ async def serve(settings: Settings, config: ServeConfig, *,
             binds: list[str] = await nursery.start(partial(
                 hypercorn.trio.serve, app, hypercorn_config, shutdown_trigger=shutting_down.wait))
             lifecycle("serving", urls=binds, profile=profile, dev=config.dev,
-                      container_runtime=runtime or "none", tokens_file=str(tokens_path),
+                      container_runtime=runtime.kind if runtime else "none",
+                      policy_bundle=str(checked.bundle_path) if checked.bundle_path else None,
+                      policy_verified_by=checked.verified_by, tokens_file=str(tokens_path),
                       data_dir=str(settings.data_dir))
             task_status.started(binds)
             # The nursery ends when Hypercorn returns after its graceful

@@ -10,17 +10,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from flwd.errors import ConfigInvalid
+from flwd.containers import Runtime
+from flwd.errors import ConfigInvalid, ContainerRuntimeUnavailable, FlwdError, PolicyDenied
 from flwd.jobs import Alias, Binding, Job
 from flwd.policy import (
     Decision,
     IsolationRequest,
     OverrideAllowances,
+    PolicyBundle,
+    PolicyContext,
     Profile,
+    attach_decisions,
+    decisions_of,
     evaluate_overrides,
 )
 
 from ._commands import command_is_bash, display_command, script_command
+from ._container import (
+    ContainerPlan,
+    container_command,
+    interpreter_image,
+    plan_container,
+    uses_container,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +42,8 @@ class StepPlan:
     argv: list[str]
     bash: bool
     needs: tuple[str, ...] = ()
+    #: Set for container steps: ``argv`` then runs inside this container.
+    container: ContainerPlan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +59,12 @@ class Plan:
     decisions: list[Decision] = field(default_factory=list)
     #: The alias the job was invoked through, if any.
     alias: Alias | None = None
+    #: The container runtime container steps run with.
+    runtime: Runtime | None = None
+
+    @property
+    def uses_containers(self) -> bool:
+        return any(step.container is not None for step in self.steps)
 
     @property
     def env_inheritance(self) -> bool:
@@ -76,6 +96,12 @@ class Plan:
             preview["interpreter"] = config.interpreter
         if self.composition == "steps":
             preview["composition"] = "steps"
+        if self.runtime is not None and self.uses_containers:
+            preview["runtime"] = self.runtime.kind
+            if self.composition == "scripts" and self.steps:
+                container = self.steps[0].container
+                assert container is not None
+                preview["container"] = container.to_json()
         out: dict[str, Any] = {
             "job_id": self.job.id,
             "name": self.job.name,
@@ -90,6 +116,8 @@ class Plan:
                 "script": _relative(step.script, self.workspace),
                 "command": display_command(step.argv, self.workspace),
                 **({"needs": list(step.needs)} if step.needs else {}),
+                **({"container": step.container.to_json()}
+                   if step.container is not None and self.composition == "steps" else {}),
             }
             for step in self.steps
         ]
@@ -127,35 +155,79 @@ def _step_script(job_dir: Path, script: str, root: Path, config_path: str, step_
 
 def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
                scripts_root: Path, allowances: OverrideAllowances | None = None,
-               alias: Alias | None = None) -> Plan:
+               alias: Alias | None = None, policy: PolicyContext | None = None,
+               runtime: Runtime | None = None) -> Plan:
     """Plan a run of ``job``.
 
+    ``policy`` carries the policy bundle and the image verifier (``allowances``
+    alone is the older way to give just the bundle's overrides); ``runtime``
+    is the container runtime found on this host, if any.
+
     Raises:
-        PolicyDenied: the profile refuses an override the job asks for.
-        ConfigInvalid / ExecutorUnavailable: a script cannot be run.
+        ContainerRuntimeUnavailable: a container job and no runtime.
+        PolicyDenied, ImageRegistryNotAllowed, ImageSignatureRequired,
+        ResourcesInvalid: the policy refuses the job; the decisions taken,
+            the denial last, are on the error (``flwd.policy.decisions_of``).
+        ImageRefInvalid / ConfigInvalid / ExecutorUnavailable: a step cannot be run.
     """
-    if job.roots is not None:  # a source's job runs in its own checkout
-        workspace, scripts_root = job.roots
     config = job.config
     config_path = _relative(job.config_path, workspace)
-    evaluation = evaluate_overrides(
-        profile, allowances or OverrideAllowances(),
-        IsolationRequest(env_inheritance=config.env_inheritance),
-    )
-    evaluation.raise_if_denied()
+    if policy is None:
+        policy = PolicyContext(PolicyBundle(overrides=allowances or OverrideAllowances()))
+    containerized = uses_container(config.executor, config.interpreter)
+    if containerized and runtime is None:
+        raise ContainerRuntimeUnavailable(
+            f"job {job.id} runs in a container, but no container runtime is available "
+            "(podman or docker)",
+            hint="install podman (preferred) or docker; a server started with "
+                 "--no-containers cannot run container jobs")
+    decisions: list[Decision] = []
+    job_container: ContainerPlan | None = None
+    if containerized and config.composition != "steps":
+        job_container, decisions = plan_container(
+            config.container, interpreter_image(config.interpreter), profile=profile,
+            policy=policy, env_inheritance=config.env_inheritance)
     steps: list[StepPlan] = []
     if config.composition == "steps":
         for step in config.steps:
             script = _step_script(job.dir, step.script, scripts_root, config_path, step.id)
-            argv = script_command(config.interpreter, script, config_path=config_path)
-            steps.append(StepPlan(step.id, script, argv, command_is_bash(argv), tuple(step.needs)))
+            container = None
+            if containerized:
+                try:
+                    container, taken = plan_container(
+                        config.container_for(step), None, profile=profile, policy=policy,
+                        env_inheritance=False, step_label=f"step {step.id}")
+                except FlwdError as exc:
+                    attach_decisions(exc, [*decisions, *decisions_of(exc)])
+                    raise
+                decisions.extend(taken)
+                argv = container_command(config.interpreter, script, config_path=config_path)
+            else:
+                argv = script_command(config.interpreter, script, config_path=config_path)
+            steps.append(StepPlan(step.id, script, argv,
+                                  container is None and command_is_bash(argv),
+                                  tuple(step.needs), container))
         composition: Literal["scripts", "steps"] = "steps"
     else:
         for name in job.scripts:
             script = job.dir / name
-            argv = script_command(config.interpreter, script, config_path=config_path)
-            steps.append(StepPlan(name, script, argv, command_is_bash(argv)))
+            if job_container is not None:
+                argv = container_command(config.interpreter, script, config_path=config_path)
+                steps.append(StepPlan(name, script, argv, False, container=job_container))
+            else:
+                argv = script_command(config.interpreter, script, config_path=config_path)
+                steps.append(StepPlan(name, script, argv, command_is_bash(argv)))
         composition = "scripts"
+    if job_container is None:
+        # Container jobs decided env inheritance with their container.
+        evaluation = evaluate_overrides(profile, policy.bundle.overrides,
+                                        IsolationRequest(env_inheritance=config.env_inheritance))
+        decisions.extend(evaluation.decisions)
+        try:
+            evaluation.raise_if_denied()
+        except PolicyDenied as exc:
+            attach_decisions(exc, decisions)
+            raise
     return Plan(job=job, binding=binding, profile=profile, workspace=workspace,
                 scripts_root=scripts_root, composition=composition, steps=steps,
-                decisions=evaluation.decisions, alias=alias)
+                decisions=decisions, alias=alias, runtime=runtime if containerized else None)

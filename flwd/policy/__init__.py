@@ -1,12 +1,37 @@
-"""Security profiles, override decisions and (later) the signed policy bundle."""
+"""Security profiles, override decisions, the policy bundle, image and signature checks."""
 
+from ._bundle import VERIFY_MODES as VERIFY_MODES
+from ._bundle import Ceilings as Ceilings
+from ._bundle import PolicyBundle as PolicyBundle
+from ._bundle import VerifyMode as VerifyMode
+from ._bundle import check_resources as check_resources
+from ._bundle import find_bundle as find_bundle
+from ._bundle import load_bundle as load_bundle
+from ._bundle import parse_bundle as parse_bundle
+from ._bundle import parse_cpu as parse_cpu
+from ._bundle import parse_memory as parse_memory
+from ._context import ImageVerifier as ImageVerifier
+from ._context import PolicyContext as PolicyContext
+from ._context import load_policy as load_policy
+from ._images import Verdict as Verdict
+from ._images import check_registry as check_registry
+from ._images import image_registry as image_registry
+from ._images import signature_decision as signature_decision
+from ._images import validate_image_ref as validate_image_ref
 from ._overrides import Decision as Decision
 from ._overrides import Evaluation as Evaluation
 from ._overrides import IsolationRequest as IsolationRequest
 from ._overrides import OverrideAllowances as OverrideAllowances
+from ._overrides import attach_decisions as attach_decisions
+from ._overrides import decisions_of as decisions_of
+from ._overrides import denial_for as denial_for
 from ._overrides import evaluate_overrides as evaluate_overrides
+from ._overrides import fold_extra_args as fold_extra_args
 from ._profiles import DEFAULT_PROFILE as DEFAULT_PROFILE
 from ._profiles import PROFILES as PROFILES
 from ._profiles import Profile as Profile
 from ._profiles import parse_profile as parse_profile
 from ._profiles import resolve_profile as resolve_profile
+from ._signatures import CosignImageVerifier as CosignImageVerifier
+from ._signatures import verify_blob_signature as verify_blob_signature
+from ._signatures import verify_bundle as verify_bundle

@@ -24,6 +24,8 @@ class OverrideAllowances:
     rootfs_writable: bool = False
     caps: tuple[str, ...] = ()
     env_inheritance: bool = False
+    #: Flag names (``--hostname``) allowed in ``container.extra_args`` in permissive.
+    extra_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,9 @@ class IsolationRequest:
     rootfs_writable: bool = False
     capabilities: tuple[str, ...] = ()
     env_inheritance: bool = False
+    #: ``container.extra_args`` left after :func:`fold_extra_args` took out the
+    #: flags that are subjects of their own (network, capabilities, rootfs).
+    extra_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,8 @@ _HINTS = {
     "container.network": "use network: none, or allow the mode in the policy bundle overrides",
     "container.rootfs": "drop rootfs_writable, or allow it in the policy bundle overrides",
     "container.capabilities": "drop the capabilities, or allow them in the policy bundle",
+    "container.extra_args": "drop the extra runtime arguments, or list the flags in the "
+                            "policy bundle's overrides.extra_args (permissive)",
 }
 
 
@@ -85,7 +92,7 @@ def evaluate_overrides(profile: Profile, allowances: OverrideAllowances,
                        request: IsolationRequest) -> Evaluation:
     """Decide every override ``request`` asks for, stopping at the first denial."""
     result = Evaluation()
-    for decide in (_network, _rootfs, _capabilities, _env):
+    for decide in (_network, _rootfs, _capabilities, _env, _extra_args):
         decision = decide(profile, allowances, request)
         if decision is None:
             continue
@@ -157,3 +164,82 @@ def _env(profile: Profile, allow: OverrideAllowances, req: IsolationRequest) -> 
 
 def _upper(values: Sequence[str]) -> list[str]:
     return [v.strip().upper() for v in values if v.strip()]
+
+
+def _extra_args(profile: Profile, allow: OverrideAllowances,
+                req: IsolationRequest) -> Decision | None:
+    flags = [arg for arg in req.extra_args if arg.startswith("-")]
+    if not req.extra_args:
+        return None
+    subject = "container.extra_args"
+    listed = " ".join(req.extra_args)
+    if profile == "secure":
+        return _deny(subject, "extra runtime arguments not permitted in secure profile")
+    if profile == "disabled":
+        return _allow(subject, f"extra runtime arguments [{listed}] allowed (profile disabled)",
+                      "warning")
+    allowed = {flag.lower() for flag in allow.extra_args}
+    for flag in flags:
+        name = flag.split("=", 1)[0].lower()
+        if name not in allowed:
+            return _deny(subject, f'runtime argument "{name}" not allowed by policy')
+    return _allow(subject, f"extra runtime arguments [{listed}] allowed by policy")
+
+
+#: Flags of ``container.extra_args`` that are policy subjects of their own.
+_NETWORK_FLAGS = ("--network", "--net")
+_CAP_FLAGS = ("--cap-add",)
+_READ_ONLY_FLAGS = ("--read-only",)
+
+
+def fold_extra_args(network: str | None, rootfs_writable: bool,
+                    capabilities: Sequence[str], extra_args: Sequence[str]
+                    ) -> tuple[str | None, bool, tuple[str, ...], tuple[str, ...]]:
+    """Move the extra runtime arguments that loosen a known subject into that subject.
+
+    ``--network X`` becomes the network, ``--cap-add X`` a capability,
+    ``--read-only=false`` a writable rootfs: so they meet the same decision as
+    the config keys (nothing bypasses policy), and the container gets each
+    flag once. Returns ``(network, rootfs_writable, capabilities, rest)``;
+    ``rest`` is decided as the ``container.extra_args`` subject.
+    """
+    caps = list(capabilities)
+    rest: list[str] = []
+    args = list(extra_args)
+    index = 0
+    while index < len(args):
+        arg = args[index].strip()
+        name, eq, value = arg.partition("=")
+        takes_next = not eq and index + 1 < len(args) and not args[index + 1].startswith("-")
+        if name in _NETWORK_FLAGS or name in _CAP_FLAGS:
+            if not eq:
+                value = args[index + 1].strip() if takes_next else ""
+                index += 1 if takes_next else 0
+            if name in _NETWORK_FLAGS:
+                network = value or network
+            elif value:
+                caps.append(value)
+        elif name in _READ_ONLY_FLAGS:
+            if eq and value.strip().lower() == "false":
+                rootfs_writable = True
+        else:
+            rest.append(arg)
+        index += 1
+    return network, rootfs_writable, tuple(caps), tuple(rest)
+
+
+def attach_decisions(error: BaseException, decisions: Sequence[Decision]) -> None:
+    """Remember on a refusal every decision taken before it, the denial last."""
+    setattr(error, "policy_decisions", list(decisions))  # noqa: B010
+
+
+def decisions_of(error: BaseException) -> list[Decision]:
+    """The decisions :func:`attach_decisions` put on ``error`` (empty if none)."""
+    found = getattr(error, "policy_decisions", None)
+    return list(found) if isinstance(found, list) else []
+
+
+def denial_for(error: BaseException, subject: str) -> Decision:
+    """A ``denied`` decision for a refusal that is not an override (registry, signature …)."""
+    code = getattr(getattr(error, "problem", None), "code", "policy.denied")
+    return Decision(subject, "denied", code, getattr(error, "detail", str(error)))

@@ -1,0 +1,96 @@
+"""Removing containers flwd left behind (blocking; start-up and recovery only).
+
+Every container flwd starts carries the label ``flwd.run=<run id>``. A server
+or CLI that dies (SIGKILL, power loss) leaves its containers running; the next
+flwd process that recovers the run removes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+
+from ._argv import RUN_LABEL
+from ._runtime import Runtime, detect_runtime
+
+_log = logging.getLogger("flwd.containers")
+_TIMEOUT = 30.0
+
+
+def _call(argv: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=_TIMEOUT, env=dict(env), check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _log.warning("container runtime call failed: %s: %s", " ".join(argv[:3]), exc)
+        return None
+
+
+def _labels(entry: dict[str, object]) -> dict[str, str]:
+    labels = entry.get("Labels") or {}
+    if isinstance(labels, str):  # docker: "k=v,k2=v2"
+        return dict(item.partition("=")[::2] for item in labels.split(",") if item)
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _names(entry: dict[str, object]) -> list[str]:
+    names = entry.get("Names") or []
+    if isinstance(names, str):
+        return [n.lstrip("/") for n in names.split(",") if n]
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def flwd_containers(runtime: Runtime, env: Mapping[str, str] | None = None
+                    ) -> list[tuple[str, str]]:
+    """(container name, run id) of every container labelled by flwd, running or not."""
+    env = os.environ if env is None else env
+    argv = [runtime.path, "ps", "--all", "--filter", f"label={RUN_LABEL}",
+            "--format", "json" if runtime.is_podman else "{{json .}}"]
+    done = _call(argv, env)
+    if done is None or done.returncode != 0:
+        return []
+    text = done.stdout.strip()
+    try:
+        entries = json.loads(text) if text.startswith("[") else [
+            json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        return []
+    found = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        run_id = _labels(entry).get(RUN_LABEL)
+        for name in _names(entry)[:1]:
+            if run_id:
+                found.append((name, run_id))
+    return found
+
+
+def reap_orphans(runtime: Runtime, is_live: Callable[[str], bool],
+                 env: Mapping[str, str] | None = None) -> list[str]:
+    """Remove (``rm --force``) every flwd container whose run is not live; returns their names."""
+    env = os.environ if env is None else env
+    orphans = [name for name, run_id in flwd_containers(runtime, env) if not is_live(run_id)]
+    if orphans:
+        argv = [runtime.path, "rm", "--force", *(["--ignore"] if runtime.is_podman else []),
+                *orphans]
+        done = _call(argv, env)
+        if done is None or done.returncode != 0:
+            _log.warning("could not remove orphaned containers %s: %s", orphans,
+                         done.stderr.strip() if done else "runtime call failed")
+        else:
+            _log.info("removed orphaned containers %s", orphans)
+    return orphans
+
+
+def reap_run_containers(run_ids: Sequence[str], env: Mapping[str, str] | None = None
+                        ) -> list[str]:
+    """Remove the containers of ``run_ids`` (runs just found orphaned), if a runtime exists."""
+    runtime = detect_runtime(env)
+    if runtime is None or not run_ids:
+        return []
+    wanted = set(run_ids)
+    return reap_orphans(runtime, lambda run_id: run_id not in wanted, env)

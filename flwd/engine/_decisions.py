@@ -1,0 +1,49 @@
+"""Journaling policy decisions that did not become a run (a refused request).
+
+Decisions of a run are emitted by its run actor before ``run.start``. A
+refusal starts nothing, so its decisions are journaled here with an empty
+``run_id`` (CONTRACT §6: every decision is journaled, denials included); the
+global event stream and the denial metric see them like any other event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from flwd import store
+from flwd.events import POLICY_DECISION, EventRecord, now
+from flwd.policy import Decision
+
+from ._journal import Append, JournalRef
+from ._root import Engine
+
+
+def decision_records(run_id: str, job_id: str, profile: str,
+                     decisions: Sequence[Decision]) -> list[EventRecord]:
+    ts = now()
+    return [EventRecord(run_id=run_id, job_id=job_id, type=POLICY_DECISION, ts=ts, data={
+        "run_id": run_id or None, **decision.to_json(), "level": decision.level,
+        "security_profile": profile}) for decision in decisions]
+
+
+async def journal_refusal(engine: Engine, job_id: str, profile: str,
+                          decisions: Sequence[Decision]) -> None:
+    """Journal (and publish) the decisions of a refused run request."""
+    if not decisions:
+        return
+    journal: JournalRef = engine.supervisor.child_value("journal")
+    records = decision_records("", job_id, profile, decisions)
+    await journal.call(lambda reply: Append(records, reply))
+
+
+def journal_refusal_sync(db_path: Path, job_id: str, profile: str,
+                         decisions: Sequence[Decision]) -> None:
+    """The same without an engine (a CLI run refused before it starts); blocking."""
+    if not decisions:
+        return
+    conn = store.connect(db_path)
+    try:
+        store.append_batch(conn, decision_records("", job_id, profile, decisions))
+    finally:
+        conn.close()
