@@ -287,7 +287,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         data = _parse_json_body(raw if isinstance(raw, bytes) else raw.encode())
         return validate_body(model, data), data
 
-    async def _plan(body: RunRequest) -> Plan:
+    async def _plan(body: RunRequest, *, journal_refusals: bool = False) -> Plan:
         job_id = body.job_id
         if body.source is not None:
             # {"job_id": "hello", "source": {"name": "extras"}} is "extras/hello".
