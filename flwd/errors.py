@@ -249,7 +249,8 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     AliasNameConflict: ProblemSpec(400, "alias invalid", "alias.name.conflict", 2),
     AliasTargetInvalid: ProblemSpec(400, "alias invalid", "alias.target.invalid", 2),
     AliasCollision: ProblemSpec(409, "alias collision", "alias.collision", 2),
-    SourceInvalid: ProblemSpec(400, "invalid source", "source.invalid", 2),
+    # 422: the request is well-formed JSON of the right shape; its values are unusable.
+    SourceInvalid: ProblemSpec(422, "invalid source", "source.invalid", 2),
     SourceNotAllowed: ProblemSpec(403, "source not allowed", "source.not.allowed", 2),
     SourceNotFound: ProblemSpec(404, "source not found", "source.not.found", 2),
     SourceExists: ProblemSpec(409, "source exists", "source.exists", 2),

@@ -219,6 +219,12 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             response.headers["Access-Control-Allow-Headers"] = (
                 "Authorization, Content-Type, Idempotency-Key, Last-Event-ID")
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        if not g.get("body_read") and (request.content_length or
+                                       "transfer-encoding" in request.headers):
+            # A body we never read (refused before it was needed, or sent to a
+            # route without one) must not be parsed as the next request on a
+            # kept-alive connection: close it (the client reconnects).
+            response.headers["Connection"] = "close"
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if metrics is not None:
@@ -284,6 +290,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                               f"send JSON (Content-Type: application/json), not {content_type}",
                               code="unsupported-media-type")
         raw = await request.get_data(cache=False, as_text=False)
+        g.body_read = True
         data = _parse_json_body(raw if isinstance(raw, bytes) else raw.encode())
         return validate_body(model, data), data
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class _Strict(BaseModel):
@@ -15,18 +15,37 @@ class SourceRef(_Strict):
     name: str = Field(min_length=1, max_length=128, description="A configured source's name")
 
 
-class SourceRequest(_Strict):
-    """Body of ``POST /sources``. Unknown fields are refused."""
+_SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
-    type: Literal["local", "git", "oci"] = Field(description="`local` folder or `git` repository")
-    name: str | None = Field(default=None, max_length=64,
-                             description="One word; default: the folder's or repository's name")
-    ref: str | None = Field(default=None, max_length=4096,
-                            description="local: the folder; git: a branch, tag or commit")
-    url: str | None = Field(default=None, max_length=4096,
-                            description="git: the repository, e.g. file:///srv/repos/tools.git")
+
+class LocalSourceRequest(_Strict):
+    """``POST /sources`` for a folder on the server's host (inside the allow-list)."""
+
+    type: Literal["local"]
+    ref: str = Field(min_length=1, max_length=4096,
+                     description="The folder (relative to the scripts root, or absolute)")
+    name: str | None = Field(default=None, pattern=_SOURCE_NAME,
+                             description="One word; default: the folder's name")
     expose: Literal["none", "read", "readwrite"] = "read"
     trusted: bool | None = None
+
+
+class GitSourceRequest(_Strict):
+    """``POST /sources`` for a git repository, pinned to the commit ``ref`` names now."""
+
+    type: Literal["git"]
+    url: str = Field(min_length=1, max_length=4096,
+                     description="The repository, e.g. file:///srv/repos/tools.git")
+    ref: str = Field(min_length=1, max_length=255, description="A branch, tag or commit")
+    name: str | None = Field(default=None, pattern=_SOURCE_NAME,
+                             description="One word; default: the repository's name")
+    expose: Literal["none", "read", "readwrite"] = "read"
+    trusted: bool | None = None
+
+
+class SourceRequest(RootModel[Annotated[LocalSourceRequest | GitSourceRequest,
+                                        Field(discriminator="type")]]):
+    """Body of ``POST /sources``. Unknown fields are refused."""
 
 
 class Source(BaseModel):

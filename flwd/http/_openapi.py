@@ -10,9 +10,14 @@ from pydantic.json_schema import models_json_schema
 from flwd import __version__
 
 from ._auth import SCOPES
-from ._models import Event, JobSummary, Plan, Problem, Run, RunRequest
+from ._models import Event, JobSummary, Plan, Problem, Run, RunRequest, Source, SourceRequest
 
 _REF = "#/components/schemas/{model}"
+
+
+_SOURCE: list[dict[str, Any]] = [{
+    "name": "name", "in": "path", "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -60,7 +65,8 @@ _CURSOR = [{"name": "Last-Event-ID", "in": "header", "required": False,
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan)],
+        [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan,
+                                                    SourceRequest, Source)],
         ref_template=_REF)
     body = {"required": True, "content": {"application/json": {"schema": _ref("RunRequest")}}}
     sse = {"description": "Server-Sent Events: `id` is the event seq, `data` an Event",
@@ -120,17 +126,27 @@ def openapi_document() -> dict[str, Any]:
                                {"200": sse, **_problems(400, 401, 403)}, parameters=_CURSOR)},
         "/sources": {
             "get": _op("List sources", ("sources:read",),
-                       {"200": _json({"type": "array", "items": {"type": "object"}}),
-                        **_problems(401, 403)}),
-            "post": _op("Add a source", ("sources:write",), _problems(400, 401, 403, 501)),
+                       {"200": _json({"type": "array", "items": _ref("Source")}),
+                        **_problems(400, 401, 403)}, parameters=_PAGING),
+            "post": _op("Add a source (or update it: same name and location)", ("sources:write",),
+                        {"201": _json(_ref("Source"), "Created"),
+                         "200": _json(_ref("Source"), "Updated and checked out again"),
+                         **_problems(400, 401, 403, 409, 413, 415, 422)},
+                        requestBody={"required": True, "content": {
+                            "application/json": {"schema": _ref("SourceRequest")}}}),
         },
         "/sources/{name}": {
-            "get": _op("One source", ("sources:read",), _problems(401, 403, 404),
-                       parameters=[{"name": "name", "in": "path", "required": True,
-                                    "schema": {"type": "string"}}]),
-            "delete": _op("Remove a source", ("sources:write",), _problems(401, 403, 404),
-                          parameters=[{"name": "name", "in": "path", "required": True,
-                                       "schema": {"type": "string"}}]),
+            "get": _op("One source", ("sources:read",),
+                       {"200": _json(_ref("Source")), **_problems(401, 403, 404)},
+                       parameters=_SOURCE),
+            "delete": _op("Remove a source (its jobs disappear)", ("sources:write",),
+                          {"204": {"description": "Removed"}, **_problems(401, 403, 404)},
+                          parameters=_SOURCE),
+        },
+        "/sources/{name}:refresh": {
+            "post": _op("Fetch again and pin the ref's current commit", ("sources:write",),
+                        {"200": _json(_ref("Source")), **_problems(401, 403, 404, 422)},
+                        parameters=_SOURCE),
         },
         "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),
                                 {"200": {"description": "Prometheus text exposition",

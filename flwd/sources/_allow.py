@@ -64,21 +64,25 @@ class AllowList:
             SourceNotAllowed: it resolves outside every allowed folder.
             SourceInvalid: it does not exist or is not a directory.
         """
-        candidate = Path(raw).expanduser()
-        if not candidate.is_absolute():
-            candidate = self.roots[0] / candidate
-        real = Path(os.path.realpath(candidate))
+        field_name = "ref" if what == "path" else "url"
+        try:
+            candidate = Path(raw).expanduser()
+            if not candidate.is_absolute():
+                candidate = self.roots[0] / candidate
+            real = Path(os.path.realpath(candidate))
+            is_dir = real.is_dir()
+        except (OSError, ValueError) as exc:  # too long, NUL byte, unreadable
+            raise SourceInvalid(f"{what} {raw[:200]!r} cannot be used: {exc}",
+                                errors=[{"arg": field_name, "message": str(exc)}]) from None
         if not any(real == root or real.is_relative_to(root) for root in self.roots):
             via = f" (it resolves to {real})" if real != Path(os.path.abspath(candidate)) else ""
             raise SourceNotAllowed(
                 f"{what} {raw!r} is outside the allow-list{via}", hint=self._rule(),
-                errors=[{"arg": "ref" if what == "path" else "url",
-                         "message": "outside the allow-list"}])
-        if not real.is_dir():
+                errors=[{"arg": field_name, "message": "outside the allow-list"}])
+        if not is_dir:
             raise SourceInvalid(f"{what} {raw!r} is not an existing directory ({real})",
                                 hint="create it or fix the path",
-                                errors=[{"arg": "ref" if what == "path" else "url",
-                                         "message": "not an existing directory"}])
+                                errors=[{"arg": field_name, "message": "not an existing directory"}])
         return real
 
     def check_git(self, url: str) -> GitLocation:

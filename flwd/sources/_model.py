@@ -152,7 +152,8 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
     errors: list[dict[str, str]] = []
 
     def bad(arg: str, message: str) -> None:
-        errors.append({"arg": arg, "message": message})
+        if all(error["arg"] != arg for error in errors):  # one (the first) reason per field
+            errors.append({"arg": arg, "message": message})
 
     for key in sorted(set(data) - _REQUEST_KEYS):
         bad(key, "unknown field (fields: name, type, ref, url, expose)")

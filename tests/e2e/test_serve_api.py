@@ -323,3 +323,19 @@ def test_openapi_document_is_served_and_kept_in_docs(dev_server) -> None:
     assert served["openapi"].startswith("3.1")
     kept = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
     assert served == kept, "regenerate: python -m flwd.http._openapi > docs/openapi.json"
+
+
+def test_an_unread_body_never_stalls_the_next_request_on_the_connection(dev_server) -> None:
+    """Regression: a request refused before its body was read (401, 404, 405) left the
+    body on a kept-alive connection and the next request there hung until timeout."""
+    with httpx.Client(base_url=dev_server.url, timeout=10) as client:
+        for method, path, body in [("POST", "/runs", b'{"job_id": "demo"}' * 2000),
+                                   ("TRACE", "/nowhere", b"abc"),
+                                   ("POST", "/runs/run-x:cancel", b"{}")]:
+            refused = client.request(method, path, content=body,
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer wrong"})
+            assert refused.status_code in (401, 404, 405)
+            assert refused.headers["Connection"] == "close"
+            after = client.get("/healthz")
+            assert after.status_code == 204

@@ -29,6 +29,7 @@ ROUTES: list[tuple[str, str, dict | None, tuple[str, ...] | None]] = [
     ("GET", "/sources/none", None, ("sources:read",)),
     ("POST", "/sources", {"type": "local", "name": "x", "ref": "x"}, ("sources:write",)),
     ("DELETE", "/sources/none", None, ("sources:write",)),
+    ("POST", "/sources/none:refresh", None, ("sources:write",)),
 ]
 
 
