@@ -46,7 +46,12 @@ def run(outer: list[str], argv: list[str], *, env: Mapping[str, str] | None = No
     given, _end, _pending = split_globals(outer)
     inner, _end, _pending = split_globals(tokens[:-1])
     given.update(inner)  # the completed command's own options win
-    root = scripts_root(given.get("--scripts"), env, cwd or os.getcwd())
+    if cwd is None:
+        try:
+            cwd = os.getcwd()
+        except OSError:  # the shell sits in a deleted directory
+            cwd = os.sep
+    root = scripts_root(given.get("--scripts"), env, cwd)
     index = None
     if root is not None:
         index = load_index(root, data_dir(given.get("--data-dir"), env),

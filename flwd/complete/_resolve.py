@@ -82,11 +82,12 @@ def _first_word(tree: Node, current: str) -> list[Candidate]:
     found = _segments(tree, current)
     if "." not in current:
         folded = current.casefold()
-        taken = {insert.casefold() for insert, _, _ in found}
         verbs = [(name, VERBS[name][0], "segment") for name in PLAIN_VERBS
-                 if name.startswith(folded) and name not in taken]
+                 if name.startswith(folded)]
         if verbs:
-            found = sorted(found + verbs, key=lambda c: (c[0].casefold(), c[0]))
+            # The verb wins over a job of the same name, as on the command line.
+            found = sorted([c for c in found if c[0].casefold() not in PLAIN_VERBS] + verbs,
+                           key=lambda c: (c[0].casefold(), c[0]))
     return found
 
 

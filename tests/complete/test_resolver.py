@@ -257,3 +257,16 @@ def test_reference_job_index_has_the_contract_workspace(tmp_path: Path) -> None:
     assert set(built["jobs"]) == {"alpha.build", "alpha.deploy"}
     assert built["tree"]["kids"]["ship"]["job"] == "alpha.deploy"
     assert [flag[0] for flag in built["jobs"]["alpha.deploy"]["flags"]] == ["env", "strategy"]
+
+
+def test_a_job_named_like_a_verb_is_shadowed_as_on_the_command_line() -> None:
+    # A hand-made index (sans-IO): a top-level job `init` and a job `initial`.
+    index = empty_index("/ws/scripts")
+    tree = index["tree"]
+    for name in ("init", "initial"):
+        tree["kids"][name] = {"kind": "job", "job": name, "kids": {}, "listing": []}
+        tree["listing"].append((name, name, f"the {name} job"))
+    assert complete(index, ["ini"]) == [
+        ("init", "scaffold a job under scripts/", "segment"),
+        ("initial", "the initial job", "segment")]
+    assert inserts(index, "init", "") == ["bash", "sh", "python", "pwsh"]  # the verb's operand
