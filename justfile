@@ -24,6 +24,7 @@ bench:
     {{python}} bench/serve_throughput.py
     {{python}} bench/sse_fanout.py
     {{python}} bench/idle_memory.py
+    {{python}} bench/container_overhead.py
     {{python}} bench/completion_latency.py
 
 # Start the server (serve mode) on loopback with the dev token.
