@@ -360,3 +360,41 @@ def test_remote_mode_is_the_same_through_the_api(server_factory: Any, cli: Cli, 
     assert far(":sources", "list").stdout == "(no sources configured)\n"
     gone = far("head/gitjob")
     assert gone.returncode == 2 and "unknown job" in gone.stderr
+
+
+# -- the documentation's example ---------------------------------------------------------
+
+
+def test_the_cli_example_of_docs_sources_md_runs(cli: Cli, tmp_path: Path) -> None:
+    """docs/sources.md's CLI session, with /srv in a temp dir: same commands, same output
+    (up to column widths and the commit id)."""
+    import re
+    import shlex
+
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "sources.md").read_text()
+    session = text.split("## CLI", 1)[1].split("```console\n", 1)[1].split("```", 1)[0]
+    srv = tmp_path / "srv"
+    extra = srv / "extra-scripts" / "hello"
+    (extra / "config.d").mkdir(parents=True)
+    (extra / "config.d" / "config.yaml").write_text("job: {id: hello}\ninterpreter: bash\n")
+    (extra / "100_run.sh").write_text("echo hello\n")
+    repo = make_git_repo(srv / "repos" / "tools", job_files("from-tools"))
+    git(repo, "tag", "v1")
+    commit = git(repo, "rev-parse", "HEAD")
+
+    def words_of(output: str) -> list[list[str]]:
+        return [line.split() for line in output.splitlines()]
+
+    commands = re.split(r"^\$ ", session, flags=re.M)[1:]
+    assert len(commands) == 5
+    for block in commands:
+        command, _, expected = block.partition("\n")
+        words = shlex.split(command.replace("/srv", str(srv)))
+        assert words[0] == "flwd"
+        done = cli(*words[1:])
+        assert done.returncode == 0, (command, done.stderr)
+        expected = expected.replace("/srv", str(srv)).replace("9c50bd5693e1", commit[:12])
+        assert words_of(done.stdout) == words_of(expected), command
+    assert cli.ok("tools/gitjob") == "from-tools\n"
