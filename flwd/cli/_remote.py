@@ -560,7 +560,12 @@ async def _jobs(server: str, as_json: bool) -> int:
         return EXIT_OK
     rows = [[str(job.get("id")), str(job.get("name")), str(job.get("summary") or "(no summary)")]
             for job in jobs_]
-    print(table(["ID", "NAME", "SUMMARY"], rows))
+    if any(isinstance(job.get("source"), dict) for job in jobs_):  # as local mode does
+        rows = [[*row, str((job.get("source") or {}).get("name", "-"))]
+                for row, job in zip(rows, jobs_, strict=True)]
+        print(table(["ID", "NAME", "SUMMARY", "SOURCE"], rows))
+    else:
+        print(table(["ID", "NAME", "SUMMARY"], rows))
     if aliases:
         print()
         print(table(["ALIAS", "RUNS", "DESCRIPTION"],

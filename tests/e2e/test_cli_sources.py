@@ -134,6 +134,13 @@ def test_tag_and_commit_refs_pin_their_commit(cli: Cli, repo: Path) -> None:
     # A new ref of the same repository updates the source (same name, same url).
     assert cli.add_git("tagged", "main", url_of(repo)) == "Source tagged (git) updated\n"
     assert cli.ok("tagged/gitjob") == "from-commit-two\n"
+    # A failed update (a ref the repository lacks) leaves the source as it was.
+    bad = cli(":sources", "add", "--type", "git", "--name", "tagged", "--url", url_of(repo),
+              "--ref", "nope", "--allow-path", str(cli.repos))
+    assert bad.returncode == 1 and "ref 'nope'" in bad.stderr
+    assert {d["name"]: (d["ref"], d["resolved_commit"]) for d in cli.listing()}["tagged"] == (
+        "main", second)
+    assert cli.ok("tagged/gitjob") == "from-commit-two\n"
     # A tag is fixed: refreshing it keeps its commit.
     cli.ok(":sources", "refresh", "bycommit")
     assert {d["name"]: d["resolved_commit"] for d in cli.listing()}["bycommit"] == first
@@ -336,6 +343,9 @@ def test_remote_mode_is_the_same_through_the_api(server_factory: Any, cli: Cli, 
     assert refreshed.returncode == 0, refreshed.stderr
     assert json.loads(refreshed.stdout)["resolved_commit"] == second
     assert far("head/gitjob").stdout == "from-commit-two\n"
+    local_jobs = cli.ok(":jobs").splitlines()
+    assert far(":jobs").stdout.splitlines()[0].split() == ["ID", "NAME", "SUMMARY", "SOURCE"]
+    assert local_jobs[0].split() == ["ID", "NAME", "SUMMARY", "SOURCE"]
 
     for args, status, expected in [
         (["add", "--type", "git", "--name", "bad", "--url", url_of(repo), "--ref", "nope"], 1,
