@@ -170,6 +170,8 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
             the denial last, are on the error (``flwd.policy.decisions_of``).
         ImageRefInvalid / ConfigInvalid / ExecutorUnavailable: a step cannot be run.
     """
+    if job.roots is not None:  # a source's job runs in its own checkout
+        workspace, scripts_root = job.roots
     config = job.config
     config_path = _relative(job.config_path, workspace)
     if policy is None:

@@ -96,6 +96,8 @@ def test_register_by_branch_tag_and_commit(server: Server, repo: Path, ref_kind:
     assert provenance["resolved_commit"] == head
     assert provenance["ref"] == ref
     assert provenance["checkout_path"].endswith(f"/sources/tools/trees/{head}")
+    assert provenance["job_path"] == "scripts/gitjob"  # relative to the checkout
+    assert plan["steps"][0]["script"] == "scripts/gitjob/100_run.sh"
     run, lines = run_to_end(server, {"job_id": "tools/gitjob", "args": {"name": "Al"}})
     assert run["status"] == "completed"
     assert run["provenance"]["source"]["resolved_commit"] == head
