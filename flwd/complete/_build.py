@@ -13,8 +13,10 @@ next completion rebuilds. The walk mirrors ``flwd.jobs._discovery._config_files`
 
 from __future__ import annotations
 
+import marshal
 import os
 from pathlib import Path
+from typing import Any
 
 from flwd.jobs import AliasIndex, Arg, Catalog, Job, discover, flag_help, load_aliases
 from flwd.jobs._aliases import ALIASES_FILE
@@ -96,13 +98,13 @@ def segments(job_id: str) -> list[str]:
     return [source, *words] if slash else words
 
 
-def job_tree(catalog: Catalog, aliases: AliasIndex) -> tuple[Node, dict[str, JobFlags]]:
-    """The segment tree of the catalog's jobs and aliases, and each job's flags."""
+def job_tree(catalog: Catalog, aliases: AliasIndex) -> tuple[Node, dict[str, bytes]]:
+    """The segment tree of the catalog's jobs and aliases, and each job's flags (marshalled)."""
     tree = empty_node("root")
     names: dict[int, str] = {}
     counts: dict[int, int] = {}
     displays: dict[int, str] = {}
-    jobs: dict[str, JobFlags] = {}
+    jobs: dict[str, bytes] = {}
     for job in catalog.jobs:
         node = tree
         words = segments(job.id)
@@ -119,7 +121,8 @@ def job_tree(catalog: Catalog, aliases: AliasIndex) -> tuple[Node, dict[str, Job
         node["kind"] = "job"
         node["job"] = job.id
         displays[id(node)] = _job_display(job, names[id(node)])
-        jobs[job.id] = job_flags(job.config.args)
+        flags: Any = job_flags(job.config.args)  # a TypedDict: plain dicts to marshal
+        jobs[job.id] = marshal.dumps(flags)
     for alias in aliases.listing():
         key = alias.name.casefold()
         if key in tree["kids"]:

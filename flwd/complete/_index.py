@@ -47,11 +47,13 @@ if TYPE_CHECKING:
         #: a ``config.d`` directory without a config is listed with size ``-1``.
         files: list[tuple[str, int, int]]
         tree: Node
-        jobs: dict[str, JobFlags]
+        #: Each job's :class:`JobFlags`, marshalled on its own: a completion needs
+        #: at most one, and decoding a thousand costs more than reading the rest.
+        jobs: dict[str, bytes]
 
 #: Bumped whenever the layout above (or what the builder puts in it) changes; an
 #: index of another format is rebuilt.
-FORMAT = 1
+FORMAT = 2
 
 
 def empty_node(kind: str, job: str = "") -> Node:

@@ -20,6 +20,8 @@ are the prefix. Matching is case-insensitive by prefix; candidates are sorted.
 
 from __future__ import annotations
 
+import marshal
+
 from ._argv import split_globals
 from ._index import empty_node
 from ._verbs import (
@@ -124,7 +126,7 @@ def _descend(node: Node, word: str) -> Node | None:
     return node
 
 
-def _job_line(tree: Node, jobs: dict[str, JobFlags], words: list[str], current: str,
+def _job_line(tree: Node, jobs: dict[str, bytes], words: list[str], current: str,
               common: tuple[Flag, ...]) -> list[Candidate]:
     """``JOB [FLAGS]``: walk the job words, then offer segments, flags or values."""
     node = tree
@@ -138,7 +140,8 @@ def _job_line(tree: Node, jobs: dict[str, JobFlags], words: list[str], current: 
         node, consumed = child, consumed + 1
     rest = words[consumed:]
     is_job = node["kind"] in ("job", "alias")
-    own = jobs.get(node["job"]) if is_job else None
+    packed = jobs.get(node["job"]) if is_job else None
+    own: JobFlags | None = marshal.loads(packed) if packed is not None else None
     own_flags = own["flags"] if own is not None else []
     if not is_job:
         common = ()
@@ -156,7 +159,7 @@ def _job_line(tree: Node, jobs: dict[str, JobFlags], words: list[str], current: 
     return _segments(node, current)
 
 
-def _verb_line(verb: Verb, tree: Node, jobs: dict[str, JobFlags], words: list[str],
+def _verb_line(verb: Verb, tree: Node, jobs: dict[str, bytes], words: list[str],
                current: str) -> list[Candidate]:
     """The operands and flags of one of flwd's own verbs."""
     _description, flags, operands = verb
@@ -219,7 +222,7 @@ def _lookup(own: Sequence[Flag] | JobFlags | None, common: tuple[Flag, ...],
 
 
 def _value_candidates(own: JobFlags | None, common: tuple[Flag, ...], token: str,
-                      partial: str, inline: str, jobs: dict[str, JobFlags]) -> list[Candidate]:
+                      partial: str, inline: str, jobs: dict[str, bytes]) -> list[Candidate]:
     """The values of the flag ``token`` matching ``partial``; ``inline`` prefixes inserts."""
     flag = _lookup(own, common, token)
     if flag is None:
@@ -233,7 +236,7 @@ def _value_candidates(own: JobFlags | None, common: tuple[Flag, ...], token: str
 
 
 def _flag_candidates(own: Sequence[Flag], common: tuple[Flag, ...], current: str,
-                     given: list[str], jobs: dict[str, JobFlags]) -> list[Candidate]:
+                     given: list[str], jobs: dict[str, bytes]) -> list[Candidate]:
     """``--flags`` matching ``current``, but those already given that do not repeat."""
     used = {token.lstrip("-").partition("=")[0].casefold().replace("_", "-")
             for token in given if token.startswith("--")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import marshal
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,7 +257,8 @@ def test_reference_job_index_has_the_contract_workspace(tmp_path: Path) -> None:
     built = build_index(str(make_contract_workspace(tmp_path) / "scripts"))
     assert set(built["jobs"]) == {"alpha.build", "alpha.deploy"}
     assert built["tree"]["kids"]["ship"]["job"] == "alpha.deploy"
-    assert [flag[0] for flag in built["jobs"]["alpha.deploy"]["flags"]] == ["env", "strategy"]
+    flags = marshal.loads(built["jobs"]["alpha.deploy"])["flags"]
+    assert [flag[0] for flag in flags] == ["env", "strategy"]
 
 
 def test_a_job_named_like_a_verb_is_shadowed_as_on_the_command_line() -> None:
