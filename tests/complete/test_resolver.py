@@ -164,7 +164,7 @@ def test_verbs_operands_and_flags(index: Index) -> None:
     assert inserts(index, ":tokens", "") == ["create"]
     assert inserts(index, ":tokens", "create", "--scope", "jobs") == ["jobs:read", "jobs:write"]
     assert inserts(index, ":sources", "") == ["add", "list", "refresh", "remove"]
-    assert inserts(index, ":sources", "add", "--type", "") == ["local", "git"]
+    assert inserts(index, ":sources", "add", "--type", "") == ["local", "git", "oci"]
     assert inserts(index, ":sources", "add", "--expose=r") == ["--expose=read",
                                                                "--expose=readwrite"]
     assert inserts(index, ":sources", "list", "") == ["--json"]
