@@ -178,6 +178,24 @@ class SourceCheckoutFailed(FlwdError):
     """Materialising a source failed (git clone/fetch/checkout, unreadable folder)."""
 
 
+class SourceTrustRequired(FlwdError):
+    """An OCI add-on source was requested without ``trusted: true`` (``--trusted``)."""
+
+
+class AddonManifestInvalid(FlwdError):
+    """An add-on image has no ``/flwd-addon/manifest.yaml``, or it violates the schema;
+    ``errors`` lists every violation."""
+
+
+class OciFailed(FlwdError):
+    """The container runtime failed pulling, inspecting or extracting an add-on image;
+    the detail carries the runtime's own message."""
+
+
+class AddonRunUnsupported(FlwdError):
+    """An add-on job whose manifest entry has no ``command``: it can be planned, not run."""
+
+
 class IdempotencyConflict(FlwdError):
     """An ``Idempotency-Key`` was reused with a different request body."""
 
@@ -255,6 +273,10 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     SourceNotFound: ProblemSpec(404, "source not found", "source.not.found", 2),
     SourceExists: ProblemSpec(409, "source exists", "source.exists", 2),
     SourceCheckoutFailed: ProblemSpec(422, "source checkout failed", "source.checkout.failed", 1),
+    SourceTrustRequired: ProblemSpec(400, "source trust required", "source.trust.required", 2),
+    AddonManifestInvalid: ProblemSpec(422, "invalid add-on manifest", "E_ADDON_MANIFEST", 2),
+    OciFailed: ProblemSpec(422, "OCI runtime failure", "E_OCI", 1),
+    AddonRunUnsupported: ProblemSpec(501, "add-on job cannot run", "E_OCI_RUN_UNSUPPORTED", 2),
     IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
                                      2, "https://flwd.dev/problems/idempotency-key-conflict"),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),

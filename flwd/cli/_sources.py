@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from ._remote import Client
 
 sources_app = App(name=":sources",
-                  help="Manage job sources: local folders and git repositories whose jobs "
-                       "run as `flwd SOURCE/JOB`.")
+                  help="Manage job sources: local folders, git repositories and OCI add-on "
+                       "images whose jobs run as `flwd SOURCE/JOB`.")
 
 
 def job_source(job: Job) -> dict[str, str]:
@@ -87,6 +87,8 @@ def add_command(
     ref: str | None = None,
     url: str | None = None,
     expose: str | None = None,
+    pull_policy: str | None = None,
+    trusted: bool = False,
     allow_path: list[str] | None = None,
     git_allow_host: list[str] | None = None,
     json: bool = False,
@@ -96,16 +98,23 @@ def add_command(
     Parameters
     ----------
     kind
-        `local` (a folder on this host) or `git` (a repository pinned to a commit).
+        `local` (a folder on this host), `git` (a repository pinned to a commit) or
+        `oci` (an add-on image with /flwd-addon/manifest.yaml).
     name
         One word naming the source (its jobs are NAME/JOB); default: the folder's or
         repository's base name.
     ref
-        local: the folder (relative to the scripts root); git: a branch, tag or commit.
+        local: the folder (relative to the scripts root); git: a branch, tag or commit;
+        oci: the image, e.g. ghcr.io/example/addon:1.0.0.
     url
         git: the repository, e.g. file:///srv/repos/tools.git.
     expose
         none, read (default) or readwrite: whether the source's aliases are shown.
+    pull_policy
+        oci: `on-add` (default; pull now and pin the digest) or `on-run` (pull nothing
+        now — the image must be present — and defer pulls to runs).
+    trusted
+        oci: opt in to running the image to read its manifest (required).
     allow_path
         Local mode: another folder sources may come from, besides the scripts root
         (repeatable; also FLWD_ALLOW_PATHS). A server uses its own `:serve --allow-path`.
@@ -117,9 +126,10 @@ def add_command(
     """
     from flwd.sources import parse_request
 
-    body = {key: value for key, value in (("type", kind), ("name", name), ("ref", ref),
-                                          ("url", url), ("expose", expose))
-            if value is not None}
+    body: dict[str, Any] = {key: value for key, value in (
+        ("type", kind), ("name", name), ("ref", ref), ("url", url), ("expose", expose),
+        ("pull_policy", pull_policy), ("trusted", True if trusted else None))
+        if value is not None}
     # Checked here in both modes: the same one-line errors, before any git or HTTP.
     spec = parse_request(body)
     if (server := CONTEXT.server_url()) is not None:
@@ -280,6 +290,8 @@ def _registered_location(source: Source) -> tuple[list[str], list[str]]:
 
     if source.spec.type == "local":
         return ([source.state.resolved_path] if source.state.resolved_path else []), []
+    if source.spec.type == "oci":  # checked against the image policy, not the allow-list
+        return [], []
     url = source.spec.url or ""
     try:
         location = AllowList((Path(os.sep),)).check_git(url)
@@ -305,9 +317,24 @@ def remove_local(settings: Settings, name: str) -> Source:
 
 
 def _materialise(settings: Settings, spec: SourceSpec, allow: Any) -> Any:
+    from functools import partial
+
     from flwd.sources import materialise
 
-    return trio.run(materialise, spec, allow, settings.data_dir / "sources")
+    oci = _oci_context(settings) if spec.type == "oci" else None
+    return trio.run(partial(materialise, spec, allow, settings.data_dir / "sources", oci=oci))
+
+
+def _oci_context(settings: Settings) -> Any:
+    """This host's runtime, policy bundle and profile (``FLWD_PROFILE``), as a CLI run
+    uses them: an oci source is checked here as the server would check it."""
+    from flwd.containers import detect_runtime
+    from flwd.policy import load_policy, resolve_profile
+    from flwd.sources import OciContext
+
+    return OciContext(detect_runtime(), load_policy(os.environ, settings.workspace),
+                      resolve_profile(environment=os.environ.get("FLWD_PROFILE")),
+                      dict(os.environ))
 
 
 def _save(settings: Settings, source: Source) -> None:
@@ -364,6 +391,8 @@ def _row(document: dict[str, Any]) -> list[str]:
     resolved = str(document.get("resolved_commit") or document.get("resolved_ref") or "-")
     if document.get("type") == "git" and document.get("resolved_commit"):
         resolved = resolved[:12]
+    elif document.get("type") == "oci":
+        resolved = resolved[:19] if document.get("digest") else "(digest on first run)"
     status = str(document.get("status", "?"))
     return [str(document.get("name")), str(document.get("type")), str(document.get("ref", "")),
             status, str(document.get("jobs", "-")), resolved]

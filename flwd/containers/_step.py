@@ -18,6 +18,7 @@ from flwd.errors import FlwdError
 
 from ._actor import ContainerActor, ContainerStopper, OutputSink
 from ._argv import SECRETS_MOUNT, ContainerSpec, container_name, env_file_text
+from ._inspect import inspect_image
 from ._runtime import Runtime
 
 if TYPE_CHECKING:
@@ -115,4 +116,13 @@ async def run_container_step(plan: Plan, step: StepPlan, *, run_id: str, run_dir
     data["container"]["run_seconds"] = round(result.run_seconds, 6)
     if result.pull_seconds is not None:
         data["container"]["pull_seconds"] = round(result.pull_seconds, 6)
+    origin = plan.job.origin or {}
+    if plan.job.is_addon and not origin.get("digest") and result.exit_code == 0:
+        # An on-run add-on learns its digest from the image a run succeeded with.
+        from flwd.policy import image_repository
+
+        info = await inspect_image(runtime, container.image,
+                                   image_repository(container.image), client_env)
+        if info is not None and info.digest:
+            data["container"]["digest"] = info.digest
     return StepOutcome(result.exit_code, data)

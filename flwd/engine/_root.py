@@ -38,7 +38,12 @@ from actors import (
 )
 from flwd import store
 from flwd.containers import reap_run_containers
-from flwd.errors import IdempotencyConflict, RunOwnedElsewhere, SourceNotFound
+from flwd.errors import (
+    AddonRunUnsupported,
+    IdempotencyConflict,
+    RunOwnedElsewhere,
+    SourceNotFound,
+)
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow, now
 from flwd.execute._procfs import process_alive
 from flwd.ids import new_run_id
@@ -49,6 +54,8 @@ from flwd.sources import (
     Add,
     AllowList,
     Entry,
+    OciContext,
+    PinDigest,
     Refresh,
     Remove,
     Source,
@@ -133,7 +140,8 @@ class Engine:
     """
 
     def __init__(self, settings: Settings, hub: EventHub, writer: JournalWriter, *,
-                 owner_kind: str = "cli", sources: AllowList | None = None) -> None:
+                 owner_kind: str = "cli", sources: AllowList | None = None,
+                 oci: OciContext | None = None) -> None:
         self.settings = settings
         self.hub = hub
         self.writer = writer
@@ -153,7 +161,8 @@ class Engine:
             self.checkouts = DynamicSupervisor("checkouts", on_child_exit=_source_exited,
                                                max_restarts=5, max_seconds=60.0)
             self.sources_config = SourcesConfig(sources, settings.data_dir / "sources",
-                                                settings.db_path, in_use=self._roots_in_use)
+                                                settings.db_path, in_use=self._roots_in_use,
+                                                oci=oci)
             config = self.sources_config
             children += [
                 ChildSpec("checkouts", self.checkouts.run, shutdown_timeout=10.0),
@@ -255,6 +264,22 @@ class Engine:
     def _roots_in_use(self) -> set[str]:
         return set(self._live_roots.values())
 
+    async def _record_digest(self, name: str, image: str, digest: str) -> None:
+        """A run of an ``on-run`` add-on succeeded at ``digest``: the source pins it.
+
+        A server tells its source actor (which re-indexes and saves); a CLI
+        process writes the data dir's row itself.
+        """
+        if self.sources_config is not None:
+            try:
+                self._sources.cast_nowait(PinDigest(name, image, digest))
+            except (trio.WouldBlock, ActorStopped):
+                _log.warning("source %s: digest %s not recorded (busy)", name, digest)
+            return
+        from flwd.sources import record_digest
+
+        await trio.to_thread.run_sync(record_digest, self.settings.db_path, name, image, digest)
+
     async def get_run(self, run_ref: str) -> RunRow:
         """The run from the Core DB. Raises RunNotFound."""
         def read() -> RunRow:
@@ -317,6 +342,11 @@ class Engine:
                          ) -> tuple[RunRow, bool]:
         if not self._accepting:
             raise ActorStopped("commands", "is shutting down")
+        if not plan.runnable:
+            raise AddonRunUnsupported(
+                f"add-on job {plan.job.id} declares no command, so it can be planned but "
+                "not run", hint="add 'command' (the argv to run in the image) to its entry "
+                                "in /flwd-addon/manifest.yaml and rebuild the image")
         journal: JournalRef = self.supervisor.child_value("journal")
         if idempotency is not None:
             earlier = await trio.to_thread.run_sync(self._find_idempotent, idempotency[0])
@@ -338,7 +368,7 @@ class Engine:
             items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
         await journal.call(lambda reply: Append(items, reply))
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
-                         grace=self.settings.grace)
+                         grace=self.settings.grace, on_digest=self._record_digest)
         ref: RunRef = await self.runs.start_child(ChildSpec(
             run.id, actor.run, restart=RestartPolicy.TEMPORARY,
             shutdown_timeout=self.settings.grace + 5.0,
@@ -397,8 +427,12 @@ def recover(settings: Settings) -> list[str]:
 
 @asynccontextmanager
 async def open_engine(settings: Settings, *, owner_kind: str = "cli",
-                      sources: AllowList | None = None) -> AsyncIterator[Engine]:
+                      sources: AllowList | None = None,
+                      oci: OciContext | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block.
+
+    ``sources``: the allow-list of a process that manages sources (serve);
+    ``oci``: the runtime, policy and profile oci sources are added with.
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
     On exit, live runs are cancelled (TERM → grace → KILL), then the tree stops
@@ -411,7 +445,7 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     writer = JournalWriter(settings.db_path)
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
-    engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources)
+    engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.supervisor.run)

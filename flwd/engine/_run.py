@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ class Cancel:
 
 
 RunRef = ActorRef[Cancel]
+#: Called after a successful run of an add-on job that had no pinned digest:
+#: (source name, image run, digest observed). See ``Engine._record_digest``.
+DigestObserver = Callable[[str, str, str], Awaitable[None]]
 
 
 def _signal_name(number: int) -> str:
@@ -72,8 +76,11 @@ class RunActor:
     """Executes ``plan`` as run ``run_id``; see the module docstring."""
 
     def __init__(self, run_id: str, plan: Plan, journal: JournalRef, *, runs_dir: Path,
-                 grace: float) -> None:
+                 grace: float, on_digest: DigestObserver | None = None) -> None:
         self.run_id = run_id
+        self.on_digest = on_digest
+        #: Image digests observed by container steps (add-on jobs without a pin).
+        self._digests: list[str] = []
         self.plan = plan
         self.journal = journal
         self.run_dir = runs_dir / run_id
@@ -182,8 +189,20 @@ class RunActor:
                 data["exit_code"] = exit_code
             if error:
                 data["error"] = error
+            digest = self._digests[0] if status == "completed" and self._digests else None
+            image = next((step.container.image for step in plan.steps
+                          if step.container is not None), "")
+            if digest is not None:
+                # The run's provenance gains the digest it ran (the journal
+                # stores it on the run row with the terminal status).
+                provenance = plan.provenance()
+                provenance["source"] = {**provenance["source"], "digest": digest,
+                                        "resolved_ref": digest}
+                data["provenance"] = provenance
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._emit(RUN_FINISH, data)
+                if digest is not None and self.on_digest is not None and plan.job.source:
+                    await self.on_digest(plan.job.source, image, digest)
 
     async def _enforce_timeout(self, seconds: float) -> None:
         await trio.sleep(seconds)
@@ -230,6 +249,9 @@ class RunActor:
                     stopper=terminator, grace=self.grace)
                 code = outcome.exit_code
                 data.update(outcome.data)
+                observed = outcome.data.get("container", {}).get("digest")
+                if observed:
+                    self._digests.append(observed)
             else:
                 code = await run_process_tree(
                     ProcessSpec(argv=step.argv, env=self._environment(step),

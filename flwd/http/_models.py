@@ -43,7 +43,24 @@ class GitSourceRequest(_Strict):
     trusted: bool | None = None
 
 
-class SourceRequest(RootModel[Annotated[LocalSourceRequest | GitSourceRequest,
+class OciSourceRequest(_Strict):
+    """``POST /sources`` for an OCI add-on image: its ``/flwd-addon/manifest.yaml`` declares
+    jobs that run inside it. Must be explicitly ``trusted`` (``source.trust.required``)."""
+
+    type: Literal["oci"]
+    ref: str = Field(min_length=1, max_length=1024,
+                     description="The image, e.g. ghcr.io/example/addon:1.0.0")
+    name: str | None = Field(default=None, pattern=_SOURCE_NAME,
+                             description="One word; default: the image's base name")
+    trusted: bool | None = Field(default=None, description="Must be true: the image is run "
+                                                           "to read its manifest")
+    pull_policy: Literal["on-add", "on-run"] = Field(
+        default="on-add", description="on-add: pull now and pin the digest; on-run: pull "
+                                      "nothing now (the image must be present), defer to runs")
+    expose: Literal["none", "read", "readwrite"] = "read"
+
+
+class SourceRequest(RootModel[Annotated[LocalSourceRequest | GitSourceRequest | OciSourceRequest,
                                         Field(discriminator="type")]]):
     """Body of ``POST /sources``. Unknown fields are refused."""
 
@@ -58,6 +75,9 @@ class Source(BaseModel):
     error: str | None = None
     resolved_ref: str | None = None
     resolved_commit: str | None = None
+    digest: str | None = None
+    pull_policy: Literal["on-add", "on-run"] | None = None
+    trusted: bool | None = None
     jobs: int | None = None
     aliases: list[dict[str, Any]] | None = None
     provenance: dict[str, Any]

@@ -43,7 +43,7 @@ from flwd.policy import (
     verify_bundle,
 )
 from flwd.settings import Settings
-from flwd.sources import AllowList
+from flwd.sources import AllowList, OciContext
 
 from ._app import ServeOptions, create_app
 from ._auth import Authenticator, load_tokens
@@ -219,7 +219,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
 
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
-    async with open_engine(settings, owner_kind="serve", sources=allow) as engine:
+    oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
+    async with open_engine(settings, owner_kind="serve", sources=allow, oci=oci) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

@@ -49,6 +49,15 @@ class Job:
     #: For a job of a source: (working directory, scripts root) of its runs —
     #: the source's checkout instead of the workspace.
     roots: tuple[Path, Path] | None = None
+    #: For a job of an OCI add-on: the argv its runs execute inside the add-on
+    #: image (instead of ``NNN_`` scripts); None for an add-on job that can only
+    #: be planned (its manifest entry has no ``command``).
+    command: tuple[str, ...] | None = None
+
+    @property
+    def is_addon(self) -> bool:
+        """A job of an OCI add-on source (it runs in its image, or not at all)."""
+        return self.origin is not None and self.origin.get("type") == "oci"
 
     @property
     def words(self) -> list[str]:

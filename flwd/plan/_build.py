@@ -63,6 +63,11 @@ class Plan:
     runtime: Runtime | None = None
 
     @property
+    def runnable(self) -> bool:
+        """False for an add-on job without a ``command``: it can be planned, not run."""
+        return not (self.job.is_addon and self.job.command is None)
+
+    @property
     def uses_containers(self) -> bool:
         return any(step.container is not None for step in self.steps)
 
@@ -96,12 +101,19 @@ class Plan:
             preview["interpreter"] = config.interpreter
         if self.composition == "steps":
             preview["composition"] = "steps"
-        if self.runtime is not None and self.uses_containers:
+        if self.runtime is not None and (self.uses_containers or self.job.is_addon):
             preview["runtime"] = self.runtime.kind
             if self.composition == "scripts" and self.steps:
                 container = self.steps[0].container
                 assert container is not None
                 preview["container"] = container.to_json()
+        if self.job.is_addon:
+            origin = self.job.origin or {}
+            preview["container_image"] = origin.get("ref")
+            if origin.get("digest"):
+                preview["resolved_digest"] = origin["digest"]
+            preview["pull_policy"] = origin.get("pull_policy")
+            preview["runnable"] = self.runnable
         out: dict[str, Any] = {
             "job_id": self.job.id,
             "name": self.job.name,
@@ -185,6 +197,10 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
                  "--no-containers cannot run container jobs")
     decisions: list[Decision] = []
     job_container: ContainerPlan | None = None
+    if job.is_addon:
+        return _addon_plan(job, binding, profile=profile, workspace=workspace,
+                           scripts_root=scripts_root, alias=alias, policy=policy,
+                           runtime=runtime)
     if containerized and config.composition != "steps":
         job_container, decisions = plan_container(
             config.container, interpreter_image(config.interpreter), profile=profile,
@@ -233,3 +249,32 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
     return Plan(job=job, binding=binding, profile=profile, workspace=workspace,
                 scripts_root=scripts_root, composition=composition, steps=steps,
                 decisions=decisions, alias=alias, runtime=runtime if containerized else None)
+
+
+def _addon_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
+                scripts_root: Path, alias: Alias | None, policy: PolicyContext,
+                runtime: Runtime | None) -> Plan:
+    """A job of an OCI add-on: its manifest ``command`` in the add-on image.
+
+    The image is the source's, pinned by digest when one is known (``on-add``,
+    or ``on-run`` after a successful run); the registry allow-list and the
+    signature policy are checked on it like on any container image, and the
+    isolation is the profile's (no overrides: a manifest cannot ask for any).
+    """
+    config = job.config
+    container, decisions = plan_container(config.container, None, profile=profile,
+                                          policy=policy, env_inheritance=False)
+    origin = job.origin or {}
+    if not origin.get("digest"):
+        decisions.append(Decision(
+            "oci.digest", "allowed", "oci.digest.missing",
+            f"resolved digest unavailable; pull_policy={origin.get('pull_policy', 'on-run')}: "
+            f"the run uses {container.image} as found (pulled if absent)", "warning"))
+    steps = []
+    if job.command is not None:
+        step_id = job.id.rpartition("/")[2]
+        steps.append(StepPlan(step_id, job.config_path, list(job.command), False,
+                              container=container))
+    return Plan(job=job, binding=binding, profile=profile, workspace=workspace,
+                scripts_root=scripts_root, composition="scripts", steps=steps,
+                decisions=decisions, alias=alias, runtime=runtime)

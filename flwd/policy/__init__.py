@@ -16,6 +16,7 @@ from ._context import load_policy as load_policy
 from ._images import Verdict as Verdict
 from ._images import check_registry as check_registry
 from ._images import image_registry as image_registry
+from ._images import image_repository as image_repository
 from ._images import signature_decision as signature_decision
 from ._images import validate_image_ref as validate_image_ref
 from ._overrides import Decision as Decision

@@ -47,6 +47,14 @@ def validate_image_ref(ref: str) -> str:
     return text
 
 
+def image_repository(ref: str) -> str:
+    """``registry/path`` of ``ref`` without ``:tag`` or ``@digest``."""
+    name = ref.partition("@")[0]
+    head, slash, last = name.rpartition("/")
+    last = last.partition(":")[0]
+    return f"{head}{slash}{last}"
+
+
 def image_registry(ref: str) -> str:
     """The registry host of ``ref``: its first path segment if it looks like a host, else docker.io."""
     first, slash, _ = ref.partition("/")

@@ -1,17 +1,23 @@
-"""Job sources: local folders and git repositories whose jobs join the catalog as
-``<source>/<id>``. See ``_registry`` for the actors, ``_allow`` for the allow-list."""
+"""Job sources: local folders, git repositories and OCI add-on images whose jobs join
+the catalog as ``<source>/<id>``. See ``_registry`` for the actors, ``_allow`` for the
+allow-list, ``_oci`` and ``_manifest`` for add-ons."""
 
 from ._allow import AllowList as AllowList
 from ._index import SourceIndex as SourceIndex
 from ._index import index_source as index_source
+from ._manifest import AddonManifest as AddonManifest
+from ._manifest import parse_manifest as parse_manifest
 from ._materialise import materialise as materialise
 from ._merge import merge as merge
 from ._model import Source as Source
 from ._model import SourceSpec as SourceSpec
 from ._model import SourceState as SourceState
 from ._model import parse_request as parse_request
+from ._oci import OciContext as OciContext
+from ._oci import extraction_argv as extraction_argv
 from ._registry import Add as Add
 from ._registry import Entry as Entry
+from ._registry import PinDigest as PinDigest
 from ._registry import Refresh as Refresh
 from ._registry import Remove as Remove
 from ._registry import SourceBook as SourceBook
@@ -19,3 +25,4 @@ from ._registry import SourcesActor as SourcesActor
 from ._registry import SourcesConfig as SourcesConfig
 from ._registry import SourcesMessage as SourcesMessage
 from ._store import load_sources as load_sources
+from ._store import record_digest as record_digest

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flwd.jobs import Catalog, DiscoveryIssue, discover
+from flwd.errors import AddonManifestInvalid
+from flwd.jobs import Catalog, ContainerConfig, DiscoveryIssue, Job, JobConfig, discover
 from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
 
 from ._model import Source
+from ._oci import MANIFEST_FILE, read_manifest
 
 
 @dataclass(slots=True)
@@ -29,6 +31,8 @@ def index_source(source: Source) -> SourceIndex:
     if state.status != "ready" or state.root is None or state.checkout_path is None:
         return SourceIndex()
     root, checkout = Path(state.root), Path(state.checkout_path)
+    if source.spec.type == "oci":
+        return _index_addon(source, checkout)
     found = discover(root, namespace=source.name, display_base=checkout)
     origin = source.provenance()
     jobs = [dataclasses.replace(job, origin=origin, roots=(checkout, root))
@@ -44,3 +48,25 @@ def index_source(source: Source) -> SourceIndex:
     entries, alias_issues = read_alias_entries(alias_root, f"{label}{ALIASES_FILE}")
     return SourceIndex(catalog, [{**entry, "source": source.name} for entry in entries],
                        alias_issues)
+
+
+def _index_addon(source: Source, home: Path) -> SourceIndex:
+    """The jobs of an add-on's cached manifest (validated again: an invalid one gives none)."""
+    label = f"{source.name}:{MANIFEST_FILE}"
+    try:
+        manifest = read_manifest(home)
+    except AddonManifestInvalid as exc:
+        issues = [DiscoveryIssue(label, "; ".join(e["message"] for e in exc.errors)
+                                 or exc.detail)]
+        return SourceIndex(Catalog(errors=issues))
+    origin = source.provenance()
+    config_path = home / MANIFEST_FILE
+    jobs = []
+    for entry in manifest.jobs:
+        config = JobConfig(executor="container", container=ContainerConfig(image=source.image),
+                           args=list(entry.args))
+        jobs.append(Job(
+            id=f"{source.name}/{entry.id}", name=entry.name, summary=entry.summary,
+            dir=home, config_path=config_path, rel_dir=entry.id, config=config, scripts=(),
+            source=source.name, origin=origin, roots=(home, home), command=entry.command))
+    return SourceIndex(Catalog(jobs=sorted(jobs, key=lambda job: job.id.casefold())))

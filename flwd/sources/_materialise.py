@@ -14,6 +14,7 @@ import trio
 from ._allow import AllowList
 from ._git import fetch_mirror, git, resolve_commit, write_tree
 from ._model import SourceSpec, SourceState
+from ._oci import OciContext, materialise_oci
 
 
 def discovery_root(path: Path) -> Path:
@@ -33,17 +34,24 @@ def source_dir(sources_dir: Path, name: str) -> Path:
 
 
 async def materialise(spec: SourceSpec, allow: AllowList, sources_dir: Path, *,
-                      pinned: str | None = None) -> SourceState:
-    """Check ``spec`` against the allow-list and make its files available.
+                      pinned: str | None = None, oci: OciContext | None = None) -> SourceState:
+    """Check ``spec`` against the allow-list (or, for oci, the image policy) and make its
+    files available.
 
     ``pinned``: for git, check out this commit instead of resolving the ref
     again (a restart keeps what was pinned; only a refresh moves it).
+    ``oci``: the runtime, policy and profile oci sources are added with.
 
     Raises:
         SourceNotAllowed / SourceInvalid: refused by the allow-list.
         SourceCheckoutFailed: git failed (clone, fetch, unknown ref…).
+        ImageRegistryNotAllowed, ImageSignatureRequired, ContainerRuntimeUnavailable,
+        OciFailed, AddonManifestInvalid: an oci source (see ``_oci``).
     """
     refreshed_at = time.time()
+    if spec.type == "oci":
+        return await materialise_oci(spec, oci, source_dir(sources_dir, spec.name),
+                                     refreshed_at=refreshed_at)
     if spec.type == "local":
         real = await trio.to_thread.run_sync(allow.check_path, spec.ref)
         return SourceState(status="ready", root=str(discovery_root(real)),

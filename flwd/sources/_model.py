@@ -1,25 +1,32 @@
 """What a source is: the validated request, its materialised state, its JSON (sans-IO).
 
 A *source* is another root of jobs next to the workspace's ``scripts/``: a
-folder on this host (``local``) or a git repository pinned to a commit
-(``git``). Its jobs are namespaced ``<source>/<id>``.
+folder on this host (``local``), a git repository pinned to a commit
+(``git``), or an add-on image whose ``/flwd-addon/manifest.yaml`` declares
+jobs that run inside it (``oci``, see ``_oci``). Its jobs are namespaced
+``<source>/<id>``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from flwd.errors import SourceInvalid
+from flwd.errors import FlwdError, SourceInvalid, SourceTrustRequired
+from flwd.policy._images import image_repository
 
-SourceType = Literal["local", "git"]
+SourceType = Literal["local", "git", "oci"]
 Expose = Literal["none", "read", "readwrite"]
 Status = Literal["pending", "ready", "error"]
+#: OCI add-ons: ``on-add`` pulls when the source is added and pins the digest;
+#: ``on-run`` pulls nothing then (the image must be present) and defers pulls to runs.
+PullPolicy = Literal["on-add", "on-run"]
 
-TYPES: Final = ("local", "git")
+TYPES: Final = ("local", "git", "oci")
+PULL_POLICIES: Final = ("on-add", "on-run")
 #: Like a job id segment (a namespace must be one), at most 64 characters.
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _REQUEST_KEYS: Final = frozenset({"name", "type", "ref", "url", "expose", "trusted",
@@ -38,18 +45,27 @@ class SourceSpec:
     #: git only: the repository URL as given.
     url: str | None = None
     expose: Expose = "read"
+    #: oci only (``ref`` is then the image reference).
+    pull_policy: PullPolicy | None = None
+    #: oci only: the caller opted in (``trusted: true``); never False for a stored oci source.
+    trusted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "ref": self.ref}
         if self.url is not None:
             out["url"] = self.url
         out["expose"] = self.expose
+        if self.type == "oci":
+            out["pull_policy"] = self.pull_policy or "on-add"
+            out["trusted"] = self.trusted
         return out
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> SourceSpec:
         return SourceSpec(name=data["name"], type=data["type"], ref=data["ref"],
-                          url=data.get("url"), expose=data.get("expose", "read"))
+                          url=data.get("url"), expose=data.get("expose", "read"),
+                          pull_policy=data.get("pull_policy"),
+                          trusted=bool(data.get("trusted", False)))
 
     def same_location(self, other: SourceSpec) -> bool:
         """Whether ``other`` names the same thing (a new ref of one repo is an update)."""
@@ -57,7 +73,8 @@ class SourceSpec:
             return False
         if self.type == "git":
             return self.url == other.url
-        return True  # a local source is updated by pointing it elsewhere
+        # A local source is updated by pointing it elsewhere, an add-on by a new image.
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +91,21 @@ class SourceState:
     resolved_path: str | None = None
     error: str | None = None
     refreshed_at: float | None = None
+    #: oci: the pinned manifest digest (``sha256:…``); None for ``on-run`` until a
+    #: run succeeded.
+    digest: str | None = None
+    image_id: str | None = None
+    #: oci: ``metadata.manifest`` — the manifest's name, id, version, summary, job count.
+    manifest: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in (
             ("status", self.status), ("root", self.root), ("checkout_path", self.checkout_path),
             ("resolved_commit", self.resolved_commit), ("resolved_path", self.resolved_path),
-            ("error", self.error), ("refreshed_at", self.refreshed_at)) if value is not None}
+            ("error", self.error), ("refreshed_at", self.refreshed_at),
+            ("digest", self.digest), ("image_id", self.image_id),
+            ("manifest", dict(self.manifest) if self.manifest is not None else None))
+            if value is not None}
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> SourceState:
@@ -109,11 +135,22 @@ class Source:
             out["url"] = self.spec.url
             out["resolved_ref"] = self.state.resolved_commit
             out["resolved_commit"] = self.state.resolved_commit
+        elif self.spec.type == "oci":
+            out["digest"] = self.state.digest
+            out["resolved_ref"] = self.state.digest
+            out["pull_policy"] = self.spec.pull_policy or "on-add"
+            out["image"] = self.image
+            out["trusted"] = True
         else:
             out["resolved_ref"] = self.state.resolved_path
             out["resolved_path"] = self.state.resolved_path
         out["checkout_path"] = self.state.checkout_path
         return {key: value for key, value in out.items() if value is not None}
+
+    @property
+    def image(self) -> str:
+        """oci: the image runs use — pinned by digest when one is known, else the ref."""
+        return pinned_image(self.spec.ref, self.state.digest)
 
     def to_json(self, *, jobs: int | None = None,
                 aliases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -125,6 +162,9 @@ class Source:
         if self.spec.type == "git":
             out["resolved_ref"] = self.state.resolved_commit
             out["resolved_commit"] = self.state.resolved_commit
+        elif self.spec.type == "oci":
+            out["resolved_ref"] = self.state.digest
+            out["digest"] = self.state.digest
         else:
             out["resolved_ref"] = self.state.resolved_path
         out = {key: value for key, value in out.items() if value is not None}
@@ -138,6 +178,14 @@ class Source:
             ("resolved_path", self.state.resolved_path),
             ("resolved_commit", self.state.resolved_commit),
             ("refreshed_at", self.state.refreshed_at)) if value is not None}
+        if self.spec.type == "oci":
+            out["metadata"].update({key: value for key, value in (
+                ("trusted", True), ("pull_policy", self.spec.pull_policy or "on-add"),
+                ("manifest_path", f"{self.state.checkout_path}/manifest.yaml"
+                 if self.state.checkout_path else None),
+                ("manifest", dict(self.state.manifest) if self.state.manifest else None),
+                ("digest", self.state.digest), ("image_id", self.state.image_id),
+                ("image", self.image)) if value is not None})
         out["created_at"] = self.created_at
         out["updated_at"] = self.updated_at
         return out
@@ -156,14 +204,12 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
             errors.append({"arg": arg, "message": message})
 
     for key in sorted(set(data) - _REQUEST_KEYS):
-        bad(key, "unknown field (fields: name, type, ref, url, expose)")
+        bad(key, "unknown field (fields: name, type, ref, url, expose, trusted, pull_policy)")
     kind = data.get("type")
     if kind is None:
-        bad("type", "required: 'local' or 'git'")
-    elif kind == "oci":
-        bad("type", "oci add-on sources are not available in this version: use 'local' or 'git'")
+        bad("type", "required: 'local', 'git' or 'oci'")
     elif kind not in TYPES:
-        bad("type", f"unknown source type {kind!r}: use 'local' or 'git'")
+        bad("type", f"unknown source type {kind!r}: use 'local', 'git' or 'oci'")
     fields: dict[str, str | None] = {}
     for key in ("name", "ref", "url"):
         value = data.get(key)
@@ -177,7 +223,13 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
     if data.get("trusted") not in (None, True, False):
         bad("trusted", "must be true or false")
     ref, url = fields["ref"], fields["url"]
-    if kind == "local":
+    pull_policy = data.get("pull_policy")
+    if pull_policy is not None and kind != "oci":
+        bad("pull_policy", "only oci sources have a pull policy")
+    if kind == "oci":
+        ref = _check_oci(data, ref, url, bad)
+        pull_policy = pull_policy or "on-add"
+    elif kind == "local":
         if not ref:
             bad("ref", "required for a local source: the folder holding its jobs")
         if url:
@@ -193,6 +245,13 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
     name = fields["name"]
     if name is None and kind in TYPES and not errors:
         name = default_name(kind, ref or "", url)
+    if kind == "oci" and not errors and data.get("trusted") is not True:
+        # Checked after the shape: a malformed request is told what is malformed first.
+        raise SourceTrustRequired(
+            f"oci source {name or ref!r} must be explicitly trusted: its image's manifest "
+            "is read by running the image",
+            hint="resubmit with \"trusted\": true (API) or --trusted (CLI)",
+            errors=[{"arg": "trusted", "message": "must be true for an oci source"}])
     if name is not None and not NAME_RE.fullmatch(name):
         if "/" in name or "\\" in name:
             bad("name", f"invalid name {name!r}: a source name is one word, no '/' or '\\'")
@@ -205,7 +264,37 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
                             hint=None if len(errors) == 1 else f"{len(errors)} problems",
                             errors=errors)
     assert name is not None and ref is not None and kind in TYPES
+    if kind == "oci":
+        return SourceSpec(name=name, type=kind, ref=ref, expose=expose,
+                          pull_policy=pull_policy, trusted=True)
     return SourceSpec(name=name, type=kind, ref=ref, url=url or None, expose=expose)
+
+
+def _check_oci(data: Mapping[str, Any], ref: str | None, url: str | None,
+               bad: Callable[[str, str], None]) -> str | None:
+    """The image reference of an oci request (``ref``; ``url`` is refused), or None."""
+    from flwd.policy import validate_image_ref
+
+    if url:
+        bad("url", "an oci source has no url: put the image in 'ref'")
+    if data.get("pull_policy") not in (None, *PULL_POLICIES):
+        bad("pull_policy", f"must be 'on-add' or 'on-run' (got {data.get('pull_policy')!r})")
+    if not ref:
+        bad("ref", "required for an oci source: the image, e.g. ghcr.io/example/addon:1.0.0")
+        return None
+    try:
+        return validate_image_ref(ref)
+    except FlwdError as exc:
+        bad("ref", exc.errors[0]["message"] if exc.errors else exc.detail)
+        return None
+
+
+def pinned_image(ref: str, digest: str | None) -> str:
+    """``ref`` pinned to ``digest``: ``<repository>@<digest>`` (tag and old digest dropped)."""
+    if not digest:
+        return ref
+    return f"{image_repository(ref)}@{digest}"
+
 
 
 def default_name(kind: str, ref: str, url: str | None) -> str:
@@ -218,6 +307,9 @@ def default_name(kind: str, ref: str, url: str | None) -> str:
         path = urlsplit(url).path if "://" in url else url.rpartition(":")[2]
         base = path.rstrip("/").rpartition("/")[2]
         base = base.removesuffix(".git")
+    elif kind == "oci":
+        # ghcr.io/example/addon:1.0.0 → addon
+        base = image_repository(ref).rpartition("/")[2].lower()
     else:
         base = ref.rstrip("/").rpartition("/")[2]
     candidate = re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-_")[:64]

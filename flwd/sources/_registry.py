@@ -46,6 +46,7 @@ from ._git import prune_trees
 from ._index import SourceIndex, index_source
 from ._materialise import materialise, source_dir
 from ._model import Source, SourceSpec
+from ._oci import MANIFEST_FILE, OciContext, digest_to_record
 
 _log = logging.getLogger("flwd.sources")
 
@@ -104,7 +105,17 @@ class Refresh:
     reply: ReplySlot[Source]
 
 
-SourcesMessage = Add | Remove | Refresh
+@dataclass(frozen=True, slots=True)
+class PinDigest:
+    """A run of an ``on-run`` add-on's job succeeded with ``image`` at ``digest``: pin it."""
+
+    name: str
+    image: str
+    digest: str
+    reply: None = None
+
+
+SourcesMessage = Add | Remove | Refresh | PinDigest
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,15 @@ class _Materialise:
     pinned: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Pin:
+    """To a SourceActor: record the digest a successful run observed (no reply)."""
+
+    image: str
+    digest: str
+    reply: None = None
+
+
 @dataclass(slots=True)
 class SourcesConfig:
     allow: AllowList
@@ -124,6 +144,8 @@ class SourcesConfig:
     db_path: Path
     #: Checkout paths still used by live runs (their trees are not pruned).
     in_use: Callable[[], set[str]] = set
+    #: Runtime, policy and profile for oci sources (None: oci sources are refused).
+    oci: OciContext | None = None
 
 
 class SourceActor:
@@ -150,8 +172,8 @@ class SourceActor:
 
     async def run(self, *, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        with Inbox[_Materialise](f"source {self.name}", self.inbox_capacity) as inbox:
-            in_flight: list[_Materialise] = []
+        with Inbox[_Materialise | _Pin](f"source {self.name}", self.inbox_capacity) as inbox:
+            in_flight: list[_Materialise | _Pin] = []
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
@@ -166,6 +188,9 @@ class SourceActor:
                     elif self.current is not None:
                         await self._restore(self.current)
                     async for message in inbox:
+                        if isinstance(message, _Pin):
+                            await self._pin(message)
+                            continue
                         in_flight.append(message)
                         await self._materialise(message)
                         in_flight.clear()
@@ -182,15 +207,41 @@ class SourceActor:
                         message.reply.fail(stopped)
 
     async def _restore(self, source: Source) -> None:
+        if source.spec.type == "oci" and source.state.status == "ready" and \
+                source.state.checkout_path is not None and \
+                (Path(source.state.checkout_path) / MANIFEST_FILE).is_file():
+            # The cached manifest and the pinned digest are what was checked
+            # when the add-on was added: a restart runs no container.
+            index = await trio.to_thread.run_sync(index_source, source)
+            self.book.put(Entry(source, index))
+            return
         state = replace(source.state, status="pending", error=None)
         self.book.put(Entry(source.with_state(state, source.updated_at)))
         await self._materialise(_Materialise(source.spec, None, source.state.resolved_commit))
+
+    async def _pin(self, message: _Pin) -> None:
+        source = self.current
+        if source is None:
+            return
+        digest = digest_to_record(source.spec, source.state, message.digest, message.image)
+        if digest is None:
+            return
+        source = source.with_state(replace(source.state, digest=digest), time.time())
+        try:
+            index = await trio.to_thread.run_sync(index_source, source)
+            await trio.to_thread.run_sync(_store.save_source, self.config.db_path, source)
+        except FlwdError as exc:
+            _log.warning("source %s: cannot record digest %s: %s", source.name, digest,
+                         exc.one_line())
+            return
+        self.current = source
+        self.book.put(Entry(source, index))
 
     async def _materialise(self, message: _Materialise, *, first_registration: bool = False
                            ) -> bool:
         try:
             state = await materialise(message.spec, self.config.allow, self.config.sources_dir,
-                                      pinned=message.pinned)
+                                      pinned=message.pinned, oci=self.config.oci)
             wall = time.time()
             state = replace(state, refreshed_at=wall)
             previous = self.current
@@ -267,10 +318,12 @@ class SourcesActor(Actor[SourcesMessage]):
                 await self._add(message)
             elif isinstance(message, Refresh):
                 await self._refresh(message)
+            elif isinstance(message, PinDigest):
+                await self._pin(message)
             else:
                 await self._remove(message)
         except FlwdError as exc:
-            if not message.reply.done:
+            if message.reply is not None and not message.reply.done:
                 message.reply.fail(exc)
 
     async def _add(self, message: Add) -> None:
@@ -346,6 +399,17 @@ class SourcesActor(Actor[SourcesMessage]):
                 message.reply.reply(source)
 
         self._helpers.start_soon(relay)
+
+    async def _pin(self, message: PinDigest) -> None:
+        entry = self.book.get(message.name)
+        if entry is None:
+            return  # removed meanwhile
+        try:
+            ref = self.checkouts.child(_child(entry.source.name)).value
+            ref.cast_nowait(_Pin(message.image, message.digest))
+        except (ChildNotFound, ActorStopped, RuntimeError, trio.WouldBlock):
+            _log.warning("source %s: digest %s not recorded (its actor is busy or gone)",
+                         message.name, message.digest)
 
     async def _remove(self, message: Remove) -> None:
         entry = self.book.get(message.name)

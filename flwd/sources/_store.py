@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from flwd import store
 
 from ._model import Source, SourceSpec, SourceState
+from ._oci import digest_to_record
 
 
 def load_sources(db_path: Path) -> list[Source]:
@@ -43,3 +45,20 @@ def delete_source(db_path: Path, name: str) -> bool:
         return conn.execute("DELETE FROM sources WHERE name = ?", (name,)).rowcount > 0
     finally:
         conn.close()
+
+
+def record_digest(db_path: Path, name: str, image: str, digest: str) -> bool:
+    """Pin ``digest`` on the ``on-run`` add-on ``name`` after a run of ``image`` succeeded.
+
+    For processes without a source registry (a CLI run); True when recorded.
+    """
+    for source in load_sources(db_path):
+        if source.name.casefold() != name.casefold():
+            continue
+        pinned = digest_to_record(source.spec, source.state, digest, image)
+        if pinned is None:
+            return False
+        state = SourceState.from_json({**source.state.to_json(), "digest": pinned})
+        save_source(db_path, source.with_state(state, time.time()))
+        return True
+    return False

@@ -118,9 +118,13 @@ def _apply_status(conn: sqlite3.Connection, event: EventRecord) -> None:
         )
     else:
         data = event.data
+        # A run may finish knowing more about where it came from (an add-on's
+        # digest resolved by the run): its provenance is replaced then.
+        provenance = data.get("provenance")
         conn.execute(
-            f"UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, error = ?"
+            f"UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, error = ?,"
+            f" provenance = COALESCE(?, provenance)"
             f" WHERE id = ? AND status NOT IN ({_TERMINAL_SQL})",
             (data.get("status"), event.ts, data.get("exit_code"), data.get("error"),
-             event.run_id),
+             None if provenance is None else _dumps(provenance), event.run_id),
         )

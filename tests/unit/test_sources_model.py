@@ -38,7 +38,12 @@ def test_every_bad_field_is_listed() -> None:
 @pytest.mark.parametrize(("body", "field", "words"), [
     ({}, "type", "required"),
     ({"type": "svn", "ref": "x"}, "type", "unknown source type"),
-    ({"type": "oci", "ref": "x"}, "type", "not available"),
+    ({"type": "oci"}, "ref", "required for an oci source"),
+    ({"type": "oci", "ref": "https://ghcr.io/x:1", "trusted": True}, "ref", "scheme"),
+    ({"type": "oci", "ref": "x:1", "trusted": True, "pull_policy": "sometimes"},
+     "pull_policy", "'on-add' or 'on-run'"),
+    ({"type": "oci", "ref": "x:1", "url": "file:///x", "trusted": True}, "url", "no url"),
+    ({"type": "local", "ref": "x", "pull_policy": "on-run"}, "pull_policy", "only oci"),
     ({"type": "local"}, "ref", "required"),
     ({"type": "local", "ref": "x", "url": "file:///x"}, "url", "no url"),
     ({"type": "git", "ref": "main"}, "url", "required"),
