@@ -8,7 +8,10 @@ Grammar (after the job words):
 
 - ``--name value`` and ``--name=value``; the flag is the argument name exactly
   (``--secret_token``) or with ``_`` → ``-`` (``--secret-token``);
-- booleans: ``--loud`` (true), ``--loud=false``, ``--no-loud`` (false);
+- booleans: ``--loud`` (true), ``--loud=false``, ``--loud false`` (a following
+  ``true``/``false``/``yes``/``no``/``on``/``off``/``1``/``0``: jobs take no
+  positional arguments, so it cannot be anything else — and shell completion
+  offers exactly that form), ``--no-loud`` (false);
 - arrays: the flag repeated (``--tags a --tags b``), never comma-split;
 - objects: the flag repeated with ``KEY=VALUE`` (``--meta a=1 --meta b=2``).
 
@@ -76,17 +79,13 @@ def parse_cli_tokens(
 
     raw: dict[str, list[str]] = {}
     problems: list[ArgProblem] = []
-    previous_boolean: str | None = None
     index = 0
     while index < len(tokens):
         token = tokens[index]
         index += 1
-        after_boolean, previous_boolean = previous_boolean, None
 
         if token == "-" or not token.startswith("-") or token == "--":
             message = f"unexpected argument '{token}'"
-            if after_boolean is not None and token.lower() in _BOOLEAN_WORDS:
-                message += f" (write --{after_boolean}={token})"
             problems.append(ArgProblem(token, message, message))
             continue
         if not token.startswith("--"):
@@ -109,8 +108,11 @@ def parse_cli_tokens(
             value = "false"
         elif arg.type == "boolean":
             if not equals:
-                value = "true"
-                previous_boolean = name
+                if index < len(tokens) and tokens[index].lower() in _BOOLEAN_WORDS:
+                    value = tokens[index]
+                    index += 1
+                else:
+                    value = "true"
         elif not equals:
             if index < len(tokens) and _takes(arg, tokens[index]):
                 value = tokens[index]

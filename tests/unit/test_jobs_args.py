@@ -136,12 +136,13 @@ def test_unknown_flags_and_positionals() -> None:
     )
 
 
-def test_boolean_does_not_take_a_separate_value() -> None:
+def test_boolean_takes_a_following_boolean_word_only() -> None:
+    assert parse_cli_tokens(DEMO, ["--loud", "false"]) == {"loud": ["false"]}
+    assert parse_cli_tokens(DEMO, ["--loud", "TRUE", "--name", "x"]) == {
+        "loud": ["TRUE"], "name": ["x"]}
     with pytest.raises(ArgsInvalid) as info:
-        parse_cli_tokens(DEMO, ["--loud", "false"])
-    assert info.value.errors == [
-        {"arg": "false", "message": "unexpected argument 'false' (write --loud=false)"}
-    ]
+        parse_cli_tokens(DEMO, ["--loud", "maybe"])
+    assert info.value.errors == [{"arg": "maybe", "message": "unexpected argument 'maybe'"}]
     with pytest.raises(ArgsInvalid) as info:
         parse_cli_tokens(DEMO, ["--no-loud=true"])
     assert info.value.errors == [{"arg": "no-loud", "message": "takes no value"}]
