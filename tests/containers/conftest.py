@@ -14,10 +14,14 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,21 +101,26 @@ def no_leaked_containers(podman_env: dict[str, str]) -> Iterator[None]:
     assert not leaked, f"containers survived the test: {leaked}"
 
 
-@pytest.fixture
-def policy_file(tmp_path: Path) -> Path:
-    """A bundle for the secure profile on a host without cosign (image signatures not
-    verified), signed like ``cosign sign-blob --key``; the public key is ``policy.pub``."""
+def write_signed_bundle(path: Path, text: str) -> Path:
+    """Write the policy bundle ``text`` to ``path``, signed like ``cosign sign-blob --key``
+    (``path.sig``); the public key is ``policy.pub`` next to it (FLWD_POLICY_PUBKEY)."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    path = tmp_path / "policy.yaml"
-    path.write_text("verify_signatures: disabled\n")
+    path.write_text(text)
     key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "policy.pub").write_bytes(key.public_key().public_bytes(
+    (path.parent / "policy.pub").write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     signature = key.sign(path.read_bytes(), ec.ECDSA(hashes.SHA256()))
     Path(f"{path}.sig").write_bytes(base64.b64encode(signature))
     return path
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    """A bundle for the secure profile on a host without cosign (image signatures not
+    verified), signed like ``cosign sign-blob --key``; the public key is ``policy.pub``."""
+    return write_signed_bundle(tmp_path / "policy.yaml", "verify_signatures: disabled\n")
 
 
 def start_container_server(workspace: Path, data_dir: Path, *flags: str,
@@ -165,3 +174,190 @@ def container_server(workspace: Path, data_dir: Path, podman_env: dict[str, str]
     yield factory
     for server in servers:
         server.stop(signal.SIGTERM)  # also closes the pipe of a server a test killed
+
+
+# -- a real OCI registry on loopback, and add-on images pushed to it ----------------
+
+
+@dataclass(frozen=True)
+class Registry:
+    """``docker-registry`` serving on ``host`` (``127.0.0.1:PORT``)."""
+
+    host: str
+    #: Environment for podman and flwd: the containers.conf plus a registries.conf
+    #: listing the registry as insecure (plain HTTP), as a user would configure it.
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def oci_registry(podman_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Registry]:
+    """A real registry (Debian's docker-registry) on a free loopback port, for the session."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("docker-registry is not installed (.ci/run installs it)")
+    base = tmp_path_factory.mktemp("registry")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = f"127.0.0.1:{port}"
+    config = base / "config.yml"
+    config.write_text(f"""version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: {base / "data"}
+  delete:
+    enabled: true
+http:
+  addr: {host}
+""")
+    registries = base / "registries.conf"
+    registries.write_text(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n')
+    log = (base / "registry.log").open("w")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    saved = os.environ.get("CONTAINERS_REGISTRIES_CONF")
+    os.environ["CONTAINERS_REGISTRIES_CONF"] = str(registries)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # bounded poll until the registry answers GET /v2/
+            try:
+                with urllib.request.urlopen(f"http://{host}/v2/", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("docker-registry did not start: "
+                                     + (base / "registry.log").read_text())
+            time.sleep(0.05)
+        yield Registry(host, {**podman_env, "CONTAINERS_REGISTRIES_CONF": str(registries)})
+    finally:
+        if saved is None:
+            os.environ.pop("CONTAINERS_REGISTRIES_CONF", None)
+        else:
+            os.environ["CONTAINERS_REGISTRIES_CONF"] = saved
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+#: The add-on of most tests: a job with a command (args, a secret as a file) and a job
+#: without one (plans only).
+ADDON_MANIFEST = """\
+apiVersion: flwd.addon/v1
+kind: AddOn
+metadata:
+  name: Test add-on
+  id: flwd-test.addon
+  version: 1.0.0
+  summary: jobs shipped in an image
+requires: {}
+jobs:
+  - id: greet
+    name: Greet
+    summary: prints a greeting from inside the add-on image
+    argspec:
+      args:
+        - {name: who, type: string, required: true, description: whom to greet}
+        - {name: times, type: integer, default: 1, minimum: 1, maximum: 3}
+        - {name: api_key, type: string, format: secret}
+    command: ["/addon/greet.sh"]
+  - id: info
+    name: Info
+    summary: a job to plan, not to run
+    argspec: {}
+"""
+GREET = """\
+#!/bin/sh
+i=0
+while [ "$i" -lt "${ARG_TIMES:-1}" ]; do echo "hello $ARG_WHO from the add-on"; i=$((i+1)); done
+if [ -n "$ARG_API_KEY_FILE" ]; then echo "key_sha=$(busybox sha256sum "$ARG_API_KEY_FILE" | cut -c1-16)"; fi
+echo "key_in_env=$(env | grep -c 'tok-addon-7' || true)"
+if touch /probe 2>/dev/null; then echo rootfs=writable; else echo rootfs=read-only; fi
+"""
+#: ``cat`` of the probe image: it reports what the extraction container sees (its
+#: capabilities, network interfaces, whether / is writable) in the manifest it prints.
+PROBE_CAT = """\
+#!/bin/sh
+caps=$(busybox grep '^CapEff' /proc/self/status | busybox cut -f2)
+ifaces=$(busybox tail -n +3 /proc/net/dev | busybox cut -d: -f1 | busybox tr -d ' ' | busybox tr '\\n' ',')
+rootfs=$(busybox awk '$2 == "/" {split($4, o, ","); print o[1]}' /proc/mounts)
+# / itself is r-x in the image; /probe-rw is the owner's (root's) to write unless read-only.
+if busybox touch /probe-rw/written 2>/dev/null; then write=ok; else write=failed; fi
+printf 'apiVersion: flwd.addon/v1\\nkind: AddOn\\nmetadata:\\n  name: probe add-on\\n'
+printf '  summary: "caps=%s ifaces=%s rootfs=%s write=%s"\\n' "$caps" "$ifaces" "$rootfs" \\
+  "$write"
+printf 'requires: {}\\njobs:\\n  - {id: noop, name: noop, summary: nothing, argspec: {}}\\n'
+"""
+INVALID_MANIFEST = """\
+apiVersion: flwd.addon/v2
+kind: AddOn
+metadata: {name: ab, version: "1.0"}
+requires: {}
+unexpected: true
+jobs:
+  - id: Bad
+    name: bad
+    argspec:
+      args:
+        - {name: level, type: float}
+"""
+
+
+@dataclass(frozen=True)
+class AddonImage:
+    ref: str
+    #: The manifest digest the registry stored (``podman push --digestfile``).
+    digest: str
+
+
+def _build_and_push(registry: Registry, work: Path, name: str, files: dict[str, str]
+                    ) -> AddonImage:
+    context = work / name
+    for rel, text in files.items():
+        path = context / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755)
+    copies = "".join(f"COPY {top} /{top}\n" for top in sorted({rel.split("/")[0]
+                                                              for rel in files}))
+    (context / "Containerfile").write_text(f"FROM {IMAGE}\n{copies}")
+    build_tag = f"localhost/flwd-test/build-{name}:1"
+    podman("build", "--quiet", "--tag", build_tag, str(context))
+    ref = f"{registry.host}/flwd-test/{name}:1"
+    digest_file = work / f"{name}.digest"
+    podman("push", "--quiet", "--tls-verify=false", "--digestfile", str(digest_file), build_tag,
+           f"docker://{ref}")
+    # Only the registry's copy remains: a pull is what brings it into local storage.
+    podman("rmi", "--force", build_tag)
+    return AddonImage(ref, digest_file.read_text().strip())
+
+
+@pytest.fixture(scope="session")
+def addon_images(oci_registry: Registry, tmp_path_factory: pytest.TempPathFactory
+                 ) -> dict[str, AddonImage]:
+    """Add-on images built offline from the busybox image and pushed, once per session:
+    ``addon`` (two jobs), ``probe`` (its ``cat`` reports the extraction container's view),
+    ``nomanifest`` and ``invalid``; ``missing`` names an image the registry does not have."""
+    work = tmp_path_factory.mktemp("addons")
+    images = {
+        "addon": _build_and_push(oci_registry, work, "addon", {
+            "flwd-addon/manifest.yaml": ADDON_MANIFEST, "addon/greet.sh": GREET}),
+        "probe": _build_and_push(oci_registry, work, "probe", {
+            "flwd-addon/README": "the manifest is printed by /bin/cat itself\n",
+            "probe-rw/README": "the probe writes here\n",
+            "bin/cat": PROBE_CAT}),
+        "nomanifest": _build_and_push(oci_registry, work, "nomanifest", {
+            "addon/README": "no manifest here\n"}),
+        "invalid": _build_and_push(oci_registry, work, "invalid", {
+            "flwd-addon/manifest.yaml": INVALID_MANIFEST}),
+    }
+    images["missing"] = AddonImage(f"{oci_registry.host}/flwd-test/missing:1", "")
+    return images
