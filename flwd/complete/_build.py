@@ -32,11 +32,15 @@ if TYPE_CHECKING:
     from ._verbs import Flag
 
 
-def build_index(root: str) -> Index:
-    """The index of the scripts root ``root`` (an absolute path), stamp included."""
+def build_index(root: str, data: str | None = None) -> Index:
+    """The index of the scripts root ``root`` (an absolute path) and of the sources
+    registered in the data dir ``data``, stamp included."""
     dirs, files = stamp(root)
     catalog = discover(Path(root))
-    aliases = load_aliases(Path(root), catalog)
+    if data is None:
+        aliases = load_aliases(Path(root), catalog)
+    else:
+        catalog, aliases = _with_sources(root, data, catalog, dirs, files)
     tree, jobs = job_tree(catalog, aliases)
     return {"format": FORMAT, "root": root, "dirs": dirs, "files": files,
             "tree": tree, "jobs": jobs}
@@ -88,6 +92,44 @@ def stamp(root: str) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]]
         except OSError:
             continue  # unreadable: discovery finds nothing there either
     return dirs, files
+
+
+def _with_sources(root: str, data: str, catalog: Catalog, dirs: list[tuple[str, int]],
+                  files: list[tuple[str, int, int]]) -> tuple[Catalog, AliasIndex]:
+    """Add the jobs of the data dir's sources (``<source>/<id>``), and what to stamp.
+
+    Registering, refreshing or removing a source rewrites the sources marker
+    (``flwd.sources._store.MARKER``); before the first source there is no
+    marker, and its creation changes the modification time of ``sources/``.
+    """
+    from flwd.jobs._aliases import read_alias_entries
+    from flwd.sources import index_source, load_sources, merge
+    from flwd.sources._store import marker_path
+
+    data_path = Path(data)
+    marker = marker_path(data_path)
+    try:  # the folder must exist to be stamped: the marker's creation changes it
+        data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker.parent.mkdir(exist_ok=True, mode=0o700)
+        dirs.append((str(marker.parent), os.stat(marker.parent).st_mtime_ns))
+        result = os.stat(marker)
+        files.append((str(marker), result.st_mtime_ns, result.st_size))
+    except OSError:
+        pass  # no marker yet (or an unwritable data dir: nothing to notice there)
+    local_entries, local_issues = read_alias_entries(Path(root), ALIASES_FILE)
+    indexes = []
+    try:
+        sources = load_sources(data_path / "flwd.db")
+    except Exception:  # an unreadable Core DB: complete the workspace alone
+        sources = []
+    for source in sources:
+        index = index_source(source)
+        if index.catalog.jobs and source.state.root is not None:
+            more_dirs, more_files = stamp(source.state.root)
+            dirs.extend(more_dirs)
+            files.extend(more_files)
+        indexes.append(index)
+    return merge(catalog, local_entries, local_issues, indexes)
 
 
 def segments(job_id: str) -> list[str]:

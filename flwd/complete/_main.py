@@ -78,7 +78,7 @@ def load_index(root: str, data: str, *, debug: bool = False) -> Index | None:
     try:
         from ._build import build_index
 
-        index = build_index(root)
+        index = build_index(root, data)
     except Exception:
         if debug:
             raise

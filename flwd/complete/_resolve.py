@@ -118,7 +118,9 @@ def _descend(node: Node, word: str) -> Node | None:
     whole = node["kids"].get(word.casefold())
     if whole is not None:
         return whole
-    for part in word.split("."):
+    source, slash, local = word.partition("/")  # a source's job: ``tools/lint.go``
+    parts = [source, *local.split(".")] if slash else word.split(".")
+    for part in parts:
         child = node["kids"].get(part.casefold())
         if child is None:
             return None

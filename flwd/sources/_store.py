@@ -12,6 +12,25 @@ from ._model import Source, SourceSpec, SourceState
 from ._oci import digest_to_record
 
 
+#: Rewritten whenever a source is saved or deleted, so that caches built from the
+#: sources (shell completion's job index) notice with one ``stat``.
+MARKER = "sources/.changed"
+
+
+def marker_path(data_dir: Path) -> Path:
+    return data_dir / MARKER
+
+
+def _touch_marker(db_path: Path) -> None:
+    marker = marker_path(db_path.parent)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        counter = marker.read_text() if marker.exists() else "0"
+        marker.write_text(str(int(counter or "0") + 1) if counter.isdigit() else "1")
+    except OSError:
+        pass  # only a cache hint
+
+
 def load_sources(db_path: Path) -> list[Source]:
     """Every registered source, by name (an absent DB has none)."""
     if not db_path.exists():
@@ -37,14 +56,17 @@ def save_source(db_path: Path, source: Source) -> None:
              json.dumps(source.state.to_json()), source.created_at, source.updated_at))
     finally:
         conn.close()
+    _touch_marker(db_path)
 
 
 def delete_source(db_path: Path, name: str) -> bool:
     conn = store.connect(db_path)
     try:
-        return conn.execute("DELETE FROM sources WHERE name = ?", (name,)).rowcount > 0
+        deleted = conn.execute("DELETE FROM sources WHERE name = ?", (name,)).rowcount > 0
     finally:
         conn.close()
+    _touch_marker(db_path)
+    return deleted
 
 
 def record_digest(db_path: Path, name: str, image: str, digest: str) -> bool:

@@ -205,3 +205,35 @@ def test_data_dir_agrees_with_settings(env: dict[str, str], contract_ws: Path) -
     assert _locate.data_dir(None, env) == str(settings.data_dir)
     assert _locate.data_dir("/flag", env) == str(resolve_settings(data_dir="/flag", env=env,
                                                                  cwd=contract_ws).data_dir)
+
+
+def test_jobs_of_sources_are_completed_and_follow_the_sources(
+        completer: Completer, contract_ws: Path, tmp_path: Path) -> None:
+    """A source registered, refreshed or removed through the CLI changes the completions
+    (the sources marker invalidates the index; no guess, no sleep)."""
+    from tests.conftest import git, make_git_repo, run_cli
+
+    repo = make_git_repo(tmp_path / "repos" / "tools", {
+        "scripts/lint/config.d/config.yaml":
+            "argspec:\n  args:\n    - {name: level, type: string, enum: [low, high]}\n",
+        "scripts/lint/100_run.sh": "echo lint\n"})
+    assert "tools" not in call(completer, "1", "")[0]
+    added = run_cli([":sources", "add", "--type", "git", "--name", "tools", "--url",
+                     f"file://{repo}", "--ref", "main", "--allow-path", str(tmp_path / "repos")],
+                    cwd=contract_ws, data_dir=completer.data_dir)
+    assert added.returncode == 0, added.stderr
+    assert call(completer, "1", "to") == (["tools"], True)
+    assert call(completer, "2", "tools", "") == (["lint"], False)
+    assert call(completer, "4", "tools/lint", "--level", "") == (["low", "high"], False)
+    make_git_repo(repo, {"scripts/fmt/config.d/config.yaml": "interpreter: bash\n",
+                         "scripts/fmt/100_run.sh": "echo fmt\n"}, message="fmt")
+    assert call(completer, "2", "tools", "")[0] == ["lint"]  # pinned: not refreshed yet
+    refreshed = run_cli([":sources", "refresh", "tools"], cwd=contract_ws,
+                        data_dir=completer.data_dir)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert git(repo, "rev-parse", "HEAD")[:12] in refreshed.stdout
+    assert call(completer, "2", "tools", "") == (["fmt", "lint"], True)
+    removed = run_cli([":sources", "remove", "tools"], cwd=contract_ws,
+                      data_dir=completer.data_dir)
+    assert removed.returncode == 0, removed.stderr
+    assert call(completer, "1", "to") == ([], True)
