@@ -88,7 +88,7 @@ def openapi_document() -> dict[str, Any]:
         "/runs": {
             "post": _op("Start a run", ("runs:write",),
                         {"201": _json(_ref("Run"), "Created (or replayed: Idempotent-Replay)"),
-                         **_problems(400, 401, 403, 404, 409, 413, 415, 422)},
+                         **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501)},
                         requestBody=body,
                         parameters=[{"name": "Idempotency-Key", "in": "header",
                                      "required": False,
