@@ -102,6 +102,7 @@ def run_job_command(tokens: Sequence[str]) -> int:
     if plan is None:
         print(job_help(job, alias))
         return EXIT_OK
+    plan.require_runnable()
     return trio.run(_run, settings, plan, common)
 
 

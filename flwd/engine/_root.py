@@ -38,12 +38,7 @@ from actors import (
 )
 from flwd import store
 from flwd.containers import reap_run_containers
-from flwd.errors import (
-    AddonRunUnsupported,
-    IdempotencyConflict,
-    RunOwnedElsewhere,
-    SourceNotFound,
-)
+from flwd.errors import IdempotencyConflict, RunOwnedElsewhere, SourceNotFound
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow, now
 from flwd.execute._procfs import process_alive
 from flwd.ids import new_run_id
@@ -342,11 +337,7 @@ class Engine:
                          ) -> tuple[RunRow, bool]:
         if not self._accepting:
             raise ActorStopped("commands", "is shutting down")
-        if not plan.runnable:
-            raise AddonRunUnsupported(
-                f"add-on job {plan.job.id} declares no command, so it can be planned but "
-                "not run", hint="add 'command' (the argv to run in the image) to its entry "
-                                "in /flwd-addon/manifest.yaml and rebuild the image")
+        plan.require_runnable()
         journal: JournalRef = self.supervisor.child_value("journal")
         if idempotency is not None:
             earlier = await trio.to_thread.run_sync(self._find_idempotent, idempotency[0])

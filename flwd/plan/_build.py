@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flwd.containers import Runtime
-from flwd.errors import ConfigInvalid, ContainerRuntimeUnavailable, FlwdError, PolicyDenied
+from flwd.errors import (
+    AddonRunUnsupported,
+    ConfigInvalid,
+    ContainerRuntimeUnavailable,
+    FlwdError,
+    PolicyDenied,
+)
 from flwd.jobs import Alias, Binding, Job
 from flwd.policy import (
     Decision,
@@ -66,6 +72,14 @@ class Plan:
     def runnable(self) -> bool:
         """False for an add-on job without a ``command``: it can be planned, not run."""
         return not (self.job.is_addon and self.job.command is None)
+
+    def require_runnable(self) -> None:
+        """Raises AddonRunUnsupported for a plan that cannot become a run (see ``runnable``)."""
+        if not self.runnable:
+            raise AddonRunUnsupported(
+                f"add-on job {self.job.id} declares no command, so it can be planned but "
+                "not run", hint="add 'command' (the argv to run in the image) to its entry "
+                                "in /flwd-addon/manifest.yaml and rebuild the image")
 
     @property
     def uses_containers(self) -> bool:

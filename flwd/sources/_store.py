@@ -11,7 +11,6 @@ from flwd import store
 from ._model import Source, SourceSpec, SourceState
 from ._oci import digest_to_record
 
-
 #: Rewritten whenever a source is saved or deleted, so that caches built from the
 #: sources (shell completion's job index) notice with one ``stat``.
 MARKER = "sources/.changed"

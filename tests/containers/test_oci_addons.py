@@ -294,12 +294,23 @@ def test_cli_local_and_remote(addon_server: Any, addon_images: dict[str, AddonIm
     jobs = json.loads(cli(":jobs", "--json").stdout)["jobs"]
     greet = next(job for job in jobs if job["id"] == "addon/greet")
     assert greet["source"] == {"name": "addon", "type": "oci"}
+    # Completion knows the add-on's jobs and the flags of their manifest argspec.
+    completed = cli("__complete", "2", "addon", "")
+    assert completed.returncode == 0, completed.stderr
+    assert {"greet", "info"} <= {json.loads(line)["insert"] for line in
+                                 completed.stdout.splitlines()}
+    flags = cli("__complete", "2", "addon/greet", "--")
+    assert {"--who", "--times", "--api_key"} <= {json.loads(line)["insert"] for line in
+                                                  flags.stdout.splitlines()}
     plan = cli(":plan", "addon/greet", "--who", "Cy", "--json")
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["provenance"]["source"]["digest"] == image.digest
     run = cli("addon/greet", "--who", "Cy", "--api_key", SECRET)
     assert run.returncode == 0, run.stderr
     assert "hello Cy from the add-on" in run.stdout and SECRET not in run.stdout
+    not_runnable = cli("addon/info")
+    assert not_runnable.returncode == 2 and "E_OCI_RUN_UNSUPPORTED" not in not_runnable.stdout
+    assert "declares no command" in not_runnable.stderr
     removed = cli(":sources", "remove", "addon")
     assert removed.returncode == 0 and "removed" in removed.stdout
     assert not (data_dir / "sources" / "addon").exists()
