@@ -267,7 +267,9 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         aliases_public: bool = False, tokens: str | None = None,
                         no_containers: bool = False,
                         allow_path: list[str] | None = None,
-                        git_allow_host: list[str] | None = None) -> int:
+                        git_allow_host: list[str] | None = None,
+                        retain_runs: int | None = None, retain_days: float | None = None,
+                        max_db_mb: float | None = None) -> int:
     """Serve the REST + SSE API until SIGTERM/SIGINT.
 
     Parameters
@@ -294,8 +296,16 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         (repeatable; also FLWD_ALLOW_PATHS, separated by ':').
     git_allow_host
         A host git sources may be cloned from (repeatable; also FLWD_GIT_ALLOW_HOSTS).
+    retain_runs
+        Keep at most this many runs in the Core DB (whole finished runs are evicted,
+        oldest first; checked at start and every minute).
+    retain_days
+        Evict finished runs older than this many days.
+    max_db_mb
+        Evict the oldest finished runs while the Core DB uses more than this many MB.
     """
     from flwd.http import ServeConfig, serve
+    from flwd.store import RetentionPolicy
 
     settings = CONTEXT.settings()
     public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
@@ -303,7 +313,56 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     await serve(settings, ServeConfig(
         bind=bind, dev=dev, profile=profile, log=log, metrics=metrics, aliases_public=public,
         tokens=Path(tokens) if tokens else None, no_containers=no_containers,
-        allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ())))
+        allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
+        retention=RetentionPolicy(retain_runs, retain_days, max_db_mb)))
+    return 0
+
+
+@app.command(name=":gc")
+def gc_command(*, retain_runs: int | None = None, retain_days: float | None = None,
+               max_db_mb: float | None = None, dry_run: bool = False,
+               json: bool = False) -> int:
+    """Evict old finished runs (whole: row, events, run dir) from the local Core DB.
+
+    Safe while a server or other runs use the data dir: runs not finished are never
+    evicted, and each batch is one short transaction.
+
+    Parameters
+    ----------
+    retain_runs
+        Keep at most this many runs (the newest).
+    retain_days
+        Evict finished runs older than this many days.
+    max_db_mb
+        Evict the oldest finished runs while the DB uses more than this many MB.
+    dry_run
+        Only list what would be evicted (count and age limits).
+    json
+        Print the result as JSON (with storage usage).
+    """
+    from flwd.store import RetentionPolicy, collect, storage_usage
+
+    policy = RetentionPolicy(retain_runs, retain_days, max_db_mb)
+    if not policy.active:
+        raise UsageError("say what to keep: --retain-runs N, --retain-days D or --max-db-mb M",
+                         hint="e.g. 'flwd :gc --retain-runs 1000'")
+    settings = CONTEXT.settings(require_scripts=False)
+    if not settings.db_path.exists():
+        raise UsageError(f"no runs yet (no Core DB at {settings.db_path})")
+    recover(settings)  # runs of dead processes are finished (interrupted) first
+    conn = store.connect(settings.db_path)
+    try:
+        result = collect(conn, policy, runs_dir=settings.runs_dir, dry_run=dry_run)
+        usage = storage_usage(conn, settings.db_path)
+    finally:
+        conn.close()
+    if json:
+        print(_dumps({**result.to_json(), "storage": usage}))
+        return 0
+    verb = "would evict" if dry_run else "evicted"
+    print(f"{verb} {len(result.evicted)} run{'s' if len(result.evicted) != 1 else ''}"
+          + ("" if dry_run else f" ({result.events_deleted} events); "
+             f"{usage['runs']} runs kept, {usage['used_bytes'] / 1e6:.1f} MB in use"))
     return 0
 
 

@@ -61,11 +61,12 @@ from flwd.sources import (
     SourceSpec,
     merge,
 )
-from flwd.store import JournalItem, JournalWriter
+from flwd.store import JournalItem, JournalWriter, RetentionPolicy
 
 from ._catalog import CatalogCache
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
+from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
 from ._stream import stream_events
 
@@ -136,7 +137,8 @@ class Engine:
 
     def __init__(self, settings: Settings, hub: EventHub, writer: JournalWriter, *,
                  owner_kind: str = "cli", sources: AllowList | None = None,
-                 oci: OciContext | None = None) -> None:
+                 oci: OciContext | None = None,
+                 retention: RetentionPolicy | None = None) -> None:
         self.settings = settings
         self.hub = hub
         self.writer = writer
@@ -164,6 +166,12 @@ class Engine:
                 ChildSpec.for_actor("sources", lambda: SourcesActor(
                     self.source_book, config, self.checkouts)),
             ]
+        self.retention: RetentionState | None = None
+        if retention is not None and retention.active:
+            self.retention = RetentionState(retention)
+            children.append(ChildSpec("retention", partial(
+                run_retention, self.retention, settings.db_path, settings.runs_dir),
+                shutdown_timeout=10.0))
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
         self.supervisor = Supervisor("flwd", children)
         self._live: dict[str, RunRef] = {}
@@ -318,7 +326,8 @@ class Engine:
             lambda reply: CancelRun(run_id, reason, by, force, reply))
 
     def is_live(self, run_id: str) -> bool:
-        return run_id in self._live
+        """The run belongs to this process and its ``run.finish`` is not yet published."""
+        return run_id in self._live or self.hub.tracking(run_id)
 
     def events(self, run_id: str | None, *, after: int = 0, follow: bool = True,
                heartbeat: float | None = None) -> AsyncGenerator[list[EventRecord], None]:
@@ -327,7 +336,7 @@ class Engine:
         Runs of this process (and the global stream) are followed through the
         hub; runs of other processes by polling the journal.
         """
-        live = run_id is None or run_id in self._live
+        live = run_id is None or self.is_live(run_id)
         return stream_events(self.settings.db_path, run_id, after=after,
                              hub=self.hub if live else None, follow=follow,
                              heartbeat=heartbeat)
@@ -358,13 +367,19 @@ class Engine:
         if idempotency is not None:
             items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
         await journal.call(lambda reply: Append(items, reply))
+        # Before the run's first event: late subscribers replay it from memory.
+        self.hub.track(run.id)
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
                          grace=self.settings.grace, on_digest=self._record_digest)
-        ref: RunRef = await self.runs.start_child(ChildSpec(
-            run.id, actor.run, restart=RestartPolicy.TEMPORARY,
-            shutdown_timeout=self.settings.grace + 5.0,
-            stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
-        ))
+        try:
+            ref: RunRef = await self.runs.start_child(ChildSpec(
+                run.id, actor.run, restart=RestartPolicy.TEMPORARY,
+                shutdown_timeout=self.settings.grace + 5.0,
+                stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
+            ))
+        except BaseException:
+            self.hub.untrack(run.id)
+            raise
         self._live[run.id] = ref
         if plan.job.roots is not None:
             self._live_roots[run.id] = str(plan.job.roots[0])
@@ -378,6 +393,8 @@ class Engine:
         self._live.pop(name, None)
         self._live_roots.pop(name, None)
         if isinstance(result, outcome.Error):
+            # It may have ended without run.finish: stop keeping its backlog.
+            self.hub.untrack(name)
             _log.error("run %s crashed: %r", name, result.error)
 
     async def _shutdown(self) -> None:
@@ -419,7 +436,8 @@ def recover(settings: Settings) -> list[str]:
 @asynccontextmanager
 async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       sources: AllowList | None = None,
-                      oci: OciContext | None = None) -> AsyncIterator[Engine]:
+                      oci: OciContext | None = None,
+                      retention: RetentionPolicy | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block.
 
     ``sources``: the allow-list of a process that manages sources (serve);
@@ -436,7 +454,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     writer = JournalWriter(settings.db_path)
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
-    engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci)
+    engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
+                    retention=retention)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.supervisor.run)

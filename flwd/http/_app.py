@@ -32,6 +32,7 @@ from flwd.errors import FlwdError, RunNotFound
 from flwd.events import TERMINAL_STATUSES, RunRow
 from flwd.jobs import Job, bind_json
 from flwd.plan import Plan, build_plan
+from flwd.plan._container import uses_container
 from flwd.policy import PolicyContext, decisions_of, resolve_profile
 from flwd.sources import Entry, parse_request
 
@@ -98,6 +99,7 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "add_source": ("sources:write",),
     "delete_source": ("sources:write",),
     "refresh_source": ("sources:write",),
+    "storage_health": ("metrics:read",),
     "metrics": ("metrics:read",),
 }
 OPEN_ENDPOINTS = frozenset({"healthz", "openapi"})
@@ -312,18 +314,41 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                                   environment=os.environ.get("FLWD_PROFILE"),
                                   configured=options.profile)
         settings = engine.settings
+        plan = partial(build_plan, job, binding, profile=profile, workspace=settings.workspace,
+                       scripts_root=settings.scripts_root, alias=alias, policy=options.policy,
+                       runtime=options.runtime)
         try:
-            # In a thread: verifying an image signature runs cosign.
-            return await trio.to_thread.run_sync(partial(
-                build_plan, job, binding, profile=profile, workspace=settings.workspace,
-                scripts_root=settings.scripts_root, alias=alias, policy=options.policy,
-                runtime=options.runtime))
+            if job.is_addon or uses_container(job.config.executor, job.config.interpreter):
+                # In a thread: verifying an image signature runs cosign.
+                return await trio.to_thread.run_sync(plan)
+            # A host job's plan is pure computation (plus reading a script's
+            # first line, from the page cache): a thread hop would cost more.
+            return plan()
         except FlwdError as exc:
             if journal_refusals:
                 await journal_refusal(engine, job.id, profile, decisions_of(exc))
             raise
 
     # -- routes ------------------------------------------------------------------
+    @app.get("/health/storage")
+    async def storage_health() -> Response:
+        from flwd import store
+
+        def read() -> dict[str, Any]:
+            with store.open_reader(engine.settings.db_path) as conn:
+                return store.storage_usage(conn, engine.settings.db_path)
+
+        usage = await trio.to_thread.run_sync(read)
+        state = engine.retention
+        usage["retention"] = state.policy.to_json() if state else None
+        if state is not None and state.last is not None:
+            usage["last_gc"] = {k: v for k, v in state.last.to_json().items() if k != "evicted"}
+        if state is not None and state.errors:
+            usage["gc_errors"] = state.errors[-3:]
+        response = jsonify(usage)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response("", status=204, headers={"Cache-Control": "no-store"})
@@ -479,9 +504,37 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             if metrics is not None:
                 metrics.sse_streams.labels("sse").dec()
 
+    async def _gone_if_evicted(run_id: str | None, cursor: int | None) -> None:
+        """410 for a cursor that points into history retention has evicted."""
+        if cursor is None:
+            return
+        from flwd import store
+
+        def read() -> tuple[bool, int]:
+            with store.open_reader(engine.settings.db_path) as conn:
+                evicted = run_id is not None and store.was_evicted(conn, run_id)
+                return evicted, store.evicted_through(conn)
+
+        evicted, through = await trio.to_thread.run_sync(read)
+        if evicted or (run_id is None and cursor < through):
+            raise HttpProblem(410, "cursor expired",
+                              "the events after this cursor were evicted by retention; "
+                              "start again without Last-Event-ID (GET /runs lists what is "
+                              "kept)", code="cursor.expired")
+
     @app.get("/runs/<runid:run_id>/events")
     async def run_events(run_id: str) -> Any:
-        run = await _exact_run(run_id)
+        if _cursor() is None and engine.is_live(run_id):
+            # A live run of this process, streamed from its first event: it
+            # exists and the answer cannot be 204, so no journal lookup.
+            response = await _sse_response(_event_stream(run_id, 0))
+            response.timeout = None
+            return response
+        try:
+            run = await _exact_run(run_id)
+        except RunNotFound:
+            await _gone_if_evicted(run_id, _cursor())
+            raise
         cursor = _cursor()
         if cursor is not None:
             if metrics is not None:
@@ -507,6 +560,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     @app.get("/events")
     async def all_events() -> Any:
         cursor = _cursor()
+        await _gone_if_evicted(None, cursor)
         if cursor is None:
             # A new global subscriber starts at "now", not at the beginning of history.
             cursor = await _global_last_seq()

@@ -44,6 +44,7 @@ from flwd.policy import (
 )
 from flwd.settings import Settings
 from flwd.sources import AllowList, OciContext
+from flwd.store import RetentionPolicy
 
 from ._app import ServeOptions, create_app
 from ._auth import Authenticator, load_tokens
@@ -78,6 +79,8 @@ class ServeConfig:
     allow_paths: tuple[str, ...] = ()
     #: Hosts that git sources may be cloned from.
     git_allow_hosts: tuple[str, ...] = ()
+    #: Core DB limits, applied at start and every minute (None: keep everything).
+    retention: RetentionPolicy | None = None
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -220,7 +223,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
-    async with open_engine(settings, owner_kind="serve", sources=allow, oci=oci) as engine:
+    async with open_engine(settings, owner_kind="serve", sources=allow, oci=oci,
+                           retention=config.retention) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

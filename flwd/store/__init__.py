@@ -14,4 +14,10 @@ from ._read import read_events as read_events
 from ._read import unfinished_runs as unfinished_runs
 from ._recovery import owner_identity as owner_identity
 from ._recovery import recover_interrupted as recover_interrupted
+from ._retention import GcResult as GcResult
+from ._retention import RetentionPolicy as RetentionPolicy
+from ._retention import collect as collect
+from ._retention import evicted_through as evicted_through
+from ._retention import storage_usage as storage_usage
+from ._retention import was_evicted as was_evicted
 from ._writer import JournalWriter as JournalWriter

@@ -63,6 +63,19 @@ MIGRATIONS: list[str] = [
         updated_at  REAL NOT NULL
     );
     """,
+    # 3 -> 4: retention — tombstones of evicted runs and small key/value facts
+    # (``evicted_through_seq``: the highest event sequence number evicted).
+    """
+    CREATE TABLE evicted_runs (
+        run_id      TEXT PRIMARY KEY,
+        evicted_at  REAL NOT NULL
+    );
+    CREATE TABLE meta (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_finished ON runs(finished_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -30,6 +30,7 @@ ROUTES: list[tuple[str, str, dict | None, tuple[str, ...] | None]] = [
     ("POST", "/sources", {"type": "local", "name": "x", "ref": "x"}, ("sources:write",)),
     ("DELETE", "/sources/none", None, ("sources:write",)),
     ("POST", "/sources/none:refresh", None, ("sources:write",)),
+    ("GET", "/health/storage", None, ("metrics:read",)),
 ]
 
 

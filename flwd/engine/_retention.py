@@ -1,0 +1,60 @@
+"""The retention actor of a long-lived engine: keeps the Core DB within its limits."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from flwd import store
+from flwd.store import GcResult, RetentionPolicy
+
+_log = logging.getLogger("flwd.retention")
+
+#: How often the limits are applied; also once right after start.
+INTERVAL = 60.0
+
+
+@dataclass(slots=True)
+class RetentionState:
+    policy: RetentionPolicy
+    last: GcResult | None = None
+    last_at: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def collect_once(db_path: Path, runs_dir: Path, policy: RetentionPolicy) -> GcResult:
+    """One pass of :func:`flwd.store.collect` on its own connection (blocking)."""
+    conn = store.connect(db_path)
+    try:
+        return store.collect(conn, policy, runs_dir=runs_dir)
+    finally:
+        conn.close()
+
+
+async def run_retention(state: RetentionState, db_path: Path, runs_dir: Path, *,
+                        interval: float = INTERVAL,
+                        task_status: trio.TaskStatus[RetentionState] = trio.TASK_STATUS_IGNORED
+                        ) -> None:
+    """Apply ``state.policy`` now and every ``interval`` seconds until cancelled.
+
+    A failing pass (say, a full disk) is logged and kept in ``state.errors``; the
+    next pass tries again. Cancellation: a pass in its worker thread finishes
+    its current transaction (SQLite rolls back an interrupted one).
+    """
+    task_status.started(state)
+    while True:
+        try:
+            result = await trio.to_thread.run_sync(collect_once, db_path, runs_dir,
+                                                   state.policy)
+        except Exception as exc:
+            _log.warning("retention pass failed: %s", exc)
+            state.errors = [*state.errors[-9:], str(exc)]
+        else:
+            state.last, state.last_at = result, trio.current_time()
+            if result.evicted:
+                _log.info("retention evicted %d runs (%d events)", len(result.evicted),
+                          result.events_deleted)
+        await trio.sleep(interval)

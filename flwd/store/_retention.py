@@ -1,0 +1,191 @@
+"""Keeping the Core DB bounded: evict whole old runs (blocking; call from a thread in trio).
+
+Only *finished* runs are evicted, oldest first, and always whole: the run row,
+every event of it, its idempotency keys and its run directory go together, so
+a run that is still listed is always complete. A tombstone remembers each
+evicted run (and the highest sequence number evicted), so a client resuming a
+stream from an evicted cursor is told ``410 Gone`` instead of getting a gap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flwd.errors import UsageError
+
+#: Finished runs are evicted in batches of this many (one transaction each), so
+#: the journal writer never waits long for the write lock.
+BATCH = 200
+_TERMINAL = ("completed", "failed", "canceled", "interrupted")
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    retain_runs: int | None = None
+    retain_days: float | None = None
+    max_db_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("--retain-runs", self.retain_runs),
+                            ("--retain-days", self.retain_days),
+                            ("--max-db-mb", self.max_db_mb)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{name} must be positive (got {value})",
+                                 hint=f"leave {name} out to keep everything")
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.retain_runs, self.retain_days, self.max_db_mb))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"retain_runs": self.retain_runs, "retain_days": self.retain_days,
+                "max_db_mb": self.max_db_mb}
+
+
+@dataclass(slots=True)
+class GcResult:
+    evicted: list[str] = field(default_factory=list)
+    events_deleted: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"evicted_runs": len(self.evicted), "evicted": self.evicted,
+                "events_deleted": self.events_deleted, "used_bytes_before": self.bytes_before,
+                "used_bytes_after": self.bytes_after, "dry_run": self.dry_run}
+
+
+def used_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes of the DB's pages in use (free pages are reused before the file grows)."""
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    return int((pages - free) * page_size)
+
+
+def storage_usage(conn: sqlite3.Connection, db_path: Path) -> dict[str, Any]:
+    """What ``GET /health/storage`` reports."""
+    def size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0
+
+    runs, oldest = conn.execute("SELECT count(*), min(created_at) FROM runs").fetchone()
+    events = conn.execute("SELECT coalesce(sum(last_seq - seq + 1), 0) FROM events").fetchone()[0]
+    evicted = conn.execute("SELECT count(*) FROM evicted_runs").fetchone()[0]
+    return {"db_bytes": size(db_path), "wal_bytes": size(db_path.with_name(db_path.name + "-wal")),
+            "used_bytes": used_bytes(conn), "runs": runs, "events": int(events),
+            "oldest_run_created_at": oldest, "evicted_runs": evicted,
+            "evicted_through_seq": evicted_through(conn)}
+
+
+def evicted_through(conn: sqlite3.Connection) -> int:
+    """The highest event sequence number ever evicted (0: none)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'evicted_through_seq'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def was_evicted(conn: sqlite3.Connection, run_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM evicted_runs WHERE run_id = ?",
+                        (run_id,)).fetchone() is not None
+
+
+def _candidates(conn: sqlite3.Connection, policy: RetentionPolicy, now: float) -> list[str]:
+    """Finished runs the count and age limits evict, oldest first."""
+    chosen: dict[str, None] = {}
+    marks = ",".join("?" * len(_TERMINAL))
+    if policy.retain_days is not None:
+        horizon = now - policy.retain_days * 86400
+        for (run_id,) in conn.execute(
+                f"SELECT id FROM runs WHERE status IN ({marks}) AND "
+                "coalesce(finished_at, created_at) < ? ORDER BY created_at, id",
+                (*_TERMINAL, horizon)):
+            chosen[run_id] = None
+    if policy.retain_runs is not None:
+        # Keep the newest N runs of all; only finished ones beyond them go.
+        for (run_id,) in conn.execute(
+                f"SELECT id FROM runs WHERE status IN ({marks}) AND id NOT IN "
+                "(SELECT id FROM runs ORDER BY created_at DESC, id DESC LIMIT ?) "
+                "ORDER BY created_at, id", (*_TERMINAL, policy.retain_runs)):
+            chosen[run_id] = None
+    return list(chosen)
+
+
+def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None) -> int:
+    """Delete whole runs in one transaction; the number of events removed."""
+    if not run_ids:
+        return 0
+    marks = ",".join("?" * len(run_ids))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-checked under the write lock: a run is only evicted once finished.
+        run_ids = [row[0] for row in conn.execute(
+            f"SELECT id FROM runs WHERE id IN ({marks}) AND status IN "
+            f"({','.join('?' * len(_TERMINAL))})", (*run_ids, *_TERMINAL))]
+        if not run_ids:
+            conn.execute("COMMIT")
+            return 0
+        marks = ",".join("?" * len(run_ids))
+        top, count = conn.execute(
+            f"SELECT coalesce(max(last_seq), 0), coalesce(sum(last_seq - seq + 1), 0) "
+            f"FROM events WHERE run_id IN ({marks})", run_ids).fetchone()
+        stamp = time.time()
+        conn.executemany("INSERT OR REPLACE INTO evicted_runs(run_id, evicted_at) VALUES (?, ?)",
+                         [(run_id, stamp) for run_id in run_ids])
+        conn.execute("INSERT INTO meta(key, value) VALUES ('evicted_through_seq', ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), "
+                     "CAST(excluded.value AS INTEGER))", (str(top),))
+        conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", run_ids)
+        conn.execute(f"DELETE FROM idempotency WHERE run_id IN ({marks})", run_ids)
+        conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", run_ids)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if runs_dir is not None:
+        for run_id in run_ids:
+            shutil.rmtree(runs_dir / run_id, ignore_errors=True)
+    return int(count)
+
+
+def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path | None,
+            now: float | None = None, dry_run: bool = False) -> GcResult:
+    """Apply ``policy``: the count and age limits, then the size limit, oldest runs first."""
+    now = time.time() if now is None else now
+    result = GcResult(bytes_before=used_bytes(conn), dry_run=dry_run)
+    doomed = _candidates(conn, policy, now)
+    if dry_run:
+        result.evicted = doomed
+        result.bytes_after = result.bytes_before
+        return result
+    for start in range(0, len(doomed), BATCH):
+        batch = doomed[start:start + BATCH]
+        result.events_deleted += _evict(conn, batch, runs_dir)
+        result.evicted += batch
+    if policy.max_db_mb is not None:
+        limit = int(policy.max_db_mb * 1024 * 1024)
+        while (used := used_bytes(conn)) > limit:
+            # Evict about as many runs as the excess needs (by the average run's
+            # size), so the DB ends just under the limit, not far below it.
+            runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0] or 1
+            need = -(-(used - limit) * runs // used)
+            marks = ",".join("?" * len(_TERMINAL))
+            oldest = [row[0] for row in conn.execute(
+                f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at, id "
+                "LIMIT ?", (*_TERMINAL, max(1, min(BATCH, need))))]
+            if not oldest:
+                break  # only live runs left: they are never evicted
+            result.events_deleted += _evict(conn, oldest, runs_dir)
+            result.evicted += oldest
+    if result.evicted:
+        # Hand the WAL's pages back too (the main file keeps its free pages for reuse).
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    result.bytes_after = used_bytes(conn)
+    return result
