@@ -273,7 +273,7 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     SourceNotFound: ProblemSpec(404, "source not found", "source.not.found", 2),
     SourceExists: ProblemSpec(409, "source exists", "source.exists", 2),
     SourceCheckoutFailed: ProblemSpec(422, "source checkout failed", "source.checkout.failed", 1),
-    SourceTrustRequired: ProblemSpec(400, "source trust required", "source.trust.required", 2),
+    SourceTrustRequired: ProblemSpec(422, "source trust required", "source.trust.required", 2),
     AddonManifestInvalid: ProblemSpec(422, "invalid add-on manifest", "E_ADDON_MANIFEST", 2),
     OciFailed: ProblemSpec(422, "OCI runtime failure", "E_OCI", 1),
     AddonRunUnsupported: ProblemSpec(501, "add-on job cannot run", "E_OCI_RUN_UNSUPPORTED", 2),

@@ -215,9 +215,9 @@ def test_troubleshooting_codes(addon_server: Any, addon_images: dict[str, AddonI
                                oci_registry: Registry, data_dir: Path) -> None:
     server = addon_server()
     ref = addon_images["addon"].ref
-    untrusted = problem(add(server, {"type": "oci", "ref": ref}), 400, "source.trust.required")
+    untrusted = problem(add(server, {"type": "oci", "ref": ref}), 422, "source.trust.required")
     assert "trusted" in untrusted["detail"]
-    problem(add(server, {"type": "oci", "ref": ref, "trusted": False}), 400,
+    problem(add(server, {"type": "oci", "ref": ref, "trusted": False}), 422,
             "source.trust.required")
 
     missing = problem(add(server, {"type": "oci", "ref": addon_images["nomanifest"].ref,
