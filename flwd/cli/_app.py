@@ -269,7 +269,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         allow_path: list[str] | None = None,
                         git_allow_host: list[str] | None = None,
                         retain_runs: int | None = None, retain_days: float | None = None,
-                        max_db_mb: float | None = None) -> int:
+                        max_db_mb: float | None = None,
+                        max_concurrent_runs: int | None = None) -> int:
     """Serve the REST + SSE API until SIGTERM/SIGINT.
 
     Parameters
@@ -303,10 +304,15 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         Evict finished runs older than this many days.
     max_db_mb
         Evict the oldest finished runs while the Core DB uses more than this many MB.
+    max_concurrent_runs
+        At most this many runs execute at once; the others wait `queued` (in order).
+        A job's own `concurrency:` limits it further.
     """
     from flwd.http import ServeConfig, serve
     from flwd.store import RetentionPolicy
 
+    if max_concurrent_runs is not None and max_concurrent_runs < 1:
+        raise UsageError(f"--max-concurrent-runs must be at least 1 (got {max_concurrent_runs})")
     settings = CONTEXT.settings()
     public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
         "1", "true", "yes", "on")
@@ -314,7 +320,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         bind=bind, dev=dev, profile=profile, log=log, metrics=metrics, aliases_public=public,
         tokens=Path(tokens) if tokens else None, no_containers=no_containers,
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
-        retention=RetentionPolicy(retain_runs, retain_days, max_db_mb)))
+        retention=RetentionPolicy(retain_runs, retain_days, max_db_mb),
+        max_concurrent_runs=max_concurrent_runs))
     return 0
 
 

@@ -68,6 +68,7 @@ from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
 from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
+from ._slots import Slots
 from ._stream import stream_events
 
 _log = logging.getLogger("flwd.engine")
@@ -138,7 +139,8 @@ class Engine:
     def __init__(self, settings: Settings, hub: EventHub, writer: JournalWriter, *,
                  owner_kind: str = "cli", sources: AllowList | None = None,
                  oci: OciContext | None = None,
-                 retention: RetentionPolicy | None = None) -> None:
+                 retention: RetentionPolicy | None = None,
+                 max_concurrent_runs: int | None = None) -> None:
         self.settings = settings
         self.hub = hub
         self.writer = writer
@@ -166,6 +168,9 @@ class Engine:
                 ChildSpec.for_actor("sources", lambda: SourcesActor(
                     self.source_book, config, self.checkouts)),
             ]
+        # A long-lived engine schedules its runs: at most ``max_concurrent_runs``
+        # at once, and each job's own ``concurrency``; a CLI engine runs one.
+        self.slots = Slots(max_concurrent_runs) if owner_kind == "serve" else None
         self.retention: RetentionState | None = None
         if retention is not None and retention.active:
             self.retention = RetentionState(retention)
@@ -370,7 +375,8 @@ class Engine:
         # Before the run's first event: late subscribers replay it from memory.
         self.hub.track(run.id)
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
-                         grace=self.settings.grace, on_digest=self._record_digest)
+                         grace=self.settings.grace, on_digest=self._record_digest,
+                         slots=self.slots)
         try:
             ref: RunRef = await self.runs.start_child(ChildSpec(
                 run.id, actor.run, restart=RestartPolicy.TEMPORARY,
@@ -437,7 +443,8 @@ def recover(settings: Settings) -> list[str]:
 async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       sources: AllowList | None = None,
                       oci: OciContext | None = None,
-                      retention: RetentionPolicy | None = None) -> AsyncIterator[Engine]:
+                      retention: RetentionPolicy | None = None,
+                      max_concurrent_runs: int | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block.
 
     ``sources``: the allow-list of a process that manages sources (serve);
@@ -455,7 +462,7 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
     engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
-                    retention=retention)
+                    retention=retention, max_concurrent_runs=max_concurrent_runs)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.supervisor.run)

@@ -43,6 +43,7 @@ from flwd.execute import (
 from flwd.plan import Plan, StepPlan, display_command
 
 from ._journal import Append, JournalRef
+from ._slots import Slots
 from ._state import RunState
 
 #: Cancel requests are rare and tiny; a few slots absorb a double Ctrl-C plus
@@ -76,8 +77,11 @@ class RunActor:
     """Executes ``plan`` as run ``run_id``; see the module docstring."""
 
     def __init__(self, run_id: str, plan: Plan, journal: JournalRef, *, runs_dir: Path,
-                 grace: float, on_digest: DigestObserver | None = None) -> None:
+                 grace: float, on_digest: DigestObserver | None = None,
+                 slots: Slots | None = None) -> None:
         self.run_id = run_id
+        self.slots = slots
+        self._queued: trio.CancelScope | None = None
         self.on_digest = on_digest
         #: Image digests observed by container steps (add-on jobs without a pin).
         self._digests: list[str] = []
@@ -126,6 +130,8 @@ class RunActor:
 
     def _stop_everything(self) -> None:
         self._stopping.set()
+        if self._queued is not None:
+            self._queued.cancel(reason="canceled while queued")
         for terminator in self._terminators.values():
             terminator.request()
         self._changed.set()
@@ -149,6 +155,34 @@ class RunActor:
             ref.close()
 
     async def _execute_plan(self) -> None:
+        if self.slots is None:
+            await self._execute_plan_now()
+            return
+        job = self.plan.job
+        if not self.slots.request(self.run_id, job.id, job.config.concurrency):
+            # Stay ``queued`` until a slot frees; a cancel ends the wait.
+            with trio.CancelScope() as self._queued:
+                if not self.state.stopping:
+                    await self.slots.wait(self.run_id)
+            self._queued = None
+            if self.state.stopping or self._queued_cancelled():
+                if self.run_id in self.slots.book.holders:
+                    self.slots.release(self.run_id)
+                else:
+                    self.slots.book.withdraw(self.run_id)
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self._emit(RUN_FINISH, {
+                        "status": "canceled", "finished_at": format_ts(now()),
+                        "error": self.state.cancel_reason or "canceled while queued",
+                        "steps": self.state.summary()})
+                return
+        with self.slots.holding(self.run_id):
+            await self._execute_plan_now()
+
+    def _queued_cancelled(self) -> bool:
+        return self.run_id not in (self.slots.book.holders if self.slots else {})
+
+    async def _execute_plan_now(self) -> None:
         plan = self.plan
         for decision in plan.decisions:
             await self._emit(POLICY_DECISION, {

@@ -81,6 +81,8 @@ class ServeConfig:
     git_allow_hosts: tuple[str, ...] = ()
     #: Core DB limits, applied at start and every minute (None: keep everything).
     retention: RetentionPolicy | None = None
+    #: At most this many runs execute at once; the others wait ``queued``.
+    max_concurrent_runs: int | None = None
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -224,7 +226,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
     async with open_engine(settings, owner_kind="serve", sources=allow, oci=oci,
-                           retention=config.retention) as engine:
+                           retention=config.retention,
+                           max_concurrent_runs=config.max_concurrent_runs) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

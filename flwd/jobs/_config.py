@@ -276,6 +276,9 @@ class JobConfig(_Model):
     container: ContainerConfig | None = None
     env_inheritance: bool = False
     timeout: float | None = None
+    #: At most this many runs of this job execute at once (per server); the
+    #: others wait ``queued``.
+    concurrency: int | None = Field(default=None, ge=1)
     error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
     composition: Literal["steps"] | None = None
     steps: list[Step] = Field(default_factory=list, validate_default=True)
@@ -582,6 +585,7 @@ _TOP: Final[Mapping[str, Any]] = {
     "container": _CONTAINER,
     "env_inheritance": None,
     "timeout": None,
+    "concurrency": None,
     "error_handling": {"policy": None, "retries": None, "retry_backoff": None},
     "composition": None,
     "steps": _Each(_STEP),
