@@ -136,13 +136,18 @@ class Server:
         return code
 
 
-def start_server(workspace: Path, data_dir: Path, *flags: str, **env: str) -> Server:
-    """Start ``flwd :serve`` and wait for its "serving" log line (no sleeps: we read the log)."""
+def start_server(workspace: Path, data_dir: Path, *flags: str, containers: bool = False,
+                 **env: str) -> Server:
+    """Start ``flwd :serve`` and wait for its "serving" log line (no sleeps: we read the log).
+
+    Without ``containers`` it runs with ``--no-containers`` (no runtime needed).
+    """
     import json
     import threading
 
     process = subprocess.Popen(
-        [*FLWD, ":serve", "--bind", "127.0.0.1:0", "--log", "json", "--no-containers", *flags],
+        [*FLWD, ":serve", "--bind", "127.0.0.1:0", "--log", "json",
+         *(() if containers else ("--no-containers",)), *flags],
         cwd=workspace, env=flwd_env(data_dir, **env), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
@@ -159,6 +164,7 @@ def start_server(workspace: Path, data_dir: Path, *flags: str, **env: str) -> Se
             break
     if not url:
         process.wait(timeout=10)
+        process.stderr.close()
         raise AssertionError("flwd :serve did not start:\n" + "".join(log))
     # Keep draining stderr so the server never blocks on a full pipe.
     def drain() -> None:

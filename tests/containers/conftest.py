@@ -10,14 +10,12 @@ Every test then checks that no container labelled by flwd survives it.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tarfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FLWD, Server, flwd_env
+from tests.conftest import Server, start_server
 
 IMAGE = "localhost/flwd-test/busybox:1"
 CONTAINERS_CONF = """\
@@ -125,37 +123,8 @@ def policy_file(tmp_path: Path) -> Path:
 
 def start_container_server(workspace: Path, data_dir: Path, *flags: str,
                            **env: str) -> Server:
-    """``flwd :serve`` WITH containers (the shared fixture passes --no-containers)."""
-    process = subprocess.Popen(
-        [*FLWD, ":serve", "--bind", "127.0.0.1:0", "--log", "json", "--dev", *flags],
-        cwd=workspace, env=flwd_env(data_dir, **env), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    log: list[str] = []
-    url = ""
-    for line in process.stderr:
-        log.append(line)
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("msg") == "serving":
-            url = record["urls"][0]
-            break
-    if not url:
-        process.wait(timeout=10)
-        process.stderr.close()
-        raise AssertionError("flwd :serve did not start:\n" + "".join(log))
-
-    def drain() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line)
-
-    server = Server(process, url, log)
-    server.drainer = threading.Thread(target=drain, daemon=True)
-    server.drainer.start()
-    return server
+    """``flwd :serve --dev`` WITH containers (the shared fixture passes --no-containers)."""
+    return start_server(workspace, data_dir, "--dev", *flags, containers=True, **env)
 
 
 @pytest.fixture
