@@ -17,15 +17,10 @@ lint:
     {{venv}}/bin/ruff check .
     {{venv}}/bin/mypy
 
-# Run every benchmark under bench/ and print their figures.
+# Run every benchmark under bench/ and write bench/REPORT.md (each figure beside its
+# baseline measured in the same run). Any one alone: python bench/NAME.py --help.
 bench:
-    {{python}} bench/output_throughput.py
-    {{python}} bench/cli_overhead.py
-    {{python}} bench/serve_throughput.py
-    {{python}} bench/sse_fanout.py
-    {{python}} bench/idle_memory.py
-    {{python}} bench/container_overhead.py
-    {{python}} bench/completion_latency.py
+    {{python}} bench/run_all.py
 
 # Start the server (serve mode) on loopback with the dev token.
 serve:

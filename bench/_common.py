@@ -59,6 +59,30 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+#: When set (by bench/run_all.py), :func:`record` appends one JSON object per figure here.
+RESULTS_ENV = "FLWD_BENCH_RESULTS"
+
+
+def record(bench: str, figure: str, value: float, unit: str, *,
+           baseline: tuple[str, float] | None = None, target: str | None = None,
+           met: bool | None = None) -> None:
+    """Report a headline figure for bench/REPORT.md (a no-op when run alone).
+
+    ``baseline`` is (what, value) measured in the same run; ``target`` the goal as
+    text and ``met`` whether this figure reaches it.
+    """
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return
+    entry: dict[str, Any] = {"bench": bench, "figure": figure, "value": value, "unit": unit}
+    if baseline is not None:
+        entry["baseline"], entry["baseline_value"] = baseline
+    if target is not None:
+        entry["target"], entry["met"] = target, met
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
 def header(title: str) -> None:
     print(f"## {title}")
     print(f"machine: {machine()}")

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, header, median, percentile, time_command, tool
+from _common import REPO, header, median, percentile, record, time_command, tool
 
 SCRIPT = "scripts/demo/100_main.sh"
 
@@ -59,6 +59,13 @@ def main() -> None:
         for name, values in timings.items():
             print(f"{name:28} {median(values) * 1000:10.1f} {percentile(values, 0.95) * 1000:8.1f} "
                   f"{(median(values) - base) * 1000:12.1f}")
+        flwd_name = next(name for name in timings if name.startswith("flwd"))
+        record("cli_overhead", f"{flwd_name} (median)", median(timings[flwd_name]) * 1000, "ms",
+               baseline=("bash script direct", base * 1000))
+        for name in ("just demo", "task demo"):
+            if name in timings:
+                record("cli_overhead", f"{name} (median)", median(timings[name]) * 1000, "ms",
+                       baseline=("bash script direct", base * 1000))
         for missing, found in (("just (rust-just)", just), ("task (go-task-bin)", task)):
             if not found:
                 print(f"{missing}: not installed, skipped (pip install -e '.[bench]')")

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, header, percentile, write_job
+from _common import REPO, header, percentile, record, write_job
 
 CONFIG = """\
 job:
@@ -159,6 +159,14 @@ def main() -> None:
     row("  same fast path under python -S (no site)", no_site_timings, None)
     row("in process: resolve + encode (SC703)", resolve, (25, 60, 120))
     row("in process: read cache + stat check + both", fast_path, None)
+    floor_p50 = percentile(floor, 0.5) * 1000
+    for label, timings_, targets in (("whole process", whole, (20, 30, 60)),
+                                     ("in process (SC703)", resolve, (25, 60, 120))):
+        for q, goal in zip((0.50, 0.95, 0.99), targets, strict=True):
+            value = percentile(timings_, q) * 1000
+            record("completion_latency", f"{label} p{round(q * 100)}", value, "ms",
+                   baseline=("python -c pass p50", floor_p50) if label == "whole process"
+                   else None, target=f"<= {goal} ms", met=value <= goal)
     overhead = percentile(whole, 0.5) - percentile(floor, 0.5)
     print(f"flwd's own cost over `python -c pass` at p50: {overhead * 1000:.2f} ms")
 

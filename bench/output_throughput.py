@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, median, time_command
+from _common import header, median, record, time_command
 
 TARGET = 500_000
 
@@ -59,6 +59,9 @@ def main() -> None:
         verdict = "met" if rate >= TARGET else "NOT met"
         print(f"every line journaled: yes; target >= {TARGET:,} lines/s end to end: "
               f"{verdict} ({rate:,.0f})")
+        record("output_throughput", "flwd --json, every line journaled", rate, "lines/s",
+               baseline=("script > /dev/null", options.lines / median(baseline)),
+               target=f">= {TARGET:,} lines/s", met=rate >= TARGET)
 
 
 def _journaled_lines(db: Path) -> int:
