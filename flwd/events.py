@@ -13,6 +13,7 @@ Sans-IO: nothing here imports trio.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,8 +34,30 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def format_ts(ts: float) -> str:
-    """RFC 3339 UTC with microseconds, e.g. ``2026-11-24T19:48:13.123456Z``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 UTC with microseconds, e.g. ``2026-11-24T19:48:13.123456Z``.
+
+    Same digits as ``datetime.fromtimestamp(ts, UTC).strftime(...%fZ)`` (its
+    round-half-even split into seconds and microseconds), at a fraction of
+    the cost: every event and run row is formatted at least once.
+    """
+    global _second_prefix
+    fraction, whole = math.modf(ts)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        whole += 1.0
+    elif micros < 0:
+        micros += 1_000_000
+        whole -= 1.0
+    second = int(whole)
+    if second != _second_prefix[0]:
+        _second_prefix = (second, datetime.fromtimestamp(second, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S"))
+    return f"{_second_prefix[1]}.{micros:06d}Z"
+
+
+#: The formatted whole second of the last :func:`format_ts` (events come in bursts).
+_second_prefix: tuple[int, str] = (-(2**63), "")
 
 
 def now() -> float:

@@ -6,6 +6,12 @@ channel is closed and it is marked lagged — and resumes from the journal on
 its own (see :mod:`flwd.engine._stream`). A slow reader therefore never slows a
 run, and nothing is lost because every event is committed before it is
 published.
+
+The hub also keeps the committed records of each *tracked* (live) run — a
+bounded backlog, dropped at ``run.finish`` — so a subscriber that arrives
+mid-run replays from memory instead of opening a journal reader in a worker
+thread. The backlog is a cache of the journal (committed records only); a run
+whose backlog outgrew its bound is replayed from the journal as before.
 """
 
 from __future__ import annotations
@@ -15,13 +21,19 @@ from dataclasses import dataclass, field
 
 import trio
 
-from flwd.events import EventRecord
+from flwd.events import RUN_FINISH, EventRecord
 
 #: Batches buffered per subscriber. A batch is one journal commit (often many
 #: lines), so 64 batches cover bursts of hundreds of thousands of lines while
 #: bounding memory per subscriber; beyond that the subscriber catches up from
 #: the journal instead.
 SUBSCRIBER_BUFFER = 64
+#: Per tracked run: records and bytes of output lines kept for late subscribers.
+BACKLOG_RECORDS = 256
+BACKLOG_BYTES = 256 * 1024
+#: Tracked runs at most; the oldest is forgotten first (a run whose
+#: ``run.finish`` never reached the journal must not pin memory forever).
+BACKLOG_RUNS = 4096
 
 
 @dataclass(eq=False, slots=True)
@@ -38,6 +50,12 @@ class Subscription:
         self.receive.close()
 
 
+@dataclass(eq=False, slots=True)
+class _Backlog:
+    records: list[EventRecord] = field(default_factory=list)
+    size: int = 0
+
+
 @dataclass(slots=True)
 class EventHub:
     """Per-run and global subscriber sets; publish is synchronous and never blocks."""
@@ -47,6 +65,31 @@ class EventHub:
     #: Synchronous observers of every committed batch (metrics); must not raise or block.
     taps: list[Callable[[Sequence[EventRecord]], None]] = field(default_factory=list)
     closed: bool = False
+    backlogs: dict[str, _Backlog] = field(default_factory=dict)
+
+    def track(self, run_id: str) -> None:
+        """Keep ``run_id``'s committed records for late subscribers (call before its first event)."""
+        if self.closed:
+            return
+        self.backlogs[run_id] = _Backlog()
+        if len(self.backlogs) > BACKLOG_RUNS:
+            del self.backlogs[next(iter(self.backlogs))]
+
+    def untrack(self, run_id: str) -> None:
+        self.backlogs.pop(run_id, None)
+
+    def tracking(self, run_id: str) -> bool:
+        return run_id in self.backlogs
+
+    def backlog(self, run_id: str) -> list[EventRecord] | None:
+        """Every committed record of a tracked run so far, or None (read the journal).
+
+        Synchronous: taken right after :meth:`subscribe` (no checkpoint in
+        between), every record is either in the backlog or delivered to the
+        subscription, or both (the stream deduplicates by seq).
+        """
+        backlog = self.backlogs.get(run_id)
+        return None if backlog is None else list(backlog.records)
 
     def subscribe(self, run_id: str | None) -> Subscription:
         """Register a subscriber for one run (or all runs with ``None``).
@@ -84,6 +127,8 @@ class EventHub:
             return
         for tap in self.taps:
             tap(batch)
+        if self.backlogs:
+            self._remember(batch)
         if self.everything:
             self._deliver(self.everything, list(batch))
         if self.by_run:
@@ -93,6 +138,20 @@ class EventHub:
                     per_run.setdefault(record.run_id, []).append(record)
             for run_id, records in per_run.items():
                 self._deliver(self.by_run[run_id], records)
+
+    def _remember(self, batch: Sequence[EventRecord]) -> None:
+        for record in batch:
+            backlog = self.backlogs.get(record.run_id)
+            if backlog is None:
+                continue
+            if record.type == RUN_FINISH:
+                # The journal has all of it now; late subscribers read it there.
+                del self.backlogs[record.run_id]
+                continue
+            backlog.records.append(record)
+            backlog.size += 256 + (len(record.lines) if record.lines is not None else 0)
+            if len(backlog.records) > BACKLOG_RECORDS or backlog.size > BACKLOG_BYTES:
+                del self.backlogs[record.run_id]
 
     def _deliver(self, subscribers: set[Subscription], records: list[EventRecord]) -> None:
         for subscription in list(subscribers):
@@ -114,6 +173,7 @@ class EventHub:
             subscription.send.close()
         self.everything.clear()
         self.by_run.clear()
+        self.backlogs.clear()
 
     def subscriber_count(self) -> int:
         return len(self.everything) + sum(len(s) for s in self.by_run.values())

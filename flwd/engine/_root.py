@@ -331,7 +331,8 @@ class Engine:
             lambda reply: CancelRun(run_id, reason, by, force, reply))
 
     def is_live(self, run_id: str) -> bool:
-        return run_id in self._live
+        """The run belongs to this process and its ``run.finish`` is not yet published."""
+        return run_id in self._live or self.hub.tracking(run_id)
 
     def events(self, run_id: str | None, *, after: int = 0, follow: bool = True,
                heartbeat: float | None = None) -> AsyncGenerator[list[EventRecord], None]:
@@ -340,7 +341,7 @@ class Engine:
         Runs of this process (and the global stream) are followed through the
         hub; runs of other processes by polling the journal.
         """
-        live = run_id is None or run_id in self._live
+        live = run_id is None or self.is_live(run_id)
         return stream_events(self.settings.db_path, run_id, after=after,
                              hub=self.hub if live else None, follow=follow,
                              heartbeat=heartbeat)
@@ -371,14 +372,20 @@ class Engine:
         if idempotency is not None:
             items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
         await journal.call(lambda reply: Append(items, reply))
+        # Before the run's first event: late subscribers replay it from memory.
+        self.hub.track(run.id)
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
                          grace=self.settings.grace, on_digest=self._record_digest,
                          slots=self.slots)
-        ref: RunRef = await self.runs.start_child(ChildSpec(
-            run.id, actor.run, restart=RestartPolicy.TEMPORARY,
-            shutdown_timeout=self.settings.grace + 5.0,
-            stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
-        ))
+        try:
+            ref: RunRef = await self.runs.start_child(ChildSpec(
+                run.id, actor.run, restart=RestartPolicy.TEMPORARY,
+                shutdown_timeout=self.settings.grace + 5.0,
+                stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
+            ))
+        except BaseException:
+            self.hub.untrack(run.id)
+            raise
         self._live[run.id] = ref
         if plan.job.roots is not None:
             self._live_roots[run.id] = str(plan.job.roots[0])
@@ -392,6 +399,8 @@ class Engine:
         self._live.pop(name, None)
         self._live_roots.pop(name, None)
         if isinstance(result, outcome.Error):
+            # It may have ended without run.finish: stop keeping its backlog.
+            self.hub.untrack(name)
             _log.error("run %s crashed: %r", name, result.error)
 
     async def _shutdown(self) -> None:

@@ -48,7 +48,8 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
     """Yield batches of events with seq > ``after`` in order, each exactly once.
 
     With ``hub`` (the run lives in this process) live batches follow the
-    replay; a subscriber dropped for lagging transparently replays from the
+    replay, and a run the hub tracks is replayed from its in-memory backlog
+    (committed records) instead of the journal; a subscriber dropped for lagging transparently replays from the
     journal and re-subscribes. Without a hub (the run belongs to another
     process) the journal is polled every ``poll_interval`` seconds and
     ``on_idle`` is called between polls (e.g. to detect a dead owner).
@@ -63,10 +64,16 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
     quiet_since = trio.current_time()
     while True:
         subscription = hub.subscribe(run_id) if hub is not None and follow else None
+        # Taken right after subscribing, with no checkpoint in between.
+        backlog = (hub.backlog(run_id) if hub is not None and subscription is not None
+                   and run_id is not None else None)
         try:
             while True:
-                records = _fresh(await trio.to_thread.run_sync(_read, db_path, run_id, cursor),
-                                 cursor)
+                if backlog is not None:
+                    records, backlog = _fresh(backlog, cursor), []
+                else:
+                    records = _fresh(
+                        await trio.to_thread.run_sync(_read, db_path, run_id, cursor), cursor)
                 if not records:
                     break
                 cursor = records[-1].last_seq

@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import trio
 
 from ._lines import LineSplitter
-from ._procfs import live_group_members, process_alive, processes_with_env
+from ._procfs import CensusQuery, census, process_alive
 
 #: Called with (channel, lines joined by "\n", line count) for every chunk.
 OutputSink = Callable[[str, bytes, int], Awaitable[None]]
@@ -28,6 +29,79 @@ _POLL = 0.02
 #: How long SIGKILLed processes get to vanish, and how long pipes get to reach
 #: EOF once every process is gone, before we stop waiting for them.
 _KILL_SETTLE = 2.0
+#: A /proc census that took less CPU than this last time runs on the trio
+#: thread: a worker-thread round trip costs more than scanning a small /proc.
+#: On a crowded host scans get dearer and move to a worker thread.
+_INLINE_CENSUS = 1e-3
+
+
+@dataclass(eq=False, slots=True)
+class _CensusRequest:
+    query: CensusQuery
+    answer: list[int] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _CensusBatcher:
+    """Shares /proc scans between concurrent censuses (one per trio run).
+
+    The first requester scans for every request waiting when it starts;
+    requests arriving meanwhile wait for the scan after it (a scan that
+    already started may have missed their processes).
+    """
+
+    waiting: list[_CensusRequest] = field(default_factory=list)
+    scanning: trio.Event | None = None
+    #: CPU seconds of the last scan; decides inline or worker thread.
+    cost: float = 0.0
+
+
+_BATCHER: trio.lowlevel.RunVar[_CensusBatcher] = trio.lowlevel.RunVar("flwd_census")
+
+
+def _timed_census(queries: list[CensusQuery]) -> tuple[list[list[int]], float]:
+    start = time.thread_time()
+    answers = census(queries)
+    return answers, time.thread_time() - start
+
+
+async def take_census(query: CensusQuery) -> list[int]:
+    """Every live process of ``query`` (see :func:`census`), sharing scans with other callers.
+
+    Cancellation: a scan in a worker thread is waited for (it is short);
+    a caller cancelled while waiting for someone else's scan just leaves.
+    """
+    try:
+        batcher = _BATCHER.get()
+    except LookupError:
+        batcher = _CensusBatcher()
+        _BATCHER.set(batcher)
+    request = _CensusRequest(query)
+    batcher.waiting.append(request)
+    try:
+        while request.answer is None:
+            if batcher.scanning is not None:
+                await batcher.scanning.wait()
+                continue
+            batch, batcher.waiting = batcher.waiting, []
+            done = batcher.scanning = trio.Event()
+            try:
+                queries = [item.query for item in batch]
+                if batcher.cost < _INLINE_CENSUS:
+                    answers, batcher.cost = _timed_census(queries)
+                else:
+                    answers, batcher.cost = await trio.to_thread.run_sync(_timed_census, queries)
+                for item, answer in zip(batch, answers, strict=True):
+                    item.answer = answer
+            finally:
+                # Unanswered requests (the scan failed) go to the next scanner.
+                batcher.waiting[:0] = [item for item in batch if item.answer is None]
+                batcher.scanning = None
+                done.set()
+    finally:
+        if request.answer is None and request in batcher.waiting:
+            batcher.waiting.remove(request)
+    return request.answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +141,11 @@ class GroupTerminator:
         self._requested.set()
         self._kill_now.set()
 
-    def _census(self) -> list[int]:
-        """Every live process of the step (blocking: a /proc scan; run it in a thread)."""
-        members = []
-        if self.pgid is not None and _group_exists(self.pgid):
-            members = live_group_members(self.pgid)
-        if self.marker is not None:
-            members.extend(p for p in processes_with_env(*self.marker) if p not in members)
-        return members
+    async def _census(self) -> list[int]:
+        """Every live process of the step (its group, and whatever carries its marker)."""
+        if self.pgid is None and self.marker is None:
+            return []
+        return await take_census((self.pgid, self.marker))
 
     def _signal(self, pids: list[int], sig: signal.Signals) -> None:
         if self.pgid is not None:
@@ -93,15 +164,17 @@ class GroupTerminator:
 
         Idempotent: a second call continues the same grace period instead of
         starting a new one, and returns at once once the tree is known gone.
-        The full /proc census runs in a worker thread; while waiting, only
-        the known pids are polled, so many concurrent cancels stay cheap.
+        The full /proc census is shared with concurrent callers (one scan
+        answers all of them) and runs in a worker thread unless /proc is
+        small; while waiting, only the known pids are polled, so many
+        concurrent cancels stay cheap.
 
         Cancellation: callers shield it (``run_process`` does for
         ``deliver_cancel``); it is bounded by grace + a few seconds.
         """
         if self._gone:
             return
-        members = await trio.to_thread.run_sync(self._census)
+        members = await self._census()
         if not members:
             self._gone = True
             return
@@ -118,7 +191,7 @@ class GroupTerminator:
                 nursery.cancel_scope.cancel(reason="process tree exited")
         with trio.move_on_after(_KILL_SETTLE):
             # A last census catches processes forked during the grace period.
-            while members := await trio.to_thread.run_sync(self._census):
+            while members := await self._census():
                 self._signal(members, signal.SIGKILL)
                 while any(process_alive(pid, None) for pid in members):  # noqa: ASYNC110
                     await trio.sleep(_POLL)
@@ -128,17 +201,6 @@ class GroupTerminator:
         """Wait for a request, then terminate; return when the tree is gone."""
         await self._requested.wait()
         await self.terminate()
-
-
-def _group_exists(pgid: int) -> bool:
-    """False when no process (not even a zombie) is in the group: skips the /proc scan."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:

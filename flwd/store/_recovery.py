@@ -20,7 +20,13 @@ from ._read import unfinished_runs
 def owner_identity() -> tuple[int, int | None, str]:
     """(pid, start time, host) recorded on every run this process owns."""
     pid = os.getpid()
-    return pid, process_start_time(pid), socket.gethostname()
+    global _identity
+    if _identity is None or _identity[0] != pid:  # read /proc once per process, not per run
+        _identity = (pid, process_start_time(pid))
+    return pid, _identity[1], socket.gethostname()
+
+
+_identity: tuple[int, int | None] | None = None
 
 
 def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
