@@ -148,6 +148,14 @@ class _Output:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
 
+    def error(self, text: str) -> None:
+        """One line on stderr (whatever the output mode)."""
+        try:
+            self.stderr.write((self.style.red(text) + "\n").encode())
+            self.stderr.flush()
+        except BrokenPipeError:
+            pass
+
     def _status(self, record: EventRecord) -> None:
         data = record.data
         style = self.style
@@ -181,6 +189,7 @@ async def _watch_signals(engine: Engine, run_id: str, signals: AsyncIterator[int
 async def _run(settings: Settings, plan: Plan, common: CommonFlags) -> int:
     output = _Output(common.json, prefix_steps=plan.composition == "steps")
     status = "failed"
+    finished = False
     caught: list[int] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_engine(settings) as engine:
@@ -196,7 +205,13 @@ async def _run(settings: Settings, plan: Plan, common: CommonFlags) -> int:
                                                     by="cli")
                         if records[-1].type == RUN_FINISH:
                             status = records[-1].data.get("status", "failed")
+                            finished = True
                 nursery.cancel_scope.cancel(reason="run finished")
+            if not finished:
+                # The stream ended without run.finish: it could not be journaled.
+                cause = engine.storage_error
+                output.error(f"flwd: run {run.id} ended without a recorded result"
+                             + (f": {cause.one_line()}" if cause is not None else ""))
     if status == "completed":
         return EXIT_OK
     if status == "canceled":

@@ -38,8 +38,15 @@ from actors import (
 )
 from flwd import store
 from flwd.containers import reap_run_containers
-from flwd.errors import IdempotencyConflict, RunOwnedElsewhere, SourceNotFound
-from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow, now
+from flwd.errors import IdempotencyConflict, RunOwnedElsewhere, SourceNotFound, StorageError
+from flwd.events import (
+    RUN_FINISH,
+    TERMINAL_STATUSES,
+    EventRecord,
+    IdempotencyRecord,
+    RunRow,
+    now,
+)
 from flwd.execute._procfs import process_alive
 from flwd.ids import new_run_id
 from flwd.jobs import AliasIndex, Catalog
@@ -149,7 +156,9 @@ class Engine:
         self.runs = DynamicSupervisor("runs", on_child_exit=self._run_exited,
                                       max_restarts=1_000_000)
         children: list[ChildSpec[Any]] = [
-            ChildSpec("journal", partial(run_journal, writer, hub), shutdown_timeout=60.0),
+            ChildSpec("journal", partial(run_journal, writer, hub,
+                                         on_storage_error=self._journal_failed),
+                      shutdown_timeout=60.0),
             ChildSpec("runs", self.runs.run, shutdown_timeout=settings.grace + 10.0),
         ]
         self.source_book = SourceBook()
@@ -184,6 +193,8 @@ class Engine:
         self._merged_key: tuple[int, int] | None = None
         self._merged: tuple[Catalog, AliasIndex] = (Catalog(), AliasIndex())
         self._accepting = True
+        #: The last error of the Core DB writer (disk full…), for clients to report.
+        self.storage_error: StorageError | None = None
 
     # -- client API ----------------------------------------------------------
     @property
@@ -403,6 +414,29 @@ class Engine:
             self.hub.untrack(name)
             _log.error("run %s crashed: %r", name, result.error)
 
+    def _journal_failed(self, error: StorageError, lost: list[EventRecord]) -> None:
+        """The journal could not keep ``lost`` (disk full…): fail the runs concerned.
+
+        A run whose events cannot be journaled must not go on as if they were:
+        it is stopped (TERM → grace → KILL) and finishes ``failed`` with the
+        storage error. A run whose ``run.finish`` itself was lost would leave its
+        subscribers waiting forever, so their streams are ended (the CLI then
+        reports :attr:`storage_error`).
+        """
+        if self.storage_error is None:
+            _log.error("flwd: %s", error.one_line())
+        self.storage_error = error
+        reason = f"storage error: {error.one_line()}"
+        for run_id in dict.fromkeys(record.run_id for record in lost):
+            ref = self._live.get(run_id)
+            if ref is not None:
+                _cancel_nowait(ref, reason, "journal", failure=True)
+        for record in lost:
+            if record.type == RUN_FINISH:
+                self.hub.untrack(record.run_id)
+                for subscription in list(self.hub.by_run.get(record.run_id, ())):
+                    subscription.send.close()
+
     async def _shutdown(self) -> None:
         """Cancel every live run (they finish within the grace), then stop the tree in order."""
         self._accepting = False
@@ -412,9 +446,9 @@ class Engine:
         self.hub.close()
 
 
-def _cancel_nowait(ref: RunRef, reason: str, by: str) -> None:
+def _cancel_nowait(ref: RunRef, reason: str, by: str, *, failure: bool = False) -> None:
     try:
-        ref.cast_nowait(Cancel(reason, by))
+        ref.cast_nowait(Cancel(reason, by, failure=failure))
     except (trio.WouldBlock, ActorStopped):
         pass
 
@@ -427,11 +461,17 @@ def _source_exited(name: str, result: outcome.Outcome[None]) -> None:
 def recover(settings: Settings) -> list[str]:
     """Mark runs of dead processes ``interrupted`` and remove their containers.
 
-    Blocking; cheap when there are none.
+    Blocking; cheap when there are none. A Core DB that cannot be written
+    (disk full) only postpones the marking: the leftover processes are killed
+    anyway and the next start tries again, so reading commands still work.
     """
     conn = store.connect(settings.db_path)
     try:
         marked = store.recover_interrupted(conn)
+    except StorageError as exc:
+        _log.warning("flwd: unfinished runs of dead processes not marked interrupted yet: %s",
+                     exc.one_line())
+        return []
     finally:
         conn.close()
     if marked:

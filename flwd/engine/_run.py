@@ -58,6 +58,9 @@ class Cancel:
     by: str
     #: Skip the rest of the grace period (second Ctrl-C).
     force: bool = False
+    #: Stop because the run cannot go on (its events can no longer be journaled):
+    #: it finishes ``failed`` with ``reason`` as its error, like a timeout.
+    failure: bool = False
 
 
 RunRef = ActorRef[Cancel]
@@ -120,6 +123,10 @@ class RunActor:
                     await self._cancel(message)
 
     async def _cancel(self, message: Cancel) -> None:
+        if message.failure:
+            if self.state.cancel(message.reason, timeout=True):
+                self._stop_everything()
+            return
         if message.force:
             self._force = True
             for terminator in self._terminators.values():

@@ -7,6 +7,7 @@ plain ``threading.Thread`` fed through a ``queue.SimpleQueue``.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +24,12 @@ from ._journal import JournalItem, append_batch
 Done = Callable[[outcome.Outcome[list[EventRecord]]], None]
 
 _STOP = object()
+
+#: Size of the ballast file kept beside the Core DB (``flwd.db.reserve``). When
+#: the disk fills up, the journal deletes it so that the few records that
+#: finish the runs it then stops (``run.finish`` with the storage error) still
+#: fit; it is re-created by the next writer that finds room for it.
+RESERVE_BYTES = 256 * 1024
 
 
 class JournalWriter:
@@ -47,6 +54,38 @@ class JournalWriter:
             self._thread.join()
             raise self._open_error
 
+    @property
+    def reserve_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".reserve")
+
+    def release_reserve(self) -> bool:
+        """Delete the ballast file to free room on a full disk; True if there was one.
+
+        Thread-safe (a file removal); the space is usable at once by the writer.
+        """
+        try:
+            os.unlink(self.reserve_path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _make_reserve(self) -> None:
+        # Best effort: no room for the ballast is not a reason to refuse to start.
+        path = self.reserve_path
+        try:
+            if path.exists() and path.stat().st_size >= RESERVE_BYTES:
+                return
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            finally:
+                os.close(fd)
+        except OSError:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
     def submit(self, items: Sequence[JournalItem], done: Done) -> None:
         self._queue.put((items, done))
 
@@ -63,6 +102,7 @@ class JournalWriter:
             self._open_error = exc
             self._ready.set()
             return
+        self._make_reserve()
         self._ready.set()
         try:
             while True:
