@@ -27,7 +27,14 @@ Commands:
   flwd :runs [--job J] [--status S] [--json]
   flwd :logs RUN [--follow] [--json]
   flwd :cancel RUN            ask a running run to stop
+  flwd :sources list|add|remove|refresh
+                              job sources: folders, git repositories, OCI add-ons
+  flwd :serve [--bind H:P] [--dev] ...
+                              the REST + SSE server (flwd :serve --help)
+  flwd :tokens create --name N --scope S
+  flwd :gc --retain-runs N    evict old finished runs from the Core DB
   flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
+  flwd completion SHELL       bash, zsh, fish or powershell completion script
   flwd completion SHELL       print the completion script of bash, zsh, fish or powershell
 
 Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_SERVER):
