@@ -34,7 +34,6 @@ Commands:
   flwd :tokens create --name N --scope S
   flwd :gc --retain-runs N    evict old finished runs from the Core DB
   flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
-  flwd completion SHELL       bash, zsh, fish or powershell completion script
   flwd completion SHELL       print the completion script of bash, zsh, fish or powershell
 
 Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_SERVER):
