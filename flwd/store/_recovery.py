@@ -9,12 +9,16 @@ import os
 import signal
 import socket
 import sqlite3
+import time
 
 from flwd.events import RUN_FINISH, EventRecord, format_ts, now
 from flwd.execute._procfs import process_alive, process_start_time, processes_with_env
 
 from ._journal import append_batch
 from ._read import unfinished_runs
+
+#: Seconds recovery waits for the processes it killed to be gone.
+KILL_WAIT = 2.0
 
 
 def owner_identity() -> tuple[int, int | None, str]:
@@ -45,12 +49,23 @@ def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
     ]
     if not orphaned:
         return []
+    killed: list[tuple[int, int | None]] = []
     for run in orphaned:
         for pid in processes_with_env("FLWD_RUN_ID", run.id):
+            start = process_start_time(pid)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
-                pass
+                continue
+            killed.append((pid, start))
+    # SIGKILL is asynchronous: wait (bounded) until the kernel has torn the
+    # processes down, so that "recovered" means "nothing of the run still runs".
+    deadline = time.monotonic() + KILL_WAIT
+    while True:
+        killed = [(pid, start) for pid, start in killed if process_alive(pid, start)]
+        if not killed or time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
     ts = now()
     append_batch(conn, [
         EventRecord(run_id=run.id, job_id=run.job_id, type=RUN_FINISH, ts=ts, data={

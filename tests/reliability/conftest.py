@@ -110,3 +110,16 @@ def small_tmpfs(data_dir: Path) -> Iterator[Path]:
         yield mountpoint
     finally:
         subprocess.run(["umount", "--lazy", str(mountpoint)], check=False)
+
+
+# The real-Podman fixtures (a containers.conf for this VM, the busybox test image, a
+# server with containers); only requested when podman is there.
+from tests.containers.conftest import (  # noqa: E402
+    container_server as container_server,
+)
+from tests.containers.conftest import (  # noqa: E402
+    podman_env as podman_env,
+)
+from tests.containers.conftest import (  # noqa: E402
+    policy_file as policy_file,
+)
