@@ -10,10 +10,14 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FLWD, flwd_env, run_cli
 
 from .conftest import assert_strictly_increasing, live_members, process_groups, write_chatty
 from .test_crash_server import LINES_BEFORE_KILL, journal_snapshot
+
+pytestmark = pytest.mark.crash
 
 CLI_RUNS = 3
 

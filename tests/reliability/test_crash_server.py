@@ -32,6 +32,8 @@ from .conftest import (
     write_chatty,
 )
 
+pytestmark = pytest.mark.crash
+
 RUNS = 20
 #: Output lines each run must have streamed (seen by the recording client) before the kill.
 LINES_BEFORE_KILL = 25

@@ -15,10 +15,13 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import FLWD, flwd_env, run_cli, write_job
 
 from .conftest import DEV, assert_strictly_increasing, replay
+
+pytestmark = pytest.mark.crash
 
 #: Floods stdout as fast as it can, forever.
 FLOOD = '#!/bin/bash\nexec yes "a rather chatty line of output that fills a small disk 0123456789"\n'
