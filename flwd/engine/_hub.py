@@ -91,6 +91,12 @@ class EventHub:
         backlog = self.backlogs.get(run_id)
         return None if backlog is None else list(backlog.records)
 
+    def has_backlog_after(self, run_id: str, after: int) -> bool:
+        """Whether a stream of ``run_id`` from ``after`` starts with backlog records at once."""
+        backlog = self.backlogs.get(run_id)
+        return backlog is not None and bool(backlog.records) and (
+            backlog.records[-1].last_seq > after)
+
     def subscribe(self, run_id: str | None) -> Subscription:
         """Register a subscriber for one run (or all runs with ``None``).
 

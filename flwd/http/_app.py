@@ -495,11 +495,20 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         if metrics is not None:
             metrics.sse_streams.labels("sse").inc()
         try:
-            yield PREAMBLE
+            # A live run's replay comes from the hub's backlog without waiting:
+            # the preamble then travels with it (one socket send, one client
+            # wake-up less). Otherwise it goes first, on its own.
+            preamble = PREAMBLE
+            if run_id is None or not engine.hub.has_backlog_after(run_id, after):
+                yield PREAMBLE
+                preamble = b""
             async with aclosing(engine.events(run_id, after=after,
                                               heartbeat=options.keep_alive)) as stream:
                 async for batch in stream:
-                    yield b"".join(frames(record) for record in batch) if batch else KEEP_ALIVE
+                    body = b"".join(frames(record) for record in batch) if batch else KEEP_ALIVE
+                    if preamble:
+                        body, preamble = preamble + body, b""
+                    yield body
         finally:
             if metrics is not None:
                 metrics.sse_streams.labels("sse").dec()
