@@ -57,6 +57,23 @@ _PAGING = [
 ]
 _RUN_ID = {"name": "run_id", "in": "path", "required": True,
            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}}
+#: OpenAPI links from a response carrying a Run to the operations on that run
+#: (clients and schemathesis' stateful phase follow them). Not the SSE stream:
+#: it stays open while the run runs.
+_RUN_LINKS = {
+    "GetRun": {"operationRef": "#/paths/~1runs~1{run_id}/get",
+               "parameters": {"run_id": "$response.body#/id"}},
+    "CancelRun": {"operationRef": "#/paths/~1runs~1{run_id}:cancel/post",
+                  "parameters": {"run_id": "$response.body#/id"}},
+    "RunEventsNdjson": {"operationRef": "#/paths/~1runs~1{run_id}~1events.ndjson/get",
+                        "parameters": {"run_id": "$response.body#/id"}},
+}
+
+
+def _run_response(description: str) -> dict[str, Any]:
+    return {**_json(_ref("Run"), description), "links": _RUN_LINKS}
+
+
 _CURSOR = [{"name": "Last-Event-ID", "in": "header", "required": False,
             "schema": {"type": "string", "pattern": "^[0-9]+$"}},
            {"name": "after", "in": "query", "required": False,
@@ -88,7 +105,7 @@ def openapi_document() -> dict[str, Any]:
                                requestBody=body)},
         "/runs": {
             "post": _op("Start a run", ("runs:write",),
-                        {"201": _json(_ref("Run"), "Created (or replayed: Idempotent-Replay)"),
+                        {"201": _run_response("Created (or replayed: Idempotent-Replay)"),
                          **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501)},
                         requestBody=body,
                         parameters=[{"name": "Idempotency-Key", "in": "header",
@@ -110,8 +127,8 @@ def openapi_document() -> dict[str, Any]:
                                       parameters=[_RUN_ID])},
         "/runs/{run_id}:cancel": {"post": _op(
             "Cancel a run (TERM, grace, KILL of its whole process tree)", ("runs:write",),
-            {"202": _json(_ref("Run"), "Cancel requested"),
-             "200": _json(_ref("Run"), "Already finished"), **_problems(401, 403, 404, 409)},
+            {"202": _run_response("Cancel requested"),
+             "200": _run_response("Already finished"), **_problems(401, 403, 404, 409)},
             parameters=[_RUN_ID])},
         "/runs/{run_id}/events": {"get": _op(
             "The run's events: journal replay after the cursor, then live",
