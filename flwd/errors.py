@@ -52,8 +52,12 @@ class FlwdError(Exception):
 
     def one_line(self) -> str:
         """The CLI error line: the problem and the fix, no trailing newline."""
+        # Details and hints may quote user input (a key, a value) holding line breaks.
         text = " ".join(self.detail.split("\n"))
-        return f"{text} ({self.hint})" if self.hint else text
+        if not self.hint:
+            return text
+        hint = " ".join(self.hint.split("\n"))
+        return f"{text} ({hint})"
 
     def field_lines(self) -> list[str]:
         """Every failing field after the first (the first is in :meth:`one_line`)."""

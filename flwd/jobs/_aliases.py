@@ -126,7 +126,9 @@ def read_alias_entries(root: Path, display: str) -> tuple[list[dict[str, Any]],
     if not isinstance(data, dict) or not isinstance(data.get("aliases", []), list):
         return [], [DiscoveryIssue(display, "expected 'aliases:' to be a list of "
                                             "{from, to, description}")]
-    issues = [DiscoveryIssue(display, f"unknown key '{key}' (ignored)", "warning")
+    # A key may hold any text (a line break too): an issue stays one line.
+    issues = [DiscoveryIssue(display, f"unknown key '{' '.join(str(key).splitlines())}' "
+                                      "(ignored)", "warning")
               for key in data if key != "aliases"]
     entries = []
     for index, entry in enumerate(data.get("aliases") or []):
