@@ -1,6 +1,7 @@
 """Property-based API testing: schemathesis against /openapi.json of a real server.
 
-Bounded for CI (a handful of examples per operation, fixed seed). Excluded: the
+Bounded for CI (a handful of examples per operation, fixed seed). All phases run,
+the stateful one following the OpenAPI links from a created run. Excluded: the
 global event stream (it never ends, by design).
 """
 
@@ -18,6 +19,7 @@ from tests.conftest import run_cli
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
 
 
+@pytest.mark.fuzz
 @pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis is not installed (dev extra)")
 def test_schemathesis_finds_no_server_error_or_schema_violation(
         server_factory, workspace: Path, data_dir: Path) -> None:

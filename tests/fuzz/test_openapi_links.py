@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from flwd.http._openapi import openapi_document
+
+pytestmark = pytest.mark.fuzz
 
 
 def resolve(document: dict, pointer: str) -> dict:
