@@ -53,6 +53,9 @@ DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 #: Pages whose every fenced block is executed, written to a file, or skipped with a reason.
 STRICT = {"README.md", "getting-started.md", "jobs.md", "cli.md", "operations.md", "api.md"}
+#: Pages allowed (for now, and saying why) to execute no example.
+PENDING = {"README.md": "the index",
+           "reliability.md": "written alongside the reliability suites, which run its commands"}
 PLACEHOLDER_URL = "http://127.0.0.1:8080"
 BIN = Path(sys.executable).parent
 
@@ -311,7 +314,8 @@ def test_page_examples_run_as_written(page: Path, workspace: Path, data_dir: Pat
         if block.options is not None and "skip" in block.options:
             assert block.options["skip"].strip(), f"{block.where()}: skip needs a reason"
     runnable = [block for block in blocks if _runnable(block)]
-    assert any(block.options is not None and "file" not in block.options for block in runnable), \
+    assert page.name in PENDING or any("file" not in block.options for block in runnable
+                                           if block.options is not None), \
         f"docs/{page.name} executes no example: mark one with <!-- doctest -->"
     if page.name in STRICT:
         unmarked = [block.where() for block in blocks if block.options is None]
