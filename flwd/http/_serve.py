@@ -10,6 +10,7 @@ last. Hypercorn is only ever stopped through its ``shutdown_trigger``.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import signal
 import socket
@@ -219,7 +220,10 @@ async def serve(settings: Settings, config: ServeConfig, *,
     hypercorn_config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hypercorn_config.graceful_timeout = config.graceful_timeout
     hypercorn_config.accesslog = None
-    hypercorn_config.errorlog = "-"
+    # Hypercorn's own messages go through the logger configure_logging set up,
+    # so --log=json really is one JSON object per line (a "-" target would
+    # install hypercorn's plain-text handler instead).
+    hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     hypercorn_config.logconfig_dict = None
 
     shutting_down = trio.Event()
