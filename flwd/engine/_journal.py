@@ -146,13 +146,6 @@ async def run_journal(writer: JournalWriter, hub: EventHub, *,
                 batch = [await inbox.receive()]
             except trio.EndOfChannel:
                 return
-            # One pass of the scheduler first: a run emits its events in bursts
-            # (run.start then step.start; step.finish then run.finish) and
-            # other runs' producers are often ready too. Taking them into this
-            # transaction saves a commit and two thread wake-ups each, for the
-            # latency of one scheduling round (no timer). Shielded: a message
-            # taken from the inbox is committed or failed, never dropped.
-            await trio.lowlevel.cancel_shielded_checkpoint()
             count = len(batch[0].items)
             while count < MAX_BATCH_ITEMS:
                 try:
