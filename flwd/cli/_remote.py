@@ -49,7 +49,7 @@ from flwd.errors import (
     UsageError,
 )
 from flwd.events import RUN_FINISH, STEP_LOG, TERMINAL_STATUSES, EventRecord, RunRow, now
-from flwd.jobs import Arg, bind_cli, parse_cli_tokens
+from flwd.jobs import Arg, bind_cli, bind_cli_tokens, parse_cli_tokens
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
@@ -448,8 +448,7 @@ async def _run_job(server: str, tokens: list[str]) -> int:
             print(help_text(invoked.split("."), str(job.get("name") or job_id), job.get("summary"),
                             args))
             return EXIT_OK
-        raw = parse_cli_tokens(args, rest, job_id=job_id)
-        binding = bind_cli(args, raw, job_id=job_id)
+        binding = bind_cli_tokens(args, rest, job_id=job_id)
         body = request_body(invoked, binding.values, common.profile)
         # The plan says whether output lines carry their step (a DAG) and
         # validates everything before a run exists.

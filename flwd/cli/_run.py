@@ -20,7 +20,7 @@ from flwd.engine import Engine, open_engine
 from flwd.engine._decisions import journal_refusal_sync
 from flwd.errors import FlwdError
 from flwd.events import RUN_CANCELED, RUN_FINISH, RUN_START, STEP_FINISH, STEP_LOG, EventRecord
-from flwd.jobs import Alias, Arg, Binding, Job, bind_cli, flag_help, parse_cli_tokens
+from flwd.jobs import Alias, Arg, Binding, Job, bind_cli_tokens, flag_help
 from flwd.plan import Plan, build_plan
 from flwd.plan._container import uses_container
 from flwd.policy import Profile, decisions_of, load_policy, resolve_profile
@@ -66,8 +66,7 @@ def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags
         CONTEXT.debug = True
     if common.help:
         return job, common, None, alias
-    raw = parse_cli_tokens(job.config.args, rest, job_id=job.id)
-    binding = bind_cli(job.config.args, raw, job_id=job.id)
+    binding = bind_cli_tokens(job.config.args, rest, job_id=job.id)
     profile = resolve_profile(requested=common.profile,
                               environment=os.environ.get("FLWD_PROFILE"))
     plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,

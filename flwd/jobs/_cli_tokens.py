@@ -26,11 +26,13 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
+from ..errors import ArgsInvalid
 from ._argspec import Arg
+from ._bind import Binding, bind_cli
 from ._problems import ArgProblem, args_invalid
 from ._suggest import close_matches, quoted_choice
 
-__all__ = ["parse_cli_tokens"]
+__all__ = ["bind_cli_tokens", "parse_cli_tokens"]
 
 _NEGATIVE_NUMBER_RE: Final = re.compile(r"-(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _BOOLEAN_WORDS: Final = frozenset({"true", "false", "yes", "no", "1", "0", "on", "off"})
@@ -136,5 +138,36 @@ def parse_cli_tokens(
         raw.setdefault(arg.name, []).append(value)
 
     if problems:
-        raise args_invalid(problems, job_id=job_id)
+        raise _ParseProblems(args_invalid(problems, job_id=job_id), raw, problems)
     return raw
+
+
+class _ParseProblems(ArgsInvalid):
+    """The parse failed; also carries what could be parsed (see :func:`bind_cli_tokens`)."""
+
+    def __init__(self, error: ArgsInvalid, raw: dict[str, list[str]],
+                 problems: list[ArgProblem]) -> None:
+        super().__init__(error.detail, hint=error.hint, errors=error.errors)
+        self.raw = raw
+        self.problems = problems
+
+
+def bind_cli_tokens(args: Sequence[Arg], tokens: Sequence[str], *, job_id: str) -> Binding:
+    """:func:`parse_cli_tokens` then :func:`bind_cli`, every problem of both reported at once
+    (an unknown flag does not hide a bad value of another flag).
+
+    Raises:
+        ArgsInvalid: all problems, flags first, then values in spec order.
+    """
+    try:
+        raw = parse_cli_tokens(args, tokens, job_id=job_id)
+    except _ParseProblems as failed:
+        problems = list(failed.problems)
+        try:
+            bind_cli(args, failed.raw, job_id=job_id)
+        except ArgsInvalid as invalid:
+            flagged = {problem.arg for problem in problems}
+            problems += [ArgProblem(e["arg"], e["message"], f"--{e['arg']}: {e['message']}")
+                         for e in invalid.errors if e["arg"] not in flagged]
+        raise args_invalid(problems, job_id=job_id) from None
+    return bind_cli(args, raw, job_id=job_id)

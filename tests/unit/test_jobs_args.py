@@ -748,3 +748,13 @@ def test_secret_never_in_args_json_or_env(secret: str) -> None:
     assert json.loads(binding.args_json())["api_token"] == "[secret]"
     assert "ARG_API_TOKEN" not in binding.env()
     assert binding.redacted() == {"user": "u", "api_token": "[secret]"}
+
+
+def test_an_unknown_flag_does_not_hide_bad_values() -> None:
+    from flwd.jobs import bind_cli_tokens
+
+    with pytest.raises(ArgsInvalid) as info:
+        bind_cli_tokens(DEMO, ["--bogus", "--loud=maybe"], job_id="demo")
+    assert [e["arg"] for e in info.value.errors] == ["bogus", "name", "loud"]
+    assert info.value.detail.startswith("3 invalid arguments for job demo: --bogus: unknown flag")
+    assert bind_cli_tokens(DEMO, ["--name", "x"], job_id="demo").values["name"] == "x"
