@@ -211,3 +211,16 @@ def test_run_row_json_full():
     assert out["security_profile"] == "secure"
     assert out["result"] == {"resolved_args": {"name": "x"}}
     assert out["provenance"] == {"source": {"type": "local"}}
+
+
+def test_format_ts_matches_datetime_rounding() -> None:
+    import random
+    from datetime import UTC, datetime
+
+    rng = random.Random(7)
+    values = [rng.uniform(0, 4e9) for _ in range(20_000)]
+    values += [1_700_000_000 + k * 0.5e-6 for k in range(-4, 5)]
+    values += [1_700_000_000.9999995, 1_700_000_000.0000005, 12.5, 0.0, TS]
+    for value in values:
+        assert format_ts(value) == datetime.fromtimestamp(value, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ"), value
