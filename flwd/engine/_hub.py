@@ -34,6 +34,8 @@ BACKLOG_BYTES = 256 * 1024
 #: Tracked runs at most; the oldest is forgotten first (a run whose
 #: ``run.finish`` never reached the journal must not pin memory forever).
 BACKLOG_RUNS = 4096
+#: Bytes of all backlogs together; the run whose record crosses it loses its backlog.
+BACKLOG_TOTAL_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(eq=False, slots=True)
@@ -66,17 +68,21 @@ class EventHub:
     taps: list[Callable[[Sequence[EventRecord]], None]] = field(default_factory=list)
     closed: bool = False
     backlogs: dict[str, _Backlog] = field(default_factory=dict)
+    backlog_bytes: int = 0
 
     def track(self, run_id: str) -> None:
         """Keep ``run_id``'s committed records for late subscribers (call before its first event)."""
         if self.closed:
             return
+        self.untrack(run_id)
         self.backlogs[run_id] = _Backlog()
         if len(self.backlogs) > BACKLOG_RUNS:
-            del self.backlogs[next(iter(self.backlogs))]
+            self.untrack(next(iter(self.backlogs)))
 
     def untrack(self, run_id: str) -> None:
-        self.backlogs.pop(run_id, None)
+        backlog = self.backlogs.pop(run_id, None)
+        if backlog is not None:
+            self.backlog_bytes -= backlog.size
 
     def tracking(self, run_id: str) -> bool:
         return run_id in self.backlogs
@@ -152,12 +158,15 @@ class EventHub:
                 continue
             if record.type == RUN_FINISH:
                 # The journal has all of it now; late subscribers read it there.
-                del self.backlogs[record.run_id]
+                self.untrack(record.run_id)
                 continue
+            size = 256 + (len(record.lines) if record.lines is not None else 0)
             backlog.records.append(record)
-            backlog.size += 256 + (len(record.lines) if record.lines is not None else 0)
-            if len(backlog.records) > BACKLOG_RECORDS or backlog.size > BACKLOG_BYTES:
-                del self.backlogs[record.run_id]
+            backlog.size += size
+            self.backlog_bytes += size
+            if (len(backlog.records) > BACKLOG_RECORDS or backlog.size > BACKLOG_BYTES
+                    or self.backlog_bytes > BACKLOG_TOTAL_BYTES):
+                self.untrack(record.run_id)
 
     def _deliver(self, subscribers: set[Subscription], records: list[EventRecord]) -> None:
         for subscription in list(subscribers):
@@ -180,6 +189,7 @@ class EventHub:
         self.everything.clear()
         self.by_run.clear()
         self.backlogs.clear()
+        self.backlog_bytes = 0
 
     def subscriber_count(self) -> int:
         return len(self.everything) + sum(len(s) for s in self.by_run.values())

@@ -7,7 +7,7 @@ from pathlib import Path
 import trio
 
 from flwd.engine import EventHub
-from flwd.engine._hub import BACKLOG_RECORDS, BACKLOG_RUNS
+from flwd.engine._hub import BACKLOG_BYTES, BACKLOG_RECORDS, BACKLOG_RUNS, BACKLOG_TOTAL_BYTES
 from flwd.engine._stream import stream_events
 from flwd.events import RUN_FINISH, RUN_START, STEP_LOG, EventRecord
 
@@ -35,6 +35,20 @@ def test_backlog_is_dropped_when_it_outgrows_its_bound() -> None:
     hub.track("run-a")
     hub.publish([event("run-a", seq) for seq in range(1, BACKLOG_RECORDS + 2)])
     assert hub.backlog("run-a") is None  # late subscribers replay from the journal
+
+
+def test_all_backlogs_together_are_bounded_in_bytes() -> None:
+    hub = EventHub()
+    chunk = b"x" * (BACKLOG_BYTES // 2)
+    runs = BACKLOG_TOTAL_BYTES // len(chunk) + 1
+    for index in range(runs):
+        hub.track(f"run-{index}")
+        hub.publish([event(f"run-{index}", index + 1, STEP_LOG, chunk)])
+    assert hub.backlog_bytes <= BACKLOG_TOTAL_BYTES
+    assert not hub.tracking(f"run-{runs - 1}")  # the one that crossed the budget
+    for index in range(runs - 1):
+        hub.publish([event(f"run-{index}", 10_000 + index, RUN_FINISH)])
+    assert hub.backlog_bytes == 0 and not hub.backlogs
 
 
 def test_tracked_runs_are_bounded_oldest_first() -> None:
