@@ -36,6 +36,7 @@ from _common import (
     proc_status_kb,
     processes_with_env,
     pss_kb,
+    record,
     start_server,
     write_job,
 )
@@ -222,6 +223,10 @@ def main() -> None:
     verdict = "met" if idle <= TARGET_MB and sane else "NOT met"
     print(f"target idle RSS <= {TARGET_MB:.0f} MB: {verdict} ({idle:.1f} MB"
           f"{'' if sane else '; runs or processes were left behind'})")
+    record("idle_memory", "idle server RSS", idle, "MB", target=f"<= {TARGET_MB:.0f} MB",
+           met=idle <= TARGET_MB and sane)
+    record("idle_memory", f"server RSS with {n} sleeping runs", out.live / 1024, "MB")
+    record("idle_memory", f"time to cancel {n} runs", out.cancel_s, "s")
     if not sane:
         raise SystemExit(1)
 

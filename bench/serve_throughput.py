@@ -33,7 +33,16 @@ import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_AUTH, TERMINAL, cpu_seconds, header, percentile, start_server, write_job
+from _common import (
+    DEV_AUTH,
+    TERMINAL,
+    cpu_seconds,
+    header,
+    percentile,
+    record,
+    start_server,
+    write_job,
+)
 
 TARGET = 1.0
 OK_SCRIPT = "#!/bin/bash\necho ok\n"
@@ -267,6 +276,11 @@ def main() -> None:
         verdict = "met" if ratio >= TARGET and sane else "NOT met"
         print(f"target flwd >= {TARGET:.1f}x webhook runs/s: {verdict} ({ratio:.2f}x"
               f"{'' if sane else '; some runs failed or were not journaled'})")
+        record("serve_throughput", f"runs/s, {options.runs} runs journaled", flwd_rate,
+               "runs/s", baseline=("webhook", options.runs / baseline.wall),
+               target=f">= {TARGET:.1f}x webhook ({ratio:.2f}x)", met=ratio >= TARGET and sane)
+        record("serve_throughput", "server CPU per run",
+               flwd.server_cpu / options.runs * 1000, "ms")
     if not sane:
         raise SystemExit(1)
 

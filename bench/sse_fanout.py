@@ -41,6 +41,7 @@ from _common import (
     header,
     mb,
     proc_status_kb,
+    record,
     start_server,
     write_job,
 )
@@ -278,6 +279,9 @@ def main() -> None:
     verdict = "met" if p99 <= TARGET_P99_MS and sane else "NOT met"
     print(f"target p99 delivery latency <= {TARGET_P99_MS:.0f} ms: {verdict} ({p99:.1f} ms"
           f"{'' if sane else '; events were lost or subscribers failed'})")
+    record("sse_fanout", f"p99 delivery latency, {n} subscribers", p99, "ms",
+           target=f"<= {TARGET_P99_MS:.0f} ms", met=p99 <= TARGET_P99_MS and sane)
+    record("sse_fanout", "server RSS peak", sampler.peak_kb / 1024, "MB")
     if not sane:
         raise SystemExit(1)
 

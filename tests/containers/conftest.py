@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import tarfile
-import time
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,7 +173,7 @@ def oci_registry(podman_env: dict[str, str], tmp_path_factory: pytest.TempPathFa
     config = base / "config.yml"
     config.write_text(f"""version: 0.1
 log:
-  level: error
+  level: info
 storage:
   filesystem:
     rootdirectory: {base / "data"}
@@ -184,24 +184,24 @@ http:
 """)
     registries = base / "registries.conf"
     registries.write_text(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n')
-    log = (base / "registry.log").open("w")
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
     saved = os.environ.get("CONTAINERS_REGISTRIES_CONF")
     os.environ["CONTAINERS_REGISTRIES_CONF"] = str(registries)
     try:
-        deadline = time.monotonic() + 30
-        while True:  # bounded poll until the registry answers GET /v2/
-            try:
-                with urllib.request.urlopen(f"http://{host}/v2/", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("docker-registry did not start: "
-                                     + (base / "registry.log").read_text())
-            time.sleep(0.05)
+        seen: list[str] = []
+        for line in process.stdout:  # it says when it listens: no polling
+            seen.append(line)
+            if f'msg="listening on {host}"' in line:
+                break
+        else:
+            raise AssertionError("docker-registry did not start:\n" + "".join(seen))
+        # Keep reading so the registry never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in process.stdout or ()],
+                         daemon=True).start()
+        with urllib.request.urlopen(f"http://{host}/v2/", timeout=10) as response:
+            assert response.status == 200
         yield Registry(host, {**podman_env, "CONTAINERS_REGISTRIES_CONF": str(registries)})
     finally:
         if saved is None:
@@ -214,7 +214,8 @@ http:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 #: The add-on of most tests: a job with a command (args, a secret as a file) and a job

@@ -19,8 +19,10 @@ MARKER = "FLWD_STEP_KEY"
 def _spawn_tree(key: str) -> subprocess.Popen[bytes]:
     """A group leader with a child in its group and one that escaped it (setsid)."""
     env = {**os.environ, MARKER: key}
-    script = "sleep 30 & setsid sleep 31 & wait"
-    return subprocess.Popen(["bash", "-c", script], env=env, start_new_session=True)
+    # "ready" once both children are forked (they carry the marker from then on).
+    script = "sleep 30 & setsid sleep 31 & echo ready; wait"
+    return subprocess.Popen(["bash", "-c", script], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE)
 
 
 def _kill(process: subprocess.Popen[bytes], key: str) -> None:
@@ -31,13 +33,16 @@ def _kill(process: subprocess.Popen[bytes], key: str) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
-async def _wait_for(count: int, key: str) -> None:
+async def _wait_for(process: subprocess.Popen[bytes], count: int, key: str) -> None:
+    """Until the tree said it is complete (its "ready" line), then check the census sees it."""
+    assert process.stdout is not None
     with trio.fail_after(10):
-        # Nothing signals a grandchild's start: poll /proc.
-        while len(processes_with_env(MARKER, key)) < count:  # noqa: ASYNC110
-            await trio.sleep(0.02)
+        assert await trio.to_thread.run_sync(process.stdout.readline) == b"ready\n"
+    assert len(processes_with_env(MARKER, key)) == count
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="/proc")
@@ -45,8 +50,8 @@ async def test_census_equals_group_members_plus_marked_processes() -> None:
     trees = {f"census-{os.getpid()}/{index}": None for index in range(2)}
     processes = {key: _spawn_tree(key) for key in trees}
     try:
-        for key in processes:
-            await _wait_for(3, key)
+        for key, process in processes.items():
+            await _wait_for(process, 3, key)
         queries = [(process.pid, (MARKER, key)) for key, process in processes.items()]
         answers = census([*queries, (None, (MARKER, "nobody")), (999_999_999, None)])
         for (pgid, (_, key)), answer in zip(queries, answers, strict=False):
@@ -72,7 +77,7 @@ async def test_concurrent_censuses_share_scans(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(_process, "census", counting_census)
     monkeypatch.setattr(_process, "_INLINE_CENSUS", 0.0)  # worker thread: callers overlap
     try:
-        await _wait_for(3, key)
+        await _wait_for(process, 3, key)
         answers: list[list[int]] = []
 
         async def one() -> None:
