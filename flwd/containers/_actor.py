@@ -21,7 +21,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -30,14 +30,14 @@ import trio
 from actors import ActorRef, ActorStopped, Inbox
 from flwd.errors import ContainerFailed, ContainerNameConflict, FlwdError
 from flwd.execute import LineSplitter
+from flwd.execute._pump import OutputSink as OutputSink
+from flwd.execute._pump import pump_lines
 
 from ._argv import RUN_LABEL, ContainerSpec, kill_argv, remove_argv, run_argv, stop_argv
 from ._runtime import Runtime
 
 #: (channel, lines joined by "\n", line count), as for host processes.
-OutputSink = Callable[[str, bytes, int], Awaitable[None]]
 
-_READ_SIZE = 1 << 16
 #: Bounds on runtime CLI calls that should be quick (inspect, kill, rm).
 _QUICK = 15.0
 #: How long the runtime client gets to exit once its container is gone.
@@ -79,18 +79,6 @@ async def _runtime_call(argv: Sequence[str], env: Mapping[str, str],
         output = (done.stdout + done.stderr).decode(errors="replace").strip()
         return done.returncode, output
     return -1, f"timed out after {limit:g}s"
-
-
-async def _pump(stream: trio.abc.ReceiveStream, channel: str, splitter: LineSplitter,
-                sink: OutputSink) -> None:
-    async with stream:
-        while chunk := await stream.receive_some(_READ_SIZE):
-            lines, count = splitter.feed(bytes(chunk))
-            if count:
-                await sink(channel, lines, count)
-    lines, count = splitter.flush()
-    if count:
-        await sink(channel, lines, count)
 
 
 class ContainerActor:
@@ -170,9 +158,9 @@ class ContainerActor:
                     env=self.client_env, deliver_cancel=self._deliver_cancel))
                 assert process.stdout is not None and process.stderr is not None
                 async with trio.open_nursery() as pumps:
-                    pumps.start_soon(_pump, process.stdout, "stdout",
+                    pumps.start_soon(pump_lines, process.stdout, "stdout",
                                      LineSplitter(self.secrets), self.sink)
-                    pumps.start_soon(_pump, process.stderr, "stderr",
+                    pumps.start_soon(pump_lines, process.stderr, "stderr",
                                      LineSplitter(self.secrets), self.sink)
                     async with trio.open_nursery() as watcher:
                         watcher.start_soon(self._stop_on_request, process)

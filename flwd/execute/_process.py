@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,11 +20,10 @@ import trio
 
 from ._lines import LineSplitter
 from ._procfs import CensusQuery, census, process_alive
+from ._pump import OutputSink, pump_lines
 
 #: Called with (channel, lines joined by "\n", line count) for every chunk.
-OutputSink = Callable[[str, bytes, int], Awaitable[None]]
 
-_READ_SIZE = 1 << 16
 _POLL = 0.02
 #: How long SIGKILLed processes get to vanish, and how long pipes get to reach
 #: EOF once every process is gone, before we stop waiting for them.
@@ -208,18 +207,6 @@ async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel(reason="kill requested")
 
 
-async def _pump(stream: trio.abc.ReceiveStream, channel: str, splitter: LineSplitter,
-                sink: OutputSink) -> None:
-    async with stream:
-        while chunk := await stream.receive_some(_READ_SIZE):
-            lines, count = splitter.feed(bytes(chunk))
-            if count:
-                await sink(channel, lines, count)
-    lines, count = splitter.flush()
-    if count:
-        await sink(channel, lines, count)
-
-
 async def run_process_tree(spec: ProcessSpec, sink: OutputSink, terminator: GroupTerminator,
                            *, secrets: Sequence[str] = ()) -> int:
     """Run ``spec`` to completion and return its exit status.
@@ -250,8 +237,8 @@ async def run_process_tree(spec: ProcessSpec, sink: OutputSink, terminator: Grou
             terminator.pgid = process.pid
             assert process.stdout is not None and process.stderr is not None
             async with trio.open_nursery() as pumps:
-                pumps.start_soon(_pump, process.stdout, "stdout", LineSplitter(secret_bytes), sink)
-                pumps.start_soon(_pump, process.stderr, "stderr", LineSplitter(secret_bytes), sink)
+                pumps.start_soon(pump_lines, process.stdout, "stdout", LineSplitter(secret_bytes), sink)
+                pumps.start_soon(pump_lines, process.stderr, "stderr", LineSplitter(secret_bytes), sink)
                 async with trio.open_nursery() as watcher:
                     watcher.start_soon(terminator.watch)
                     returncode = await process.wait()
