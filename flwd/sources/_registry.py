@@ -38,7 +38,7 @@ from actors import (
     ReplySlot,
     RestartPolicy,
 )
-from flwd.errors import FlwdError, SourceExists, SourceNotFound
+from flwd.errors import FlwdError, SourceCheckoutFailed, SourceExists, SourceNotFound
 
 from . import _store
 from ._allow import AllowList
@@ -251,6 +251,11 @@ class SourceActor:
             await trio.to_thread.run_sync(_store.save_source, self.config.db_path, source)
         except FlwdError as exc:
             return self._failed(message, exc, first_registration)
+        except OSError as exc:  # the data dir: full disk, permissions
+            return self._failed(message, SourceCheckoutFailed(
+                f"cannot write the checkout of source {message.spec.name!r}: {exc}",
+                hint="check the free space and permissions of the data dir"),
+                first_registration)
         self.current = source
         self.failures = 0
         self.book.put(Entry(source, index))

@@ -141,3 +141,21 @@ async def test_a_failing_checkout_is_reported_and_leaves_no_trace(
                 pass
         assert (await engine.get_run(run.id)).status == "completed"
     assert not (data_dir / "sources" / "broken").exists()
+
+
+async def test_an_unwritable_checkout_is_a_problem_not_a_crash(
+        workspace: Path, data_dir: Path, tmp_path: Path) -> None:
+    repo = bare_repo(tmp_path / "repos", "tools")
+    settings = settings_for(workspace, data_dir)
+    (data_dir / "sources").mkdir(parents=True)
+    (data_dir / "sources" / "tools").write_text("not a directory")  # OSError on mkdir
+    allow = AllowList.build(settings.scripts_root, [str(tmp_path / "repos")], env={})
+    async with open_engine(settings, sources=allow) as engine:
+        with pytest.raises(SourceCheckoutFailed, match="cannot write the checkout"):
+            await engine.add_source(SourceSpec("tools", "git", "main", f"file://{repo}"))
+        assert engine.sources() == []
+        # The actor system is intact: the next registration works.
+        (data_dir / "sources" / "tools").unlink()
+        source, created = await engine.add_source(
+            SourceSpec("tools", "git", "main", f"file://{repo}"))
+        assert created and source.state.status == "ready"
