@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -64,6 +65,22 @@ def workspace(tmp_path: Path) -> Path:
     root = tmp_path / "ws"
     shutil.copytree(REPO / "scripts", root / "scripts", symlinks=True)
     return root
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The event envelopes of an SSE stream's lines (``id`` and ``event`` checked against
+    the envelope's ``seq`` and ``type``)."""
+    frame: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "data" in frame:
+                event = json.loads(frame["data"])
+                assert str(event["seq"]) == frame["id"] and event["type"] == frame["event"]
+                yield event
+            frame = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            frame[key] = value
 
 
 def write_job(root: Path, rel: str, config: str, scripts: dict[str, str]) -> Path:

@@ -6,38 +6,22 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import pytest
 
-from tests.conftest import processes_under, run_cli, write_job
+from tests.conftest import processes_under, run_cli, sse_events, write_job
 
 DEV = {"Authorization": "Bearer dev-token"}
-
-
-def sse_events(response: httpx.Response) -> Iterator[dict]:
-    """Parse an SSE response into the event envelopes of its ``data`` lines."""
-    frame: dict[str, str] = {}
-    for line in response.iter_lines():
-        if line == "":
-            if "data" in frame:
-                event = json.loads(frame["data"])
-                assert str(event["seq"]) == frame["id"] and event["type"] == frame["event"]
-                yield event
-            frame = {}
-        elif not line.startswith(":"):
-            key, _, value = line.partition(": ")
-            frame[key] = value
 
 
 def stream(url: str, run_id: str, **headers: str) -> list[dict]:
     with httpx.stream("GET", f"{url}/runs/{run_id}/events", headers={**DEV, **headers},
                       timeout=60) as response:
         assert response.status_code == 200
-        return list(sse_events(response))
+        return list(sse_events(response.iter_lines()))
 
 
 def start(url: str, job_id: str, **args: object) -> dict:
@@ -92,7 +76,7 @@ def test_cancel_from_automation_kills_the_tree(dev_server, workspace: Path) -> N
     seen: list[dict] = []
     with httpx.stream("GET", f"{dev_server.url}/runs/{run['id']}/events", headers=DEV,
                       timeout=60) as response:
-        for event in sse_events(response):
+        for event in sse_events(response.iter_lines()):
             seen.append(event)
             if str(event["data"].get("message", "")).startswith("long: grandchild"):
                 cancel = httpx.post(f"{dev_server.url}/runs/{run['id']}:cancel", headers=DEV)
@@ -121,7 +105,7 @@ def test_reconnect_with_last_event_id_sees_every_event_once(dev_server, workspac
     first: list[dict] = []
     with httpx.stream("GET", f"{dev_server.url}/runs/{run['id']}/events", headers=DEV,
                       timeout=60) as response:
-        for event in sse_events(response):
+        for event in sse_events(response.iter_lines()):
             first.append(event)
             if event["data"].get("message") == "early 2":
                 break  # the client drops mid-run
@@ -152,7 +136,7 @@ def test_ndjson_export_and_global_stream(dev_server) -> None:
     # The global stream replays everything after a cursor, across runs.
     with httpx.stream("GET", f"{dev_server.url}/events", headers={**DEV, "Last-Event-ID": "0"},
                       timeout=30) as response:
-        for event in sse_events(response):
+        for event in sse_events(response.iter_lines()):
             if event["seq"] == events[-1]["seq"]:
                 break
         else:
@@ -185,7 +169,7 @@ def test_restart_marks_unfinished_runs_interrupted(server_factory) -> None:
     run = start(first.url, "examples.long")
     with httpx.stream("GET", f"{first.url}/runs/{run['id']}/events", headers=DEV,
                       timeout=60) as response:
-        for event in sse_events(response):
+        for event in sse_events(response.iter_lines()):
             if str(event["data"].get("message", "")).startswith("long: grandchild"):
                 break
     first.stop(9)  # SIGKILL: no chance to clean up

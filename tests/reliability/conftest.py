@@ -7,7 +7,6 @@ of the product's decoder, the process groups of a run, a small tmpfs.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import processes_under, write_job
+from tests.conftest import processes_under, sse_events, write_job
 
 DEV = {"Authorization": "Bearer dev-token"}
 
@@ -37,21 +36,6 @@ done
 def write_chatty(workspace: Path, name: str = "chatty") -> str:
     write_job(workspace, name, f"job: {{id: {name}}}\n", {"100_main.sh": CHATTY})
     return name
-
-
-def sse_events(lines: Iterator[str]) -> Iterator[dict]:
-    """The event envelopes of an SSE stream's lines (``id`` checked against ``seq``)."""
-    frame: dict[str, str] = {}
-    for line in lines:
-        if line == "":
-            if "data" in frame:
-                event = json.loads(frame["data"])
-                assert str(event["seq"]) == frame["id"] and event["type"] == frame["event"]
-                yield event
-            frame = {}
-        elif not line.startswith(":"):
-            key, _, value = line.partition(": ")
-            frame[key] = value
 
 
 def replay(url: str, run_id: str) -> list[dict]:

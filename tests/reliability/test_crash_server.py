@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from flwd import store
-from tests.conftest import write_job
+from tests.conftest import sse_events, write_job
 
 from .conftest import (
     DEV,
@@ -28,7 +28,6 @@ from .conftest import (
     live_members,
     process_groups,
     replay,
-    sse_events,
     write_chatty,
 )
 
