@@ -1,0 +1,71 @@
+"""The runtime dependencies declared in pyproject.toml are exactly what flwd/ and actors/ import.
+
+A package imported but not declared works only while some other dependency happens to pull
+it in (quart and werkzeug came with quart-trio); a package declared but never imported is
+dead weight a reader of the spec cannot explain. Packages the spec lists that flwd does not
+use are explained in docs/design.md ("Dependencies"), which this test also checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Packages of the original specification that flwd does not import, each with the reason
+#: docs/design.md gives. Declared nowhere (or only for tests), so a reader is not left guessing.
+NOT_USED_AT_RUNTIME = {"aiodocker", "anyio", "trio-websocket"}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared(group: str | None = None) -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] if group is None else project["optional-dependencies"][group]
+    return {_normalise(re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0]) for spec in specs}
+
+
+def _imported_top_levels() -> set[str]:
+    names: set[str] = set()
+    for folder in ("flwd", "actors"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"flwd", "actors"}
+
+
+def _distributions(top_levels: set[str]) -> dict[str, set[str]]:
+    owners = importlib.metadata.packages_distributions()
+    return {name: {_normalise(dist) for dist in owners.get(name, [])} for name in top_levels}
+
+
+def test_every_imported_package_is_declared() -> None:
+    declared = _declared()
+    missing = {name: dists for name, dists in _distributions(_imported_top_levels()).items()
+               if not dists & declared}
+    assert not missing, f"imported but not declared in [project].dependencies: {missing}"
+
+
+def test_every_declared_package_is_imported() -> None:
+    used = set().union(*_distributions(_imported_top_levels()).values())
+    unused = _declared() - used
+    assert not unused, f"declared but never imported by flwd/ or actors/: {unused}"
+
+
+def test_packages_not_used_at_runtime_are_explained() -> None:
+    assert not NOT_USED_AT_RUNTIME & _declared()
+    assert "trio-websocket" in _declared("dev"), "trio-websocket is the tests' WebSocket client"
+    design = (ROOT / "docs" / "design.md").read_text()
+    section = design.split("## Dependencies", 1)[1]
+    for name in NOT_USED_AT_RUNTIME:
+        assert f"`{name}`" in section, f"docs/design.md does not say why {name} is not used"
