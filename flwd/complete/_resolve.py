@@ -95,6 +95,8 @@ def _first_word(tree: Node, current: str) -> list[Candidate]:
 
 def _segments(node: Node, current: str) -> list[Candidate]:
     """The children of ``node`` matching ``current``; a dotted word walks first."""
+    if "/" in current and node["kind"] == "root":
+        return _slashed(node, current)
     head, dot, tail = current.rpartition(".")
     folded = tail.casefold()
     found: list[Candidate] = []
@@ -111,6 +113,28 @@ def _segments(node: Node, current: str) -> list[Candidate]:
         return sorted(found, key=lambda c: (c[0].casefold(), c[0]))
     return [(insert, display, "segment") for fold, insert, display in node["listing"]
             if fold.startswith(folded)]
+
+
+def _slashed(root: Node, current: str) -> list[Candidate]:
+    """A word with ``/``, the form the README and ``flwd :jobs`` use for a source's jobs.
+
+    ``tools/`` and ``tools/li`` complete inside the source ``tools`` (inserts
+    ``tools/lint``, and ``tools/lint.go`` deeper down, as the command line accepts
+    them). Before a local group the slash is a path separator the command line does
+    not take (``examples/f`` is "unknown job"), so the word completes to the job id
+    it means, with dots: ``examples.fail``.
+    """
+    head, _slash, tail = current.partition("/")
+    tail = tail.replace("/", ".")
+    parent = root["kids"].get(head.casefold())
+    if parent is None or parent["kind"] == "alias":
+        return []
+    if parent["kind"] != "source":
+        return _segments(root, f"{head}.{tail}")
+    name = next(insert for fold, insert, _display in root["listing"]
+                if fold == head.casefold())
+    return [(f"{name}/{insert}", display, kind)
+            for insert, display, kind in _segments(parent, tail)]
 
 
 def _descend(node: Node, word: str) -> Node | None:

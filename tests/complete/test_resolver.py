@@ -272,3 +272,30 @@ def test_a_job_named_like_a_verb_is_shadowed_as_on_the_command_line() -> None:
         ("init", "scaffold a job under scripts/", "segment"),
         ("initial", "the initial job", "segment")]
     assert inserts(index, "init", "") == ["bash", "sh", "python", "pwsh"]  # the verb's operand
+
+
+def test_the_slash_form_completes_a_sources_jobs(tmp_path: Path) -> None:
+    """`flwd tools/<TAB>` (the README's form for a source's jobs) offers `tools/JOB`, deeper
+    words dotted; before a local group the slash completes to the job id's dots."""
+    from tests.conftest import run_cli
+
+    root = make_contract_workspace(tmp_path / "ws")
+    extras = tmp_path / "extras"
+    write_job(extras, "lint/go", LINT, {})
+    write_job(extras, "fmt", TOOLS, {})
+    data = tmp_path / "data"
+    added = run_cli([":sources", "add", "--type", "local", "--name", "Tools", "--ref",
+                     str(extras / "scripts"), "--allow-path", str(extras)], cwd=root,
+                    data_dir=data)
+    assert added.returncode == 0, added.stderr
+    index = build_index(str(root / "scripts"), str(data))
+    assert inserts(index, "Tools/") == ["Tools/fmt", "Tools/lint"]
+    assert inserts(index, "tools/f") == ["Tools/fmt"]
+    assert inserts(index, "tools/lint.") == ["Tools/lint.go"]
+    assert inserts(index, "tools/lint/g") == ["Tools/lint.go"]
+    assert inserts(index, ":plan", "tools/") == ["Tools/fmt", "Tools/lint"]
+    assert inserts(index, "tools/lint.go", "--le") == ["--level"]
+    assert inserts(index, "alpha/") == ["alpha.build", "alpha.deploy"]
+    assert inserts(index, "alpha/d") == ["alpha.deploy"]
+    assert inserts(index, "ship/") == []  # an alias is a whole word
+    assert inserts(index, "nope/") == []
