@@ -18,10 +18,10 @@ from cyclopts import App, Parameter
 
 from flwd import __version__, store
 from flwd.engine import recover, stream_events
-from flwd.errors import ArgsInvalid, UsageError
+from flwd.errors import UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord
 from flwd.execute._procfs import process_alive
-from flwd.jobs import Binding, bind_cli, parse_cli_tokens
+from flwd.jobs import bind_cli_tokens
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
@@ -30,6 +30,7 @@ from ._init import KINDS, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
 from ._run import plan_with_policy
 from ._sources import job_source, sources_app
+from ._tokens import tokens_app
 
 Tokens = Annotated[str, Parameter(allow_leading_hyphen=True)]
 
@@ -100,8 +101,9 @@ def jobs_command(*, json: bool = False) -> int:
 def plan_command(*tokens: Tokens) -> int:
     """Preview what `flwd JOB [FLAGS]` would do, without running it.
 
-    Accepts the job's own flags plus --json and --profile P. Secrets show as [secret];
-    missing required arguments are listed instead of failing the preview.
+    Accepts the job's own flags plus --json and --profile P. Secrets show as [secret].
+    The arguments are checked exactly as for a run (and as `POST /plans` checks them): a
+    missing required argument is an error, exit status 2.
     """
     if not tokens:
         raise UsageError(":plan needs a job", hint="e.g. 'flwd :plan demo --name alice'")
@@ -113,32 +115,14 @@ def plan_command(*tokens: Tokens) -> int:
     catalog, aliases = load_workspace(settings)
     job, rest, alias = resolve_job(catalog, tokens, settings, aliases)
     common, rest = split_common_flags(rest)
-    args = job.config.args
-    raw = parse_cli_tokens(args, rest, job_id=job.id)
-    missing: list[str] = []
-    try:
-        binding: Binding = bind_cli(args, raw, job_id=job.id)
-    except ArgsInvalid as exc:
-        missing = [e["arg"] for e in exc.errors if e["message"].startswith("required")]
-        if len(missing) != len(exc.errors):
-            raise
-        # A preview may leave required arguments out: plan with them unset.
-        relaxed = [arg.model_copy(update={"required": False}) if arg.name in missing else arg
-                   for arg in args]
-        binding = bind_cli(relaxed, raw, job_id=job.id)
+    binding = bind_cli_tokens(job.config.args, rest, job_id=job.id)
     profile = resolve_profile(requested=common.profile, environment=os.environ.get("FLWD_PROFILE"))
     plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,
                             journal_refusals=False).to_json()
-    if missing:
-        plan["missing_args"] = missing
     if common.json:
         print(_dumps(plan))
         return 0
-    style = Style(use_color(sys.stdout))
-    print(render_plan(plan, style))
-    if missing:
-        flags = " ".join(f"--{name} VALUE" for name in missing)
-        print(style.yellow(f"missing required: {', '.join(missing)} (a run needs {flags})"))
+    print(render_plan(plan, Style(use_color(sys.stdout))))
     return 0
 
 
@@ -289,7 +273,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     aliases_public
         Show alias metadata to every caller (also FLWD_ALIASES_PUBLIC).
     tokens
-        Tokens file (default: DATA_DIR/tokens.json; create tokens with `flwd :tokens create`).
+        Tokens file (default: DATA_DIR/tokens.json; manage it with `flwd :tokens`). It is
+        reloaded when it changes: revoked tokens are refused, new ones accepted, at once.
     no_containers
         Start without a container runtime (container jobs will be refused).
     allow_path
@@ -375,32 +360,7 @@ def gc_command(*, retain_runs: int | None = None, retain_days: float | None = No
 
 app.command(sources_app)
 
-tokens_app = App(name=":tokens", help="Manage API tokens (stored hashed, with scopes).")
 app.command(tokens_app)
-
-
-@tokens_app.command(name="create")
-def tokens_create(*, name: str, scope: list[str], file: str | None = None) -> int:
-    """Mint a token; it is printed once, only its SHA-256 is stored.
-
-    Parameters
-    ----------
-    name
-        A name for the token (shown in logs instead of the token).
-    scope
-        A scope to grant (repeat the flag): jobs:read, jobs:write, runs:read, runs:write,
-        events:read, sources:read, sources:write, metrics:read, or * for all.
-    file
-        Tokens file (default: DATA_DIR/tokens.json, the one `flwd :serve` reads).
-    """
-    from flwd.http import create_token
-
-    settings = CONTEXT.settings(require_scripts=False)
-    path = Path(file) if file else settings.data_dir / "tokens.json"
-    token = create_token(path, name, scope)
-    sys.stderr.write(f"token '{name}' added to {path}; it is shown only now:\n")
-    print(token)
-    return 0
 
 
 @app.command(name="init")

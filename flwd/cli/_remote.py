@@ -598,8 +598,7 @@ async def _plan(server: str, tokens: list[str]) -> int:
         job_id = str(job["id"])
         args = remote_args(job)
         raw = parse_cli_tokens(args, rest, job_id=job_id)
-        # The server plans complete argument sets only: a missing required
-        # argument is an error here (a local preview lists it instead).
+        # Checked here as locally (the server would answer 422 the same way).
         binding = bind_cli(args, raw, job_id=job_id)
         preview = await client.json("POST", "/plans",
                                     body=request_body(_invoked_as(job), binding.values,

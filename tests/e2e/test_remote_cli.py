@@ -375,6 +375,21 @@ def test_plan(dev_server: Server, workspace: Path, data_dir: Path, elsewhere: Pa
     assert missing.returncode == 2 and "--name" in missing.stderr
 
 
+@pytest.mark.parametrize("args", [[":plan", "demo"], [":plan", "demo", "--json"],
+                                  [":plan", "demo", "--name", "x", "--loud", "maybe"]])
+def test_plan_refusals_are_the_same_locally_and_remotely(
+        dev_server: Server, workspace: Path, data_dir: Path, elsewhere: Path,
+        args: list[str]) -> None:
+    """One rule in both modes (issue 12 item 2): a plan checks its arguments as a run does."""
+    local = run_cli(args, cwd=workspace, data_dir=data_dir)
+    far = remote(dev_server, args, elsewhere, data_dir)
+    assert (local.returncode, local.stdout, local.stderr) == (far.returncode, far.stdout, far.stderr)
+    assert local.returncode == 2 and local.stdout == ""
+    assert len(local.stderr.splitlines()) == 1 and "--" in local.stderr
+    answer = api(dev_server, "POST", "/plans", json={"job_id": "demo"})
+    assert answer.status_code == 422
+
+
 def test_runs_and_logs(dev_server: Server, workspace: Path, data_dir: Path,
                        elsewhere: Path) -> None:
     assert remote(dev_server, ["demo", "--name", "first"], elsewhere, data_dir).returncode == 0
