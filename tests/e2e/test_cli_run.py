@@ -169,7 +169,7 @@ def test_readme_commands_run_from_the_repository(tmp_path: Path) -> None:
     """The README's quick start on the bundled scripts/ (the repository itself)."""
     data = tmp_path / "readme-data"
     jobs = run_cli([":jobs"], cwd=REPO, data_dir=data)
-    plan = run_cli([":plan", "demo"], cwd=REPO, data_dir=data)
+    plan = run_cli([":plan", "demo", "--name", "alice"], cwd=REPO, data_dir=data)
     run = run_cli(["demo", "--name", "alice"], cwd=REPO, data_dir=data)
     assert jobs.returncode == plan.returncode == run.returncode == 0
     assert "demo" in jobs.stdout
