@@ -39,6 +39,7 @@ from flwd.sources import Entry, parse_request
 from ._auth import Authenticator, Principal
 from ._metrics import Metrics
 from ._models import RunRequest, SourceRequest
+from ._params import PAGE, PER_PAGE, parse_cursor, parse_int
 from ._problems import (
     PROBLEM_JSON,
     HttpProblem,
@@ -47,7 +48,7 @@ from ._problems import (
     forbidden,
     unauthorized,
 )
-from ._sse import KEEP_ALIVE, PREAMBLE, frames, parse_cursor
+from ._sse import KEEP_ALIVE, PREAMBLE, frames
 
 _log = logging.getLogger("flwd.http")
 T = TypeVar("T", bound=BaseModel)
@@ -136,16 +137,15 @@ def canonical_sha256(data: Any) -> str:
 def _page(args: Mapping[str, str]) -> tuple[int, int]:
     errors = []
     values = {}
-    for name, default, low, high in (("page", 1, 1, 1_000_000), ("per_page", 50, 1, 200)):
+    for name, default, accepted in (("page", 1, PAGE), ("per_page", 50, PER_PAGE)):
         text = args.get(name)
         if text is None:
             values[name] = default
             continue
-        if not text.isdigit() or not low <= int(text) <= high:
-            errors.append({"arg": name, "message": f"must be an integer from {low} to {high} "
-                                                   f"(got {text!r})"})
-        else:
-            values[name] = int(text)
+        try:
+            values[name] = parse_int(text, accepted)
+        except ValueError as exc:
+            errors.append({"arg": name, "message": str(exc)})
     if errors:
         raise bad_request(f"invalid pagination: {errors[0]['arg']} {errors[0]['message']}",
                           errors=errors, code="invalid-pagination")
@@ -477,13 +477,16 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     def _cursor() -> int | None:
         # Every given cursor must be valid; the header wins over the query.
         values = []
-        for name, text in (("Last-Event-ID", request.headers.get("Last-Event-ID")),
-                           ("after", request.args.get("after")),
-                           ("last_event_id", request.args.get("last_event_id"))):
+        for name, label, text in (
+                ("Last-Event-ID", "Last-Event-ID", request.headers.get("Last-Event-ID")),
+                ("after", "?after=", request.args.get("after")),
+                ("last_event_id", "?last_event_id=", request.args.get("last_event_id"))):
             try:
                 values.append(parse_cursor(text))
             except ValueError as exc:
-                raise bad_request(f"invalid {name}: {exc}", code="invalid-cursor") from None
+                raise HttpProblem(400, f"invalid {label}", f"{label} {exc}: an event seq, as "
+                                  "in the id: line of an SSE frame", code="invalid-cursor",
+                                  errors=[{"arg": name, "message": str(exc)}]) from None
         return next((value for value in values if value is not None), None)
 
     def _sse_response(body: AsyncGenerator[bytes, None]) -> Any:

@@ -11,6 +11,7 @@ from flwd import __version__
 
 from ._auth import SCOPES
 from ._models import Event, JobSummary, Plan, Problem, Run, RunRequest, Source, SourceRequest
+from ._params import MAX_CURSOR, PAGE, PER_PAGE
 
 _REF = "#/components/schemas/{model}"
 
@@ -51,9 +52,10 @@ def _op(summary: str, scopes: tuple[str, ...], responses: dict[str, Any], *,
 
 _PAGING = [
     {"name": "page", "in": "query",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}},
+     "schema": {"type": "integer", "minimum": PAGE.low, "maximum": PAGE.high, "default": 1}},
     {"name": "per_page", "in": "query",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+     "schema": {"type": "integer", "minimum": PER_PAGE.low, "maximum": PER_PAGE.high,
+                "default": 50}},
 ]
 _RUN_ID = {"name": "run_id", "in": "path", "required": True,
            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}}
@@ -75,9 +77,12 @@ def _run_response(description: str) -> dict[str, Any]:
 
 
 _CURSOR = [{"name": "Last-Event-ID", "in": "header", "required": False,
-            "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+            # The pattern is a subset (up to 18 digits): a regex for "at most 2**63 - 1"
+            # would be unreadable, and every value it admits is valid.
+            "description": f"An event seq, 0 to {MAX_CURSOR}",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}},
            {"name": "after", "in": "query", "required": False,
-            "schema": {"type": "integer", "minimum": 0}}]
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR}}]
 
 
 @cache

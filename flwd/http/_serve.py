@@ -46,11 +46,15 @@ from flwd.policy import (
 from flwd.settings import Settings
 from flwd.sources import AllowList, OciContext
 from flwd.store import RetentionPolicy
+from flwd.tokens import TokenStore
 
 from ._app import ServeOptions, create_app
-from ._auth import Authenticator, load_tokens
+from ._auth import Authenticator
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
+from ._params import IntRange, parse_int, quote
+
+PORT = IntRange(0, 65535)
 
 #: Linux: how long unacknowledged data may sit in a socket before the kernel
 #: gives up on the peer. Without it, a client that stops reading pins
@@ -61,7 +65,10 @@ TCP_USER_TIMEOUT_MS = 10_000
 def _tcp_user_timeout_ms() -> int:
     # FLWD_TCP_USER_TIMEOUT_MS lets tests (and impatient operators) shorten it.
     text = os.environ.get("FLWD_TCP_USER_TIMEOUT_MS", "")
-    return int(text) if text.isdigit() and int(text) > 0 else TCP_USER_TIMEOUT_MS
+    try:
+        return parse_int(text, IntRange(1, (1 << 31) - 1))
+    except ValueError:
+        return TCP_USER_TIMEOUT_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +95,12 @@ class ServeConfig:
 
 def parse_bind(bind: str) -> tuple[str, int]:
     host, sep, port_text = bind.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise UsageError(f"invalid --bind {bind!r}", hint="use HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]") or "0.0.0.0", int(port_text)
+    try:
+        port = parse_int(port_text if sep else "", PORT)
+    except ValueError:
+        raise UsageError(f"invalid --bind {quote(bind)}",
+                         hint="use HOST:PORT, e.g. 127.0.0.1:8080") from None
+    return host.strip("[]") or "0.0.0.0", port
 
 
 def is_loopback(host: str) -> bool:
@@ -208,7 +218,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     checked = await trio.to_thread.run_sync(preflight, settings, config)
     profile, runtime = checked.profile, checked.runtime
     tokens_path = config.tokens or settings.data_dir / "tokens.json"
-    authenticator = Authenticator(load_tokens(tokens_path), dev=config.dev)
+    # Read now (a bad file refuses the start); afterwards it is reloaded when it changes.
+    authenticator = Authenticator(TokenStore(tokens_path), dev=config.dev)
     configure_logging(config.log)
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
                            aliases_public=config.aliases_public, profile=profile,

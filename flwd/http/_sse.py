@@ -26,16 +26,3 @@ def _encode(record: EventRecord) -> bytes:
     return b"".join(b"id: %d\nevent: %s\ndata: %s\n\n" % (record.seq + index, event, line)
                     for index, line in enumerate(lines))
 
-
-def parse_cursor(value: str | None) -> int | None:
-    """A Last-Event-ID / ?after= value as an int; None when absent.
-
-    Raises:
-        ValueError: not a non-negative integer.
-    """
-    if value is None or value.strip() == "":
-        return None
-    text = value.strip()
-    if not text.isdigit():
-        raise ValueError(f"cursor must be a non-negative integer (got {value!r})")
-    return int(text)
