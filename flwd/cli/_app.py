@@ -26,7 +26,7 @@ from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
 from ._context import CONTEXT, load_workspace, resolve_job
-from ._init import KINDS, scaffold
+from ._init import KINDS, job_parts, missing_interpreter, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
 from ._run import plan_with_policy
 from ._sources import job_source, sources_app
@@ -381,8 +381,10 @@ def init_command(kind: str, path: str, *, force: bool = False) -> int:
     written = scaffold(settings.scripts_root, kind, path, force=force)
     for file in written:
         print(f"created {file.relative_to(settings.workspace)}")
-    job_words = " ".join(p for p in path.replace(".", "/").split("/") if p)
-    print(f"run it with: flwd {job_words}")
+    if (command := missing_interpreter(kind)) is not None:
+        sys.stderr.write(f"flwd: warning: '{command}' is not on PATH: install it before running "
+                         "this job (or set 'interpreter:' in its config.d/config.yaml)\n")
+    print(f"run it with: flwd {' '.join(job_parts(settings.scripts_root, path))}")
     return 0
 
 

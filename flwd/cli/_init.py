@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 from flwd.errors import UsageError
+from flwd.plan import script_command
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -57,25 +60,63 @@ Write-Output "Hello, $($env:ARG_WHO)!"
 KINDS = tuple(_SCRIPTS)
 
 
+def job_parts(scripts_root: Path, path: str) -> list[str]:
+    """The words of the job ``path`` names under ``scripts_root``.
+
+    ``path`` is the job's path below the scripts root (``tools/backup`` or
+    ``tools.backup``); the same path starting with the scripts root's own
+    directory (``scripts/tools/backup``, as the shell completes it from the
+    workspace) and an absolute path inside the scripts root name the same job.
+
+    Raises:
+        UsageError: a path outside the scripts root, one that climbs out of it,
+            or one with odd characters.
+    """
+    hint = ("use words separated by '/' or '.', e.g. 'tools/backup' "
+            "(letters, digits, '-' and '_')")
+    text = path.replace("\\", "/")
+    if path.startswith("/"):
+        root = os.path.realpath(scripts_root)
+        inside = os.path.relpath(os.path.realpath(path), root)
+        if inside == "." or inside.split("/")[0] == "..":
+            raise UsageError(f"invalid job path '{path}': it is outside the scripts root {root}",
+                             hint=f"give a path under {root}, or one relative to it, "
+                                  "e.g. 'tools/backup'")
+        text = inside
+    else:
+        while text.startswith("./"):
+            text = text[2:]
+        first, slash, rest = text.partition("/")
+        if slash and first == scripts_root.name:
+            text = rest  # the workspace's view: scripts/tools/backup
+    raw_parts = text.split("/")
+    parts = [p for p in text.replace(".", "/").split("/") if p]
+    climbs = any(p in (".", "..") for p in raw_parts)
+    if not parts or climbs or any(not _SEGMENT.match(p) for p in parts):
+        raise UsageError(f"invalid job path '{path}'", hint=hint)
+    return parts
+
+
+def missing_interpreter(kind: str) -> str | None:
+    """The command a job scaffolded as ``kind`` runs its script with, when it is not on PATH
+    (runs inherit only PATH from the environment, so this is what they will look up)."""
+    script_name, interpreter, _body = _SCRIPTS[kind.lower()]
+    command = script_command(interpreter, Path(script_name), config_path="config.yaml")[0]
+    return None if shutil.which(command) else command
+
+
 def scaffold(scripts_root: Path, kind: str, path: str, *, force: bool = False) -> list[Path]:
     """Create the job; returns the files written.
 
     Raises:
-        UsageError: unknown kind, a path that is absolute, climbs out of the
-            scripts root or has odd characters, or a job that already exists.
+        UsageError: unknown kind, a path that is outside the scripts root, climbs
+            out of it or has odd characters (see :func:`job_parts`), or a job that
+            already exists.
     """
     kind = kind.lower()
     if kind not in _SCRIPTS:
         raise UsageError(f"unknown job kind '{kind}'", hint=f"use one of: {', '.join(KINDS)}")
-    raw_parts = path.replace("\\", "/").split("/")
-    parts = [p for p in path.replace("\\", "/").replace(".", "/").split("/") if p]
-    climbs = any(p in (".", "..") for p in raw_parts)
-    if not parts or climbs or path.startswith("/") or any(not _SEGMENT.match(p) for p in parts):
-        raise UsageError(
-            f"invalid job path '{path}'",
-            hint="use words separated by '/' or '.', e.g. 'tools/backup' "
-                 "(letters, digits, '-' and '_')",
-        )
+    parts = job_parts(scripts_root, path)
     job_dir = scripts_root.joinpath(*parts)
     config = job_dir / "config.d" / "config.yaml"
     if config.exists() and not force:

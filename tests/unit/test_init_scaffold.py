@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flwd.cli._init import KINDS, scaffold
+from flwd.cli._init import KINDS, missing_interpreter, scaffold
 from flwd.errors import UsageError
 from flwd.execute import profile_levels, render_profile
 from flwd.jobs import discover
@@ -75,6 +75,37 @@ def test_job_paths(root, path, rel, job_id):
     scaffold(root, "sh", path)
     assert (root / rel / "config.d" / "config.yaml").is_file()
     assert [job.id for job in discover(root).jobs] == [job_id]
+
+
+@pytest.mark.parametrize("path", ["scripts/tools/backup", "./scripts/tools/backup",
+                                  "scripts\\tools\\backup", "./tools/backup", "tools.backup"])
+def test_the_scripts_folder_in_front_is_the_root_itself(root, path):
+    scaffold(root, "sh", path)
+    assert [job.id for job in discover(root).jobs] == ["tools.backup"]
+    assert not (root / "scripts").exists()
+
+
+def test_an_absolute_path_inside_the_root(root):
+    scaffold(root, "sh", str(root / "tools" / "backup"))
+    assert [job.id for job in discover(root).jobs] == ["tools.backup"]
+
+
+@pytest.mark.parametrize("where", ["sibling", "root", "parent"])
+def test_an_absolute_path_outside_the_root_is_refused(root, tmp_path, where):
+    path = {"sibling": tmp_path / "other" / "job", "root": root, "parent": tmp_path}[where]
+    with pytest.raises(UsageError) as info:
+        scaffold(root, "bash", str(path))
+    assert "outside the scripts root" in info.value.detail
+    assert str(root) in (info.value.hint or "")
+    assert list(root.iterdir()) == []
+
+
+def test_missing_interpreter(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert [missing_interpreter(kind) for kind in KINDS] == ["bash", "sh", "python3", "pwsh"]
+    for name in ("bash", "sh", "python3", "pwsh"):
+        (tmp_path / name).symlink_to(sys.executable)
+    assert [missing_interpreter(kind) for kind in KINDS] == [None] * 4
 
 
 def test_backslash_absolute_path_stays_under_the_root(root, tmp_path):
