@@ -20,10 +20,18 @@ from typing import Any, TypeVar
 
 import trio
 from pydantic import BaseModel, ValidationError
-from quart import Response, g, jsonify, make_response, request, websocket
+from quart import (
+    Response,
+    g,
+    has_websocket_context,
+    jsonify,
+    make_response,
+    request,
+    websocket,
+)
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, WebsocketMismatch
 
 from flwd.containers import Runtime
 from flwd.engine import Engine
@@ -248,40 +256,63 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             response.headers[key] = value
         return response
 
+    # Problems are rendered for HTTP requests and for refused WebSocket handshakes
+    # alike (Quart sends the response instead of accepting), so they never touch
+    # ``request`` directly: in a WebSocket's context that raised RuntimeError, and
+    # every refusal (401, 403, 404) became a 500.
+    def _target() -> tuple[str, str]:
+        """(method, path) of the request or WebSocket handshake being answered."""
+        if has_websocket_context():
+            return "GET", websocket.path
+        return request.method, request.path
+
     @app.errorhandler(HttpProblem)
     async def on_http_problem(error: HttpProblem) -> Response:
-        return _problem(error.status, error.document(request.path), error.headers)
+        return _problem(error.status, error.document(_target()[1]), error.headers)
 
     @app.errorhandler(FlwdError)
     async def on_domain_error(error: FlwdError) -> Response:
-        status, document = domain_problem(error, request.path)
+        status, document = domain_problem(error, _target()[1])
         return _problem(status, document)
 
     @app.errorhandler(HTTPException)
     async def on_http_exception(error: HTTPException) -> Response:
+        method, path = _target()
         status = error.code or 500
-        titles = {404: ("not found", "route.not.found",
-                        f"no route {request.method} {request.path}"),
+        headers = {}
+        if has_websocket_context() and (status in (404, 405)
+                                        or isinstance(error, WebsocketMismatch)):
+            # A handshake to a path with only HTTP routes (or none) has no
+            # WebSocket route to reach: 404, never 405 with HTTP methods in Allow.
+            return _problem(404, HttpProblem(404, "not found", f"no WebSocket route at {path}",
+                                             code="route.not.found").document(path))
+        if isinstance(error, WebsocketMismatch):
+            # A plain request to a WebSocket route must upgrade (RFC 9110 §15.5.22).
+            return _problem(426, HttpProblem(426, "upgrade required",
+                                             f"{path} is a WebSocket: connect with ws://",
+                                             code="upgrade.required").document(path),
+                            {"Upgrade": "websocket", "Connection": "Upgrade"})
+        titles = {404: ("not found", "route.not.found", f"no route {method} {path}"),
                   405: ("method not allowed", "method.not.allowed",
-                        f"{request.method} is not allowed on {request.path}"),
+                        f"{method} is not allowed on {path}"),
                   413: ("request body too large", "body.too.large",
                         f"request bodies are limited to {MAX_BODY} bytes")}
         title, code, detail = titles.get(
             status, (error.name.lower(), error.name.lower().replace(" ", "-"),
                      error.description or error.name))
-        headers = {}
         valid = getattr(error, "valid_methods", None)
         if status == 405 and valid:
             headers["Allow"] = ", ".join(sorted(valid))  # RFC 9110 §15.5.6
         return _problem(status, HttpProblem(status, title, detail, code=code)
-                        .document(request.path), headers)
+                        .document(path), headers)
 
     @app.errorhandler(Exception)
     async def on_unexpected(error: Exception) -> Response:
-        _log.exception("unexpected error on %s %s", request.method, request.path)
+        method, path = _target()
+        _log.exception("unexpected error on %s %s", method, path)
         return _problem(500, HttpProblem(500, "internal error",
                                          "an unexpected error occurred; see the server log",
-                                         code="internal").document(request.path))
+                                         code="internal").document(path))
 
     async def _json_body(model: type[T]) -> tuple[T, Any]:
         content_type = request.headers.get("Content-Type", "application/json")

@@ -9,11 +9,14 @@ must be refused, and metrics label values an anonymous client tries to mint.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
+import pytest
 
-from tests.conftest import Server, sse_events
+from tests.conftest import Server, run_cli, sse_events
 
 DEV = {"Authorization": "Bearer dev-token"}
 
@@ -92,3 +95,99 @@ def test_every_integer_query_parameter_is_checked(dev_server: Server) -> None:
                                                timeout=30), 400, "invalid-pagination")
             assert problem["errors"][0]["arg"] in ("page", "per_page")
             assert len(problem["detail"]) < 200
+
+
+# -- WebSocket refusals ----------------------------------------------------------------------
+
+
+def ws_handshake(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[
+        int, dict[str, str], bytes]:
+    """A WebSocket handshake with trio-websocket: (101, {}, b"") when accepted, else the
+    refusal's status, headers and body. The TCP stream is ours, so it is closed whatever
+    happens (trio-websocket leaves a refused connection's socket to the collector)."""
+    import trio
+    from trio_websocket import ConnectionRejected, wrap_client_stream
+
+    address = urlparse(url)
+    assert address.hostname is not None and address.port is not None
+    extra = [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
+
+    async def main() -> tuple[int, dict[str, str], bytes]:
+        refusals: list[ConnectionRejected] = []
+        stream = await trio.open_tcp_stream(address.hostname, address.port)
+        async with stream:
+            try:
+                async with trio.open_nursery() as nursery:
+                    ws = await wrap_client_stream(nursery, stream, address.netloc, path,
+                                                  extra_headers=extra)
+                    await ws.aclose()
+            except* ConnectionRejected as group:  # from the handshake and the reader task
+                refusals.extend(leaf for leaf in _leaves(group)
+                                if isinstance(leaf, ConnectionRejected))
+        if not refusals:
+            return 101, {}, b""
+        refused = refusals[0]
+        return (refused.status_code,
+                {k.decode().lower(): v.decode() for k, v in refused.headers or ()},
+                refused.body or b"")
+
+    return trio.run(main)
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    return [leaf for exc in group.exceptions
+            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
+
+
+def ws_problem(result: tuple[int, dict[str, str], bytes], status: int,
+               code: str) -> dict[str, Any]:
+    got, headers, body = result
+    assert got == status, (got, body)
+    assert headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = json.loads(body)
+    assert problem["status"] == status and problem["code"] == code, problem
+    return problem
+
+
+@pytest.fixture
+def reader_token(workspace: Path, data_dir: Path) -> str:
+    """A token with ``runs:read`` only (a WebSocket also needs ``events:read``)."""
+    created = run_cli([":tokens", "create", "--name", "reader", "--scope", "runs:read"],
+                      cwd=workspace, data_dir=data_dir)
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip()
+
+
+def test_websocket_refusals_are_problems_not_500s(server_factory: Any,
+                                                  reader_token: str) -> None:
+    """Regression: every refused handshake answered 500 ("Not within a request context" in
+    the problem handler)."""
+    server = server_factory()  # not --dev: tokens decide
+    url = server.url
+    ws_problem(ws_handshake(url, "/runs/run-x/ws"), 401, "unauthorized")
+    refused = ws_handshake(url, "/runs/run-x/ws", {"Authorization": "Bearer flwd_wrong"})
+    ws_problem(refused, 401, "unauthorized")
+    assert refused[1]["www-authenticate"].startswith("Bearer")
+    missing = ws_problem(ws_handshake(url, "/runs/run-x/ws",
+                                      {"Authorization": f"Bearer {reader_token}"}),
+                         403, "forbidden")
+    assert missing["missing_scopes"] == ["events:read"]
+    assert missing["instance"] == "/runs/run-x/ws"
+    assert not any("Traceback" in line or "internal" in line for line in server.log)
+
+
+def test_websocket_to_an_unknown_run_or_route_is_a_404(dev_server: Server) -> None:
+    url = dev_server.url
+    ws_problem(ws_handshake(url, "/runs/run-nope/ws"), 404, "run.not.found")
+    ws_problem(ws_handshake(url, "/nowhere"), 404, "route.not.found")
+    # A path with HTTP routes only: no WebSocket route there (not a 405 listing HTTP methods).
+    problem = ws_problem(ws_handshake(url, "/runs"), 404, "route.not.found")
+    assert problem["detail"] == "no WebSocket route at /runs"
+    # And the other way round: plain HTTP to the WebSocket route must upgrade.
+    upgrade = assert_problem(httpx.get(f"{url}/runs/run-nope/ws", headers=DEV, timeout=30),
+                             426, "upgrade.required")
+    assert upgrade["instance"] == "/runs/run-nope/ws"
+    run = finished_run(url)
+    status, _, _ = ws_handshake(url, f"/runs/{run['id']}/ws")
+    assert status == 101  # the refusals above are not everything being refused
+    assert not any("Traceback" in line for line in dev_server.log)
