@@ -31,7 +31,8 @@ Commands:
                               job sources: folders, git repositories, OCI add-ons
   flwd :serve [--bind H:P] [--dev] ...
                               the REST + SSE server (flwd :serve --help)
-  flwd :tokens create --name N --scope S
+  flwd :tokens list|create|revoke [--tokens FILE]
+                              API tokens: create --name N --scope S [--expires 30d]
   flwd :gc --retain-runs N    evict old finished runs from the Core DB
   flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
   flwd completion SHELL       print the completion script of bash, zsh, fish or powershell

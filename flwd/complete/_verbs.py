@@ -79,12 +79,19 @@ SOURCES_COMMANDS: dict[str, Verb] = {
     "remove": ("unregister a source", (), ((),)),
 }
 
+_TOKENS_FILE: Flag = ("tokens", "tokens file (default: DATA_DIR/tokens.json)", (), False)
+
 TOKENS_COMMANDS: dict[str, Verb] = {
     "create": ("mint a token (printed once)", (
-        ("file", "tokens file (default: DATA_DIR/tokens.json)", (), False),
-        ("name", "a name for the token", (), False),
+        ("expires", "when it stops working: 30d, 12h, or a time such as 2027-01-01T00:00:00Z",
+         (), False),
+        ("name", "a unique name for the token", (), False),
         ("scope", "a scope to grant (repeat the flag)", TOKEN_SCOPES, True),
+        _TOKENS_FILE,
     ), ()),
+    "list": ("list the tokens (never a token or its hash)", (_JSON, _TOKENS_FILE), ()),
+    "revoke": ("remove a token (a running server refuses it at once)", (_TOKENS_FILE,),
+               ((),)),
 }
 
 #: Verbs whose first operand is a subcommand with its own flags and operands.

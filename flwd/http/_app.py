@@ -44,7 +44,7 @@ from flwd.plan._container import uses_container
 from flwd.policy import PolicyContext, decisions_of, resolve_profile
 from flwd.sources import Entry, parse_request
 
-from ._auth import Authenticator, Principal
+from ._auth import Authenticator, Principal, Refusal
 from ._metrics import Metrics
 from ._models import RunRequest, SourceRequest
 from ._params import PAGE, PER_PAGE, parse_cursor, parse_int
@@ -193,8 +193,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         if endpoint == "metrics" and options.metrics_open:
             return None
         principal = authenticator.authenticate(headers.get("Authorization"))
-        if isinstance(principal, str):
-            raise unauthorized(principal)
+        if isinstance(principal, Refusal):
+            raise unauthorized(principal.detail, principal.error)
         missing = principal.missing(ROUTE_SCOPES.get(endpoint, ()))
         if missing:
             raise forbidden(missing)

@@ -61,9 +61,12 @@ def domain_problem(error: FlwdError, instance: str) -> tuple[int, dict[str, Any]
                                   error.errors, extensions, spec.type)
 
 
-def unauthorized(detail: str) -> HttpProblem:
+def unauthorized(detail: str, error: str | None = None) -> HttpProblem:
+    """A 401; ``error`` is RFC 6750's (``invalid_token``: unknown, revoked or expired),
+    left out when the request sent no credentials."""
+    challenge = 'Bearer realm="flwd"' + (f', error="{error}"' if error else "")
     return HttpProblem(401, "unauthorized", detail, code="unauthorized",
-                       headers={"WWW-Authenticate": 'Bearer realm="flwd"'})
+                       headers={"WWW-Authenticate": challenge})
 
 
 def forbidden(missing: list[str]) -> HttpProblem:

@@ -161,8 +161,13 @@ def test_verbs_operands_and_flags(index: Index) -> None:
     assert inserts(index, ":runs", "") == ["--job", "--json", "--limit", "--status"]
     assert inserts(index, ":logs", "--f") == ["--follow"]
     assert inserts(index, ":serve", "--log=") == ["--log=text", "--log=json"]
-    assert inserts(index, ":tokens", "") == ["create"]
+    assert inserts(index, ":tokens", "") == ["create", "list", "revoke"]
     assert inserts(index, ":tokens", "create", "--scope", "jobs") == ["jobs:read", "jobs:write"]
+    assert inserts(index, ":tokens", "create", "--") == [
+        "--expires", "--name", "--scope", "--tokens"]
+    assert inserts(index, ":tokens", "list", "--") == ["--json", "--tokens"]
+    assert inserts(index, ":tokens", "revoke", "ci", "--") == ["--tokens"]
+    assert inserts(index, ":serve", "--tok") == ["--tokens"]
     assert inserts(index, ":sources", "") == ["add", "list", "refresh", "remove"]
     assert inserts(index, ":sources", "add", "--type", "") == ["local", "git", "oci"]
     assert inserts(index, ":sources", "add", "--expose=r") == ["--expose=read",
@@ -227,10 +232,14 @@ def test_the_verb_table_knows_every_cyclopts_command_and_flag() -> None:
             if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
                 continue
             name = parameter.name.replace("_", "-")
+            hidden = False
             for extra in getattr(hints[parameter.name], "__metadata__", ()):
                 if isinstance(extra, Parameter) and extra.name:
                     name = str(extra.name[0]).removeprefix("--")
-            names.add(name)
+                # An old spelling kept working but unlisted is not offered either.
+                hidden = hidden or (isinstance(extra, Parameter) and extra.show is False)
+            if not hidden:
+                names.add(name)
         return names
 
     commands = {name for name in app if not name.startswith("-")}
