@@ -33,3 +33,5 @@ from ._discovery import Catalog as Catalog
 from ._discovery import DiscoveryIssue as DiscoveryIssue
 from ._discovery import Job as Job
 from ._discovery import discover as discover
+from ._paths import check_paths as check_paths
+from ._paths import path_problems as path_problems

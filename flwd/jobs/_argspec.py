@@ -30,6 +30,13 @@ RESERVED_NAMES: Final = frozenset({"json", "profile", "detach", "debug", "help",
 #: The literal that replaces a secret value wherever a value is shown.
 SECRET_MARK: Final = "[secret]"
 
+#: ``format`` values (the reference's; ``""`` means none). ``secret`` changes how a value
+#: is handled; ``file`` and ``directory`` are checked when a run is planned, on the host
+#: that runs it (:func:`flwd.jobs.path_problems`); ``path`` only documents the value.
+FORMATS: Final = ("secret", "path", "file", "directory")
+#: The formats that name a filesystem path: string arguments only.
+PATH_FORMATS: Final = frozenset({"path", "file", "directory"})
+
 _NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 #: Error type whose ``ctx["problems"]`` carries ``[(loc, message)]`` relative to
@@ -302,6 +309,13 @@ def spec_problems(arg: Arg) -> list[tuple[Loc, str]]:
         )
     if arg.is_secret and arg.has_default:
         problems.append((("default",), "a secret argument cannot have a default"))
+    if arg.format and arg.format not in FORMATS:
+        # An unknown format would be silently ignored: a typo (or a check the
+        # author expects and flwd does not make) must show.
+        problems.append((("format",), f"{show(arg.format)} is not a valid format "
+                                      f"(use one of: {', '.join(FORMATS)})"))
+    elif arg.format in PATH_FORMATS and arg.type != "string":
+        problems.append((("format",), f"format {arg.format} only applies to string arguments"))
 
     if arg.enum is not None:
         if arg.type not in ("string", "integer", "number"):

@@ -18,7 +18,7 @@ from flwd.errors import (
     FlwdError,
     PolicyDenied,
 )
-from flwd.jobs import Alias, Binding, Job
+from flwd.jobs import Alias, Binding, Job, check_paths
 from flwd.policy import (
     Decision,
     IsolationRequest,
@@ -195,6 +195,8 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
         ResourcesInvalid: the policy refuses the job; the decisions taken,
             the denial last, are on the error (``flwd.policy.decisions_of``).
         ImageRefInvalid / ConfigInvalid / ExecutorUnavailable: a step cannot be run.
+        ArgsInvalid: a ``format: file``/``directory`` argument names none on this
+            host (relative paths start at the workspace, where host scripts run).
     """
     if job.roots is not None:  # a source's job runs in its own checkout
         workspace, scripts_root = job.roots
@@ -215,6 +217,9 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
         return _addon_plan(job, binding, profile=profile, workspace=workspace,
                            scripts_root=scripts_root, alias=alias, policy=policy,
                            runtime=runtime)
+    if not containerized:
+        # Host scripts start in the workspace: that is where their paths are looked up.
+        check_paths(config.args, binding.values, workspace, job_id=job.id)
     if containerized and config.composition != "steps":
         job_container, decisions = plan_container(
             config.container, interpreter_image(config.interpreter), profile=profile,

@@ -78,7 +78,7 @@ arg_specs = st.fixed_dictionaries(
         "maximum": st.one_of(st.integers(-5, 50), st.floats(-5, 50)),
         "minLength": st.integers(0, 3), "maxLength": st.integers(0, 10),
         "pattern": st.sampled_from(["^[a-z]+$", "[", "a|b", ".*"]),
-        "format": st.sampled_from(["secret", "date", "email"]),
+        "format": st.sampled_from(["secret", "path", "file", "directory", "date"]),
         "items_type": st.sampled_from(["string", "integer", "number", "boolean", "float"]),
         "items_enum": st.lists(st.text(max_size=3), max_size=3),
         "value_type": st.sampled_from(["string", "integer", "boolean"]),
