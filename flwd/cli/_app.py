@@ -19,7 +19,7 @@ from cyclopts import App, Parameter
 from flwd import __version__, store
 from flwd.engine import recover, stream_events
 from flwd.errors import UsageError
-from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord
+from flwd.events import RUN_FINISH, TERMINAL_STATUSES
 from flwd.execute._procfs import process_alive
 from flwd.jobs import bind_cli_tokens
 from flwd.policy import resolve_profile
@@ -28,7 +28,7 @@ from ._common import split_common_flags
 from ._context import CONTEXT, load_workspace, resolve_job
 from ._init import KINDS, job_parts, missing_interpreter, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
-from ._run import plan_with_policy
+from ._run import _Output, logs_exit_status, plan_with_policy
 from ._sources import job_source, sources_app
 from ._tokens import tokens_app
 
@@ -167,7 +167,10 @@ def runs_command(*, job: str | None = None, status: Status | None = None, limit:
 
 @app.command(name=":logs")
 async def logs_command(run: str, *, follow: bool = False, json: bool = False) -> int:
-    """Print a run's output (or its events with --json) from the journal.
+    """Print a run's output (or its events with --json) from the journal, as the run printed it.
+
+    With --follow, wait for the run to end and exit like the run did (0 completed,
+    1 failed, 130 or 143 canceled); without it, exit 0 once the output is printed.
 
     Parameters
     ----------
@@ -198,30 +201,15 @@ async def logs_command(run: str, *, follow: bool = False, json: bool = False) ->
         if owner_pid and not process_alive(owner_pid, owner_start):
             recover(settings)
 
+    output = _Output(json)
     final = status
-    out = sys.stdout.buffer
     async for records in stream_events(settings.db_path, run_id,
                                        follow=follow and status not in TERMINAL_STATUSES,
                                        on_idle=owner_gone):
-        _print_records(records, json, out)
+        output.write(records)
         if records[-1].type == RUN_FINISH:
             final = records[-1].data.get("status", final)
-    if not json and final in TERMINAL_STATUSES:
-        sys.stderr.write(f"flwd: run {run_id} {final}\n")
-    return 0
-
-
-def _print_records(records: list[EventRecord], as_json: bool, out: object) -> None:
-    stdout = sys.stdout.buffer
-    if as_json:
-        stdout.write(b"".join(record.ndjson() for record in records))
-    else:
-        for record in records:
-            if record.lines is not None:
-                stream = stdout if record.data.get("channel") == "stdout" else sys.stderr.buffer
-                stream.write(record.lines + b"\n")
-    stdout.flush()
-    sys.stderr.flush()
+    return logs_exit_status(output, final, follow=follow)
 
 
 @app.command(name=":cancel")

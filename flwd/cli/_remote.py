@@ -640,10 +640,12 @@ async def _runs(server: str, job: str | None, status: str | None, limit: int,
 
 
 async def logs(server: str, run_ref: str, *, follow: bool, as_json: bool) -> int:
-    from ._app import _print_records
+    from ._run import _Output, logs_exit_status
+
+    output = _Output(as_json)
 
     async def handle(records: list[EventRecord]) -> None:
-        _print_records(records, as_json, None)
+        output.write(records)
 
     async with Client(server) as client:
         run = await client.find_run(run_ref)
@@ -652,9 +654,7 @@ async def logs(server: str, run_ref: str, *, follow: bool, as_json: bool) -> int
             final = await client.follow_run(run_id, handle)
         else:
             final = await client.export_events(run_id, handle) or final
-    if not as_json and final in TERMINAL_STATUSES:
-        sys.stderr.write(f"flwd: run {run_id} {final}\n")
-    return EXIT_OK
+    return logs_exit_status(output, final, follow=follow)
 
 
 def cancel(server: str, run_ref: str) -> int:

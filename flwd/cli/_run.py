@@ -19,7 +19,15 @@ from flwd.containers import detect_runtime
 from flwd.engine import Engine, open_engine
 from flwd.engine._decisions import journal_refusal_sync
 from flwd.errors import FlwdError
-from flwd.events import RUN_CANCELED, RUN_FINISH, RUN_START, STEP_FINISH, STEP_LOG, EventRecord
+from flwd.events import (
+    RUN_CANCELED,
+    RUN_FINISH,
+    RUN_START,
+    STEP_FINISH,
+    STEP_LOG,
+    STEP_START,
+    EventRecord,
+)
 from flwd.jobs import Alias, Arg, Binding, Job, bind_cli_tokens, flag_help
 from flwd.plan import Plan, build_plan
 from flwd.plan._container import uses_container
@@ -105,11 +113,28 @@ def run_job_command(tokens: Sequence[str]) -> int:
     return trio.run(_run, settings, plan, common)
 
 
+def exit_status(status: str, canceled_by_sigterm: bool = False) -> int:
+    """The CLI's exit status for a run that ended ``status`` (a live run and ``:logs --follow``)."""
+    if status == "completed":
+        return EXIT_OK
+    if status == "canceled":
+        return EXIT_SIGTERM if canceled_by_sigterm else EXIT_SIGINT
+    return EXIT_FAILED
+
+
+def logs_exit_status(output: _Output, status: str, *, follow: bool) -> int:
+    """``:logs``: 0 once printed; with ``--follow``, the run's own exit status."""
+    return exit_status(status, output.canceled_by_sigterm) if follow else EXIT_OK
+
+
 class _Output:
     """Renders a run's events: raw output lines (human) or NDJSON (``--json``).
 
     ``prefix_steps``: tag output lines with their step (``[build] …``), as for
-    ``composition: steps`` jobs.
+    ``composition: steps`` jobs; a ``run.start`` that names its composition sets it, so a
+    replay (``:logs``) renders like the live run did. Lines go out in ``seq`` order: when
+    the output switches between stdout and stderr, the other stream is flushed first, so a
+    terminal showing both gets them interleaved as the job wrote them.
     """
 
     def __init__(self, as_json: bool, *, prefix_steps: bool = False) -> None:
@@ -119,8 +144,18 @@ class _Output:
         self.stderr: BinaryIO = sys.stderr.buffer
         self.style = Style(use_color(sys.stderr))
         self.broken = False
+        #: A CLI run canceled by SIGTERM (``flwd :cancel``) exits 143, not 130.
+        self.canceled_by_sigterm = False
+        self._last: BinaryIO | None = None
 
     def write(self, records: list[EventRecord]) -> None:
+        for record in records:
+            if record.type == RUN_START and "composition" in record.data:
+                self.prefix_steps = record.data["composition"] == "steps"
+            elif record.type == RUN_CANCELED:
+                self.canceled_by_sigterm = (
+                    record.data.get("by") == "cli"
+                    and str(record.data.get("reason", "")).startswith("interrupted by SIGTERM"))
         if self.broken:
             return
         try:
@@ -131,12 +166,13 @@ class _Output:
             for record in records:
                 if record.type == STEP_LOG and record.lines is not None:
                     stream = self.stdout if record.data.get("channel") == "stdout" else self.stderr
+                    self._switch(stream)
                     if self.prefix_steps:
                         tag = f"[{record.data.get('step')}] ".encode()
                         stream.write(b"".join(tag + line + b"\n" for line in record.line_list()))
                     else:
                         stream.write(record.lines + b"\n")
-                elif record.type in (STEP_FINISH, RUN_CANCELED, RUN_FINISH, RUN_START):
+                elif record.type in (STEP_START, STEP_FINISH, RUN_CANCELED, RUN_FINISH):
                     self._status(record)
             self.stdout.flush()
             self.stderr.flush()
@@ -146,6 +182,11 @@ class _Output:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
+
+    def _switch(self, stream: BinaryIO) -> None:
+        if self._last is not None and self._last is not stream:
+            self._last.flush()
+        self._last = stream
 
     def error(self, text: str) -> None:
         """One line on stderr (whatever the output mode)."""
@@ -159,10 +200,17 @@ class _Output:
         data = record.data
         style = self.style
         text = None
-        if record.type == STEP_FINISH and data.get("status") == "failed":
-            text = style.red(f"flwd: step {data.get('step')} failed"
+        step = data.get("step")
+        if record.type == STEP_START:
+            attempt, most = data.get("attempt", 1), data.get("max_attempts", 1)
+            if isinstance(attempt, int) and attempt > 1:
+                text = style.yellow(f"flwd: step {step}: attempt {attempt}/{most}")
+        elif record.type == STEP_FINISH and data.get("status") == "failed":
+            text = style.red(f"flwd: step {step} failed"
                              + (f": {data['error']}" if data.get("error") else
                                 f" with exit status {data.get('exit_code')}"))
+        elif record.type == STEP_FINISH and data.get("status") == "skipped":
+            text = style.yellow(f"flwd: step {step} skipped: {data.get('reason', 'not run')}")
         elif record.type == RUN_CANCELED:
             text = style.yellow(f"flwd: canceling run {record.run_id}: {data.get('reason')}")
         elif record.type == RUN_FINISH:
@@ -171,6 +219,7 @@ class _Output:
                 detail = f": {data['error']}" if data.get("error") else ""
                 text = f"flwd: run {record.run_id} {style.status(status)}{detail}"
         if text:
+            self._switch(self.stderr)
             self.stderr.write((text + "\n").encode())
 
 
@@ -211,8 +260,4 @@ async def _run(settings: Settings, plan: Plan, common: CommonFlags) -> int:
                 cause = engine.storage_error
                 output.error(f"flwd: run {run.id} ended without a recorded result"
                              + (f": {cause.one_line()}" if cause is not None else ""))
-    if status == "completed":
-        return EXIT_OK
-    if status == "canceled":
-        return EXIT_SIGTERM if caught and caught[0] == signal.SIGTERM else EXIT_SIGINT
-    return EXIT_FAILED
+    return exit_status(status, canceled_by_sigterm=bool(caught) and caught[0] == signal.SIGTERM)

@@ -204,6 +204,7 @@ class RunActor:
         })
         status, exit_code, error = "failed", None, None
         try:
+            "composition": plan.composition,
             self._prepare_run_dir()
             async with trio.open_nursery() as nursery:
                 timeout = plan.job.config.timeout
@@ -219,12 +220,15 @@ class RunActor:
                     await self._changed.wait()
                     self._changed = trio.Event()
                 nursery.cancel_scope.cancel(reason="all steps finished")
+                    await self._report_skipped()
             status, exit_code, error = self.state.outcome()
         except OSError as exc:
             error = f"cannot prepare the run directory {self.run_dir}: {exc.strerror or exc}"
         finally:
             finished = now()
             data: dict[str, Any] = {"status": status, "finished_at": format_ts(finished),
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._report_skipped()
                                     "steps": self.state.summary()}
             if exit_code is not None:
                 data["exit_code"] = exit_code
@@ -253,6 +257,13 @@ class RunActor:
     async def _run_step(self, step: StepPlan) -> None:
         backoff = self.plan.job.config.error_handling.retry_backoff
         while True:
+    async def _report_skipped(self) -> None:
+        # A step that never runs still ends with a step.finish, so every reader (the
+        # live CLI, :logs, the API) can say which steps did not run and why.
+        for step_id, reason in self.state.take_skipped():
+            await self._emit(STEP_FINISH, {"step": step_id, "status": "skipped",
+                                           "reason": reason})
+
             exit_code, error = await self._attempt(step)
             if self.state.step_finished(step.id, exit_code, error) == "done":
                 break
@@ -268,7 +279,7 @@ class RunActor:
         attempt = self.state.steps[step.id].attempts
         start = now()
         await self._emit(STEP_START, {
-            "step": step.id, "attempt": attempt,
+            "step": step.id, "attempt": attempt, "max_attempts": self.state.max_attempts,
             "command": display_command(step.argv, self.plan.workspace)})
         terminator: GroupTerminator | ContainerStopper = (
             GroupTerminator(self.grace) if step.container is None else ContainerStopper())

@@ -22,6 +22,9 @@ class StepState:
     attempts: int = 0
     exit_code: int | None = None
     error: str | None = None
+    #: Why a ``skipped`` step never ran (for its ``step.finish`` event).
+    skip_reason: str | None = None
+    reported: bool = False
 
 
 @dataclass(slots=True)
@@ -112,16 +115,21 @@ class RunState:
         while changed:  # a skip can make the steps that need it hopeless too
             changed = False
             for step in self.steps.values():
-                if step.status == "pending" and any(
-                    self.steps[n].status in ("failed", "skipped", "canceled") for n in step.needs
-                ):
+                reason = self._hopeless(step)
+                if step.status == "pending" and reason:
                     step.status = "skipped"
+                    step.skip_reason = reason
                     changed = True
         return [
             sid for sid in self._order
             if self.steps[sid].status == "pending"
             and all(self.steps[n].status == "completed" for n in self.steps[sid].needs)
         ]
+
+    def _hopeless(self, step: StepState) -> str:
+        """Why ``step`` can never run because of its needs ("" when it still can)."""
+        return ", ".join(f"{n} {self.steps[n].status}" for n in step.needs
+                         if self.steps[n].status in ("failed", "skipped", "canceled"))
 
     @property
     def running(self) -> list[str]:
@@ -138,6 +146,9 @@ class RunState:
             step = self.steps[sid]
             if step.status in ("pending", "running", "retrying"):
                 step.status = "skipped"
+                step.skip_reason = self._hopeless(step) or (
+                    "the run was canceled" if self.cancel_reason is not None
+                    else "an earlier step failed")
         failed = [self.steps[s] for s in self._order if self.steps[s].status == "failed"]
         if self.timed_out:
             return "failed", failed[0].exit_code if failed else None, self.cancel_reason
@@ -150,6 +161,24 @@ class RunState:
                 error += f" ({len(failed)} steps failed)"
             return "failed", first.exit_code, error
         return "completed", 0, None
+
+    def take_skipped(self) -> list[tuple[str, str]]:
+        """Steps skipped since the last call, as (step id, reason), in declaration order.
+
+        Each is returned once, so the run reports every skipped step with one
+        ``step.finish`` event.
+        """
+        taken = []
+        for sid in self._order:
+            step = self.steps[sid]
+            if step.status == "skipped" and not step.reported:
+                step.reported = True
+                taken.append((sid, step.skip_reason or "skipped"))
+        return taken
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}

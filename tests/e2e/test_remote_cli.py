@@ -419,7 +419,9 @@ def test_runs_and_logs(dev_server: Server, workspace: Path, data_dir: Path,
             assert (got.stdout, got.stderr) == (local.stdout, local.stderr)
     assert "demo: Hello, first!" in got.stdout
     last = remote(dev_server, [":logs", "last"], elsewhere, data_dir)
-    assert last.stderr.endswith(f"flwd: run {runs[0]['id']} failed\n")
+    # The last line keeps the reason, as the live run printed it (issue 12 item 6).
+    assert last.stderr.endswith(f"flwd: run {runs[0]['id']} failed: "
+                                "step 100_fail.sh exited with status 3\n")
     ambiguous = remote(dev_server, [":logs", "run-"], elsewhere, data_dir)
     assert ambiguous.returncode == 2 and "ambiguous" in ambiguous.stderr
     missing = remote(dev_server, [":logs", "run-nope"], elsewhere, data_dir)
