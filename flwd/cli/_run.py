@@ -20,6 +20,7 @@ from flwd.engine import Engine, open_engine
 from flwd.engine._decisions import journal_refusal_sync
 from flwd.errors import FlwdError
 from flwd.events import (
+    POLICY_DECISION,
     RUN_CANCELED,
     RUN_FINISH,
     RUN_START,
@@ -172,7 +173,8 @@ class _Output:
                         stream.write(b"".join(tag + line + b"\n" for line in record.line_list()))
                     else:
                         stream.write(record.lines + b"\n")
-                elif record.type in (STEP_START, STEP_FINISH, RUN_CANCELED, RUN_FINISH):
+                elif record.type in (POLICY_DECISION, STEP_START, STEP_FINISH, RUN_CANCELED,
+                                     RUN_FINISH):
                     self._status(record)
             self.stdout.flush()
             self.stderr.flush()
@@ -201,7 +203,12 @@ class _Output:
         style = self.style
         text = None
         step = data.get("step")
-        if record.type == STEP_START:
+        if record.type == POLICY_DECISION:
+            # What policy allowed but wants seen (an unsigned image in permissive, an
+            # override in disabled) is journaled and shown; plain "info" decisions are not.
+            if data.get("level") == "warning":
+                text = style.yellow(f"flwd: warning: policy: {data.get('reason')}")
+        elif record.type == STEP_START:
             attempt, most = data.get("attempt", 1), data.get("max_attempts", 1)
             if isinstance(attempt, int) and attempt > 1:
                 text = style.yellow(f"flwd: step {step}: attempt {attempt}/{most}")

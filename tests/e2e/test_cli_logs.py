@@ -91,3 +91,16 @@ def test_logs_follow_of_a_canceled_run_exits_like_the_run(workspace: Path,
             assert run_cli([":cancel", run_id], cwd=workspace, data_dir=data_dir).returncode == 0
             assert runner.wait(timeout=60) == 143
             assert follower.wait(timeout=60) == 143
+
+
+def test_policy_warnings_are_shown(workspace: Path, data_dir: Path) -> None:
+    """A decision policy allowed with a warning is printed, live and by :logs (issue 12 item 15)."""
+    write_job(workspace, "inherits", "interpreter: bash\nenv_inheritance: true\n",
+              {"100_main.sh": "echo ran\n"})
+    status, live = _combined(["inherits", "--profile", "disabled"], workspace, data_dir)
+    assert status == 0, live
+    warning = "flwd: warning: policy: environment inheritance allowed (profile disabled)"
+    assert warning in live.splitlines()
+    assert warning in _combined([":logs", "last"], workspace, data_dir)[1].splitlines()
+    quiet = _combined(["inherits", "--profile", "secure"], workspace, data_dir)[1]
+    assert "warning" not in quiet
