@@ -215,9 +215,12 @@ class RunRow:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
-    """``POST /runs`` with an ``Idempotency-Key``: the scoped key, the body's hash, the run."""
+    """``POST /runs`` with an ``Idempotency-Key``: the scoped key, the body's digest, the run."""
 
     key: str
+    #: ``hmac-sha256:<hex>`` under the install's key (:func:`flwd.store.body_digest`),
+    #: never a plain hash of the body, which may hold a secret. (The column kept
+    #: its first name.)
     body_sha256: str
     run_id: str
     created_at: float

@@ -62,9 +62,13 @@ def container_env(plan: Plan, step: StepPlan, run_id: str, run_dir: Path,
 
 
 async def run_container_step(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
-                             secret_names: list[str], sink: OutputSink,
-                             stopper: ContainerStopper, grace: float) -> StepOutcome:
+                             secret_names: list[str], secrets_dir: Path | None,
+                             sink: OutputSink, stopper: ContainerStopper, grace: float
+                             ) -> StepOutcome:
     """Run ``step`` in its container and return its exit status.
+
+    ``secrets_dir`` holds the files of ``secret_names`` (written by the run actor);
+    it is mounted read-only at ``/run/secrets``.
 
     Cancellation: the container is stopped with the ladder and removed
     (shielded, bounded) before ``Cancelled`` propagates.
@@ -85,7 +89,6 @@ async def run_container_step(plan: Plan, step: StepPlan, *, run_id: str, run_dir
     # Markers let start-up recovery find the runtime client of a dead owner.
     client_env = {**os.environ, "FLWD_RUN_ID": run_id, "FLWD_STEP_KEY": f"{run_id}/{step.id}",
                   **{key: env[key] for key in multiline}}
-    secrets_dir = run_dir / "secrets"
     spec = ContainerSpec(
         name=name, run_id=run_id, step_id=step.id, image=container.image,
         command=step.argv, job_dir=plan.job.dir, run_dir=run_dir, network=container.network,

@@ -14,6 +14,7 @@ actor: an extra hop would add latency and a queue to every batch for nothing.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import signal
@@ -87,7 +88,7 @@ IDEMPOTENCY_TTL = 24 * 3600.0
 @dataclass(frozen=True, slots=True)
 class StartRun:
     plan: Plan
-    #: (scoped Idempotency-Key, SHA-256 of the canonical request body), if any.
+    #: (scoped Idempotency-Key, keyed digest of the canonical request body), if any.
     idempotency: tuple[str, str] | None
     #: The run, and whether it is a replay of an earlier request with the same key.
     reply: ReplySlot[tuple[RunRow, bool]]
@@ -212,17 +213,19 @@ class Engine:
         run, _ = await self._root.call(lambda reply: StartRun(plan, None, reply))
         return run
 
-    async def start_run_once(self, plan: Plan, key: str, body_sha256: str
+    async def start_run_once(self, plan: Plan, key: str, body_digest: str
                              ) -> tuple[RunRow, bool]:
         """Like :meth:`start_run`, at most once per idempotency ``key`` (24 h).
 
-        Returns the run and True when it is the earlier run of the same request.
+        ``body_digest`` (:func:`flwd.store.body_digest`) is what is kept of the
+        request: keyed, as the body may hold a secret. Returns the run and True
+        when it is the earlier run of the same request.
 
         Raises:
             IdempotencyConflict: the key was used with a different body.
         """
         result: tuple[RunRow, bool] = await self._root.call(
-            lambda reply: StartRun(plan, (key, body_sha256), reply))
+            lambda reply: StartRun(plan, (key, body_digest), reply))
         return result
 
     async def catalog(self) -> Catalog:
@@ -367,12 +370,12 @@ class Engine:
         if idempotency is not None:
             earlier = await trio.to_thread.run_sync(self._find_idempotent, idempotency[0])
             if earlier is not None:
-                body_sha256, run_id = earlier
-                if body_sha256 != idempotency[1]:
+                stored, run_id = earlier
+                if not hmac.compare_digest(stored, idempotency[1]):
+                    # No digest in the problem: they are keyed, and mean nothing to a client.
                     raise IdempotencyConflict(
                         "this Idempotency-Key was already used with a different request body",
-                        hint="use a new key for a new request", stored_sha256=body_sha256,
-                        incoming_sha256=idempotency[1])
+                        hint="use a new key for a new request")
                 return await self.get_run(run_id), True
         pid, start_time, host = store.owner_identity()
         run = RunRow(id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
@@ -459,7 +462,7 @@ def _source_exited(name: str, result: outcome.Outcome[None]) -> None:
 
 
 def recover(settings: Settings) -> list[str]:
-    """Mark runs of dead processes ``interrupted`` and remove their containers.
+    """Mark runs of dead processes ``interrupted``; remove their containers and secret files.
 
     Blocking; cheap when there are none. A Core DB that cannot be written
     (disk full) only postpones the marking: the leftover processes are killed
@@ -467,7 +470,7 @@ def recover(settings: Settings) -> list[str]:
     """
     conn = store.connect(settings.db_path)
     try:
-        marked = store.recover_interrupted(conn)
+        marked = store.recover_interrupted(conn, runs_dir=settings.runs_dir)
     except StorageError as exc:
         _log.warning("flwd: unfinished runs of dead processes not marked interrupted yet: %s",
                      exc.one_line())

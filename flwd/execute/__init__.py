@@ -6,3 +6,7 @@ from ._process import ProcessSpec as ProcessSpec
 from ._process import run_process_tree as run_process_tree
 from ._profile import profile_levels as profile_levels
 from ._profile import render_profile as render_profile
+from ._secrets import remove_secret_files as remove_secret_files
+from ._secrets import runs_with_runtime_secrets as runs_with_runtime_secrets
+from ._secrets import secrets_dir as secrets_dir
+from ._secrets import write_secret_files as write_secret_files

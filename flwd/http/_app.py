@@ -6,7 +6,6 @@ engine (messages to the root of the actor tree) and render the answer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -137,9 +136,9 @@ def validate_body(model: type[T], data: Any) -> T:
                           errors=errors, code="invalid-request-body") from None
 
 
-def canonical_sha256(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+def canonical_body(data: Any) -> bytes:
+    """A decoded JSON body in one spelling (sorted keys, no spaces): what idempotency compares."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _page(args: Mapping[str, str]) -> tuple[int, int]:
@@ -327,6 +326,19 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         data = _parse_json_body(raw if isinstance(raw, bytes) else raw.encode())
         return validate_body(model, data), data
 
+    #: The install's idempotency key, read (or made) on first use.
+    idempotency_key: list[bytes] = []
+
+    async def _body_digest(data: Any) -> str:
+        # Keyed: the body may hold a secret, and the Core DB must not keep a
+        # plain hash of it (see flwd/store/_idempotency.py).
+        from flwd import store
+
+        if not idempotency_key:
+            idempotency_key.append(
+                await trio.to_thread.run_sync(store.install_key, engine.settings.data_dir))
+        return store.body_digest(idempotency_key[0], canonical_body(data))
+
     async def _plan(body: RunRequest, *, journal_refusals: bool = False) -> Plan:
         job_id = body.job_id
         if body.source is not None:
@@ -451,7 +463,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         else:
             principal: Principal | None = g.get("principal")
             scoped = f"{principal.name if principal else '-'}:{key}"
-            run, replayed = await engine.start_run_once(plan, scoped, canonical_sha256(raw))
+            run, replayed = await engine.start_run_once(plan, scoped, await _body_digest(raw))
         response = jsonify(run_json(run))
         response.status_code = 201
         response.headers["Location"] = f"/runs/{run.id}"

@@ -2,6 +2,8 @@
 
 from ._db import connect as connect
 from ._db import db_path as db_path
+from ._idempotency import body_digest as body_digest
+from ._idempotency import install_key as install_key
 from ._journal import JournalItem as JournalItem
 from ._journal import append_batch as append_batch
 from ._read import count_runs as count_runs

@@ -85,3 +85,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    # Copy the migrated pages into the file now, not at some later checkpoint:
+    # a migration may have overwritten what must not stay (the plain hashes of
+    # 4 -> 5). PASSIVE: never waits for readers; what they pin follows later.
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

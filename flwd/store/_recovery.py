@@ -10,8 +10,10 @@ import signal
 import socket
 import sqlite3
 import time
+from pathlib import Path
 
-from flwd.events import RUN_FINISH, EventRecord, format_ts, now
+from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, format_ts, now
+from flwd.execute import remove_secret_files, runs_with_runtime_secrets
 from flwd.execute._procfs import process_alive, process_start_time, processes_with_env
 
 from ._journal import append_batch
@@ -33,12 +35,14 @@ def owner_identity() -> tuple[int, int | None, str]:
 _identity: tuple[int, int | None] | None = None
 
 
-def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
+def recover_interrupted(conn: sqlite3.Connection, *, runs_dir: Path | None = None) -> list[str]:
     """Mark runs whose owner process is gone as ``interrupted`` and reap their processes.
 
     A run is orphaned when its owner (pid + start time, on this host) no longer
     runs. Its leftover processes are found by their ``FLWD_RUN_ID`` and killed,
     so a crashed CLI or server never leaves a job running unsupervised.
+    With ``runs_dir``, the secret files of the orphaned runs are removed too
+    (wherever they are), and so are any a terminal run left in the runtime dir.
     Returns the ids of the runs marked.
     """
     host = socket.gethostname()
@@ -47,6 +51,8 @@ def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
         if run.owner_host in (None, host)
         and not (run.owner_pid and process_alive(run.owner_pid, run.owner_start))
     ]
+    if runs_dir is not None:
+        sweep_terminal_secrets(conn, runs_dir)
     if not orphaned:
         return []
     killed: list[tuple[int, int | None]] = []
@@ -66,6 +72,10 @@ def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
         if not killed or time.monotonic() > deadline:
             break
         time.sleep(0.005)
+    if runs_dir is not None:
+        # Nothing of these runs runs any more: their secrets go now, even if
+        # marking them below fails (a full disk postpones only the marking).
+        remove_secret_files(runs_dir, [run.id for run in orphaned])
     ts = now()
     append_batch(conn, [
         EventRecord(run_id=run.id, job_id=run.job_id, type=RUN_FINISH, ts=ts, data={
@@ -78,3 +88,24 @@ def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
     ])
     return [run.id for run in orphaned]
 
+
+def sweep_terminal_secrets(conn: sqlite3.Connection, runs_dir: Path) -> list[str]:
+    """Remove the secret files of runs that are terminal in this Core DB; their ids.
+
+    A run removes its secret files before it journals ``run.finish``, so this
+    finds only what something unforeseen left behind. Only the runtime dir is
+    swept: it holds folders of live runs alone, so listing it is cheap (the run
+    dirs under ``runs_dir`` are as many as the runs kept). It may be shared by
+    several data dirs: a run this Core DB does not know is left alone.
+    """
+    candidates = runs_with_runtime_secrets()
+    finished: list[str] = []
+    for start in range(0, len(candidates), 500):
+        batch = candidates[start:start + 500]
+        marks = ",".join("?" * len(batch))
+        statuses = ",".join("?" * len(TERMINAL_STATUSES))
+        finished += [row[0] for row in conn.execute(
+            f"SELECT id FROM runs WHERE id IN ({marks}) AND status IN ({statuses})",
+            [*batch, *sorted(TERMINAL_STATUSES)])]
+    remove_secret_files(runs_dir, finished)
+    return finished

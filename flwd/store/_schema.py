@@ -76,6 +76,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX runs_by_finished ON runs(finished_at);
     """,
+    # 4 -> 5: an idempotency row keeps an HMAC of the request body under the
+    # install's key ("hmac-sha256:<hex>", see _idempotency.py), no longer a plain
+    # SHA-256 that would let a reader of the file confirm a guessed secret. Older
+    # rows are overwritten with a value no digest equals: a retry of such a request
+    # answers 409 rather than start its run twice. secure_delete zeroes the bytes
+    # the update frees, so the old hashes do not linger in the file.
+    """
+    PRAGMA secure_delete = ON;
+    UPDATE idempotency SET body_sha256 = 'unkeyed (before schema 5)'
+        WHERE body_sha256 NOT LIKE 'hmac-sha256:%';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
