@@ -434,7 +434,7 @@ def run_remote_job(server: str, tokens: Sequence[str]) -> int:
 
 
 async def _run_job(server: str, tokens: list[str]) -> int:
-    from ._run import _Output, help_text
+    from ._run import _Output, help_text, warn_short_secrets
 
     async with Client(server) as client:
         job, rest = await client.resolve_job(tokens)
@@ -449,6 +449,7 @@ async def _run_job(server: str, tokens: list[str]) -> int:
                             args))
             return EXIT_OK
         binding = bind_cli_tokens(args, rest, job_id=job_id)
+        warn_short_secrets(binding)
         body = request_body(invoked, binding.values, common.profile)
         # The plan says whether output lines carry their step (a DAG) and
         # validates everything before a run exists.

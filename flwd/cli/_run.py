@@ -76,11 +76,26 @@ def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags
     if common.help:
         return job, common, None, alias
     binding = bind_cli_tokens(job.config.args, rest, job_id=job.id)
+    warn_short_secrets(binding)
     profile = resolve_profile(requested=common.profile,
                               environment=os.environ.get("FLWD_PROFILE"))
     plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,
                             journal_refusals=True)
     return job, common, plan, alias
+
+
+#: Below this length a secret is likely to occur by chance in ordinary output, where
+#: masking it (which flwd still does) mangles the text.
+SHORT_SECRET = 4
+
+
+def warn_short_secrets(binding: Binding) -> None:
+    """One warning line per secret argument shorter than :data:`SHORT_SECRET` characters."""
+    for name, value in binding.secrets.items():
+        if len(value) < SHORT_SECRET:
+            sys.stderr.write(
+                f"flwd: warning: --{name} is shorter than {SHORT_SECRET} characters; every "
+                "occurrence of it in the output is still masked as [secret]\n")
 
 
 def plan_with_policy(job: Job, binding: Binding, settings: Settings, *, profile: Profile,

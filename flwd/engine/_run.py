@@ -9,6 +9,7 @@ trees are terminated and the secret files removed before it exits.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,11 +37,8 @@ from flwd.execute import (
     GroupTerminator,
     ProcessSpec,
     profile_levels,
-    remove_secret_files,
     render_profile,
     run_process_tree,
-    secrets_dir,
-    write_secret_files,
 )
 from flwd.plan import Plan, StepPlan, display_command
 
@@ -92,10 +90,7 @@ class RunActor:
         self._digests: list[str] = []
         self.plan = plan
         self.journal = journal
-        self.runs_dir = runs_dir
         self.run_dir = runs_dir / run_id
-        #: Under $XDG_RUNTIME_DIR (a tmpfs) when usable, else in the run dir.
-        self._secrets_dir = secrets_dir(runs_dir, run_id)
         self.grace = grace
         config = plan.job.config
         self.state = RunState.create(
@@ -204,12 +199,12 @@ class RunActor:
             "status": "running",
             "job_id": plan.job.id,
             "security_profile": plan.profile,
+            "composition": plan.composition,
             "steps": [step.id for step in plan.steps],
             "provenance": plan.provenance(),
         })
         status, exit_code, error = "failed", None, None
         try:
-            "composition": plan.composition,
             self._prepare_run_dir()
             async with trio.open_nursery() as nursery:
                 timeout = plan.job.config.timeout
@@ -220,23 +215,20 @@ class RunActor:
                     for step_id in self.state.ready():
                         self.state.step_started(step_id)
                         nursery.start_soon(self._run_step, steps[step_id])
+                    await self._report_skipped()
                     if self.state.done:
                         break
                     await self._changed.wait()
                     self._changed = trio.Event()
                 nursery.cancel_scope.cancel(reason="all steps finished")
-                    await self._report_skipped()
             status, exit_code, error = self.state.outcome()
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._report_skipped()
         except OSError as exc:
             error = f"cannot prepare the run directory {self.run_dir}: {exc.strerror or exc}"
         finally:
-            # Before run.finish: a run that is terminal in the Core DB has no secret
-            # file left even if flwd dies right after (recovery relies on it).
-            self._remove_secrets()
             finished = now()
             data: dict[str, Any] = {"status": status, "finished_at": format_ts(finished),
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await self._report_skipped()
                                     "steps": self.state.summary()}
             if exit_code is not None:
                 data["exit_code"] = exit_code
@@ -257,6 +249,13 @@ class RunActor:
                 if digest is not None and self.on_digest is not None and plan.job.source:
                     await self.on_digest(plan.job.source, image, digest)
 
+    async def _report_skipped(self) -> None:
+        # A step that never runs still ends with a step.finish, so every reader (the
+        # live CLI, :logs, the API) can say which steps did not run and why.
+        for step_id, reason in self.state.take_skipped():
+            await self._emit(STEP_FINISH, {"step": step_id, "status": "skipped",
+                                           "reason": reason})
+
     async def _enforce_timeout(self, seconds: float) -> None:
         await trio.sleep(seconds)
         if self.state.cancel(f"timed out after {seconds:g}s", timeout=True):
@@ -265,13 +264,6 @@ class RunActor:
     async def _run_step(self, step: StepPlan) -> None:
         backoff = self.plan.job.config.error_handling.retry_backoff
         while True:
-    async def _report_skipped(self) -> None:
-        # A step that never runs still ends with a step.finish, so every reader (the
-        # live CLI, :logs, the API) can say which steps did not run and why.
-        for step_id, reason in self.state.take_skipped():
-            await self._emit(STEP_FINISH, {"step": step_id, "status": "skipped",
-                                           "reason": reason})
-
             exit_code, error = await self._attempt(step)
             if self.state.step_finished(step.id, exit_code, error) == "done":
                 break
@@ -303,7 +295,7 @@ class RunActor:
             if isinstance(terminator, ContainerStopper):
                 outcome = await run_container_step(
                     self.plan, step, run_id=self.run_id, run_dir=self.run_dir,
-                    secret_names=list(self._secret_files), secrets_dir=self._secrets_dir,
+                    secret_names=list(self._secret_files),
                     sink=lambda channel, lines, count: self._output(step.id, channel, lines,
                                                                     count),
                     stopper=terminator, grace=self.grace)
@@ -350,7 +342,14 @@ class RunActor:
         os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         secrets = self.plan.binding.secrets
         if secrets:
-            self._secret_files = write_secret_files(self._secrets_dir, secrets)
+            folder = self.run_dir / "secrets"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            for name, value in secrets.items():
+                path = folder / name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(value)
+                self._secret_files[name] = str(path)
         if any(step.bash for step in self.plan.steps):
             values = {k: v for k, v in self.plan.binding.values.items() if k not in secrets}
             text = render_profile(
@@ -362,8 +361,8 @@ class RunActor:
                 f.write(text)
 
     def _remove_secrets(self) -> None:
-        if self.plan.binding.secrets:  # also after a write that failed half-way
-            remove_secret_files(self.runs_dir, [self.run_id])
+        if self._secret_files:
+            shutil.rmtree(self.run_dir / "secrets", ignore_errors=True)
 
     def _environment(self, step: StepPlan) -> dict[str, str]:
         plan = self.plan
