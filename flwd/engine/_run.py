@@ -9,7 +9,6 @@ trees are terminated and the secret files removed before it exits.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,8 +36,11 @@ from flwd.execute import (
     GroupTerminator,
     ProcessSpec,
     profile_levels,
+    remove_secret_files,
     render_profile,
     run_process_tree,
+    secrets_dir,
+    write_secret_files,
 )
 from flwd.plan import Plan, StepPlan, display_command
 
@@ -90,7 +92,10 @@ class RunActor:
         self._digests: list[str] = []
         self.plan = plan
         self.journal = journal
+        self.runs_dir = runs_dir
         self.run_dir = runs_dir / run_id
+        #: Under $XDG_RUNTIME_DIR (a tmpfs) when usable, else in the run dir.
+        self._secrets_dir = secrets_dir(runs_dir, run_id)
         self.grace = grace
         config = plan.job.config
         self.state = RunState.create(
@@ -227,6 +232,9 @@ class RunActor:
         except OSError as exc:
             error = f"cannot prepare the run directory {self.run_dir}: {exc.strerror or exc}"
         finally:
+            # Before run.finish: a run that is terminal in the Core DB has no secret
+            # file left even if flwd dies right after (recovery relies on it).
+            self._remove_secrets()
             finished = now()
             data: dict[str, Any] = {"status": status, "finished_at": format_ts(finished),
                                     "steps": self.state.summary()}
@@ -295,7 +303,7 @@ class RunActor:
             if isinstance(terminator, ContainerStopper):
                 outcome = await run_container_step(
                     self.plan, step, run_id=self.run_id, run_dir=self.run_dir,
-                    secret_names=list(self._secret_files),
+                    secret_names=list(self._secret_files), secrets_dir=self._secrets_dir,
                     sink=lambda channel, lines, count: self._output(step.id, channel, lines,
                                                                     count),
                     stopper=terminator, grace=self.grace)
@@ -342,14 +350,7 @@ class RunActor:
         os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         secrets = self.plan.binding.secrets
         if secrets:
-            folder = self.run_dir / "secrets"
-            folder.mkdir(mode=0o700, exist_ok=True)
-            for name, value in secrets.items():
-                path = folder / name
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(value)
-                self._secret_files[name] = str(path)
+            self._secret_files = write_secret_files(self._secrets_dir, secrets)
         if any(step.bash for step in self.plan.steps):
             values = {k: v for k, v in self.plan.binding.values.items() if k not in secrets}
             text = render_profile(
@@ -361,8 +362,8 @@ class RunActor:
                 f.write(text)
 
     def _remove_secrets(self) -> None:
-        if self._secret_files:
-            shutil.rmtree(self.run_dir / "secrets", ignore_errors=True)
+        if self.plan.binding.secrets:  # also after a write that failed half-way
+            remove_secret_files(self.runs_dir, [self.run_id])
 
     def _environment(self, step: StepPlan) -> dict[str, str]:
         plan = self.plan
