@@ -82,8 +82,9 @@ class Source(BaseModel):
     aliases: list[dict[str, Any]] | None = None
     provenance: dict[str, Any]
     metadata: dict[str, Any]
-    created_at: float
-    updated_at: float
+    created_at: str = Field(description="RFC 3339 UTC, e.g. `2026-11-24T19:48:13.123456Z` "
+                                        "(as a run's times; so is `metadata.refreshed_at`)")
+    updated_at: str = Field(description="RFC 3339 UTC")
 
 
 class RunRequest(_Strict):

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from flwd.errors import FlwdError, SourceInvalid, SourceTrustRequired
+from flwd.events import format_ts
 from flwd.policy._images import image_repository
 
 SourceType = Literal["local", "git", "oci"]
@@ -177,7 +178,7 @@ class Source:
             ("checkout_path", self.state.checkout_path),
             ("resolved_path", self.state.resolved_path),
             ("resolved_commit", self.state.resolved_commit),
-            ("refreshed_at", self.state.refreshed_at)) if value is not None}
+            ("refreshed_at", _timestamp(self.state.refreshed_at))) if value is not None}
         if self.spec.type == "oci":
             out["metadata"].update({key: value for key, value in (
                 ("trusted", True), ("pull_policy", self.spec.pull_policy or "on-add"),
@@ -186,9 +187,14 @@ class Source:
                 ("manifest", dict(self.state.manifest) if self.state.manifest else None),
                 ("digest", self.state.digest), ("image_id", self.state.image_id),
                 ("image", self.image)) if value is not None})
-        out["created_at"] = self.created_at
-        out["updated_at"] = self.updated_at
+        out["created_at"] = format_ts(self.created_at)
+        out["updated_at"] = format_ts(self.updated_at)
         return out
+
+
+def _timestamp(ts: float | None) -> str | None:
+    """A stored epoch time as the API shows every time: RFC 3339 UTC, like a run's."""
+    return None if ts is None else format_ts(ts)
 
 
 def parse_request(data: Mapping[str, Any]) -> SourceSpec:

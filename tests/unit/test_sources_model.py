@@ -84,6 +84,18 @@ def test_state_and_provenance_round_trip() -> None:
                                                                                    "abc")
 
 
+def test_a_sources_document_shows_times_as_runs_do() -> None:
+    """RFC 3339 UTC strings (as runs' ``created_at``), not epoch floats; stored as floats."""
+    state = SourceState(status="ready", refreshed_at=1_764_013_693.0301)
+    source = Source(SourceSpec("tools", "local", "/r"), state, 1_764_013_693.123456,
+                    1_764_013_694.5)
+    document = source.to_json()
+    assert document["created_at"] == "2025-11-24T19:48:13.123456Z"
+    assert document["updated_at"] == "2025-11-24T19:48:14.500000Z"
+    assert document["metadata"]["refreshed_at"] == "2025-11-24T19:48:13.030100Z"
+    assert state.to_json()["refreshed_at"] == 1_764_013_693.0301  # the stored form
+
+
 @pytest.fixture
 def roots(tmp_path: Path) -> tuple[Path, Path, Path]:
     scripts = tmp_path / "ws" / "scripts"
