@@ -21,7 +21,17 @@ class Style:
         self.enabled = enabled
 
     def _wrap(self, code: str, text: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+        """``text`` in the colour ``code``, which every line opens and closes itself.
+
+        A reset written after a newline (``ESC[31m…\\nESC[0m``) leaves the newline and
+        what follows it coloured until the reset arrives: a pager or a log viewer
+        showing lines one by one, a prompt printed after an interrupted write, and
+        ``grep`` on the output all see a colour that never ends on that line.
+        """
+        if not self.enabled:
+            return text
+        return "\n".join(f"\x1b[{code}m{line}\x1b[0m" if line else line
+                         for line in text.split("\n"))
 
     def bold(self, text: str) -> str:
         return self._wrap("1", text)

@@ -101,6 +101,15 @@ def test_status_colours():
     assert style.status("queued") == "queued"
 
 
+@pytest.mark.parametrize("text", ["a\nb", "a\n", "\nb", "one\n\nthree"])
+def test_a_colour_is_reset_before_every_newline(text: str) -> None:
+    style = Style(True)
+    for method, code in ((style.red, "31"), (style.yellow, "33"), (style.bold, "1")):
+        coloured = method(text)
+        assert coloured.split("\n") == [f"\x1b[{code}m{line}\x1b[0m" if line else ""
+                                        for line in text.split("\n")]
+
+
 class FakeStream(io.StringIO):
     def __init__(self, tty: bool) -> None:
         super().__init__()
