@@ -56,6 +56,15 @@ def _unknown(name: str, spellings: dict[str, str]) -> str:
     return f"unknown flag (did you mean {quoted_choice(shown)}?)"
 
 
+def _may_mean_a_secret(name: str, args: Sequence[Arg], spellings: dict[str, str]) -> bool:
+    """Whether unknown ``--name`` may be a mistyped secret flag (close to one, or to none)."""
+    secret_flags = {spec.flag for spec in args if spec.is_secret}
+    if not secret_flags:
+        return False
+    close = {spellings[match] for match in close_matches(name, spellings)}
+    return not close or bool(close & secret_flags)
+
+
 def parse_cli_tokens(
     args: Sequence[Arg], tokens: Sequence[str], *, job_id: str | None = None
 ) -> dict[str, list[str]]:
@@ -94,6 +103,9 @@ def parse_cli_tokens(
             name = token.lstrip("-")
             message = _unknown(name, spellings) if name else "unknown flag"
             problems.append(ArgProblem(name or token, message, f"{token}: {message}"))
+            if ("=" not in token and index < len(tokens) and not tokens[index].startswith("-")
+                    and _may_mean_a_secret(name, args, spellings)):
+                index += 1  # its value, perhaps a secret (-secret_token S): never echoed
             continue
 
         name, equals, value = token[2:].partition("=")
@@ -102,6 +114,9 @@ def parse_cli_tokens(
         if arg is None:
             message = _unknown(name, spellings)
             problems.append(ArgProblem(name, message, f"--{name}: {message}"))
+            if (not equals and index < len(tokens) and not tokens[index].startswith("-")
+                    and _may_mean_a_secret(name, args, spellings)):
+                index += 1  # its value, perhaps a secret: never echoed
             continue
         if negated:
             if equals:
@@ -124,8 +139,9 @@ def parse_cli_tokens(
                 following = tokens[index] if index < len(tokens) else ""
                 if following.startswith("-") and not following.startswith("--"):
                     # Surely meant as the value: explain once instead of also
-                    # reporting it as an unknown flag.
-                    message += f" (write --{name}={following} for a value starting with '-')"
+                    # reporting it as an unknown flag (a secret is never echoed).
+                    example = "VALUE" if arg.is_secret else following
+                    message += f" (write --{name}={example} for a value starting with '-')"
                     index += 1
                 problems.append(ArgProblem(arg.name, message, f"--{name}: {message}"))
                 continue

@@ -217,3 +217,15 @@ def test_the_idempotency_table_keeps_no_plain_hash_of_the_body(dev_server: Serve
     assert value.startswith("hmac-sha256:") and value[len("hmac-sha256:"):] not in plain
     key = data_dir / "idempotency.key"
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+
+
+@pytest.mark.parametrize("flags", [["--secret-tokn", "{s}"], ["--secret_token", "-{s}"],
+                                   ["-secret_token", "{s}"]])
+def test_a_cli_error_about_a_mistyped_secret_flag_does_not_echo_the_secret(
+        workspace: Path, data_dir: Path, flags: list[str]) -> None:
+    secret = "typo-Secret-6b6b"
+    done = run_cli(["demo", "--name", "x", *(flag.format(s=secret) for flag in flags)],
+                   cwd=workspace, data_dir=data_dir)
+    assert done.returncode == 2, done.stderr
+    assert "flwd: error: invalid arguments for job demo" in done.stderr
+    assert secret not in done.stdout + done.stderr
