@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from flwd.errors import FlwdError
 
@@ -144,17 +145,49 @@ def _completion(args: list[str]) -> int:
 
 
 def _run_cyclopts(args: list[str]) -> int:
-    from cyclopts import CycloptsError
+    from cyclopts import CycloptsError, UnknownCommandError
 
     from ._app import app
 
     try:
         result = app(args, exit_on_error=False, print_error=False)
+    except UnknownCommandError as exc:
+        sys.stderr.write(f"flwd: error: {_unknown_command(exc, app)}\n")
+        return 2
     except CycloptsError as exc:
-        message = str(exc).strip().splitlines()
-        sys.stderr.write(f"flwd: error: {' '.join(line.strip() for line in message)}\n")
+        message = " ".join(line.strip() for line in str(exc).strip().splitlines())
+        sys.stderr.write(f"flwd: error: {_missing_argument(message)}\n")
         return 2
     return result if isinstance(result, int) else 0
+
+
+def _missing_argument(message: str) -> str:
+    """cyclopts' 'Command ":logs" parameter RUN requires an argument.' in flwd's words."""
+    import re
+
+    match = re.fullmatch(r'Command "(?P<verb>[^"]+)" parameter (?P<what>\S+) requires an '
+                         r"argument\.", message)
+    if match is None:
+        return message
+    verb, what = match["verb"], match["what"]
+    return f"{verb} needs {what} (see 'flwd {verb} --help')"
+
+
+def _unknown_command(exc: object, root: object) -> str:
+    """``unknown command 'X'``, a close match, and every command there is (never cut short)."""
+    import difflib
+
+    parent: Any = getattr(exc, "app", None) or root
+    token = (getattr(exc, "unused_tokens", None) or ["?"])[0]
+    names = [name for name in parent if not name.startswith("-") and parent[name].show]
+    if parent is root:
+        names.append("completion")  # dispatched before cyclopts (see _dispatch)
+    where = "" if parent is root else f"{parent.name[0]} "
+    text = f"unknown command '{where}{token}'"
+    close = difflib.get_close_matches(token, names, n=1, cutoff=0.6)
+    if close:
+        text += f" (did you mean '{where}{close[0]}'?)"
+    return text + f"; commands: {', '.join(where + name for name in names)}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

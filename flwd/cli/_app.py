@@ -26,6 +26,7 @@ from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
 from ._context import CONTEXT, load_workspace, resolve_job
+from ._help import VerbHelp
 from ._init import KINDS, job_parts, missing_interpreter, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
 from ._run import _Output, logs_exit_status, plan_with_policy
@@ -38,6 +39,10 @@ app = App(
     name="flwd",
     backend="trio",
     version=__version__,
+    help_formatter=VerbHelp(),
+    # No generated --no-X / --empty-X flags: a flag is only shown if it is meant to be
+    # used (the few worth negating say so with their own Parameter(negative=...)).
+    default_parameter=Parameter(negative=()),
     help="flwd (\"flowed\"): discover, plan and run the scripts you keep around.\n\n"
          "Run a job with `flwd JOB [FLAGS]` (e.g. `flwd demo --name alice`); "
          "`flwd JOB --help` lists its flags.",
@@ -116,7 +121,8 @@ def plan_command(*tokens: Tokens) -> int:
     job, rest, alias = resolve_job(catalog, tokens, settings, aliases)
     common, rest = split_common_flags(rest)
     binding = bind_cli_tokens(job.config.args, rest, job_id=job.id)
-    profile = resolve_profile(requested=common.profile, environment=os.environ.get("FLWD_PROFILE"))
+    profile = resolve_profile(requested=common.profile, requested_by="--profile",
+                              environment=os.environ.get("FLWD_PROFILE"))
     plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,
                             journal_refusals=False).to_json()
     if common.json:
@@ -166,7 +172,7 @@ def runs_command(*, job: str | None = None, status: Status | None = None, limit:
 
 
 @app.command(name=":logs")
-async def logs_command(run: str, *, follow: bool = False, json: bool = False) -> int:
+async def logs_command(run: str, /, *, follow: bool = False, json: bool = False) -> int:
     """Print a run's output (or its events with --json) from the journal, as the run printed it.
 
     With --follow, wait for the run to end and exit like the run did (0 completed,
@@ -213,7 +219,7 @@ async def logs_command(run: str, *, follow: bool = False, json: bool = False) ->
 
 
 @app.command(name=":cancel")
-def cancel_command(run: str) -> int:
+def cancel_command(run: str, /) -> int:
     """Ask a running run to stop (TERM, grace, KILL; the run ends `canceled`).
 
     Parameters
@@ -235,7 +241,8 @@ LogFormat = Literal["text", "json"]
 
 @app.command(name=":serve")
 async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = None,
-                        dev: bool = False, log: LogFormat = "text", metrics: bool = True,
+                        dev: bool = False, log: LogFormat = "text",
+                        metrics: Annotated[bool, Parameter(negative="--no-metrics")] = True,
                         aliases_public: bool = False, tokens: str | None = None,
                         no_containers: bool = False,
                         allow_path: list[str] | None = None,
@@ -252,8 +259,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     profile
         Security profile: secure (default), permissive, disabled. FLWD_PROFILE wins.
     dev
-        Development mode: the token `dev-token` (and no token) get every scope; CORS for
-        http://localhost. Refused on non-loopback binds.
+        Development mode: the token `dev-token` (and no token) get every scope; only
+        loopback origins (CORS) and Host names are served. Refused on non-loopback binds.
     log
         Log format on stderr: text or json (one object per line).
     metrics
@@ -352,7 +359,7 @@ app.command(tokens_app)
 
 
 @app.command(name="init")
-def init_command(kind: str, path: str, *, force: bool = False) -> int:
+def init_command(kind: str, path: str, /, *, force: bool = False) -> int:
     """Scaffold a job under scripts/: `flwd init bash tools/hello`.
 
     Parameters

@@ -421,7 +421,8 @@ def request_body(job_id: str, values: Mapping[str, Any], profile: str | None) ->
     server needs them (it never shows or stores them); they are never printed here."""
     body: dict[str, Any] = {"job_id": job_id, "args": dict(values)}
     if profile:
-        resolve_profile(requested=profile)  # the same error as a local run for a bad name
+        # The same error as a local run for a bad name.
+        resolve_profile(requested=profile, requested_by="--profile")
         body["requested_security_profile"] = profile
     return body
 

@@ -77,7 +77,7 @@ def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags
         return job, common, None, alias
     binding = bind_cli_tokens(job.config.args, rest, job_id=job.id)
     warn_short_secrets(binding)
-    profile = resolve_profile(requested=common.profile,
+    profile = resolve_profile(requested=common.profile, requested_by="--profile",
                               environment=os.environ.get("FLWD_PROFILE"))
     plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,
                             journal_refusals=True)
@@ -163,6 +163,8 @@ class _Output:
         #: A CLI run canceled by SIGTERM (``flwd :cancel``) exits 143, not 130.
         self.canceled_by_sigterm = False
         self._last: BinaryIO | None = None
+        #: Errors already shown on a step's line: the run's line does not repeat them.
+        self._shown_errors: set[str] = set()
 
     def write(self, records: list[EventRecord]) -> None:
         for record in records:
@@ -228,6 +230,8 @@ class _Output:
             if isinstance(attempt, int) and attempt > 1:
                 text = style.yellow(f"flwd: step {step}: attempt {attempt}/{most}")
         elif record.type == STEP_FINISH and data.get("status") == "failed":
+            if data.get("error"):
+                self._shown_errors.add(str(data["error"]))
             text = style.red(f"flwd: step {step} failed"
                              + (f": {data['error']}" if data.get("error") else
                                 f" with exit status {data.get('exit_code')}"))
@@ -238,7 +242,8 @@ class _Output:
         elif record.type == RUN_FINISH:
             status = data.get("status", "?")
             if status != "completed" or style.enabled:
-                detail = f": {data['error']}" if data.get("error") else ""
+                error = data.get("error")
+                detail = f": {error}" if error and str(error) not in self._shown_errors else ""
                 text = f"flwd: run {record.run_id} {style.status(status)}{detail}"
         if text:
             self._switch(self.stderr)

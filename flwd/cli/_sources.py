@@ -150,7 +150,7 @@ def add_command(
 
 
 @sources_app.command(name="refresh")
-def refresh_command(name: str, *, json: bool = False) -> int:
+def refresh_command(name: str, /, *, json: bool = False) -> int:
     """Resolve a source's ref again (a branch moves to its newest commit) and re-index it.
 
     Runs already started keep executing from the commit they were planned against.
@@ -177,7 +177,7 @@ def refresh_command(name: str, *, json: bool = False) -> int:
 
 
 @sources_app.command(name="remove")
-def remove_command(name: str) -> int:
+def remove_command(name: str, /) -> int:
     """Unregister a source; its jobs disappear and its checkout under the data dir is deleted.
 
     A local source's folder is never touched.

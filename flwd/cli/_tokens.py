@@ -114,7 +114,7 @@ def list_command(*, json: bool = False, tokens: str | None = None) -> int:
 
 
 @tokens_app.command(name="revoke")
-def revoke_command(name: str, *, tokens: str | None = None) -> int:
+def revoke_command(name: str, /, *, tokens: str | None = None) -> int:
     """Remove a token: a running `flwd :serve` refuses it from its next request.
 
     Parameters

@@ -25,10 +25,14 @@ def parse_profile(value: str, *, origin: str) -> Profile:
 
 
 def resolve_profile(*, requested: str | None = None, environment: str | None = None,
-                    configured: str | None = None) -> Profile:
-    """Effective profile: request > ``FLWD_PROFILE`` > flag/config > ``secure``."""
+                    configured: str | None = None, requested_by: str = "the request") -> Profile:
+    """Effective profile: request > ``FLWD_PROFILE`` > flag/config > ``secure``.
+
+    ``requested_by`` names where ``requested`` came from in an error (a CLI run's
+    ``--profile`` is its request).
+    """
     if requested:
-        return parse_profile(requested, origin="the request")
+        return parse_profile(requested, origin=requested_by)
     if environment:
         return parse_profile(environment, origin="FLWD_PROFILE")
     if configured:

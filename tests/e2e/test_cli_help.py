@@ -1,0 +1,69 @@
+"""Help and errors name only flags that exist, in one style for verbs and jobs (issue 12 item 10)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+VERBS = [":jobs", ":plan", ":runs", ":logs", ":cancel", ":serve", ":gc", ":sources list",
+         ":sources add", ":sources refresh", ":sources remove", ":tokens create",
+         ":tokens list", ":tokens revoke", "init"]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_verb_help_shows_only_real_flags_in_the_job_help_style(
+        workspace: Path, data_dir: Path, verb: str) -> None:
+    shown = run_cli([*verb.split(), "--help"], cwd=workspace, data_dir=data_dir)
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert text.startswith(f"usage: flwd {verb}"), text
+    assert "╭" not in text and "│" not in text  # no boxes: the same plain style as a job's
+    assert not re.search(r"--no-no-|--empty-", text), text
+    for flag in set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text)) - {"--help"}:
+        if flag.startswith("--no-"):
+            assert flag in {"--no-metrics", "--no-containers"}, flag
+    rows = [line for line in text.splitlines() if line.startswith("  --")]
+    for row in rows:  # no line broken in the middle of a row
+        assert re.match(r"  --[a-z]", row)
+
+
+def test_job_help_has_the_same_shape(workspace: Path, data_dir: Path) -> None:
+    shown = run_cli(["demo", "--help"], cwd=workspace, data_dir=data_dir)
+    assert shown.stdout.startswith("usage: flwd demo [FLAGS]")
+    assert "\nArguments:\n" in shown.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([":logs"], ":logs needs RUN (see 'flwd :logs --help')"),
+    ([":cancel"], ":cancel needs RUN (see 'flwd :cancel --help')"),
+    (["init", "bash"], "init needs PATH (see 'flwd init --help')"),
+    ([":sources", "remove"], ":sources remove needs NAME (see 'flwd :sources remove --help')"),
+])
+def test_a_missing_positional_is_named_as_shown_in_help(
+        workspace: Path, data_dir: Path, args: list[str], expected: str) -> None:
+    failed = run_cli(args, cwd=workspace, data_dir=data_dir)
+    assert failed.returncode == 2
+    assert failed.stderr == f"flwd: error: {expected}\n"
+
+
+def test_an_unknown_verb_lists_every_verb(workspace: Path, data_dir: Path) -> None:
+    failed = run_cli([":jbos"], cwd=workspace, data_dir=data_dir)
+    assert failed.returncode == 2
+    line = failed.stderr.strip()
+    assert line.startswith("flwd: error: unknown command ':jbos' (did you mean ':jobs'?)")
+    assert "..." not in line
+    for verb in (":jobs", ":plan", ":runs", ":logs", ":cancel", ":serve", ":gc", ":sources",
+                 ":tokens", "init", "completion"):
+        assert verb in line
+
+
+def test_a_bad_profile_on_the_cli_names_the_flag(workspace: Path, data_dir: Path) -> None:
+    failed = run_cli(["demo", "--name", "x", "--profile", "strict"], cwd=workspace,
+                     data_dir=data_dir)
+    assert failed.returncode == 2
+    assert "from --profile" in failed.stderr and "request" not in failed.stderr
+
