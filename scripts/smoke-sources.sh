@@ -12,16 +12,22 @@
 #   SOURCE_NAME   default smoke-<type>
 #   SOURCE_REF    local: the folder holding the jobs, relative to the server's
 #                 scripts root or absolute; it must be inside the scripts root
-#                 or an `:serve --allow-path` (default ../extra-scripts)
+#                 or an `:serve --allow-path` (default examples: the bundled
+#                 scripts/examples, inside the scripts root, so the defaults
+#                 pass against `flwd :serve --dev` run in the repository)
 #   SOURCE_URL    git: the repository (file:// needs an --allow-path; other
 #                 hosts a --git-allow-host)
 #   GIT_REF       git: branch, tag or commit (default main)
-#   JOB_ID        the job, without the source prefix (default hello)
+#   JOB_ID        the job, without the source prefix (default vars, the job
+#                 scripts/examples/vars; a git source needs its own)
 #   JOB_ARGS      its arguments as a JSON object (default {})
 #   EVENTS        how many events to print (default 10)
 #   TIMEOUT       seconds to wait for the run (default 60)
 #
-# Example:
+# Examples:
+#   scripts/smoke-sources.sh      # against `flwd :serve --dev` in the repository
+#   SOURCE_REF=$HOME/extra-scripts JOB_ID=hello JOB_ARGS='{"name": "Alice"}' \
+#     scripts/smoke-sources.sh    # with `:serve --dev --allow-path ~/extra-scripts`
 #   SOURCE_TYPE=git SOURCE_URL=file:///path/to/repo GIT_REF=main JOB_ID=gitjob \
 #     scripts/smoke-sources.sh
 set -euo pipefail
@@ -31,7 +37,7 @@ FLWD_URL=${FLWD_URL%/}
 FLWD_TOKEN=${FLWD_TOKEN:-dev-token}
 SOURCE_TYPE=${SOURCE_TYPE:-local}
 SOURCE_NAME=${SOURCE_NAME:-smoke-$SOURCE_TYPE}
-JOB_ID=${JOB_ID:-hello}
+JOB_ID=${JOB_ID:-vars}
 JOB_ARGS=${JOB_ARGS:-"{}"}
 EVENTS=${EVENTS:-10}
 TIMEOUT=${TIMEOUT:-60}
@@ -94,7 +100,7 @@ api GET /healthz "" 200 204
 step="register source"
 case $SOURCE_TYPE in
     local)
-        request=$(jq -nc --arg name "$SOURCE_NAME" --arg ref "${SOURCE_REF:-../extra-scripts}" \
+        request=$(jq -nc --arg name "$SOURCE_NAME" --arg ref "${SOURCE_REF:-examples}" \
             '{type: "local", name: $name, ref: $ref}') ;;
     git)
         [[ -n ${SOURCE_URL:-} ]] || fail "SOURCE_TYPE=git needs SOURCE_URL"

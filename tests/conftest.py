@@ -59,12 +59,50 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     assert not leaked, f"processes of the test's runs survived: {leaked}"
 
 
+#: The files of the bundled scripts/ (paths under it): what a test workspace holds. A fixed
+#: list, not a copy of the folder, so that jobs a user adds to the working tree (the README
+#: suggests ``flwd init bash tools/hello``) never change what the tests see.
+BUNDLED_SCRIPTS: tuple[str, ...] = (
+    "demo-container/100_main.sh",
+    "demo-container/config.d/config.yaml",
+    "demo/100_main.sh",
+    "demo/config.d/config.yaml",
+    "examples/config.d/vars/10-examples.sh",
+    "examples/fail/100_fail.sh",
+    "examples/fail/config.d/config.yaml",
+    "examples/long/100_long.sh",
+    "examples/long/config.d/config.yaml",
+    "examples/pipeline/config.d/config.yaml",
+    "examples/pipeline/steps/build.sh",
+    "examples/pipeline/steps/fetch.sh",
+    "examples/pipeline/steps/lint.sh",
+    "examples/pipeline/steps/package.sh",
+    "examples/pipeline/steps/test.sh",
+    "examples/python/100_main.py",
+    "examples/python/config.d/config.yaml",
+    "examples/vars/100_greet.sh",
+    "examples/vars/config.d/config.yaml",
+    "examples/vars/config.d/libs/greet.sh",
+    "examples/vars/config.d/vars/20-job.sh",
+    "flwd.yaml",
+    "smoke-sources.sh",
+)
+
+
+def copy_bundled_scripts(root: Path, *, source: Path = REPO / "scripts") -> Path:
+    """Write the bundled scripts/ (:data:`BUNDLED_SCRIPTS` of ``source``, modes kept) under
+    workspace ``root``; returns ``root``."""
+    for rel in BUNDLED_SCRIPTS:
+        target = root / "scripts" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / rel, target)
+    return root
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A copy of the repository's scripts/ in a temporary workspace."""
-    root = tmp_path / "ws"
-    shutil.copytree(REPO / "scripts", root / "scripts", symlinks=True)
-    return root
+    """The repository's bundled scripts/ (:data:`BUNDLED_SCRIPTS`) in a temporary workspace."""
+    return copy_bundled_scripts(tmp_path / "ws")
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

@@ -58,8 +58,19 @@ def extra(allowed: Path) -> Path:
     return job.parent
 
 
+def test_the_defaults_pass_against_a_dev_server_on_the_bundled_scripts(dev_server: Any) -> None:
+    """`scripts/smoke-sources.sh` as the README runs it: no settings but the URL (the port is
+    the test's), against `flwd :serve --dev` on the bundled scripts/."""
+    done = smoke(dev_server.url)
+    assert done.returncode == 0, done.stderr
+    assert "vars: Hi, world!" in done.stdout  # the run's output, among the events
+    assert '"type":"run.finish"' in done.stdout
+    assert "smoke-sources: OK (local source smoke-local, job vars" in done.stdout
+    assert sources_of(dev_server) == []  # removed at the end
+
+
 def test_local_source(server: Any, extra: Path) -> None:
-    done = smoke(server.url, SOURCE_REF=str(extra), JOB_ARGS='{"name": "Alice"}')
+    done = smoke(server.url, SOURCE_REF=str(extra), JOB_ID="hello", JOB_ARGS='{"name": "Alice"}')
     assert done.returncode == 0, done.stderr
     assert f'"resolved_path": "{extra}"' in done.stdout  # the provenance
     assert "hello Alice from the smoke source" in done.stdout  # an NDJSON event
