@@ -217,6 +217,9 @@ def test_the_idempotency_table_keeps_no_plain_hash_of_the_body(dev_server: Serve
     assert value.startswith("hmac-sha256:") and value[len("hmac-sha256:"):] not in plain
     key = data_dir / "idempotency.key"
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    # Nor is the secret itself anywhere: not in the data dir, not in the JSON request log.
+    assert holding("idem-Secret-424", data_dir) == []
+    assert not any("idem-Secret-424" in line for line in dev_server.log)
 
 
 @pytest.mark.parametrize("flags", [["--secret-tokn", "{s}"], ["--secret_token", "-{s}"],
