@@ -28,6 +28,7 @@ from quart import (
     request,
     websocket,
 )
+from quart_cors import cors, cors_exempt
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, WebsocketMismatch
@@ -46,7 +47,8 @@ from flwd.sources import Entry, parse_request
 from ._auth import Authenticator, Principal, Refusal
 from ._metrics import Metrics
 from ._models import RunRequest, SourceRequest
-from ._params import PAGE, PER_PAGE, parse_cursor, parse_int
+from ._origins import DEV_ORIGIN, HostCheck, is_dev_origin
+from ._params import PAGE, PER_PAGE, parse_cursor, parse_int, quote
 from ._problems import (
     PROBLEM_JSON,
     HttpProblem,
@@ -77,6 +79,8 @@ class ServeOptions:
     #: The policy bundle and image verifier; the container runtime (None: --no-containers).
     policy: PolicyContext | None = None
     runtime: Runtime | None = None
+    #: The --bind host: with --dev, a Host header may name it (besides loopback names).
+    bind_host: str = "127.0.0.1"
 
 
 class _RunId(BaseConverter):
@@ -179,6 +183,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                metrics: Metrics | None) -> QuartTrio:
     """Build the application around a running ``engine``."""
     app = QuartTrio("flwd")
+    host_check = HostCheck(options.bind_host)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["runid"] = _RunId
@@ -199,35 +204,57 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             raise forbidden(missing)
         return principal
 
+    def _dev_gate(headers: Any) -> None:
+        """``--dev`` answers loopback callers only: the Host names a loopback server (DNS
+        rebinding), and an Origin, when sent, is a loopback origin (see ``_origins``)."""
+        if not options.dev:
+            return
+        host = headers.get("Host")
+        if not host_check.allows(host):
+            raise HttpProblem(
+                421, "misdirected request",
+                f"Host {quote(host or '')} is not this server: a --dev server answers only "
+                "to localhost, 127.0.0.1, [::1] or its --bind address", code="host.not.allowed")
+        origin = headers.get("Origin")
+        if origin is not None and not is_dev_origin(origin):
+            raise HttpProblem(
+                403, "origin not allowed",
+                f"requests from the origin {quote(origin)} are refused: a --dev server takes "
+                "only http(s)://localhost, 127.0.0.1 or [::1] (any port)",
+                code="origin.not.allowed")
+
     @app.before_request
-    async def before() -> Response | None:
+    async def before() -> None:
         g.started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
         g.principal = None
-        if options.dev and request.method == "OPTIONS" and _dev_origin():
-            return Response("", status=204)
+        _dev_gate(request.headers)
         g.principal = _authorize(request.endpoint, request.headers)
-        return None
 
     @app.before_websocket
     async def before_ws() -> None:
+        # Routing first: quart-cors' own WebSocket check (registered after this
+        # one) would refuse an unknown route with 400 before it is found missing.
+        if websocket.routing_exception is not None:
+            raise websocket.routing_exception
+        _dev_gate(websocket.headers)
         g.principal = _authorize(websocket.endpoint, websocket.headers)
 
-    def _dev_origin() -> str | None:
-        origin = request.headers.get("Origin", "")
-        if origin.startswith(("http://localhost", "http://127.0.0.1")):
-            return origin
-        return None
+    if options.dev:
+        # CORS for loopback origins only. quart-cors also checks WebSocket origins,
+        # but refuses a handshake without Origin (every non-browser client) with
+        # 400: run_ws is exempt, and _dev_gate checks its Origin instead (403).
+        cors(app, allow_origin=DEV_ORIGIN,
+             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
+                            "X-Request-ID"],
+             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+             expose_headers=["Location", "X-Request-ID", "X-Total-Count", "Idempotent-Replay",
+                             "X-Flwd-Discovery-Errors"],
+             max_age=600)
 
     @app.after_request
     async def after(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if options.dev and (origin := _dev_origin()):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-            response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, Idempotency-Key, Last-Event-ID")
-            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
         if not g.get("body_read") and (request.content_length or
                                        "transfer-encoding" in request.headers):
             # A body we never read (refused before it was needed, or sent to a
@@ -314,13 +341,17 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                                          code="internal").document(path))
 
     async def _json_body(model: type[T]) -> tuple[T, Any]:
-        content_type = request.headers.get("Content-Type", "application/json")
-        media = content_type.split(";")[0].strip().lower()
-        # curl -d sends form-urlencoded by default; its body is still our JSON.
-        if "json" not in media and media != "application/x-www-form-urlencoded":
+        # Only application/json: a cross-site form (urlencoded, multipart, text/plain)
+        # or a fetch() without a Content-Type is sent without a CORS preflight, and
+        # in --dev it needs no token either.
+        content_type = request.headers.get("Content-Type")
+        media = (content_type or "").split(";")[0].strip().lower()
+        if media != "application/json":
+            sent = f"not {quote(content_type)}" if content_type else "(the request had none)"
             raise HttpProblem(415, "unsupported media type",
-                              f"send JSON (Content-Type: application/json), not {content_type}",
-                              code="unsupported-media-type")
+                              f"send JSON with Content-Type: application/json {sent}",
+                              code="unsupported-media-type",
+                              headers={"Accept": "application/json"})  # RFC 9110 §15.5.16
         raw = await request.get_data(cache=False, as_text=False)
         g.body_read = True
         data = _parse_json_body(raw if isinstance(raw, bytes) else raw.encode())
@@ -649,6 +680,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         return response
 
     @app.websocket("/runs/<runid:run_id>/ws")
+    @cors_exempt  # _dev_gate checks the Origin (see the cors() call)
     async def run_ws(run_id: str) -> None:
         run = await _exact_run(run_id)
         await websocket.accept()

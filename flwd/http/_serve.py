@@ -224,7 +224,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
                            aliases_public=config.aliases_public, profile=profile,
                            keep_alive=config.keep_alive, policy=checked.policy,
-                           runtime=runtime)
+                           runtime=runtime, bind_host=host)
     metrics = Metrics(profile) if config.metrics else None
 
     hypercorn_config = _Config()

@@ -152,7 +152,7 @@ def test_stalled_client_slows_nothing_and_does_not_block_shutdown(server_factory
     host, port = urlparse(server.url).hostname, urlparse(server.url).port
     stalled = socket.create_connection((host, port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.sendall(f"GET /runs/{run['id']}/events HTTP/1.1\r\nHost: x\r\n"
+    stalled.sendall(f"GET /runs/{run['id']}/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
                     "Authorization: Bearer dev-token\r\n\r\n".encode())
     # The stalled reader never reads; another client still gets the whole run.
     events = stream(server.url, run["id"])

@@ -9,6 +9,7 @@ must be refused, and metrics label values an anonymous client tries to mint.
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -33,6 +34,30 @@ def finished_run(url: str) -> dict[str, Any]:
     assert events[-1]["type"] == "run.finish"
     run["last_seq"] = events[-1]["seq"]
     return run
+
+
+def raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` exactly as given on a new connection; the status, headers and body
+    (``Content-Length`` bytes) of the answer."""
+    address = urlparse(url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, f"the server closed the connection without an answer: {received!r}"
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        while len(body) < int(headers.get("content-length", "0")):
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection in the middle of the body"
+            body += chunk
+    return int(status_line.split()[1]), headers, body
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -100,8 +125,8 @@ def test_every_integer_query_parameter_is_checked(dev_server: Server) -> None:
 # -- WebSocket refusals ----------------------------------------------------------------------
 
 
-def ws_handshake(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[
-        int, dict[str, str], bytes]:
+def ws_handshake(url: str, path: str, headers: dict[str, str] | None = None, *,
+                 host: str | None = None) -> tuple[int, dict[str, str], bytes]:
     """A WebSocket handshake with trio-websocket: (101, {}, b"") when accepted, else the
     refusal's status, headers and body. The TCP stream is ours, so it is closed whatever
     happens (trio-websocket leaves a refused connection's socket to the collector)."""
@@ -118,7 +143,7 @@ def ws_handshake(url: str, path: str, headers: dict[str, str] | None = None) -> 
         async with stream:
             try:
                 async with trio.open_nursery() as nursery:
-                    ws = await wrap_client_stream(nursery, stream, address.netloc, path,
+                    ws = await wrap_client_stream(nursery, stream, host or address.netloc, path,
                                                   extra_headers=extra)
                     await ws.aclose()
             except* ConnectionRejected as group:  # from the handshake and the reader task
@@ -191,3 +216,114 @@ def test_websocket_to_an_unknown_run_or_route_is_a_404(dev_server: Server) -> No
     status, _, _ = ws_handshake(url, f"/runs/{run['id']}/ws")
     assert status == 101  # the refusals above are not everything being refused
     assert not any("Traceback" in line for line in dev_server.log)
+
+
+# -- --dev: origins, Host names, content types ------------------------------------------------
+
+FOREIGN_ORIGINS = [
+    "http://localhost.evil.example",     # a prefix match took these two for localhost
+    "http://localhost@evil.example",
+    "http://127.0.0.1.nip.io",
+    "http://localhost:3000.evil.example",
+    "http://evil.example",
+    "https://evil.example:443",
+    "null",                               # sandboxed iframes, file:// pages
+    "http://[::1].evil.example",
+    "ftp://localhost",
+]
+LOOPBACK_ORIGINS = ["http://localhost", "http://localhost:3000", "https://127.0.0.1:8443",
+                    "http://127.0.0.1", "http://[::1]:5173"]
+
+
+def test_dev_cors_matches_loopback_origins_exactly(dev_server: Server) -> None:
+    url = dev_server.url
+    for origin in FOREIGN_ORIGINS:
+        refused = httpx.get(f"{url}/jobs", headers={"Origin": origin}, timeout=30)
+        assert_problem(refused, 403, "origin.not.allowed")
+        assert "access-control-allow-origin" not in refused.headers, origin
+        preflight = httpx.options(f"{url}/runs", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"}, timeout=30)
+        assert "access-control-allow-origin" not in preflight.headers, origin
+    for origin in LOOPBACK_ORIGINS:
+        served = httpx.get(f"{url}/jobs", headers={"Origin": origin}, timeout=30)
+        assert served.status_code == 200, (origin, served.text)
+        assert served.headers["access-control-allow-origin"] == origin
+        assert "Origin" in served.headers["vary"]
+        preflight = httpx.options(f"{url}/runs", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, idempotency-key"}, timeout=30)
+        assert preflight.headers["access-control-allow-origin"] == origin
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        assert set(preflight.headers["access-control-allow-headers"].split(", ")) == {
+            "content-type", "idempotency-key"}
+
+
+def _post_runs(url: str, content_type: str | None, *extra: str) -> tuple[int, bytes]:
+    """POST /runs on a raw socket, as a browser's form or no-preflight fetch() would: no
+    token, the JSON of a valid run as the body."""
+    body = b'{"job_id": "demo", "args": {"name": "csrf"}}'
+    host = urlparse(url).netloc
+    lines = ["POST /runs HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
+             "Connection: close", *extra]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    status, _, answer = raw_request(url, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    return status, answer
+
+
+def test_a_cross_site_form_post_starts_no_run(dev_server: Server) -> None:
+    """Regression: a cross-site ``application/x-www-form-urlencoded`` POST without a token
+    started a run (201) on a --dev server."""
+    url = dev_server.url
+    for content_type in ("application/x-www-form-urlencoded", "text/plain",
+                         "multipart/form-data; boundary=x", None, "application/json-seq",
+                         "text/json", "application/problem+json"):
+        status, answer = _post_runs(url, content_type)
+        assert status == 415, (content_type, answer)
+        assert json.loads(answer)["code"] == "unsupported-media-type"
+        # From a foreign page the Origin alone refuses it, whatever the type.
+        status, answer = _post_runs(url, content_type, "Origin: http://evil.example")
+        assert status == 403, (content_type, answer)
+    listed = httpx.get(f"{url}/runs", headers=DEV, timeout=30)
+    assert listed.json() == [], "a refused request started a run"
+    # A local tool sending JSON is served.
+    status, answer = _post_runs(url, "application/json; charset=utf-8",
+                                "Origin: http://localhost:3000")
+    assert status == 201, answer
+
+
+def test_dev_answers_only_loopback_host_names(dev_server: Server) -> None:
+    """Regression (DNS rebinding): a request naming ``Host: rebind.attacker.example`` was
+    served by a --dev server."""
+    url = dev_server.url
+    port = urlparse(url).port
+
+    def get(host_line: str, version: str = "HTTP/1.1") -> int:
+        request = f"GET /runs {version}\r\n{host_line}Connection: close\r\n\r\n"
+        return raw_request(url, request.encode())[0]
+
+    for host in ("rebind.attacker.example", f"rebind.attacker.example:{port}",
+                 f"localhost.attacker.example:{port}", f"127.0.0.1.nip.io:{port}",
+                 f"localhost:{port}@attacker.example", "localhost.", f"[::1]x:{port}"):
+        assert get(f"Host: {host}\r\n") == 421, host
+    assert get("", "HTTP/1.0") == 421  # no Host at all
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST",
+                 "127.0.0.1"):
+        assert get(f"Host: {host}\r\n") == 200, host
+    problem = assert_problem(httpx.get(f"{url}/runs", headers={"Host": "rebind.example"},
+                                       timeout=30), 421, "host.not.allowed")
+    assert "rebind.example" in problem["detail"]
+
+
+def test_dev_websockets_check_origin_and_host(dev_server: Server) -> None:
+    url = dev_server.url
+    run = finished_run(url)
+    path = f"/runs/{run['id']}/ws"
+    for origin in FOREIGN_ORIGINS:
+        ws_problem(ws_handshake(url, path, {"Origin": origin}), 403, "origin.not.allowed")
+    ws_problem(ws_handshake(url, path, host="rebind.attacker.example"), 421,
+               "host.not.allowed")
+    for origin in LOOPBACK_ORIGINS:
+        assert ws_handshake(url, path, {"Origin": origin})[0] == 101, origin
+    assert ws_handshake(url, path)[0] == 101  # a tool sends no Origin
