@@ -102,6 +102,11 @@ class StorageError(FlwdError):
     """The Core DB cannot be opened, migrated or written."""
 
 
+class RecordUnstorable(FlwdError):
+    """The Core DB cannot store one record (text that is not UTF-8, an integer beyond
+    64 bits, a value too big…): only the request or run it belongs to fails."""
+
+
 class ExecutorUnavailable(FlwdError):
     """The job needs an executor (interpreter, container runtime) that is missing."""
 
@@ -251,6 +256,7 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     PolicyDenied: ProblemSpec(422, "policy override denied", "policy.denied", 2),
     ProfileInvalid: ProblemSpec(422, "invalid security profile", "E_POLICY", 2),
     StorageError: ProblemSpec(503, "storage unavailable", "E_STORAGE", 1),
+    RecordUnstorable: ProblemSpec(422, "record cannot be stored", "record.unstorable", 2),
     ExecutorUnavailable: ProblemSpec(422, "executor unavailable", "E_EXECUTOR", 2),
     ContainerRuntimeUnavailable: ProblemSpec(422, "container runtime unavailable",
                                              "container.runtime.unavailable", 2),

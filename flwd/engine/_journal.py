@@ -5,6 +5,10 @@ bounded inbox. The actor takes whatever has queued up while the previous
 transaction was committing, commits it as one batch in the writer thread,
 then publishes the committed records to the hub — so an event is always
 journaled before anyone sees it, and batch size adapts to load without a timer.
+
+Each message is stored all or nothing, and independently of the others in its
+batch: a message holding a record the Core DB cannot take is refused alone
+(poison-record isolation, see :func:`run_journal`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import outcome
 import trio
 
 from actors import ActorRef, Inbox, ReplySlot
-from flwd.errors import StorageError
-from flwd.events import STEP_LOG, EventRecord
-from flwd.store import JournalItem, JournalWriter
+from flwd.errors import RecordUnstorable, StorageError
+from flwd.events import RUN_FINISH, STEP_LOG, EventRecord, format_ts, now
+from flwd.store import GroupResult, JournalItem, JournalWriter
 
 from ._hub import EventHub
 
@@ -42,12 +46,13 @@ class Append:
 JournalRef = ActorRef[Append]
 
 
-async def _commit(writer: JournalWriter, items: list[JournalItem]) -> list[EventRecord]:
+async def _commit(writer: JournalWriter, groups: Sequence[Sequence[JournalItem]]
+                  ) -> list[GroupResult]:
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()
-    box: list[outcome.Outcome[list[EventRecord]]] = []
+    box: list[outcome.Outcome[list[GroupResult]]] = []
 
-    def finished(result: outcome.Outcome[list[EventRecord]]) -> None:
+    def finished(result: outcome.Outcome[list[GroupResult]]) -> None:
         # Runs in the writer thread: hand the result back to trio without blocking.
         def deliver() -> None:
             box.append(result)
@@ -55,7 +60,7 @@ async def _commit(writer: JournalWriter, items: list[JournalItem]) -> list[Event
 
         token.run_sync_soon(deliver)
 
-    writer.submit(items, finished)
+    writer.submit(groups, finished)
     # Shielded: the thread commits the batch whatever happens to us, and a batch
     # that is committed must also be published and acknowledged.
     with trio.CancelScope(shield=True):
@@ -65,6 +70,8 @@ async def _commit(writer: JournalWriter, items: list[JournalItem]) -> list[Event
 
 #: Told which events a storage failure lost (see :func:`run_journal`); must not block.
 StorageFailureHandler = Callable[[StorageError, list[EventRecord]], None]
+#: Told that the records of one message were refused, and why; must not block.
+RefusalHandler = Callable[[RecordUnstorable, Sequence[JournalItem]], None]
 
 
 def _is_output(item: JournalItem) -> bool:
@@ -76,8 +83,53 @@ def _muted_output(message: Append, muted: set[str]) -> bool:
                and item.run_id in muted for item in message.items)
 
 
+def _committed(results: list[GroupResult]) -> list[EventRecord]:
+    return [record for result in results if not isinstance(result, RecordUnstorable)
+            for record in result]
+
+
+def _end_streams(hub: EventHub, run_id: str) -> None:
+    # The run's run.finish will never be journaled: its subscribers must not wait for it.
+    hub.untrack(run_id)
+    for subscription in list(hub.by_run.get(run_id, ())):
+        subscription.send.close()
+
+
+async def _refused(writer: JournalWriter, hub: EventHub,
+                   refusals: list[tuple[Append, RecordUnstorable]],
+                   on_refused: RefusalHandler | None) -> None:
+    """Settle the messages the Core DB refused: tell their owner; replace a lost ``run.finish``.
+
+    A run whose ``run.finish`` was refused would stay ``running`` with its
+    subscribers waiting forever: it gets a plain one (``failed``, the refusal
+    as its error) instead. If even that cannot be stored, its streams are ended.
+    """
+    replacements: list[EventRecord] = []
+    for message, error in refusals:
+        if on_refused is not None:
+            on_refused(error, message.items)
+        ts = now()
+        replacements += [
+            EventRecord(run_id=item.run_id, job_id=item.job_id, type=RUN_FINISH, ts=ts, data={
+                "status": "failed", "finished_at": format_ts(ts), "error": error.detail})
+            for item in message.items if isinstance(item, EventRecord) and item.type == RUN_FINISH]
+    if not replacements:
+        return
+    try:
+        results = await _commit(writer, [[record] for record in replacements])
+    except StorageError:
+        for record in replacements:
+            _end_streams(hub, record.run_id)
+        return
+    hub.publish(_committed(results))
+    for record, result in zip(replacements, results, strict=True):
+        if isinstance(result, RecordUnstorable):
+            _end_streams(hub, record.run_id)
+
+
 async def _salvage(writer: JournalWriter, hub: EventHub, batch: list[Append],
-                   error: StorageError, on_storage_error: StorageFailureHandler | None) -> None:
+                   error: StorageError, on_storage_error: StorageFailureHandler | None,
+                   on_refused: RefusalHandler | None) -> None:
     # Output chunks are what fills a disk; the lifecycle records (runs,
     # run.start/finish, step events, idempotency keys) are few and small. In WAL
     # mode the frames of the failed transaction are reused by the next one, so
@@ -87,43 +139,58 @@ async def _salvage(writer: JournalWriter, hub: EventHub, batch: list[Append],
     # The ballast file goes (once): room for the lifecycle records of the runs
     # the engine is about to stop, even when the disk is completely full.
     await trio.to_thread.run_sync(writer.release_reserve)
-    retry = [item for kept in essential for item in kept]
     lost = [item for message in batch for item in message.items
             if isinstance(item, EventRecord) and _is_output(item)]
-    complete = False
-    if retry:
+    results: list[GroupResult] | None = None
+    if any(essential):
         try:
-            committed = await _commit(writer, retry)
+            results = await _commit(writer, essential)
         except StorageError as again:
             error = again
             lost = [item for message in batch for item in message.items
                     if isinstance(item, EventRecord)]
         else:
-            complete = True
-            hub.publish(committed)
-    for message, kept in zip(batch, essential, strict=True):
-        if message.reply is None:
+            hub.publish(_committed(results))
+    refusals: list[tuple[Append, RecordUnstorable]] = []
+    for index, (message, kept) in enumerate(zip(batch, essential, strict=True)):
+        result = None if results is None else results[index]
+        if isinstance(result, RecordUnstorable):
+            refusals.append((message, result))
+            if message.reply is not None:
+                message.reply.fail(result)
+        elif message.reply is None:
             continue
-        if complete and len(kept) == len(message.items):
-            message.reply.reply([item for item in kept if isinstance(item, EventRecord)])
+        elif result is not None and len(kept) == len(message.items):
+            message.reply.reply(result)
         else:
             message.reply.fail(error)
+    if refusals:
+        await _refused(writer, hub, refusals, on_refused)
     if on_storage_error is not None:
         on_storage_error(error, lost)
 
 
 async def run_journal(writer: JournalWriter, hub: EventHub, *,
                       on_storage_error: StorageFailureHandler | None = None,
+                      on_refused: RefusalHandler | None = None,
                       task_status: trio.TaskStatus[JournalRef] = trio.TASK_STATUS_IGNORED
                       ) -> None:
     """Serve ``Append`` messages until the inbox is closed and drained.
 
-    A batch the Core DB refuses (``StorageError``: disk full, I/O error) does
-    not stop the actor — restarting it would free no space, and the refs live
-    runs hold would go stale. Its output chunks are dropped and the rest is
-    retried alone; ``on_storage_error`` is then told which events were lost
-    (all of them if the retry failed too) and callers waiting for a reply on a
-    message that lost anything get the ``StorageError``.
+    Each message is all or nothing. A message the Core DB cannot store — a
+    record holding text that is not UTF-8, an integer beyond 64 bits, a value
+    it cannot bind (``RecordUnstorable``) — is left out of its batch and the
+    rest is committed: one bad record never costs anyone else's. Its caller
+    gets the ``RecordUnstorable`` and ``on_refused`` is told (to fail the run
+    it belongs to); a refused ``run.finish`` is replaced by a plain ``failed``
+    one, so no run is left ``running``.
+
+    A batch the Core DB refuses as a whole (``StorageError``: disk full, I/O
+    error) does not stop the actor either — restarting it would free no
+    space, and the refs live runs hold would go stale. Its output chunks are
+    dropped and the rest is retried alone; ``on_storage_error`` is then told
+    which events were lost (all of them if the retry failed too) and callers
+    waiting for a reply on a message that lost anything get the ``StorageError``.
 
     Cancellation: an in-flight transaction still completes and is published
     (shielded, bounded by one commit); queued messages are then dropped and
@@ -159,19 +226,30 @@ async def run_journal(writer: JournalWriter, hub: EventHub, *,
                          if message.reply is not None or not _muted_output(message, muted)]
                 if not batch:
                     continue
-            items = [item for message in batch for item in message.items]
+            if not any(message.items for message in batch):
+                # Nothing to store (a barrier: see the finisher): no transaction.
+                for message in batch:
+                    if message.reply is not None:
+                        message.reply.reply([])
+                continue
             try:
-                committed = await _commit(writer, items)
+                results = await _commit(writer, [message.items for message in batch])
             except StorageError as exc:
-                await _salvage(writer, hub, batch, exc, note_failure)
+                await _salvage(writer, hub, batch, exc, note_failure, on_refused)
                 continue
             except Exception as exc:
                 for message in batch:
                     if message.reply is not None:
                         message.reply.fail(exc)
                 raise
-            hub.publish(committed)
-            for message in batch:
-                if message.reply is not None:
-                    message.reply.reply(
-                        [item for item in message.items if isinstance(item, EventRecord)])
+            hub.publish(_committed(results))
+            refusals: list[tuple[Append, RecordUnstorable]] = []
+            for message, result in zip(batch, results, strict=True):
+                if isinstance(result, RecordUnstorable):
+                    refusals.append((message, result))
+                    if message.reply is not None:
+                        message.reply.fail(result)
+                elif message.reply is not None:
+                    message.reply.reply(result)
+            if refusals:
+                await _refused(writer, hub, refusals, on_refused)

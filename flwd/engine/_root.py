@@ -4,6 +4,7 @@
 
     Root supervisor "flwd" (one_for_one)
     ├── journal    owns the Core DB writer thread; batches events; publishes to the hub
+    ├── finisher   journals a failed run.finish for runs whose actor is gone without one
     ├── runs       dynamic supervisor; one TEMPORARY run actor per run
     └── commands   the root's inbox: StartRun, CancelRun (clients only send messages)
 
@@ -18,7 +19,7 @@ import hmac
 import logging
 import os
 import signal
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -39,7 +40,13 @@ from actors import (
 )
 from flwd import store
 from flwd.containers import reap_run_containers
-from flwd.errors import IdempotencyConflict, RunOwnedElsewhere, SourceNotFound, StorageError
+from flwd.errors import (
+    IdempotencyConflict,
+    RecordUnstorable,
+    RunOwnedElsewhere,
+    SourceNotFound,
+    StorageError,
+)
 from flwd.events import (
     RUN_FINISH,
     TERMINAL_STATUSES,
@@ -72,6 +79,7 @@ from flwd.sources import (
 from flwd.store import JournalItem, JournalWriter, RetentionPolicy
 
 from ._catalog import CatalogCache
+from ._finisher import Finisher, describe_crash, resync
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
 from ._retention import RetentionState, run_retention
@@ -156,10 +164,12 @@ class Engine:
         self.catalog_cache = CatalogCache(settings.scripts_root, settings.workspace)
         self.runs = DynamicSupervisor("runs", on_child_exit=self._run_exited,
                                       max_restarts=1_000_000)
+        self.finisher = Finisher(settings.db_path, hub, lambda: self.supervisor.child("journal"))
         children: list[ChildSpec[Any]] = [
-            ChildSpec("journal", partial(run_journal, writer, hub,
-                                         on_storage_error=self._journal_failed),
-                      shutdown_timeout=60.0),
+            ChildSpec("journal", self._run_journal, shutdown_timeout=60.0),
+            # After the journal, before the runs: it stops after the last run
+            # actor (finishing what they left) and before the journal.
+            ChildSpec("finisher", self.finisher.run, shutdown_timeout=30.0),
             ChildSpec("runs", self.runs.run, shutdown_timeout=settings.grace + 10.0),
         ]
         self.source_book = SourceBook()
@@ -346,7 +356,8 @@ class Engine:
 
     def is_live(self, run_id: str) -> bool:
         """The run belongs to this process and its ``run.finish`` is not yet published."""
-        return run_id in self._live or self.hub.tracking(run_id)
+        return (run_id in self._live or self.hub.tracking(run_id)
+                or self.finisher.owns(run_id))
 
     def events(self, run_id: str | None, *, after: int = 0, follow: bool = True,
                heartbeat: float | None = None) -> AsyncGenerator[list[EventRecord], None]:
@@ -385,7 +396,18 @@ class Engine:
         items: list[JournalItem] = [run]
         if idempotency is not None:
             items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
-        await journal.call(lambda reply: Append(items, reply))
+        try:
+            await journal.call(lambda reply: Append(items, reply))
+        except RecordUnstorable:
+            raise  # nothing of it was kept
+        except Exception as exc:
+            # The journal crashed: the run row may have been committed all the
+            # same. The finisher checks, and finishes it if it was.
+            self.finisher.own(run.id, run.job_id)
+            self.finisher.orphan(run.id, f"the journal failed while the run was created: "
+                                         f"{describe_crash(exc)}")
+            raise
+        self.finisher.own(run.id, run.job_id)
         # Before the run's first event: late subscribers replay it from memory.
         self.hub.track(run.id)
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
@@ -397,8 +419,9 @@ class Engine:
                 shutdown_timeout=self.settings.grace + 5.0,
                 stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
             ))
-        except BaseException:
+        except BaseException as exc:
             self.hub.untrack(run.id)
+            self.finisher.actor_exited(run.id, exc)
             raise
         self._live[run.id] = ref
         if plan.job.roots is not None:
@@ -412,10 +435,63 @@ class Engine:
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
         self._live_roots.pop(name, None)
-        if isinstance(result, outcome.Error):
+        crash = result.error if isinstance(result, outcome.Error) else None
+        if crash is not None:
             # It may have ended without run.finish: stop keeping its backlog.
             self.hub.untrack(name)
-            _log.error("run %s crashed: %r", name, result.error)
+            _log.error("run %s crashed: %r", name, crash)
+        self.finisher.actor_exited(name, crash)
+
+    async def _run_journal(
+            self, *, task_status: trio.TaskStatus[JournalRef] = trio.TASK_STATUS_IGNORED) -> None:
+        """One incarnation of the journal actor (see :func:`run_journal`).
+
+        A crash fails every run it leaves behind (:meth:`_journal_crashed`)
+        before the supervisor restarts it.
+
+        Cancellation: as :func:`run_journal`.
+        """
+        try:
+            await run_journal(self.writer, self.hub, on_storage_error=self._journal_failed,
+                              on_refused=self._record_refused, task_status=task_status)
+        except Exception as exc:
+            self._journal_crashed(exc)
+            raise
+
+    def _journal_crashed(self, error: Exception) -> None:
+        """The journal actor crashed: every run it served ends ``failed``, naming the crash.
+
+        Records in flight are lost, so no run can go on as if its events were
+        journaled; and the refs the live runs hold point at the dead
+        incarnation. Live runs are stopped (TERM → grace → KILL) — their actors
+        then exit without a run.finish — and the finisher journals one for each
+        as soon as the journal is back. Subscribers catch up from the journal:
+        the crash may have come between a commit and its publication.
+        """
+        cause = (f"the journal crashed ({describe_crash(error)}); the run was stopped "
+                 "and may miss events")
+        resync(self.hub)
+        for run_id in list(self.finisher.owned):
+            ref = self._live.get(run_id)
+            if ref is None:
+                self.finisher.orphan(run_id, cause, override=True)
+            else:
+                self.finisher.stopping(run_id, cause)
+                _cancel_nowait(ref, cause, "journal", failure=True)
+
+    def _record_refused(self, error: RecordUnstorable, items: Sequence[JournalItem]) -> None:
+        """The journal refused a record (poison-record isolation): fail the run it belongs to.
+
+        Only that run: it is stopped (TERM → grace → KILL) and finishes
+        ``failed`` with the refusal as its error. A refused run row is the
+        caller's (``start_run`` raises it).
+        """
+        _log.warning("flwd: %s", error.one_line())
+        for run_id in dict.fromkeys(item.run_id for item in items
+                                    if isinstance(item, EventRecord)):
+            ref = self._live.get(run_id)
+            if ref is not None:
+                _cancel_nowait(ref, error.detail, "journal", failure=True)
 
     def _journal_failed(self, error: StorageError, lost: list[EventRecord]) -> None:
         """The journal could not keep ``lost`` (disk full…): fail the runs concerned.
@@ -424,7 +500,8 @@ class Engine:
         it is stopped (TERM → grace → KILL) and finishes ``failed`` with the
         storage error. A run whose ``run.finish`` itself was lost would leave its
         subscribers waiting forever, so their streams are ended (the CLI then
-        reports :attr:`storage_error`).
+        reports :attr:`storage_error`); the finisher tries once more to journal
+        one, naming the storage error.
         """
         if self.storage_error is None:
             _log.error("flwd: %s", error.one_line())
@@ -433,9 +510,11 @@ class Engine:
         for run_id in dict.fromkeys(record.run_id for record in lost):
             ref = self._live.get(run_id)
             if ref is not None:
+                self.finisher.stopping(run_id, reason)
                 _cancel_nowait(ref, reason, "journal", failure=True)
         for record in lost:
             if record.type == RUN_FINISH:
+                self.finisher.orphan(record.run_id, reason, override=True)
                 self.hub.untrack(record.run_id)
                 for subscription in list(self.hub.by_run.get(record.run_id, ())):
                     subscription.send.close()

@@ -483,10 +483,12 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     async def create_run() -> Response:
         body, raw = await _json_body(RunRequest)
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not (1 <= len(key) <= 255 and key.isprintable()
-                                    and " " not in key):
-            raise bad_request("invalid Idempotency-Key header: use 1-255 printable characters "
-                              "without spaces", code="invalid-idempotency-key")
+        # Visible ASCII only: header bytes beyond it reach us decoded as Latin-1,
+        # i.e. as some other text than the client meant (RFC 9110 field values).
+        if key is not None and not (1 <= len(key) <= 255 and key.isascii()
+                                    and key.isprintable() and " " not in key):
+            raise bad_request("invalid Idempotency-Key header: use 1-255 printable ASCII "
+                              "characters without spaces", code="invalid-idempotency-key")
         plan = await _plan(body, journal_refusals=True)
         replayed = False
         if key is None:

@@ -11,7 +11,9 @@ The bound model (what ``Binding.values`` holds for each argument, in spec order)
   ``False`` for booleans, and *nothing* for strings and numbers — the key is
   absent, so a script can tell "not given" from ``""`` or ``0``;
 - a required argument with neither a value nor a default is an error. An empty
-  string, list or mapping does not satisfy ``required``.
+  string, list or mapping does not satisfy ``required``;
+- text that cannot reach a process or the journal (a NUL, a lone surrogate,
+  bytes of argv that are not UTF-8) is refused before coercion.
 
 Secrets (string arguments marked ``format: secret`` / ``secret: true``) are held
 raw only in ``Binding.secrets``; every view meant to leave the process
@@ -41,6 +43,7 @@ from ._argspec import (
 )
 from ._problems import ArgProblem, args_invalid
 from ._suggest import did_you_mean
+from ._text import printable, text_problem, value_problem
 
 __all__ = ["Binding", "bind_cli", "bind_json", "flag_help"]
 
@@ -272,6 +275,11 @@ def _bind(
 
     names = [arg.name for arg in args]
     for name in unknown:
+        refused = text_problem(name, argv=cli)
+        if refused is not None:
+            # Never echo the name itself: it would carry the bad text into the problem.
+            report(printable(name, argv=cli), f"argument name {refused}")
+            continue
         hint = did_you_mean(name, names)
         report(name, "unknown argument" + (f"; {hint}" if hint else ""))
 
@@ -289,6 +297,11 @@ def _bind(
                 values[arg.name] = {}
             elif arg.type == "boolean":
                 values[arg.name] = False
+            continue
+        refused = (_cli_text_problem(arg, raw) if cli
+                   else value_problem(raw, secret=arg.is_secret))
+        if refused is not None:
+            report(arg.name, refused)
             continue
         try:
             value = _coerce_cli(arg, raw) if cli else _coerce_json(arg, raw)
@@ -316,6 +329,20 @@ def _bind(
     return Binding(values=values, secrets=secrets, secret_names=secret_names)
 
 
+def _cli_text_problem(arg: Arg, given: list[str]) -> str | None:
+    """:func:`text_problem` for the raw strings of one flag (see :mod:`flwd.jobs._text`)."""
+    for index, text in enumerate(given):
+        if arg.type == "object":
+            key, equals, value = text.partition("=")
+            if problem := text_problem(key, argv=True, secret=arg.is_secret):
+                return f"a key {problem}"
+            if equals and (problem := text_problem(value, argv=True, secret=arg.is_secret)):
+                return f"value of '{key}': {problem}"
+        elif problem := text_problem(text, argv=True, secret=arg.is_secret):
+            return f"item {index + 1}: {problem}" if arg.type == "array" else problem
+    return None
+
+
 def _required(arg: Arg) -> str:
     if arg.type == "boolean":
         return f"required; pass --{arg.name} or --no-{arg.name.replace('_', '-')}"
@@ -332,6 +359,8 @@ def bind_cli(args: Sequence[Arg], raw: Mapping[str, list[str]], *, job_id: str) 
     Coercion: integers (``+``/``-`` allowed, ``1.5`` refused), numbers (finite
     only), booleans (``true/false/yes/no/1/0/on/off``, any case), array items to
     ``items_type``, object ``KEY=VALUE`` pairs with values to ``value_type``.
+    A value holding a NUL or bytes that are not UTF-8 (Python decodes argv with
+    ``surrogateescape``) is refused, naming the flag (see :mod:`flwd.jobs._text`).
 
     Raises:
         ArgsInvalid: every failing argument, in spec order.
@@ -346,7 +375,9 @@ def bind_json(args: Sequence[Arg], values: Mapping[str, Any], *, job_id: str) ->
 
     JSON types must match the argument types: ``"5"`` is not an integer, and a
     JSON number for an integer must be integral. ``null`` counts as not given.
-    Unknown keys are errors.
+    Unknown keys are errors. Any string in a value (array items, object keys
+    and values included) holding a NUL or a lone UTF-16 surrogate is refused,
+    naming the argument (see :mod:`flwd.jobs._text`).
 
     Raises:
         ArgsInvalid: every failing argument; for a job without arguments, any

@@ -31,6 +31,7 @@ from ._argspec import Arg
 from ._bind import Binding, bind_cli
 from ._problems import ArgProblem, args_invalid
 from ._suggest import close_matches, quoted_choice
+from ._text import printable, text_problem
 
 __all__ = ["bind_cli_tokens", "parse_cli_tokens"]
 
@@ -96,8 +97,18 @@ def parse_cli_tokens(
         index += 1
 
         if token == "-" or not token.startswith("-") or token == "--":
-            message = f"unexpected argument '{token}'"
-            problems.append(ArgProblem(token, message, message))
+            shown = printable(token, argv=True)
+            message = f"unexpected argument '{shown}'"
+            problems.append(ArgProblem(shown, message, message))
+            continue
+        flag_text, _, _ = token.partition("=")
+        refused = text_problem(flag_text, argv=True)
+        if refused is not None:
+            # No flag name has such text, so no suggestion: and never echo it raw.
+            shown = printable(flag_text, argv=True)
+            message = f"flag {refused}"
+            problems.append(ArgProblem(shown.lstrip("-") or shown, message,
+                                       f"{shown}: {message}"))
             continue
         if not token.startswith("--"):
             name = token.lstrip("-")

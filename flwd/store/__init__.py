@@ -4,8 +4,10 @@ from ._db import connect as connect
 from ._db import db_path as db_path
 from ._idempotency import body_digest as body_digest
 from ._idempotency import install_key as install_key
+from ._journal import GroupResult as GroupResult
 from ._journal import JournalItem as JournalItem
 from ._journal import append_batch as append_batch
+from ._journal import append_groups as append_groups
 from ._read import count_runs as count_runs
 from ._read import event_bounds as event_bounds
 from ._read import find_idempotent as find_idempotent

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from flwd.errors import StorageError
+from flwd.errors import RecordUnstorable, StorageError
 from flwd.events import (
     RUN_FINISH,
     RUN_START,
@@ -21,8 +21,12 @@ from flwd.events import (
 )
 
 JournalItem = EventRecord | RunRow | IdempotencyRecord
+#: What :func:`append_groups` answers per group: its committed events, or why it was refused.
+GroupResult = list[EventRecord] | RecordUnstorable
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: Longest description of a refused record's fault (it may quote the record).
+_REASON_CHARS = 300
 
 
 def append_batch(conn: sqlite3.Connection, items: Sequence[JournalItem]) -> list[EventRecord]:
@@ -35,51 +39,180 @@ def append_batch(conn: sqlite3.Connection, items: Sequence[JournalItem]) -> list
     Raises:
         StorageError: the write failed (disk full, I/O error); nothing of the
             batch is kept.
+        RecordUnstorable: a record cannot be stored (see :func:`append_groups`);
+            nothing of the batch is kept.
     """
+    result = append_groups(conn, [items])[0]
+    if isinstance(result, RecordUnstorable):
+        raise result
+    return result
+
+
+def append_groups(conn: sqlite3.Connection, groups: Sequence[Sequence[JournalItem]]
+                  ) -> list[GroupResult]:
+    """Write every group that can be stored, in one transaction; one result per group.
+
+    A group is all or nothing (a run row with its idempotency key, a chunk of
+    output). A group holding a record SQLite cannot take — text that is not
+    UTF-8 (a lone surrogate), an integer beyond 64 bits, a value of a type it
+    cannot bind or too big, a constraint it breaks — is left out and answered
+    with a :class:`RecordUnstorable`; the other groups are committed as if it
+    had never been there (no hole in the sequence numbers). The common case
+    costs nothing extra: the groups are first written in one go, and only if a
+    record fails is the transaction redone with a savepoint per group.
+
+    Raises:
+        StorageError: the Core DB itself failed (disk full, I/O error, locked);
+            nothing is kept.
+    """
+    try:
+        return _transaction(conn, groups, careful=False)
+    except _RecordFault:
+        return _transaction(conn, groups, careful=True)
+
+
+class _RecordFault(Exception):
+    """A record, not the database, failed (fast path only: redo the batch carefully)."""
+
+
+def _transaction(conn: sqlite3.Connection, groups: Sequence[Sequence[JournalItem]], *,
+                 careful: bool) -> list[GroupResult]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot write the Core DB: {exc}") from exc
+        raise _storage_error(exc) from exc
+    results: list[GroupResult] = []
     try:
         row = conn.execute("SELECT last_seq FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         next_seq = (row[0] if row else 0) + 1
-        committed: list[EventRecord] = []
-        event_rows: list[tuple[object, ...]] = []
-        for item in items:
-            if isinstance(item, RunRow):
-                _flush(conn, event_rows)
-                _insert_run(conn, item)
+        for group in groups:
+            if not careful:
+                next_seq, committed = _write(conn, group, next_seq)
+                results.append(committed)
                 continue
-            if isinstance(item, IdempotencyRecord):
-                conn.execute("INSERT OR REPLACE INTO idempotency(key, body_sha256, run_id, created_at)"
-                             " VALUES (?,?,?,?)",
-                             (item.key, item.body_sha256, item.run_id, item.created_at))
-                continue
-            item.seq = next_seq
-            next_seq += item.n
-            committed.append(item)
-            event_rows.append((item.seq, item.last_seq, item.run_id, item.job_id, item.type,
-                               item.ts, _dumps(item.data), item.lines))
-            if item.type in (RUN_START, RUN_FINISH):
-                _flush(conn, event_rows)
-                _apply_status(conn, item)
-        _flush(conn, event_rows)
+            conn.execute("SAVEPOINT journal_group")
+            current: list[JournalItem | None] = [None]
+            try:
+                next_seq, committed = _write(conn, group, next_seq, current=current)
+            except Exception as exc:
+                if not _is_record_fault(exc):
+                    raise
+                conn.execute("ROLLBACK TO journal_group")
+                _unnumber(group)
+                results.append(_refusal(current[0], exc))
+            else:
+                results.append(committed)
+            conn.execute("RELEASE journal_group")
         conn.execute("COMMIT")
     except BaseException as exc:
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass
-        for item in items:
-            if isinstance(item, EventRecord):
-                item.seq = 0
+        for group in groups:
+            _unnumber(group)
+        if not careful and isinstance(exc, Exception) and _is_record_fault(exc):
+            raise _RecordFault() from exc
         if isinstance(exc, sqlite3.Error):
-            raise StorageError(
-                f"cannot write the Core DB: {exc}",
-                hint="free space in the data dir; the journal keeps everything committed so far",
-            ) from exc
+            raise _storage_error(exc) from exc
         raise
-    return committed
+    return results
+
+
+def _write(conn: sqlite3.Connection, items: Sequence[JournalItem], next_seq: int, *,
+           current: list[JournalItem | None] | None = None) -> tuple[int, list[EventRecord]]:
+    """Write ``items`` inside the open transaction; the next free seq and the events.
+
+    With ``current``, each record is written on its own and ``current[0]`` is the
+    one being written, so that a failure names it.
+    """
+    committed: list[EventRecord] = []
+    event_rows: list[tuple[object, ...]] = []
+    for item in items:
+        if current is not None:
+            current[0] = item
+        if isinstance(item, RunRow):
+            _flush(conn, event_rows)
+            _insert_run(conn, item)
+            continue
+        if isinstance(item, IdempotencyRecord):
+            conn.execute("INSERT OR REPLACE INTO idempotency(key, body_sha256, run_id, created_at)"
+                         " VALUES (?,?,?,?)",
+                         (item.key, item.body_sha256, item.run_id, item.created_at))
+            continue
+        item.seq = next_seq
+        next_seq += item.n
+        committed.append(item)
+        event_rows.append((item.seq, item.last_seq, item.run_id, item.job_id, item.type,
+                           item.ts, _dumps(item.data), item.lines))
+        if current is not None or item.type in (RUN_START, RUN_FINISH):
+            _flush(conn, event_rows)
+        if item.type in (RUN_START, RUN_FINISH):
+            _apply_status(conn, item)
+    _flush(conn, event_rows)
+    return next_seq, committed
+
+
+def _unnumber(items: Sequence[JournalItem]) -> None:
+    for item in items:
+        if isinstance(item, EventRecord):
+            item.seq = 0
+
+
+def _is_record_fault(exc: Exception) -> bool:
+    """Whether ``exc`` comes from a record's content rather than from the database.
+
+    Anything that is not a database error is the record's doing (an encoding,
+    a conversion, a JSON encoding, a record of the wrong shape). Of the
+    database's own errors, a broken constraint, a value too big and a value it
+    cannot bind are the record's; the rest (full, I/O, locked, closed) are not.
+    """
+    if not isinstance(exc, sqlite3.Error):
+        return True
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
+        return True
+    return (isinstance(exc, sqlite3.InterfaceError | sqlite3.ProgrammingError)
+            and str(exc).startswith("Error binding parameter"))
+
+
+def _storage_error(exc: sqlite3.Error) -> StorageError:
+    return StorageError(
+        f"cannot write the Core DB: {exc}",
+        hint="free space in the data dir; the journal keeps everything committed so far",
+    )
+
+
+def _refusal(item: JournalItem | None, exc: Exception) -> RecordUnstorable:
+    if isinstance(item, RunRow):
+        what = f"run {item.id} of job {item.job_id}"
+    elif isinstance(item, IdempotencyRecord):
+        what = f"the idempotency key of run {item.run_id}"
+    elif isinstance(item, EventRecord):
+        what = f"a {item.type} event of run {item.run_id}"
+    else:
+        what = "a record"
+    error = RecordUnstorable(
+        f"the journal cannot store {_printable(what)}: {_describe(exc)}",
+        hint="the record was left out; every other run and request is unaffected")
+    error.__cause__ = exc
+    return error
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+        text = f"it holds text that is not valid Unicode ({ascii(bad)[1:-1]}: {exc.reason})"
+    elif isinstance(exc, OverflowError):
+        text = "it holds an integer beyond the 64-bit range of the Core DB"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return _printable(text)
+
+
+def _printable(text: str) -> str:
+    # The fault may quote the record: what is said about it must be storable itself.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 1] + "…"
 
 
 def _flush(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:

@@ -16,12 +16,10 @@ from typing import cast
 
 import outcome
 
-from flwd.events import EventRecord
-
 from ._db import connect
-from ._journal import JournalItem, append_batch
+from ._journal import GroupResult, JournalItem, append_groups
 
-Done = Callable[[outcome.Outcome[list[EventRecord]]], None]
+Done = Callable[[outcome.Outcome[list[GroupResult]]], None]
 
 _STOP = object()
 
@@ -34,6 +32,10 @@ RESERVE_BYTES = 256 * 1024
 
 class JournalWriter:
     """Commits batches in order, one transaction each, in its own thread.
+
+    A batch is a list of groups; a group whose records cannot be stored is
+    answered with its :class:`~flwd.errors.RecordUnstorable` and the others
+    are committed (see :func:`flwd.store.append_groups`).
 
     ``submit`` never blocks; ``done`` is called *in the writer thread* with the
     outcome, so trio callers hand it to ``TrioToken.run_sync_soon``.
@@ -86,8 +88,9 @@ class JournalWriter:
             except OSError:
                 pass
 
-    def submit(self, items: Sequence[JournalItem], done: Done) -> None:
-        self._queue.put((items, done))
+    def submit(self, groups: Sequence[Sequence[JournalItem]], done: Done) -> None:
+        """Queue ``groups`` for one transaction (see :func:`flwd.store.append_groups`)."""
+        self._queue.put((groups, done))
 
     def close(self) -> None:
         """Commit everything submitted so far, then stop the thread (blocking)."""
@@ -109,7 +112,7 @@ class JournalWriter:
                 job = self._queue.get()
                 if job is _STOP:
                     break
-                items, done = cast(tuple[Sequence[JournalItem], Done], job)
-                done(outcome.capture(append_batch, conn, items))
+                groups, done = cast(tuple[Sequence[Sequence[JournalItem]], Done], job)
+                done(outcome.capture(append_groups, conn, groups))
         finally:
             conn.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flwd.errors import RunNotFound, StorageError
+from flwd.errors import RecordUnstorable, RunNotFound, StorageError
 from flwd.events import RUN_FINISH, RUN_START, STEP_LOG, STEP_START, EventRecord, RunRow
 from flwd.store import (
     append_batch,
@@ -221,7 +221,7 @@ def test_seqs_are_unique_across_processes(path):
 def test_failed_batch_keeps_nothing_and_resets_seqs(conn):
     append_batch(conn, [run_row("run-1"), event("run-1")])
     doomed = [event("run-1"), log_chunk("run-1", [b"x", b"y"])]
-    with pytest.raises(StorageError):
+    with pytest.raises(RecordUnstorable, match="UNIQUE constraint failed"):
         append_batch(conn, [*doomed, run_row("run-1")])  # duplicate run id
     assert [e.seq for e in doomed] == [0, 0]
     assert all_seqs(conn) == [(1, 1)]
