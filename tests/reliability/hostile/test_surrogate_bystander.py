@@ -119,7 +119,7 @@ argspec: {args: [{name: gate, type: string, required: true}]}
         created = httpx.post(f"{url}/runs", json={"job_id": "steady",
                                                    "args": {"gate": str(gate)}},
                              headers=DEV, timeout=30)
-        assert created.status_code == 201, created.text
+        assert created.status_code == 201, (created.text, "".join(server.log)[-3000:])
         streams[created.json()["id"]] = []
         thread = threading.Thread(target=watch, args=(index, created.json()["id"]), daemon=True)
         thread.start()
