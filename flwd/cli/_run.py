@@ -163,8 +163,11 @@ class _Output:
         #: A CLI run canceled by SIGTERM (``flwd :cancel``) exits 143, not 130.
         self.canceled_by_sigterm = False
         self._last: BinaryIO | None = None
-        #: Errors already shown on a step's line: the run's line does not repeat them.
-        self._shown_errors: set[str] = set()
+        #: A step that failed with an error (it could not start, it crashed) is shown
+        #: when the next line is printed — unless that line is the run's last one with
+        #: the same error, which then says it once, with the reason (a run's last line
+        #: always carries its reason).
+        self._held: tuple[str, str] | None = None
 
     def write(self, records: list[EventRecord]) -> None:
         for record in records:
@@ -184,6 +187,7 @@ class _Output:
             for record in records:
                 if record.type == STEP_LOG and record.lines is not None:
                     stream = self.stdout if record.data.get("channel") == "stdout" else self.stderr
+                    self._release()
                     self._switch(stream)
                     if self.prefix_steps:
                         tag = f"[{record.data.get('step')}] ".encode()
@@ -207,9 +211,16 @@ class _Output:
             self._last.flush()
         self._last = stream
 
+    def _release(self, unless: object = None) -> None:
+        held, self._held = self._held, None
+        if held is not None and held[0] != unless:
+            self._switch(self.stderr)
+            self.stderr.write((held[1] + "\n").encode())
+
     def error(self, text: str) -> None:
         """One line on stderr (whatever the output mode)."""
         try:
+            self._release()
             self.stderr.write((self.style.red(text) + "\n").encode())
             self.stderr.flush()
         except BrokenPipeError:
@@ -231,21 +242,23 @@ class _Output:
                 text = style.yellow(f"flwd: step {step}: attempt {attempt}/{most}")
         elif record.type == STEP_FINISH and data.get("status") == "failed":
             if data.get("error"):
-                self._shown_errors.add(str(data["error"]))
-            text = style.red(f"flwd: step {step} failed"
-                             + (f": {data['error']}" if data.get("error") else
-                                f" with exit status {data.get('exit_code')}"))
+                self._release()
+                self._held = (str(data["error"]), style.red(f"flwd: step {step} failed: "
+                                                            f"{data['error']}"))
+                return
+            text = style.red(f"flwd: step {step} failed with exit status {data.get('exit_code')}")
         elif record.type == STEP_FINISH and data.get("status") == "skipped":
             text = style.yellow(f"flwd: step {step} skipped: {data.get('reason', 'not run')}")
         elif record.type == RUN_CANCELED:
             text = style.yellow(f"flwd: canceling run {record.run_id}: {data.get('reason')}")
         elif record.type == RUN_FINISH:
             status = data.get("status", "?")
+            self._release(unless=str(data.get("error")))
             if status != "completed" or style.enabled:
-                error = data.get("error")
-                detail = f": {error}" if error and str(error) not in self._shown_errors else ""
+                detail = f": {data['error']}" if data.get("error") else ""
                 text = f"flwd: run {record.run_id} {style.status(status)}{detail}"
         if text:
+            self._release()
             self._switch(self.stderr)
             self.stderr.write((text + "\n").encode())
 
