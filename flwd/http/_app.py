@@ -261,14 +261,15 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             # route without one) must not be parsed as the next request on a
             # kept-alive connection: close it (the client reconnects).
             response.headers["Connection"] = "close"
-        route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+        # The matched rule, never the path: a label takes only known values.
+        route = request.url_rule.rule if request.url_rule is not None else None
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if metrics is not None:
-            metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
-            metrics.http_duration.labels(request.method, route).observe(elapsed)
+            metrics.observe_request(request.method, route, response.status_code, elapsed)
         principal: Principal | None = g.get("principal")
         _log.info("request", extra={"fields": {
-            "method": request.method, "route": route, "status": response.status_code,
+            "method": request.method, "route": route or "(unmatched)",
+            "status": response.status_code,
             "duration_ms": round(elapsed * 1000, 2),
             "subject": principal.name if principal else None,
             "request_id": g.get("request_id")}})
@@ -572,7 +573,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
 
     async def _event_stream(run_id: str | None, after: int) -> AsyncGenerator[bytes, None]:
         if metrics is not None:
-            metrics.sse_streams.labels("sse").inc()
+            metrics.sse_streams.inc()
         try:
             # A live run's replay comes from the hub's backlog without waiting:
             # the preamble then travels with it (one socket send, one client
@@ -590,7 +591,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                     yield body
         finally:
             if metrics is not None:
-                metrics.sse_streams.labels("sse").dec()
+                metrics.sse_streams.dec()
 
     async def _gone_if_evicted(run_id: str | None, cursor: int | None) -> None:
         """410 for a cursor that points into history retention has evicted."""
@@ -688,7 +689,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         await websocket.accept()
         principal: Principal | None = g.get("principal")
         if metrics is not None:
-            metrics.sse_streams.labels("websocket").inc()
+            metrics.websockets.inc()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_ws_commands, run.id, principal)
@@ -701,7 +702,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             await websocket.close(1000, "run finished")
         finally:
             if metrics is not None:
-                metrics.sse_streams.labels("websocket").dec()
+                metrics.websockets.dec()
 
     async def _ws_commands(run_id: str, principal: Principal | None) -> None:
         while True:

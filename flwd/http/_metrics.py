@@ -1,12 +1,44 @@
-"""Prometheus metrics of a serve process (prometheus-client, a private registry)."""
+"""Prometheus metrics of a serve process (prometheus-client, a private registry).
+
+Every label takes its values from a fixed set, whatever clients send: an HTTP
+method flwd does not serve is ``other``, a path no route matched is
+``(unmatched)`` (the route label is the matched rule, never the path), a status
+or a policy code outside the known ones is ``other``. Otherwise each new value
+an anonymous client makes up is a new series, kept for the life of the
+process (20,000 random methods made a 36 MB scrape).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from http import HTTPStatus
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from flwd import __version__
-from flwd.events import POLICY_DECISION, EventRecord
+from flwd.errors import PROBLEMS
+from flwd.events import POLICY_DECISION, TERMINAL_STATUSES, EventRecord
+
+OTHER = "other"
+UNMATCHED = "(unmatched)"
+#: The methods the API serves (HEAD and OPTIONS are answered for every route).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+STATUS_CODES = frozenset(str(status.value) for status in HTTPStatus)
+#: A policy denial's reason is a problem code (flwd.errors.PROBLEMS).
+DENIAL_REASONS = frozenset(spec.code for spec in PROBLEMS.values())
+
+
+def bounded(value: str, known: frozenset[str]) -> str:
+    """``value`` when it is one of ``known``, else ``other``."""
+    return value if value in known else OTHER
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _DURATION = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
@@ -18,7 +50,12 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self, profile: str) -> None:
+        # The *_created series double every counter and histogram for a value
+        # Prometheus does not use (process-wide: one server per process).
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        # process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total …
+        ProcessCollector(registry=registry)
         self.build_info = Info("flwd_build", "flwd build information", registry=registry)
         self.build_info.info({"version": __version__})
         self.security_profile = Gauge("flwd_security_profile",
@@ -29,6 +66,7 @@ class Metrics:
         self.policy_denials = Counter("flwd_policy_denials_total",
                                       "Policy decisions that denied a request", ["reason"],
                                       registry=registry)
+        self.policy_denials.labels("policy.denied")  # at 0: an alert's series exists
         self.http_requests = Counter("flwd_http_requests_total", "HTTP requests served",
                                      ["method", "route", "code"], registry=registry)
         self.http_duration = Histogram("flwd_http_request_duration_seconds",
@@ -42,10 +80,16 @@ class Metrics:
                                         registry=registry)
         self.runs = Counter("flwd_runs_total", "Runs finished, by final status", ["status"],
                             registry=registry)
+        for status in sorted(TERMINAL_STATUSES):
+            # Present at 0 from the start: rate(flwd_runs_total{status="failed"}[1h])
+            # must be 0, not "no data", before the first failure.
+            self.runs.labels(status)
         self.run_duration = Histogram("flwd_run_duration_seconds", "Wall time of runs",
                                       buckets=_DURATION, registry=registry)
-        self.sse_streams = Gauge("flwd_sse_active_streams", "Open event streams",
-                                 ["transport"], registry=registry)
+        self.sse_streams = Gauge("flwd_sse_active_streams", "Open Server-Sent Events streams",
+                                 registry=registry)
+        self.websockets = Gauge("flwd_websocket_active_connections",
+                                "Open WebSocket event streams", registry=registry)
         self.journal_batches = Counter("flwd_journal_batches_total",
                                        "Transactions committed by the journal",
                                        registry=registry)
@@ -54,6 +98,17 @@ class Metrics:
                                       registry=registry)
         self.sse_resumes = Counter("flwd_sse_resumes_total",
                                    "Event streams resumed with a cursor", registry=registry)
+
+    def observe_request(self, method: str, route: str | None, status: int,
+                        seconds: float) -> None:
+        """Count one HTTP request; ``route`` is the matched rule (None: no route matched)."""
+        method = bounded(method, METHODS)
+        route = route if route is not None else UNMATCHED
+        self.http_requests.labels(method, route, bounded(str(status), STATUS_CODES)).inc()
+        self.http_duration.labels(method, route).observe(seconds)
+
+    def observe_run_finish(self, status: object) -> None:
+        self.runs.labels(bounded(str(status), TERMINAL_STATUSES)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -64,7 +119,8 @@ def observe_policy_and_containers(metrics: Metrics, record: EventRecord) -> None
     data = record.data
     if record.type == POLICY_DECISION:
         if data.get("decision") == "denied":
-            metrics.policy_denials.labels(str(data.get("code") or "policy.denied")).inc()
+            reason = bounded(str(data.get("code") or "policy.denied"), DENIAL_REASONS)
+            metrics.policy_denials.labels(reason).inc()
         return
     container = data.get("container")
     if isinstance(container, dict):

@@ -189,7 +189,7 @@ def _metrics_tap(metrics: Metrics) -> object:
             if record.type == RUN_START:
                 started[record.run_id] = record.ts
             elif record.type == RUN_FINISH:
-                metrics.runs.labels(str(record.data.get("status"))).inc()
+                metrics.observe_run_finish(record.data.get("status"))
                 begin = started.pop(record.run_id, None)
                 if begin is not None:
                     metrics.run_duration.observe(max(0.0, record.ts - begin))

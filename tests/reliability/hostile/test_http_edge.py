@@ -9,7 +9,10 @@ must be refused, and metrics label values an anonymous client tries to mint.
 from __future__ import annotations
 
 import json
+import random
+import re
 import socket
+import string
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -327,3 +330,41 @@ def test_dev_websockets_check_origin_and_host(dev_server: Server) -> None:
     for origin in LOOPBACK_ORIGINS:
         assert ws_handshake(url, path, {"Origin": origin})[0] == 101, origin
     assert ws_handshake(url, path)[0] == 101  # a tool sends no Origin
+
+
+# -- metrics label cardinality -----------------------------------------------------------------
+
+
+def _label_values(text: str, label: str) -> set[str]:
+    return set(re.findall(rf'{label}="([^"]*)"', text))
+
+
+def test_made_up_methods_and_paths_do_not_grow_metrics(dev_server: Server) -> None:
+    """Regression: each unknown HTTP method became a new ``method`` label value (20,000
+    requests made a 36 MB /metrics that took 4.8 s to scrape)."""
+    url = dev_server.url
+    chooser = random.Random(20261203)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        client.get("/healthz")
+        before = client.get("/metrics").text
+        for n in range(2000):
+            method = "".join(chooser.choices(string.ascii_uppercase, k=10))
+            path = chooser.choice(["/runs", "/jobs", f"/x{n}/{chooser.random()}",
+                                   f"/runs/run-{n}", f"/%7e{n}"])
+            response = client.request(method, path)
+            assert response.status_code in (404, 405), (method, path, response.status_code)
+        after = client.get("/metrics").text
+    assert len(after) < len(before) + 20_000, f"/metrics grew by {len(after) - len(before)} bytes"
+    assert _label_values(after, "method") <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                              "OPTIONS", "other"}
+    routes = _label_values(after, "route")
+    assert "(unmatched)" in routes
+    assert all(route.startswith("/") or route == "(unmatched)" for route in routes)
+    assert not any(f"/x{n}/" in route or f"run-{n}" in route for n in range(2000)
+                   for route in routes), "a raw path became a label value"
+    # What alerts rely on exists before anything happened; no *_created series; the
+    # process collector; WebSockets counted apart from SSE.
+    assert 'flwd_runs_total{status="failed"} 0.0' in after
+    assert "_created" not in after
+    assert "process_resident_memory_bytes" in after and "process_open_fds" in after
+    assert "flwd_websocket_active_connections" in after

@@ -1,0 +1,60 @@
+"""The metrics registry (flwd/http/_metrics.py): bounded labels, no _created series, the
+process collector, label values alerts rely on present from the start."""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from flwd.http._metrics import METHODS, Metrics
+
+
+def _samples(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
+    text = metrics.render().decode()
+    return [(sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def test_made_up_methods_paths_and_statuses_add_no_series() -> None:
+    metrics = Metrics("secure")
+    metrics.observe_request("GET", "/runs", 200, 0.01)
+    before = len(metrics.render())
+    chooser = random.Random(11)
+    for _ in range(2000):
+        method = "".join(chooser.choices(string.ascii_uppercase, k=8))
+        metrics.observe_request(method, None, chooser.choice([404, 405, 999, 42]), 0.001)
+    metrics.observe_run_finish("exploded")
+    after = _samples(metrics)
+    methods = {labels["method"] for _, labels, _ in after if "method" in labels}
+    assert methods <= METHODS | {"other"}
+    assert {labels["route"] for _, labels, _ in after if "route" in labels} == {
+        "/runs", "(unmatched)"}
+    assert {labels["code"] for _, labels, _ in after if "code" in labels} == {"200", "404",
+                                                                             "405", "other"}
+    assert {labels["status"] for name, labels, _ in after if name == "flwd_runs_total"} == {
+        "completed", "failed", "canceled", "interrupted", "other"}
+    # 2,000 requests with new methods grow the text by a few series, not 2,000 of them.
+    assert len(metrics.render()) < before + 5000
+
+
+def test_alerting_series_exist_at_zero_and_no_created_series() -> None:
+    samples = _samples(Metrics("secure"))
+    runs = {labels["status"]: value for name, labels, value in samples
+            if name == "flwd_runs_total"}
+    assert runs == {"completed": 0.0, "failed": 0.0, "canceled": 0.0, "interrupted": 0.0}
+    assert ("flwd_policy_denials_total", {"reason": "policy.denied"}, 0.0) in samples
+    assert not [name for name, _, _ in samples if name.endswith("_created")]
+
+
+def test_process_collector_and_a_websocket_gauge_apart_from_sse() -> None:
+    metrics = Metrics("secure")
+    metrics.websockets.inc()
+    text = metrics.render().decode()
+    for name in ("process_resident_memory_bytes", "process_open_fds",
+                 "process_cpu_seconds_total"):
+        assert re.search(rf"^{name} \d", text, re.M), name
+    assert re.search(r"^flwd_websocket_active_connections 1\.0$", text, re.M)
+    assert re.search(r"^flwd_sse_active_streams 0\.0$", text, re.M)
