@@ -345,7 +345,7 @@ def _cli_text_problem(arg: Arg, given: list[str]) -> str | None:
 
 def _required(arg: Arg) -> str:
     if arg.type == "boolean":
-        return f"required; pass --{arg.name} or --no-{arg.name.replace('_', '-')}"
+        return f"required; pass --{arg.name} or --no-{arg.name}"
     if arg.type == "object":
         return f"required; pass --{arg.name} KEY=VALUE"
     if arg.type == "array":
@@ -437,7 +437,7 @@ def flag_help(args: Sequence[Arg]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for arg in args:
         if arg.type == "boolean":
-            form = f"--{arg.name}, --no-{arg.name.replace('_', '-')}"
+            form = f"--{arg.name}, --no-{arg.name}"
         else:
             form = f"--{arg.name} {_metavar(arg)}"
         if arg.type == "array":

@@ -57,13 +57,8 @@ def _unknown(name: str, spellings: dict[str, str]) -> str:
     return f"unknown flag (did you mean {quoted_choice(shown)}?)"
 
 
-def _may_mean_a_secret(name: str, args: Sequence[Arg], spellings: dict[str, str]) -> bool:
-    """Whether unknown ``--name`` may be a mistyped secret flag (close to one, or to none)."""
-    secret_flags = {spec.flag for spec in args if spec.is_secret}
-    if not secret_flags:
-        return False
-    close = {spellings[match] for match in close_matches(name, spellings)}
-    return not close or bool(close & secret_flags)
+def _is_value(tokens: Sequence[str], index: int) -> bool:
+    return index < len(tokens) and not tokens[index].startswith("-")
 
 
 def parse_cli_tokens(
@@ -87,7 +82,7 @@ def parse_cli_tokens(
             spellings[spelling] = spec.flag
             if spec.type == "boolean":
                 negations[f"no-{spelling}"] = spec
-                spellings[f"no-{spelling}"] = f"--no-{spec.name.replace('_', '-')}"
+                spellings[f"no-{spelling}"] = f"--no-{spec.name}"
 
     raw: dict[str, list[str]] = {}
     problems: list[ArgProblem] = []
@@ -114,9 +109,8 @@ def parse_cli_tokens(
             name = token.lstrip("-")
             message = _unknown(name, spellings) if name else "unknown flag"
             problems.append(ArgProblem(name or token, message, f"{token}: {message}"))
-            if ("=" not in token and index < len(tokens) and not tokens[index].startswith("-")
-                    and _may_mean_a_secret(name, args, spellings)):
-                index += 1  # its value, perhaps a secret (-secret_token S): never echoed
+            if "=" not in token and _is_value(tokens, index):
+                index += 1  # its value: reported with the flag, never echoed (see below)
             continue
 
         name, equals, value = token[2:].partition("=")
@@ -125,9 +119,11 @@ def parse_cli_tokens(
         if arg is None:
             message = _unknown(name, spellings)
             problems.append(ArgProblem(name, message, f"--{name}: {message}"))
-            if (not equals and index < len(tokens) and not tokens[index].startswith("-")
-                    and _may_mean_a_secret(name, args, spellings)):
-                index += 1  # its value, perhaps a secret: never echoed
+            if not equals and _is_value(tokens, index):
+                # Jobs take no positional arguments, so the word after an unknown flag is
+                # its value: one problem (with a did-you-mean), not a second one for the
+                # value — which is never echoed either, since it may be a mistyped secret.
+                index += 1
             continue
         if negated:
             if equals:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_job
 
 VERBS = [":jobs", ":plan", ":runs", ":logs", ":cancel", ":serve", ":gc", ":sources list",
          ":sources add", ":sources refresh", ":sources remove", ":tokens create",
@@ -67,3 +67,28 @@ def test_a_bad_profile_on_the_cli_names_the_flag(workspace: Path, data_dir: Path
     assert failed.returncode == 2
     assert "from --profile" in failed.stderr and "request" not in failed.stderr
 
+
+
+def test_a_boolean_flag_is_negated_in_its_own_spelling(workspace: Path, data_dir: Path) -> None:
+    write_job(workspace, "snake", "interpreter: bash\nargspec: {args: [{name: dry_run, "
+              "type: boolean, default: true}]}\n", {"100_main.sh": 'echo "dry=$ARG_DRY_RUN"\n'})
+    shown = run_cli(["snake", "--help"], cwd=workspace, data_dir=data_dir).stdout
+    assert "--dry_run, --no-dry_run" in shown
+    ran = run_cli(["snake", "--no-dry_run"], cwd=workspace, data_dir=data_dir)
+    assert ran.returncode == 0 and "dry=false" in ran.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--bogus", "1"], "--bogus: unknown flag"),
+    (["--nme", "bob"], "--nme: unknown flag (did you mean '--name'?)"),
+    (["-x", "1"], "-x: unknown flag"),
+])
+def test_an_unknown_flag_is_one_problem_with_its_value(
+        workspace: Path, data_dir: Path, args: list[str], expected: str) -> None:
+    """The word after an unknown flag is its value, not a second problem (issue 12 item 5)."""
+    failed = run_cli(["examples", "fail", *args], cwd=workspace, data_dir=data_dir)
+    assert failed.returncode == 2
+    assert failed.stderr.splitlines() == [
+        f"flwd: error: invalid arguments for job examples.fail: {expected} "
+        "(run 'flwd examples.fail --help' for its flags)"]
+    assert "unexpected argument" not in failed.stderr

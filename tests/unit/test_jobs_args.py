@@ -264,7 +264,7 @@ def test_object_pairs() -> None:
         (Arg(name="b", type="boolean", required=True), "required; pass --b or --no-b"),
         (
             Arg(name="dry_run", type="boolean", required=True),
-            "required; pass --dry_run or --no-dry-run",
+            "required; pass --dry_run or --no-dry_run",
         ),
         (Arg(name="t", type="array", required=True), "required; pass --t VALUE (repeatable)"),
         (Arg(name="m", type="object", required=True), "required; pass --m KEY=VALUE"),
@@ -659,7 +659,7 @@ def test_flag_help() -> None:
         ("--low LOW", "number, ≥ 0.5"),
         ("--high HIGH", "integer, ≤ 3"),
         ("--code CODE", 'string, default: "", length 0..4, pattern [A-Z]*'),
-        ("--dry_run, --no-dry-run", "boolean, required"),
+        ("--dry_run, --no-dry_run", "boolean, required"),
     ]
 
 
