@@ -35,6 +35,7 @@ from flwd.events import (
 from flwd.execute import (
     GroupTerminator,
     ProcessSpec,
+    StepError,
     profile_levels,
     remove_secret_files,
     render_profile,
@@ -316,7 +317,8 @@ class RunActor:
                 code = await run_process_tree(
                     ProcessSpec(argv=step.argv, env=self._environment(step),
                                 cwd=self.plan.workspace,
-                                marker=("FLWD_STEP_KEY", f"{self.run_id}/{step.id}")),
+                                marker=("FLWD_STEP_KEY", f"{self.run_id}/{step.id}"),
+                                run_id=self.run_id, run_dir=self.run_dir),
                     lambda channel, lines, count: self._output(step.id, channel, lines, count),
                     terminator, secrets=self.plan.binding.secret_values())
             if code < 0:
@@ -327,6 +329,8 @@ class RunActor:
                 error = self.state.cancel_reason
             elif terminator.requested and self.state.stopping:
                 error = "canceled"
+        except StepError as exc:
+            error = str(exc)  # names the cause: "interpreter 'pwsh' not found on PATH"
         except OSError as exc:
             error = f"cannot start {step.argv[0]}: {exc.strerror or exc}"
         except FlwdError as exc:

@@ -1,4 +1,4 @@
-"""Executors: process trees with the TERM → grace → KILL ladder (containers come later)."""
+"""Executors: contained host process trees with the TERM → grace → KILL ladder."""
 
 from ._lines import LineSplitter as LineSplitter
 from ._process import GroupTerminator as GroupTerminator
@@ -6,7 +6,9 @@ from ._process import ProcessSpec as ProcessSpec
 from ._process import run_process_tree as run_process_tree
 from ._profile import profile_levels as profile_levels
 from ._profile import render_profile as render_profile
+from ._recover import kill_run_processes as kill_run_processes
 from ._secrets import remove_secret_files as remove_secret_files
 from ._secrets import runs_with_runtime_secrets as runs_with_runtime_secrets
 from ._secrets import secrets_dir as secrets_dir
 from ._secrets import write_secret_files as write_secret_files
+from ._start import StepError as StepError

@@ -1,106 +1,34 @@
 """The process executor: one script run in its own session, output drained as line chunks.
 
-Cancellation ladder (DESIGN §4): SIGTERM to the whole process group (and to
-any process that escaped it but carries the step's ``FLWD_RUN_ID``/``FLWD_STEP``)
-→ wait up to *grace* for all of them to exit → SIGKILL → a final sweep.
+The step's leader is started by the process keeper, contained (see ``_contain``):
+in its own cgroup, or below the keeper, a child subreaper. Cancellation ladder
+(DESIGN §4): SIGTERM to every process of the step → wait up to *grace* for all
+of them to exit → SIGKILL (``cgroup.kill``) → repeated until none is left.
+Finding the step's processes costs the size of its tree, never a scan of the
+host's ``/proc``.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from ._contain import ContainmentError, Launch, StepTree, signal_all, start_leader
+from ._keeper import STAGE_CGROUP, STAGE_CWD, STAGE_EXEC, KeeperLost, StartFailed
 from ._lines import LineSplitter
-from ._procfs import CensusQuery, census, process_alive
 from ._pump import OutputSink, pump_lines
-
-#: Called with (channel, lines joined by "\n", line count) for every chunk.
+from ._start import StepError, explain, resolve_program
 
 _POLL = 0.02
 #: How long SIGKILLed processes get to vanish, and how long pipes get to reach
 #: EOF once every process is gone, before we stop waiting for them.
 _KILL_SETTLE = 2.0
-#: A /proc census that took less CPU than this last time runs on the trio
-#: thread: a worker-thread round trip costs more than scanning a small /proc.
-#: On a crowded host scans get dearer and move to a worker thread.
-_INLINE_CENSUS = 1e-3
-
-
-@dataclass(eq=False, slots=True)
-class _CensusRequest:
-    query: CensusQuery
-    answer: list[int] | None = None
-
-
-@dataclass(eq=False, slots=True)
-class _CensusBatcher:
-    """Shares /proc scans between concurrent censuses (one per trio run).
-
-    The first requester scans for every request waiting when it starts;
-    requests arriving meanwhile wait for the scan after it (a scan that
-    already started may have missed their processes).
-    """
-
-    waiting: list[_CensusRequest] = field(default_factory=list)
-    scanning: trio.Event | None = None
-    #: CPU seconds of the last scan; decides inline or worker thread.
-    cost: float = 0.0
-
-
-_BATCHER: trio.lowlevel.RunVar[_CensusBatcher] = trio.lowlevel.RunVar("flwd_census")
-
-
-def _timed_census(queries: list[CensusQuery]) -> tuple[list[list[int]], float]:
-    start = time.thread_time()
-    answers = census(queries)
-    return answers, time.thread_time() - start
-
-
-async def take_census(query: CensusQuery) -> list[int]:
-    """Every live process of ``query`` (see :func:`census`), sharing scans with other callers.
-
-    Cancellation: a scan in a worker thread is waited for (it is short);
-    a caller cancelled while waiting for someone else's scan just leaves.
-    """
-    try:
-        batcher = _BATCHER.get()
-    except LookupError:
-        batcher = _CensusBatcher()
-        _BATCHER.set(batcher)
-    request = _CensusRequest(query)
-    batcher.waiting.append(request)
-    try:
-        while request.answer is None:
-            if batcher.scanning is not None:
-                await batcher.scanning.wait()
-                continue
-            batch, batcher.waiting = batcher.waiting, []
-            done = batcher.scanning = trio.Event()
-            try:
-                queries = [item.query for item in batch]
-                if batcher.cost < _INLINE_CENSUS:
-                    answers, batcher.cost = _timed_census(queries)
-                else:
-                    answers, batcher.cost = await trio.to_thread.run_sync(_timed_census, queries)
-                for item, answer in zip(batch, answers, strict=True):
-                    item.answer = answer
-            finally:
-                # Unanswered requests (the scan failed) go to the next scanner.
-                batcher.waiting[:0] = [item for item in batch if item.answer is None]
-                batcher.scanning = None
-                done.set()
-    finally:
-        if request.answer is None and request in batcher.waiting:
-            batcher.waiting.remove(request)
-    return request.answer
+_STAGES = {STAGE_CWD: "cwd", STAGE_CGROUP: "cgroup", STAGE_EXEC: "exec"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +38,10 @@ class ProcessSpec:
     cwd: Path
     #: (key, value) every process of this step carries in its environment.
     marker: tuple[str, str]
+    #: Names the step's cgroup (``flwd-<run id>-<n>``); recovery finds it by it.
+    run_id: str = ""
+    #: Where the step is recorded for recovery (None: not recorded).
+    run_dir: Path | None = None
 
 
 class GroupTerminator:
@@ -121,12 +53,11 @@ class GroupTerminator:
 
     def __init__(self, grace: float) -> None:
         self.grace = grace
-        self.pgid: int | None = None
-        self.marker: tuple[str, str] | None = None
+        self.tree: StepTree | None = None
         self._requested = trio.Event()
         self._kill_now = trio.Event()
         self._term_deadline: float | None = None
-        #: Set once a census found nothing left: the tree cannot grow back.
+        #: Set once nothing of the tree was left: it cannot grow back.
         self._gone = False
 
     @property
@@ -140,64 +71,56 @@ class GroupTerminator:
         self._requested.set()
         self._kill_now.set()
 
-    async def _census(self) -> list[int]:
-        """Every live process of the step (its group, and whatever carries its marker)."""
-        if self.pgid is None and self.marker is None:
-            return []
-        return await take_census((self.pgid, self.marker))
-
-    def _signal(self, pids: list[int], sig: signal.Signals) -> None:
-        if self.pgid is not None:
-            try:
-                os.killpg(self.pgid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+    def attach(self, tree: StepTree) -> None:
+        self.tree = tree
 
     async def terminate(self) -> None:
         """Run the ladder until no process of the step is left.
 
         Idempotent: a second call continues the same grace period instead of
         starting a new one, and returns at once once the tree is known gone.
-        The full /proc census is shared with concurrent callers (one scan
-        answers all of them) and runs in a worker thread unless /proc is
-        small; while waiting, only the known pids are polled, so many
-        concurrent cancels stay cheap.
+        Between signals only the step's own tree is looked at (its cgroup, or
+        the keeper's descendants), so many concurrent cancels stay cheap.
 
-        Cancellation: callers shield it (``run_process`` does for
-        ``deliver_cancel``); it is bounded by grace + a few seconds.
+        Cancellation: callers shield it (``run_process_tree`` does); it is
+        bounded by grace + a few seconds.
         """
-        if self._gone:
+        tree = self.tree
+        if self._gone or tree is None:
             return
-        members = await self._census()
+        members = tree.members()
         if not members:
-            self._gone = True
+            self._finish(tree)
             return
         if self._term_deadline is None:
             self._term_deadline = trio.current_time() + self.grace
-            self._signal(members, signal.SIGTERM)
+            signal_all(members, signal.SIGTERM)
         with trio.move_on_at(self._term_deadline):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_when_set, self._kill_now, nursery.cancel_scope)
-                # Grandchildren are not our children: no wait() or pidfd tells us
-                # when they exit, so polling is the only way to know.
-                while any(process_alive(pid, None) for pid in members):  # noqa: ASYNC110
+                # No wait() or pidfd tells us when processes that are not our
+                # children exit: their cgroup's or tree's state is polled.
+                while tree.alive():  # noqa: ASYNC110
                     await trio.sleep(_POLL)
                 nursery.cancel_scope.cancel(reason="process tree exited")
         with trio.move_on_after(_KILL_SETTLE):
-            # A last census catches processes forked during the grace period.
-            while members := await self._census():
-                self._signal(members, signal.SIGKILL)
-                while any(process_alive(pid, None) for pid in members):  # noqa: ASYNC110
+            # The step's processes again: those forked during the grace period too.
+            while members := tree.members():
+                tree.kill(members)
+                while tree.alive():  # noqa: ASYNC110
                     await trio.sleep(_POLL)
+        self._finish(tree)
+
+    def _finish(self, tree: StepTree) -> None:
         self._gone = True
+        tree.close()
 
     async def watch(self) -> None:
-        """Wait for a request, then terminate; return when the tree is gone."""
+        """Wait for a request, then terminate; return when the tree is gone.
+
+        Cancellation: stops waiting; a ladder already running is cut short (the
+        caller runs ``terminate`` again, shielded).
+        """
         await self._requested.wait()
         await self.terminate()
 
@@ -207,49 +130,77 @@ async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel(reason="kill requested")
 
 
+async def _start(spec: ProcessSpec, program: str, stdout: int, stderr: int) -> StepTree:
+    try:
+        return await start_leader(Launch(
+            program=program, argv=spec.argv, env=spec.env, cwd=spec.cwd, run_id=spec.run_id,
+            marker=spec.marker, run_dir=spec.run_dir), stdout, stderr)
+    except StartFailed as exc:
+        raise StepError(explain(exc.errno, stage=_STAGES.get(exc.stage, "other"),
+                                argv=spec.argv, env=spec.env, program=program,
+                                cwd=spec.cwd)) from None
+    except (KeeperLost, ContainmentError) as exc:
+        raise StepError(f"cannot start {spec.argv[0]}: {exc}") from None
+
+
 async def run_process_tree(spec: ProcessSpec, sink: OutputSink, terminator: GroupTerminator,
                            *, secrets: Sequence[str] = ()) -> int:
     """Run ``spec`` to completion and return its exit status.
 
-    The process starts in a new session with stdin from /dev/null and umask
-    077; stdout and stderr are drained concurrently into ``sink`` as redacted
-    line chunks. When the leader exits, every other process of the tree is
-    terminated too (a job never leaves anything behind), then the pipes are
-    drained to EOF. A negative status means "killed by that signal".
+    The process starts contained (see the module docstring) in a new session
+    with stdin from /dev/null and umask 077; stdout and stderr are drained
+    concurrently into ``sink`` as redacted line chunks. When the leader exits,
+    every other process of the step is terminated too (a job never leaves
+    anything behind), then the pipes are drained to EOF. A negative status
+    means "killed by that signal".
 
     Cancellation: on cancellation the tree is terminated with the ladder
     (shielded, bounded by grace + a few seconds) before ``Cancelled`` propagates.
-    Raises OSError when the program cannot be started.
+
+    Raises:
+        StepError: the program cannot be started (the message says why), or the
+            process keeper died while the step ran (its status is unknown).
     """
     secret_bytes = [s.encode() for s in secrets if s]
-    terminator.marker = spec.marker
-    returncode: int | None = None
+    program = resolve_program(spec.argv, spec.env, spec.cwd)
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
     try:
-        async with trio.open_nursery() as nursery:
-            process: trio.Process = await nursery.start(partial(
-                trio.run_process, list(spec.argv),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                check=False, start_new_session=True, umask=0o077,
-                env=dict(spec.env), cwd=str(spec.cwd),
-                deliver_cancel=lambda _process: terminator.terminate(),
-            ))
-            # A new session makes the leader its own process group leader.
-            terminator.pgid = process.pid
-            assert process.stdout is not None and process.stderr is not None
-            async with trio.open_nursery() as pumps:
-                pumps.start_soon(pump_lines, process.stdout, "stdout", LineSplitter(secret_bytes), sink)
-                pumps.start_soon(pump_lines, process.stderr, "stderr", LineSplitter(secret_bytes), sink)
-                async with trio.open_nursery() as watcher:
-                    watcher.start_soon(terminator.watch)
-                    returncode = await process.wait()
-                    watcher.cancel_scope.cancel(reason="leader exited")
-                with trio.CancelScope(shield=True):
-                    await terminator.terminate()
-                # Every process is gone, so the pipes reach EOF at once unless a
-                # stranger inherited them; do not wait for it forever.
-                pumps.cancel_scope.deadline = trio.current_time() + _KILL_SETTLE
+        tree = await _start(spec, program, out_write, err_write)
+    except BaseException:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        # The keeper holds the write ends now: EOF comes when the step's processes close them.
+        os.close(out_write)
+        os.close(err_write)
+    terminator.attach(tree)
+    stdout, stderr = trio.lowlevel.FdStream(out_read), trio.lowlevel.FdStream(err_read)
+    returncode: int | None = None
+    lost: KeeperLost | None = None
+    try:
+        async with trio.open_nursery() as pumps:
+            pumps.start_soon(pump_lines, stdout, "stdout", LineSplitter(secret_bytes), sink)
+            pumps.start_soon(pump_lines, stderr, "stderr", LineSplitter(secret_bytes), sink)
+            async with trio.open_nursery() as watcher:
+                watcher.start_soon(terminator.watch)
+                try:
+                    returncode = os.waitstatus_to_exitcode(await tree.keeper.wait(tree.leader))
+                except KeeperLost as exc:
+                    lost = exc
+                watcher.cancel_scope.cancel(reason="leader exited")
+            with trio.CancelScope(shield=True):
+                await terminator.terminate()
+            # Every process is gone, so the pipes reach EOF at once unless a
+            # stranger inherited them; do not wait for it forever.
+            pumps.cancel_scope.deadline = trio.current_time() + _KILL_SETTLE
     finally:
         with trio.CancelScope(shield=True):
             await terminator.terminate()
+            await stdout.aclose()
+            await stderr.aclose()
+    if lost is not None:
+        raise StepError(f"{spec.argv[0]}: {lost}; the step's exit status is unknown")
     assert returncode is not None
     return returncode

@@ -1,13 +1,25 @@
-"""Linux ``/proc`` look-ups used to reap process trees and detect dead owners.
+"""Linux ``/proc`` look-ups: process identity, descendants, and the recovery census.
 
-Sans-trio, blocking but cheap (a scan of ``/proc`` takes ~1 ms per few hundred
-processes). Every function tolerates processes vanishing mid-scan.
+Sans-trio and blocking. Every function tolerates processes vanishing mid-scan.
+Two kinds of look-up with very different costs:
+
+- per process tree (:func:`descendants`): follows ``/proc/<pid>/task/<tid>/children``
+  from known roots, so its cost is the size of the tree, not of the host;
+- per host (:class:`Census`): one pass over every process (``stat`` and, when
+  markers are asked for, ``environ``). Only recovery uses it, when the flwd
+  process that owned a run is gone and nothing cheaper is left.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+
+#: ``PF_KTHREAD`` in the flags field of ``/proc/<pid>/stat``.
+_PF_KTHREAD = 0x00200000
+_ENVIRON_READ = 1 << 16
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -22,29 +34,102 @@ def _stat_fields(pid: int) -> list[str] | None:
     return [raw[: close + 1], *raw[close + 2 :].split()]
 
 
+@dataclass(frozen=True, slots=True)
+class Proc:
+    """One process as ``/proc/<pid>/stat`` shows it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    #: Start time in clock ticks since boot: with the pid, an identity across pid reuse.
+    start: int
+    state: str
+    flags: int
+
+    @property
+    def live(self) -> bool:
+        return self.state not in ("Z", "X")
+
+    @property
+    def kernel_thread(self) -> bool:
+        return bool(self.flags & _PF_KTHREAD)
+
+
+def stat(pid: int) -> Proc | None:
+    """``pid`` as ``/proc`` shows it now, or None when it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) < 21:
+        return None
+    return Proc(pid, int(fields[2]), int(fields[3]), int(fields[4]), int(fields[20]),
+                fields[1], int(fields[7]))
+
+
 def process_start_time(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot, or None if it is gone.
 
     Together with the pid it identifies a process across pid reuse.
     """
-    fields = _stat_fields(pid)
-    if fields is None or len(fields) < 21:
-        return None
-    return int(fields[20])
+    proc = stat(pid)
+    return None if proc is None else proc.start
 
 
 def process_alive(pid: int, start_time: int | None) -> bool:
     """True if ``pid`` runs and (when known) started at ``start_time``; zombies count as dead."""
-    fields = _stat_fields(pid)
-    if fields is None or len(fields) < 21:
-        return False
-    if fields[1] == "Z":
-        return False
-    return start_time is None or int(fields[20]) == start_time
+    proc = stat(pid)
+    return proc is not None and proc.live and (start_time is None or proc.start == start_time)
 
 
-def _read_environ(pid: int) -> bytes:
-    """``/proc/<pid>/environ`` (empty if unreadable or gone), with bare os calls.
+def boot_ticks() -> int:
+    """Now, in the clock ``Proc.start`` uses (ticks since boot)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+
+
+def boot_id() -> str:
+    """This boot's id: pids recorded in another boot mean nothing."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def children(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (empty when it is gone)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found.extend(int(word) for word in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def descendants(roots: Iterable[int]) -> list[int]:
+    """``roots`` and everything below them, following parent links down (zombies included).
+
+    Costs one small read per process of the trees, whatever runs elsewhere on the host.
+    """
+    found: list[int] = []
+    seen: set[int] = set()
+    pending = list(roots)
+    while pending:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        found.append(pid)
+        pending.extend(children(pid))
+    return found
+
+
+def read_environ(pid: int) -> bytes | None:
+    """``/proc/<pid>/environ``, or None if unreadable or gone, with bare os calls.
 
     The census reads it for every process on the host: ``open()``'s buffered
     file object costs more than the three system calls themselves.
@@ -52,7 +137,7 @@ def _read_environ(pid: int) -> bytes:
     try:
         fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return b""
+        return None
     try:
         chunk = os.read(fd, _ENVIRON_READ)
         if len(chunk) < _ENVIRON_READ:  # procfs fills the buffer while there is more
@@ -62,23 +147,9 @@ def _read_environ(pid: int) -> bytes:
             chunks.append(chunk)
         return b"".join(chunks)
     except OSError:
-        return b""
+        return None
     finally:
         os.close(fd)
-
-
-_ENVIRON_READ = 1 << 16
-
-
-def group_exists(pgid: int) -> bool:
-    """False when no process (not even a zombie) is in the group: skips the /proc scan."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _pids() -> Iterator[int]:
@@ -87,88 +158,77 @@ def _pids() -> Iterator[int]:
             yield int(name)
 
 
-def live_group_members(pgid: int) -> list[int]:
-    """Pids of non-zombie processes whose process group is ``pgid``."""
-    members = []
-    for pid in _pids():
-        fields = _stat_fields(pid)
-        if fields is None or len(fields) < 5:
-            continue
-        if fields[1] != "Z" and int(fields[3]) == pgid:
-            members.append(pid)
-    return members
+class Census:
+    """One pass over every process of the host: their ``stat`` and the markers they carry.
 
-
-def processes_with_env(key: str, value: str) -> list[int]:
-    """Pids of live processes whose environment holds ``key=value``.
-
-    Every job process gets ``FLWD_RUN_ID``; this finds the ones that escaped
-    their process group (``setsid``, double fork) so nothing outlives a run.
+    ``markers`` are ``KEY=VALUE`` environment entries to look for. A process
+    caught in ``execve`` shows an empty environment for a moment (its new
+    memory is not set up yet, or the old one is already gone): the census
+    reads such environments once more after the pass, and callers add
+    :meth:`closure` so that the children of whatever they found count too,
+    marker or not. Kernel threads are skipped.
     """
-    needle = f"{key}={value}".encode()
-    own = os.getpid()
-    found = []
-    for pid in _pids():
-        if pid == own:
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if needle in env.split(b"\0"):
-            fields = _stat_fields(pid)
-            if fields is not None and fields[1] != "Z":
-                found.append(pid)
-    return found
 
-
-#: What :func:`census` looks for: live members of a process group (None: none)
-#: and live processes whose environment holds ``key=value`` (None: none).
-CensusQuery = tuple[int | None, tuple[str, str] | None]
-
-
-def census(queries: Sequence[CensusQuery]) -> list[list[int]]:
-    """For each query, the live pids of its group plus those carrying its marker.
-
-    The same answers as ``live_group_members(pgid)`` extended by
-    ``processes_with_env(*marker)``, for many queries in one pass over
-    ``/proc``: each process's ``environ`` and ``stat`` are read at most once,
-    whatever the number of queries (the cost of a census is the scan, so
-    concurrent cancels share it). A group without any process (not even a
-    zombie) costs nothing: no ``stat`` is read for it.
-    """
-    groups: dict[int, list[int]] = {}
-    needles: dict[bytes, list[int]] = {}
-    for pgid, marker in queries:
-        if pgid is not None and group_exists(pgid):
-            groups.setdefault(pgid, [])
-        if marker is not None:
-            needles.setdefault(f"{marker[0]}={marker[1]}".encode(), [])
-    own = os.getpid()
-    if groups or needles:
+    def __init__(self, markers: Collection[str] = ()) -> None:
+        self.processes: dict[int, Proc] = {}
+        needles = {marker.encode() for marker in markers}
+        self.marked: dict[str, set[int]] = {marker: set() for marker in markers}
+        own = os.getpid()
+        recheck: list[int] = []
         for pid in _pids():
-            carried: set[bytes] = set()
-            if needles and pid != own:
-                env = _read_environ(pid)
-                # A substring test first (cheap): most processes carry no marker.
-                if any(needle in env for needle in needles):
-                    carried = {entry for entry in env.split(b"\0") if entry in needles}
-            if not groups and not carried:
+            proc = stat(pid)
+            if proc is None or proc.kernel_thread:
                 continue
-            fields = _stat_fields(pid)
-            if fields is None or len(fields) < 5 or fields[1] == "Z":
+            self.processes[pid] = proc
+            if needles and pid != own and proc.live:
+                env = read_environ(pid)
+                if env == b"":
+                    recheck.append(pid)
+                elif env:
+                    self._match(pid, env, needles)
+        for pid in recheck:  # an exec in progress during the pass has finished by now
+            env = read_environ(pid)
+            if env:
+                self._match(pid, env, needles)
+
+    def _match(self, pid: int, env: bytes, needles: set[bytes]) -> None:
+        # A substring test first (cheap): most processes carry no marker.
+        if any(needle in env for needle in needles):
+            for entry in env.split(b"\0"):
+                if entry in needles:
+                    self.marked[entry.decode()].add(pid)
+
+    def live(self, pids: Iterable[int]) -> set[int]:
+        return {pid for pid in pids if pid in self.processes and self.processes[pid].live}
+
+    def in_groups(self, ids: Collection[int], *, since: int = 0) -> set[int]:
+        """Live processes whose process group or session is one of ``ids``,
+        started at ``since`` (ticks) or later (older ones reuse a recycled id)."""
+        return {pid for pid, proc in self.processes.items()
+                if proc.live and proc.start >= since and (proc.pgid in ids or proc.sid in ids)}
+
+    def closure(self, pids: Iterable[int]) -> set[int]:
+        """``pids`` and all their live descendants in this snapshot."""
+        below: dict[int, list[int]] = {}
+        for proc in self.processes.values():
+            below.setdefault(proc.ppid, []).append(proc.pid)
+        found: set[int] = set()
+        pending = list(pids)
+        while pending:
+            pid = pending.pop()
+            if pid in found:
                 continue
-            members = groups.get(int(fields[3]))
-            if members is not None:
-                members.append(pid)
-            for entry in carried:
-                needles[entry].append(pid)
-    answers = []
-    for pgid, marker in queries:
-        found = list(groups.get(pgid, ())) if pgid is not None else []
-        if marker is not None:
-            needle = f"{marker[0]}={marker[1]}".encode()
-            found.extend(pid for pid in needles[needle] if pid not in found)
-        answers.append(found)
-    return answers
+            found.add(pid)
+            pending.extend(below.get(pid, ()))
+        return self.live(found)
+
+
+def group_exists(pgid: int) -> bool:
+    """False when no process (not even a zombie) is in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

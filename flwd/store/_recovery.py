@@ -6,21 +6,16 @@ Blocking; runs on a short-lived connection before (or beside) the writer.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sqlite3
-import time
 from pathlib import Path
 
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, format_ts, now
-from flwd.execute import remove_secret_files, runs_with_runtime_secrets
-from flwd.execute._procfs import process_alive, process_start_time, processes_with_env
+from flwd.execute import kill_run_processes, remove_secret_files, runs_with_runtime_secrets
+from flwd.execute._procfs import process_alive, process_start_time
 
 from ._journal import append_batch
 from ._read import unfinished_runs
-
-#: Seconds recovery waits for the processes it killed to be gone.
-KILL_WAIT = 2.0
 
 
 def owner_identity() -> tuple[int, int | None, str]:
@@ -39,8 +34,10 @@ def recover_interrupted(conn: sqlite3.Connection, *, runs_dir: Path | None = Non
     """Mark runs whose owner process is gone as ``interrupted`` and reap their processes.
 
     A run is orphaned when its owner (pid + start time, on this host) no longer
-    runs. Its leftover processes are found by their ``FLWD_RUN_ID`` and killed,
-    so a crashed CLI or server never leaves a job running unsupervised.
+    runs. Its leftover processes are found (by their cgroups, the process keeper
+    that still holds them, their sessions and ``FLWD_RUN_ID``) and killed, so a
+    crashed CLI or server never leaves a job running unsupervised. The records
+    of the first two are in ``runs_dir``; without it, cgroups are found by name.
     With ``runs_dir``, the secret files of the orphaned runs are removed too
     (wherever they are), and so are any a terminal run left in the runtime dir.
     Returns the ids of the runs marked.
@@ -55,23 +52,10 @@ def recover_interrupted(conn: sqlite3.Connection, *, runs_dir: Path | None = Non
         sweep_terminal_secrets(conn, runs_dir)
     if not orphaned:
         return []
-    killed: list[tuple[int, int | None]] = []
-    for run in orphaned:
-        for pid in processes_with_env("FLWD_RUN_ID", run.id):
-            start = process_start_time(pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-            killed.append((pid, start))
-    # SIGKILL is asynchronous: wait (bounded) until the kernel has torn the
-    # processes down, so that "recovered" means "nothing of the run still runs".
-    deadline = time.monotonic() + KILL_WAIT
-    while True:
-        killed = [(pid, start) for pid, start in killed if process_alive(pid, start)]
-        if not killed or time.monotonic() > deadline:
-            break
-        time.sleep(0.005)
+    # By the containment that held them (cgroups, the process keeper), recorded in
+    # each run dir; then by session and FLWD_RUN_ID. Returns once they are gone
+    # (bounded), so that "recovered" means "nothing of the run still runs".
+    kill_run_processes([run.id for run in orphaned], runs_dir)
     if runs_dir is not None:
         # Nothing of these runs runs any more: their secrets go now, even if
         # marking them below fails (a full disk postpones only the marking).
