@@ -197,6 +197,8 @@ class SubtreeTree:
     keeper: Keeper
     record: StepRecord
     steps: _Steps
+    #: The leader's start time: it is looked for by pid even when the keeper is gone.
+    leader_start: int | None = None
 
     def _owners(self, pid: int, start: int, sid: int, pgid: int) -> list[StepRecord]:
         known = self.steps.owners.get((pid, start))
@@ -222,11 +224,11 @@ class SubtreeTree:
         # below the step's leader while that lives, or an orphan of the keeper.
         leaders = {record.leader for record in self.steps.records if record.leader is not None}
         roots: list[int] = []
+        leader = stat(self.leader)
+        if leader is not None and leader.live and leader.start == self.leader_start:
+            roots.append(self.leader)  # found even if the keeper died and init adopted it
         orphans: set[tuple[int, int]] = set()
         for pid in children(self.keeper.pid):
-            if pid == self.leader:
-                roots.append(pid)
-                continue
             if pid in leaders:
                 continue
             proc = stat(pid)
@@ -312,7 +314,8 @@ async def start_leader(launch: Launch, stdout: int, stderr: int) -> StepTree:
         raise
     record.leader = pid
     _record(launch, keeper, pid, cgroup=None)
-    return SubtreeTree(pid, keeper, record, steps)
+    proc = stat(pid)
+    return SubtreeTree(pid, keeper, record, steps, proc.start if proc else None)
 
 
 def _record(launch: Launch, keeper: Keeper, leader: int, *, cgroup: Path | None) -> None:

@@ -48,9 +48,22 @@ def resolve_program(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> s
     return found
 
 
-def _size(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    return (sum(len(os.fsencode(word)) + 1 for word in argv)
-            + sum(len(os.fsencode(f"{key}={value}")) + 1 for key, value in env.items()))
+#: The kernel's limit for one argument or ``NAME=value`` (MAX_ARG_STRLEN, 32 pages).
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def _too_big(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """What made an exec fail with E2BIG, in words."""
+    sizes = [(len(os.fsencode(word)) + 1, f"argument {index}")
+             for index, word in enumerate(argv)]
+    sizes += [(len(os.fsencode(f"{key}={value}")) + 1, f"the environment variable {key}")
+              for key, value in env.items()]
+    largest, what = max(sizes)
+    if largest > MAX_ARG_STRLEN:
+        return (f"{what} is {largest:,} bytes, over the kernel's limit of {MAX_ARG_STRLEN:,} "
+                "for one argument or variable (E2BIG)")
+    return (f"its arguments and environment ({sum(size for size, _ in sizes):,} bytes) "
+            "exceed the system's limit for a new program (E2BIG)")
 
 
 def explain(code: int, *, stage: str, argv: Sequence[str], env: Mapping[str, str],
@@ -71,9 +84,7 @@ def explain(code: int, *, stage: str, argv: Sequence[str], env: Mapping[str, str
     if stage != "exec":
         return f"cannot start {name}: {reason}"
     if code == errno.E2BIG:
-        return (f"cannot start {name}: its arguments and environment ({_size(argv, env):,} "
-                "bytes) exceed the system's limit for a new program (E2BIG); pass large "
-                "values in a file instead")
+        return f"cannot start {name}: {_too_big(argv, env)}; pass large values in a file"
     if code == errno.ENOENT:
         interpreter = _shebang(program)
         if interpreter and os.path.exists(program):

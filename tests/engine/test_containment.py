@@ -1,0 +1,234 @@
+"""The process executor's containment, in process: the keeper, step cgroups, the subtree.
+
+Real processes, a real keeper and real cgroups (where this process may make them);
+``FLWD_CONTAINMENT`` picks the mechanism (the choice is cached per process, so each
+test resets it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from flwd.execute import (
+    GroupTerminator,
+    ProcessSpec,
+    StepError,
+    _cgroup,
+    _contain,
+    run_process_tree,
+)
+from flwd.execute._procfs import stat
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="/proc, cgroups")
+
+CGROUPS = _cgroup.probe(_cgroup.own_cgroup()) is None
+MODES = [pytest.param("cgroup", marks=pytest.mark.skipif(not CGROUPS, reason="no cgroups")),
+         "subreaper"]
+
+
+@pytest.fixture
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    value: str = request.param
+    monkeypatch.setenv(_contain.MODE_ENV, value)
+    monkeypatch.setattr(_contain, "_setups", {})
+    yield value
+
+
+class Output:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.changed = trio.Event()
+
+    async def sink(self, _channel: str, lines: bytes, _count: int) -> None:
+        self.lines += lines.decode().splitlines()
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def wait_for(self, text: str) -> None:
+        with trio.fail_after(30):
+            while text not in self.lines:
+                await self.changed.wait()
+
+
+def spec(tmp_path: Path, script: str, key: str, **overrides: object) -> ProcessSpec:
+    env = {"PATH": os.environ["PATH"], "FLWD_STEP_KEY": key}
+    values: dict[str, object] = {
+        "argv": ["bash", "-c", script], "env": env, "cwd": tmp_path,
+        "marker": ("FLWD_STEP_KEY", key), "run_id": f"run-test{os.getpid()}",
+        "run_dir": tmp_path, **overrides}
+    return ProcessSpec(**values)  # type: ignore[arg-type]
+
+
+def comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def alive(pid: int) -> bool:
+    proc = stat(pid)
+    return proc is not None and proc.live
+
+
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+async def test_the_leader_is_contained_before_its_program_runs(tmp_path: Path,
+                                                               mode: str) -> None:
+    # Its very first act is to read its own cgroup and parent: that is where it started.
+    out = Output()
+    code = await run_process_tree(
+        spec(tmp_path, "", "t/first", argv=["cat", "/proc/self/cgroup", "/proc/self/stat"]),
+        out.sink, GroupTerminator(1))
+    assert code == 0
+    unified = next(line for line in out.lines if line.startswith("0::"))
+    if mode == "cgroup":
+        assert f"/flwd-run-test{os.getpid()}-" in unified
+        # ... and the step cgroup is gone once the step is.
+        assert not list(_cgroup.own_cgroup().glob(f"flwd-run-test{os.getpid()}-*"))  # type: ignore[union-attr]
+    else:
+        assert "flwd-" not in unified
+    parent = int(out.lines[-1].rsplit(")", 1)[1].split()[1])
+    assert parent != os.getpid()  # the keeper started it, and stays its ancestor
+    assert comm(parent) == "flwd-keeper"
+
+
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+async def test_a_step_that_cannot_start_says_why(tmp_path: Path, mode: str) -> None:
+    async def start(**overrides: object) -> str:
+        with pytest.raises(StepError) as caught:
+            await run_process_tree(spec(tmp_path, "true", "t/x", **overrides),
+                                   Output().sink, GroupTerminator(1))
+        return str(caught.value)
+
+    assert await start(argv=["nosuchinterp", "x"]) == "interpreter 'nosuchinterp' not found on PATH"
+    missing = tmp_path / "gone"
+    assert await start(cwd=missing) == (
+        f"cannot start bash: the working directory {missing} does not exist")
+    big = {"PATH": os.environ["PATH"], "BIG": "x" * 200_000}
+    assert "the environment variable BIG is 200,005 bytes" in await start(env=big)
+    plain = tmp_path / "plain"
+    plain.write_text("echo hi\n")
+    plain.chmod(0o644)
+    assert await start(argv=[str(plain)]) == (
+        f"cannot start {plain}: permission denied (is {plain} executable?)")
+    shebang = tmp_path / "shebang"
+    shebang.write_text("#!/nonexistent/interp\necho hi\n")
+    shebang.chmod(0o755)
+    assert await start(argv=[str(shebang)]) == (
+        f"interpreter '/nonexistent/interp' (the #! line of {shebang}) not found")
+    if mode == "cgroup":
+        assert not list(_cgroup.own_cgroup().glob(f"flwd-run-test{os.getpid()}-*"))  # type: ignore[union-attr]
+
+
+async def test_an_unknown_containment_mode_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_contain.MODE_ENV, "jail")
+    monkeypatch.setattr(_contain, "_setups", {})
+    with pytest.raises(StepError, match="FLWD_CONTAINMENT='jail' is not one of auto, cgroup, "
+                                        "subreaper"):
+        await run_process_tree(spec(tmp_path, "true", "t/x"), Output().sink, GroupTerminator(1))
+
+
+ESCAPE = "{prefix} setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >{file}; echo ready; {then}"
+
+
+@pytest.mark.parametrize("mode", ["subreaper"], indirect=True)
+async def test_orphans_go_with_the_step_that_owns_them(tmp_path: Path, mode: str) -> None:
+    """Concurrent steps under one keeper: an escapee that kept its marker ends with its
+    own step; one that cleared its environment too ends when no step that ran when it
+    started runs any more (it might be any of theirs)."""
+    kept, cleared = tmp_path / "kept", tmp_path / "cleared"
+    long_out, short_out = Output(), Output()
+    long_step = GroupTerminator(1)
+
+    async def long_running() -> None:
+        await run_process_tree(
+            spec(tmp_path, ESCAPE.format(prefix="env -i", file=cleared, then="exec sleep 1000"),
+                 "t/long"), long_out.sink, long_step)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(long_running)
+        await long_out.wait_for("ready")
+        # A short step whose escapee keeps FLWD_STEP_KEY: gone when the short step is.
+        code = await run_process_tree(
+            spec(tmp_path, ESCAPE.format(prefix="", file=kept, then="exit 0"), "t/short"),
+            short_out.sink, GroupTerminator(1))
+        assert code == 0
+        assert not alive(int(kept.read_text()))
+        assert alive(int(cleared.read_text()))
+        long_step.request()
+    assert not alive(int(cleared.read_text()))
+
+
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+async def test_cancel_ends_every_process_of_the_step(tmp_path: Path, mode: str) -> None:
+    out = Output()
+    terminator = GroupTerminator(0.5)
+    script = ESCAPE.format(prefix="env -i", file=tmp_path / "pid",
+                           then="trap '' TERM; exec sleep 1000")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_process_tree, spec(tmp_path, script, "t/cancel"), out.sink,
+                           terminator)
+        await out.wait_for("ready")
+        escapee = int((tmp_path / "pid").read_text())
+        assert alive(escapee)
+        terminator.request()
+    assert not alive(escapee)
+
+
+def test_recovery_finds_the_runs_cgroups_by_name(tmp_path: Path) -> None:
+    hierarchy = tmp_path / "cg"
+    for path in ["a/flwd-run-1-1", "a/flwd-run-1-2/inner", "b/flwd-run-10-1",
+                 "flwd-run-2-1/flwd-run-1-3"]:
+        (hierarchy / path).mkdir(parents=True)
+    found = _cgroup.find_run_cgroups([_cgroup.Mount("/", hierarchy)], "run-1")
+    assert sorted(path.relative_to(hierarchy).as_posix() for path in found) == [
+        "a/flwd-run-1-1", "a/flwd-run-1-2", "flwd-run-2-1/flwd-run-1-3"]
+
+
+def test_the_cgroup2_mount_comes_from_the_mount_table() -> None:
+    mountinfo = (
+        "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+        "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+        "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+        "50 23 0:38 /user.slice /mnt/with\\040space rw shared:9 - cgroup2 cgroup2 rw\n")
+    mounts = _cgroup.cgroup2_mounts(mountinfo)
+    assert mounts == [_cgroup.Mount("/", Path("/sys/fs/cgroup/unified")),
+                      _cgroup.Mount("/user.slice", Path("/mnt/with space"))]
+    hybrid = "9:name=systemd:/\n4:memory:/x\n0::/system.slice/flwd.service (deleted)\n"
+    path = _cgroup.unified_path(hybrid)
+    assert path == "/system.slice/flwd.service"
+    assert _cgroup.resolve(mounts, path) == Path(
+        "/sys/fs/cgroup/unified/system.slice/flwd.service")
+    assert _cgroup.resolve(mounts[1:], "/user.slice/user-1000.slice") == Path(
+        "/mnt/with space/user-1000.slice")
+    assert _cgroup.resolve(mounts[1:], "/system.slice") is None
+    assert _cgroup.unified_path("4:memory:/x\n") is None  # cgroup v1 only
+
+
+async def test_a_lost_keeper_fails_the_step_and_still_ends_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_contain.MODE_ENV, "subreaper")
+    monkeypatch.setattr(_contain, "_setups", {})
+    out = Output()
+    terminator = GroupTerminator(0.5)
+    keeper_pid: list[int] = []
+
+    async def step() -> None:
+        with pytest.raises(StepError, match="exit status is unknown"):
+            await run_process_tree(spec(tmp_path, "echo ready; exec sleep 1000", "t/lost"),
+                                   out.sink, terminator)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(step)
+        await out.wait_for("ready")
+        assert terminator.tree is not None
+        leader = terminator.tree.leader
+        keeper_pid.append(terminator.tree.keeper.pid)
+        os.kill(keeper_pid[0], signal.SIGKILL)
+    assert not alive(leader)
