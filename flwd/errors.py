@@ -86,6 +86,15 @@ class ConfigInvalid(FlwdError):
     """A job's ``config.d/config.yaml`` cannot be used."""
 
 
+class ConfigTooLarge(ConfigInvalid):
+    """A YAML document is over a limit of ``flwd.jobs.YamlLimits`` (its size, its
+    expansion through aliases, its depth)."""
+
+
+class JobIdDuplicate(FlwdError):
+    """Several configs claim one job id: none of them runs under it (``paths`` names them)."""
+
+
 class RunNotFound(FlwdError):
     """No run with that id is known to the Core DB."""
 
@@ -252,6 +261,9 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     JobNotFound: ProblemSpec(404, "job not found", "job.not.found", 2),
     ArgsInvalid: ProblemSpec(422, "argument validation failed", "E_ARGS", 2),
     ConfigInvalid: ProblemSpec(422, "invalid job configuration", "E_CONFIG", 2),
+    ConfigTooLarge: ProblemSpec(422, "job configuration too large", "config.too.large", 2),
+    # 409: the request is fine; the workspace is in a state that makes it ambiguous.
+    JobIdDuplicate: ProblemSpec(409, "duplicate job id", "job.id.duplicate", 2),
     RunNotFound: ProblemSpec(404, "run not found", "run.not.found", 2),
     PolicyDenied: ProblemSpec(422, "policy override denied", "policy.denied", 2),
     ProfileInvalid: ProblemSpec(422, "invalid security profile", "E_POLICY", 2),

@@ -96,6 +96,7 @@ class _SourceName(BaseConverter):
 #: Scopes each endpoint needs; endpoints not listed are open.
 ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "list_jobs": ("jobs:read",),
+    "list_discovery_issues": ("jobs:read",),
     "get_job": ("jobs:read",),
     "create_plan": ("jobs:read",),
     "create_run": ("runs:write",),
@@ -454,6 +455,18 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         response.headers["X-Flwd-Discovery-Errors"] = str(problems)
         response.headers["X-Total-Count"] = str(len(entries))
         return response
+
+    @app.get("/discovery")
+    async def list_discovery_issues() -> Response:
+        # GET /jobs is a page of jobs (its X-Flwd-Discovery-Errors counts these):
+        # what kept a config out of it — and why a job id is ambiguous — is here.
+        catalog = await engine.catalog()
+        aliases = await engine.aliases()
+        issues = catalog.errors + catalog.warnings + aliases.errors
+        return jsonify({
+            "errors": [issue.to_json() for issue in issues if issue.level == "error"],
+            "warnings": [issue.to_json() for issue in issues if issue.level == "warning"],
+        })
 
     @app.get("/jobs/<path:job_id>")
     async def get_job(job_id: str) -> Response:

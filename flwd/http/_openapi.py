@@ -85,6 +85,21 @@ _CURSOR = [{"name": "Last-Event-ID", "in": "header", "required": False,
             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR}}]
 
 
+def _issues(level: str) -> dict[str, Any]:
+    return {"type": "array", "items": {
+        "type": "object", "required": ["path", level], "additionalProperties": False,
+        "properties": {"path": {"type": "string", "description": "the file, as shown to users"},
+                       level: {"type": "string"},
+                       "code": {"type": "string", "examples": ["E_CONFIG", "config.too.large",
+                                                               "job.id.duplicate"]}}}}
+
+
+#: ``GET /discovery``: what kept each config out of ``GET /jobs``.
+_DISCOVERY: dict[str, Any] = {
+    "type": "object", "required": ["errors", "warnings"], "additionalProperties": False,
+    "properties": {"errors": _issues("error"), "warnings": _issues("warning")}}
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
@@ -99,14 +114,17 @@ def openapi_document() -> dict[str, Any]:
         "/jobs": {"get": _op("List jobs", ("jobs:read",),
                              {"200": _json({"type": "array", "items": _ref("JobSummary")}),
                               **_problems(400, 401, 403)}, parameters=_PAGING)},
+        "/discovery": {"get": _op(
+            "Why configs are not jobs: discovery errors and warnings", ("jobs:read",),
+            {"200": _json(_DISCOVERY), **_problems(401, 403)})},
         "/jobs/{job_id}": {"get": _op(
             "One job with its argspec", ("jobs:read",),
-            {"200": _json(_ref("JobSummary")), **_problems(401, 403, 404)},
+            {"200": _json(_ref("JobSummary")), **_problems(401, 403, 404, 409)},
             parameters=[{"name": "job_id", "in": "path", "required": True,
                          "schema": {"type": "string"}}])},
         "/plans": {"post": _op("Preview a run", ("jobs:read",),
                                {"200": _json(_ref("Plan")),
-                                **_problems(400, 401, 403, 404, 413, 415, 422)},
+                                **_problems(400, 401, 403, 404, 409, 413, 415, 422)},
                                requestBody=body)},
         "/runs": {
             "post": _op("Start a run", ("runs:write",),

@@ -31,7 +31,14 @@ from ._config import parse_config as parse_config
 from ._config import parse_duration as parse_duration
 from ._discovery import Catalog as Catalog
 from ._discovery import DiscoveryIssue as DiscoveryIssue
+from ._discovery import DuplicateId as DuplicateId
 from ._discovery import Job as Job
 from ._discovery import discover as discover
 from ._paths import check_paths as check_paths
 from ._paths import path_problems as path_problems
+from ._yaml import CONFIG_LIMITS as CONFIG_LIMITS
+from ._yaml import YamlLimits as YamlLimits
+from ._yaml import YamlRefused as YamlRefused
+from ._yaml import clip as clip
+from ._yaml import load_yaml as load_yaml
+from ._yaml import read_yaml_file as read_yaml_file

@@ -10,8 +10,11 @@
 Every declaration is checked against the catalog; a bad one never hides the
 good ones and is reported with a code: ``alias.reserved`` (leading ``:`` or a
 built-in verb), ``alias.name.invalid``, ``alias.name.conflict`` (the name is a
-job id), ``alias.target.invalid`` (no such job), ``alias.collision`` (one name,
-several targets).
+job id, or an id several configs claim), ``alias.target.invalid`` (no such job,
+or an ambiguous id), ``alias.collision`` (one name, several targets).
+
+The file is read through :func:`~flwd.jobs._yaml.load_yaml`, within the same
+limits as a job config.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import (
     AliasCollision,
     AliasNameConflict,
@@ -33,12 +34,12 @@ from ..errors import (
     FlwdError,
 )
 from ._discovery import Catalog, DiscoveryIssue
+from ._yaml import YamlRefused, clip, load_yaml, read_yaml_file
 
 ALIASES_FILE = "flwd.yaml"
 #: Verbs of flwd itself: an alias may not shadow them.
 BUILTIN_VERBS = frozenset({"completion", "init", "help", "__complete"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,30 +113,32 @@ def read_alias_entries(root: Path, display: str) -> tuple[list[dict[str, Any]],
     """The raw ``aliases`` entries of ``<root>/flwd.yaml`` (a missing file is no aliases)."""
     path = root / ALIASES_FILE
     try:
-        text = path.read_text()
+        if not path.is_file():  # a FIFO or a directory in its place is no file to read
+            return [], ([] if not path.exists() else
+                        [DiscoveryIssue(display, "not a regular file", code="E_CONFIG")])
+        data = load_yaml(read_yaml_file(path))
     except FileNotFoundError:
         return [], []
-    except OSError as exc:
-        return [], [DiscoveryIssue(display, f"cannot read: {exc}")]
-    try:
-        data = yaml.load(text, Loader=_SafeLoader)
-    except yaml.YAMLError as exc:
-        return [], [DiscoveryIssue(display, f"invalid YAML: {exc}".replace("\n", " "))]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [DiscoveryIssue(display, f"cannot read: {exc}", code="E_CONFIG")]
+    except YamlRefused as exc:
+        return [], [DiscoveryIssue(display, str(exc),
+                                   code="config.too.large" if exc.limit else "E_CONFIG")]
     if data is None:
         return [], []
     if not isinstance(data, dict) or not isinstance(data.get("aliases", []), list):
         return [], [DiscoveryIssue(display, "expected 'aliases:' to be a list of "
-                                            "{from, to, description}")]
+                                            "{from, to, description}", code="E_CONFIG")]
     # A key may hold any text (a line break too): an issue stays one line.
-    issues = [DiscoveryIssue(display, f"unknown key '{' '.join(str(key).splitlines())}' "
-                                      "(ignored)", "warning")
+    issues = [DiscoveryIssue(display, f"unknown key '{clip(str(key))}' (ignored)", "warning")
               for key in data if key != "aliases"]
     entries = []
     for index, entry in enumerate(data.get("aliases") or []):
         if (not isinstance(entry, dict) or not isinstance(entry.get("from"), str)
                 or not isinstance(entry.get("to"), str)):
             issues.append(DiscoveryIssue(display, f"aliases[{index}]: each alias needs 'from' "
-                                                  "(the job) and 'to' (the alias name) strings"))
+                                                  "(the job) and 'to' (the alias name) strings",
+                                         code="E_CONFIG"))
             continue
         entries.append(entry)
     return entries, issues
@@ -161,25 +164,40 @@ def index_aliases(entries: Iterable[dict[str, Any]], catalog: Catalog, *,
         target_id = path.replace("/", ".")
         if entry_source:
             target_id = f"{entry_source}/{target_id}"
+        shown = clip(name)
         if name.startswith(":") or key in reserved:
             index.invalid[key] = AliasReserved(
-                f"alias name '{name}' is reserved (flwd's own commands start with ':' or are "
+                f"alias name '{shown}' is reserved (flwd's own commands start with ':' or are "
                 "built-in verbs)", hint="rename the alias in flwd.yaml", alias=name)
             continue
         if not _NAME.match(name):
             index.invalid[key] = AliasNameInvalid(
-                f"alias name '{name}' is not a valid command word",
+                f"alias name '{shown}' is not a valid command word",
                 hint="use letters, digits, '.', '-' and '_' (no '/' or spaces)", alias=name)
             continue
         job = catalog.find(target_id)
         if catalog.find(name) is not None:
             index.invalid[key] = AliasNameConflict(
-                f"alias name '{name}' conflicts with the job of the same id",
+                f"alias name '{shown}' conflicts with the job of the same id",
                 hint="rename the alias; the job already answers to that name", alias=name)
+            continue
+        if catalog.ambiguous(name) is not None:
+            # Answering to it would pick one of the claimants after all.
+            index.invalid[key] = AliasNameConflict(
+                f"alias name '{shown}' conflicts with a job id that several configs claim",
+                hint="rename the alias", alias=name)
+            continue
+        ambiguous = catalog.ambiguous(target_id)
+        if ambiguous is not None:
+            index.invalid[key] = AliasTargetInvalid(
+                f"alias '{shown}' targets '{clip(str(entry['from']))}', an id that "
+                f"{len(ambiguous.paths)} configs claim ({', '.join(ambiguous.paths)})",
+                hint="set a distinct job.id in all but one of them, then point 'from' at it",
+                alias=name, paths=list(ambiguous.paths))
             continue
         if job is None:
             index.invalid[key] = AliasTargetInvalid(
-                f"alias '{name}' targets '{entry['from']}', which is not a job",
+                f"alias '{shown}' targets '{clip(str(entry['from']))}', which is not a job",
                 hint="point 'from' at a job id listed by 'flwd :jobs'", alias=name)
             continue
         alias = Alias(name, job.id, job.id.replace(".", "/"), description, entry_source)

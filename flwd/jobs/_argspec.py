@@ -70,8 +70,26 @@ def show(value: Any, *, secret: bool = False) -> str:
     """A value as it appears inside a message (clipped); a secret is never echoed."""
     if secret:
         return SECRET_MARK
-    text = f"'{value}'" if isinstance(value, str) else plain(value)
+    # Only the first characters are ever shown: render no more than those (a
+    # value may be a long string, or a list of a hundred thousand items).
+    text = f"'{value[:80]}'" if isinstance(value, str) else _preview(value, 81)
     return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _preview(value: Any, limit: int) -> str:
+    """The start of :func:`plain` ``(value)``, at least ``limit`` characters when it is
+    that long, in time proportional to ``limit`` rather than to the value."""
+    chunks: list[str] = []
+    size = 0
+    try:
+        for chunk in json.JSONEncoder(ensure_ascii=False, default=str).iterencode(value):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    except ValueError:  # circular structures from YAML anchors
+        return type(value).__name__
+    return "".join(chunks)
 
 
 def plain(value: Any) -> str:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Final, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,12 +32,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..errors import ConfigInvalid
+from ..errors import ConfigInvalid, ConfigTooLarge
 from ._argspec import SPEC_ERROR, Arg, Loc, plain, show, spec_error
 from ._suggest import did_you_mean
-
-#: libyaml's safe loader is ~10x faster than the pure-Python one; same semantics.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from ._yaml import YamlRefused, clip, load_yaml
 
 __all__ = [
     "ContainerConfig",
@@ -241,7 +238,8 @@ class Step(_Model):
                 problems.append(
                     (
                         ("id",),
-                        f"required: no valid id can be made from the script name '{self.script}'",
+                        "required: no valid id can be made from the script name "
+                        f"{show(self.script)}",
                     )
                 )
             else:
@@ -250,7 +248,7 @@ class Step(_Model):
                 self._id_derived = True
         if self.id and not _ID_RE.fullmatch(self.id):
             problems.append(
-                (("id",), f"'{self.id}' is not a valid step id (letters, digits, '_', '.', '-')")
+                (("id",), f"{show(self.id)} is not a valid step id (letters, digits, '_', '.', '-')")
             )
         if problems:
             raise spec_error(problems)
@@ -340,7 +338,7 @@ class JobConfig(_Model):
                 return None
             if folded != "steps":
                 raise PydanticCustomError(
-                    "composition", "'{value}' is not supported (only 'steps')", {"value": value}
+                    "composition", "{value} is not supported (only 'steps')", {"value": show(value)}
                 )
             return folded
         return value
@@ -463,7 +461,7 @@ def _dag_problems(
             problems.append(
                 (
                     (index, "id"),
-                    f"duplicate step id '{step.id}' (also steps[{index_of[step.id]}]){note}",
+                    f"duplicate step id {show(step.id)} (also steps[{index_of[step.id]}]){note}",
                 )
             )
         else:
@@ -475,7 +473,7 @@ def _dag_problems(
                 problems.append(
                     (
                         (index, "needs", position),
-                        f"unknown step '{need}'" + (f"; {hint}" if hint else ""),
+                        f"unknown step {show(need)}" + (f"; {hint}" if hint else ""),
                     )
                 )
         if step.container is not None and executor == "proc":
@@ -611,10 +609,10 @@ def _prune(data: Any, shape: Mapping[str, Any], path: str, warnings: list[str]) 
     kept: dict[Any, Any] = {}
     for key, value in data.items():
         if not isinstance(key, str) or key not in shape:
-            hint = did_you_mean(str(key), shape)
+            hint = did_you_mean(clip(str(key)), shape)
             note = f"ignored; {hint}" if hint else "ignored"
             prefix = f"{path}: " if path else ""
-            warnings.append(f"{prefix}unknown key '{key}' ({note})")
+            warnings.append(f"{prefix}unknown key {show(str(key))} ({note})")
             continue
         sub = shape[key]
         where = _join(path, key)
@@ -777,14 +775,29 @@ def _located(exc: ValidationError, source: _ArgSource) -> list[tuple[str, str]]:
     return located
 
 
-def _invalid(path: str, problems: list[tuple[str, str]]) -> ConfigInvalid:
-    first_field, first_message = problems[0]
+#: Problems listed per config (the count of the rest is given); a message or a
+#: field path is cut to this many characters. Whatever a validator quotes, what
+#: leaves parse_config is bounded.
+_MAX_PROBLEMS: Final = 50
+_MAX_MESSAGE: Final = 300
+
+
+def _invalid(
+    path: str, problems: list[tuple[str, str]], *, too_large: bool = False
+) -> ConfigInvalid:
+    shown = [(clip(name, _MAX_MESSAGE), clip(message, _MAX_MESSAGE))
+             for name, message in problems[:_MAX_PROBLEMS]]
+    if len(problems) > _MAX_PROBLEMS:
+        shown.append(("", f"{len(problems) - _MAX_PROBLEMS} more problems not listed"))
+    first_field, first_message = shown[0]
     where = f"{first_field}: " if first_field else ""
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return ConfigInvalid(
+    error = ConfigTooLarge if too_large else ConfigInvalid
+    return error(
         f"{path}: {where}{first_message}{more}",
-        hint="fix the file; every failing field is listed in errors",
-        errors=[{"arg": name, "message": message} for name, message in problems],
+        hint=("keep the file under the limits of docs/jobs.md#limits" if too_large
+              else "fix the file; every failing field is listed in errors"),
+        errors=[{"arg": name, "message": message} for name, message in shown],
         path=path,
     )
 
@@ -800,17 +813,13 @@ def parse_config(text: str, *, path: str) -> ParsedConfig:
         ConfigInvalid: malformed YAML, an empty or non-mapping document, or any
             invalid field. ``errors`` lists every failing field by its path in the
             file (``argspec.args[0].type``); ``detail`` names the file and the first.
+        ConfigTooLarge: the document is over a limit of :data:`flwd.jobs.CONFIG_LIMITS`
+            (size, expansion through aliases, depth; see docs/jobs.md).
     """
     try:
-        data = yaml.load(text, Loader=_SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        reason = exc.problem or exc.context or "syntax error"
-        raise _invalid(path, [("", f"invalid YAML: {reason}{where}")]) from None
-    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
-        # PyYAML raises ValueError for e.g. an impossible date (2024-13-45).
-        raise _invalid(path, [("", f"invalid YAML: {exc}")]) from None
+        data = load_yaml(text)
+    except YamlRefused as exc:
+        raise _invalid(path, [("", str(exc))], too_large=exc.limit) from None
     if data is None:
         raise _invalid(path, [("", "empty config: expected a mapping of settings")])
     if not isinstance(data, dict):
@@ -841,4 +850,7 @@ def parse_config(text: str, *, path: str) -> ParsedConfig:
     container_form = (config.interpreter or "").lower().startswith("container:")
     if config.container is not None and config.executor == "proc" and not container_form:
         warnings.append("container: ignored because executor is proc")
+    if len(warnings) > _MAX_PROBLEMS:
+        rest = len(warnings) - _MAX_PROBLEMS
+        warnings = [*warnings[:_MAX_PROBLEMS], f"{rest} more warnings not listed"]
     return ParsedConfig(config=config, warnings=warnings)

@@ -3,6 +3,10 @@
 Discovery reads files but never raises for a single bad job: a broken config, an
 invalid id or a duplicate becomes a :class:`DiscoveryIssue` and the other jobs
 are still served. Only the caller decides whether issues are fatal.
+
+An id claimed by several configs names no job at all: picking one would run
+the other's scripts under its name. Every claimant is reported, and looking the
+id up raises :class:`~flwd.errors.JobIdDuplicate` naming all of their paths.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from ..errors import ConfigInvalid, JobNotFound, UsageError
+from ..errors import ConfigInvalid, JobIdDuplicate, JobNotFound, UsageError
 from ._config import JobConfig, parse_config
 from ._suggest import close_matches, quoted_choice
+from ._yaml import YamlRefused, clip, read_yaml_file
 
-__all__ = ["Catalog", "DiscoveryIssue", "Job", "discover"]
+__all__ = ["Catalog", "DiscoveryIssue", "DuplicateId", "Job", "discover"]
 
 CONFIG_DIR: Final = "config.d"
 CONFIG_FILE: Final = "config.yaml"
@@ -27,6 +32,8 @@ _SKIPPED_DIRS: Final = frozenset({CONFIG_DIR, ".git", "node_modules", "__pycache
 _SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _SCRIPT_RE: Final = re.compile(r"\d{3}_")
 _LIST_HINT: Final = "run 'flwd :jobs' to list jobs"
+#: A discovery message is one line of at most this many characters.
+_MAX_MESSAGE: Final = 2000
 
 
 @dataclass(frozen=True)
@@ -67,15 +74,63 @@ class Job:
 
 @dataclass
 class DiscoveryIssue:
-    """A problem met during discovery, tied to the file it is about."""
+    """A problem met during discovery, tied to the file it is about.
+
+    ``code`` is the problem code of an error about one config (``E_CONFIG``,
+    ``config.too.large``, ``job.id.duplicate``). The message is kept to one
+    bounded line whatever the file quoted into it.
+    """
 
     path: str
     message: str
     level: Literal["error", "warning"] = "error"
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        self.message = clip(self.message, _MAX_MESSAGE)
 
     def to_json(self) -> dict[str, str]:
         key = "error" if self.level == "error" else "warning"
-        return {"path": self.path, key: self.message}
+        out = {"path": self.path, key: self.message}
+        if self.code is not None:
+            out["code"] = self.code
+        return out
+
+
+@dataclass(frozen=True)
+class DuplicateId:
+    """A job id that several configs claim (``paths``, as shown to users)."""
+
+    id: str
+    paths: tuple[str, ...]
+
+    def error(self) -> JobIdDuplicate:
+        """What looking the id up raises."""
+        return JobIdDuplicate(
+            f"job id {_quoted(self.id)} is ambiguous: {_and(self.paths)} "
+            f"{'both' if len(self.paths) == 2 else 'all'} claim it, so none of them runs "
+            "under it",
+            hint="set a distinct job.id in all but one of them",
+            job_id=self.id, paths=list(self.paths))
+
+    def issue(self, path: str) -> DiscoveryIssue:
+        """The discovery error of the claimant at ``path``."""
+        others = [other for other in self.paths if other != path]
+        return DiscoveryIssue(
+            path,
+            f"duplicate job id {_quoted(self.id)}: also claimed by {_and(others)}; none of "
+            "them runs under that id (set a distinct job.id to tell them apart)",
+            code="job.id.duplicate")
+
+
+def _quoted(job_id: str) -> str:
+    return f"'{clip(job_id)}'"
+
+
+def _and(items: Sequence[str]) -> str:
+    if len(items) <= 2:
+        return " and ".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 @dataclass
@@ -89,22 +144,44 @@ class Catalog:
     jobs: list[Job] = field(default_factory=list)
     errors: list[DiscoveryIssue] = field(default_factory=list)
     warnings: list[DiscoveryIssue] = field(default_factory=list)
+    #: Ids claimed by several configs, by case-folded id: none of their jobs is
+    #: in :attr:`jobs`.
+    duplicates: dict[str, DuplicateId] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Whoever builds a catalog (discovery, a merge of sources), one id never
+        # silently names one of several jobs.
+        claims: dict[str, list[Job]] = {}
+        for job in self.jobs:
+            claims.setdefault(job.id.casefold(), []).append(job)
+        for key, claimants in claims.items():
+            if len(claimants) > 1 and key not in self.duplicates:
+                self.duplicates[key] = DuplicateId(
+                    claimants[0].id, tuple(str(job.config_path) for job in claimants))
+        self.jobs = [job for job in self.jobs if job.id.casefold() not in self.duplicates]
         self._by_id = {job.id.casefold(): job for job in self.jobs}
 
     def find(self, job_id: str) -> Job | None:
-        """The job with this id (case-insensitive), or ``None``."""
+        """The job with this id (case-insensitive), or ``None`` (an ambiguous id names
+        no job: see :meth:`ambiguous`)."""
         return self._by_id.get(job_id.casefold())
+
+    def ambiguous(self, job_id: str) -> DuplicateId | None:
+        """The configs claiming this id when there are several, else ``None``."""
+        return self.duplicates.get(job_id.casefold())
 
     def get(self, job_id: str) -> Job:
         """The job with this id, compared case-insensitively.
 
         Raises:
+            JobIdDuplicate: several configs claim the id (naming every one).
             JobNotFound: with a did-you-mean hint when an id is close.
         """
         job = self.find(job_id)
         if job is None:
+            duplicate = self.ambiguous(job_id)
+            if duplicate is not None:
+                raise duplicate.error()
             raise self._not_found(job_id, [job_id])
         return job
 
@@ -119,6 +196,8 @@ class Catalog:
 
         Raises:
             UsageError: no job word at all.
+            JobIdDuplicate: the longest prefix that names anything names an id
+                several configs claim.
             JobNotFound: no prefix of the words names a job.
         """
         words: list[str] = []
@@ -129,12 +208,17 @@ class Catalog:
         if not words:
             raise UsageError("no job given", hint=_LIST_HINT)
         for count in range(len(words), 0, -1):
-            job = self.find(".".join(words[:count]))
-            if job is None and count > 1 and "/" not in words[0]:
+            names = [".".join(words[:count])]
+            if count > 1 and "/" not in words[0]:
                 # ``flwd extras hello`` for the job ``hello`` of the source ``extras``.
-                job = self.find(f"{words[0]}/{'.'.join(words[1:count])}")
-            if job is not None:
-                return job, list(tokens[count:])
+                names.append(f"{words[0]}/{'.'.join(words[1:count])}")
+            for name in names:
+                job = self.find(name)
+                if job is not None:
+                    return job, list(tokens[count:])
+                duplicate = self.ambiguous(name)
+                if duplicate is not None:
+                    raise duplicate.error()
         candidates = [".".join(words[:count]) for count in range(len(words), 0, -1)]
         raise self._not_found(candidates[0], candidates)
 
@@ -203,9 +287,10 @@ def discover(
         display_base: paths in issues are shown relative to it when possible
             (``scripts/broken/config.d/config.yaml``), else absolute.
 
-    A config at the root itself gets the root directory's name as id. When two
-    jobs share an id (case-insensitively) the one whose config path sorts first
-    is kept and the other is reported as an error naming both.
+    A config at the root itself gets the root directory's name as id. When
+    several jobs share an id (case-insensitively) none of them is kept: each is
+    reported as a ``job.id.duplicate`` error naming the others, and the id is in
+    :attr:`Catalog.duplicates`.
     """
     if namespace is not None and not _SEGMENT_RE.fullmatch(namespace):
         raise ValueError(f"invalid namespace {namespace!r}")
@@ -238,22 +323,20 @@ def discover(
         if job is not None:
             found.append((shown, job))
 
-    kept: dict[str, tuple[str, Job]] = {}
-    for shown, job in found:  # sorted by config path: the first one wins
-        key = job.id.casefold()
-        if key in kept:
-            first_shown = kept[key][0]
-            errors.append(
-                DiscoveryIssue(
-                    shown,
-                    f"duplicate job id '{job.id}': {shown} and {first_shown} "
-                    f"(keeping {first_shown}; set job.id to tell them apart)",
-                )
-            )
+    claims: dict[str, list[tuple[str, Job]]] = {}
+    for shown, job in found:  # sorted by config path
+        claims.setdefault(job.id.casefold(), []).append((shown, job))
+    jobs: list[Job] = []
+    duplicates: dict[str, DuplicateId] = {}
+    for key, claimants in claims.items():
+        if len(claimants) == 1:
+            jobs.append(claimants[0][1])
             continue
-        kept[key] = (shown, job)
-    jobs = sorted((job for _, job in kept.values()), key=lambda job: job.id.casefold())
-    return Catalog(jobs=jobs, errors=errors, warnings=warnings)
+        duplicate = DuplicateId(claimants[0][1].id, tuple(shown for shown, _ in claimants))
+        duplicates[key] = duplicate
+        errors.extend(duplicate.issue(shown) for shown, _ in claimants)
+    jobs.sort(key=lambda job: job.id.casefold())
+    return Catalog(jobs=jobs, errors=errors, warnings=warnings, duplicates=duplicates)
 
 
 def _load(
@@ -266,9 +349,12 @@ def _load(
 ) -> Job | None:
     job_dir = config_path.parent.parent
     try:
-        text = config_path.read_text(encoding="utf-8")
+        text = read_yaml_file(config_path)
+    except YamlRefused as exc:
+        errors.append(DiscoveryIssue(shown, str(exc), code="config.too.large"))
+        return None
     except (OSError, UnicodeDecodeError) as exc:
-        errors.append(DiscoveryIssue(shown, f"cannot read config: {exc}"))
+        errors.append(DiscoveryIssue(shown, f"cannot read config: {exc}", code="E_CONFIG"))
         return None
     try:
         parsed = parse_config(text, path=shown)
@@ -277,7 +363,7 @@ def _load(
             f"{error['arg']}: {error['message']}" if error["arg"] else error["message"]
             for error in exc.errors
         )
-        errors.append(DiscoveryIssue(shown, message))
+        errors.append(DiscoveryIssue(shown, message, code=exc.problem.code))
         return None
     warnings.extend(DiscoveryIssue(shown, warning, "warning") for warning in parsed.warnings)
 
@@ -295,8 +381,10 @@ def _load(
         errors.append(
             DiscoveryIssue(
                 shown,
-                f"invalid job id '{job_id}' (from {origin}): each '.'-separated part must start "
-                "with a letter or digit and hold only letters, digits, '_' and '-'; set job.id",
+                f"invalid job id {_quoted(job_id)} (from {origin}): each '.'-separated part "
+                "must start with a letter or digit and hold only letters, digits, '_' and '-'; "
+                "set job.id",
+                code="E_CONFIG",
             )
         )
         return None

@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from flwd.errors import PolicyBundleInvalid, ResourcesInvalid
+from flwd.jobs import YamlRefused, clip, load_yaml, read_yaml_file
 
 from ._overrides import OverrideAllowances
 from ._profiles import Profile
@@ -206,9 +205,14 @@ def parse_bundle(text: str, *, origin: str) -> PolicyBundle:
             ``errors`` lists every failing key.
     """
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        raise PolicyBundleInvalid(f"policy bundle {origin} is not valid YAML: {exc}",
+        # Within a job config's limits (docs/jobs.md#limits): a bundle is a dozen keys.
+        data = load_yaml(text) if text.strip() else {}
+    except YamlRefused as exc:
+        if exc.limit:
+            raise PolicyBundleInvalid(f"policy bundle {origin} is refused: {exc.reason}",
+                                      hint="a policy bundle is a few keys; see docs/policy.md"
+                                      ) from None
+        raise PolicyBundleInvalid(f"policy bundle {origin} is not valid YAML: {exc.reason}",
                                   hint="fix the YAML syntax") from None
     if data is None:
         data = {}
@@ -277,6 +281,9 @@ def parse_bundle(text: str, *, origin: str) -> PolicyBundle:
                     errors.append({"arg": "overrides.extra_args",
                                    "message": f"{flag!r} is not a flag name like --hostname"})
     if errors:
+        # Messages quote the bundle's values: each stays one bounded line.
+        errors = [{"arg": clip(e["arg"], 300), "message": clip(e["message"], 300)}
+                  for e in errors[:50]]
         first = errors[0]
         raise PolicyBundleInvalid(
             f"policy bundle {origin}: {first['arg']}: {first['message']}", errors=errors,
@@ -312,7 +319,11 @@ def load_bundle(path: Path | None) -> PolicyBundle:
     if path is None:
         return PolicyBundle()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_yaml_file(path)
+    except YamlRefused as exc:
+        raise PolicyBundleInvalid(f"policy bundle {path} is refused: {exc.reason}",
+                                  hint="a policy bundle is a few keys; see docs/policy.md"
+                                  ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyBundleInvalid(f"cannot read policy bundle {path}: {exc}") from None
     return parse_bundle(text, origin=str(path))

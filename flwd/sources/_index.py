@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from flwd.errors import AddonManifestInvalid
-from flwd.jobs import Catalog, ContainerConfig, DiscoveryIssue, Job, JobConfig, discover
+from flwd.jobs import (
+    Catalog,
+    ContainerConfig,
+    DiscoveryIssue,
+    DuplicateId,
+    Job,
+    JobConfig,
+    discover,
+)
 from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
 
 from ._model import Source
@@ -38,11 +46,14 @@ def index_source(source: Source) -> SourceIndex:
     jobs = [dataclasses.replace(job, origin=origin, roots=(checkout, root))
             for job in found.jobs]
     label = f"{source.name}:"
-    issues = [DiscoveryIssue(f"{label}{issue.path}", issue.message, issue.level)
+    issues = [DiscoveryIssue(f"{label}{issue.path}", issue.message, issue.level, issue.code)
               for issue in found.errors + found.warnings]
+    duplicates = {key: DuplicateId(found_id.id, tuple(f"{label}{p}" for p in found_id.paths))
+                  for key, found_id in found.duplicates.items()}
     catalog = Catalog(jobs=jobs,
                       errors=[i for i in issues if i.level == "error"],
-                      warnings=[i for i in issues if i.level == "warning"])
+                      warnings=[i for i in issues if i.level == "warning"],
+                      duplicates=duplicates)
     # flwd.yaml next to the jobs, or at the top of the checkout.
     alias_root = root if (root / ALIASES_FILE).is_file() else checkout
     entries, alias_issues = read_alias_entries(alias_root, f"{label}{ALIASES_FILE}")
@@ -57,7 +68,7 @@ def _index_addon(source: Source, home: Path) -> SourceIndex:
         manifest = read_manifest(home)
     except AddonManifestInvalid as exc:
         issues = [DiscoveryIssue(label, "; ".join(e["message"] for e in exc.errors)
-                                 or exc.detail)]
+                                 or exc.detail, code=exc.problem.code)]
         return SourceIndex(Catalog(errors=issues))
     origin = source.provenance()
     config_path = home / MANIFEST_FILE

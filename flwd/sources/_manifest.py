@@ -18,17 +18,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import yaml
 from pydantic import ValidationError
 
 from flwd.errors import AddonManifestInvalid
-from flwd.jobs import Arg
+from flwd.jobs import Arg, YamlLimits, YamlRefused, clip, load_yaml
 
 MANIFEST_PATH: Final = "/flwd-addon/manifest.yaml"
 API_VERSION: Final = "flwd.addon/v1"
 KIND: Final = "AddOn"
 #: Manifests are small; a bigger output is not a manifest.
 MAX_BYTES: Final = 1 << 20
+#: The job config's limits but for the size: a manifest lists every job of an add-on.
+LIMITS: Final = YamlLimits(max_bytes=MAX_BYTES, max_chars=4 * MAX_BYTES)
+#: Violations listed (the count of the rest is given), each cut to one bounded line.
+_MAX_VIOLATIONS: Final = 50
+_MAX_MESSAGE: Final = 300
 
 _META_ID_RE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{1,62}[a-z0-9])$")
 _SEMVER_RE: Final = re.compile(
@@ -97,7 +101,9 @@ class _Violations:
         self.items: list[dict[str, str]] = []
 
     def add(self, path: str, message: str) -> None:
-        self.items.append({"arg": path, "message": message})
+        # Paths and messages may quote the manifest's keys and values.
+        self.items.append({"arg": clip(path, _MAX_MESSAGE),
+                           "message": clip(message, _MAX_MESSAGE)})
 
     def closed(self, data: Mapping[str, Any], level: str, path: str) -> None:
         for key in data:
@@ -178,13 +184,11 @@ def parse_manifest(text: str | bytes) -> AddonManifest:
                              f"the manifest is larger than {MAX_BYTES} bytes"}])
         text = text.decode("utf-8", errors="replace")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise _invalid([{"arg": "manifest",
-                         "message": f"the manifest is not valid YAML{where}: "
-                                    f"{getattr(exc, 'problem', None) or exc}"}]) from None
+        data = load_yaml(text, LIMITS)
+    except YamlRefused as exc:
+        message = (f"the manifest is refused: {exc.reason}" if exc.limit
+                   else f"the manifest is not valid YAML: {exc.reason}")
+        raise _invalid([{"arg": "manifest", "message": message}]) from None
     return validate_manifest(data)
 
 
@@ -392,6 +396,10 @@ def _check_arg(v: _Violations, raw: Any, path: str) -> Arg | None:
 
 
 def _invalid(errors: list[dict[str, str]]) -> AddonManifestInvalid:
+    if len(errors) > _MAX_VIOLATIONS:
+        rest = len(errors) - _MAX_VIOLATIONS
+        errors = [*errors[:_MAX_VIOLATIONS],
+                  {"arg": "manifest", "message": f"{rest} more violations not listed"}]
     first = errors[0]["message"]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return AddonManifestInvalid(

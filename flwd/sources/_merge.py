@@ -17,16 +17,18 @@ def merge(local: Catalog, local_aliases: Sequence[dict[str, Any]],
     and the aliases of every ``flwd.yaml`` checked against it (one name, one target)."""
     jobs = list(local.jobs)
     errors, warnings = list(local.errors), list(local.warnings)
+    duplicates = dict(local.duplicates)
     entries = list(local_aliases)
     issues = list(local_alias_issues)
     for index in sources:
         jobs += index.catalog.jobs
         errors += index.catalog.errors
         warnings += index.catalog.warnings
+        duplicates.update(index.catalog.duplicates)
         entries += index.alias_entries
         issues += index.issues
     jobs.sort(key=lambda job: job.id.casefold())
-    catalog = Catalog(jobs=jobs, errors=errors, warnings=warnings)
+    catalog = Catalog(jobs=jobs, errors=errors, warnings=warnings, duplicates=duplicates)
     aliases = index_aliases(entries, catalog)
     aliases.errors.extend(issues)
     return catalog, aliases

@@ -892,9 +892,11 @@ def test_arbitrary_text_only_raises_config_invalid(text: str) -> None:
         assert exc.detail.startswith(PATH)
 
 
-def test_recursive_yaml_anchors_do_not_crash() -> None:
+def test_recursive_yaml_anchors_are_refused_at_load() -> None:
+    # An infinitely deep value would make every later walk of it (pruning,
+    # validation, a message quoting it) loop: it is refused before anything else.
     found = problems("argspec: {args: [{name: a, type: array, default: &x [*x]}]}\n")
-    assert found == {"argspec.args[0].default": "item list is not a string"}
+    assert found == {"": "a recursive alias (an anchor used inside itself, line 1)"}
     parse("env: &e {A: x}\nversion: *e\n")  # aliases of known shapes are fine
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flwd.errors import JobNotFound, UsageError
-from flwd.jobs import Catalog, DiscoveryIssue, Job, discover
+from flwd.errors import JobIdDuplicate, JobNotFound, UsageError
+from flwd.jobs import Catalog, DiscoveryIssue, DuplicateId, Job, discover
 
 
 def write_job(root: Path, rel: str, text: str = "interpreter: bash\n") -> Path:
@@ -85,28 +85,83 @@ def test_namespace_prefixes_ids(workspace: Path) -> None:
         discover(scripts, namespace="a/b")
 
 
-def test_duplicate_ids_are_errors_naming_both(workspace: Path) -> None:
+def test_duplicate_ids_name_no_job_and_every_claimant(workspace: Path) -> None:
+    # Issue 11 item 13: keeping the config that sorts first let one job run the
+    # other's scripts under its name. Now the id names no job at all.
     scripts = workspace / "scripts"
     write_job(scripts, "b", "job: {id: Demo}\n")
     write_job(scripts, "a", "job: {id: demo, name: first}\n")
     write_job(scripts, "demo")
+    write_job(scripts, "other")
     catalog = discover(scripts, display_base=workspace)
-    assert ids(catalog) == ["demo"]
-    assert catalog.get("demo").name == "first"  # scripts/a/... sorts first
+    assert ids(catalog) == ["other"]
+    paths = (
+        "scripts/a/config.d/config.yaml",
+        "scripts/b/config.d/config.yaml",
+        "scripts/demo/config.d/config.yaml",
+    )
+    assert catalog.ambiguous("DEMO") == DuplicateId("demo", paths)
+    assert catalog.find("demo") is None
     assert [issue.to_json() for issue in catalog.errors] == [
         {
+            "path": "scripts/a/config.d/config.yaml",
+            "error": "duplicate job id 'demo': also claimed by scripts/b/config.d/config.yaml "
+            "and scripts/demo/config.d/config.yaml; none of them runs under that id (set a "
+            "distinct job.id to tell them apart)",
+            "code": "job.id.duplicate",
+        },
+        {
             "path": "scripts/b/config.d/config.yaml",
-            "error": "duplicate job id 'Demo': scripts/b/config.d/config.yaml and "
-            "scripts/a/config.d/config.yaml (keeping scripts/a/config.d/config.yaml; "
-            "set job.id to tell them apart)",
+            "error": "duplicate job id 'demo': also claimed by scripts/a/config.d/config.yaml "
+            "and scripts/demo/config.d/config.yaml; none of them runs under that id (set a "
+            "distinct job.id to tell them apart)",
+            "code": "job.id.duplicate",
         },
         {
             "path": "scripts/demo/config.d/config.yaml",
-            "error": "duplicate job id 'demo': scripts/demo/config.d/config.yaml and "
-            "scripts/a/config.d/config.yaml (keeping scripts/a/config.d/config.yaml; "
-            "set job.id to tell them apart)",
+            "error": "duplicate job id 'demo': also claimed by scripts/a/config.d/config.yaml "
+            "and scripts/b/config.d/config.yaml; none of them runs under that id (set a "
+            "distinct job.id to tell them apart)",
+            "code": "job.id.duplicate",
         },
     ]
+    for lookup in (lambda: catalog.get("Demo"), lambda: catalog.resolve(["demo", "--x", "1"])):
+        with pytest.raises(JobIdDuplicate) as raised:
+            lookup()
+        assert raised.value.detail == (
+            "job id 'demo' is ambiguous: scripts/a/config.d/config.yaml, "
+            "scripts/b/config.d/config.yaml and scripts/demo/config.d/config.yaml all claim it, "
+            "so none of them runs under it"
+        )
+        assert raised.value.extensions["paths"] == list(paths)
+        assert raised.value.problem.code == "job.id.duplicate"
+        assert raised.value.problem.exit_status == 2
+
+
+def test_an_ambiguous_longest_prefix_is_not_shadowed_by_a_shorter_job(workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "ops")
+    write_job(scripts, "ops/backup")
+    write_job(scripts, "elsewhere", "job: {id: ops.backup}\n")
+    catalog = discover(scripts)
+    with pytest.raises(JobIdDuplicate):
+        catalog.resolve(["ops", "backup"])
+    assert catalog.resolve(["ops", "--x"])[0].id == "ops"
+
+
+def test_a_catalog_built_from_clashing_jobs_keeps_neither(workspace: Path) -> None:
+    # The rule holds for any catalog (a merge of sources), not only discovery's.
+    scripts = workspace / "scripts"
+    write_job(scripts, "a", "job: {id: same}\n")
+    write_job(scripts, "b")
+    [first] = discover(scripts / "a").jobs
+    [second] = discover(scripts / "b").jobs
+    clash = Job(**{**vars(second), "id": "SAME"})
+    catalog = Catalog(jobs=[first, clash])
+    assert catalog.jobs == []
+    duplicate = catalog.ambiguous("same")
+    assert duplicate is not None
+    assert duplicate.paths == (str(first.config_path), str(second.config_path))
 
 
 def test_broken_config_never_hides_the_others(workspace: Path) -> None:
@@ -335,3 +390,19 @@ def test_jobs_are_hashable_and_relative_roots_work(
     assert job.id == "scripts"
     assert job.dir == workspace / "scripts"
     assert {job: 1}[job] == 1
+
+
+def test_completion_never_offers_an_ambiguous_id_or_an_alias_to_it(workspace: Path) -> None:
+    from flwd.complete import complete
+    from flwd.complete._build import build_index
+
+    scripts = workspace / "scripts"
+    write_job(scripts, "demo")
+    write_job(scripts, "bad/dup", "job: {id: demo}\n")
+    write_job(scripts, "good")
+    (scripts / "flwd.yaml").write_text("aliases:\n  - {from: demo, to: hello-demo}\n")
+    index = build_index(str(scripts))
+    offered = [insert for insert, _, _ in complete(index, [""])]
+    assert "good" in offered
+    assert not {"demo", "hello-demo"} & set(offered)
+    assert "demo" not in index["jobs"]
