@@ -12,6 +12,11 @@ bounded backlog, dropped at ``run.finish`` — so a subscriber that arrives
 mid-run replays from memory instead of opening a journal reader in a worker
 thread. The backlog is a cache of the journal (committed records only); a run
 whose backlog outgrew its bound is replayed from the journal as before.
+
+Records are shared, never copied per subscriber: every subscriber of a run
+receives the same list, a backlog replay hands out the same records, and the
+SSE frames of a record are encoded once and cached on it — which is why a
+record's cost (:func:`record_cost`) counts those frames too.
 """
 
 from __future__ import annotations
@@ -28,14 +33,33 @@ from flwd.events import RUN_FINISH, EventRecord
 #: bounding memory per subscriber; beyond that the subscriber catches up from
 #: the journal instead.
 SUBSCRIBER_BUFFER = 64
-#: Per tracked run: records and bytes of output lines kept for late subscribers.
+#: Per tracked run: records and bytes (:func:`record_cost`) kept for late subscribers.
 BACKLOG_RECORDS = 256
-BACKLOG_BYTES = 256 * 1024
+BACKLOG_BYTES = 1024 * 1024
 #: Tracked runs at most; the oldest is forgotten first (a run whose
 #: ``run.finish`` never reached the journal must not pin memory forever).
 BACKLOG_RUNS = 4096
 #: Bytes of all backlogs together; the run whose record crosses it loses its backlog.
 BACKLOG_TOTAL_BYTES = 16 * 1024 * 1024
+#: The fixed part of one line's SSE frame: the ``id:``/``event:``/``data:``
+#: lines and the JSON envelope's keys, punctuation and timestamp (143 bytes), rounded up.
+_FRAME_OVERHEAD = 160
+
+
+def record_cost(record: EventRecord) -> int:
+    """Bytes a record holds once its SSE frames are cached on it (an upper bound for text).
+
+    A frame repeats the line inside a JSON envelope, so a record of many short
+    lines costs many times its raw bytes: counting only the lines would let a
+    backlog of one-byte lines grow ~100 times past its budget. Lines full of
+    control characters or invalid UTF-8 escape to up to 6 bytes per byte.
+    """
+    if record.lines is None:
+        return 512 + 2 * len(repr(record.data))
+    per_line = (_FRAME_OVERHEAD + 2 * (len(record.type) + len(str(record.last_seq)))
+                + len(record.run_id) + len(record.job_id)
+                + len(str(record.data.get("step"))) + len(str(record.data.get("channel"))))
+    return 256 + 2 * len(record.lines) + record.n * per_line
 
 
 @dataclass(eq=False, slots=True)
@@ -160,7 +184,7 @@ class EventHub:
                 # The journal has all of it now; late subscribers read it there.
                 self.untrack(record.run_id)
                 continue
-            size = 256 + (len(record.lines) if record.lines is not None else 0)
+            size = record_cost(record)
             backlog.records.append(record)
             backlog.size += size
             self.backlog_bytes += size

@@ -1,9 +1,19 @@
-"""Reading a run's events as one ordered stream: journal replay, then live, no gap, no duplicate."""
+"""Reading a run's events as one ordered stream: journal replay, then live, no gap, no duplicate.
+
+Memory is bounded per reader, however large the run: the journal is read a
+little at a time (:data:`REPLAY_READ_BYTES`), only when the consumer asks for
+more — a consumer that writes to a slow socket reads the journal as slowly —
+and every batch handed out is bounded in events and bytes (:data:`BATCH_EVENTS`,
+:data:`BATCH_BYTES`), so what a consumer frames at once is bounded too. Reads
+in flight across the whole process are limited by one
+:class:`trio.CapacityLimiter` (:data:`REPLAY_READS`). docs/reliability.md
+states the resulting bound.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from pathlib import Path
 
 import trio
@@ -13,8 +23,35 @@ from flwd.events import RUN_FINISH, EventRecord
 
 from ._hub import EventHub
 
-#: Rows per journal read; a row can hold thousands of lines.
-_REPLAY_ROWS = 500
+#: Payload bytes (output lines and event data) one journal read fetches; it
+#: stops at the row that reaches it, and a row holds at most MAX_LINE plus one
+#: pipe read (~1.06 MiB), so a read is bounded even when one row holds
+#: thousands of lines.
+REPLAY_READ_BYTES = 64 * 1024
+#: Rows one journal read fetches at most (lifecycle rows carry no lines).
+REPLAY_READ_ROWS = 500
+#: One batch holds at most this many events and this many bytes of output
+#: lines (at least one event). A consumer frames a batch at a time: 512 SSE
+#: frames are ~100 KB.
+BATCH_EVENTS = 512
+BATCH_BYTES = 64 * 1024
+#: Journal reads in flight in this process: each holds a worker thread, a
+#: SQLite connection and the rows it fetched. Reads are short (one
+#: REPLAY_READ_BYTES page), so waiting readers are not starved by slow ones.
+REPLAY_READS = 4
+
+_read_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar(
+    "flwd_replay_reads")
+
+
+def replay_limiter() -> trio.CapacityLimiter:
+    """The process's limiter of journal reads (one per ``trio.run``)."""
+    try:
+        return _read_limiter.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(REPLAY_READS)
+        _read_limiter.set(limiter)
+        return limiter
 
 
 def trim(record: EventRecord, after: int) -> EventRecord:
@@ -28,15 +65,88 @@ def trim(record: EventRecord, after: int) -> EventRecord:
                        seq=after + 1)
 
 
+def split(record: EventRecord, after: int = 0) -> list[EventRecord]:
+    """The events of ``record`` with seq > ``after``, as records of at most
+    :data:`BATCH_EVENTS` lines and :data:`BATCH_BYTES` bytes (at least one line).
+
+    For records only this reader holds (journal rows): a shared record is
+    kept whole, so that its SSE frames are encoded once for every subscriber.
+    """
+    if record.last_seq <= after:
+        return []
+    if record.lines is None or (record.seq > after and record.n <= BATCH_EVENTS
+                                and len(record.lines) <= BATCH_BYTES):
+        return [record]
+    lines = record.line_list()
+    start = max(0, after - record.seq + 1)
+    pieces = []
+    while start < len(lines):
+        end = min(start + BATCH_EVENTS, len(lines))
+        if sum(map(len, lines[start:end])) + (end - start) > BATCH_BYTES:
+            # Long lines: as many as fit (at least one).
+            end, size = start + 1, len(lines[start]) + 1
+            while end < len(lines) and size + len(lines[end]) + 1 <= BATCH_BYTES:
+                size += len(lines[end]) + 1
+                end += 1
+        pieces.append(EventRecord(run_id=record.run_id, job_id=record.job_id,
+                                  type=record.type, ts=record.ts, data=record.data,
+                                  lines=b"\n".join(lines[start:end]), n=end - start,
+                                  seq=record.seq + start))
+        start = end
+    return pieces
+
+
+def batches(records: Iterable[EventRecord], after: int) -> Iterator[list[EventRecord]]:
+    """``records`` with seq > ``after`` (the straddling one trimmed), grouped into
+    batches of at most :data:`BATCH_EVENTS` events and :data:`BATCH_BYTES` bytes
+    of lines; a single larger record (a shared live one) is a batch of its own."""
+    batch: list[EventRecord] = []
+    events = size = 0
+    for record in records:
+        if record.last_seq <= after:
+            continue
+        record = trim(record, after)
+        length = len(record.lines) if record.lines is not None else 0
+        if batch and (events + record.n > BATCH_EVENTS or size + length > BATCH_BYTES):
+            yield batch
+            batch, events, size = [], 0, 0
+        batch.append(record)
+        events += record.n
+        size += length
+    if batch:
+        yield batch
+
+
+def _drain(records: list[EventRecord]) -> Iterator[EventRecord]:
+    """``records`` in order, each let go by the list as it is handed out.
+
+    A reader's consumer caches the SSE frames of what it sends on the record
+    (several times the record's size): the rest of the read must not keep the
+    records already sent, and their frames, alive. For private lists only.
+    """
+    records.reverse()
+    while records:
+        yield records.pop()
+
+
 def _read(db_path: Path, run_id: str | None, after: int) -> list[EventRecord]:
+    # In the worker thread: the rows and their split both count against the limiter.
     if not db_path.exists():
         return []
     with store.open_reader(db_path) as conn:
-        return store.read_events(conn, run_id, after=after, limit=_REPLAY_ROWS)
+        rows = store.read_events(conn, run_id, after=after, limit=REPLAY_READ_ROWS,
+                                 max_bytes=REPLAY_READ_BYTES)
+    return [piece for row in rows for piece in split(row, after)]
 
 
-def _fresh(records: list[EventRecord], cursor: int) -> list[EventRecord]:
-    return [trim(r, cursor) for r in records if r.last_seq > cursor]
+async def read_journal(db_path: Path, run_id: str | None, after: int) -> list[EventRecord]:
+    """The next bounded read of the journal after ``after``, split into bounded records.
+
+    Cancellation: safe; waits for a slot of :func:`replay_limiter` first, and
+    an abandoned read in the worker thread finishes and is discarded.
+    """
+    return await trio.to_thread.run_sync(_read, db_path, run_id, after,
+                                         limiter=replay_limiter())
 
 
 async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
@@ -58,6 +168,10 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
     A per-run stream ends after ``run.finish``; ``follow=False`` ends after the
     replay.
 
+    Batches are bounded (see the module docstring) and the journal is read
+    only when the consumer asks for the next batch: pace the consumer, and
+    the replay follows.
+
     Cancellation: safe at any await; the subscription is released in ``finally``.
     """
     cursor = after
@@ -70,17 +184,17 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
         try:
             while True:
                 if backlog is not None:
-                    records, backlog = _fresh(backlog, cursor), []
+                    records, backlog = backlog, []  # a copy: ours to drain
                 else:
-                    records = _fresh(
-                        await trio.to_thread.run_sync(_read, db_path, run_id, cursor), cursor)
+                    records = await read_journal(db_path, run_id, cursor)
                 if not records:
                     break
-                cursor = records[-1].last_seq
-                quiet_since = trio.current_time()
-                yield records
-                if run_id is not None and records[-1].type == RUN_FINISH:
-                    return
+                for batch in batches(_drain(records), cursor):
+                    cursor = batch[-1].last_seq
+                    quiet_since = trio.current_time()
+                    yield batch
+                    if run_id is not None and batch[-1].type == RUN_FINISH:
+                        return
             if not follow:
                 return
             if subscription is None:
@@ -92,23 +206,22 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
                     yield []
                 continue
             while True:
-                batch: list[EventRecord] | None = None
+                received: list[EventRecord] | None = None
                 # The timeout scope wraps only the receive, never a yield.
                 with trio.move_on_after(heartbeat if heartbeat is not None else math.inf):
                     try:
-                        batch = await subscription.receive.receive()
+                        received = await subscription.receive.receive()
                     except trio.EndOfChannel:
                         break
-                if batch is None:
+                if received is None:
                     yield []
                     continue
-                records = _fresh(batch, cursor)
-                if not records:
-                    continue
-                cursor = records[-1].last_seq
-                yield records
-                if run_id is not None and records[-1].type == RUN_FINISH:
-                    return
+                # Shared with every subscriber of the run: iterated, never drained.
+                for batch in batches(received, cursor):
+                    cursor = batch[-1].last_seq
+                    yield batch
+                    if run_id is not None and batch[-1].type == RUN_FINISH:
+                        return
             if not subscription.lagged:
                 return  # the hub closed: shutdown
         finally:

@@ -57,7 +57,7 @@ from ._problems import (
     forbidden,
     unauthorized,
 )
-from ._sse import KEEP_ALIVE, PREAMBLE, frames
+from ._sse import KEEP_ALIVE, PREAMBLE, frames, writes
 
 _log = logging.getLogger("flwd.http")
 T = TypeVar("T", bound=BaseModel)
@@ -598,10 +598,12 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             async with aclosing(engine.events(run_id, after=after,
                                               heartbeat=options.keep_alive)) as stream:
                 async for batch in stream:
-                    body = b"".join(frames(record) for record in batch) if batch else KEEP_ALIVE
-                    if preamble:
-                        body, preamble = preamble + body, b""
-                    yield body
+                    # Bounded writes, each awaited until the socket takes it:
+                    # a slow reader paces its own replay (see engine._stream).
+                    pieces = [frames(record) for record in batch] if batch else [KEEP_ALIVE]
+                    for body in writes([preamble, *pieces] if preamble else pieces):
+                        yield body
+                    preamble = b""
         finally:
             if metrics is not None:
                 metrics.sse_streams.dec()
@@ -688,7 +690,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         async def body() -> AsyncGenerator[bytes, None]:
             async with aclosing(engine.events(run.id, after=after, follow=False)) as stream:
                 async for batch in stream:
-                    yield b"".join(record.ndjson() for record in batch)
+                    for piece in writes(record.ndjson() for record in batch):
+                        yield piece
 
         response = await make_response(body(), 200, {"Content-Type": "application/x-ndjson",
                                                      "Cache-Control": "no-store"})

@@ -106,22 +106,45 @@ def unfinished_runs(conn: sqlite3.Connection) -> list[RunRow]:
 
 
 def read_events(conn: sqlite3.Connection, run_id: str | None, *, after: int = 0,
-                limit: int = 500) -> list[EventRecord]:
+                limit: int = 500, max_bytes: int | None = None) -> list[EventRecord]:
     """Journal rows holding events with seq > ``after`` (of one run, or of all runs).
+
+    At most ``limit`` rows; with ``max_bytes``, the read stops at the row that
+    brings the payload read (output lines and data) to that many bytes, so a
+    read holds at most ``max_bytes`` plus one row, however many lines a row
+    holds. At least one row is returned when there is one.
 
     A chunk row that straddles ``after`` is returned whole; callers skip the
     lines at or below their cursor (``EventRecord.iter_events(after)``).
     """
+    # Row ranges [seq, last_seq] never overlap, so the only row below the
+    # cursor that can hold events after it is the last one starting at or
+    # before it: seek there through the index (a plain ``last_seq > ?`` would
+    # walk every earlier row of the run, or of the whole journal, per read).
     if run_id is None:
-        rows = conn.execute(
+        cursor = conn.execute(
             "SELECT seq, last_seq, run_id, job_id, type, ts, data, lines FROM events"
-            " WHERE last_seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+            " WHERE seq >= COALESCE((SELECT MAX(seq) FROM events WHERE seq <= :after), 0)"
+            " AND last_seq > :after ORDER BY seq LIMIT :limit",
+            {"after": after, "limit": limit})
     else:
-        rows = conn.execute(
+        cursor = conn.execute(
             "SELECT seq, last_seq, run_id, job_id, type, ts, data, lines FROM events"
-            " WHERE run_id = ? AND last_seq > ? ORDER BY seq LIMIT ?",
-            (run_id, after, limit)).fetchall()
-    return [_event_from_row(r) for r in rows]
+            " WHERE run_id = :run AND seq >= COALESCE((SELECT MAX(seq) FROM events"
+            " WHERE run_id = :run AND seq <= :after), 0)"
+            " AND last_seq > :after ORDER BY seq LIMIT :limit",
+            {"run": run_id, "after": after, "limit": limit})
+    records: list[EventRecord] = []
+    size = 0
+    try:
+        for row in cursor:  # fetched one at a time: stopping early reads no more
+            records.append(_event_from_row(row))
+            size += len(row[6]) + (len(row[7]) if row[7] is not None else 0)
+            if max_bytes is not None and size >= max_bytes:
+                break
+    finally:
+        cursor.close()
+    return records
 
 
 def event_bounds(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
