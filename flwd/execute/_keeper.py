@@ -69,7 +69,6 @@ class Keeper:
         self.lost = False
         #: Whether the keeper is a child subreaper (known once it said it is ready).
         self.subreaper: bool | None = None
-        self._ready = trio.Event()
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -130,11 +129,9 @@ class Keeper:
             slot.done.set()
         elif kind == b"R":
             self.subreaper = bool(b)
-            self._ready.set()
 
     def _lose(self) -> None:
         self.lost = True
-        self._ready.set()
         for slot in [*self._pending.values(), *self._exits.values()]:
             slot.done.set()
         self._pending.clear()
@@ -207,13 +204,9 @@ class Keeper:
         del self._exits[pid]
         return slot.value[1]
 
-    async def ready(self) -> bool | None:
-        """Wait until the keeper said whether it is a subreaper (None: it died first).
-
-        Cancellation: safe.
-        """
-        await self._ready.wait()
-        return self.subreaper
+    def forget(self, pid: int) -> None:
+        """Drop what is kept for leader ``pid`` (its waiter will not ask any more)."""
+        self._exits.pop(pid, None)
 
 
 def _reap_old() -> None:

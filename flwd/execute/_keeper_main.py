@@ -40,6 +40,9 @@ HEADER = struct.Struct("!cII")
 REPLY = struct.Struct("!c3xiii")
 #: Where a start failed (``F`` replies).
 STAGE_CWD, STAGE_CGROUP, STAGE_EXEC, STAGE_OTHER = 0, 1, 2, 3
+#: Reset to their default in a step's leader (ignored dispositions survive exec).
+_RESET = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ,
+          signal.SIGCHLD)
 _PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -55,6 +58,32 @@ def _prctl(option: int, value: int | bytes) -> bool:
         return False
 
 
+#: rt_sigaction(2) by machine: glibc refuses to touch its internal signals itself.
+_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "riscv64": 134, "loongarch64": 134,
+                 "ppc64le": 173, "ppc64": 173, "s390x": 174, "i686": 174, "armv7l": 174}
+
+
+def _default_internal_signals() -> None:
+    """Give signals 32 and 33 back their default disposition.
+
+    posix_spawn(3), which started the keeper, leaves glibc's internal signals
+    (SIGCANCEL, SIGSETXID) ignored in the new program, and an ignored disposition
+    survives exec: without this every step would start with them ignored.
+    """
+    number = _RT_SIGACTION.get(os.uname().machine)
+    if number is None:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        default = ctypes.create_string_buffer(64)  # all zero: SIG_DFL, no flags, no mask
+        for sig in (32, 33):
+            libc.syscall(number, sig, default, None, 8)
+    except (OSError, AttributeError, ImportError):
+        pass
+
+
 def _exec_child(fields: list[bytes], fds: list[int], report: int) -> NoReturn:
     """In the forked child: session, umask, cwd, cgroup, stdio, exec. Never returns."""
     stage = STAGE_OTHER
@@ -67,7 +96,7 @@ def _exec_child(fields: list[bytes], fds: list[int], report: int) -> NoReturn:
             env[key] = value
         os.setsid()
         os.umask(int(umask))
-        for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):
+        for number in _RESET:  # what the keeper (and Python) ignore is not the job's business
             signal.signal(number, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         stage = STAGE_CWD
@@ -203,13 +232,17 @@ class Keeper:
 def main() -> int:
     control = socket.socket(fileno=3)
     control.setblocking(True)
+    _default_internal_signals()
     subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     _prctl(_PR_SET_NAME, b"flwd-keeper")  # what ps and top show
     wake_read, wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda _number, _frame: None)
-    for number in (signal.SIGINT, signal.SIGHUP):
-        signal.signal(number, signal.SIG_IGN)  # a terminal's signals are for flwd, not us
+    # A terminal's signals are for flwd; SIGTERM too (systemd sends it to every process
+    # of the unit at once): the keeper leaves when flwd closed its socket and nothing
+    # of the steps is left, not before.
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     keeper = Keeper(control)
     keeper.reply(b"R", os.getpid(), int(subreaper))
     while not keeper.closed:

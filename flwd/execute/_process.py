@@ -196,6 +196,8 @@ async def run_process_tree(spec: ProcessSpec, sink: OutputSink, terminator: Grou
             # stranger inherited them; do not wait for it forever.
             pumps.cancel_scope.deadline = trio.current_time() + _KILL_SETTLE
     finally:
+        if returncode is None:
+            tree.keeper.forget(tree.leader)
         with trio.CancelScope(shield=True):
             await terminator.terminate()
             await stdout.aclose()

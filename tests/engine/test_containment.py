@@ -98,6 +98,19 @@ async def test_the_leader_is_contained_before_its_program_runs(tmp_path: Path,
 
 
 @pytest.mark.parametrize("mode", MODES, indirect=True)
+async def test_a_leader_starts_with_default_signal_dispositions(tmp_path: Path,
+                                                                mode: str) -> None:
+    # The keeper ignores SIGINT, SIGHUP and SIGTERM, Python SIGPIPE and SIGXFSZ: none
+    # of that may reach a job (ignored dispositions survive exec).
+    out = Output()
+    code = await run_process_tree(
+        spec(tmp_path, "", "t/signals", argv=["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]),
+        out.sink, GroupTerminator(1))
+    assert code == 0
+    assert sorted(out.lines) == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
+
+
+@pytest.mark.parametrize("mode", MODES, indirect=True)
 async def test_a_step_that_cannot_start_says_why(tmp_path: Path, mode: str) -> None:
     async def start(**overrides: object) -> str:
         with pytest.raises(StepError) as caught:
