@@ -94,6 +94,9 @@ def kill_run_processes(run_ids: Sequence[str], runs_dir: Path | None, *,
     for found in census.marked.values():
         roots |= found
     for session, start in sessions.items():
+        leader = census.processes.get(session)
+        if leader is not None and leader.start != start:
+            continue  # the id was recycled: a pid is reused only once its session is empty
         roots |= census.in_groups({session}, since=start)
     for pid, start in keepers:
         if process_alive(pid, start):

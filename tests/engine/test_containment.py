@@ -7,8 +7,10 @@ test resets it).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +24,10 @@ from flwd.execute import (
     StepError,
     _cgroup,
     _contain,
+    kill_run_processes,
     run_process_tree,
 )
-from flwd.execute._procfs import stat
+from flwd.execute._procfs import descendants, stat
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="/proc, cgroups")
 
@@ -245,3 +248,58 @@ async def test_a_lost_keeper_fails_the_step_and_still_ends_it(
         keeper_pid.append(terminator.tree.keeper.pid)
         os.kill(keeper_pid[0], signal.SIGKILL)
     assert not alive(leader)
+
+
+def _ledger(run_dir: Path, **entry: object) -> None:
+    from flwd.execute._procfs import boot_id
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    line = {"step": "r/s", "boot": boot_id(), "owner": 1, "keeper": None,
+            "keeper_start": None, "cgroup": None, **entry}
+    with open(run_dir / _contain.LEDGER, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def _tree() -> subprocess.Popen[bytes]:
+    """A session leader with a child in its session and one that left it, env and all."""
+    process = subprocess.Popen(
+        ["bash", "-c", "sleep 1000 & env -i setsid sleep 1000 & echo ready; wait"],
+        start_new_session=True, stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process
+
+
+def test_recovery_kills_a_recorded_session_and_what_it_started(tmp_path: Path) -> None:
+    process = _tree()
+    try:
+        members = descendants([process.pid])
+        assert len(members) == 3
+        leader = stat(process.pid)
+        assert leader is not None
+        _ledger(tmp_path / "run-1", session=process.pid, start=leader.start)
+        assert kill_run_processes(["run-1"], tmp_path) == 3
+        assert not any(alive(pid) for pid in members)
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def test_recovery_leaves_a_recycled_session_id_alone(tmp_path: Path) -> None:
+    process = _tree()
+    try:
+        leader = stat(process.pid)
+        assert leader is not None
+        # The record says session <pid> began earlier: that session is gone, this is
+        # another process that got the same pid.
+        _ledger(tmp_path / "run-2", session=process.pid, start=leader.start - 100)
+        assert kill_run_processes(["run-2"], tmp_path) == 0
+        assert all(alive(pid) for pid in descendants([process.pid]))
+    finally:
+        for pid in descendants([process.pid])[1:]:
+            os.kill(pid, signal.SIGKILL)
+        process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
