@@ -222,6 +222,11 @@ class RunOwnedElsewhere(FlwdError):
     """The run is live in another flwd server process, which alone can cancel it."""
 
 
+class ListenFailed(FlwdError):
+    """``flwd :serve`` cannot listen on its ``--bind`` address (in use, not this host's,
+    a port it may not use, a name that does not resolve)."""
+
+
 class ServerUnreachable(FlwdError):
     """Remote mode: the flwd server cannot be reached, or answered with a server error."""
 
@@ -302,6 +307,8 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
                                      2, "https://flwd.dev/problems/idempotency-key-conflict"),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),
+    # Exit 1, like the other errors of the environment rather than of the command line.
+    ListenFailed: ProblemSpec(503, "cannot listen", "serve.listen.failed", 1),
     ServerUnreachable: ProblemSpec(502, "flwd server unreachable", "server.unreachable", 1),
     # The fallback only: a RemoteProblem carries the spec of the server's answer.
     RemoteProblem: ProblemSpec(502, "flwd server problem", "server.problem", 1),

@@ -7,6 +7,7 @@ error, 130 cancelled by Ctrl-C.
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -190,11 +191,37 @@ def _unknown_command(exc: object, root: object) -> str:
     return text + f"; commands: {', '.join(where + name for name in names)}"
 
 
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a chain of one-member groups wraps (trio's nurseries add them),
+    else the group itself."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+        inner = inner.exceptions[0]
+    return inner
+
+
+def _os_error_line(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    line = reason[:1].lower() + reason[1:]
+    if exc.filename is not None:
+        line += f": {exc.filename}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        line += " (check its permissions, and the user flwd runs as)"
+    return line
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``flwd``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = _dispatch(args)
+        try:
+            code = _dispatch(args)
+        except BaseExceptionGroup as group:
+            # An error raised in a nursery is reported as itself, not as "ExceptionGroup".
+            sole = _sole_error(group)
+            if sole is group:
+                raise
+            raise sole from None
     except FlwdError as exc:
         sys.stderr.write(f"flwd: error: {exc.one_line()}\n")
         for line in exc.field_lines():
@@ -204,6 +231,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.write("flwd: interrupted\n")
         code = 130
     except BrokenPipeError:
+        code = 1
+    except OSError as exc:
+        # The system refused something (a permission, a path, a full disk): one line
+        # naming it, exit 1 — an error of the environment, not one to report.
+        if CONTEXT.debug:
+            raise
+        sys.stderr.write(f"flwd: error: {_os_error_line(exc)}\n")
         code = 1
     except Exception as exc:  # the last line of defence: one line, unless --debug
         if CONTEXT.debug:

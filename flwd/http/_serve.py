@@ -50,6 +50,7 @@ from flwd.tokens import TokenStore
 
 from ._app import ServeOptions, create_app
 from ._auth import Authenticator
+from ._listen import listen, owning
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
@@ -167,14 +168,12 @@ def run_is_live(db_path: Path, run_id: str) -> bool:
 
 
 class _Config(Config):
+    #: Bound by serve() before anything else starts (see ``_listen``).
+    listener: socket.socket | None = None
+
     def create_sockets(self) -> Sockets:
-        sockets = super().create_sockets()
-        for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(
-                    socket, "TCP_USER_TIMEOUT"):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
-                                _tcp_user_timeout_ms())
-        return sockets
+        assert self.listener is not None, "serve() binds the socket first"
+        return Sockets([], [self.listener], [])
 
 
 def _metrics_tap(metrics: Metrics) -> object:
@@ -203,6 +202,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
 
     Raises:
         UsageError: bad bind, ``--dev`` on a non-loopback address, bad tokens file.
+        ListenFailed: the --bind address cannot be listened on (in use, not ours…).
         ContainerRuntimeUnavailable: no podman/docker and not ``--no-containers``.
         ProfileInvalid, PolicyBundleInvalid, PolicySignatureInvalid: see :func:`preflight`.
 
@@ -229,6 +229,10 @@ async def serve(settings: Settings, config: ServeConfig, *,
 
     hypercorn_config = _Config()
     hypercorn_config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    # Bound here, before the data dir's lock, recovery and the engine (and closed by
+    # owning() below however serving ends): a busy port is one line, nothing started.
+    hypercorn_config.listener = listener = listen(
+        host, port, backlog=hypercorn_config.backlog, user_timeout_ms=_tcp_user_timeout_ms())
     hypercorn_config.graceful_timeout = config.graceful_timeout
     hypercorn_config.accesslog = None
     # Hypercorn's own messages go through the logger configure_logging set up,
@@ -240,9 +244,9 @@ async def serve(settings: Settings, config: ServeConfig, *,
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
-    async with open_engine(settings, owner_kind="serve", sources=allow, oci=oci,
-                           retention=config.retention,
-                           max_concurrent_runs=config.max_concurrent_runs) as engine:
+    async with owning(listener), open_engine(
+            settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
+            max_concurrent_runs=config.max_concurrent_runs) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(
