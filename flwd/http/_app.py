@@ -256,6 +256,11 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     @app.after_request
     async def after(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        if response.status_code in (204, 304):
+            # No content, so no type for it (Quart gives every response one) nor a
+            # length (RFC 9110 §8.6: a 204 carries no Content-Length).
+            response.headers.pop("Content-Type", None)
+            response.headers.pop("Content-Length", None)
         if not g.get("body_read") and (request.content_length or
                                        "transfer-encoding" in request.headers):
             # A body we never read (refused before it was needed, or sent to a

@@ -323,3 +323,26 @@ def test_an_unread_body_never_stalls_the_next_request_on_the_connection(dev_serv
             assert refused.headers["Connection"] == "close"
             after = client.get("/healthz")
             assert after.status_code == 204
+
+
+def test_no_content_answers_carry_no_content_type(server_factory, tmp_path: Path) -> None:
+    """Regression (issue 12 item 13): every 204 carried 'Content-Type: text/html; charset=utf-8'
+    (and a Content-Length, which RFC 9110 forbids on a 204)."""
+    extra = tmp_path / "extra"
+    write_job(extra, "hello", "job: {id: hello}\n", {"100_hi.sh": "#!/bin/sh\necho hi\n"})
+    server = server_factory("--dev", "--allow-path", str(extra))
+    run = start(server.url, "demo", name="nc")
+    last = stream(server.url, run["id"])[-1]["seq"]
+    added = httpx.post(f"{server.url}/sources", headers=DEV, timeout=60,
+                       json={"type": "local", "name": "extra", "ref": str(extra / "scripts")})
+    assert added.status_code == 201, added.text
+    answers = [
+        httpx.get(f"{server.url}/healthz"),
+        httpx.get(f"{server.url}/runs/{run['id']}/events",
+                  headers={**DEV, "Last-Event-ID": str(last)}),
+        httpx.delete(f"{server.url}/sources/extra", headers=DEV, timeout=60),
+    ]
+    for answer in answers:
+        assert answer.status_code == 204, (answer.request.url, answer.text)
+        assert "content-type" not in answer.headers, (answer.request.url, answer.headers)
+        assert "content-length" not in answer.headers, (answer.request.url, answer.headers)
