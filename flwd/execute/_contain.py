@@ -84,14 +84,6 @@ def setup() -> _Setup:
     return result
 
 
-def describe() -> str:
-    """One line for logs: which mechanism contains host steps, and why."""
-    current = setup()
-    if current.mode == "cgroup":
-        return f"host steps are contained in cgroups under {current.base}"
-    return f"host steps are contained by the process keeper (subreaper): {current.why_not}"
-
-
 # -- step trees ------------------------------------------------------------------
 
 
