@@ -33,7 +33,7 @@ from typing import Protocol
 import trio
 
 from . import _cgroup
-from ._keeper import Keeper, current_keeper
+from ._keeper import STAGE_CGROUP, Keeper, StartFailed, current_keeper
 from ._procfs import boot_id, boot_ticks, children, descendants, read_environ, stat
 
 MODE_ENV = "FLWD_CONTAINMENT"
@@ -52,6 +52,8 @@ class _Setup:
     base: Path | None
     #: Why cgroups are not used (None when they are).
     why_not: str | None
+    #: ``FLWD_CONTAINMENT=cgroup``: no falling back to the keeper's subtree.
+    forced: bool = False
 
 
 _setups: dict[int, _Setup] = {}
@@ -79,7 +81,8 @@ def setup() -> _Setup:
         why_not = _cgroup.probe(base)
         if why_not is not None and wanted == "cgroup":
             raise ContainmentError(f"{MODE_ENV}=cgroup, but {why_not}")
-        result = _Setup("subreaper" if why_not else "cgroup", base, why_not)
+        result = _Setup("subreaper" if why_not else "cgroup", base, why_not,
+                        forced=wanted == "cgroup")
     _setups[pid] = result
     return result
 
@@ -282,17 +285,14 @@ async def start_leader(launch: Launch, stdout: int, stderr: int) -> StepTree:
     current = setup()
     keeper = current_keeper()
     if current.mode == "cgroup":
-        assert current.base is not None
-        name = f"{_cgroup.PREFIX}{launch.run_id or 'run'}-{next(_counter)}"
-        path = _cgroup.create(current.base, name)
         try:
-            pid = await keeper.spawn(launch.program, launch.argv, launch.env, launch.cwd,
-                                     procs=path / "cgroup.procs", stdout=stdout, stderr=stderr)
-        except BaseException:
-            _cgroup.remove(path)
-            raise
-        _record(launch, keeper, pid, cgroup=path)
-        return CgroupTree(pid, keeper, path)
+            return await _start_in_cgroup(launch, keeper, current, stdout, stderr)
+        except _CgroupRefused as exc:
+            if current.forced:
+                raise ContainmentError(f"{MODE_ENV}=cgroup, but {exc}") from None
+            # Cgroups stopped working here (the base was removed, delegation or a
+            # limit such as cgroup.max.descendants): the keeper's subtree from now on.
+            current.mode, current.why_not = "subreaper", str(exc)
     # Registered before the keeper forks: a leader not started yet must never
     # pass for another step's orphan (it is one of the steps running now).
     steps = _steps_of(keeper)
@@ -308,6 +308,34 @@ async def start_leader(launch: Launch, stdout: int, stderr: int) -> StepTree:
     _record(launch, keeper, pid, cgroup=None)
     proc = stat(pid)
     return SubtreeTree(pid, keeper, record, steps, proc.start if proc else None)
+
+
+class _CgroupRefused(Exception):
+    """A step cgroup could not be made or joined (one clause)."""
+
+
+async def _start_in_cgroup(launch: Launch, keeper: Keeper, current: _Setup, stdout: int,
+                           stderr: int) -> CgroupTree:
+    assert current.base is not None
+    name = f"{_cgroup.PREFIX}{launch.run_id or 'run'}-{next(_counter)}"
+    try:
+        path = _cgroup.create(current.base, name)
+    except OSError as exc:
+        raise _CgroupRefused(f"cannot create a cgroup under {current.base}: "
+                             f"{exc.strerror or exc}") from None
+    try:
+        pid = await keeper.spawn(launch.program, launch.argv, launch.env, launch.cwd,
+                                 procs=path / "cgroup.procs", stdout=stdout, stderr=stderr)
+    except StartFailed as exc:
+        _cgroup.remove(path)
+        if exc.stage == STAGE_CGROUP:
+            raise _CgroupRefused(f"cannot move a process into {path}: {exc}") from None
+        raise
+    except BaseException:
+        _cgroup.remove(path)
+        raise
+    _record(launch, keeper, pid, cgroup=path)
+    return CgroupTree(pid, keeper, path)
 
 
 def _record(launch: Launch, keeper: Keeper, leader: int, *, cgroup: Path | None) -> None:

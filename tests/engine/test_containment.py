@@ -303,3 +303,26 @@ def test_recovery_leaves_a_recycled_session_id_alone(tmp_path: Path) -> None:
         process.wait()
         assert process.stdout is not None
         process.stdout.close()
+
+
+@pytest.mark.parametrize("forced", [False, True])
+async def test_cgroups_that_stop_working_mean_the_keepers_subtree_unless_forced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forced: bool) -> None:
+    # A "base" where a directory can be made but no process can join it, as when
+    # delegation is revoked or the base cgroup vanished after flwd started.
+    base = tmp_path / "not-a-cgroup"
+    base.mkdir()
+    monkeypatch.setattr(_contain, "_setups", {os.getpid(): _contain._Setup(
+        "cgroup", base, None, forced=forced)})
+    out = Output()
+    run = run_process_tree(spec(tmp_path, "echo ran", "t/fallback"), out.sink,
+                           GroupTerminator(1))
+    if forced:
+        with pytest.raises(StepError, match=r"FLWD_CONTAINMENT=cgroup, but cannot move a "
+                                            r"process into .*not-a-cgroup/flwd-"):
+            await run
+    else:
+        assert await run == 0
+        assert out.lines == ["ran"]
+        assert _contain._setups[os.getpid()].mode == "subreaper"
+    assert list(base.iterdir()) == []
