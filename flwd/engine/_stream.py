@@ -142,8 +142,8 @@ def _read(db_path: Path, run_id: str | None, after: int) -> list[EventRecord]:
 async def read_journal(db_path: Path, run_id: str | None, after: int) -> list[EventRecord]:
     """The next bounded read of the journal after ``after``, split into bounded records.
 
-    Cancellation: safe; waits for a slot of :func:`replay_limiter` first, and
-    an abandoned read in the worker thread finishes and is discarded.
+    Cancellation: the wait for a slot of :func:`replay_limiter` is cancellable;
+    a read under way is not interrupted (it is one short page) and is discarded.
     """
     return await trio.to_thread.run_sync(_read, db_path, run_id, after,
                                          limiter=replay_limiter())
