@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping
@@ -64,6 +65,8 @@ T = TypeVar("T", bound=BaseModel)
 
 #: Seconds between SSE keep-alive comments (also how fast a dead peer shows).
 KEEP_ALIVE_INTERVAL = 15.0
+#: An X-Request-ID a client may choose (anything else is replaced by one of ours).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_BODY = 1 << 20
 
 
@@ -227,7 +230,9 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     @app.before_request
     async def before() -> None:
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
+        # A client's id is echoed and logged only when it is a short token.
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         g.principal = None
         _dev_gate(request.headers)
         g.principal = _authorize(request.endpoint, request.headers)
@@ -529,7 +534,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         status = request.args.get("status")
         statuses = ("queued", "running", *sorted(TERMINAL_STATUSES))
         if status is not None and status not in statuses:
-            raise bad_request(f"invalid status filter {status!r}",
+            raise bad_request(f"invalid status filter {quote(status)}",
                               errors=[{"arg": "status",
                                        "message": f"use one of: {', '.join(statuses)}"}])
         job_id = request.args.get("job_id") or request.args.get("job")

@@ -368,3 +368,17 @@ def test_made_up_methods_and_paths_do_not_grow_metrics(dev_server: Server) -> No
     assert "_created" not in after
     assert "process_resident_memory_bytes" in after and "process_open_fds" in after
     assert "flwd_websocket_active_connections" in after
+
+
+def test_client_text_is_echoed_bounded(dev_server: Server) -> None:
+    """What a client sends comes back (headers, problems, logs) only in bounded form."""
+    url = dev_server.url
+    echoed = httpx.get(f"{url}/healthz", headers={"X-Request-ID": "deploy-42.a:b"}, timeout=30)
+    assert echoed.headers["x-request-id"] == "deploy-42.a:b"
+    for given in (b"x" * 8000, b"a b", b"\xe9t\xe9"):
+        answer = httpx.get(f"{url}/healthz", headers={"X-Request-ID": given}, timeout=30)
+        assert re.fullmatch(r"[0-9a-f]{16}", answer.headers["x-request-id"]), given[:20]
+    problem = assert_problem(httpx.get(f"{url}/runs?status={'q' * 10000}", headers=DEV,
+                                       timeout=30), 400, "invalid-request")
+    assert len(problem["detail"]) < 200
+    assert not any("x" * 200 in line or "q" * 200 in line for line in dev_server.log)
