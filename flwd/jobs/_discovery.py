@@ -388,6 +388,14 @@ def _load(
             )
         )
         return None
+    scripts = _scripts(job_dir)
+    if not scripts and not config.is_dag:
+        # It would "complete" doing nothing: surely a misnamed script (main.sh, 10_main.sh).
+        errors.append(DiscoveryIssue(
+            shown, f"job {_quoted(job_id)} has nothing to run: name its scripts NNN_* "
+            "(three digits and '_', e.g. 100_main.sh) next to config.d/, or use "
+            "composition: steps", code="E_CONFIG"))
+        return None
     if namespace is not None:
         job_id = f"{namespace}/{job_id}"
     return Job(
@@ -398,6 +406,6 @@ def _load(
         config_path=config_path,
         rel_dir=rel_dir,
         config=config,
-        scripts=_scripts(job_dir),
+        scripts=scripts,
         source=namespace,
     )

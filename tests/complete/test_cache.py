@@ -76,6 +76,7 @@ def test_a_config_created_in_an_existing_config_dir_is_seen(completer: Completer
                                                             contract_ws: Path) -> None:
     config_dir = contract_ws / "scripts/alpha/later/config.d"
     (config_dir / "vars").mkdir(parents=True)  # config.d without a config: not a job
+    (config_dir.parent / "100_main.sh").write_text("true\n")
     assert call(completer, "3", "alpha", "") == (["build", "deploy"], True)
     (config_dir / "config.yaml").write_text("interpreter: bash\n")
     assert call(completer, "3", "alpha", "") == (["build", "deploy", "later"], True)
@@ -237,3 +238,15 @@ def test_jobs_of_sources_are_completed_and_follow_the_sources(
                       data_dir=completer.data_dir)
     assert removed.returncode == 0, removed.stderr
     assert call(completer, "1", "to") == ([], True)
+
+
+def test_a_script_added_to_a_job_with_nothing_to_run_is_seen(completer: Completer,
+                                                             contract_ws: Path) -> None:
+    """A job without NNN_ scripts is a discovery error, not offered; adding its first
+    script makes it a job, and the stat-only freshness check notices (the job dir changed)."""
+    job = contract_ws / "scripts/alpha/later"
+    (job / "config.d").mkdir(parents=True)
+    (job / "config.d" / "config.yaml").write_text("interpreter: bash\n")
+    assert call(completer, "3", "alpha", "") == (["build", "deploy"], True)
+    (job / "100_main.sh").write_text("true\n")
+    assert call(completer, "3", "alpha", "") == (["build", "deploy", "later"], True)

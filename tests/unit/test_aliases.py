@@ -22,6 +22,7 @@ def catalog(tmp_path: Path):
         config = tmp_path / "scripts" / rel / "config.d" / "config.yaml"
         config.parent.mkdir(parents=True)
         config.write_text("interpreter: bash\n")
+        (config.parent.parent / "100_main.sh").write_text("true\n")
     return discover(tmp_path / "scripts")
 
 

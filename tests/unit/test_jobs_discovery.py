@@ -11,10 +11,14 @@ from flwd.errors import JobIdDuplicate, JobNotFound, UsageError
 from flwd.jobs import Catalog, DiscoveryIssue, DuplicateId, Job, discover
 
 
-def write_job(root: Path, rel: str, text: str = "interpreter: bash\n") -> Path:
+def write_job(root: Path, rel: str, text: str = "interpreter: bash\n", *,
+              script: str | None = "100_main.sh") -> Path:
+    """A job dir with ``text`` as its config and (unless ``script`` is None) a no-op script."""
     job_dir = root / rel if rel != "." else root
     (job_dir / "config.d").mkdir(parents=True, exist_ok=True)
     (job_dir / "config.d" / "config.yaml").write_text(text, encoding="utf-8")
+    if script is not None:
+        (job_dir / script).write_text("true\n")
     return job_dir
 
 
@@ -406,3 +410,22 @@ def test_completion_never_offers_an_ambiguous_id_or_an_alias_to_it(workspace: Pa
     assert "good" in offered
     assert not {"demo", "hello-demo"} & set(offered)
     assert "demo" not in index["jobs"]
+
+
+def test_a_job_with_nothing_to_run_is_a_discovery_error(workspace: Path) -> None:
+    """No NNN_ script and no composition: steps would 'complete' doing nothing (issue 12
+    item 9): a discovery error naming the rule, while a DAG without NNN_ files is fine."""
+    scripts = workspace / "scripts"
+    write_job(scripts, "empty", script=None)
+    write_job(scripts, "misnamed", script="main.sh")
+    write_job(scripts, "two-digits", script="10_main.sh")
+    write_job(scripts, "dag", "interpreter: bash\ncomposition: steps\n"
+              "steps: [{id: a, script: a.sh}]\n", script="a.sh")
+    catalog = discover(scripts, display_base=workspace)
+    assert [job.id for job in catalog.jobs] == ["dag"]
+    assert sorted(issue.path for issue in catalog.errors) == [
+        "scripts/empty/config.d/config.yaml", "scripts/misnamed/config.d/config.yaml",
+        "scripts/two-digits/config.d/config.yaml"]
+    for issue in catalog.errors:
+        assert "has nothing to run: name its scripts NNN_*" in issue.message
+        assert issue.code == "E_CONFIG"

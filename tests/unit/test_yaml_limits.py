@@ -232,6 +232,7 @@ def test_discovery_reports_the_bomb_and_keeps_the_other_jobs(tmp_path: Path) -> 
                        "big": "x: 1\n" + "#" * CONFIG_LIMITS.max_bytes + "\n"}.items():
         (scripts / name / "config.d").mkdir(parents=True)
         (scripts / name / "config.d" / "config.yaml").write_text(text)
+        (scripts / name / "100_main.sh").write_text("true\n")
     catalog = discover(scripts, display_base=tmp_path)
     assert [job.id for job in catalog.jobs] == ["good"]
     assert [issue.to_json() for issue in catalog.errors] == [
