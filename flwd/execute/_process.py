@@ -90,6 +90,11 @@ class GroupTerminator:
             return
         members = tree.members()
         if not members:
+            # A process in the middle of exiting is no longer listed but still counts
+            # (its cgroup cannot be removed yet): it is gone within moments.
+            with trio.move_on_after(_KILL_SETTLE):
+                while tree.alive():  # noqa: ASYNC110
+                    await trio.sleep(_POLL)
             self._finish(tree)
             return
         if self._term_deadline is None:
