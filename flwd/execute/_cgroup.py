@@ -3,9 +3,9 @@
 A step's processes live in their own cgroup, ``<base>/flwd-<run id>-<n>``, where
 ``<base>`` is the cgroup flwd itself runs in: flwd may create children there when
 it runs as root or in a delegated subtree (a systemd service with ``Delegate=yes``).
-A process cannot leave a cgroup it has no write access to the parent of, so
-``cgroup.kill`` (Linux >= 5.14) ends every process of the step however it
-forked, detached or cleared its environment.
+Children are born in their parent's cgroup, and leaving one takes a write to another
+cgroup's ``cgroup.procs``: however a process forks, detaches or clears its
+environment, ``cgroup.kill`` (Linux >= 5.14) ends it with the rest of the step.
 
 The cgroup2 hierarchy is found from the mount table, not assumed at
 ``/sys/fs/cgroup``: hosts in hybrid mode mount it at ``/sys/fs/cgroup/unified``.
