@@ -29,8 +29,6 @@ import pytest
 from flwd.execute import _cgroup
 from tests.conftest import FLWD, flwd_env, sse_events, write_job
 
-pytestmark = pytest.mark.crash
-
 DEV = {"Authorization": "Bearer dev-token"}
 _tags = itertools.count()
 
@@ -211,6 +209,7 @@ def test_normal_exit_of_the_leader(workspace: Path, data_dir: Path, tag: str,
 RUNS = 8
 
 
+@pytest.mark.crash
 @pytest.mark.parametrize("mode", MODES)
 def test_sigkill_of_the_server_then_recovery(server_factory: Any, workspace: Path, tag: str,
                                              mode: str) -> None:
