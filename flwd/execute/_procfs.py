@@ -222,13 +222,3 @@ class Census:
             pending.extend(below.get(pid, ()))
         return self.live(found)
 
-
-def group_exists(pgid: int) -> bool:
-    """False when no process (not even a zombie) is in the group."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
