@@ -252,6 +252,9 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         max_concurrent_runs: int | None = None) -> int:
     """Serve the REST + SSE API until SIGTERM/SIGINT.
 
+    One server per data dir: it owns the data dir's sources while it runs (local
+    `:sources add|remove|refresh` are refused and name the --server command to use).
+
     Parameters
     ----------
     bind

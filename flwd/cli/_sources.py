@@ -6,19 +6,23 @@ materialised (git clone/fetch and one immutable tree per pinned commit) and
 indexed, and only then is its row written to the Core DB — so a failure leaves
 nothing half-registered (no row, and no files for a source that is new).
 
-A ``flwd :serve`` running on the same data dir keeps its own registry in memory
-and reads the rows at start: while one runs, manage its sources through it
-(``--server``/``FLWD_SERVER``), which is remote mode: the same verbs through
-``/sources``, with the same output and exit statuses.
+A local change owns the data dir while it works (:mod:`flwd.daemon`): a
+``flwd :serve`` running on it keeps its own registry in memory and leases the
+trees it runs from, so a change behind its back would leave it serving what is
+gone. It is refused, with one line saying how to send it to the server
+(``--server``/``FLWD_SERVER``, remote mode: the same verbs through ``/sources``,
+with the same output and exit statuses). A change sweeps the trees nothing
+points at any more and no process leases (a run of another process keeps its
+tree until a later change sweeps it).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -140,7 +144,12 @@ def add_command(
         document, created = trio.run(_remote_add, server, body)
     else:
         settings = CONTEXT.settings(require_scripts=False)
-        document, created = add_local(settings, spec, allow_path or (), git_allow_host or ())
+        words = [":sources", "add"]
+        for key, value in body.items():
+            words += [f"--{key.replace('_', '-')}"] if value is True else \
+                [f"--{key.replace('_', '-')}", str(value)]
+        document, created = add_local(settings, spec, allow_path or (), git_allow_host or (),
+                                      command=words)
     if json:
         print(_dumps(document))
     else:
@@ -225,14 +234,37 @@ def _document(source: Source, index: SourceIndex) -> dict[str, Any]:
     return source.to_json(jobs=len(index.catalog.jobs), aliases=aliases)
 
 
+@contextmanager
+def _owning(settings: Settings, wanted: Sequence[str], command: str) -> Iterator[None]:
+    """Own the data dir for a local change (refused while a server or another change
+    owns it); sweep the trees nothing uses any more at the end."""
+    from flwd.daemon import hold_data_dir
+
+    with hold_data_dir(settings.data_dir, "sources", wanted, command=command):
+        yield
+        _sweep(settings)
+
+
 def add_local(settings: Settings, spec: SourceSpec, allow_paths: Sequence[str],
-              git_hosts: Sequence[str]) -> tuple[dict[str, Any], bool]:
+              git_hosts: Sequence[str], *, command: Sequence[str] = ()
+              ) -> tuple[dict[str, Any], bool]:
     """Register ``spec`` in the data dir; its document and True when the source is new.
 
+    ``command``: the words of the request (for the refusal, when a server owns
+    the data dir).
+
     Raises:
+        DataDirBusy: a server (or another change) owns the data dir.
         SourceExists: the name is taken by another repository (or type).
         SourceNotAllowed / SourceInvalid / SourceCheckoutFailed: as ``POST /sources``.
     """
+    with _owning(settings, command or [":sources", "add", "--name", spec.name],
+                 f":sources add {spec.name}"):
+        return _add(settings, spec, allow_paths, git_hosts)
+
+
+def _add(settings: Settings, spec: SourceSpec, allow_paths: Sequence[str],
+         git_hosts: Sequence[str]) -> tuple[dict[str, Any], bool]:
     from flwd.sources import AllowList, Source
 
     allow = AllowList.build(settings.scripts_root, allow_paths, git_hosts)
@@ -253,8 +285,6 @@ def add_local(settings: Settings, spec: SourceSpec, allow_paths: Sequence[str],
         if existing is None:  # nothing half-registered: no row, no files
             _delete_files(settings, spec.name)
         raise
-    if existing is not None:
-        _prune(settings, source)
     return _document(source, index), existing is None
 
 
@@ -262,7 +292,15 @@ def refresh_local(settings: Settings, name: str) -> dict[str, Any]:
     """Materialise a registered source again from its ref; its new document.
 
     A failure leaves the source as it was (its last good checkout keeps serving).
+
+    Raises:
+        DataDirBusy: a server (or another change) owns the data dir.
     """
+    with _owning(settings, [":sources", "refresh", name], f":sources refresh {name}"):
+        return _refresh(settings, name)
+
+
+def _refresh(settings: Settings, name: str) -> dict[str, Any]:
     from flwd.sources import AllowList
 
     source = _find(settings, name)
@@ -277,7 +315,6 @@ def refresh_local(settings: Settings, name: str) -> dict[str, Any]:
     source = source.with_state(state, time.time())
     index = _index(source)
     _save(settings, source)
-    _prune(settings, source)
     return _document(source, index)
 
 
@@ -302,18 +339,20 @@ def _registered_location(source: Source) -> tuple[list[str], list[str]]:
 
 
 def remove_local(settings: Settings, name: str) -> Source:
-    """Delete a source's row, then its files under ``<data>/sources/<name>`` unless a live
-    run still executes from them (they go with the next removal or refresh)."""
-    from flwd.sources._store import delete_source
+    """Delete a source's row, then its files under ``<data>/sources/<name>``, but for a
+    tree a live run of any process still executes from (it goes with a later sweep).
 
-    source = _find(settings, name)
-    if source is None:
-        raise _not_found(name)
-    delete_source(settings.db_path, source.name)
-    home = _home(settings, source.name)
-    if not any(Path(path).is_relative_to(home) for path in _roots_in_use(settings)):
-        _delete_files(settings, source.name)
-    return source
+    Raises:
+        DataDirBusy: a server (or another change) owns the data dir.
+    """
+    from flwd.sources import delete_source
+
+    with _owning(settings, [":sources", "remove", name], f":sources remove {name}"):
+        source = _find(settings, name)
+        if source is None:
+            raise _not_found(name)
+        delete_source(settings.db_path, source.name)
+        return source
 
 
 def _materialise(settings: Settings, spec: SourceSpec, allow: Any) -> Any:
@@ -338,49 +377,24 @@ def _oci_context(settings: Settings) -> Any:
 
 
 def _save(settings: Settings, source: Source) -> None:
-    from flwd.sources._store import save_source
+    from flwd.sources import save_source
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     save_source(settings.db_path, source)
 
 
-def _home(settings: Settings, name: str) -> Path:
-    from flwd.sources._materialise import source_dir
-
-    return source_dir(settings.data_dir / "sources", name)
-
-
 def _delete_files(settings: Settings, name: str) -> None:
-    shutil.rmtree(_home(settings, name), ignore_errors=True)
+    """The files of a source that is not registered (leased trees stay)."""
+    from flwd.sources import sweep_source
+
+    sweep_source(settings.data_dir / "sources", name, None)
 
 
-def _roots_in_use(settings: Settings) -> set[str]:
-    """Checkouts the live runs of this data dir execute from (any process, any server)."""
-    if not settings.db_path.exists():
-        return set()
-    from flwd import store
-    from flwd.engine import recover
+def _sweep(settings: Settings) -> None:
+    """Delete the trees no registered source points at and no process leases."""
+    from flwd.sources import pinned_trees, sweep
 
-    recover(settings)  # runs of dead processes are not live
-    with store.open_reader(settings.db_path) as conn:
-        runs = store.unfinished_runs(conn)
-    roots = set()
-    for run in runs:
-        origin = (run.provenance or {}).get("source")
-        if isinstance(origin, dict) and isinstance(origin.get("checkout_path"), str):
-            roots.add(origin["checkout_path"])
-    return roots
-
-
-def _prune(settings: Settings, source: Source) -> None:
-    """Delete the trees of commits no longer pinned, except those live runs execute from."""
-    if source.spec.type != "git" or source.state.resolved_commit is None:
-        return
-    from flwd.sources._git import prune_trees
-
-    trees = _home(settings, source.name) / "trees"
-    used = {Path(path).name for path in _roots_in_use(settings) if Path(path).parent == trees}
-    prune_trees(trees, used | {source.state.resolved_commit})
+    sweep(settings.data_dir / "sources", pinned_trees(_load(settings)))
 
 
 def _not_found(name: str) -> SourceNotFound:

@@ -74,6 +74,8 @@ from flwd.sources import (
     SourcesConfig,
     SourcesMessage,
     SourceSpec,
+    TreeLease,
+    lease_checkout,
     merge,
 )
 from flwd.store import JournalItem, JournalWriter, RetentionPolicy
@@ -180,7 +182,7 @@ class Engine:
             self.checkouts = DynamicSupervisor("checkouts", on_child_exit=_source_exited,
                                                max_restarts=5, max_seconds=60.0)
             self.sources_config = SourcesConfig(sources, settings.data_dir / "sources",
-                                                settings.db_path, in_use=self._roots_in_use,
+                                                settings.db_path,
                                                 oci=oci)
             config = self.sources_config
             children += [
@@ -200,7 +202,8 @@ class Engine:
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
         self.supervisor = Supervisor("flwd", children)
         self._live: dict[str, RunRef] = {}
-        self._live_roots: dict[str, str] = {}
+        #: Each live run's lease on the source tree it executes from (flwd.sources).
+        self._leases: dict[str, TreeLease] = {}
         self._merged_key: tuple[int, int] | None = None
         self._merged: tuple[Catalog, AliasIndex] = (Catalog(), AliasIndex())
         self._accepting = True
@@ -292,9 +295,6 @@ class Engine:
             raise SourceNotFound(f"no source named {name!r}",
                                  hint="GET /sources lists them")
         return entry
-
-    def _roots_in_use(self) -> set[str]:
-        return set(self._live_roots.values())
 
     async def _record_digest(self, name: str, image: str, digest: str) -> None:
         """A run of an ``on-run`` add-on succeeded at ``digest``: the source pins it.
@@ -393,14 +393,19 @@ class Engine:
                      profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
                      provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
                      owner_host=host, owner_kind=self.owner_kind)
+        # Before anything is journaled: a tree deleted since the plan was made
+        # is a clear error, and no flwd process deletes it while the run lives.
+        await self._lease_tree(run.id, plan)
         items: list[JournalItem] = [run]
         if idempotency is not None:
             items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
         try:
             await journal.call(lambda reply: Append(items, reply))
         except RecordUnstorable:
+            self._release_tree(run.id)
             raise  # nothing of it was kept
         except Exception as exc:
+            self._release_tree(run.id)
             # The journal crashed: the run row may have been committed all the
             # same. The finisher checks, and finishes it if it was.
             self.finisher.own(run.id, run.job_id)
@@ -420,13 +425,31 @@ class Engine:
                 stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
             ))
         except BaseException as exc:
+            self._release_tree(run.id)
             self.hub.untrack(run.id)
             self.finisher.actor_exited(run.id, exc)
             raise
         self._live[run.id] = ref
-        if plan.job.roots is not None:
-            self._live_roots[run.id] = str(plan.job.roots[0])
         return run, False
+
+    async def _lease_tree(self, run_id: str, plan: Plan) -> None:
+        """Lease the source tree a run of ``plan`` executes from (a workspace job or a
+        local source's folder has none to lease).
+
+        Raises:
+            SourceCheckoutFailed: the tree is gone (a refresh or remove deleted it).
+        """
+        if plan.job.roots is None:
+            return
+        lease = await trio.to_thread.run_sync(
+            lease_checkout, self.settings.data_dir / "sources", plan.job.roots[0])
+        if lease is not None:
+            self._leases[run_id] = lease
+
+    def _release_tree(self, run_id: str) -> None:
+        lease = self._leases.pop(run_id, None)
+        if lease is not None:
+            lease.release()
 
     def _find_idempotent(self, key: str) -> tuple[str, str] | None:
         with store.open_reader(self.settings.db_path) as conn:
@@ -434,7 +457,7 @@ class Engine:
 
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
-        self._live_roots.pop(name, None)
+        self._release_tree(name)
         crash = result.error if isinstance(result, outcome.Error) else None
         if crash is not None:
             # It may have ended without run.finish: stop keeping its backlog.

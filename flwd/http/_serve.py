@@ -14,8 +14,9 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from hypercorn.config import Config, Sockets
 
 from flwd import store
 from flwd.containers import Runtime, detect_runtime, reap_orphans
+from flwd.daemon import DataDirLock, client_url, hold_data_dir
 from flwd.engine import open_engine
 from flwd.errors import ContainerRuntimeUnavailable, RunNotFound, UsageError
 from flwd.events import (
@@ -244,7 +246,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
-    async with owning(listener), open_engine(
+    async with owning(listener), _own_data_dir(settings) as owned, open_engine(
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs) as engine:
         if runtime is not None:
@@ -258,6 +260,9 @@ async def serve(settings: Settings, config: ServeConfig, *,
             nursery.start_soon(_watch_signals, shutting_down, engine.hub.close)
             binds: list[str] = await nursery.start(partial(
                 hypercorn.trio.serve, app, hypercorn_config, shutdown_trigger=shutting_down.wait))
+            # Before "serving": a CLI told of this server learns where to send its change.
+            await trio.to_thread.run_sync(owned.publish,
+                                          replace(owned.owner, url=client_url(binds[0])))
             lifecycle("serving", urls=binds, profile=profile, dev=config.dev,
                       container_runtime=runtime.kind if runtime else "none",
                       policy_bundle=str(checked.bundle_path) if checked.bundle_path else None,
@@ -267,6 +272,26 @@ async def serve(settings: Settings, config: ServeConfig, *,
             # The nursery ends when Hypercorn returns after its graceful
             # shutdown; it is never cancelled from here.
     lifecycle("stopped")
+
+
+@asynccontextmanager
+async def _own_data_dir(settings: Settings) -> AsyncIterator[DataDirLock]:
+    """Own the data dir while serving (:mod:`flwd.daemon`): a second server on it, or a
+    local ``:sources`` change behind this one's back, is refused with one line.
+
+    Raises:
+        DataDirBusy: another server (or a ``:sources`` change) owns it.
+
+    Cancellation: the lock is released however the block ends (the kernel
+    releases it when the process dies).
+    """
+    lock = await trio.to_thread.run_sync(partial(
+        hold_data_dir, settings.data_dir, "serve", [":serve"],
+        scripts_root=str(settings.scripts_root)))
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 async def _watch_signals(shutting_down: trio.Event, close_streams: object) -> None:

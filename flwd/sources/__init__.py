@@ -1,6 +1,7 @@
 """Job sources: local folders, git repositories and OCI add-on images whose jobs join
 the catalog as ``<source>/<id>``. See ``_registry`` for the actors, ``_allow`` for the
-allow-list, ``_oci`` and ``_manifest`` for add-ons."""
+allow-list, ``_oci`` and ``_manifest`` for add-ons, ``_trees`` for who may delete a
+checkout."""
 
 from ._allow import AllowList as AllowList
 from ._index import SourceIndex as SourceIndex
@@ -24,5 +25,13 @@ from ._registry import SourceBook as SourceBook
 from ._registry import SourcesActor as SourcesActor
 from ._registry import SourcesConfig as SourcesConfig
 from ._registry import SourcesMessage as SourcesMessage
+from ._registry import pinned_trees as pinned_trees
+from ._store import delete_source as delete_source
 from ._store import load_sources as load_sources
 from ._store import record_digest as record_digest
+from ._store import save_source as save_source
+from ._trees import TreeLease as TreeLease
+from ._trees import delete_tree as delete_tree
+from ._trees import lease_checkout as lease_checkout
+from ._trees import sweep as sweep
+from ._trees import sweep_source as sweep_source

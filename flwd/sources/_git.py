@@ -7,7 +7,7 @@
 
 A tree is never modified once written: a refresh that pins a new commit writes
 a new tree, so a run planned against the old commit keeps executing from it.
-Old trees are pruned by the caller when no live run uses them.
+Old trees are deleted by a sweep once no process leases them (``_trees``).
 
 git runs with no terminal prompt, no system config and only the file, http(s),
 ssh and git transports; its stderr (trimmed) is the detail of a failure.
@@ -131,17 +131,3 @@ def _extract(archive: bytes, target: Path) -> None:
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
-
-
-def prune_trees(trees: Path, keep: set[str]) -> list[str]:
-    """Delete the trees of commits not in ``keep``; the commits removed (blocking)."""
-    removed = []
-    try:
-        entries = list(trees.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        if entry.name not in keep and not entry.name.startswith("."):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry.name)
-    return removed

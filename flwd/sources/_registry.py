@@ -13,15 +13,19 @@ published in the :class:`SourceBook` (read by the engine's catalog) and saved in
 the Core DB. A refresh that fails in the background (say, the repository is
 gone after a restart) is reported in the source's status and retried with
 exponential backoff; the jobs of the last good checkout stay available.
+
+A source actor leases the tree its index points at (``_trees``), so no flwd
+process deletes it while this server may run jobs from it; runs lease theirs
+themselves (the engine). Trees no longer used are swept by the actor after a
+refresh, by the registry after a remove, and for every source at start.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,11 +46,11 @@ from flwd.errors import FlwdError, SourceCheckoutFailed, SourceExists, SourceNot
 
 from . import _store
 from ._allow import AllowList
-from ._git import prune_trees
 from ._index import SourceIndex, index_source
-from ._materialise import materialise, source_dir
+from ._materialise import materialise
 from ._model import Source, SourceSpec
 from ._oci import MANIFEST_FILE, OciContext, digest_to_record
+from ._trees import TreeLease, lease_checkout, sweep, sweep_source
 
 _log = logging.getLogger("flwd.sources")
 
@@ -142,8 +146,6 @@ class SourcesConfig:
     allow: AllowList
     sources_dir: Path
     db_path: Path
-    #: Checkout paths still used by live runs (their trees are not pruned).
-    in_use: Callable[[], set[str]] = set
     #: Runtime, policy and profile for oci sources (None: oci sources are refused).
     oci: OciContext | None = None
 
@@ -155,7 +157,7 @@ class SourceActor:
     (queued ones with :exc:`ActorStopped`), so no caller waits forever.
 
     Cancellation: a git command in flight is terminated; the book keeps the
-    last good state.
+    last good state; the lease on the tree is released.
     """
 
     #: One checkout at a time; a few queued refreshes, then senders wait.
@@ -168,6 +170,8 @@ class SourceActor:
         self.current = restored
         self.first = first
         self.failures = 0
+        #: On the tree the book's entry points at (None: a local folder, or none yet).
+        self.lease: TreeLease | None = None
         self.name = (restored.spec if restored is not None else first.spec).name  # type: ignore[union-attr]
 
     async def run(self, *, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED
@@ -196,6 +200,8 @@ class SourceActor:
                         in_flight.clear()
                     nursery.cancel_scope.cancel()
             finally:
+                if self.lease is not None:
+                    self.lease.release()
                 stopped = ActorStopped(f"source {self.name}", "stopped")
                 while True:
                     try:
@@ -212,9 +218,15 @@ class SourceActor:
                 (Path(source.state.checkout_path) / MANIFEST_FILE).is_file():
             # The cached manifest and the pinned digest are what was checked
             # when the add-on was added: a restart runs no container.
-            index = await trio.to_thread.run_sync(index_source, source)
-            self.book.put(Entry(source, index))
-            return
+            try:
+                lease = await self._lease(source)
+            except FlwdError:
+                pass  # gone meanwhile: extracted again below
+            else:
+                index = await trio.to_thread.run_sync(index_source, source)
+                self._hold(lease)
+                self.book.put(Entry(source, index))
+                return
         state = replace(source.state, status="pending", error=None)
         self.book.put(Entry(source.with_state(state, source.updated_at)))
         await self._materialise(_Materialise(source.spec, None, source.state.resolved_commit))
@@ -237,8 +249,26 @@ class SourceActor:
         self.current = source
         self.book.put(Entry(source, index))
 
+    async def _lease(self, source: Source) -> TreeLease | None:
+        """Lease the tree ``source`` points at (None for a local folder).
+
+        Raises:
+            SourceCheckoutFailed: the tree is gone, or being deleted.
+        """
+        if source.state.checkout_path is None:
+            return None
+        return await trio.to_thread.run_sync(lease_checkout, self.config.sources_dir,
+                                             Path(source.state.checkout_path))
+
+    def _hold(self, lease: TreeLease | None) -> None:
+        """Point at ``lease``'s tree from now on; the previous one may be swept."""
+        previous, self.lease = self.lease, lease
+        if previous is not None:
+            previous.release()
+
     async def _materialise(self, message: _Materialise, *, first_registration: bool = False
                            ) -> bool:
+        lease: TreeLease | None = None
         try:
             state = await materialise(message.spec, self.config.allow, self.config.sources_dir,
                                       pinned=message.pinned, oci=self.config.oci)
@@ -247,17 +277,28 @@ class SourceActor:
             previous = self.current
             source = Source(message.spec, state,
                             created_at=previous.created_at if previous else wall, updated_at=wall)
+            # Before the row names it: from here on no sweep deletes the new tree.
+            lease = await self._lease(source)
             index = await trio.to_thread.run_sync(index_source, source)
             await trio.to_thread.run_sync(_store.save_source, self.config.db_path, source)
         except FlwdError as exc:
+            if lease is not None:
+                lease.release()
             return self._failed(message, exc, first_registration)
         except OSError as exc:  # the data dir: full disk, permissions
+            if lease is not None:
+                lease.release()
             return self._failed(message, SourceCheckoutFailed(
                 f"cannot write the checkout of source {message.spec.name!r}: {exc}",
                 hint="check the free space and permissions of the data dir"),
                 first_registration)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
         self.current = source
         self.failures = 0
+        self._hold(lease)
         self.book.put(Entry(source, index))
         if message.reply is not None:
             message.reply.reply((source, previous is None))
@@ -288,13 +329,9 @@ class SourceActor:
             await self._materialise(_Materialise(message.spec, None, message.pinned))
 
     async def _prune(self, source: Source) -> None:
-        if source.spec.type != "git" or source.state.resolved_commit is None:
-            return
-        trees = source_dir(self.config.sources_dir, source.name) / "trees"
-        used = {Path(path).name for path in self.config.in_use()
-                if Path(path).parent == trees}
-        await trio.to_thread.run_sync(prune_trees, trees,
-                                      used | {source.state.resolved_commit})
+        """Delete the trees of this source nothing uses any more (leased ones stay)."""
+        await trio.to_thread.run_sync(sweep_source, self.config.sources_dir, source.name,
+                                      _pinned(source))
 
 
 class SourcesActor(Actor[SourcesMessage]):
@@ -310,7 +347,11 @@ class SourcesActor(Actor[SourcesMessage]):
         self.pending: set[str] = set()
 
     async def on_start(self) -> None:
-        for source in await trio.to_thread.run_sync(_store.load_sources, self.config.db_path):
+        sources = await trio.to_thread.run_sync(_store.load_sources, self.config.db_path)
+        # What a CLI run leased through a refresh or remove, and what a crash
+        # left half-deleted, goes now (this process owns the data dir).
+        await trio.to_thread.run_sync(sweep, self.config.sources_dir, pinned_trees(sources))
+        for source in sources:
             await self._start(source.spec.name, SourceActor(self.book, self.config, source, None))
 
     async def _start(self, name: str, actor: SourceActor) -> None:
@@ -364,8 +405,10 @@ class SourcesActor(Actor[SourcesMessage]):
         try:
             result = await slot.wait()
         except Exception as exc:
-            # Nothing half-registered: no row, no files.
-            await trio.to_thread.run_sync(_cleanup, self.config.sources_dir, spec.name)
+            # Nothing half-registered: no row, no files (a tree some run of an
+            # earlier source of this name still uses stays until it ends).
+            await trio.to_thread.run_sync(sweep_source, self.config.sources_dir, spec.name,
+                                          None)
             reply.fail(exc)
         else:
             reply.reply(result)
@@ -427,10 +470,10 @@ class SourcesActor(Actor[SourcesMessage]):
         await trio.to_thread.run_sync(_store.delete_source, self.config.db_path,
                                       entry.source.name)
         self.book.drop(entry.source.name)
-        in_use = self.config.in_use()
-        home = source_dir(self.config.sources_dir, entry.source.name)
-        if not any(Path(path).is_relative_to(home) for path in in_use):
-            await trio.to_thread.run_sync(_cleanup, self.config.sources_dir, entry.source.name)
+        # Its actor has released its lease; trees live runs use stay until a
+        # later sweep.
+        await trio.to_thread.run_sync(sweep_source, self.config.sources_dir,
+                                      entry.source.name, None)
         message.reply.reply(entry.source)
 
 
@@ -442,5 +485,11 @@ def _not_found(name: str) -> SourceNotFound:
     return SourceNotFound(f"no source named {name!r}", hint="'flwd :sources list' lists them")
 
 
-def _cleanup(sources_dir: Path, name: str) -> None:
-    shutil.rmtree(source_dir(sources_dir, name), ignore_errors=True)
+def _pinned(source: Source) -> Collection[Path]:
+    """The trees a registered source points at (a local one: its folder, never swept)."""
+    return [Path(source.state.checkout_path)] if source.state.checkout_path else []
+
+
+def pinned_trees(sources: Iterable[Source]) -> dict[str, Collection[Path]]:
+    """What :func:`~flwd.sources.sweep` keeps for the registered ``sources``."""
+    return {source.name.lower(): _pinned(source) for source in sources}

@@ -237,12 +237,14 @@ def test_troubleshooting_codes(addon_server: Any, addon_images: dict[str, AddonI
     assert httpx.get(f"{server.url}/sources", headers=AUTH).json() == []
     assert not list((data_dir / "sources").glob("*"))
 
+    server.stop()  # one server per data dir
     elsewhere = addon_server("verify_signatures: disabled\nallowed_registries: [ghcr.io]\n")
     denied = problem(add(elsewhere, {"type": "oci", "ref": ref, "trusted": True}), 422,
                      "image.registry.not.allowed")
     assert oci_registry.host in denied["detail"]
 
     # secure + verify_signatures required, and no cosign on this host: fails closed.
+    elsewhere.stop()
     signed = addon_server(f"verify_signatures: required\n"
                           f"allowed_registries: ['{oci_registry.host}']\n")
     problem(add(signed, {"type": "oci", "ref": ref, "trusted": True}), 422,

@@ -256,6 +256,7 @@ def test_metrics_are_open_on_loopback_and_can_be_disabled(server_factory) -> Non
                  "flwd_sse_active_streams", "flwd_journal_events_total",
                  "flwd_run_duration_seconds"):
         assert name in text, name
+    server.stop()  # one server per data dir
     quiet = server_factory("--dev", "--metrics=false")
     assert httpx.get(f"{quiet.url}/metrics").status_code == 404
 
