@@ -189,6 +189,9 @@ class RunRow:
     owner_start: int | None = None
     owner_host: str | None = None
     owner_kind: str | None = None
+    #: The absolute path of the folder holding the scripts/ the run's job came from
+    #: (of the server, for a run it started); None for runs of flwd before schema 6.
+    workspace: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -207,6 +210,7 @@ class RunRow:
             out["error"] = self.error
         if self.profile:
             out["security_profile"] = self.profile
+        out["workspace"] = self.workspace
         out["result"] = {"resolved_args": self.args}
         if self.provenance:
             out["provenance"] = self.provenance

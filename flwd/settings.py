@@ -29,6 +29,12 @@ class Settings:
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
 
+    @property
+    def workspace_key(self) -> str:
+        """The workspace as runs record it, and as ``:runs`` finds them by: its absolute
+        path with symlinks resolved, so every way of naming it is the same."""
+        return str(self.workspace.resolve())
+
 
 def find_scripts_root(start: Path) -> Path | None:
     """``scripts/`` in ``start`` or the nearest parent that has one (like git finds .git)."""

@@ -137,8 +137,9 @@ Status = Literal["queued", "running", "completed", "failed", "canceled", "interr
 
 @app.command(name=":runs")
 def runs_command(*, job: str | None = None, status: Status | None = None, limit: int = 20,
+                 every: Annotated[bool, Parameter(name="--all")] = False,
                  json: bool = False) -> int:
-    """List recent runs from the Core DB, newest first.
+    """List recent runs of this workspace from the Core DB, newest first.
 
     Parameters
     ----------
@@ -148,26 +149,34 @@ def runs_command(*, job: str | None = None, status: Status | None = None, limit:
         Only runs with this status.
     limit
         How many runs to show (1-1000).
+    every
+        The runs of every workspace sharing the data dir, with a WORKSPACE column. With
+        --server, the server's runs are all listed anyway; --all adds the column.
     json
-        Print the runs as a JSON array.
+        Print the runs as a JSON array (each with its `workspace`).
     """
     if not 1 <= limit <= 1000:
         raise UsageError(f"--limit must be between 1 and 1000 (got {limit})")
     if (server := CONTEXT.server_url()) is not None:
         from . import _remote
 
-        return _remote.runs(server, job, status, limit, json)
+        return _remote.runs(server, job, status, limit, json, workspaces=every)
     settings = CONTEXT.settings(require_scripts=False)
+    # The data dir is per user, the history is per workspace.
+    workspace = None if every else settings.workspace_key
     if not settings.db_path.exists():
         runs = []
     else:
         recover(settings)
         with store.open_reader(settings.db_path) as conn:
-            runs = store.list_runs(conn, job_id=job, status=status, limit=limit)
+            runs = store.list_runs(conn, job_id=job, status=status, workspace=workspace,
+                                   limit=limit)
     if json:
         print(_dumps([run.to_json() for run in runs]))
     else:
-        print(render_runs(runs, Style(use_color(sys.stdout))))
+        print(render_runs(runs, Style(use_color(sys.stdout)), workspaces=every,
+                          empty=None if every else "(no runs yet in this workspace; "
+                                                   "flwd :runs --all lists every workspace's)"))
     return 0
 
 
@@ -181,7 +190,8 @@ async def logs_command(run: str, /, *, follow: bool = False, json: bool = False)
     Parameters
     ----------
     run
-        Run id, a unique prefix of it, or `last`.
+        Run id, a unique prefix of it, or `last` (the last run of this workspace; with
+        --server, the server's last run).
     follow
         Keep printing new events until the run finishes.
     json
@@ -198,7 +208,7 @@ async def logs_command(run: str, /, *, follow: bool = False, json: bool = False)
 
     def lookup() -> tuple[str, str, int | None, int | None]:
         with store.open_reader(settings.db_path) as conn:
-            row = store.get_run(conn, run)
+            row = store.get_run(conn, run, workspace=settings.workspace_key)
             return row.id, row.status, row.owner_pid, row.owner_start
 
     run_id, status, owner_pid, owner_start = await trio.to_thread.run_sync(lookup)

@@ -60,4 +60,5 @@ def cancel_local(run_ref: str) -> int:
 
 def _read(settings: Settings, run_ref: str) -> RunRow:
     with store.open_reader(settings.db_path) as conn:
-        return store.get_run(conn, run_ref)
+        # ``last`` is this workspace's last run, as for :logs.
+        return store.get_run(conn, run_ref, workspace=settings.workspace_key)

@@ -131,7 +131,8 @@ def run_from_json(run: Mapping[str, Any]) -> RunRow:
                   started_at=ts("started_at"), finished_at=ts("finished_at"),
                   exit_code=run.get("exit_code"), error=run.get("error"),
                   profile=run.get("security_profile"),
-                  args=(result.get("resolved_args") or {}) if isinstance(result, dict) else {})
+                  args=(result.get("resolved_args") or {}) if isinstance(result, dict) else {},
+                  workspace=run["workspace"] if isinstance(run.get("workspace"), str) else None)
 
 
 def _job_path(job_id: str) -> str:
@@ -612,12 +613,15 @@ async def _plan(server: str, tokens: list[str]) -> int:
     return EXIT_OK
 
 
-def runs(server: str, job: str | None, status: str | None, limit: int, as_json: bool) -> int:
-    return trio.run(_runs, server, job, status, limit, as_json)
+def runs(server: str, job: str | None, status: str | None, limit: int, as_json: bool, *,
+         workspaces: bool = False) -> int:
+    """``:runs`` of a server: every run of its data dir (this directory means nothing
+    to it); ``workspaces`` adds the WORKSPACE column."""
+    return trio.run(_runs, server, job, status, limit, as_json, workspaces)
 
 
 async def _runs(server: str, job: str | None, status: str | None, limit: int,
-                as_json: bool) -> int:
+                as_json: bool, workspaces: bool) -> int:
     found: list[dict[str, Any]] = []
     per_page = min(limit, PER_PAGE)
     params: dict[str, str | int] = {"per_page": per_page}
@@ -637,7 +641,8 @@ async def _runs(server: str, job: str | None, status: str | None, limit: int,
     if as_json:
         print(_dumps(found))
     else:
-        print(render_runs([run_from_json(run) for run in found], Style(use_color(sys.stdout))))
+        print(render_runs([run_from_json(run) for run in found], Style(use_color(sys.stdout)),
+                          workspaces=workspaces))
     return EXIT_OK
 
 

@@ -148,12 +148,16 @@ def duration(run: RunRow) -> str:
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def render_runs(runs: Sequence[RunRow], style: Style) -> str:
+def render_runs(runs: Sequence[RunRow], style: Style, *, workspaces: bool = False,
+                empty: str | None = None) -> str:
+    """The ``:runs`` table; ``workspaces`` adds a WORKSPACE column (``-``: a run of a
+    flwd that did not record it); ``empty``: what to say when there is no run."""
     if not runs:
-        return "(no runs yet)"
+        return empty or "(no runs yet)"
     rows = [[run.id, run.job_id, style.status(run.status), format_ts(run.created_at)[:19] + "Z",
-             duration(run)] for run in runs]
-    return table(["RUN", "JOB", "STATUS", "CREATED", "DURATION"], rows)
+             duration(run), *([run.workspace or "-"] if workspaces else [])] for run in runs]
+    return table(["RUN", "JOB", "STATUS", "CREATED", "DURATION",
+                  *(["WORKSPACE"] if workspaces else [])], rows)
 
 
 def write(stream: TextIO, text: str) -> None:

@@ -392,7 +392,8 @@ class Engine:
         run = RunRow(id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
                      profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
                      provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
-                     owner_host=host, owner_kind=self.owner_kind)
+                     owner_host=host, owner_kind=self.owner_kind,
+                     workspace=self.settings.workspace_key)
         # Before anything is journaled: a tree deleted since the plan was made
         # is a clear error, and no flwd process deletes it while the run lives.
         await self._lease_tree(run.id, plan)

@@ -538,6 +538,14 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                               errors=[{"arg": "status",
                                        "message": f"use one of: {', '.join(statuses)}"}])
         job_id = request.args.get("job_id") or request.args.get("job")
+        # A run's `workspace`, exactly as runs show it; absent: every workspace.
+        workspace = request.args.get("workspace")
+        if workspace is not None and not (workspace.startswith("/") and len(workspace) <= 4096
+                                          and "\0" not in workspace):
+            raise bad_request(f"invalid workspace filter {quote(workspace)}",
+                              errors=[{"arg": "workspace",
+                                       "message": "use an absolute path, as a run's "
+                                                  "`workspace` shows it"}])
 
         def read() -> tuple[list[RunRow], int]:
             from flwd import store
@@ -545,9 +553,11 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             if not engine.settings.db_path.exists():
                 return [], 0
             with store.open_reader(engine.settings.db_path) as conn:
-                return (store.list_runs(conn, job_id=job_id, status=status, limit=per_page,
+                return (store.list_runs(conn, job_id=job_id, status=status,
+                                        workspace=workspace, limit=per_page,
                                         offset=(page - 1) * per_page),
-                        store.count_runs(conn, job_id=job_id, status=status))
+                        store.count_runs(conn, job_id=job_id, status=status,
+                                         workspace=workspace))
 
         runs, total = await trio.to_thread.run_sync(read)
         response = jsonify([run_json(run) for run in runs])

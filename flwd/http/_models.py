@@ -133,6 +133,9 @@ class Run(BaseModel):
     exit_code: int | None = None
     error: str | None = None
     security_profile: str | None = None
+    #: The absolute path of the folder holding the scripts/ of the run's job (null for
+    #: runs of a flwd that did not record it).
+    workspace: str | None
     result: dict[str, Any]
     provenance: dict[str, Any] | None = None
 

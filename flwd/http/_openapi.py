@@ -143,7 +143,13 @@ def openapi_document() -> dict[str, Any]:
                                    {"name": "status", "in": "query",
                                     "schema": {"type": "string",
                                                "enum": ["queued", "running", "completed",
-                                                        "failed", "canceled", "interrupted"]}}]),
+                                                        "failed", "canceled", "interrupted"]}},
+                                   {"name": "workspace", "in": "query",
+                                    "description": "Only the runs of this workspace (a run's "
+                                                   "`workspace`, exactly); absent: every "
+                                                   "workspace",
+                                    "schema": {"type": "string", "pattern": "^/[^\\x00]*$",
+                                               "maxLength": 4096}}]),
         },
         "/runs/{run_id}": {"get": _op("One run", ("runs:read",),
                                       {"200": _json(_ref("Run")), **_problems(401, 403, 404)},

@@ -41,8 +41,13 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             _migrate(conn, path)
-        else:
-            _check_version(conn, path)
+        elif _check_version(conn, path) < SCHEMA_VERSION:
+            # Left by an older flwd: a reader expects the current columns, so the
+            # schema is brought up to date first (as any writer would).
+            conn.close()
+            conn = None
+            connect(path).close()
+            return connect(path, readonly=True)
         return conn
     except StorageError:
         if conn is not None:

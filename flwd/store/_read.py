@@ -19,7 +19,8 @@ from flwd.events import EventRecord, RunRow
 from ._db import connect
 
 _RUN_COLUMNS = ("id, job_id, status, created_at, started_at, finished_at, exit_code, error,"
-                " profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind")
+                " profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind,"
+                " workspace")
 
 
 @contextmanager
@@ -39,6 +40,7 @@ def _run_from_row(row: tuple[Any, ...]) -> RunRow:
         plan=json.loads(row[10]) if row[10] else None,
         provenance=json.loads(row[11]) if row[11] else None,
         owner_pid=row[12], owner_start=row[13], owner_host=row[14], owner_kind=row[15],
+        workspace=row[16],
     )
 
 
@@ -48,17 +50,18 @@ def _event_from_row(row: tuple[Any, ...]) -> EventRecord:
                        lines=lines, n=last_seq - seq + 1, seq=seq)
 
 
-def get_run(conn: sqlite3.Connection, run_ref: str) -> RunRow:
+def get_run(conn: sqlite3.Connection, run_ref: str, *, workspace: str | None = None) -> RunRow:
     """The run with id ``run_ref``, or the only one whose id starts with it.
 
-    ``last`` names the most recently created run.
+    ``last`` names the most recently created run (of ``workspace``, when given).
 
     Raises:
         RunNotFound: no run, or an ambiguous prefix.
     """
     if run_ref == "last":
-        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, id DESC"
-                            " LIMIT 1").fetchall()
+        clause, params = _run_filter(None, None, workspace)
+        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs {clause}"
+                            " ORDER BY created_at DESC, id DESC LIMIT 1", params).fetchall()
     else:
         rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_ref,)).fetchall()
         if not rows and len(run_ref) >= 4:
@@ -70,10 +73,14 @@ def get_run(conn: sqlite3.Connection, run_ref: str) -> RunRow:
     if len(rows) > 1:
         raise RunNotFound(f"run id prefix '{run_ref}' is ambiguous",
                           hint="give more characters of the run id")
+    if run_ref == "last" and workspace is not None:
+        raise RunNotFound(f"no run in the workspace {workspace} yet",
+                          hint="'flwd :runs --all' lists the runs of every workspace")
     raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
 
 
-def _run_filter(job_id: str | None, status: str | None) -> tuple[str, list[str]]:
+def _run_filter(job_id: str | None, status: str | None,
+                workspace: str | None = None) -> tuple[str, list[str]]:
     where, params = [], []
     if job_id:
         where.append("job_id = ? COLLATE NOCASE")
@@ -81,18 +88,22 @@ def _run_filter(job_id: str | None, status: str | None) -> tuple[str, list[str]]
     if status:
         where.append("status = ?")
         params.append(status)
+    if workspace is not None:
+        where.append("workspace = ?")
+        params.append(workspace)
     return (f"WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def count_runs(conn: sqlite3.Connection, *, job_id: str | None = None,
-               status: str | None = None) -> int:
-    clause, params = _run_filter(job_id, status)
+               status: str | None = None, workspace: str | None = None) -> int:
+    clause, params = _run_filter(job_id, status, workspace)
     return int(conn.execute(f"SELECT COUNT(*) FROM runs {clause}", params).fetchone()[0])
 
 
 def list_runs(conn: sqlite3.Connection, *, job_id: str | None = None, status: str | None = None,
-              limit: int = 50, offset: int = 0) -> list[RunRow]:
-    clause, params = _run_filter(job_id, status)
+              workspace: str | None = None, limit: int = 50, offset: int = 0) -> list[RunRow]:
+    """Runs newest first; ``workspace`` (an absolute path): only the runs of that one."""
+    clause, params = _run_filter(job_id, status, workspace)
     rows = conn.execute(
         f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY created_at DESC, id DESC"
         " LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()

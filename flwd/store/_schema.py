@@ -87,6 +87,13 @@ MIGRATIONS: list[str] = [
     UPDATE idempotency SET body_sha256 = 'unkeyed (before schema 5)'
         WHERE body_sha256 NOT LIKE 'hmac-sha256:%';
     """,
+    # 5 -> 6: the workspace a run belongs to (the absolute path of the folder
+    # holding its scripts/), so one data dir can keep the history of several
+    # workspaces apart. Runs of older versions have none (NULL).
+    """
+    ALTER TABLE runs ADD COLUMN workspace TEXT;
+    CREATE INDEX runs_by_workspace ON runs(workspace, created_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
