@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -41,8 +42,10 @@ class DataDirLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def publish(self, owner: Owner) -> None:
-        """Write ``owner`` to ``serve.json`` (atomically: a reader sees the old or the new)."""
+    def publish(self, owner: Owner) -> bool:
+        """Write ``owner`` to ``serve.json`` (atomically: a reader sees the old or the new);
+        False when it cannot be written (a full disk): the lock still holds, and refused
+        commands get a message that names no one."""
         if self._fd is None:
             raise RuntimeError("the data dir lock was released")
         self.owner = owner
@@ -55,9 +58,14 @@ class DataDirLock:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, target)
+        except OSError:
+            with suppress(OSError):
+                target.unlink(missing_ok=True)  # better no description than a stale one
+            return False
         finally:
-            if temporary.exists():
+            with suppress(OSError):
                 temporary.unlink(missing_ok=True)
+        return True
 
     def release(self) -> None:
         """Say nobody holds the data dir, then give up the lock (idempotent)."""

@@ -49,6 +49,15 @@ def test_a_stale_description_is_not_trusted(tmp_path: Path) -> None:
         assert read_owner(data) is not None
 
 
+def test_an_unwritable_description_does_not_stop_the_owner(tmp_path: Path) -> None:
+    (tmp_path / "serve.json").mkdir()  # as good as a full disk for os.replace
+    with hold_data_dir(tmp_path, "serve", [":serve"]) as lock:
+        assert lock.held and read_owner(tmp_path) is None
+        assert lock.publish(lock.owner) is False
+        with pytest.raises(DataDirBusy, match="another flwd process"):
+            hold_data_dir(tmp_path, "sources", [":sources", "refresh", "tools"])
+
+
 @pytest.mark.parametrize("text", ["", "[]", "{}", '{"kind": "serve"}', '{"kind": "x", "pid": 1}',
                                   '{"kind": "serve", "pid": true}',
                                   '{"kind": "serve", "pid": 1, "url": 5}', "\x00" * 10])
