@@ -21,7 +21,6 @@ from flwd.engine import recover, stream_events
 from flwd.errors import UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES
 from flwd.execute._procfs import process_alive
-from flwd.jobs import bind_cli_tokens
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
@@ -30,6 +29,7 @@ from ._help import VerbHelp
 from ._init import KINDS, job_parts, missing_interpreter, scaffold
 from ._render import Style, render_plan, render_runs, table, use_color
 from ._run import _Output, logs_exit_status, plan_with_policy
+from ._secret_input import bind_job_command_line
 from ._sources import job_source, sources_app
 from ._tokens import tokens_app
 
@@ -120,7 +120,7 @@ def plan_command(*tokens: Tokens) -> int:
     catalog, aliases = load_workspace(settings)
     job, rest, alias = resolve_job(catalog, tokens, settings, aliases)
     common, rest = split_common_flags(rest)
-    binding = bind_cli_tokens(job.config.args, rest, job_id=job.id)
+    binding = bind_job_command_line(job.config.args, rest, job_id=job.id)
     profile = resolve_profile(requested=common.profile, requested_by="--profile",
                               environment=os.environ.get("FLWD_PROFILE"))
     plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,

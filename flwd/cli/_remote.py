@@ -49,12 +49,13 @@ from flwd.errors import (
     UsageError,
 )
 from flwd.events import RUN_FINISH, STEP_LOG, TERMINAL_STATUSES, EventRecord, RunRow, now
-from flwd.jobs import Arg, bind_cli, bind_cli_tokens, parse_cli_tokens
+from flwd.jobs import Arg, Binding
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags
 from ._context import CONTEXT
 from ._render import Style, render_plan, render_runs, table, use_color
+from ._secret_input import bind_job_command_line
 from ._sse_client import SSEDecoder
 
 if TYPE_CHECKING:
@@ -417,6 +418,17 @@ def remote_args(job: Mapping[str, Any]) -> list[Arg]:
             hint="use a flwd CLI of the same version as the server") from None
 
 
+def _bind_here(args: Sequence[Arg], tokens: Sequence[str], *, job_id: str) -> Binding:
+    """The job's flags bound on this machine, as locally: secrets named by ``--NAME-file`` or
+    ``-`` are read here and travel only in the request body.
+
+    Blocks the event loop on purpose: nothing else runs yet, a prompt must own the
+    terminal, and a Ctrl-C there raises KeyboardInterrupt at once (in code that is not
+    KI-protected, trio raises it where it lands).
+    """
+    return bind_job_command_line(args, tokens, job_id=job_id)
+
+
 def request_body(job_id: str, values: Mapping[str, Any], profile: str | None) -> dict[str, Any]:
     """The body of ``POST /plans`` / ``POST /runs``. Secret values are sent as given: the
     server needs them (it never shows or stores them); they are never printed here."""
@@ -450,7 +462,7 @@ async def _run_job(server: str, tokens: list[str]) -> int:
             print(help_text(invoked.split("."), str(job.get("name") or job_id), job.get("summary"),
                             args))
             return EXIT_OK
-        binding = bind_cli_tokens(args, rest, job_id=job_id)
+        binding = _bind_here(args, rest, job_id=job_id)
         warn_short_secrets(binding)
         body = request_body(invoked, binding.values, common.profile)
         # The plan says whether output lines carry their step (a DAG) and
@@ -600,9 +612,8 @@ async def _plan(server: str, tokens: list[str]) -> int:
         common, rest = split_common_flags(rest)
         job_id = str(job["id"])
         args = remote_args(job)
-        raw = parse_cli_tokens(args, rest, job_id=job_id)
         # Checked here as locally (the server would answer 422 the same way).
-        binding = bind_cli(args, raw, job_id=job_id)
+        binding = _bind_here(args, rest, job_id=job_id)
         preview = await client.json("POST", "/plans",
                                     body=request_body(_invoked_as(job), binding.values,
                                                       common.profile))

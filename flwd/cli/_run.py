@@ -29,7 +29,7 @@ from flwd.events import (
     STEP_START,
     EventRecord,
 )
-from flwd.jobs import Alias, Arg, Binding, Job, bind_cli_tokens, flag_help
+from flwd.jobs import Alias, Arg, Binding, Job, flag_help
 from flwd.plan import Plan, build_plan
 from flwd.plan._container import uses_container
 from flwd.policy import Profile, decisions_of, load_policy, resolve_profile
@@ -38,6 +38,7 @@ from flwd.settings import Settings
 from ._common import CommonFlags, split_common_flags
 from ._context import CONTEXT, load_workspace, resolve_job
 from ._render import Style, table, use_color
+from ._secret_input import bind_job_command_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
@@ -55,6 +56,10 @@ def help_text(words: Sequence[str], name: str, summary: str | None, args: Sequen
     lines.append(name + (f" — {summary}" if summary else ""))
     rows = [["  " + form, text] for form, text in flag_help(args)]
     lines += ["", "Arguments:", table(["", ""], rows).split("\n", 1)[1] if rows else "  (none)"]
+    if any(arg.is_secret for arg in args):
+        lines += ["", "A secret typed on the command line shows in ps and in the shell's history:",
+                  "pass it with --NAME-file PATH or --NAME - (stdin). A missing required secret",
+                  "is asked for, without echo, on a terminal."]
     lines += ["", "Common flags:", table(["", ""], [
         ["  --json", "print run events as NDJSON on stdout"],
         ["  --profile PROFILE", "security profile: secure (default), permissive, disabled"],
@@ -75,7 +80,7 @@ def prepare(tokens: Sequence[str], settings: Settings) -> tuple[Job, CommonFlags
         CONTEXT.debug = True
     if common.help:
         return job, common, None, alias
-    binding = bind_cli_tokens(job.config.args, rest, job_id=job.id)
+    binding = bind_job_command_line(job.config.args, rest, job_id=job.id)
     warn_short_secrets(binding)
     profile = resolve_profile(requested=common.profile, requested_by="--profile",
                               environment=os.environ.get("FLWD_PROFILE"))

@@ -19,6 +19,22 @@ __flwd_unjson() {
     REPLY=${s//$'\001'/\\}
 }
 
+# File paths for the word $1 (the text after `--flag=` when it is one) into
+# COMPREPLY; $2 is the part of the word readline keeps.
+__flwd_files() {
+    local word=$1 kept=$2 prefix="" path
+    if [[ $word == -*=* ]]; then
+        prefix=${word%%=*}=
+        word=${word#*=}
+    fi
+    # readline marks directories with '/', adds no space after them and quotes names.
+    compopt -o filenames 2>/dev/null
+    while IFS= read -r path; do
+        path=$prefix$path
+        [[ $path == "$kept"* ]] && COMPREPLY+=("${path#"$kept"}")
+    done < <(compgen -f -- "$word")
+}
+
 _flwd_complete() {
     local program=${1:-flwd} replaced=${2-${COMP_WORDS[COMP_CWORD]}}
     case $program in "~/"*) program=$HOME/${program#"~/"} ;; esac
@@ -47,9 +63,10 @@ _flwd_complete() {
     # Readline replaces only the part after the last word break (`plan` of
     # `:plan`): every candidate must start with what it keeps.
     local kept=${current%"$replaced"}
-    local pattern='^\{"insert": "(([^"\\]|\\.)*)"' output candidate
+    local pattern='^\{"insert": "(([^"\\]|\\.)*)"' output candidate files=0
     COMPREPLY=()
     while IFS= read -r output; do
+        [[ $output == *'"type": "file"}' ]] && { files=1; continue; }
         [[ $output =~ $pattern ]] || continue
         __flwd_unjson "${BASH_REMATCH[1]}"
         candidate=$REPLY
@@ -61,6 +78,7 @@ _flwd_complete() {
         esac
         COMPREPLY+=("$candidate")
     done < <("$program" __complete "$(( ${#words[@]} - 1 ))" "${words[@]:1}" 2>/dev/null)
+    (( files )) && __flwd_files "$current" "$kept"
     return 0
 }
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from flwd.jobs import AliasIndex, Arg, Catalog, Job, discover, flag_help, load_aliases
 from flwd.jobs._aliases import ALIASES_FILE
-from flwd.jobs._argspec import plain
+from flwd.jobs._argspec import PATH_FORMATS, plain
 from flwd.jobs._discovery import _SKIPPED_DIRS, CONFIG_DIR, CONFIG_FILE
 
 from ._index import FORMAT, empty_node
-from ._verbs import BOOLEAN
+from ._verbs import BOOLEAN, PATHS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -198,10 +198,18 @@ def _job_display(job: Job, word: str) -> str:
 
 
 def job_flags(args: list[Arg]) -> JobFlags:
-    """The completion view of a job's argspec: flags, their values, their spellings."""
-    texts = {form.split()[0].rstrip(","): text for form, text in flag_help(args)}
-    flags: list[Flag] = []
-    for arg in sorted(args, key=lambda a: a.name.casefold()):
+    """The completion view of a job's argspec: flags, their values, their spellings.
+
+    A secret ``api_key`` also gets ``--api_key-file``, completed with file paths (as an
+    argument of ``format: file``, ``directory`` or ``path`` is); ``--api_key -`` is in
+    its description (from :func:`flwd.jobs.flag_help`).
+    """
+    texts: dict[str, str] = {}
+    for form, text in flag_help(args):
+        texts.setdefault(form.split()[0].rstrip(","), text)  # a secret's own row comes first
+    entries: list[tuple[Flag, tuple[str, ...], str]] = []  # flag, spellings, its argument
+    taken = {spelling for arg in args for spelling in arg.flag_names}
+    for arg in args:
         values: tuple[str, ...] = ()
         if arg.type == "boolean":
             values = BOOLEAN
@@ -209,10 +217,31 @@ def job_flags(args: list[Arg]) -> JobFlags:
             values = tuple(plain(choice) for choice in arg.enum)
         elif arg.type == "array" and arg.items_enum is not None:
             values = tuple(plain(choice) for choice in arg.items_enum)
+        elif arg.format in PATH_FORMATS:
+            values = PATHS
         description = texts.get(arg.flag, arg.flag)
-        flags.append((arg.name, description, values, arg.type in ("array", "object")))
+        if arg.is_secret:
+            description += f" (--{arg.name} - reads stdin)"
+        entries.append(((arg.name, description, values, arg.type in ("array", "object")),
+                         arg.flag_names, arg.name))
+        if arg.is_secret:
+            # As the job flag parser: a real argument of that name wins.
+            files = tuple(f"{spelling}-file" for spelling in arg.flag_names
+                          if f"{spelling}-file" not in taken)
+            if files:
+                flag = f"{arg.flag}-file"
+                entries.append(((files[0], texts.get(flag, flag), PATHS, False), files,
+                                 arg.name))
+    entries.sort(key=lambda entry: entry[0][0].casefold())
     spellings: dict[str, int] = {}
-    for position, arg in enumerate(sorted(args, key=lambda a: a.name.casefold())):
-        for spelling in arg.flag_names:
+    by_arg: dict[str, list[int]] = {}
+    for position, (_flag, names, owner) in enumerate(entries):
+        for spelling in names:
             spellings.setdefault(spelling.casefold(), position)
-    return {"flags": flags, "spellings": spellings}
+        by_arg.setdefault(owner, []).append(position)
+    pairs: dict[int, int] = {}
+    for positions in by_arg.values():
+        if len(positions) == 2:
+            pairs[positions[0]], pairs[positions[1]] = positions[1], positions[0]
+    return {"flags": [flag for flag, _names, _owner in entries], "spellings": spellings,
+            "pairs": pairs}

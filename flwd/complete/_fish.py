@@ -21,7 +21,12 @@ function __flwd_complete
     set -l program $tokens[1]
     set -e tokens[1]
     set -l current (commandline -ct)
+    set -l files 0
     for output in ($program __complete (count $tokens) $tokens "$current" 2>/dev/null)
+        if string match -q -- '*"type": "file"}' $output
+            set files 1
+            continue
+        end
         set -l parts (string match -r -- '^\{"insert": "((?:[^"\\\\]|\\\\.)*)", "display": "((?:[^"\\\\]|\\\\.)*)"' $output)
         or continue
         set -l insert (__flwd_unjson $parts[2])
@@ -34,6 +39,17 @@ function __flwd_complete
             printf '%s\n' $insert
         else
             printf '%s\t%s\n' $insert $display
+        end
+    end
+    if test $files = 1  # a file path (after `--flag=` when the word is one)
+        set -l prefix ''
+        set -l word $current
+        if string match -q -- '-*=*' $current
+            set prefix (string replace -r -- '=.*' '=' $current)
+            set word (string replace -r -- '^[^=]*=' '' $current)
+        end
+        for path in (__fish_complete_path $word)
+            printf '%s%s\n' $prefix $path
         end
     end
 end

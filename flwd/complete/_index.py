@@ -31,11 +31,15 @@ if TYPE_CHECKING:
         listing: list[Entry]
 
     class JobFlags(TypedDict):
-        #: The job's own flags (from its argspec), sorted by name.
+        #: The job's own flags (from its argspec), sorted by name; a secret ``api_key``
+        #: also has ``api_key-file`` (a file path).
         flags: list[Flag]
         #: Every accepted spelling (``secret_token``, ``secret-token``), casefolded →
         #: index into ``flags``.
         spellings: dict[str, int]
+        #: A secret's flag ↔ its ``-file`` flag (indexes into ``flags``, both ways):
+        #: two ways to give one value.
+        pairs: dict[int, int]
 
     class Index(TypedDict):
         format: int
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
 
 #: Bumped whenever the layout above (or what the builder puts in it) changes; an
 #: index of another format is rebuilt.
-FORMAT = 2
+FORMAT = 3
 
 
 def empty_node(kind: str, job: str = "") -> Node:

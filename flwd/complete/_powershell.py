@@ -27,8 +27,11 @@ Register-ArgumentCompleter -Native -CommandName 'flwd' -ScriptBlock {
         if ($legacy -and $_ -eq '') { '""' } else { $_ }
     })
 
+    # A candidate of type 'file' (a file path goes here) is not offered: with no
+    # candidate, PowerShell completes file paths itself.
     & flwd @arguments 2>$null | ForEach-Object {
         $candidate = $_ | ConvertFrom-Json
+        if ($candidate.type -eq 'file') { return }
         $text = $candidate.insert
         if ($text -match '[\s''"`$&|;,(){}@#<>]') {
             $text = "'" + ($text -replace "'", "''") + "'"

@@ -30,6 +30,7 @@ from ._verbs import (
     JOB_FLAGS,
     JOB_IDS,
     JOB_OPERAND,
+    PATHS,
     PLAIN_VERBS,
     SUBCOMMANDS,
     VERBS,
@@ -177,11 +178,11 @@ def _job_line(tree: Node, jobs: dict[str, bytes], words: list[str], current: str
         name, equals, partial = current.partition("=")
         if equals and name.startswith("--"):
             return _value_candidates(own, common, name, partial, name + "=", jobs)
-        return _flag_candidates(own_flags, common, current, rest, jobs)
+        return _flag_candidates(own_flags, common, current, _given(own, rest), jobs)
     if is_job and not (node["kids"] and consumed == len(words)):
         # A leaf job or an alias; a job that is also a group lists its children
         # until a flag has been typed.
-        return _flag_candidates(own_flags, common, current, rest, jobs)
+        return _flag_candidates(own_flags, common, current, _given(own, rest), jobs)
     return _segments(node, current)
 
 
@@ -254,11 +255,27 @@ def _value_candidates(own: JobFlags | None, common: tuple[Flag, ...], token: str
     if flag is None:
         return []
     values = flag[2]
+    if values == PATHS:  # the shell's own file completion (see ._protocol)
+        return [(inline + partial, "a file path", "file")]
     if values is JOB_IDS:
         values = tuple(sorted(jobs, key=str.casefold))
     folded = partial.casefold()
     return [(inline + value, value, "value") for value in values
             if value.casefold().startswith(folded)]
+
+
+def _given(own: JobFlags | None, words: list[str]) -> list[str]:
+    """``words``, plus the other form of each secret given (``--api_key`` and
+    ``--api_key-file`` give one value: once one is there, neither is offered)."""
+    if own is None or not own["pairs"]:
+        return words
+    more = []
+    for word in words:
+        if word.startswith("--"):
+            index = own["spellings"].get(word[2:].partition("=")[0].casefold())
+            if index is not None and index in own["pairs"]:
+                more.append("--" + own["flags"][own["pairs"][index]][0])
+    return words + more
 
 
 def _flag_candidates(own: Sequence[Flag], common: tuple[Flag, ...], current: str,

@@ -7,7 +7,8 @@ table against the cyclopts application, so a new verb cannot be forgotten here.
 
 A flag is ``(name, description, values, repeatable)``: ``name`` without the
 leading ``--``; ``values`` are the completions of its value (``BOOLEAN`` for a
-boolean, :data:`JOB_IDS` for "a job id", ``()`` for a free value).
+boolean, :data:`JOB_IDS` for "a job id", :data:`PATHS` for "a file path", ``()`` for a
+free value).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ BOOLEAN = ("true", "false")
 JOB_IDS = ("\0jobs",)
 #: An operand naming a job (``:plan JOB``): completed like a job on the command line.
 JOB_OPERAND = ("\0job",)
+#: Values meaning "a file path": the shell's own file completion takes over (the
+#: candidate of type ``file``, see :mod:`._protocol`).
+PATHS = ("\0paths",)
 
 PROFILES = ("secure", "permissive", "disabled")
 SHELLS = ("bash", "zsh", "fish", "powershell")
@@ -104,7 +108,8 @@ VERBS: dict[str, Verb] = {
     ":jobs": ("list the jobs discovered under scripts/", (_JSON,), ()),
     ":plan": ("preview a run (secrets shown as [secret])",
               (_JSON, JOB_FLAGS[3]), (JOB_OPERAND,)),
-    ":runs": ("list recent runs, newest first", (
+    ":runs": ("list recent runs of this workspace, newest first", (
+        ("all", "the runs of every workspace, with a WORKSPACE column", BOOLEAN, False),
         ("job", "only runs of this job id", JOB_IDS, False),
         _JSON,
         ("limit", "how many runs to show (1-1000)", (), False),

@@ -26,9 +26,10 @@ _flwd() {
     [[ $program == '~/'* ]] && program=$HOME/${program#'~/'}
     local -a tokens inserts displays shown
     tokens=("${(@Q)words[2,CURRENT-1]}" "${(Q)PREFIX}")
-    local output insert width=0 i
+    local output insert width=0 i files=0
     local pattern='^\{"insert": "(([^"\\]|\\.)*)", "display": "(([^"\\]|\\.)*)"'
     for output in "${(@f)$("$program" __complete $(( CURRENT - 1 )) "${tokens[@]}" 2>/dev/null)}"; do
+        [[ $output == *'"type": "file"}' ]] && { files=1; continue }
         [[ $output =~ $pattern ]] || continue
         __flwd_unjson "$match[1]"
         insert=$REPLY
@@ -37,6 +38,11 @@ _flwd() {
         displays+=("$REPLY")
         (( ${#insert} > width )) && width=${#insert}
     done
+    if (( files )); then  # a file path: zsh's own file completion (after `--flag=`)
+        [[ $PREFIX == -*=* ]] && compset -P 1 '*='
+        _files
+        return
+    fi
     (( ${#inserts} )) || return 1
     for (( i = 1; i <= ${#inserts}; i++ )); do
         if [[ ${displays[i]} == ${inserts[i]} || ${displays[i]} == "${inserts[i]} "* ]]; then

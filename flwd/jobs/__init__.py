@@ -18,8 +18,12 @@ from ._bind import Binding as Binding
 from ._bind import bind_cli as bind_cli
 from ._bind import bind_json as bind_json
 from ._bind import flag_help as flag_help
+from ._cli_tokens import JobFlags as JobFlags
+from ._cli_tokens import SecretSource as SecretSource
 from ._cli_tokens import bind_cli_tokens as bind_cli_tokens
+from ._cli_tokens import bind_job_flags as bind_job_flags
 from ._cli_tokens import parse_cli_tokens as parse_cli_tokens
+from ._cli_tokens import parse_job_flags as parse_job_flags
 from ._config import ContainerConfig as ContainerConfig
 from ._config import ContainerResources as ContainerResources
 from ._config import ErrorHandling as ErrorHandling

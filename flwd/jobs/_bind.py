@@ -344,6 +344,8 @@ def _cli_text_problem(arg: Arg, given: list[str]) -> str | None:
 
 
 def _required(arg: Arg) -> str:
+    if arg.is_secret:  # never suggest the form that shows it in ps and the shell's history
+        return f"required; pass --{arg.name}-file PATH or --{arg.name} - (stdin)"
     if arg.type == "boolean":
         return f"required; pass --{arg.name} or --no-{arg.name}"
     if arg.type == "object":
@@ -432,7 +434,9 @@ def flag_help(args: Sequence[Arg]) -> list[tuple[str, str]]:
 
     E.g. ``("--name NAME", "string, required — Name of the person to greet")``,
     ``("--tags TAG", "array, repeatable")``, ``("--loud, --no-loud", "boolean,
-    default: false")``.
+    default: false")``. A secret has two more rows after its own, for the forms that
+    keep it out of ``ps`` and the shell's history: ``("--api_key-file PATH", "… read
+    from the file PATH")`` and ``("--api_key -", "… read from standard input")``.
     """
     rows: list[tuple[str, str]] = []
     for arg in args:
@@ -477,4 +481,7 @@ def flag_help(args: Sequence[Arg]) -> list[tuple[str, str]]:
         if arg.description:
             text += f" — {arg.description}"
         rows.append((form, text))
+        if arg.is_secret:
+            rows.append((f"--{arg.name}-file PATH", f"--{arg.name} read from the file PATH"))
+            rows.append((f"--{arg.name} -", f"--{arg.name} read from standard input"))
     return rows

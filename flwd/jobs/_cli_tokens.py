@@ -13,17 +13,26 @@ Grammar (after the job words):
   positional arguments, so it cannot be anything else — and shell completion
   offers exactly that form), ``--no-loud`` (false);
 - arrays: the flag repeated (``--tags a --tags b``), never comma-split;
-- objects: the flag repeated with ``KEY=VALUE`` (``--meta a=1 --meta b=2``).
+- objects: the flag repeated with ``KEY=VALUE`` (``--meta a=1 --meta b=2``);
+- secrets (``format: secret``) may say *where* their value is instead of holding it, so
+  that it never shows in ``ps`` or in a shell's history: ``--api_key-file PATH`` (also
+  ``--api-key-file``; ``-`` as the path is standard input) and ``--api_key -`` (standard
+  input; also ``--api_key=-``). A real argument of the same name (``api_key-file``) wins.
 
 A separate value that starts with ``-`` is taken as a flag, not a value (so a
 forgotten value does not swallow the next flag) — except a negative number for
 an integer/number argument, and ``-`` alone. ``--name=-x`` always works.
+
+Sans-IO: :func:`parse_job_flags` says where each secret is to be read from
+(:class:`SecretSource`); the command line reads it (``flwd.cli``) and hands the text to
+:func:`bind_job_flags`, which checks it like any value.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import ArgsInvalid
@@ -33,10 +42,55 @@ from ._problems import ArgProblem, args_invalid
 from ._suggest import close_matches, quoted_choice
 from ._text import printable, text_problem
 
-__all__ = ["bind_cli_tokens", "parse_cli_tokens"]
+__all__ = ["JobFlags", "SecretSource", "bind_cli_tokens", "bind_job_flags", "parse_cli_tokens",
+           "parse_job_flags"]
 
 _NEGATIVE_NUMBER_RE: Final = re.compile(r"-(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _BOOLEAN_WORDS: Final = frozenset({"true", "false", "yes", "no", "1", "0", "on", "off"})
+#: The value (or file path) that means "read it from standard input".
+STDIN: Final = "-"
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where the value of one secret argument is to be read from (by the command line).
+
+    Attributes:
+        arg: the argument's name.
+        path: the file named by ``--NAME-file PATH`` (as typed); None for standard input.
+    """
+
+    arg: str
+    path: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How problems with it are named: ``api_key-file`` or ``api_key (stdin)``
+        (after ``--``, like any flag)."""
+        return f"{self.arg}-file" if self.path is not None else f"{self.arg} (stdin)"
+
+
+@dataclass(frozen=True)
+class JobFlags:
+    """A job's command line, parsed (see :func:`parse_job_flags`).
+
+    Attributes:
+        raw: ``{arg name: [raw value, ...]}`` of the values given on the command line.
+        sources: the secrets to read from a file or standard input, by argument name.
+        in_argv: secret arguments given a non-empty value on the command line itself,
+            where ``ps`` and the shell's history show it.
+    """
+
+    raw: dict[str, list[str]] = field(default_factory=dict)
+    sources: dict[str, SecretSource] = field(default_factory=dict)
+    in_argv: tuple[str, ...] = ()
+
+    def unanswered(self, args: Sequence[Arg]) -> list[Arg]:
+        """The required secrets given neither a value nor a source: what a terminal may
+        be asked for. (A secret never has a default.)"""
+        return [arg for arg in args
+                if arg.is_secret and arg.required and not arg.has_default
+                and arg.name not in self.raw and arg.name not in self.sources]
 
 
 def _takes(arg: Arg, token: str) -> bool:
@@ -61,18 +115,10 @@ def _is_value(tokens: Sequence[str], index: int) -> bool:
     return index < len(tokens) and not tokens[index].startswith("-")
 
 
-def parse_cli_tokens(
-    args: Sequence[Arg], tokens: Sequence[str], *, job_id: str | None = None
-) -> dict[str, list[str]]:
-    """Split job flags into ``{arg name: [raw value, ...]}`` (in the order given).
-
-    Booleans yield ``"true"``/``"false"`` (or the text after ``=``); values are
-    not coerced here — :func:`bind_cli` does that with every problem reported.
-
-    Raises:
-        ArgsInvalid: unknown flags, missing values, stray positional tokens, a
-            non-repeatable flag given twice — all of them in ``errors``.
-    """
+def _parse(args: Sequence[Arg],
+           tokens: Sequence[str]) -> tuple[JobFlags, list[ArgProblem], set[str]]:
+    """The grammar of the module docstring: what was given, every problem found, and the
+    arguments whose flag was given but has a problem (not to be called missing too)."""
     flags: dict[str, Arg] = {}
     negations: dict[str, Arg] = {}
     spellings: dict[str, str] = {}  # every accepted spelling → its canonical flag
@@ -83,9 +129,19 @@ def parse_cli_tokens(
             if spec.type == "boolean":
                 negations[f"no-{spelling}"] = spec
                 spellings[f"no-{spelling}"] = f"--no-{spec.name}"
+    files: dict[str, Arg] = {}  # --api_key-file, --api-key-file → the secret api_key
+    for spec in args:
+        if spec.is_secret:
+            for spelling in spec.flag_names:
+                if f"{spelling}-file" not in flags:  # a real argument of that name wins
+                    files[f"{spelling}-file"] = spec
+                    spellings.setdefault(f"{spelling}-file", f"{spec.flag}-file")
 
     raw: dict[str, list[str]] = {}
+    sources: dict[str, SecretSource] = {}
+    in_argv: list[str] = []
     problems: list[ArgProblem] = []
+    tried: set[str] = set()
     index = 0
     while index < len(tokens):
         token = tokens[index]
@@ -116,6 +172,27 @@ def parse_cli_tokens(
         name, equals, value = token[2:].partition("=")
         negated = flags.get(name) is None and name in negations
         arg = negations[name] if negated else flags.get(name)
+        if arg is None and name in files:
+            arg = files[name]
+            if not equals:
+                if index < len(tokens) and _takes(arg, tokens[index]):
+                    value = tokens[index]
+                    index += 1
+                else:
+                    problems.append(ArgProblem(name, "needs a file path",
+                                               f"--{name}: needs a file path"))
+                    tried.add(arg.name)
+                    continue
+            if not value:
+                problems.append(ArgProblem(name, "needs a file path",
+                                           f"--{name}: needs a file path"))
+                tried.add(arg.name)
+            elif arg.name in raw or arg.name in sources:
+                problems.append(ArgProblem(arg.name, "given more than once",
+                                           f"--{arg.name}: given more than once"))
+            else:
+                sources[arg.name] = SecretSource(arg.name, None if value == STDIN else value)
+            continue
         if arg is None:
             message = _unknown(name, spellings)
             problems.append(ArgProblem(name, message, f"--{name}: {message}"))
@@ -153,44 +230,124 @@ def parse_cli_tokens(
                 problems.append(ArgProblem(arg.name, message, f"--{name}: {message}"))
                 continue
 
-        if arg.name in raw and arg.type not in ("array", "object"):
+        if (arg.name in raw and arg.type not in ("array", "object")) or arg.name in sources:
             problems.append(
                 ArgProblem(arg.name, "given more than once", f"--{arg.name}: given more than once")
             )
             continue
+        if arg.is_secret and value == STDIN:
+            sources[arg.name] = SecretSource(arg.name)
+            continue
+        if arg.is_secret and value:
+            in_argv.append(arg.name)
         raw.setdefault(arg.name, []).append(value)
 
+    readers = [source for source in sources.values() if source.path is None]
+    for source in readers[1:]:
+        # Standard input holds one value: which secret it is would be a guess.
+        message = (f"standard input is read by {_stdin_form(readers[0])} already; "
+                   f"pass --{source.arg}-file PATH")
+        problems.append(ArgProblem(source.label, message, f"{_stdin_form(source)}: {message}"))
+    return JobFlags(raw, sources, tuple(in_argv)), problems, tried
+
+
+def _stdin_form(source: SecretSource) -> str:
+    return f"--{source.arg} -"
+
+
+def parse_job_flags(args: Sequence[Arg], tokens: Sequence[str], *,
+                    job_id: str | None = None) -> JobFlags:
+    """Split job flags into the values given and the secrets to read (in the order given).
+
+    Booleans yield ``"true"``/``"false"`` (or the text after ``=``); values are
+    not coerced here — :func:`bind_job_flags` does that with every problem reported.
+
+    Raises:
+        ArgsInvalid: unknown flags, missing values, stray positional tokens, a
+            non-repeatable flag given twice, two secrets reading standard input —
+            all of them in ``errors``, and with them every problem of the values that
+            could be parsed (an unknown flag does not hide a bad value of another flag).
+    """
+    parsed, problems, tried = _parse(args, tokens)
+    if not problems:
+        return parsed
+    # What the binder says of the rest; secrets to be read are not "missing".
+    rest = [arg for arg in args if arg.name not in parsed.sources]
+    try:
+        bind_cli(rest, parsed.raw, job_id=job_id or "")
+    except ArgsInvalid as invalid:
+        flagged = {problem.arg for problem in problems} | tried
+        problems += [ArgProblem(e["arg"], e["message"], f"--{e['arg']}: {e['message']}")
+                     for e in invalid.errors if e["arg"] not in flagged]
+    raise args_invalid(problems, job_id=job_id)
+
+
+def parse_cli_tokens(
+    args: Sequence[Arg], tokens: Sequence[str], *, job_id: str | None = None
+) -> dict[str, list[str]]:
+    """The values given on the command line (:attr:`JobFlags.raw` of
+    :func:`parse_job_flags`) — without the secrets to be read from a file or stdin.
+
+    Raises:
+        ArgsInvalid: the problems of the flags themselves (not of their values).
+    """
+    parsed, problems, _tried = _parse(args, tokens)
     if problems:
-        raise _ParseProblems(args_invalid(problems, job_id=job_id), raw, problems)
-    return raw
+        raise args_invalid(problems, job_id=job_id)
+    return parsed.raw
 
 
-class _ParseProblems(ArgsInvalid):
-    """The parse failed; also carries what could be parsed (see :func:`bind_cli_tokens`)."""
+def bind_job_flags(args: Sequence[Arg], flags: JobFlags, read: Mapping[str, str], *,
+                   job_id: str, unreadable: Mapping[str, str] | None = None,
+                   leave_out: Collection[str] = ()) -> Binding:
+    """:func:`bind_cli` of the values given and of the secrets read from their sources.
 
-    def __init__(self, error: ArgsInvalid, raw: dict[str, list[str]],
-                 problems: list[ArgProblem]) -> None:
-        super().__init__(error.detail, hint=error.hint, errors=error.errors)
-        self.raw = raw
-        self.problems = problems
+    ``read``: the text read for each source (by argument name), checked like a value
+    typed on the command line (text that is not UTF-8 arrives as ``surrogateescape``
+    and is refused; an empty text is an empty value). ``unreadable``: why a source could
+    not be read. ``leave_out``: arguments to bind later (a prompt is only worth it when
+    nothing else is wrong). A problem with a secret read from a source names the source
+    (``--api_key-file``), never the value.
+
+    Raises:
+        ArgsInvalid: every problem, the sources' first.
+    """
+    unreadable = unreadable or {}
+    unread = {name for name in flags.sources if name not in read}
+    raw = dict(flags.raw)
+    problems: list[ArgProblem] = []
+    for name, source in flags.sources.items():
+        if name in leave_out:
+            continue
+        if name in unreadable:
+            problems.append(ArgProblem(source.label, unreadable[name],
+                                       f"--{source.label}: {unreadable[name]}"))
+        elif name in read:
+            raw[name] = [read[name]]
+        else:
+            message = "was not read (only the flwd command line reads secret sources)"
+            problems.append(ArgProblem(source.label, message, f"--{source.label}: {message}"))
+    spec = [arg for arg in args if arg.name not in leave_out]
+    try:
+        binding = bind_cli(spec, raw, job_id=job_id)
+    except ArgsInvalid as invalid:
+        for error in invalid.errors:
+            if error["arg"] in unread:
+                continue  # said above; its "required" would only repeat it
+            given = flags.sources.get(error["arg"])
+            label = given.label if given is not None else error["arg"]
+            problems.append(ArgProblem(label, error["message"], f"--{label}: {error['message']}"))
+    if problems:
+        raise args_invalid(problems, job_id=job_id)
+    return binding
 
 
 def bind_cli_tokens(args: Sequence[Arg], tokens: Sequence[str], *, job_id: str) -> Binding:
-    """:func:`parse_cli_tokens` then :func:`bind_cli`, every problem of both reported at once
-    (an unknown flag does not hide a bad value of another flag).
+    """:func:`parse_job_flags` then :func:`bind_job_flags`, every problem of both reported
+    at once, for a command line whose values are all in it (a secret source given there
+    is a problem: reading it is the command line's IO, see ``flwd.cli``).
 
     Raises:
         ArgsInvalid: all problems, flags first, then values in spec order.
     """
-    try:
-        raw = parse_cli_tokens(args, tokens, job_id=job_id)
-    except _ParseProblems as failed:
-        problems = list(failed.problems)
-        try:
-            bind_cli(args, failed.raw, job_id=job_id)
-        except ArgsInvalid as invalid:
-            flagged = {problem.arg for problem in problems}
-            problems += [ArgProblem(e["arg"], e["message"], f"--{e['arg']}: {e['message']}")
-                         for e in invalid.errors if e["arg"] not in flagged]
-        raise args_invalid(problems, job_id=job_id) from None
-    return bind_cli(args, raw, job_id=job_id)
+    return bind_job_flags(args, parse_job_flags(args, tokens, job_id=job_id), {}, job_id=job_id)

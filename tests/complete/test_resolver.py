@@ -100,9 +100,26 @@ def test_a_job_that_is_also_a_group(index: Index) -> None:
 def test_flags_of_a_leaf_job_include_the_common_ones(index: Index) -> None:
     found = complete(index, ["tools", "lint", ""])
     assert [c[0] for c in found] == ["--debug", "--help", "--json", "--level", "--meta",
-                                     "--profile", "--quiet", "--rules", "--secret_token"]
+                                     "--profile", "--quiet", "--rules", "--secret_token",
+                                     "--secret_token-file"]
     assert {kind for _, _, kind in found} == {"flag"}
     assert dict((c[0], c[1]) for c in found)["--quiet"] == "boolean — Say less"
+
+
+def test_a_secret_offers_its_file_form_and_a_file_path_after_it(index: Index) -> None:
+    found = dict((c[0], c[1]) for c in complete(index, ["tools", "lint", "--sec"]))
+    assert found == {"--secret_token": "string, secret (--secret_token - reads stdin)",
+                     "--secret_token-file": "--secret_token read from the file PATH"}
+    # After the flag (either spelling), the shell's own file completion takes over.
+    for spelling in ("--secret_token-file", "--secret-token-file", "--SECRET-TOKEN-FILE"):
+        assert complete(index, ["tools", "lint", spelling, "no"]) == [
+            ("no", "a file path", "file")]
+    assert complete(index, ["tools", "lint", "--secret-token-file=~/t"]) == [
+        ("--secret-token-file=~/t", "a file path", "file")]
+    # One value, two forms: once one is given, neither is offered again.
+    for given in ("--secret_token-file=t", "--secret-token", "--secret_token=-"):
+        after = inserts(index, "tools", "lint", given, "x", "--s")
+        assert after == [], given
 
 
 def test_a_flag_given_once_is_not_offered_again_unless_it_repeats(index: Index) -> None:
@@ -158,7 +175,7 @@ def test_verbs_operands_and_flags(index: Index) -> None:
     assert inserts(index, "init", "bash", "tools/x", "--") == ["--force"]
     assert inserts(index, ":runs", "--status", "c") == ["completed", "canceled"]
     assert inserts(index, ":runs", "--job", "alpha") == ["alpha.build", "alpha.deploy"]
-    assert inserts(index, ":runs", "") == ["--job", "--json", "--limit", "--status"]
+    assert inserts(index, ":runs", "") == ["--all", "--job", "--json", "--limit", "--status"]
     assert inserts(index, ":logs", "--f") == ["--follow"]
     assert inserts(index, ":serve", "--log=") == ["--log=text", "--log=json"]
     assert inserts(index, ":tokens", "") == ["create", "list", "revoke"]

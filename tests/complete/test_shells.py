@@ -28,6 +28,7 @@ argspec:
   args:
     - {name: name, type: string, required: true}
     - {name: loud, type: boolean, default: false}
+    - {name: api_key, type: string, format: secret}
 """
 FAIL = """\
 job: {summary: Exits with a non-zero status}
@@ -50,6 +51,7 @@ LISTS = [
     ("flwd examples.f", ["examples.fail"]),
     ("flwd hello", ["hello-demo"]),
     ("flwd demo --lo", ["--loud"]),
+    ("flwd demo --api", ["--api_key", "--api_key-file"]),
     ("flwd release --env ", ["prod", "staging"]),
     ("flwd release --env s", ["staging"]),
     ("flwd release --env=", ["--env=prod", "--env=staging"]),
@@ -62,6 +64,14 @@ LISTS = [
     ("flwd examples/f", ["examples.fail"]),
     ("flwd examples ", ["fail", "long"]),
     ("flwd nothing", []),
+]
+
+#: What is typed → the paths offered by the shell's own file completion (the workspace
+#: holds token.txt and secrets/), after a secret's --NAME-file.
+FILES = [
+    ("flwd demo --api_key-file tok", ["token.txt"]),
+    ("flwd demo --api-key-file=tok", ["--api-key-file=token.txt"]),
+    ("flwd demo --api_key-file sec", ["secrets/"]),
 ]
 
 #: Lines whose candidates rewrite the typed word (``/`` → ``.``), which fish filters out.
@@ -81,6 +91,10 @@ TABS = [
     ("flwd :plan rel", "flwd :plan release "),
     ("flwd tools/", "flwd tools/hello "),
     ("flwd examples/f", "flwd examples.fail "),
+    ("flwd demo --api_key-f", "flwd demo --api_key-file "),
+    ("flwd demo --api_key-file tok", "flwd demo --api_key-file token.txt "),
+    ("flwd demo --api_key-file=tok", "flwd demo --api_key-file=token.txt "),
+    ("flwd demo --api_key-file sec", "flwd demo --api_key-file secrets/"),
 ]
 
 
@@ -99,6 +113,8 @@ def workspace(shell_tmp: Path) -> Path:
     write_job(root, "examples/fail", FAIL, {})
     write_job(root, "examples/long", "interpreter: bash\n", {})
     write_job(root, "release", RELEASE, {})
+    (root / "token.txt").write_text("s3cr3t\n")  # for the paths after --api_key-file
+    (root / "secrets").mkdir()
     (root / "scripts" / "flwd.yaml").write_text(
         "aliases:\n  - {from: demo, to: hello-demo, description: Shortcut for demo job}\n")
     extras = shell_tmp / "extras"
@@ -154,7 +170,7 @@ def bash_words(line: str) -> tuple[list[str], str]:
     return words, replaced
 
 
-@pytest.mark.parametrize(("line", "expected"), LISTS)
+@pytest.mark.parametrize(("line", "expected"), LISTS + FILES)
 def test_bash_function(line: str, expected: list[str], scripts: dict[str, Path],
                        shell_env: dict[str, str], workspace: Path) -> None:
     words, replaced = bash_words(line)
@@ -172,6 +188,8 @@ def test_bash_function(line: str, expected: list[str], scripts: dict[str, Path],
     output = run_shell(["bash", "--norc", "--noprofile", "-c", program], shell_env, workspace)
     # COMPREPLY holds what replaces readline's word: after a ':' or '=' break, the rest.
     kept = line.split(" ")[-1][: len(line.split(" ")[-1]) - len(replaced)]
+    if (line, expected) in FILES:  # readline adds a directory's '/' itself (-o filenames)
+        expected = [path.rstrip("/") for path in expected]
     assert [kept + reply for reply in output.splitlines() if reply] == expected
 
 
@@ -225,7 +243,7 @@ def test_zsh_function(line: str, expected: list[str], scripts: dict[str, Path],
 # -- fish ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("line", "expected"), LISTS)
+@pytest.mark.parametrize(("line", "expected"), LISTS + FILES)
 def test_fish(line: str, expected: list[str], scripts: dict[str, Path],
               shell_env: dict[str, str], workspace: Path) -> None:
     command = f"source {shlex.quote(str(scripts['fish']))}; complete -C {shlex.quote(line)}"

@@ -8,7 +8,8 @@ from tests.conftest import run_cli
 
 
 def test_a_short_secret_is_warned_about_and_still_masked(workspace: Path, data_dir: Path) -> None:
-    short = run_cli(["demo", "--name", "alice", "--secret_token", "i"], cwd=workspace,
+    (workspace / "short").write_text("i\n")  # from a file: no warning about argv
+    short = run_cli(["demo", "--name", "alice", "--secret_token-file", "short"], cwd=workspace,
                     data_dir=data_dir)
     assert short.returncode == 0, short.stderr
     warnings = [line for line in short.stderr.splitlines() if "warning" in line]
@@ -16,6 +17,7 @@ def test_a_short_secret_is_warned_about_and_still_masked(workspace: Path, data_d
                         "occurrence of it in the output is still masked as [secret]"]
     assert "al[secret]ce" in short.stdout
     assert "alice" not in short.stdout
-    fine = run_cli(["demo", "--name", "alice", "--secret_token", "abcd"], cwd=workspace,
+    (workspace / "fine").write_text("abcd\n")
+    fine = run_cli(["demo", "--name", "alice", "--secret_token-file", "fine"], cwd=workspace,
                    data_dir=data_dir)
     assert fine.returncode == 0 and "warning" not in fine.stderr

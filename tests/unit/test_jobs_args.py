@@ -651,6 +651,8 @@ def test_flag_help() -> None:
         ("--loud, --no-loud", "boolean, default: false — Print in uppercase"),
         ("--tags TAG", "array, repeatable — Additional tags to echo"),
         ("--secret_token VALUE", "string, secret — Secret token"),
+        ("--secret_token-file PATH", "--secret_token read from the file PATH"),
+        ("--secret_token -", "--secret_token read from standard input"),
         ("--level {debug,info}", "string, default: info"),
         ("--ports PORT", "array of integer, repeatable, default: 80, 443"),
         ("--address ADDRESS", "array, repeatable"),
