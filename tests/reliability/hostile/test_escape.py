@@ -52,7 +52,7 @@ DOUBLE_FORK = ("import os, sys\n"
                "os.execve('/bin/sleep', ['sleep', sys.argv[1]], {})\n")
 
 
-def escaping_job(workspace: Path, tag: str, *, then: str) -> str:
+def escaping_job(workspace: Path, tag: str, *, then: str, config: str = "") -> str:
     """A job whose leader starts two escapees, says "ready" once both run, then ``then``."""
     name = f"escape{tag}"
     # $$ (the leader's pid) tells apart the escapees of several runs of the job.
@@ -63,7 +63,7 @@ until [ "$(pgrep -fc "^sleep 1000\\.{tag}$$[12]\\$")" = 2 ]; do sleep 0.01; done
 echo ready
 {then}
 """
-    write_job(workspace, name, f"job: {{id: {name}}}\n", {"100_main.sh": script})
+    write_job(workspace, name, f"job: {{id: {name}}}\n{config}", {"100_main.sh": script})
     return name
 
 
@@ -190,6 +190,67 @@ def test_ctrl_c_of_the_cli(workspace: Path, data_dir: Path, tag: str, mode: str)
             cli.kill()
             cli.communicate()
     assert cli.returncode == 130, stderr
+    assert_none_left(tag)
+
+
+def read_until_ready(cli: subprocess.Popen[bytes]) -> str:
+    """The run id, once the CLI's NDJSON shows the job's "ready" line."""
+    assert cli.stdout is not None
+    while True:
+        raw = cli.stdout.readline()
+        assert raw.endswith(b"\n"), f"the CLI stopped early: {cli.wait(timeout=30)}"
+        event = json.loads(raw)
+        if event["type"] == "step.log" and event["data"]["message"] == "ready":
+            return str(event["run_id"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cancel_command_from_another_shell(workspace: Path, data_dir: Path, tag: str,
+                                           mode: str) -> None:
+    job = escaping_job(workspace, tag, then="exec sleep 1000")
+    env = flwd_env(data_dir, FLWD_CONTAINMENT=mode, FLWD_GRACE="1")
+    cli = subprocess.Popen([*FLWD, job, "--json"], cwd=workspace, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env)
+    try:
+        run_id = read_until_ready(cli)
+        assert len(escapees(tag)) == 2
+        # `flwd :cancel` sends the CLI run SIGTERM: it cancels the run and exits 143.
+        canceled = subprocess.run([*FLWD, ":cancel", run_id], cwd=workspace, env=env,
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert canceled.returncode == 0, canceled.stderr
+        stdout, stderr = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 143, stderr
+    finish = json.loads(stdout.splitlines()[-1])
+    assert finish["type"] == "run.finish" and finish["data"]["status"] == "canceled"
+    assert_none_left(tag)
+
+
+#: Long enough for the leader to start its escapees before it fires (it is asserted).
+TIMEOUT = 5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_job_timeout(workspace: Path, data_dir: Path, tag: str, mode: str) -> None:
+    job = escaping_job(workspace, tag, then="exec sleep 1000", config=f"timeout: {TIMEOUT}\n")
+    cli = subprocess.Popen([*FLWD, job, "--json"], cwd=workspace, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE,
+                           env=flwd_env(data_dir, FLWD_CONTAINMENT=mode, FLWD_GRACE="1"))
+    try:
+        read_until_ready(cli)
+        assert len(escapees(tag)) == 2
+        stdout, stderr = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 1, stderr
+    finish = json.loads(stdout.splitlines()[-1])
+    assert finish["type"] == "run.finish" and finish["data"]["status"] == "failed"
+    assert f"timed out after {TIMEOUT}s" in finish["data"]["error"]
     assert_none_left(tag)
 
 
