@@ -7,12 +7,18 @@ any event a client reads.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import hashlib
 import json
+import os
+import select
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+import termios
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -32,19 +38,43 @@ while :; do sleep 0.05; done
 """
 SECRET_ARG = "interpreter: bash\nargspec: {args: [{name: key, type: string, format: secret}]}\n"
 
-#: Prints one line whose secret straddles the 1 MiB cut: MAX_LINE - 3 bytes,
-#: the secret's first 3 bytes, a pause (so the reader has taken the first
-#: MiB in before the rest exists: without masking-before-cutting the halves
-#: land in two fragments), the rest of the secret and a tail.
+#: Prints one line whose secret straddles the 1 MiB cut: MAX_LINE - 3 bytes, the
+#: secret's first 3 bytes, then waits at its gate (a FIFO) until the test has seen
+#: the reader take in all of that, so the rest of the secret comes in another read
+#: (without masking-before-cutting the halves would land in two fragments); then
+#: the rest of the secret and a tail. It leaves its pid (whose fd 1 is the pipe
+#: the reader drains) next to the gate.
 STRADDLER = f"""#!/bin/bash
 key=$(cat "$ARG_KEY_FILE")
 head -c {MAX_LINE - 3} /dev/zero | tr '\\0' x
 printf '%s' "${{key:0:3}}"
-sleep 0.3
+echo $$ > "$ARG_GATE.tmp" && mv "$ARG_GATE.tmp" "$ARG_GATE.pid"
+read -r _ < "$ARG_GATE"
 printf '%s' "${{key:3}}"
 printf 'yyyyyyyyyy\\n'
 echo done
 """
+STRADDLE_ARGS = ("interpreter: bash\nargspec: {args: [{name: key, type: string, format: secret},"
+                 " {name: gate, type: string}]}\n")
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` (a cheap check) until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        select.select([], [], [], 0.002)
+
+
+def unread_bytes(pid: int, fd: int) -> int:
+    """How many bytes written to the pipe at ``fd`` of ``pid`` its reader has not taken yet."""
+    pipe = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        count = array.array("i", [0])
+        fcntl.ioctl(pipe, termios.FIONREAD, count)
+        return count[0]
+    finally:
+        os.close(pipe)
 
 
 @pytest.fixture
@@ -167,13 +197,33 @@ def test_recovery_sweeps_the_runtime_dir_of_terminal_runs_only(workspace: Path, 
 
 
 def test_a_secret_straddling_the_line_cut_is_masked_whole(workspace: Path, data_dir: Path,
-                                                         runtime_dir: Path) -> None:
-    write_job(workspace, "straddle", SECRET_ARG, {"100_print.sh": STRADDLER})
+                                                         runtime_dir: Path,
+                                                         tmp_path: Path) -> None:
+    write_job(workspace, "straddle", STRADDLE_ARGS, {"100_print.sh": STRADDLER})
     secret = "Zq7-straddling-Secret-9Kw"
     halves = (secret[:3], secret[3:])
     env = {"XDG_RUNTIME_DIR": str(runtime_dir)}
-    live = run_cli(["straddle", "--key", secret, "--json"], cwd=workspace, data_dir=data_dir,
-                   timeout=120, **env)
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    pid_file = gate.with_name("gate.pid")
+    with subprocess.Popen([*FLWD, "straddle", "--key", secret, "--gate", str(gate), "--json"],
+                          cwd=workspace, env=flwd_env(data_dir, **env), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        # Read and write ends at once (O_RDWR never blocks on Linux): the job's
+        # `read` finds the line whenever it opens the FIFO.
+        opener = os.open(gate, os.O_RDWR)
+        try:
+            wait_until(pid_file.exists, "the job to reach its gate")
+            pid = int(pid_file.read_text())
+            wait_until(lambda: unread_bytes(pid, 1) == 0, "the reader to take the first MiB")
+            os.write(opener, b"go\n")
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            os.close(opener)
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    live = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert live.returncode == 0, live.stderr
     events = [json.loads(line) for line in live.stdout.splitlines()]
     run_id = events[0]["run_id"]
