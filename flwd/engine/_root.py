@@ -571,15 +571,17 @@ def recover(settings: Settings) -> list[str]:
     (disk full) only postpones the marking: the leftover processes are killed
     anyway and the next start tries again, so reading commands still work.
     """
-    conn = store.connect(settings.db_path)
     try:
-        marked = store.recover_interrupted(conn, runs_dir=settings.runs_dir)
+        # Opening migrates an older schema: that is a write too.
+        conn = store.connect(settings.db_path)
+        try:
+            marked = store.recover_interrupted(conn, runs_dir=settings.runs_dir)
+        finally:
+            conn.close()
     except StorageError as exc:
         _log.warning("flwd: unfinished runs of dead processes not marked interrupted yet: %s",
                      exc.one_line())
         return []
-    finally:
-        conn.close()
     if marked:
         reap_run_containers(marked)
     return marked

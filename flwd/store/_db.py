@@ -15,39 +15,71 @@ from ._schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "flwd.db"
 
+#: What opening a WAL reader fails with when its -shm file cannot be made.
+_NO_SHM = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
+
 
 def db_path(data_dir: Path) -> Path:
     return data_dir / DB_NAME
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+class Connection(sqlite3.Connection):
+    """A Core DB connection that knows the schema version it found.
+
+    A writer migrates on opening, so it sees the current schema. A reader never
+    writes (a reading command must work on a full disk or a read-only data dir),
+    so on a Core DB left by an older flwd it sees that older schema: its readers
+    ask ``columns`` and read what is missing as NULL.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    _columns: dict[str, frozenset[str]]
+
+    def columns(self, table: str) -> frozenset[str]:
+        """The columns ``table`` has (asked once per connection)."""
+        if not hasattr(self, "_columns"):
+            self._columns = {}
+        if table not in self._columns:
+            self._columns[table] = frozenset(
+                row[1] for row in self.execute("SELECT * FROM pragma_table_info(?)", (table,)))
+        return self._columns[table]
+
+
+def connect(path: Path, *, readonly: bool = False) -> Connection:
     """Open a connection with flwd's pragmas; migrate the schema when writable.
+
+    A read-only connection writes nothing, not even a migration: on an older
+    schema it reports its version (``Connection.schema_version``) instead.
 
     Raises:
         StorageError: the file cannot be opened, is not a database, or is newer
             than this flwd understands.
     """
-    conn: sqlite3.Connection | None = None
+    conn: Connection | None = None
     try:
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0,
-                                   isolation_level=None, check_same_thread=True)
+            try:
+                conn = _open_reader(path, "mode=ro")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _NO_SHM or _wal_size(path):
+                    raise
+                # A WAL reader needs the shared-memory index (the -shm file): on a
+                # read-only or full data dir it cannot be made. With an empty or no
+                # -wal file the main file holds every commit, so it is read as it stands;
+                # the writer that could change it meanwhile would need that index too.
+                conn = _open_reader(path, "mode=ro&immutable=1")
         else:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
+                                   factory=Connection)
             os.chmod(path, 0o600)
         conn.execute("PRAGMA busy_timeout = 10000")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             _migrate(conn, path)
-        elif _check_version(conn, path) < SCHEMA_VERSION:
-            # Left by an older flwd: a reader expects the current columns, so the
-            # schema is brought up to date first (as any writer would).
-            conn.close()
-            conn = None
-            connect(path).close()
-            return connect(path, readonly=True)
+        else:
+            conn.schema_version = _check_version(conn, path)
         return conn
     except StorageError:
         if conn is not None:
@@ -60,6 +92,24 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             f"cannot open the Core DB {path}: {exc}",
             hint="check the file and the free space of the data dir (--data-dir)",
         ) from exc
+
+
+def _wal_size(path: Path) -> int:
+    try:
+        return os.path.getsize(f"{path}-wal")
+    except FileNotFoundError:
+        return 0
+
+
+def _open_reader(path: Path, parameters: str) -> Connection:
+    conn = sqlite3.connect(f"file:{path}?{parameters}", uri=True, timeout=10.0,
+                           isolation_level=None, check_same_thread=True, factory=Connection)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the file
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _check_version(conn: sqlite3.Connection, path: Path) -> int:
@@ -88,7 +138,9 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk does that).
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     # Copy the migrated pages into the file now, not at some later checkpoint:
     # a migration may have overwritten what must not stay (the plain hashes of

@@ -16,11 +16,27 @@ from typing import Any
 from flwd.errors import RunNotFound
 from flwd.events import EventRecord, RunRow
 
-from ._db import connect
+from ._db import Connection, connect
+from ._schema import SCHEMA_VERSION
 
-_RUN_COLUMNS = ("id, job_id, status, created_at, started_at, finished_at, exit_code, error,"
-                " profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind,"
-                " workspace")
+_RUN_FIELDS = ("id", "job_id", "status", "created_at", "started_at", "finished_at", "exit_code",
+               "error", "profile", "args", "plan", "provenance", "owner_pid", "owner_start",
+               "owner_host", "owner_kind", "workspace")
+_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
+
+
+def _run_columns(conn: sqlite3.Connection) -> tuple[str, bool]:
+    """(the SELECT list of a run row, whether runs record their workspace) on ``conn``.
+
+    A reader does not migrate (it must not write), so on a Core DB left by an
+    older flwd the columns that version lacked are read as NULL, as a migration
+    would have filled them.
+    """
+    if not isinstance(conn, Connection) or conn.schema_version >= SCHEMA_VERSION:
+        return _RUN_COLUMNS, True
+    present = conn.columns("runs")
+    return (", ".join(name if name in present else f"NULL AS {name}" for name in _RUN_FIELDS),
+            "workspace" in present)
 
 
 @contextmanager
@@ -58,15 +74,16 @@ def get_run(conn: sqlite3.Connection, run_ref: str, *, workspace: str | None = N
     Raises:
         RunNotFound: no run, or an ambiguous prefix.
     """
+    columns, _ = _run_columns(conn)
     if run_ref == "last":
-        clause, params = _run_filter(None, None, workspace)
-        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs {clause}"
+        clause, params = _run_filter(conn, None, None, workspace)
+        rows = conn.execute(f"SELECT {columns} FROM runs {clause}"
                             " ORDER BY created_at DESC, id DESC LIMIT 1", params).fetchall()
     else:
-        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_ref,)).fetchall()
+        rows = conn.execute(f"SELECT {columns} FROM runs WHERE id = ?", (run_ref,)).fetchall()
         if not rows and len(run_ref) >= 4:
             like = run_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id LIKE ? ESCAPE '\\'"
+            rows = conn.execute(f"SELECT {columns} FROM runs WHERE id LIKE ? ESCAPE '\\'"
                                 " LIMIT 2", (like,)).fetchall()
     if len(rows) == 1:
         return _run_from_row(rows[0])
@@ -79,7 +96,7 @@ def get_run(conn: sqlite3.Connection, run_ref: str, *, workspace: str | None = N
     raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
 
 
-def _run_filter(job_id: str | None, status: str | None,
+def _run_filter(conn: sqlite3.Connection, job_id: str | None, status: str | None,
                 workspace: str | None = None) -> tuple[str, list[str]]:
     where, params = [], []
     if job_id:
@@ -89,29 +106,30 @@ def _run_filter(job_id: str | None, status: str | None,
         where.append("status = ?")
         params.append(status)
     if workspace is not None:
-        where.append("workspace = ?")
+        # Runs of a Core DB without the column belong to no workspace (NULL).
+        where.append("workspace = ?" if _run_columns(conn)[1] else "NULL = ?")
         params.append(workspace)
     return (f"WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def count_runs(conn: sqlite3.Connection, *, job_id: str | None = None,
                status: str | None = None, workspace: str | None = None) -> int:
-    clause, params = _run_filter(job_id, status, workspace)
+    clause, params = _run_filter(conn, job_id, status, workspace)
     return int(conn.execute(f"SELECT COUNT(*) FROM runs {clause}", params).fetchone()[0])
 
 
 def list_runs(conn: sqlite3.Connection, *, job_id: str | None = None, status: str | None = None,
               workspace: str | None = None, limit: int = 50, offset: int = 0) -> list[RunRow]:
     """Runs newest first; ``workspace`` (an absolute path): only the runs of that one."""
-    clause, params = _run_filter(job_id, status, workspace)
+    clause, params = _run_filter(conn, job_id, status, workspace)
     rows = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY created_at DESC, id DESC"
+        f"SELECT {_run_columns(conn)[0]} FROM runs {clause} ORDER BY created_at DESC, id DESC"
         " LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
     return [_run_from_row(r) for r in rows]
 
 
 def unfinished_runs(conn: sqlite3.Connection) -> list[RunRow]:
-    rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN ('queued','running')"
+    rows = conn.execute(f"SELECT {_run_columns(conn)[0]} FROM runs WHERE status IN ('queued','running')"
                         ).fetchall()
     return [_run_from_row(r) for r in rows]
 
