@@ -30,8 +30,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("serve_throughput", [], ["--runs", "200"]),
     ("sse_fanout", [], ["--subscribers", "50", "--lines", "500", "--rate", "200"]),
     ("idle_memory", [], ["--runs", "50"]),
-    ("replay_memory", [], ["--lines", "100000", "--readers", "1,3,10"]),
     ("step_containment", [], ["--steps", "50", "--extra", "300"]),
+    ("replay_memory", [], ["--lines", "100000", "--readers", "1,3,10"]),
     ("container_overhead", [], ["--runs", "3"]),
     ("completion_latency", [], ["--calls", "100"]),
 ]

@@ -78,17 +78,17 @@ def test_a_boolean_flag_is_negated_in_its_own_spelling(workspace: Path, data_dir
     assert ran.returncode == 0 and "dry=false" in ran.stdout
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--bogus", "1"], "--bogus: unknown flag"),
-    (["--nme", "bob"], "--nme: unknown flag (did you mean '--name'?)"),
-    (["-x", "1"], "-x: unknown flag"),
+@pytest.mark.parametrize(("job", "args", "expected"), [
+    ("examples.fail", ["--bogus", "1"], "--bogus: unknown flag"),
+    ("demo", ["--name", "x", "--nme", "bob"], "--nme: unknown flag (did you mean '--name'?)"),
+    ("examples.fail", ["-x", "1"], "-x: unknown flag"),
 ])
 def test_an_unknown_flag_is_one_problem_with_its_value(
-        workspace: Path, data_dir: Path, args: list[str], expected: str) -> None:
+        workspace: Path, data_dir: Path, job: str, args: list[str], expected: str) -> None:
     """The word after an unknown flag is its value, not a second problem (issue 12 item 5)."""
-    failed = run_cli(["examples", "fail", *args], cwd=workspace, data_dir=data_dir)
+    failed = run_cli([job, *args], cwd=workspace, data_dir=data_dir)
     assert failed.returncode == 2
     assert failed.stderr.splitlines() == [
-        f"flwd: error: invalid arguments for job examples.fail: {expected} "
-        "(run 'flwd examples.fail --help' for its flags)"]
+        f"flwd: error: invalid arguments for job {job}: {expected} "
+        f"(run 'flwd {job} --help' for its flags)"]
     assert "unexpected argument" not in failed.stderr
