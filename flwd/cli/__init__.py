@@ -106,8 +106,10 @@ def _dispatch(args: list[str]) -> int:
 
         return run_complete(_global_args(), args[1:])
     if args[0] == "completion":
+        _refuse_bad_text(args)
         return _completion(args[1:])
     if args[0].startswith(":") or args[0] in _VERBS:
+        _refuse_bad_text(args)
         return _run_cyclopts(args)
     if args[0].startswith("-"):
         raise_usage(f"unknown option {args[0]}")
@@ -119,6 +121,23 @@ def _dispatch(args: list[str]) -> int:
     from ._run import run_job_command
 
     return run_job_command(args)
+
+
+def _refuse_bad_text(args: list[str]) -> None:
+    """A verb's words that are not text (bytes that are not UTF-8, NUL) are one usage line.
+
+    A job's flags are checked by its binding, which names the flag; here a run id, a
+    source name or a job filter would otherwise reach an encoder deep inside and end as
+    an internal error.
+    """
+    from flwd.errors import UsageError
+    from flwd.jobs import printable, text_problem
+
+    for word in args:
+        problem = text_problem(word, argv=True)
+        if problem is not None:
+            raise UsageError(f"{args[0]}: the argument '{printable(word, argv=True)}' {problem}",
+                             hint="see 'flwd --help'")
 
 
 def _global_args() -> list[str]:

@@ -40,6 +40,8 @@ from ._discovery import Job as Job
 from ._discovery import discover as discover
 from ._paths import check_paths as check_paths
 from ._paths import path_problems as path_problems
+from ._text import printable as printable
+from ._text import text_problem as text_problem
 from ._yaml import CONFIG_LIMITS as CONFIG_LIMITS
 from ._yaml import YamlLimits as YamlLimits
 from ._yaml import YamlRefused as YamlRefused

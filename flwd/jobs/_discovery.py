@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from ..errors import ConfigInvalid, JobIdDuplicate, JobNotFound, UsageError
 from ._config import JobConfig, parse_config
 from ._suggest import close_matches, quoted_choice
+from ._text import printable
 from ._yaml import YamlRefused, clip, read_yaml_file
 
 __all__ = ["Catalog", "DiscoveryIssue", "DuplicateId", "Job", "discover"]
@@ -230,6 +231,8 @@ class Catalog:
                 if match not in matches:
                     matches.append(match)
         hint = f"did you mean {quoted_choice(matches[:3])}?" if matches else _LIST_HINT
+        # Words come from argv: bytes that are not UTF-8 are shown as such (caf\xe9).
+        shown = printable(shown, argv=True)
         return JobNotFound(f"unknown job '{shown}'", hint=hint, job_id=shown)
 
 

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import FLWD, flwd_env, run_cli
 
 
 @pytest.mark.parametrize(("argv", "line"), [
@@ -33,3 +35,26 @@ def test_non_utf8_argv_is_refused_in_one_line(workspace: Path, data_dir: Path,
     listed = run_cli([":runs", "--json"], cwd=workspace, data_dir=data_dir)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
+
+
+@pytest.mark.parametrize("args", [
+    [":logs", "caf\udce9"], [":cancel", "caf\udce9"], [":runs", "--job", "caf\udce9"],
+    [":sources", "remove", "caf\udce9"], [":plan", "caf\udce9"], ["completion", "caf\udce9"],
+])
+def test_a_verb_argument_that_is_not_utf8_is_one_line(
+        workspace: Path, data_dir: Path, args: list[str]) -> None:
+    """Not only job flags: every verb's words are checked at the edge (issue 11 item 1)."""
+    done = subprocess.run([*FLWD, *[os.fsencode(a) for a in args]], cwd=workspace,
+                          env=flwd_env(data_dir), capture_output=True, check=False)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert "caf\\xe9" in stderr and "is not valid UTF-8 (byte 0xE9)" in stderr
+    assert "internal error" not in stderr
+
+
+def test_an_unknown_job_word_shows_its_bytes(workspace: Path, data_dir: Path) -> None:
+    done = subprocess.run([*FLWD, os.fsencode("de\udce9mo")], cwd=workspace,
+                          env=flwd_env(data_dir), capture_output=True, check=False)
+    assert done.returncode == 2
+    assert "unknown job 'de\\xe9mo'" in done.stderr.decode()
