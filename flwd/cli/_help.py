@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cyclopts.help.formatters.plain import PlainFormatter, _to_plain_text
+from cyclopts.help.formatters.plain import PlainFormatter
 
 from ._render import table
 
 if TYPE_CHECKING:
     from cyclopts.help import HelpEntry, HelpPanel
     from rich.console import Console, ConsoleOptions
+
+#: cyclopts' type names → the words a job's help uses for a flag's value.
+_METAVARS = {"STR": "VALUE", "STR...": "VALUE...", "INT": "N", "FLOAT": "N"}
 
 #: cyclopts' panel titles → the section names a job's help uses.
 _TITLES = {"Parameters": "Flags", "Arguments": "Arguments", "Commands": "Commands"}
@@ -54,6 +57,19 @@ class VerbHelp(PlainFormatter):
         console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
+def _to_plain_text(renderable: Any, console: Console) -> str:
+    """A help text as plain text: a ``str`` as is, rich ``Text`` by its ``plain``, anything
+    else (markdown, panels) rendered by the console without styles."""
+    if isinstance(renderable, str):
+        return renderable
+    plain = getattr(renderable, "plain", None)
+    if isinstance(plain, str):
+        return plain
+    with console.capture() as captured:
+        console.print(renderable, highlight=False, markup=False, soft_wrap=True)
+    return captured.get()
+
+
 def _form(entry: HelpEntry, kind: str) -> str:
     if kind == "command":
         return ", ".join(entry.positive_names + entry.positive_shorts)
@@ -62,7 +78,7 @@ def _form(entry: HelpEntry, kind: str) -> str:
     names = [*entry.positive_names, *entry.positive_shorts]
     form = ", ".join(names)
     if entry.metavar:
-        form += f" {entry.metavar}"
+        form += f" {_METAVARS.get(entry.metavar, entry.metavar)}"
     negatives = [*entry.negative_names, *entry.negative_shorts]
     return ", ".join([form, *negatives])
 
