@@ -259,7 +259,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         git_allow_host: list[str] | None = None,
                         retain_runs: int | None = None, retain_days: float | None = None,
                         max_db_mb: float | None = None,
-                        max_concurrent_runs: int | None = None) -> int:
+                        max_concurrent_runs: int | None = None,
+                        max_streams: int = 128) -> int:
     """Serve the REST + SSE API until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -300,12 +301,17 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     max_concurrent_runs
         At most this many runs execute at once; the others wait `queued` (in order).
         A job's own `concurrency:` limits it further.
+    max_streams
+        At most this many event streams (SSE, NDJSON, WebSocket) are open at once; one
+        more is refused with 503 and Retry-After (each costs ~0.5 MB while it replays).
     """
     from flwd.http import ServeConfig, serve
     from flwd.store import RetentionPolicy
 
     if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise UsageError(f"--max-concurrent-runs must be at least 1 (got {max_concurrent_runs})")
+    if max_streams < 1:
+        raise UsageError(f"--max-streams must be at least 1 (got {max_streams})")
     settings = CONTEXT.settings()
     public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
         "1", "true", "yes", "on")
@@ -314,7 +320,7 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         tokens=Path(tokens) if tokens else None, no_containers=no_containers,
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
         retention=RetentionPolicy(retain_runs, retain_days, max_db_mb),
-        max_concurrent_runs=max_concurrent_runs))
+        max_concurrent_runs=max_concurrent_runs, max_streams=max_streams))
     return 0
 
 

@@ -332,6 +332,7 @@ class Client:
             if last is not None:
                 headers["Last-Event-ID"] = str(last)
             error: object = "the event stream ended before the run finished"
+            wait = 0.0  # a 503 streams.busy (--max-streams reached) names it in Retry-After
             try:
                 async with self.http.stream("GET", f"/runs/{run_id}/events",
                                             headers=headers) as response:
@@ -343,6 +344,7 @@ class Client:
                         if response.status_code < 500:
                             raise problem
                         error = problem.detail
+                        wait = _retry_after(response)
                     else:
                         decoder = SSEDecoder()
                         async for chunk in response.aiter_bytes():
@@ -367,29 +369,44 @@ class Client:
                 lost.hint = (f"the run may still be going on the server; follow it with "
                              f"'flwd :logs {run_id} --follow'")
                 raise lost
-            await trio.sleep(backoff(failures))
+            await trio.sleep(max(backoff(failures), wait))
 
     async def export_events(self, run_id: str, handle: Handler) -> str | None:
         """Every journaled event of a run (``events.ndjson``); the run.finish status if any."""
         status: str | None = None
+        busy = 0
         try:
-            async with self.http.stream("GET", f"/runs/{run_id}/events.ndjson") as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self.problem(response)
-                rest = b""
-                async for chunk in response.aiter_bytes():
-                    lines = (rest + chunk).split(b"\n")
-                    rest = lines.pop()
-                    records = [record_from_envelope(event) for line in lines
-                               if (event := _envelope(line)) is not None]
-                    if records:
-                        await handle(records)
-                        if records[-1].type == RUN_FINISH:
-                            status = str(records[-1].data.get("status"))
+            while True:
+                async with self.http.stream("GET", f"/runs/{run_id}/events.ndjson") as response:
+                    if response.status_code == 503 and busy < STREAM_RETRIES:
+                        # streams.busy (--max-streams reached): nothing was sent yet.
+                        await response.aread()
+                        busy += 1
+                        await trio.sleep(max(backoff(busy), _retry_after(response)))
+                        continue
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise self.problem(response)
+                    rest = b""
+                    async for chunk in response.aiter_bytes():
+                        lines = (rest + chunk).split(b"\n")
+                        rest = lines.pop()
+                        records = [record_from_envelope(event) for line in lines
+                                   if (event := _envelope(line)) is not None]
+                        if records:
+                            await handle(records)
+                            if records[-1].type == RUN_FINISH:
+                                status = str(records[-1].data.get("status"))
+                    break
         except httpx.TransportError as exc:
             raise self.unreachable(exc) from None
         return status
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The seconds of a ``Retry-After: N`` answer (0 when absent or a date), at most 5."""
+    value = response.headers.get("Retry-After", "")
+    return float(min(int(value), 5)) if value.isascii() and value.isdigit() else 0.0
 
 
 def _envelope(raw: str | bytes) -> dict[str, Any] | None:

@@ -59,6 +59,7 @@ from ._problems import (
     unauthorized,
 )
 from ._sse import KEEP_ALIVE, PREAMBLE, frames, writes
+from ._streams import MAX_STREAMS, RETRY_AFTER, StreamSlot, StreamSlots
 
 _log = logging.getLogger("flwd.http")
 T = TypeVar("T", bound=BaseModel)
@@ -84,6 +85,8 @@ class ServeOptions:
     runtime: Runtime | None = None
     #: The --bind host: with --dev, a Host header may name it (besides loopback names).
     bind_host: str = "127.0.0.1"
+    #: Event streams open at once, process-wide (see flwd.http._streams).
+    max_streams: int = MAX_STREAMS
 
 
 class _RunId(BaseConverter):
@@ -599,12 +602,35 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                                   errors=[{"arg": name, "message": str(exc)}]) from None
         return next((value for value in values if value is not None), None)
 
+    streams = StreamSlots(options.max_streams)
+
+    def _stream_slot(kind: str) -> StreamSlot:
+        """A slot for one more event stream, or 503 streams.busy (before any byte is sent)."""
+        slot = streams.try_take()
+        if slot is None:
+            if metrics is not None:
+                metrics.stream_refusals.labels(kind).inc()
+            raise HttpProblem(503, "too many event streams",
+                              f"this server has {streams.limit} event streams open "
+                              "(flwd :serve --max-streams); retry shortly",
+                              code="streams.busy", headers={"Retry-After": str(RETRY_AFTER)})
+        return slot
+
+    async def _sse(run_id: str | None, after: int) -> Any:
+        slot = _stream_slot("sse")
+        body = _event_stream(run_id, after, slot)
+        slot.release_with(body)  # a body never started never runs its finally
+        response = await _sse_response(body)
+        response.timeout = None  # an event stream must not be cut at RESPONSE_TIMEOUT
+        return response
+
     def _sse_response(body: AsyncGenerator[bytes, None]) -> Any:
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                    "X-Accel-Buffering": "no"}
         return make_response(body, 200, headers)
 
-    async def _event_stream(run_id: str | None, after: int) -> AsyncGenerator[bytes, None]:
+    async def _event_stream(run_id: str | None, after: int,
+                            slot: StreamSlot) -> AsyncGenerator[bytes, None]:
         if metrics is not None:
             metrics.sse_streams.inc()
         try:
@@ -625,6 +651,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                         yield body
                     preamble = b""
         finally:
+            slot.release()
             if metrics is not None:
                 metrics.sse_streams.dec()
 
@@ -651,9 +678,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         if _cursor() is None and engine.is_live(run_id):
             # A live run of this process, streamed from its first event: it
             # exists and the answer cannot be 204, so no journal lookup.
-            response = await _sse_response(_event_stream(run_id, 0))
-            response.timeout = None
-            return response
+            return await _sse(run_id, 0)
         try:
             run = await _exact_run(run_id)
         except RunNotFound:
@@ -668,9 +693,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                 if cursor >= last:
                     # The stream already ended for this client: 204 stops EventSource.
                     return Response("", status=204)
-        response = await _sse_response(_event_stream(run.id, cursor or 0))
-        response.timeout = None  # an event stream must not be cut at RESPONSE_TIMEOUT
-        return response
+        return await _sse(run.id, cursor or 0)
 
     async def _last_seq(run_id: str) -> int:
         from flwd import store
@@ -688,9 +711,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         if cursor is None:
             # A new global subscriber starts at "now", not at the beginning of history.
             cursor = await _global_last_seq()
-        response = await _sse_response(_event_stream(None, cursor))
-        response.timeout = None
-        return response
+        return await _sse(None, cursor)
 
     async def _global_last_seq() -> int:
         from flwd import store
@@ -708,12 +729,19 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         after = _cursor() or 0
 
         async def body() -> AsyncGenerator[bytes, None]:
-            async with aclosing(engine.events(run.id, after=after, follow=False)) as stream:
-                async for batch in stream:
-                    for piece in writes(record.ndjson() for record in batch):
-                        yield piece
+            try:
+                async with aclosing(engine.events(run.id, after=after,
+                                                  follow=False)) as stream:
+                    async for batch in stream:
+                        for piece in writes(record.ndjson() for record in batch):
+                            yield piece
+            finally:
+                slot.release()
 
-        response = await make_response(body(), 200, {"Content-Type": "application/x-ndjson",
+        slot = _stream_slot("ndjson")
+        stream = body()
+        slot.release_with(stream)
+        response = await make_response(stream, 200, {"Content-Type": "application/x-ndjson",
                                                      "Cache-Control": "no-store"})
         response.timeout = None  # type: ignore[union-attr]
         return response
@@ -722,6 +750,13 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     @cors_exempt  # _dev_gate checks the Origin (see the cors() call)
     async def run_ws(run_id: str) -> None:
         run = await _exact_run(run_id)
+        slot = _stream_slot("websocket")
+        try:
+            await _ws_stream(run)
+        finally:
+            slot.release()
+
+    async def _ws_stream(run: RunRow) -> None:
         await websocket.accept()
         principal: Principal | None = g.get("principal")
         if metrics is not None:

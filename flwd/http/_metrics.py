@@ -34,6 +34,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 STATUS_CODES = frozenset(str(status.value) for status in HTTPStatus)
 #: A policy denial's reason is a problem code (flwd.errors.PROBLEMS).
 DENIAL_REASONS = frozenset(spec.code for spec in PROBLEMS.values())
+#: The kinds of event stream (the ``kind`` label of stream refusals).
+STREAM_KINDS = ("sse", "ndjson", "websocket")
 
 
 def bounded(value: str, known: frozenset[str]) -> str:
@@ -96,6 +98,11 @@ class Metrics:
         self.journal_events = Counter("flwd_journal_events_total",
                                       "Events journaled (output lines counted one by one)",
                                       registry=registry)
+        self.stream_refusals = Counter("flwd_stream_refusals_total",
+                                       "Event streams refused with 503 streams.busy "
+                                       "(--max-streams open)", ["kind"], registry=registry)
+        for kind in STREAM_KINDS:
+            self.stream_refusals.labels(kind)  # at 0: an alert's series exists
         self.sse_resumes = Counter("flwd_sse_resumes_total",
                                    "Event streams resumed with a cursor", registry=registry)
 

@@ -34,7 +34,9 @@ def _problems(*statuses: int) -> dict[str, Any]:
              401: "Missing or unknown bearer token", 403: "The token lacks a required scope",
              404: "Not found", 409: "Conflict", 413: "Body too large",
              410: "The cursor points into events evicted by retention",
-             415: "Not JSON", 422: "Validation or policy failure", 501: "Not implemented"}
+             415: "Not JSON", 422: "Validation or policy failure", 501: "Not implemented",
+             503: "streams.busy: --max-streams event streams are open; retry after "
+                  "Retry-After seconds"}
     return {str(status): {"description": texts.get(status, "Problem"),
                           "content": {"application/problem+json": {"schema": _ref("Problem")}}}
             for status in statuses}
@@ -163,14 +165,14 @@ def openapi_document() -> dict[str, Any]:
             "The run's events: journal replay after the cursor, then live",
             ("runs:read", "events:read"),
             {"200": sse, "204": {"description": "The stream already ended for this cursor"},
-             **_problems(400, 401, 403, 404, 410)}, parameters=[_RUN_ID, *_CURSOR])},
+             **_problems(400, 401, 403, 404, 410, 503)}, parameters=[_RUN_ID, *_CURSOR])},
         "/runs/{run_id}/events.ndjson": {"get": _op(
             "The run's journaled events as NDJSON", ("runs:read", "events:read"),
             {"200": {"description": "One Event per line",
                      "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
-             **_problems(400, 401, 403, 404)}, parameters=[_RUN_ID, *_CURSOR])},
+             **_problems(400, 401, 403, 404, 503)}, parameters=[_RUN_ID, *_CURSOR])},
         "/events": {"get": _op("Every run's events, live (after the cursor)", ("events:read",),
-                               {"200": sse, **_problems(400, 401, 403, 410)},
+                               {"200": sse, **_problems(400, 401, 403, 410, 503)},
                                parameters=_CURSOR)},
         "/health/storage": {"get": _op(
             "Core DB usage and the retention limits", ("metrics:read",),

@@ -56,6 +56,7 @@ from ._listen import listen, owning
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
+from ._streams import MAX_STREAMS
 
 PORT = IntRange(0, 65535)
 
@@ -94,6 +95,9 @@ class ServeConfig:
     retention: RetentionPolicy | None = None
     #: At most this many runs execute at once; the others wait ``queued``.
     max_concurrent_runs: int | None = None
+    #: At most this many event streams (SSE, NDJSON, WebSocket) are open at once;
+    #: more are refused with 503 streams.busy (bounds replay memory in all).
+    max_streams: int = MAX_STREAMS
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -226,7 +230,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
                            aliases_public=config.aliases_public, profile=profile,
                            keep_alive=config.keep_alive, policy=checked.policy,
-                           runtime=runtime, bind_host=host)
+                           runtime=runtime, bind_host=host, max_streams=config.max_streams)
     metrics = Metrics(profile) if config.metrics else None
 
     hypercorn_config = _Config()

@@ -204,3 +204,135 @@ def test_50_concurrent_replays_of_a_300k_line_run_stay_bounded(server_factory: A
     assert all(reader.error is None for reader in readers[FULL:])
     # The server still answers, and the run is whole.
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 204
+
+
+#: Stalled readers in the cap test, and the cap the server is started with.
+CROWD = 400
+CAP = 64
+#: CAP replaying readers at ~0.6 MB, the reads in flight, hub backlogs (16 MiB)
+#: and the refused connections' transient cost. Without the cap, 400 stalled
+#: readers hold ~0.5 MB each (~200 MB).
+CAP_BOUND_MB = 64
+RETRY_DEADLINE = 30.0
+
+
+@dataclass
+class Knock:
+    """One reader of the crowd: the status it got and its Retry-After header."""
+
+    status: int = 0
+    retry_after: str | None = None
+    body: bytes = b""
+
+
+async def knock(port: int, run_id: str, result: Knock, release: trio.Event,
+                answered: trio.Semaphore) -> None:
+    """Read the response head; on 200 hold the connection without reading until ``release``."""
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", port))
+    async with trio.SocketStream(sock) as stream:
+        await stream.send_all(f"GET /runs/{run_id}/events HTTP/1.1\r\n"
+                              f"Host: 127.0.0.1:{port}\r\n"
+                              f"Authorization: {DEV['Authorization']}\r\n"
+                              "Connection: close\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = await stream.receive_some(4096)
+            if not data:
+                break
+            received += data
+        head, _, result.body = received.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        result.status = int(lines[0].split()[1]) if lines[0] else 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"retry-after":
+                result.retry_after = value.strip().decode()
+        if result.status == 503:
+            # The problem document (a small body) to check its code.
+            while b"}" not in result.body and (data := await stream.receive_some(4096)):
+                result.body += data
+        answered.release()
+        if result.status == 200:
+            await release.wait()
+
+
+async def crowd(url: str, pid: int, run_id: str, idle_kb: int) -> tuple[list[Knock], int]:
+    port = urlparse(url).port
+    assert port is not None
+    knocks = [Knock() for _ in range(CROWD)]
+    release = trio.Event()
+    answered = trio.Semaphore(0)
+    worst_kb = 0
+    async with trio.open_nursery() as nursery:
+        async def watchdog() -> None:
+            nonlocal worst_kb
+            while True:
+                worst_kb = max(worst_kb, status_kb(pid, "VmRSS") - idle_kb)
+                if worst_kb > ABORT_MB * 1024:
+                    nursery.cancel_scope.cancel()
+                await trio.sleep(WATCH_INTERVAL)
+
+        nursery.start_soon(watchdog)
+        async with trio.open_nursery() as readers:
+            for result in knocks:
+                readers.start_soon(knock, port, run_id, result, release, answered)
+            # Every reader gets its answer while the admitted ones stall.
+            with trio.move_on_after(RETRY_DEADLINE):
+                for _ in range(CROWD):
+                    await answered.acquire()
+            release.set()
+            readers.cancel_scope.cancel()  # one never answered fails the counts below
+        nursery.cancel_scope.cancel()
+    return knocks, worst_kb
+
+
+async def read_when_admitted(url: str, run_id: str) -> Reader:
+    """A full replay, retried while the server still counts the crowd's streams."""
+    port = urlparse(url).port
+    assert port is not None
+    with trio.fail_after(RETRY_DEADLINE):
+        while True:
+            reader = Reader("sse", stall=False, small_window=False)
+            await replay(port, run_id, reader, trio.Event(), trio.Semaphore(0))
+            if reader.error is None or not reader.error.startswith("HTTP/1.1 503"):
+                return reader
+            await trio.sleep(WATCH_INTERVAL)
+
+
+def test_hundreds_of_stalled_readers_beyond_the_stream_cap_get_503(
+        server_factory: Any, workspace: Path) -> None:
+    write_job(workspace, "flood", "interpreter: bash\n", {"100_flood.sh": f"seq {LINES}\n"})
+    server = server_factory("--dev", "--max-streams", str(CAP))
+    pid = server.process.pid
+    created = httpx.post(f"{server.url}/runs", json={"job_id": "flood", "args": {}},
+                         headers=DEV, timeout=30)
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    follower = Reader("sse", stall=False, small_window=False)
+    trio.run(replay, urlparse(server.url).port, run_id, follower, trio.Event(),
+             trio.Semaphore(0))
+    assert follower.lines == LINES and follower.finished, follower
+
+    with open(f"/proc/{pid}/clear_refs", "w") as clear:
+        clear.write("5")  # resets VmHWM to the current RSS
+    idle_kb = status_kb(pid, "VmRSS")
+    knocks, watched_kb = trio.run(crowd, server.url, pid, run_id, idle_kb)
+    growth_mb = max(status_kb(pid, "VmHWM") - idle_kb, watched_kb) / 1024
+
+    statuses = sorted({knock.status for knock in knocks})
+    admitted = [knock for knock in knocks if knock.status == 200]
+    refused = [knock for knock in knocks if knock.status == 503]
+    assert len(admitted) == CAP and len(refused) == CROWD - CAP, statuses
+    assert all(knock.retry_after == "1" for knock in refused)
+    assert all(b'"streams.busy"' in knock.body for knock in refused), refused[0].body
+    assert growth_mb <= CAP_BOUND_MB, (
+        f"{CROWD} stalled readers grew the server by {growth_mb:.0f} MB "
+        f"(bound {CAP_BOUND_MB} MB)")
+
+    # The crowd is gone: its slots are free again, and a new reader gets the whole run.
+    reader = trio.run(read_when_admitted, server.url, run_id)
+    assert reader.error is None and reader.lines == LINES and reader.finished, reader
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert f'flwd_stream_refusals_total{{kind="sse"}} {float(CROWD - CAP)}' in metrics
