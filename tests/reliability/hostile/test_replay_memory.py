@@ -14,6 +14,7 @@ bound, so a regression fails quickly instead of exhausting the machine.
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,35 @@ def test_hundreds_of_stalled_readers_beyond_the_stream_cap_get_503(
     assert reader.error is None and reader.lines == LINES and reader.finished, reader
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert f'flwd_stream_refusals_total{{kind="sse"}} {float(CROWD - CAP)}' in metrics
+
+
+def test_every_kind_of_event_stream_counts_against_the_cap(server_factory: Any) -> None:
+    """With one stream open (a global SSE follower), NDJSON and WebSocket are refused too."""
+    server = server_factory("--dev", "--max-streams", "1")
+    created = httpx.post(f"{server.url}/runs", json={"job_id": "demo", "args": {"name": "x"}},
+                         headers=DEV, timeout=30)
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    port = urlparse(server.url).port
+    with httpx.stream("GET", f"{server.url}/events", headers=DEV, timeout=30) as held:
+        assert held.status_code == 200
+        ndjson = httpx.get(f"{server.url}/runs/{run_id}/events.ndjson", headers=DEV,
+                           timeout=30)
+        assert ndjson.status_code == 503 and ndjson.headers["Retry-After"] == "1"
+        assert ndjson.json()["code"] == "streams.busy"
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(f"GET /runs/{run_id}/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n"
+                         f"Authorization: {DEV['Authorization']}\r\n\r\n".encode())
+            head = sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 503"), head
+    # The follower left: its slot is free again once the server sees it go.
+    deadline = time.monotonic() + RETRY_DEADLINE
+    while True:
+        ndjson = httpx.get(f"{server.url}/runs/{run_id}/events.ndjson", headers=DEV,
+                           timeout=30)
+        if ndjson.status_code != 503 or time.monotonic() > deadline:
+            break
+    assert ndjson.status_code == 200 and b'"run.finish"' in ndjson.content
