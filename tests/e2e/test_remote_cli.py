@@ -533,3 +533,24 @@ def test_local_cancel_of_a_server_run_points_at_the_server(
     assert remote(dev_server, [":cancel", run_id], elsewhere, data_dir).returncode == 0
     followed = remote(dev_server, [":logs", run_id, "--follow", "--json"], elsewhere, data_dir)
     assert events_of(followed.stdout)[-1]["data"]["status"] == "canceled"
+
+
+def test_logs_wait_for_a_free_stream_slot(server_factory: Any, data_dir: Path,
+                                          elsewhere: Path) -> None:
+    """`:logs` against a server at --max-streams retries on 503 streams.busy until served."""
+    server = server_factory("--dev", "--max-streams", "1")
+    created = httpx.post(f"{server.url}/runs", json={"job_id": "demo", "args": {"name": "x"}},
+                         headers={"Authorization": "Bearer dev-token"}, timeout=30)
+    run_id = created.json()["id"]
+    with httpx.stream("GET", f"{server.url}/events", headers={"Authorization": "Bearer dev-token"},
+                      timeout=30) as held:
+        assert held.status_code == 200
+        with popen_remote(server, [":logs", run_id], elsewhere, data_dir) as logs:
+            deadline = time.monotonic() + 30
+            refused = 'flwd_stream_refusals_total{kind="ndjson"} 0.0'
+            while refused in httpx.get(f"{server.url}/metrics", timeout=10).text:
+                assert time.monotonic() < deadline and logs.poll() is None
+            held.close()  # the slot comes free while :logs is retrying
+            out, err = logs.communicate(timeout=60)
+    assert logs.returncode == 0, err
+    assert "x" in out
