@@ -6,8 +6,9 @@ more — a consumer that writes to a slow socket reads the journal as slowly —
 and every batch handed out is bounded in events and bytes (:data:`BATCH_EVENTS`,
 :data:`BATCH_BYTES`), so what a consumer frames at once is bounded too. Reads
 in flight across the whole process are limited by one
-:class:`trio.CapacityLimiter` (:data:`REPLAY_READS`). docs/reliability.md
-states the resulting bound.
+:class:`trio.CapacityLimiter` (:data:`REPLAY_READS`), and the number of
+readers by the HTTP layer's stream cap (``flwd :serve --max-streams``, see
+:mod:`flwd.http._streams`). docs/reliability.md states the resulting bound.
 """
 
 from __future__ import annotations
