@@ -130,6 +130,7 @@ VERBS: dict[str, Verb] = {
         ("max-concurrent-runs", "at most this many runs at once (others wait queued)", (),
          False),
         ("max-db-mb", "evict old finished runs while the Core DB is larger", (), False),
+        ("max-streams", "at most this many open event streams (others get 503)", (), False),
         ("metrics", "serve GET /metrics", BOOLEAN, False),
         ("no-containers", "start without a container runtime", BOOLEAN, False),
         ("profile", "security profile (FLWD_PROFILE wins)", PROFILES, False),
