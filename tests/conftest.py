@@ -258,3 +258,21 @@ def server_factory(workspace: Path, data_dir: Path) -> Iterator[Any]:
 def dev_server(server_factory: Any) -> Server:
     """A ``--dev`` server (the token ``dev-token`` has every scope)."""
     return server_factory("--dev")
+
+
+def spawn_on_pty(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, int]:
+    """Start ``argv`` in a new session whose controlling terminal is a new pty: (pid, master fd).
+
+    What a person's terminal gives a command: writing ``\x03`` to the master sends SIGINT
+    to the foreground group, and a prompt can read without echo.
+    """
+    import pty
+
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    return pid, master

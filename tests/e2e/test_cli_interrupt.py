@@ -11,7 +11,6 @@ while the next ones load.
 from __future__ import annotations
 
 import os
-import pty
 import re
 import select
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import spawn_on_pty
+
 FLWD = str(Path(sys.executable).with_name("flwd"))
 
 #: Modules imported on the way to a run, in order; ^C lands in the imports after each.
@@ -27,15 +28,6 @@ MOMENTS = ["flwd._entry", "flwd.errors", "yaml", "pydantic", "flwd.jobs._config"
            "flwd.cli", "trio", "flwd.engine._hub", "flwd.store", "flwd.plan"]
 
 
-def _spawn_on_pty(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, int]:
-    pid, master = pty.fork()  # the child gets a new session with the pty as controlling tty
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.chdir(cwd)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    return pid, master
 
 
 def _read_until(master: int, pattern: re.Pattern[bytes], seen: bytearray,
@@ -79,7 +71,7 @@ def test_ctrl_c_while_starting_exits_130_without_traceback(
         workspace: Path, data_dir: Path, after: str) -> None:
     env = {**os.environ, "FLWD_DATA_DIR": str(data_dir), "PYTHONPROFILEIMPORTTIME": "1",
            "FLWD_GRACE": "1", "NO_COLOR": "1"}
-    pid, master = _spawn_on_pty([FLWD, "examples", "long"], env, workspace)
+    pid, master = spawn_on_pty([FLWD, "examples", "long"], env, workspace)
     seen = bytearray()
     try:
         # The cumulative line of a module is printed once its import has finished.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import select
 import subprocess
@@ -21,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FLWD, Server, flwd_env, processes_under, write_job
+from tests.conftest import (
+    FLWD,
+    Server,
+    flwd_env,
+    processes_under,
+    spawn_on_pty,
+    write_job,
+)
 
 CONSOLE_FLWD = str(Path(sys.executable).with_name("flwd"))
 
@@ -283,15 +289,6 @@ def test_a_secret_from_a_file_is_in_no_argv_environment_event_or_file(ws: Path,
 # -- a terminal ----------------------------------------------------------------------------
 
 
-def _spawn_on_pty(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, int]:
-    pid, master = pty.fork()  # the child: a new session with the pty as controlling tty
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.chdir(cwd)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    return pid, master
 
 
 def _read_until(master: int, pattern: re.Pattern[bytes], seen: bytearray,
@@ -338,7 +335,7 @@ PROMPT = re.compile(rb"api_token \(secret\): ")
 
 def test_a_missing_required_secret_is_asked_for_without_echo(ws: Path,
                                                              data_dir: Path) -> None:
-    pid, master = _spawn_on_pty([CONSOLE_FLWD, "pycount"], flwd_env(data_dir), ws)
+    pid, master = spawn_on_pty([CONSOLE_FLWD, "pycount"], flwd_env(data_dir), ws)
     seen = bytearray()
     try:
         _read_until(master, PROMPT, seen)
@@ -354,7 +351,7 @@ def test_a_missing_required_secret_is_asked_for_without_echo(ws: Path,
 
 
 def test_stdin_on_a_terminal_reads_one_line_without_echo(ws: Path, data_dir: Path) -> None:
-    pid, master = _spawn_on_pty([CONSOLE_FLWD, "pycount", "--api_token", "-"],
+    pid, master = spawn_on_pty([CONSOLE_FLWD, "pycount", "--api_token", "-"],
                                 flwd_env(data_dir), ws)
     seen = bytearray()
     try:
@@ -368,7 +365,7 @@ def test_stdin_on_a_terminal_reads_one_line_without_echo(ws: Path, data_dir: Pat
 
 
 def test_nothing_is_asked_when_something_else_is_wrong(ws: Path, data_dir: Path) -> None:
-    pid, master = _spawn_on_pty([CONSOLE_FLWD, "pycount", "--bogus"], flwd_env(data_dir), ws)
+    pid, master = spawn_on_pty([CONSOLE_FLWD, "pycount", "--bogus"], flwd_env(data_dir), ws)
     seen = bytearray()
     code = _finish(pid, master, seen)
     output = bytes(seen).decode(errors="replace")
@@ -377,7 +374,7 @@ def test_nothing_is_asked_when_something_else_is_wrong(ws: Path, data_dir: Path)
 
 
 def test_ctrl_c_at_the_prompt_exits_130_without_a_traceback(ws: Path, data_dir: Path) -> None:
-    pid, master = _spawn_on_pty([CONSOLE_FLWD, "pycount"], flwd_env(data_dir), ws)
+    pid, master = spawn_on_pty([CONSOLE_FLWD, "pycount"], flwd_env(data_dir), ws)
     seen = bytearray()
     try:
         _read_until(master, PROMPT, seen)
@@ -419,7 +416,7 @@ def test_remote_mode_reads_the_file_here_and_sends_it_in_the_body(
 def test_remote_mode_asks_on_a_terminal_too(ws: Path, data_dir: Path,
                                             dev_server: Server, tmp_path: Path) -> None:
     env = flwd_env(data_dir, FLWD_SERVER=dev_server.url, FLWD_TOKEN="dev-token")
-    pid, master = _spawn_on_pty([CONSOLE_FLWD, "pycount"], env, tmp_path)
+    pid, master = spawn_on_pty([CONSOLE_FLWD, "pycount"], env, tmp_path)
     seen = bytearray()
     try:
         _read_until(master, PROMPT, seen)
@@ -430,7 +427,7 @@ def test_remote_mode_asks_on_a_terminal_too(ws: Path, data_dir: Path,
     assert code == 0 and "api_token: 15 bytes" in output, output
     assert "typed-secret" not in output
 
-    pid, master = _spawn_on_pty([CONSOLE_FLWD, "pycount"], env, tmp_path)
+    pid, master = spawn_on_pty([CONSOLE_FLWD, "pycount"], env, tmp_path)
     seen = bytearray()
     try:
         _read_until(master, PROMPT, seen)
