@@ -151,7 +151,7 @@ def _global_args() -> list[str]:
 
 def _completion(args: list[str]) -> int:
     """``flwd completion SHELL``: print the shell's completion script."""
-    from flwd.complete._scripts import SHELLS, UnknownShell, completion_script
+    from flwd.complete import SHELLS, UnknownShell, completion_script
     from flwd.errors import UsageError
 
     choices = ", ".join(SHELLS)

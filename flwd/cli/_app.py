@@ -20,7 +20,7 @@ from flwd import __version__, store
 from flwd.engine import recover, stream_events
 from flwd.errors import UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES
-from flwd.execute._procfs import process_alive
+from flwd.execute import process_alive
 from flwd.policy import resolve_profile
 
 from ._common import split_common_flags

@@ -18,7 +18,7 @@ from flwd import store
 from flwd.engine import recover
 from flwd.errors import UsageError
 from flwd.events import TERMINAL_STATUSES, RunRow
-from flwd.execute._procfs import process_alive
+from flwd.execute import process_alive
 from flwd.settings import Settings
 
 from ._context import CONTEXT

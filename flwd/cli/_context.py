@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flwd.errors import ConfigInvalid, JobNotFound, UsageError
-from flwd.jobs import Alias, AliasIndex, Catalog, Job, discover, index_aliases
-from flwd.jobs._discovery import DiscoveryIssue
-from flwd.jobs._suggest import close_matches, quoted_choice
+from flwd.jobs import (
+    Alias,
+    AliasIndex,
+    Catalog,
+    DiscoveryIssue,
+    Job,
+    close_matches,
+    discover,
+    index_aliases,
+    quoted_choice,
+)
 from flwd.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
@@ -90,7 +98,7 @@ def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, 
     Invalid or colliding aliases are reported as warnings: they never hide the
     jobs (``flwd :jobs`` lists them with their codes).
     """
-    from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
+    from flwd.jobs import ALIASES_FILE, read_alias_entries
 
     local = discover(settings.scripts_root, display_base=settings.workspace)
     path = settings.scripts_root / ALIASES_FILE

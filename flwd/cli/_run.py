@@ -30,8 +30,7 @@ from flwd.events import (
     EventRecord,
 )
 from flwd.jobs import Alias, Arg, Binding, Job, flag_help
-from flwd.plan import Plan, build_plan
-from flwd.plan._container import uses_container
+from flwd.plan import Plan, build_plan, uses_container
 from flwd.policy import Profile, decisions_of, load_policy, resolve_profile
 from flwd.settings import Settings
 

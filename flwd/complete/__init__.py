@@ -12,3 +12,6 @@ from ._main import run as run
 from ._protocol import Candidate as Candidate
 from ._protocol import encode as encode
 from ._resolve import complete as complete
+from ._scripts import SHELLS as SHELLS
+from ._scripts import UnknownShell as UnknownShell
+from ._scripts import completion_script as completion_script

@@ -18,10 +18,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flwd.jobs import AliasIndex, Arg, Catalog, Job, discover, flag_help, load_aliases
-from flwd.jobs._aliases import ALIASES_FILE
-from flwd.jobs._argspec import PATH_FORMATS, plain
-from flwd.jobs._discovery import _SKIPPED_DIRS, CONFIG_DIR, CONFIG_FILE
+from flwd.jobs import (
+    ALIASES_FILE,
+    CONFIG_DIR,
+    CONFIG_FILE,
+    PATH_FORMATS,
+    SKIPPED_DIRS,
+    AliasIndex,
+    Arg,
+    Catalog,
+    Job,
+    discover,
+    flag_help,
+    load_aliases,
+    plain,
+)
 
 from ._index import FORMAT, empty_node
 from ._verbs import BOOLEAN, PATHS
@@ -86,7 +97,7 @@ def stamp(root: str) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]]
                 pending.extend(
                     entry.path for entry in entries
                     if entry.is_dir(follow_symlinks=False)
-                    and entry.name not in _SKIPPED_DIRS
+                    and entry.name not in SKIPPED_DIRS
                     and not entry.name.startswith(".")
                 )
         except OSError:
@@ -102,7 +113,7 @@ def _with_sources(root: str, data: str, catalog: Catalog, dirs: list[tuple[str, 
     (``flwd.sources._store.MARKER``); before the first source there is no
     marker, and its creation changes the modification time of ``sources/``.
     """
-    from flwd.jobs._aliases import read_alias_entries
+    from flwd.jobs import read_alias_entries
     from flwd.sources import index_source, load_sources, merge
     from flwd.sources._store import marker_path
 

@@ -29,9 +29,8 @@ import trio
 
 from actors import ActorRef, ActorStopped, Inbox
 from flwd.errors import ContainerFailed, ContainerNameConflict, FlwdError
-from flwd.execute import LineSplitter
-from flwd.execute._pump import OutputSink as OutputSink
-from flwd.execute._pump import pump_lines
+from flwd.execute import LineSplitter, pump_lines
+from flwd.execute import OutputSink as OutputSink
 
 from ._argv import RUN_LABEL, ContainerSpec, kill_argv, remove_argv, run_argv, stop_argv
 from ._runtime import Runtime

@@ -8,8 +8,15 @@ from typing import Any
 
 import trio
 
-from flwd.jobs import AliasIndex, Catalog, DiscoveryIssue, discover, index_aliases
-from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
+from flwd.jobs import (
+    ALIASES_FILE,
+    AliasIndex,
+    Catalog,
+    DiscoveryIssue,
+    discover,
+    index_aliases,
+    read_alias_entries,
+)
 
 _SKIP = frozenset({".git", "node_modules", "__pycache__"})
 

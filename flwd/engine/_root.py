@@ -55,7 +55,7 @@ from flwd.events import (
     RunRow,
     now,
 )
-from flwd.execute._procfs import process_alive
+from flwd.execute import process_alive
 from flwd.ids import new_run_id
 from flwd.jobs import AliasIndex, Catalog
 from flwd.plan import Plan

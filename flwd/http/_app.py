@@ -40,8 +40,7 @@ from flwd.engine._decisions import journal_refusal
 from flwd.errors import FlwdError, RunNotFound
 from flwd.events import TERMINAL_STATUSES, RunRow
 from flwd.jobs import Job, bind_json
-from flwd.plan import Plan, build_plan
-from flwd.plan._container import uses_container
+from flwd.plan import Plan, build_plan, uses_container
 from flwd.policy import PolicyContext, decisions_of, resolve_profile
 from flwd.sources import Entry, parse_request
 

@@ -5,15 +5,19 @@ Everything here is sans-IO except :func:`discover`, which reads the config files
 and lists job directories. Nothing imports trio or any async library.
 """
 
+from ._aliases import ALIASES_FILE as ALIASES_FILE
 from ._aliases import Alias as Alias
 from ._aliases import AliasIndex as AliasIndex
 from ._aliases import index_aliases as index_aliases
 from ._aliases import load_aliases as load_aliases
+from ._aliases import read_alias_entries as read_alias_entries
+from ._argspec import PATH_FORMATS as PATH_FORMATS
 from ._argspec import RESERVED_NAMES as RESERVED_NAMES
 from ._argspec import SECRET_MARK as SECRET_MARK
 from ._argspec import Arg as Arg
 from ._argspec import ArgType as ArgType
 from ._argspec import ItemType as ItemType
+from ._argspec import plain as plain
 from ._bind import Binding as Binding
 from ._bind import bind_cli as bind_cli
 from ._bind import bind_json as bind_json
@@ -33,6 +37,9 @@ from ._config import ParsedConfig as ParsedConfig
 from ._config import Step as Step
 from ._config import parse_config as parse_config
 from ._config import parse_duration as parse_duration
+from ._discovery import CONFIG_DIR as CONFIG_DIR
+from ._discovery import CONFIG_FILE as CONFIG_FILE
+from ._discovery import SKIPPED_DIRS as SKIPPED_DIRS
 from ._discovery import Catalog as Catalog
 from ._discovery import DiscoveryIssue as DiscoveryIssue
 from ._discovery import DuplicateId as DuplicateId
@@ -40,6 +47,8 @@ from ._discovery import Job as Job
 from ._discovery import discover as discover
 from ._paths import check_paths as check_paths
 from ._paths import path_problems as path_problems
+from ._suggest import close_matches as close_matches
+from ._suggest import quoted_choice as quoted_choice
 from ._text import printable as printable
 from ._text import text_problem as text_problem
 from ._yaml import CONFIG_LIMITS as CONFIG_LIMITS

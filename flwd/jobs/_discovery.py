@@ -29,7 +29,7 @@ __all__ = ["Catalog", "DiscoveryIssue", "DuplicateId", "Job", "discover"]
 CONFIG_DIR: Final = "config.d"
 CONFIG_FILE: Final = "config.yaml"
 
-_SKIPPED_DIRS: Final = frozenset({CONFIG_DIR, ".git", "node_modules", "__pycache__"})
+SKIPPED_DIRS: Final = frozenset({CONFIG_DIR, ".git", "node_modules", "__pycache__"})
 _SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _SCRIPT_RE: Final = re.compile(r"\d{3}_")
 _LIST_HINT: Final = "run 'flwd :jobs' to list jobs"
@@ -259,7 +259,7 @@ def _config_files(root: Path) -> Iterator[Path]:
                     Path(entry.path)
                     for entry in entries
                     if entry.is_dir(follow_symlinks=False)
-                    and entry.name not in _SKIPPED_DIRS
+                    and entry.name not in SKIPPED_DIRS
                     and not entry.name.startswith(".")
                 ]
         except OSError:

@@ -5,3 +5,4 @@ from ._build import StepPlan as StepPlan
 from ._build import build_plan as build_plan
 from ._commands import display_command as display_command
 from ._commands import script_command as script_command
+from ._container import uses_container as uses_container

@@ -9,6 +9,7 @@ from typing import Any
 
 from flwd.errors import AddonManifestInvalid
 from flwd.jobs import (
+    ALIASES_FILE,
     Catalog,
     ContainerConfig,
     DiscoveryIssue,
@@ -16,8 +17,8 @@ from flwd.jobs import (
     Job,
     JobConfig,
     discover,
+    read_alias_entries,
 )
-from flwd.jobs._aliases import ALIASES_FILE, read_alias_entries
 
 from ._model import Source
 from ._oci import MANIFEST_FILE, read_manifest

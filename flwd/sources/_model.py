@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flwd.errors import FlwdError, SourceInvalid, SourceTrustRequired
 from flwd.events import format_ts
-from flwd.policy._images import image_repository
+from flwd.policy import image_repository
 
 SourceType = Literal["local", "git", "oci"]
 Expose = Literal["none", "read", "readwrite"]

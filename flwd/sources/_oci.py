@@ -36,8 +36,7 @@ from typing import Final
 
 import trio
 
-from flwd.containers import Runtime
-from flwd.containers._inspect import inspect_image, pull_image, runtime_call
+from flwd.containers import Runtime, inspect_image, pull_image, runtime_call
 from flwd.errors import AddonManifestInvalid, ContainerRuntimeUnavailable, OciFailed
 from flwd.policy import (
     PolicyContext,
