@@ -6,8 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flwd.errors import UsageError
+
+if TYPE_CHECKING:
+    from flwd.store import Store
 
 DEFAULT_GRACE = 5.0
 
@@ -24,6 +28,12 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "flwd.db"
+
+    def open_store(self) -> Store:
+        """The Core DB of this data dir (nothing is opened until it is used)."""
+        from flwd.store import SqliteStore  # not at import: the completion path reads settings
+
+        return SqliteStore(self.db_path)
 
     @property
     def runs_dir(self) -> Path:

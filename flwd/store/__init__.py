@@ -1,4 +1,4 @@
-"""Core DB (SQLite, WAL): schema, journal writer thread, readers, recovery."""
+"""The Core DB: the :class:`Store` port (``_typing``) and its embedded SQLite implementation."""
 
 from ._db import connect as connect
 from ._db import db_path as db_path
@@ -24,4 +24,10 @@ from ._retention import collect as collect
 from ._retention import evicted_through as evicted_through
 from ._retention import storage_usage as storage_usage
 from ._retention import was_evicted as was_evicted
+from ._sqlite import SOURCES_MARKER as SOURCES_MARKER
+from ._sqlite import SqliteStore as SqliteStore
+from ._sqlite import sources_marker as sources_marker
+from ._typing import JournalSink as JournalSink
+from ._typing import SourceRecord as SourceRecord
+from ._typing import Store as Store
 from ._writer import JournalWriter as JournalWriter

@@ -1,0 +1,216 @@
+"""``SqliteStore``: the embedded Core DB (one SQLite file in WAL mode).
+
+Every method opens a short-lived connection of its own (readers read-only, so
+they never create nor migrate the file): SQLite connections are thread-affine,
+and callers come from trio's worker threads and from the CLI alike. The
+journal's writer keeps one connection in one dedicated thread
+(:class:`~flwd.store.JournalWriter`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flwd.errors import RunNotFound
+from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow
+
+from . import _read, _retention
+from ._db import connect
+from ._journal import JournalItem, append_batch
+from ._read import open_reader
+from ._retention import GcResult, RetentionPolicy
+from ._typing import SourceRecord, Store
+from ._writer import JournalWriter
+
+#: Rewritten whenever a source is saved or deleted, so that caches built from the
+#: sources (shell completion's job index) notice with one ``stat``.
+SOURCES_MARKER = "sources/.changed"
+
+
+def sources_marker(data_dir: Path) -> Path:
+    """The file a change of the registered sources touches (see :data:`SOURCES_MARKER`)."""
+    return data_dir / SOURCES_MARKER
+
+
+class SqliteStore:
+    """The :class:`~flwd.store.Store` of one SQLite file (``<data dir>/flwd.db``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def open_journal(self) -> JournalWriter:
+        return JournalWriter(self.path)
+
+    def append(self, items: Sequence[JournalItem]) -> list[EventRecord]:
+        conn = connect(self.path)
+        try:
+            return append_batch(conn, items)
+        finally:
+            conn.close()
+
+    # -- runs ----------------------------------------------------------------
+    def get_run(self, run_ref: str, *, workspace: str | None = None) -> RunRow:
+        if not self.exists():
+            raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
+        with open_reader(self.path) as conn:
+            return _read.get_run(conn, run_ref, workspace=workspace)
+
+    def list_runs(self, *, job_id: str | None = None, status: str | None = None,
+                  workspace: str | None = None, limit: int = 50, offset: int = 0
+                  ) -> list[RunRow]:
+        if not self.exists():
+            return []
+        with open_reader(self.path) as conn:
+            return _read.list_runs(conn, job_id=job_id, status=status, workspace=workspace,
+                                   limit=limit, offset=offset)
+
+    def count_runs(self, *, job_id: str | None = None, status: str | None = None,
+                   workspace: str | None = None) -> int:
+        if not self.exists():
+            return 0
+        with open_reader(self.path) as conn:
+            return _read.count_runs(conn, job_id=job_id, status=status, workspace=workspace)
+
+    def run_statuses(self, run_ids: Collection[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        ids = list(run_ids)
+        with open_reader(self.path) as conn:
+            for start in range(0, len(ids), 500):
+                batch = ids[start:start + 500]
+                marks = ",".join("?" * len(batch))
+                found.update(conn.execute(
+                    f"SELECT id, status FROM runs WHERE id IN ({marks})", batch).fetchall())
+        return found
+
+    def unfinished_runs(self) -> list[RunRow]:
+        if not self.exists():
+            return []
+        with open_reader(self.path) as conn:
+            return _read.unfinished_runs(conn)
+
+    def terminal_among(self, run_ids: Collection[str]) -> list[str]:
+        ids = list(run_ids)
+        if not ids or not self.exists():
+            return []
+        finished: list[str] = []
+        statuses = sorted(TERMINAL_STATUSES)
+        with open_reader(self.path) as conn:
+            for start in range(0, len(ids), 500):
+                batch = ids[start:start + 500]
+                marks = ",".join("?" * len(batch))
+                finished += [row[0] for row in conn.execute(
+                    f"SELECT id FROM runs WHERE id IN ({marks}) AND status IN "
+                    f"({','.join('?' * len(statuses))})", [*batch, *statuses])]
+        return finished
+
+    # -- events --------------------------------------------------------------
+    def read_events(self, run_id: str | None, *, after: int = 0, limit: int = 500,
+                    max_bytes: int | None = None) -> list[EventRecord]:
+        if not self.exists():
+            return []
+        with open_reader(self.path) as conn:
+            return _read.read_events(conn, run_id, after=after, limit=limit,
+                                     max_bytes=max_bytes)
+
+    def event_bounds(self, run_id: str) -> tuple[int, int]:
+        if not self.exists():
+            return (0, 0)
+        with open_reader(self.path) as conn:
+            return _read.event_bounds(conn, run_id)
+
+    def last_seq(self) -> int:
+        if not self.exists():
+            return 0
+        with open_reader(self.path) as conn:
+            row = conn.execute("SELECT COALESCE(MAX(last_seq), 0) FROM events").fetchone()
+            return int(row[0])
+
+    # -- idempotency ---------------------------------------------------------
+    def find_idempotent(self, key: str, *, newer_than: float) -> tuple[str, str] | None:
+        if not self.exists():
+            return None
+        with open_reader(self.path) as conn:
+            return _read.find_idempotent(conn, key, newer_than=newer_than)
+
+    # -- retention -----------------------------------------------------------
+    def collect(self, policy: RetentionPolicy, *, runs_dir: Path | None,
+                now: float | None = None, dry_run: bool = False) -> GcResult:
+        conn = connect(self.path)
+        try:
+            return _retention.collect(conn, policy, runs_dir=runs_dir, now=now, dry_run=dry_run)
+        finally:
+            conn.close()
+
+    def storage_usage(self) -> dict[str, Any]:
+        with open_reader(self.path) as conn:
+            return _retention.storage_usage(conn, self.path)
+
+    def evicted_through(self) -> int:
+        if not self.exists():
+            return 0
+        with open_reader(self.path) as conn:
+            return _retention.evicted_through(conn)
+
+    def was_evicted(self, run_id: str) -> bool:
+        if not self.exists():
+            return False
+        with open_reader(self.path) as conn:
+            return _retention.was_evicted(conn, run_id)
+
+    # -- sources -------------------------------------------------------------
+    def load_sources(self) -> list[SourceRecord]:
+        if not self.exists():
+            return []
+        conn = connect(self.path)
+        try:
+            rows = conn.execute("SELECT name, type, spec, state, created_at, updated_at "
+                                "FROM sources ORDER BY name").fetchall()
+        finally:
+            conn.close()
+        return [SourceRecord(name, kind, json.loads(spec), json.loads(state), created, updated)
+                for name, kind, spec, state, created, updated in rows]
+
+    def save_source(self, record: SourceRecord) -> None:
+        conn = connect(self.path)
+        try:
+            conn.execute(
+                "INSERT INTO sources(name, type, spec, state, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET type = excluded.type, "
+                "spec = excluded.spec, state = excluded.state, updated_at = excluded.updated_at",
+                (record.name, record.type, json.dumps(record.spec), json.dumps(record.state),
+                 record.created_at, record.updated_at))
+        finally:
+            conn.close()
+        self._touch_marker()
+
+    def delete_source(self, name: str) -> bool:
+        conn = connect(self.path)
+        try:
+            deleted = conn.execute("DELETE FROM sources WHERE name = ?", (name,)).rowcount > 0
+        finally:
+            conn.close()
+        self._touch_marker()
+        return bool(deleted)
+
+    def _touch_marker(self) -> None:
+        marker = sources_marker(self.path.parent)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            counter = marker.read_text() if marker.exists() else "0"
+            marker.write_text(str(int(counter or "0") + 1) if counter.isdigit() else "1")
+        except OSError:
+            pass  # only a cache hint
+
+
+if TYPE_CHECKING:  # mypy checks that SqliteStore implements the port
+    _: Store = SqliteStore(Path())

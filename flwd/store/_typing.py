@@ -1,0 +1,154 @@
+"""The Core DB port: what the engine, the HTTP layer and the CLI may ask of storage.
+
+In the style of hypercorn's ``typing.py``: the rest of flwd depends on these
+Protocols only; :class:`~flwd.store.SqliteStore` is the embedded implementation
+(a PostgreSQL one implements the same Protocols and passes the same contract
+suite, ``tests/store/test_contract.py``).
+
+**Threading contract.** Every :class:`Store` method blocks: call it from a worker
+thread inside trio (``trio.to_thread.run_sync``) or from plain synchronous code
+(the CLI's reading verbs). Methods are safe to call from several threads at once:
+each call opens (or borrows) its own connection. Writes that belong to runs go
+through the one :class:`JournalSink` a process opens with :meth:`Store.open_journal`,
+which commits batches in order in its own dedicated thread; :meth:`Store.append`
+is for the rare write of a process that has no journal (a refused CLI request,
+recovery before the journal starts).
+
+**Reading never writes.** A reader does not create the database, nor migrate an
+older schema: a store with no database yet reads as empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import outcome
+
+from flwd.events import EventRecord, RunRow
+
+from ._journal import GroupResult, JournalItem
+from ._retention import GcResult, RetentionPolicy
+
+#: Called *in the journal's thread* with the outcome of one submitted batch.
+Done = Callable[[outcome.Outcome[list[GroupResult]]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A registered source as the Core DB keeps it: its spec and state as JSON objects.
+
+    ``flwd.sources`` turns these into :class:`~flwd.sources.Source` (the store does
+    not know what a source is, only how to keep one).
+    """
+
+    name: str
+    type: str
+    spec: dict[str, Any]
+    state: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+class JournalSink(Protocol):
+    """The Core DB writer of one process: commits batches in order, one transaction each.
+
+    A batch is a list of groups; a group whose records cannot be stored is answered
+    with its :class:`~flwd.errors.RecordUnstorable` and the other groups commit.
+    """
+
+    def start(self) -> None:
+        """Open the connection (and migrate); blocking, short.
+
+        Raises:
+            StorageError: the database cannot be opened or migrated.
+        """
+
+    def submit(self, groups: Sequence[Sequence[JournalItem]], done: Done) -> None:
+        """Queue a batch; never blocks. ``done`` runs in the writer's thread."""
+
+    def release_reserve(self) -> bool:
+        """Free the space kept for finishing runs on a full disk; True if some was freed."""
+
+    def close(self) -> None:
+        """Commit what was queued, then stop the thread (blocking)."""
+
+
+class Store(Protocol):
+    """Runs, their events, idempotency records, retention and sources in one Core DB."""
+
+    #: Where the data is, for messages ("no runs yet (no Core DB at …)").
+    location: str
+
+    def exists(self) -> bool:
+        """There is a database (a fresh data dir has none until the first write)."""
+
+    def open_journal(self) -> JournalSink:
+        """The process's writer (not started)."""
+
+    def append(self, items: Sequence[JournalItem]) -> list[EventRecord]:
+        """Commit ``items`` at once, in one transaction; the events as numbered.
+
+        For a process without a journal (see the module docstring).
+        """
+
+    # -- runs ----------------------------------------------------------------
+    def get_run(self, run_ref: str, *, workspace: str | None = None) -> RunRow:
+        """The run with this id (or unique id prefix). Raises RunNotFound."""
+
+    def list_runs(self, *, job_id: str | None = None, status: str | None = None,
+                  workspace: str | None = None, limit: int = 50, offset: int = 0
+                  ) -> list[RunRow]:
+        """Newest first."""
+
+    def count_runs(self, *, job_id: str | None = None, status: str | None = None,
+                   workspace: str | None = None) -> int: ...
+
+    def run_statuses(self, run_ids: Collection[str]) -> dict[str, str]:
+        """The status of each of these runs that exists."""
+
+    def unfinished_runs(self) -> list[RunRow]:
+        """Runs still ``queued`` or ``running``."""
+
+    def terminal_among(self, run_ids: Collection[str]) -> list[str]:
+        """Those of ``run_ids`` that are finished in this Core DB."""
+
+    # -- events --------------------------------------------------------------
+    def read_events(self, run_id: str | None, *, after: int = 0, limit: int = 500,
+                    max_bytes: int | None = None) -> list[EventRecord]:
+        """One page of journal rows with events after the cursor (see SqliteStore)."""
+
+    def event_bounds(self, run_id: str) -> tuple[int, int]:
+        """(first seq, last seq) retained for the run; (0, 0) when it has none."""
+
+    def last_seq(self) -> int:
+        """The highest event seq in the journal (0: none)."""
+
+    # -- idempotency ---------------------------------------------------------
+    def find_idempotent(self, key: str, *, newer_than: float) -> tuple[str, str] | None:
+        """(body digest, run id) stored for a scoped idempotency key, if still fresh."""
+
+    # -- retention -----------------------------------------------------------
+    def collect(self, policy: RetentionPolicy, *, runs_dir: Path | None,
+                now: float | None = None, dry_run: bool = False) -> GcResult:
+        """Evict what ``policy`` no longer keeps, oldest runs first."""
+
+    def storage_usage(self) -> dict[str, Any]:
+        """What ``GET /health/storage`` reports of the database."""
+
+    def evicted_through(self) -> int:
+        """The highest event seq ever evicted (0: none)."""
+
+    def was_evicted(self, run_id: str) -> bool: ...
+
+    # -- sources -------------------------------------------------------------
+    def load_sources(self) -> list[SourceRecord]:
+        """Every registered source, by name."""
+
+    def save_source(self, record: SourceRecord) -> None:
+        """Insert or update (by name)."""
+
+    def delete_source(self, name: str) -> bool:
+        """True when there was one."""
