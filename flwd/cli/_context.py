@@ -138,7 +138,7 @@ def _source_indexes(settings: Settings, *, quiet: bool) -> list[SourceIndex] | N
         return None
     from flwd.sources import index_source, load_sources
 
-    sources = load_sources(settings.db_path)
+    sources = load_sources(settings.open_store())
     if not sources:
         return None
     indexes = []

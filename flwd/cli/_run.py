@@ -16,8 +16,7 @@ from typing import BinaryIO
 import trio
 
 from flwd.containers import detect_runtime
-from flwd.engine import Engine, open_engine
-from flwd.engine._decisions import journal_refusal_sync
+from flwd.engine import Engine, journal_refusal_sync, open_engine
 from flwd.errors import FlwdError
 from flwd.events import (
     POLICY_DECISION,
@@ -119,7 +118,7 @@ def plan_with_policy(job: Job, binding: Binding, settings: Settings, *, profile:
                           runtime=runtime)
     except FlwdError as exc:
         if journal_refusals and decisions_of(exc):
-            journal_refusal_sync(settings.db_path, job.id, profile, decisions_of(exc))
+            journal_refusal_sync(settings.open_store(), job.id, profile, decisions_of(exc))
         raise
 
 

@@ -211,7 +211,7 @@ def remove_command(name: str, /) -> int:
 def _load(settings: Settings) -> list[Source]:
     from flwd.sources import load_sources
 
-    return load_sources(settings.db_path)
+    return load_sources(settings.open_store())
 
 
 def _find(settings: Settings, name: str) -> Source | None:
@@ -351,7 +351,7 @@ def remove_local(settings: Settings, name: str) -> Source:
         source = _find(settings, name)
         if source is None:
             raise _not_found(name)
-        delete_source(settings.db_path, source.name)
+        delete_source(settings.open_store(), source.name)
         return source
 
 
@@ -380,7 +380,7 @@ def _save(settings: Settings, source: Source) -> None:
     from flwd.sources import save_source
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    save_source(settings.db_path, source)
+    save_source(settings.open_store(), source)
 
 
 def _delete_files(settings: Settings, name: str) -> None:

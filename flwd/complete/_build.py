@@ -110,15 +110,15 @@ def _with_sources(root: str, data: str, catalog: Catalog, dirs: list[tuple[str, 
     """Add the jobs of the data dir's sources (``<source>/<id>``), and what to stamp.
 
     Registering, refreshing or removing a source rewrites the sources marker
-    (``flwd.sources._store.MARKER``); before the first source there is no
+    (``flwd.store.SOURCES_MARKER``); before the first source there is no
     marker, and its creation changes the modification time of ``sources/``.
     """
     from flwd.jobs import read_alias_entries
     from flwd.sources import index_source, load_sources, merge
-    from flwd.sources._store import marker_path
+    from flwd.store import SqliteStore, sources_marker
 
     data_path = Path(data)
-    marker = marker_path(data_path)
+    marker = sources_marker(data_path)
     try:  # the folder must exist to be stamped: the marker's creation changes it
         data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker.parent.mkdir(exist_ok=True, mode=0o700)
@@ -130,7 +130,7 @@ def _with_sources(root: str, data: str, catalog: Catalog, dirs: list[tuple[str, 
     local_entries, local_issues = read_alias_entries(Path(root), ALIASES_FILE)
     indexes = []
     try:
-        sources = load_sources(data_path / "flwd.db")
+        sources = load_sources(SqliteStore(data_path / "flwd.db"))
     except Exception:  # an unreadable Core DB: complete the workspace alone
         sources = []
     for source in sources:

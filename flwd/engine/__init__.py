@@ -1,5 +1,6 @@
 """The actor tree: root supervisor, journal, event hub, runs supervisor, run actors."""
 
+from ._decisions import journal_refusal_sync as journal_refusal_sync
 from ._hub import EventHub as EventHub
 from ._root import Engine as Engine
 from ._root import open_engine as open_engine

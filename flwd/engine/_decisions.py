@@ -9,14 +9,14 @@ global event stream and the denial metric see them like any other event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flwd import store
 from flwd.events import POLICY_DECISION, EventRecord, now
 from flwd.policy import Decision
+from flwd.store import Store
 
-from ._journal import Append, JournalRef
-from ._root import Engine
+if TYPE_CHECKING:
+    from ._root import Engine
 
 
 def decision_records(run_id: str, job_id: str, profile: str,
@@ -29,21 +29,15 @@ def decision_records(run_id: str, job_id: str, profile: str,
 
 async def journal_refusal(engine: Engine, job_id: str, profile: str,
                           decisions: Sequence[Decision]) -> None:
-    """Journal (and publish) the decisions of a refused run request."""
-    if not decisions:
-        return
-    journal: JournalRef = engine.supervisor.child_value("journal")
-    records = decision_records("", job_id, profile, decisions)
-    await journal.call(lambda reply: Append(records, reply))
+    """Journal (and publish) the decisions of a refused run request (see Engine.journal_refusal).
+
+    Cancellation: as :meth:`Engine.journal_refusal`.
+    """
+    await engine.journal_refusal(job_id, profile, decisions)
 
 
-def journal_refusal_sync(db_path: Path, job_id: str, profile: str,
+def journal_refusal_sync(target: Store, job_id: str, profile: str,
                          decisions: Sequence[Decision]) -> None:
     """The same without an engine (a CLI run refused before it starts); blocking."""
-    if not decisions:
-        return
-    conn = store.connect(db_path)
-    try:
-        store.append_batch(conn, decision_records("", job_id, profile, decisions))
-    finally:
-        conn.close()
+    if decisions:
+        target.append(decision_records("", job_id, profile, decisions))

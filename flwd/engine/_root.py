@@ -39,8 +39,9 @@ from actors import (
     Supervisor,
 )
 from flwd import store
-from flwd.containers import reap_run_containers
+from flwd.containers import Runtime, reap_run_containers
 from flwd.errors import (
+    FlwdError,
     IdempotencyConflict,
     RecordUnstorable,
     RunOwnedElsewhere,
@@ -57,8 +58,17 @@ from flwd.events import (
 )
 from flwd.execute import process_alive
 from flwd.ids import new_run_id
-from flwd.jobs import AliasIndex, Catalog
-from flwd.plan import Plan
+from flwd.jobs import Alias, AliasIndex, Catalog, Job
+from flwd.plan import (
+    Plan,
+    Planning,
+    PlanRequest,
+    needs_thread,
+    plan_request,
+    request_profile,
+    resolve_target,
+)
+from flwd.policy import Decision, PolicyContext, decisions_of
 from flwd.settings import Settings
 from flwd.sources import (
     Add,
@@ -78,9 +88,10 @@ from flwd.sources import (
     lease_checkout,
     merge,
 )
-from flwd.store import JournalItem, JournalWriter, RetentionPolicy
+from flwd.store import JournalItem, JournalWriter, RetentionPolicy, Store
 
 from ._catalog import CatalogCache
+from ._decisions import decision_records
 from ._finisher import Finisher, describe_crash, resync
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
@@ -158,8 +169,15 @@ class Engine:
                  owner_kind: str = "cli", sources: AllowList | None = None,
                  oci: OciContext | None = None,
                  retention: RetentionPolicy | None = None,
-                 max_concurrent_runs: int | None = None) -> None:
+                 max_concurrent_runs: int | None = None,
+                 policy: PolicyContext | None = None, runtime: Runtime | None = None,
+                 profile: str | None = None) -> None:
         self.settings = settings
+        self.store: Store = settings.open_store()
+        #: The policy bundle, container runtime and configured profile requests are planned with.
+        self.policy = policy
+        self.runtime = runtime
+        self.profile = profile
         self.hub = hub
         self.writer = writer
         self.owner_kind = owner_kind
@@ -182,8 +200,7 @@ class Engine:
             self.checkouts = DynamicSupervisor("checkouts", on_child_exit=_source_exited,
                                                max_restarts=5, max_seconds=60.0)
             self.sources_config = SourcesConfig(sources, settings.data_dir / "sources",
-                                                settings.db_path,
-                                                oci=oci)
+                                                self.store, oci=oci)
             config = self.sources_config
             children += [
                 ChildSpec("checkouts", self.checkouts.run, shutdown_timeout=10.0),
@@ -209,6 +226,7 @@ class Engine:
         self._accepting = True
         #: The last error of the Core DB writer (disk full…), for clients to report.
         self.storage_error: StorageError | None = None
+        self._idempotency_key: bytes | None = None
 
     # -- client API ----------------------------------------------------------
     @property
@@ -240,6 +258,158 @@ class Engine:
         result: tuple[RunRow, bool] = await self._root.call(
             lambda reply: StartRun(plan, (key, body_digest), reply))
         return result
+
+    # -- planning and submitting ---------------------------------------------------
+    async def find_job(self, job_id: str, *, source: str | None = None
+                       ) -> tuple[Job, Alias | None]:
+        """The job ``job_id`` names: a job id, an alias, or (with ``source``) a job of
+        that source.
+
+        Raises:
+            JobNotFound / SourceNotFound.
+
+        Cancellation: nothing is left behind (it only reads).
+        """
+        if source is not None:
+            source = self.source(source).source.name
+        catalog, aliases = await self._merged_view()
+        return resolve_target(catalog, aliases, PlanRequest(job_id, source=source))
+
+    def _planning(self) -> Planning:
+        settings = self.settings
+        return Planning(workspace=settings.workspace, scripts_root=settings.scripts_root,
+                        policy=self.policy, runtime=self.runtime,
+                        environment_profile=os.environ.get("FLWD_PROFILE"),
+                        configured_profile=self.profile)
+
+    async def plan(self, request: PlanRequest, *, journal_refusals: bool = False) -> Plan:
+        """Resolve, bind and plan ``request`` with this engine's policy (see ``plan_request``).
+
+        With ``journal_refusals`` (a request to run, not a preview), the policy
+        decisions of a refused request are journaled before the error propagates.
+
+        Raises:
+            JobNotFound / SourceNotFound / ArgumentError / a policy refusal.
+
+        Cancellation: nothing is left behind; a plan being built in a thread (a
+        container job's image verification) is abandoned, its result discarded.
+        """
+        if request.resolved is not None:
+            job, alias = request.resolved
+        else:
+            job, alias = await self.find_job(request.job_id, source=request.source)
+        planning = self._planning()
+        build = partial(plan_request, job, alias, request, planning)
+        try:
+            if needs_thread(job):
+                # In a thread: verifying an image signature runs cosign.
+                return await trio.to_thread.run_sync(build)
+            # A host job's plan is pure computation (plus reading a script's
+            # first line, from the page cache): a thread hop would cost more.
+            return build()
+        except FlwdError as exc:
+            if journal_refusals and decisions_of(exc):
+                await self.journal_refusal(job.id, request_profile(request, planning),
+                                           decisions_of(exc))
+            raise
+
+    async def submit(self, request: PlanRequest, *, idempotency: tuple[str, bytes] | None = None
+                     ) -> tuple[RunRow, bool]:
+        """Plan ``request`` and start a run of it; the run, and True for a replay.
+
+        ``idempotency``: (the Idempotency-Key scoped to its caller, the canonical
+        request body). The same key with the same body within 24 h answers the
+        earlier run (True); with another body, IdempotencyConflict. Only a keyed
+        digest of the body is kept (it may hold a secret).
+
+        Raises:
+            as :meth:`plan`; IdempotencyConflict; ActorStopped (shutting down).
+
+        Cancellation: a caller cancelled before the root took the request leaves
+        nothing; once the root has it, the run is created and started anyway (it
+        is journaled, so ``GET /runs`` shows it) and only the answer is lost.
+        """
+        plan = await self.plan(request, journal_refusals=True)
+        if idempotency is None:
+            return await self.start_run(plan), False
+        key, body = idempotency
+        digest = await self._body_digest(body)
+        return await self.start_run_once(plan, key, digest)
+
+    async def _body_digest(self, canonical_body: bytes) -> str:
+        # Keyed: the body may hold a secret, and the Core DB must not keep a
+        # plain hash of it (see flwd/store/_idempotency.py).
+        if self._idempotency_key is None:
+            self._idempotency_key = await trio.to_thread.run_sync(
+                store.install_key, self.settings.data_dir)
+        return store.body_digest(self._idempotency_key, canonical_body)
+
+    async def journal_refusal(self, job_id: str, profile: str,
+                              decisions: Sequence[Decision]) -> None:
+        """Journal (and publish) the decisions of a refused run request.
+
+        Cancellation: the records may be journaled all the same (the journal
+        commits what it was handed).
+        """
+        if not decisions:
+            return
+        journal: JournalRef = self.supervisor.child_value("journal")
+        records = decision_records("", job_id, profile, decisions)
+        await journal.call(lambda reply: Append(records, reply))
+
+    # -- reading runs and the journal ---------------------------------------------
+    async def list_runs(self, *, job_id: str | None = None, status: str | None = None,
+                        workspace: str | None = None, limit: int = 50, offset: int = 0
+                        ) -> tuple[list[RunRow], int]:
+        """A page of runs, newest first, and how many match in all.
+
+        Cancellation: nothing is left behind (a read under way finishes in its thread).
+        """
+        def read() -> tuple[list[RunRow], int]:
+            return (self.store.list_runs(job_id=job_id, status=status, workspace=workspace,
+                                         limit=limit, offset=offset),
+                    self.store.count_runs(job_id=job_id, status=status, workspace=workspace))
+
+        return await trio.to_thread.run_sync(read)
+
+    async def last_seq(self, run_id: str | None = None) -> int:
+        """The last event seq of the run (or of the whole journal).
+
+        Cancellation: nothing is left behind.
+        """
+        if run_id is None:
+            return await trio.to_thread.run_sync(self.store.last_seq)
+        return (await trio.to_thread.run_sync(self.store.event_bounds, run_id))[1]
+
+    async def cursor_expired(self, run_id: str | None, cursor: int) -> bool:
+        """Retention has evicted the events after ``cursor`` (of the run, or of the journal).
+
+        Cancellation: nothing is left behind.
+        """
+        def read() -> bool:
+            if run_id is not None:
+                return self.store.was_evicted(run_id)
+            return cursor < self.store.evicted_through()
+
+        return await trio.to_thread.run_sync(read)
+
+    async def storage_health(self) -> dict[str, Any]:
+        """What ``GET /health/storage`` reports: the Core DB's usage and retention's state.
+
+        Cancellation: nothing is left behind.
+        """
+        usage = await trio.to_thread.run_sync(self.store.storage_usage)
+        state = self.retention
+        usage["retention"] = state.policy.to_json() if state else None
+        if state is not None and state.last is not None:
+            usage["last_gc"] = {k: v for k, v in state.last.to_json().items() if k != "evicted"}
+        if state is not None and state.errors:
+            usage["gc_errors"] = state.errors[-3:]
+        return usage
+
+    def has_backlog_after(self, run_id: str, after: int) -> bool:
+        """The hub holds the run's events after ``after`` (its replay needs no read)."""
+        return self.hub.has_backlog_after(run_id, after)
 
     async def catalog(self) -> Catalog:
         """The jobs of the scripts root and of every source (cached until one changes)."""
@@ -310,7 +480,7 @@ class Engine:
             return
         from flwd.sources import record_digest
 
-        await trio.to_thread.run_sync(record_digest, self.settings.db_path, name, image, digest)
+        await trio.to_thread.run_sync(record_digest, self.store, name, image, digest)
 
     async def get_run(self, run_ref: str) -> RunRow:
         """The run from the Core DB. Raises RunNotFound."""
@@ -592,7 +762,9 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       sources: AllowList | None = None,
                       oci: OciContext | None = None,
                       retention: RetentionPolicy | None = None,
-                      max_concurrent_runs: int | None = None) -> AsyncIterator[Engine]:
+                      max_concurrent_runs: int | None = None,
+                      policy: PolicyContext | None = None, runtime: Runtime | None = None,
+                      profile: str | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block.
 
     ``sources``: the allow-list of a process that manages sources (serve);
@@ -610,7 +782,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
     engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
-                    retention=retention, max_concurrent_runs=max_concurrent_runs)
+                    retention=retention, max_concurrent_runs=max_concurrent_runs,
+                    policy=policy, runtime=runtime, profile=profile)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.supervisor.run)

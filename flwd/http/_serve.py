@@ -252,7 +252,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
     async with owning(listener), _own_data_dir(settings) as owned, open_engine(
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
-            max_concurrent_runs=config.max_concurrent_runs) as engine:
+            max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
+            runtime=runtime, profile=profile) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

@@ -43,6 +43,7 @@ from actors import (
     RestartPolicy,
 )
 from flwd.errors import FlwdError, SourceCheckoutFailed, SourceExists, SourceNotFound
+from flwd.store import Store
 
 from . import _store
 from ._allow import AllowList
@@ -145,7 +146,7 @@ class _Pin:
 class SourcesConfig:
     allow: AllowList
     sources_dir: Path
-    db_path: Path
+    store: Store
     #: Runtime, policy and profile for oci sources (None: oci sources are refused).
     oci: OciContext | None = None
 
@@ -241,7 +242,7 @@ class SourceActor:
         source = source.with_state(replace(source.state, digest=digest), time.time())
         try:
             index = await trio.to_thread.run_sync(index_source, source)
-            await trio.to_thread.run_sync(_store.save_source, self.config.db_path, source)
+            await trio.to_thread.run_sync(_store.save_source, self.config.store, source)
         except FlwdError as exc:
             _log.warning("source %s: cannot record digest %s: %s", source.name, digest,
                          exc.one_line())
@@ -280,7 +281,7 @@ class SourceActor:
             # Before the row names it: from here on no sweep deletes the new tree.
             lease = await self._lease(source)
             index = await trio.to_thread.run_sync(index_source, source)
-            await trio.to_thread.run_sync(_store.save_source, self.config.db_path, source)
+            await trio.to_thread.run_sync(_store.save_source, self.config.store, source)
         except FlwdError as exc:
             if lease is not None:
                 lease.release()
@@ -347,7 +348,7 @@ class SourcesActor(Actor[SourcesMessage]):
         self.pending: set[str] = set()
 
     async def on_start(self) -> None:
-        sources = await trio.to_thread.run_sync(_store.load_sources, self.config.db_path)
+        sources = await trio.to_thread.run_sync(_store.load_sources, self.config.store)
         # What a CLI run leased through a refresh or remove, and what a crash
         # left half-deleted, goes now (this process owns the data dir).
         await trio.to_thread.run_sync(sweep, self.config.sources_dir, pinned_trees(sources))
@@ -467,7 +468,7 @@ class SourcesActor(Actor[SourcesMessage]):
             await self.checkouts.stop_child(_child(entry.source.name))
         except ChildNotFound:
             pass
-        await trio.to_thread.run_sync(_store.delete_source, self.config.db_path,
+        await trio.to_thread.run_sync(_store.delete_source, self.config.store,
                                       entry.source.name)
         self.book.drop(entry.source.name)
         # Its actor has released its lease; trees live runs use stay until a
