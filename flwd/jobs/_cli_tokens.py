@@ -115,140 +115,188 @@ def _is_value(tokens: Sequence[str], index: int) -> bool:
     return index < len(tokens) and not tokens[index].startswith("-")
 
 
+@dataclass(frozen=True)
+class _Flags:
+    """Every spelling a job's argspec accepts, and what each one means."""
+
+    flags: dict[str, Arg]
+    #: ``--no-loud`` → the boolean ``loud``.
+    negations: dict[str, Arg]
+    #: ``--api_key-file``, ``--api-key-file`` → the secret ``api_key``.
+    files: dict[str, Arg]
+    #: Every accepted spelling → its canonical flag (for did-you-mean hints).
+    spellings: dict[str, str]
+
+
+def _flag_table(args: Sequence[Arg]) -> _Flags:
+    table = _Flags({}, {}, {}, {})
+    for spec in args:
+        for spelling in spec.flag_names:
+            table.flags[spelling] = spec
+            table.spellings[spelling] = spec.flag
+            if spec.type == "boolean":
+                table.negations[f"no-{spelling}"] = spec
+                table.spellings[f"no-{spelling}"] = f"--no-{spec.name}"
+    for spec in args:
+        if spec.is_secret:
+            for spelling in spec.flag_names:
+                if f"{spelling}-file" not in table.flags:  # a real argument of that name wins
+                    table.files[f"{spelling}-file"] = spec
+                    table.spellings.setdefault(f"{spelling}-file", f"{spec.flag}-file")
+    return table
+
+
+class _Parser:
+    """The grammar of the module docstring, one token (and maybe its value) at a time."""
+
+    def __init__(self, args: Sequence[Arg], tokens: Sequence[str]) -> None:
+        self.table = _flag_table(args)
+        self.tokens = tokens
+        self.index = 0
+        self.raw: dict[str, list[str]] = {}
+        self.sources: dict[str, SecretSource] = {}
+        self.in_argv: list[str] = []
+        self.problems: list[ArgProblem] = []
+        #: Arguments whose flag was given but has a problem (not to be called missing too).
+        self.tried: set[str] = set()
+
+    def parse(self) -> tuple[JobFlags, list[ArgProblem], set[str]]:
+        while self.index < len(self.tokens):
+            token = self.tokens[self.index]
+            self.index += 1
+            if token == "-" or not token.startswith("-") or token == "--":
+                shown = printable(token, argv=True)
+                message = f"unexpected argument '{shown}'"
+                self.problems.append(ArgProblem(shown, message, message))
+            elif not self._refused(token):
+                if token.startswith("--"):
+                    self._long_flag(token)
+                else:
+                    self._short_flag(token)
+        readers = [source for source in self.sources.values() if source.path is None]
+        for source in readers[1:]:
+            # Standard input holds one value: which secret it is would be a guess.
+            message = (f"standard input is read by {_stdin_form(readers[0])} already; "
+                       f"pass --{source.arg}-file PATH")
+            self.problems.append(ArgProblem(source.label, message,
+                                            f"{_stdin_form(source)}: {message}"))
+        return JobFlags(self.raw, self.sources, tuple(self.in_argv)), self.problems, self.tried
+
+    def _next_value(self, arg: Arg) -> str | None:
+        """The token after the flag, taken as its value when it is one (see ``_takes``)."""
+        if self.index < len(self.tokens) and _takes(arg, self.tokens[self.index]):
+            self.index += 1
+            return self.tokens[self.index - 1]
+        return None
+
+    def _refused(self, token: str) -> bool:
+        flag_text, _, _ = token.partition("=")
+        refused = text_problem(flag_text, argv=True)
+        if refused is None:
+            return False
+        # No flag name has such text, so no suggestion: and never echo it raw.
+        shown = printable(flag_text, argv=True)
+        message = f"flag {refused}"
+        self.problems.append(ArgProblem(shown.lstrip("-") or shown, message,
+                                        f"{shown}: {message}"))
+        return True
+
+    def _short_flag(self, token: str) -> None:
+        name = token.lstrip("-")
+        message = _unknown(name, self.table.spellings) if name else "unknown flag"
+        self.problems.append(ArgProblem(name or token, message, f"{token}: {message}"))
+        if "=" not in token and _is_value(self.tokens, self.index):
+            self.index += 1  # its value: reported with the flag, never echoed (see below)
+
+    def _long_flag(self, token: str) -> None:
+        name, equals, value = token[2:].partition("=")
+        table = self.table
+        negated = table.flags.get(name) is None and name in table.negations
+        arg = table.negations[name] if negated else table.flags.get(name)
+        if arg is None and name in table.files:
+            self._file_flag(name, table.files[name], equals, value)
+            return
+        if arg is None:
+            message = _unknown(name, table.spellings)
+            self.problems.append(ArgProblem(name, message, f"--{name}: {message}"))
+            if not equals and _is_value(self.tokens, self.index):
+                # Jobs take no positional arguments, so the word after an unknown flag is
+                # its value: one problem (with a did-you-mean), not a second one for the
+                # value — which is never echoed either, since it may be a mistyped secret.
+                self.index += 1
+            return
+        given = self._flag_value(name, arg, negated, value if equals else None)
+        if given is not None:
+            self._record(arg, given)
+
+    def _file_flag(self, name: str, arg: Arg, equals: str, value: str) -> None:
+        """``--NAME-file PATH`` of a secret."""
+        if not equals:
+            taken = self._next_value(arg)
+            if taken is None:
+                self.problems.append(ArgProblem(name, "needs a file path",
+                                                f"--{name}: needs a file path"))
+                self.tried.add(arg.name)
+                return
+            value = taken
+        if not value:
+            self.problems.append(ArgProblem(name, "needs a file path",
+                                            f"--{name}: needs a file path"))
+            self.tried.add(arg.name)
+        elif arg.name in self.raw or arg.name in self.sources:
+            self.problems.append(ArgProblem(arg.name, "given more than once",
+                                            f"--{arg.name}: given more than once"))
+        else:
+            self.sources[arg.name] = SecretSource(arg.name, None if value == STDIN else value)
+
+    def _flag_value(self, name: str, arg: Arg, negated: bool, value: str | None) -> str | None:
+        """The value ``--name`` gives (``value``: after ``=``); None after a problem."""
+        if negated:
+            if value is not None:
+                self.problems.append(ArgProblem(name, "takes no value",
+                                                f"--{name}: takes no value"))
+                return None
+            return "false"
+        if value is not None:
+            return value
+        if arg.type == "boolean":
+            if self.index < len(self.tokens) and self.tokens[self.index].lower() in _BOOLEAN_WORDS:
+                self.index += 1
+                return self.tokens[self.index - 1]
+            return "true"
+        taken = self._next_value(arg)
+        if taken is not None:
+            return taken
+        message = "needs a value"
+        following = self.tokens[self.index] if self.index < len(self.tokens) else ""
+        if following.startswith("-") and not following.startswith("--"):
+            # Surely meant as the value: explain once instead of also
+            # reporting it as an unknown flag (a secret is never echoed).
+            example = "VALUE" if arg.is_secret else following
+            message += f" (write --{name}={example} for a value starting with '-')"
+            self.index += 1
+        self.problems.append(ArgProblem(arg.name, message, f"--{name}: {message}"))
+        return None
+
+    def _record(self, arg: Arg, value: str) -> None:
+        if (arg.name in self.raw and arg.type not in ("array", "object")) \
+                or arg.name in self.sources:
+            self.problems.append(ArgProblem(arg.name, "given more than once",
+                                            f"--{arg.name}: given more than once"))
+            return
+        if arg.is_secret and value == STDIN:
+            self.sources[arg.name] = SecretSource(arg.name)
+            return
+        if arg.is_secret and value:
+            self.in_argv.append(arg.name)
+        self.raw.setdefault(arg.name, []).append(value)
+
+
 def _parse(args: Sequence[Arg],
            tokens: Sequence[str]) -> tuple[JobFlags, list[ArgProblem], set[str]]:
     """The grammar of the module docstring: what was given, every problem found, and the
     arguments whose flag was given but has a problem (not to be called missing too)."""
-    flags: dict[str, Arg] = {}
-    negations: dict[str, Arg] = {}
-    spellings: dict[str, str] = {}  # every accepted spelling → its canonical flag
-    for spec in args:
-        for spelling in spec.flag_names:
-            flags[spelling] = spec
-            spellings[spelling] = spec.flag
-            if spec.type == "boolean":
-                negations[f"no-{spelling}"] = spec
-                spellings[f"no-{spelling}"] = f"--no-{spec.name}"
-    files: dict[str, Arg] = {}  # --api_key-file, --api-key-file → the secret api_key
-    for spec in args:
-        if spec.is_secret:
-            for spelling in spec.flag_names:
-                if f"{spelling}-file" not in flags:  # a real argument of that name wins
-                    files[f"{spelling}-file"] = spec
-                    spellings.setdefault(f"{spelling}-file", f"{spec.flag}-file")
-
-    raw: dict[str, list[str]] = {}
-    sources: dict[str, SecretSource] = {}
-    in_argv: list[str] = []
-    problems: list[ArgProblem] = []
-    tried: set[str] = set()
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        index += 1
-
-        if token == "-" or not token.startswith("-") or token == "--":
-            shown = printable(token, argv=True)
-            message = f"unexpected argument '{shown}'"
-            problems.append(ArgProblem(shown, message, message))
-            continue
-        flag_text, _, _ = token.partition("=")
-        refused = text_problem(flag_text, argv=True)
-        if refused is not None:
-            # No flag name has such text, so no suggestion: and never echo it raw.
-            shown = printable(flag_text, argv=True)
-            message = f"flag {refused}"
-            problems.append(ArgProblem(shown.lstrip("-") or shown, message,
-                                       f"{shown}: {message}"))
-            continue
-        if not token.startswith("--"):
-            name = token.lstrip("-")
-            message = _unknown(name, spellings) if name else "unknown flag"
-            problems.append(ArgProblem(name or token, message, f"{token}: {message}"))
-            if "=" not in token and _is_value(tokens, index):
-                index += 1  # its value: reported with the flag, never echoed (see below)
-            continue
-
-        name, equals, value = token[2:].partition("=")
-        negated = flags.get(name) is None and name in negations
-        arg = negations[name] if negated else flags.get(name)
-        if arg is None and name in files:
-            arg = files[name]
-            if not equals:
-                if index < len(tokens) and _takes(arg, tokens[index]):
-                    value = tokens[index]
-                    index += 1
-                else:
-                    problems.append(ArgProblem(name, "needs a file path",
-                                               f"--{name}: needs a file path"))
-                    tried.add(arg.name)
-                    continue
-            if not value:
-                problems.append(ArgProblem(name, "needs a file path",
-                                           f"--{name}: needs a file path"))
-                tried.add(arg.name)
-            elif arg.name in raw or arg.name in sources:
-                problems.append(ArgProblem(arg.name, "given more than once",
-                                           f"--{arg.name}: given more than once"))
-            else:
-                sources[arg.name] = SecretSource(arg.name, None if value == STDIN else value)
-            continue
-        if arg is None:
-            message = _unknown(name, spellings)
-            problems.append(ArgProblem(name, message, f"--{name}: {message}"))
-            if not equals and _is_value(tokens, index):
-                # Jobs take no positional arguments, so the word after an unknown flag is
-                # its value: one problem (with a did-you-mean), not a second one for the
-                # value — which is never echoed either, since it may be a mistyped secret.
-                index += 1
-            continue
-        if negated:
-            if equals:
-                problems.append(ArgProblem(name, "takes no value", f"--{name}: takes no value"))
-                continue
-            value = "false"
-        elif arg.type == "boolean":
-            if not equals:
-                if index < len(tokens) and tokens[index].lower() in _BOOLEAN_WORDS:
-                    value = tokens[index]
-                    index += 1
-                else:
-                    value = "true"
-        elif not equals:
-            if index < len(tokens) and _takes(arg, tokens[index]):
-                value = tokens[index]
-                index += 1
-            else:
-                message = "needs a value"
-                following = tokens[index] if index < len(tokens) else ""
-                if following.startswith("-") and not following.startswith("--"):
-                    # Surely meant as the value: explain once instead of also
-                    # reporting it as an unknown flag (a secret is never echoed).
-                    example = "VALUE" if arg.is_secret else following
-                    message += f" (write --{name}={example} for a value starting with '-')"
-                    index += 1
-                problems.append(ArgProblem(arg.name, message, f"--{name}: {message}"))
-                continue
-
-        if (arg.name in raw and arg.type not in ("array", "object")) or arg.name in sources:
-            problems.append(
-                ArgProblem(arg.name, "given more than once", f"--{arg.name}: given more than once")
-            )
-            continue
-        if arg.is_secret and value == STDIN:
-            sources[arg.name] = SecretSource(arg.name)
-            continue
-        if arg.is_secret and value:
-            in_argv.append(arg.name)
-        raw.setdefault(arg.name, []).append(value)
-
-    readers = [source for source in sources.values() if source.path is None]
-    for source in readers[1:]:
-        # Standard input holds one value: which secret it is would be a guess.
-        message = (f"standard input is read by {_stdin_form(readers[0])} already; "
-                   f"pass --{source.arg}-file PATH")
-        problems.append(ArgProblem(source.label, message, f"{_stdin_form(source)}: {message}"))
-    return JobFlags(raw, sources, tuple(in_argv)), problems, tried
+    return _Parser(args, tokens).parse()
 
 
 def _stdin_form(source: SecretSource) -> str:
