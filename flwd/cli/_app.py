@@ -219,7 +219,7 @@ async def logs_command(run: str, /, *, follow: bool = False, json: bool = False)
 
     output = _Output(json)
     final = status
-    async for records in stream_events(settings.db_path, run_id,
+    async for records in stream_events(settings.open_store(), run_id,
                                        follow=follow and status not in TERMINAL_STATUSES,
                                        on_idle=owner_gone):
         output.write(records)

@@ -17,15 +17,14 @@ naming the cause. Its subscribers see that ``run.finish`` like any other.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import trio
 
 from actors import ActorStopped, ChildHandle
-from flwd import store
-from flwd.errors import RecordUnstorable, RunNotFound, StorageError
+from flwd.errors import RecordUnstorable, StorageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, format_ts, now
+from flwd.store import Store
 
 from ._hub import EventHub
 from ._journal import Append, JournalRef
@@ -74,9 +73,9 @@ class Finisher:
     ref survives restarts).
     """
 
-    def __init__(self, db_path: Path, hub: EventHub,
+    def __init__(self, store: Store, hub: EventHub,
                  journal: Callable[[], ChildHandle[JournalRef]]) -> None:
-        self.db_path = db_path
+        self.store = store
         self.hub = hub
         self._journal = journal
         #: run id → job id: run row journaled, ``run.finish`` not seen published yet.
@@ -184,7 +183,7 @@ class Finisher:
         causes = {run_id: cause for run_id, cause in causes.items() if run_id in self.owned}
         if not causes:
             return
-        statuses = await trio.to_thread.run_sync(self._statuses, list(causes))
+        statuses = await trio.to_thread.run_sync(self.store.run_statuses, list(causes))
         records = []
         ts = now()
         for run_id, cause in causes.items():
@@ -212,13 +211,3 @@ class Finisher:
             _log.error("flwd: run %s left unfinished: %s", record.run_id, exc.one_line())
         else:
             _log.warning("flwd: run %s failed: %s", record.run_id, record.data["error"])
-
-    def _statuses(self, run_ids: Iterable[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        with store.open_reader(self.db_path) as conn:
-            for run_id in run_ids:
-                try:
-                    found[run_id] = store.get_run(conn, run_id).status
-                except RunNotFound:
-                    pass
-        return found

@@ -22,7 +22,7 @@ import trio
 from actors import ActorRef, Inbox, ReplySlot
 from flwd.errors import RecordUnstorable, StorageError
 from flwd.events import RUN_FINISH, STEP_LOG, EventRecord, format_ts, now
-from flwd.store import GroupResult, JournalItem, JournalWriter
+from flwd.store import GroupResult, JournalItem, JournalSink
 
 from ._hub import EventHub
 
@@ -46,7 +46,7 @@ class Append:
 JournalRef = ActorRef[Append]
 
 
-async def _commit(writer: JournalWriter, groups: Sequence[Sequence[JournalItem]]
+async def _commit(writer: JournalSink, groups: Sequence[Sequence[JournalItem]]
                   ) -> list[GroupResult]:
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()
@@ -95,7 +95,7 @@ def _end_streams(hub: EventHub, run_id: str) -> None:
         subscription.send.close()
 
 
-async def _refused(writer: JournalWriter, hub: EventHub,
+async def _refused(writer: JournalSink, hub: EventHub,
                    refusals: list[tuple[Append, RecordUnstorable]],
                    on_refused: RefusalHandler | None) -> None:
     """Settle the messages the Core DB refused: tell their owner; replace a lost ``run.finish``.
@@ -127,7 +127,7 @@ async def _refused(writer: JournalWriter, hub: EventHub,
             _end_streams(hub, record.run_id)
 
 
-async def _salvage(writer: JournalWriter, hub: EventHub, batch: list[Append],
+async def _salvage(writer: JournalSink, hub: EventHub, batch: list[Append],
                    error: StorageError, on_storage_error: StorageFailureHandler | None,
                    on_refused: RefusalHandler | None) -> None:
     # Output chunks are what fills a disk; the lifecycle records (runs,
@@ -170,7 +170,7 @@ async def _salvage(writer: JournalWriter, hub: EventHub, batch: list[Append],
         on_storage_error(error, lost)
 
 
-async def run_journal(writer: JournalWriter, hub: EventHub, *,
+async def run_journal(writer: JournalSink, hub: EventHub, *,
                       on_storage_error: StorageFailureHandler | None = None,
                       on_refused: RefusalHandler | None = None,
                       task_status: trio.TaskStatus[JournalRef] = trio.TASK_STATUS_IGNORED

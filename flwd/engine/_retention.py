@@ -8,8 +8,7 @@ from pathlib import Path
 
 import trio
 
-from flwd import store
-from flwd.store import GcResult, RetentionPolicy
+from flwd.store import GcResult, RetentionPolicy, Store
 
 _log = logging.getLogger("flwd.retention")
 
@@ -25,16 +24,12 @@ class RetentionState:
     errors: list[str] = field(default_factory=list)
 
 
-def collect_once(db_path: Path, runs_dir: Path, policy: RetentionPolicy) -> GcResult:
-    """One pass of :func:`flwd.store.collect` on its own connection (blocking)."""
-    conn = store.connect(db_path)
-    try:
-        return store.collect(conn, policy, runs_dir=runs_dir)
-    finally:
-        conn.close()
+def collect_once(store: Store, runs_dir: Path, policy: RetentionPolicy) -> GcResult:
+    """One pass of :meth:`Store.collect <flwd.store.Store.collect>` (blocking)."""
+    return store.collect(policy, runs_dir=runs_dir)
 
 
-async def run_retention(state: RetentionState, db_path: Path, runs_dir: Path, *,
+async def run_retention(state: RetentionState, store: Store, runs_dir: Path, *,
                         interval: float = INTERVAL,
                         task_status: trio.TaskStatus[RetentionState] = trio.TASK_STATUS_IGNORED
                         ) -> None:
@@ -42,12 +37,12 @@ async def run_retention(state: RetentionState, db_path: Path, runs_dir: Path, *,
 
     A failing pass (say, a full disk) is logged and kept in ``state.errors``; the
     next pass tries again. Cancellation: a pass in its worker thread finishes
-    its current transaction (SQLite rolls back an interrupted one).
+    its current transaction (the Core DB rolls back an interrupted one).
     """
     task_status.started(state)
     while True:
         try:
-            result = await trio.to_thread.run_sync(collect_once, db_path, runs_dir,
+            result = await trio.to_thread.run_sync(collect_once, store, runs_dir,
                                                    state.policy)
         except Exception as exc:
             _log.warning("retention pass failed: %s", exc)

@@ -88,7 +88,7 @@ from flwd.sources import (
     lease_checkout,
     merge,
 )
-from flwd.store import JournalItem, JournalWriter, RetentionPolicy, Store
+from flwd.store import JournalItem, JournalSink, RetentionPolicy, Store
 
 from ._catalog import CatalogCache
 from ._decisions import decision_records
@@ -165,7 +165,7 @@ class Engine:
     caller owns timeouts.
     """
 
-    def __init__(self, settings: Settings, hub: EventHub, writer: JournalWriter, *,
+    def __init__(self, settings: Settings, hub: EventHub, writer: JournalSink, *,
                  owner_kind: str = "cli", sources: AllowList | None = None,
                  oci: OciContext | None = None,
                  retention: RetentionPolicy | None = None,
@@ -184,7 +184,7 @@ class Engine:
         self.catalog_cache = CatalogCache(settings.scripts_root, settings.workspace)
         self.runs = DynamicSupervisor("runs", on_child_exit=self._run_exited,
                                       max_restarts=1_000_000)
-        self.finisher = Finisher(settings.db_path, hub, lambda: self.supervisor.child("journal"))
+        self.finisher = Finisher(self.store, hub, lambda: self.supervisor.child("journal"))
         children: list[ChildSpec[Any]] = [
             ChildSpec("journal", self._run_journal, shutdown_timeout=60.0),
             # After the journal, before the runs: it stops after the last run
@@ -214,7 +214,7 @@ class Engine:
         if retention is not None and retention.active:
             self.retention = RetentionState(retention)
             children.append(ChildSpec("retention", partial(
-                run_retention, self.retention, settings.db_path, settings.runs_dir),
+                run_retention, self.retention, self.store, settings.runs_dir),
                 shutdown_timeout=10.0))
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
         self.supervisor = Supervisor("flwd", children)
@@ -484,11 +484,7 @@ class Engine:
 
     async def get_run(self, run_ref: str) -> RunRow:
         """The run from the Core DB. Raises RunNotFound."""
-        def read() -> RunRow:
-            with store.open_reader(self.settings.db_path) as conn:
-                return store.get_run(conn, run_ref)
-
-        return await trio.to_thread.run_sync(read)
+        return await trio.to_thread.run_sync(self.store.get_run, run_ref)
 
     async def request_cancel(self, run_id: str, *, reason: str, by: str
                              ) -> tuple[str, RunRow]:
@@ -537,7 +533,7 @@ class Engine:
         hub; runs of other processes by polling the journal.
         """
         live = run_id is None or self.is_live(run_id)
-        return stream_events(self.settings.db_path, run_id, after=after,
+        return stream_events(self.store, run_id, after=after,
                              hub=self.hub if live else None, follow=follow,
                              heartbeat=heartbeat)
 
@@ -623,8 +619,7 @@ class Engine:
             lease.release()
 
     def _find_idempotent(self, key: str) -> tuple[str, str] | None:
-        with store.open_reader(self.settings.db_path) as conn:
-            return store.find_idempotent(conn, key, newer_than=now() - IDEMPOTENCY_TTL)
+        return self.store.find_idempotent(key, newer_than=now() - IDEMPOTENCY_TTL)
 
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
@@ -778,7 +773,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     (bounded by the grace period plus a few seconds).
     """
     await trio.to_thread.run_sync(recover, settings)
-    writer = JournalWriter(settings.db_path)
+    engine_store = settings.open_store()
+    writer = engine_store.open_journal()
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
     engine = Engine(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from pathlib import Path
 
 import trio
 
-from flwd import store
 from flwd.events import RUN_FINISH, EventRecord
+from flwd.store import Store
 
 from ._hub import EventHub
 
@@ -37,7 +36,7 @@ REPLAY_READ_ROWS = 500
 BATCH_EVENTS = 512
 BATCH_BYTES = 64 * 1024
 #: Journal reads in flight in this process: each holds a worker thread, a
-#: SQLite connection and the rows it fetched. Reads are short (one
+#: Core DB connection and the rows it fetched. Reads are short (one
 #: REPLAY_READ_BYTES page), so waiting readers are not starved by slow ones.
 REPLAY_READS = 4
 
@@ -130,27 +129,25 @@ def _drain(records: list[EventRecord]) -> Iterator[EventRecord]:
         yield records.pop()
 
 
-def _read(db_path: Path, run_id: str | None, after: int) -> list[EventRecord]:
+def _read(store: Store, run_id: str | None, after: int) -> list[EventRecord]:
     # In the worker thread: the rows and their split both count against the limiter.
-    if not db_path.exists():
-        return []
-    with store.open_reader(db_path) as conn:
-        rows = store.read_events(conn, run_id, after=after, limit=REPLAY_READ_ROWS,
-                                 max_bytes=REPLAY_READ_BYTES)
+    # A store without a database reads as empty (reading never creates it).
+    rows = store.read_events(run_id, after=after, limit=REPLAY_READ_ROWS,
+                             max_bytes=REPLAY_READ_BYTES)
     return [piece for row in rows for piece in split(row, after)]
 
 
-async def read_journal(db_path: Path, run_id: str | None, after: int) -> list[EventRecord]:
+async def read_journal(store: Store, run_id: str | None, after: int) -> list[EventRecord]:
     """The next bounded read of the journal after ``after``, split into bounded records.
 
     Cancellation: the wait for a slot of :func:`replay_limiter` is cancellable;
     a read under way is not interrupted (it is one short page) and is discarded.
     """
-    return await trio.to_thread.run_sync(_read, db_path, run_id, after,
+    return await trio.to_thread.run_sync(_read, store, run_id, after,
                                          limiter=replay_limiter())
 
 
-async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
+async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
                         hub: EventHub | None = None, follow: bool = True,
                         poll_interval: float = 0.2,
                         on_idle: Callable[[], None] | None = None,
@@ -187,7 +184,7 @@ async def stream_events(db_path: Path, run_id: str | None, *, after: int = 0,
                 if backlog is not None:
                     records, backlog = backlog, []  # a copy: ours to drain
                 else:
-                    records = await read_journal(db_path, run_id, cursor)
+                    records = await read_journal(store, run_id, cursor)
                 if not records:
                     break
                 for batch in batches(_drain(records), cursor):

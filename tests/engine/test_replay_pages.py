@@ -25,7 +25,7 @@ from flwd.engine._stream import (
 )
 from flwd.events import RUN_FINISH, RUN_START, STEP_LOG, EventRecord, RunRow
 from flwd.http._sse import frames, writes
-from flwd.store import append_batch, connect, db_path, open_reader, read_events
+from flwd.store import SqliteStore, append_batch, connect, db_path, open_reader, read_events
 
 T0 = 1_700_000_000.0
 
@@ -66,7 +66,8 @@ def expected_lines() -> Iterator[bytes]:
 
 
 async def replay(path: Path, after: int = 0) -> list[list[EventRecord]]:
-    return [batch async for batch in stream_events(path, "run-a", after=after, follow=False)]
+    return [batch async for batch in stream_events(SqliteStore(path), "run-a", after=after,
+                                                    follow=False)]
 
 
 def assert_bounded(batch: list[EventRecord]) -> None:

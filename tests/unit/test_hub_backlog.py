@@ -10,6 +10,7 @@ from flwd.engine import EventHub
 from flwd.engine._hub import BACKLOG_BYTES, BACKLOG_RECORDS, BACKLOG_RUNS, BACKLOG_TOTAL_BYTES
 from flwd.engine._stream import stream_events
 from flwd.events import RUN_FINISH, RUN_START, STEP_LOG, EventRecord
+from flwd.store import SqliteStore
 
 
 def event(run_id: str, seq: int, type_: str = RUN_START, lines: bytes | None = None,
@@ -74,7 +75,8 @@ async def test_a_late_subscriber_replays_the_backlog_then_continues_live(tmp_pat
     seen: list[int] = []
 
     async def follow() -> None:
-        async for batch in stream_events(tmp_path / "missing.db", "run-a", after=2, hub=hub):
+        async for batch in stream_events(SqliteStore(tmp_path / "missing.db"), "run-a", after=2,
+                                       hub=hub):
             seen.extend(seq for record in batch for seq in range(record.seq, record.last_seq + 1))
 
     async with trio.open_nursery() as nursery:
