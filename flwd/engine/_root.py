@@ -39,7 +39,7 @@ from actors import (
     Supervisor,
 )
 from flwd import store
-from flwd.containers import Runtime, reap_run_containers
+from flwd.containers import Runtime
 from flwd.errors import (
     FlwdError,
     IdempotencyConflict,
@@ -56,7 +56,7 @@ from flwd.events import (
     RunRow,
     now,
 )
-from flwd.execute import process_alive
+from flwd.execute import owner_identity, process_alive
 from flwd.ids import new_run_id
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
 from flwd.plan import (
@@ -95,6 +95,7 @@ from ._decisions import decision_records
 from ._finisher import Finisher, describe_crash, resync
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
+from ._recovery import recover
 from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
 from ._slots import Slots
@@ -554,7 +555,7 @@ class Engine:
                         "this Idempotency-Key was already used with a different request body",
                         hint="use a new key for a new request")
                 return await self.get_run(run_id), True
-        pid, start_time, host = store.owner_identity()
+        pid, start_time, host = owner_identity()
         run = RunRow(id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
                      profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
                      provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
@@ -727,29 +728,6 @@ def _cancel_nowait(ref: RunRef, reason: str, by: str, *, failure: bool = False) 
 def _source_exited(name: str, result: outcome.Outcome[None]) -> None:
     if isinstance(result, outcome.Error):
         _log.error("%s crashed: %r", name, result.error)
-
-
-def recover(settings: Settings) -> list[str]:
-    """Mark runs of dead processes ``interrupted``; remove their containers and secret files.
-
-    Blocking; cheap when there are none. A Core DB that cannot be written
-    (disk full) only postpones the marking: the leftover processes are killed
-    anyway and the next start tries again, so reading commands still work.
-    """
-    try:
-        # Opening migrates an older schema: that is a write too.
-        conn = store.connect(settings.db_path)
-        try:
-            marked = store.recover_interrupted(conn, runs_dir=settings.runs_dir)
-        finally:
-            conn.close()
-    except StorageError as exc:
-        _log.warning("flwd: unfinished runs of dead processes not marked interrupted yet: %s",
-                     exc.one_line())
-        return []
-    if marked:
-        reap_run_containers(marked)
-    return marked
 
 
 @asynccontextmanager

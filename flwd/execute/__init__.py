@@ -1,6 +1,7 @@
 """Executors: contained host process trees with the TERM → grace → KILL ladder."""
 
 from ._lines import LineSplitter as LineSplitter
+from ._owners import owner_identity as owner_identity
 from ._owners import signal_owner as signal_owner
 from ._process import GroupTerminator as GroupTerminator
 from ._process import ProcessSpec as ProcessSpec

@@ -10,14 +10,10 @@ from ._journal import append_batch as append_batch
 from ._journal import append_groups as append_groups
 from ._read import count_runs as count_runs
 from ._read import event_bounds as event_bounds
-from ._read import find_idempotent as find_idempotent
 from ._read import get_run as get_run
 from ._read import list_runs as list_runs
 from ._read import open_reader as open_reader
 from ._read import read_events as read_events
-from ._read import unfinished_runs as unfinished_runs
-from ._recovery import owner_identity as owner_identity
-from ._recovery import recover_interrupted as recover_interrupted
 from ._retention import GcResult as GcResult
 from ._retention import RetentionPolicy as RetentionPolicy
 from ._retention import collect as collect

@@ -48,6 +48,9 @@ class SqliteStore:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def migrate(self) -> None:
+        connect(self.path).close()  # a writable connection migrates as it opens
+
     def open_journal(self) -> JournalWriter:
         return JournalWriter(self.path)
 

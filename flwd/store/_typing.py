@@ -85,6 +85,15 @@ class Store(Protocol):
     def exists(self) -> bool:
         """There is a database (a fresh data dir has none until the first write)."""
 
+    def migrate(self) -> None:
+        """Create the database, or bring an older schema up to date: a write.
+
+        Readers leave this to the next writer that can (start-up recovery).
+
+        Raises:
+            StorageError: the database cannot be opened for writing or migrated.
+        """
+
     def open_journal(self) -> JournalSink:
         """The process's writer (not started)."""
 

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from flwd.engine import recover_interrupted
 from flwd.errors import RecordUnstorable, RunNotFound, StorageError
 from flwd.events import RUN_FINISH, RUN_START, STEP_LOG, STEP_START, EventRecord, RunRow
+from flwd.execute import owner_identity
 from flwd.store import (
+    SqliteStore,
     append_batch,
     connect,
     db_path,
@@ -25,9 +28,7 @@ from flwd.store import (
     get_run,
     list_runs,
     open_reader,
-    owner_identity,
     read_events,
-    recover_interrupted,
 )
 from flwd.store._schema import SCHEMA_VERSION
 
@@ -395,7 +396,7 @@ def dead_pid() -> int:
     return child.pid
 
 
-def test_recover_marks_runs_of_dead_owners_interrupted(conn):
+def test_recover_marks_runs_of_dead_owners_interrupted(conn, path):
     pid, start, host = owner_identity()
     gone = dead_pid()
     append_batch(conn, [
@@ -408,7 +409,7 @@ def test_recover_marks_runs_of_dead_owners_interrupted(conn):
         run_row("run-done", status="completed", owner_pid=gone, owner_host=host),
     ])
     before = all_seqs(conn)
-    marked = recover_interrupted(conn)
+    marked = recover_interrupted(SqliteStore(path))
     assert sorted(marked) == ["run-dead", "run-queued-dead", "run-reused-pid"]
     for run_id in marked:
         run = get_run(conn, run_id)
@@ -425,11 +426,11 @@ def test_recover_marks_runs_of_dead_owners_interrupted(conn):
     assert_contiguous(all_seqs(conn))
     assert len(all_seqs(conn)) == len(before) + 3
     # a second pass finds nothing more to do
-    assert recover_interrupted(conn) == []
+    assert recover_interrupted(SqliteStore(path)) == []
 
 
-def test_recover_with_nothing_unfinished_writes_nothing(conn):
-    assert recover_interrupted(conn) == []
+def test_recover_with_nothing_unfinished_writes_nothing(conn, path):
+    assert recover_interrupted(SqliteStore(path)) == []
     assert all_seqs(conn) == []
 
 

@@ -1,36 +1,52 @@
 """Start-up recovery: runs left unfinished by a dead process become ``interrupted``.
 
-Blocking; runs on a short-lived connection before (or beside) the writer.
+The store answers the data questions (which runs are unfinished, which are
+terminal) and takes the ``run.finish`` records; this module decides which runs
+are orphans and clears what they left on this host: their processes, their
+containers and their secret files. Blocking; it runs before the journal starts
+(and beside it, when a cancel finds a dead owner).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import socket
-import sqlite3
 from pathlib import Path
 
-from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, format_ts, now
-from flwd.execute import kill_run_processes, remove_secret_files, runs_with_runtime_secrets
-from flwd.execute._procfs import process_alive, process_start_time
+from flwd.containers import reap_run_containers
+from flwd.errors import StorageError
+from flwd.events import RUN_FINISH, EventRecord, format_ts, now
+from flwd.execute import (
+    kill_run_processes,
+    process_alive,
+    remove_secret_files,
+    runs_with_runtime_secrets,
+)
+from flwd.settings import Settings
+from flwd.store import Store
 
-from ._journal import append_batch
-from ._read import unfinished_runs
-
-
-def owner_identity() -> tuple[int, int | None, str]:
-    """(pid, start time, host) recorded on every run this process owns."""
-    pid = os.getpid()
-    global _identity
-    if _identity is None or _identity[0] != pid:  # read /proc once per process, not per run
-        _identity = (pid, process_start_time(pid))
-    return pid, _identity[1], socket.gethostname()
+_log = logging.getLogger("flwd.engine")
 
 
-_identity: tuple[int, int | None] | None = None
+def recover(settings: Settings) -> list[str]:
+    """Mark runs of dead processes ``interrupted``; remove their containers and secret files.
+
+    Blocking; cheap when there are none. A Core DB that cannot be written
+    (disk full) only postpones the marking: the leftover processes are killed
+    anyway and the next start tries again, so reading commands still work.
+    """
+    try:
+        marked = recover_interrupted(settings.open_store(), runs_dir=settings.runs_dir)
+    except StorageError as exc:
+        _log.warning("flwd: unfinished runs of dead processes not marked interrupted yet: %s",
+                     exc.one_line())
+        return []
+    if marked:
+        reap_run_containers(marked)
+    return marked
 
 
-def recover_interrupted(conn: sqlite3.Connection, *, runs_dir: Path | None = None) -> list[str]:
+def recover_interrupted(store: Store, *, runs_dir: Path | None = None) -> list[str]:
     """Mark runs whose owner process is gone as ``interrupted`` and reap their processes.
 
     A run is orphaned when its owner (pid + start time, on this host) no longer
@@ -41,15 +57,21 @@ def recover_interrupted(conn: sqlite3.Connection, *, runs_dir: Path | None = Non
     With ``runs_dir``, the secret files of the orphaned runs are removed too
     (wherever they are), and so are any a terminal run left in the runtime dir.
     Returns the ids of the runs marked.
+
+    Raises:
+        StorageError: the Core DB cannot be written (nothing is marked).
     """
+    # Migrating an older schema is a write too: a Core DB that cannot take one
+    # is reported before anything is killed (as when the marking fails).
+    store.migrate()
     host = socket.gethostname()
     orphaned = [
-        run for run in unfinished_runs(conn)
+        run for run in store.unfinished_runs()
         if run.owner_host in (None, host)
         and not (run.owner_pid and process_alive(run.owner_pid, run.owner_start))
     ]
     if runs_dir is not None:
-        sweep_terminal_secrets(conn, runs_dir)
+        sweep_terminal_secrets(store, runs_dir)
     if not orphaned:
         return []
     # By the containment that held them (cgroups, the process keeper), recorded in
@@ -61,7 +83,7 @@ def recover_interrupted(conn: sqlite3.Connection, *, runs_dir: Path | None = Non
         # marking them below fails (a full disk postpones only the marking).
         remove_secret_files(runs_dir, [run.id for run in orphaned])
     ts = now()
-    append_batch(conn, [
+    store.append([
         EventRecord(run_id=run.id, job_id=run.job_id, type=RUN_FINISH, ts=ts, data={
             "status": "interrupted",
             "error": f"the flwd process that owned this run (pid {run.owner_pid}) exited "
@@ -73,7 +95,7 @@ def recover_interrupted(conn: sqlite3.Connection, *, runs_dir: Path | None = Non
     return [run.id for run in orphaned]
 
 
-def sweep_terminal_secrets(conn: sqlite3.Connection, runs_dir: Path) -> list[str]:
+def sweep_terminal_secrets(store: Store, runs_dir: Path) -> list[str]:
     """Remove the secret files of runs that are terminal in this Core DB; their ids.
 
     A run removes its secret files before it journals ``run.finish``, so this
@@ -82,14 +104,6 @@ def sweep_terminal_secrets(conn: sqlite3.Connection, runs_dir: Path) -> list[str
     dirs under ``runs_dir`` are as many as the runs kept). It may be shared by
     several data dirs: a run this Core DB does not know is left alone.
     """
-    candidates = runs_with_runtime_secrets()
-    finished: list[str] = []
-    for start in range(0, len(candidates), 500):
-        batch = candidates[start:start + 500]
-        marks = ",".join("?" * len(batch))
-        statuses = ",".join("?" * len(TERMINAL_STATUSES))
-        finished += [row[0] for row in conn.execute(
-            f"SELECT id FROM runs WHERE id IN ({marks}) AND status IN ({statuses})",
-            [*batch, *sorted(TERMINAL_STATUSES)])]
+    finished = store.terminal_among(runs_with_runtime_secrets())
     remove_secret_files(runs_dir, finished)
     return finished
