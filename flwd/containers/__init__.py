@@ -21,5 +21,4 @@ from ._runtime import Runtime as Runtime
 from ._runtime import detect_runtime as detect_runtime
 from ._runtime import require_runtime as require_runtime
 from ._step import StepOutcome as StepOutcome
-from ._step import container_env as container_env
 from ._step import run_container_step as run_container_step

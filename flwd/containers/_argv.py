@@ -30,7 +30,11 @@ def container_name(run_id: str, step_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ContainerSpec:
-    """Everything one ``run`` needs; built by the run actor from a step's ContainerPlan."""
+    """Everything one ``run`` needs; built by the run actor from a step's ContainerPlan.
+
+    ``run_container_step`` fills in ``env_file`` and ``env_names`` from the
+    step's environment.
+    """
 
     name: str
     run_id: str

@@ -18,7 +18,14 @@ from typing import Any
 import trio
 
 from actors import ActorRef, Inbox
-from flwd.containers import ContainerStopper, run_container_step
+from flwd.containers import (
+    SECRETS_MOUNT,
+    ContainerSpec,
+    ContainerStopper,
+    StepOutcome,
+    container_name,
+    run_container_step,
+)
 from flwd.errors import FlwdError
 from flwd.events import (
     POLICY_DECISION,
@@ -43,7 +50,7 @@ from flwd.execute import (
     secrets_dir,
     write_secret_files,
 )
-from flwd.plan import Plan, StepPlan, display_command
+from flwd.plan import Plan, StepPlan, display_command, step_environment
 
 from ._journal import Append, JournalRef
 from ._slots import Slots
@@ -52,7 +59,6 @@ from ._state import RunState
 #: Cancel requests are rare and tiny; a few slots absorb a double Ctrl-C plus
 #: an HTTP cancel arriving together.
 RUN_INBOX = 8
-_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,12 +308,7 @@ class RunActor:
         data: dict[str, Any] = {"step": step.id}
         try:
             if isinstance(terminator, ContainerStopper):
-                outcome = await run_container_step(
-                    self.plan, step, run_id=self.run_id, run_dir=self.run_dir,
-                    secret_names=list(self._secret_files), secrets_dir=self._secrets_dir,
-                    sink=lambda channel, lines, count: self._output(step.id, channel, lines,
-                                                                    count),
-                    stopper=terminator, grace=self.grace)
+                outcome = await self._run_container(step, terminator)
                 code = outcome.exit_code
                 data.update(outcome.data)
                 observed = outcome.data.get("container", {}).get("digest")
@@ -370,22 +371,34 @@ class RunActor:
             remove_secret_files(self.runs_dir, [self.run_id])
 
     def _environment(self, step: StepPlan) -> dict[str, str]:
-        plan = self.plan
-        env: dict[str, str] = dict(os.environ) if plan.env_inheritance else {}
-        env["PATH"] = os.environ.get("PATH", _DEFAULT_PATH)
-        env.update(plan.job.config.env)
-        env.update(plan.binding.env())
-        env["FLWD_ARGS_JSON"] = plan.binding.args_json()
-        for name, path in self._secret_files.items():
-            env[f"ARG_{name.upper().replace('-', '_')}_FILE"] = path
-        env.update({
-            "FLWD_RUN_ID": self.run_id,
-            "FLWD_RUN_DIR": str(self.run_dir),
-            "FLWD_JOB_ID": plan.job.id,
-            "FLWD_JOB_DIR": str(plan.job.dir),
-            "FLWD_STEP": step.id,
-            "FLWD_STEP_KEY": f"{self.run_id}/{step.id}",
-        })
-        if step.bash and self._profile_path is not None:
-            env["BASH_ENV"] = str(self._profile_path)
-        return env
+        """The environment of a host step: secrets as paths of the files on the host."""
+        return step_environment(
+            self.plan, step, run_id=self.run_id, run_dir=self.run_dir, host_env=os.environ,
+            secret_files=self._secret_files, in_container=False,
+            bash_env=self._profile_path if step.bash else None)
+
+    # -- container steps -----------------------------------------------------------
+    async def _run_container(self, step: StepPlan, stopper: ContainerStopper) -> StepOutcome:
+        """Run a container step: its spec and environment from the plan, then the container."""
+        plan, container = self.plan, step.container
+        assert container is not None and plan.runtime is not None
+        secret_names = list(self._secret_files)
+        spec = ContainerSpec(
+            name=container_name(self.run_id, step.id), run_id=self.run_id, step_id=step.id,
+            image=container.image, command=step.argv, job_dir=plan.job.dir,
+            run_dir=self.run_dir, network=container.network,
+            rootfs_writable=container.rootfs_writable, capabilities=container.capabilities,
+            cpu_millis=container.cpu_millis, memory_bytes=container.memory_bytes,
+            extra_args=container.extra_args,
+            secrets_dir=self._secrets_dir if secret_names else None)
+        # Inside the container the secret files are at the read-only mount.
+        env = step_environment(
+            plan, step, run_id=self.run_id, run_dir=self.run_dir, host_env=os.environ,
+            secret_files={name: f"{SECRETS_MOUNT}/{name}" for name in secret_names},
+            in_container=True)
+        origin = plan.job.origin or {}
+        return await run_container_step(
+            plan.runtime, spec, env=env, secrets=plan.binding.secret_values(),
+            learn_digest=plan.job.is_addon and not origin.get("digest"),
+            sink=lambda channel, lines, count: self._output(step.id, channel, lines, count),
+            stopper=stopper, grace=self.grace)

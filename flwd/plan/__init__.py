@@ -6,6 +6,7 @@ from ._build import build_plan as build_plan
 from ._commands import display_command as display_command
 from ._commands import script_command as script_command
 from ._container import uses_container as uses_container
+from ._environment import step_environment as step_environment
 from ._request import Planning as Planning
 from ._request import PlanRequest as PlanRequest
 from ._request import needs_thread as needs_thread
