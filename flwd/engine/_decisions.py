@@ -16,7 +16,7 @@ from flwd.policy import Decision
 from flwd.store import Store
 
 if TYPE_CHECKING:
-    from ._root import Engine
+    from ._client import Engine
 
 
 def decision_records(run_id: str, job_id: str, profile: str,

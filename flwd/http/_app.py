@@ -427,7 +427,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                 return store.storage_usage(conn, engine.settings.db_path)
 
         usage = await trio.to_thread.run_sync(read)
-        state = engine.retention
+        state = engine.root.retention
         usage["retention"] = state.policy.to_json() if state else None
         if state is not None and state.last is not None:
             usage["last_gc"] = {k: v for k, v in state.last.to_json().items() if k != "evicted"}

@@ -88,7 +88,7 @@ async def test_poison_records_fail_only_their_run_or_request(workspace: Path, da
         for watched in [*bystanders, poisoned]:
             with trio.fail_after(30):
                 await watched.streaming.wait()
-        journal: JournalRef = engine.supervisor.child_value("journal")
+        journal: JournalRef = engine.root.supervisor.child_value("journal")
         # In one tick, so that they share a batch (and a transaction) with each
         # other and with the output the runs have queued meanwhile: a lone
         # surrogate in a live run's event, then a good record, then a run row
@@ -129,7 +129,7 @@ async def test_poison_records_fail_only_their_run_or_request(workspace: Path, da
             assert_full_output(watched.events)
             assert (await engine.get_run(watched.run_id)).status == "completed"
         # The journal never crashed: one incarnation from start to end.
-        assert engine.supervisor.child("journal").incarnation == 1
+        assert engine.root.supervisor.child("journal").incarnation == 1
     assert not processes_under(f"FLWD_RUN_ID={poisoned.run_id}")
     with open_reader(db_path(data_dir)) as conn:
         stored = read_events(conn, poisoned.run_id, after=0, limit=10_000)
@@ -195,7 +195,7 @@ async def test_a_crashed_journal_leaves_no_run_running(workspace: Path, data_dir
         for watched in runs:
             with trio.fail_after(30):
                 await watched.done.wait()
-        assert engine.supervisor.child("journal").incarnation == 2
+        assert engine.root.supervisor.child("journal").incarnation == 2
         for watched in runs:
             finish = watched.events[-1]
             assert finish["type"] == RUN_FINISH and finish["data"]["status"] == "failed"

@@ -44,7 +44,7 @@ async def test_global_limit_queues_and_cancel_while_queued(workspace: Path, data
         await trio.testing.wait_all_tasks_blocked()
         assert [(await engine.get_run(r.id)).status for r in runs] == [
             "running", "queued", "queued"]
-        assert engine.slots is not None and engine.slots.book.position(runs[2].id) == 2
+        assert engine.root.slots is not None and engine.root.slots.book.position(runs[2].id) == 2
         assert await engine.cancel_run(runs[1].id, reason="not needed", by="test") == "requested"
         canceled = await finish(engine, runs[1].id)
         assert [e["type"] for e in canceled] == ["run.canceled", "run.finish"]
@@ -53,7 +53,7 @@ async def test_global_limit_queues_and_cancel_while_queued(workspace: Path, data
         assert (await finish(engine, runs[0].id))[-1]["data"]["status"] == "completed"
         third = await finish(engine, runs[2].id)
         assert third[-1]["data"]["status"] == "completed"
-        assert engine.slots.book.holders == {} and engine.slots.book.queue == []
+        assert engine.root.slots.book.holders == {} and engine.root.slots.book.queue == []
 
 
 async def test_per_job_concurrency(workspace: Path, data_dir: Path, tmp_path: Path) -> None:

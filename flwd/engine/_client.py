@@ -1,0 +1,422 @@
+"""The :class:`Engine` façade: what HTTP handlers, CLI verbs (and later the UI and the
+scheduler) hold to plan, start, cancel and follow runs, read history and manage sources.
+
+It owns no state of the actor tree: it sends messages to the root's ``commands``
+actor (:mod:`flwd.engine._root`), reads through the :class:`~flwd.store.Store`
+port, and follows runs through the hub. Every request to run goes through one
+path — :meth:`Engine.submit` → :func:`flwd.plan.plan_request` → ``StartRun`` —
+whoever the client is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import trio
+
+from flwd import store
+from flwd.containers import Runtime
+from flwd.errors import FlwdError, RunOwnedElsewhere, SourceNotFound, StorageError
+from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow
+from flwd.execute import process_alive, signal_owner
+from flwd.jobs import Alias, AliasIndex, Catalog, Job
+from flwd.plan import (
+    Plan,
+    Planning,
+    PlanRequest,
+    needs_thread,
+    plan_request,
+    request_profile,
+    resolve_target,
+)
+from flwd.policy import Decision, PolicyContext, decisions_of
+from flwd.settings import Settings
+from flwd.sources import Add, AllowList, Entry, OciContext, Refresh, Remove, Source, SourceSpec
+from flwd.store import RetentionPolicy
+
+from ._decisions import decision_records
+from ._hub import EventHub
+from ._journal import Append, JournalRef
+from ._recovery import recover
+from ._root import CancelRun, Root, StartRun
+from ._stream import stream_events
+
+
+class Engine:
+    """What a client holds: plan, start and cancel runs, stream their events, read
+    history, manage sources.
+
+    Create it with :func:`open_engine`. Methods send messages to the root or read
+    the Store; the caller owns timeouts.
+    """
+
+    def __init__(self, root: Root, *, policy: PolicyContext | None = None,
+                 runtime: Runtime | None = None, profile: str | None = None) -> None:
+        self.root = root
+        self.settings: Settings = root.settings
+        self.store = root.store
+        self.hub: EventHub = root.hub
+        #: The policy bundle, container runtime and configured profile requests are planned with.
+        self.policy = policy
+        self.runtime = runtime
+        self.profile = profile
+        self._idempotency_key: bytes | None = None
+
+    @property
+    def storage_error(self) -> StorageError | None:
+        """The last error of the Core DB writer (disk full…), for clients to report."""
+        return self.root.storage_error
+
+    async def start_run(self, plan: Plan) -> RunRow:
+        """Journal a new run of ``plan`` and start its actor; returns the run row.
+
+        Raises:
+            ActorStopped: the engine is shutting down.
+
+        Cancellation: a caller cancelled before the root took the message leaves
+        nothing; once the root has it, the run is journaled and started all the
+        same (``GET /runs`` and ``flwd :runs`` show it; cancel it by its id) and
+        only the answer is lost.
+        """
+        run: RunRow
+        run, _ = await self.root.commands.call(lambda reply: StartRun(plan, None, reply))
+        return run
+
+    async def start_run_once(self, plan: Plan, key: str, body_digest: str
+                             ) -> tuple[RunRow, bool]:
+        """Like :meth:`start_run`, at most once per idempotency ``key`` (24 h).
+
+        ``body_digest`` (:func:`flwd.store.body_digest`) is what is kept of the
+        request: keyed, as the body may hold a secret. Returns the run and True
+        when it is the earlier run of the same request.
+
+        Raises:
+            IdempotencyConflict: the key was used with a different body.
+
+        Cancellation: as :meth:`start_run`; the key is recorded with the run, so a
+        retry of the same request answers that run.
+        """
+        result: tuple[RunRow, bool] = await self.root.commands.call(
+            lambda reply: StartRun(plan, (key, body_digest), reply))
+        return result
+
+    async def find_job(self, job_id: str, *, source: str | None = None
+                       ) -> tuple[Job, Alias | None]:
+        """The job ``job_id`` names: a job id, an alias, or (with ``source``) a job of
+        that source.
+
+        Raises:
+            JobNotFound / SourceNotFound.
+
+        Cancellation: nothing is left behind (it only reads).
+        """
+        if source is not None:
+            source = self.source(source).source.name
+        catalog, aliases = await self.root.catalog_view()
+        return resolve_target(catalog, aliases, PlanRequest(job_id, source=source))
+
+    def _planning(self) -> Planning:
+        settings = self.settings
+        return Planning(workspace=settings.workspace, scripts_root=settings.scripts_root,
+                        policy=self.policy, runtime=self.runtime,
+                        environment_profile=os.environ.get("FLWD_PROFILE"),
+                        configured_profile=self.profile)
+
+    async def plan(self, request: PlanRequest, *, journal_refusals: bool = False) -> Plan:
+        """Resolve, bind and plan ``request`` with this engine's policy (see ``plan_request``).
+
+        With ``journal_refusals`` (a request to run, not a preview), the policy
+        decisions of a refused request are journaled before the error propagates.
+
+        Raises:
+            JobNotFound / SourceNotFound / ArgumentError / a policy refusal.
+
+        Cancellation: nothing is left behind; a plan being built in a thread (a
+        container job's image verification) is abandoned, its result discarded.
+        """
+        if request.resolved is not None:
+            job, alias = request.resolved
+        else:
+            job, alias = await self.find_job(request.job_id, source=request.source)
+        planning = self._planning()
+        build = partial(plan_request, job, alias, request, planning)
+        try:
+            if needs_thread(job):
+                # In a thread: verifying an image signature runs cosign.
+                return await trio.to_thread.run_sync(build)
+            # A host job's plan is pure computation (plus reading a script's
+            # first line, from the page cache): a thread hop would cost more.
+            return build()
+        except FlwdError as exc:
+            if journal_refusals and decisions_of(exc):
+                await self.journal_refusal(job.id, request_profile(request, planning),
+                                           decisions_of(exc))
+            raise
+
+    async def submit(self, request: PlanRequest, *, idempotency: tuple[str, bytes] | None = None
+                     ) -> tuple[RunRow, bool]:
+        """Plan ``request`` and start a run of it; the run, and True for a replay.
+
+        ``idempotency``: (the Idempotency-Key scoped to its caller, the canonical
+        request body). The same key with the same body within 24 h answers the
+        earlier run (True); with another body, IdempotencyConflict. Only a keyed
+        digest of the body is kept (it may hold a secret).
+
+        Raises:
+            as :meth:`plan`; IdempotencyConflict; ActorStopped (shutting down).
+
+        Cancellation: a caller cancelled before the root took the request leaves
+        nothing; once the root has it, the run is created and started anyway (it
+        is journaled, so ``GET /runs`` shows it) and only the answer is lost.
+        """
+        plan = await self.plan(request, journal_refusals=True)
+        if idempotency is None:
+            return await self.start_run(plan), False
+        key, body = idempotency
+        digest = await self._body_digest(body)
+        return await self.start_run_once(plan, key, digest)
+
+    async def _body_digest(self, canonical_body: bytes) -> str:
+        # Keyed: the body may hold a secret, and the Core DB must not keep a
+        # plain hash of it (see flwd/store/_idempotency.py).
+        if self._idempotency_key is None:
+            self._idempotency_key = await trio.to_thread.run_sync(
+                store.install_key, self.settings.data_dir)
+        return store.body_digest(self._idempotency_key, canonical_body)
+
+    async def journal_refusal(self, job_id: str, profile: str,
+                              decisions: Sequence[Decision]) -> None:
+        """Journal (and publish) the decisions of a refused run request.
+
+        Cancellation: the records may be journaled all the same (the journal
+        commits what it was handed).
+        """
+        if not decisions:
+            return
+        journal: JournalRef = self.root.supervisor.child_value("journal")
+        records = decision_records("", job_id, profile, decisions)
+        await journal.call(lambda reply: Append(records, reply))
+
+    async def list_runs(self, *, job_id: str | None = None, status: str | None = None,
+                        workspace: str | None = None, limit: int = 50, offset: int = 0
+                        ) -> tuple[list[RunRow], int]:
+        """A page of runs, newest first, and how many match in all.
+
+        Cancellation: nothing is left behind (a read under way finishes in its thread).
+        """
+        def read() -> tuple[list[RunRow], int]:
+            return (self.store.list_runs(job_id=job_id, status=status, workspace=workspace,
+                                         limit=limit, offset=offset),
+                    self.store.count_runs(job_id=job_id, status=status, workspace=workspace))
+
+        return await trio.to_thread.run_sync(read)
+
+    async def last_seq(self, run_id: str | None = None) -> int:
+        """The last event seq of the run (or of the whole journal).
+
+        Cancellation: nothing is left behind.
+        """
+        if run_id is None:
+            return await trio.to_thread.run_sync(self.store.last_seq)
+        return (await trio.to_thread.run_sync(self.store.event_bounds, run_id))[1]
+
+    async def cursor_expired(self, run_id: str | None, cursor: int) -> bool:
+        """Retention has evicted the events after ``cursor`` (of the run, or of the journal).
+
+        Cancellation: nothing is left behind.
+        """
+        def read() -> bool:
+            if run_id is not None:
+                return self.store.was_evicted(run_id)
+            return cursor < self.store.evicted_through()
+
+        return await trio.to_thread.run_sync(read)
+
+    async def storage_health(self) -> dict[str, Any]:
+        """What ``GET /health/storage`` reports: the Core DB's usage and retention's state.
+
+        Cancellation: nothing is left behind.
+        """
+        usage = await trio.to_thread.run_sync(self.store.storage_usage)
+        state = self.root.retention
+        usage["retention"] = state.policy.to_json() if state else None
+        if state is not None and state.last is not None:
+            usage["last_gc"] = {k: v for k, v in state.last.to_json().items() if k != "evicted"}
+        if state is not None and state.errors:
+            usage["gc_errors"] = state.errors[-3:]
+        return usage
+
+    def has_backlog_after(self, run_id: str, after: int) -> bool:
+        """The hub holds the run's events after ``after`` (its replay needs no read)."""
+        return self.hub.has_backlog_after(run_id, after)
+
+    async def catalog(self) -> Catalog:
+        """The jobs of the scripts root and of every source (cached until one changes).
+
+        Cancellation: nothing is left behind (a rescan under way is abandoned).
+        """
+        return (await self.root.catalog_view())[0]
+
+    async def aliases(self) -> AliasIndex:
+        """The aliases of every ``flwd.yaml``, checked against :meth:`catalog`.
+
+        Cancellation: as :meth:`catalog`.
+        """
+        return (await self.root.catalog_view())[1]
+
+    async def add_source(self, spec: SourceSpec) -> tuple[Source, bool]:
+        """Register (or update) a source and wait for its checkout; True when it is new.
+
+        Raises:
+            SourceExists / SourceNotAllowed / SourceInvalid / SourceCheckoutFailed.
+
+        Cancellation: the source actor finishes what it started (the source may be
+        registered); only the answer is lost.
+        """
+        result: tuple[Source, bool] = await self.root.sources_ref.call(lambda reply: Add(spec, reply))
+        return result
+
+    async def refresh_source(self, name: str) -> Source:
+        """Fetch the source again and re-index its jobs; the source as it is now.
+
+        Raises:
+            SourceNotFound / SourceCheckoutFailed.
+
+        Cancellation: the source actor finishes the refresh; only the answer is lost.
+        """
+        source: Source = await self.root.sources_ref.call(lambda reply: Refresh(name, reply))
+        return source
+
+    async def remove_source(self, name: str) -> Source:
+        """Unregister the source; its jobs leave the catalog. The source as it was.
+
+        Raises:
+            SourceNotFound.
+
+        Cancellation: the source actor finishes the removal; only the answer is lost.
+        """
+        source: Source = await self.root.sources_ref.call(lambda reply: Remove(name, reply))
+        return source
+
+    def sources(self) -> list[Entry]:
+        """Every source with what it contributes (sorted by name)."""
+        return self.root.source_book.listing()
+
+    def source(self, name: str) -> Entry:
+        entry = self.root.source_book.get(name)
+        if entry is None:
+            raise SourceNotFound(f"no source named {name!r}",
+                                 hint="GET /sources lists them")
+        return entry
+
+    async def get_run(self, run_ref: str) -> RunRow:
+        """The run from the Core DB. Raises RunNotFound.
+
+        Cancellation: nothing is left behind.
+        """
+        return await trio.to_thread.run_sync(self.store.get_run, run_ref)
+
+    async def request_cancel(self, run_id: str, *, reason: str, by: str
+                             ) -> tuple[str, RunRow]:
+        """Cancel a run wherever it lives on this host.
+
+        Returns ``("requested", run)`` when a live run was asked to stop, or
+        ``("terminal", run)`` when it had already finished.
+
+        A run of a CLI process is cancelled by sending that process SIGTERM
+        (its graceful Ctrl-C path); a run whose owner died is marked
+        ``interrupted`` first.
+
+        Raises:
+            RunNotFound: unknown run.
+            RunOwnedElsewhere: the run is live in another server process.
+
+        Cancellation: a cancel already handed to the run (or a signal already sent
+        to its owner) goes on; recovery of a dead owner's runs, when under way in
+        its thread, completes.
+        """
+        run = await self.get_run(run_id)
+        if run.status in TERMINAL_STATUSES:
+            return "terminal", run
+        if await self.cancel_run(run.id, reason=reason, by=by) == "requested":
+            return "requested", run
+        if run.owner_pid and process_alive(run.owner_pid, run.owner_start):
+            if run.owner_kind == "cli":
+                if signal_owner(run.owner_pid):
+                    return "requested", run
+            else:
+                raise RunOwnedElsewhere(
+                    f"run {run.id} is live in another flwd server (pid {run.owner_pid})",
+                    hint="send the cancel to that server")
+        await trio.to_thread.run_sync(recover, self.settings)
+        return "terminal", await self.get_run(run.id)
+
+    async def cancel_run(self, run_id: str, *, reason: str, by: str, force: bool = False) -> str:
+        """Ask a live run to stop; ``"requested"`` or ``"not-live"`` (finished or elsewhere).
+
+        Cancellation: if the root has taken the request, the run is being cancelled
+        all the same; only the answer is lost.
+        """
+        return await self.root.commands.call(
+            lambda reply: CancelRun(run_id, reason, by, force, reply))
+
+    def is_live(self, run_id: str) -> bool:
+        """The run belongs to this process and its ``run.finish`` is not yet published."""
+        return self.root.is_live(run_id)
+
+    def events(self, run_id: str | None, *, after: int = 0, follow: bool = True,
+               heartbeat: float | None = None) -> AsyncGenerator[list[EventRecord], None]:
+        """The run's events (or all events) in order, replayed then live; see ``stream_events``.
+
+        Runs of this process (and the global stream) are followed through the
+        hub; runs of other processes by polling the journal.
+        """
+        live = run_id is None or self.is_live(run_id)
+        return stream_events(self.store, run_id, after=after,
+                             hub=self.hub if live else None, follow=follow,
+                             heartbeat=heartbeat)
+
+
+@asynccontextmanager
+async def open_engine(settings: Settings, *, owner_kind: str = "cli",
+                      sources: AllowList | None = None,
+                      oci: OciContext | None = None,
+                      retention: RetentionPolicy | None = None,
+                      max_concurrent_runs: int | None = None,
+                      policy: PolicyContext | None = None, runtime: Runtime | None = None,
+                      profile: str | None = None) -> AsyncIterator[Engine]:
+    """Run the actor tree for the duration of the block; the client to use it.
+
+    ``sources``: the allow-list of a process that manages sources (serve);
+    ``oci``: the runtime, policy and profile oci sources are added with;
+    ``policy``, ``runtime``, ``profile``: what requests are planned with.
+
+    On entry, runs left unfinished by dead processes are marked ``interrupted``.
+    On exit, live runs are cancelled (TERM → grace → KILL), then the tree stops
+    in reverse order and the journal is flushed last.
+
+    Cancellation: if the block is cancelled, the shutdown still runs shielded
+    (bounded by the grace period plus a few seconds).
+    """
+    await trio.to_thread.run_sync(recover, settings)
+    writer = settings.open_store().open_journal()
+    await trio.to_thread.run_sync(writer.start)
+    hub = EventHub()
+    root = Root(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
+                retention=retention, max_concurrent_runs=max_concurrent_runs)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(root.supervisor.run)
+            try:
+                yield Engine(root, policy=policy, runtime=runtime, profile=profile)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await root.shutdown()
+    finally:
+        hub.close()
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(writer.close)
