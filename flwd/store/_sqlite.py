@@ -87,6 +87,8 @@ class SqliteStore:
     def run_statuses(self, run_ids: Collection[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         ids = list(run_ids)
+        if not ids or not self.exists():
+            return found
         with open_reader(self.path) as conn:
             for start in range(0, len(ids), 500):
                 batch = ids[start:start + 500]

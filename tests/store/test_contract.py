@@ -1,0 +1,589 @@
+"""The Core DB contract: what every :class:`~flwd.store.Store` backend does, through the port only.
+
+Parametrised over the backends of ``conftest.py`` (SQLite today, on real files
+in tmp_path); a second backend passes this same suite. Each test writes what it
+reads through the Store and JournalSink Protocols, never through SQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import outcome
+import pytest
+
+from flwd.errors import RecordUnstorable, RunNotFound, StorageError
+from flwd.events import (
+    RUN_FINISH,
+    RUN_START,
+    STEP_LOG,
+    EventRecord,
+    IdempotencyRecord,
+    RunRow,
+)
+from flwd.store import GroupResult, JournalItem, RetentionPolicy, SourceRecord, Store
+
+from .conftest import Backend
+
+T0 = 1_700_000_000.0
+DAY = 86_400.0
+#: A bounded wait for the journal's thread: a broken contract fails, it does not hang.
+WAIT = 30.0
+
+
+# -- records -----------------------------------------------------------------------------------
+
+
+def run_row(run_id: str, *, created: float = T0, job: str = "demo", status: str = "queued",
+            workspace: str | None = None, **fields: Any) -> RunRow:
+    return RunRow(id=run_id, job_id=job, status=status, created_at=created,
+                  workspace=workspace, **fields)
+
+
+def event(run_id: str, type_: str = RUN_START, *, ts: float = T0, **data: object) -> EventRecord:
+    return EventRecord(run_id=run_id, job_id="demo", type=type_, ts=ts, data=dict(data))
+
+
+def finish(run_id: str, status: str = "completed", *, ts: float = T0, **data: object
+           ) -> EventRecord:
+    return event(run_id, RUN_FINISH, ts=ts, status=status, **data)
+
+
+def chunk(run_id: str, lines: Sequence[bytes]) -> EventRecord:
+    """One journal row holding ``len(lines)`` output events."""
+    return EventRecord(run_id=run_id, job_id="demo", type=STEP_LOG, ts=T0,
+                       data={"step": "100_a.sh", "channel": "stdout"},
+                       lines=b"\n".join(lines), n=len(lines))
+
+
+def seqs(records: Sequence[EventRecord], after: int = 0) -> list[int]:
+    """Every event's seq in ``records`` (one per line of a chunk), skipping seq <= after."""
+    return [envelope["seq"] for record in records for envelope in record.iter_events(after)]
+
+
+def finished_run(store: Store, run_id: str, *, created: float, status: str = "completed",
+                 finished: float | None = None, lines: int = 0, **fields: Any) -> None:
+    """A run journaled from its row to its ``run.finish`` (with ``lines`` of output)."""
+    items: list[JournalItem] = [run_row(run_id, created=created, **fields),
+                                event(run_id, ts=created)]
+    if lines:
+        items.append(chunk(run_id, [b"%s line %d" % (run_id.encode(), i) for i in range(lines)]))
+    items.append(finish(run_id, status, ts=created if finished is None else finished))
+    store.append(items)
+
+
+# -- the journal's writer ------------------------------------------------------------------------
+
+
+class Outcomes:
+    """Collects what a JournalSink answers, and in which thread."""
+
+    def __init__(self) -> None:
+        self.results: list[list[GroupResult]] = []
+        self.threads: set[int] = set()
+        self.all_done = threading.Event()
+        self.expected = 0
+
+    def done(self, result: outcome.Outcome[list[GroupResult]]) -> None:
+        self.threads.add(threading.get_ident())
+        self.results.append(result.unwrap())
+        if len(self.results) == self.expected:
+            self.all_done.set()
+
+
+def journal(store: Store, *batches: Sequence[Sequence[JournalItem]]) -> Outcomes:
+    """Commit ``batches`` through the store's JournalSink; what it answered."""
+    sink = store.open_journal()
+    sink.start()
+    answers = Outcomes()
+    answers.expected = len(batches)
+    try:
+        for batch in batches:
+            sink.submit(batch, answers.done)
+        assert answers.all_done.wait(WAIT)
+    finally:
+        sink.close()
+    return answers
+
+
+def test_the_journal_commits_batches_in_order_numbering_every_event(store: Store) -> None:
+    answers = journal(
+        store,
+        [[run_row("run-a"), event("run-a")], [chunk("run-a", [b"one", b"two", b"three"])]],
+        [[event("run-a", STEP_LOG, step="s", channel="stderr")]],
+        [[finish("run-a")]])
+    assert answers.threads and threading.get_ident() not in answers.threads  # its own thread
+    assert len(answers.threads) == 1
+    committed = [[record for record in group if isinstance(record, EventRecord)]
+                 for result in answers.results for group in result
+                 if not isinstance(group, RecordUnstorable)]
+    # Numbered in submission order, a chunk taking one seq per line, no gap.
+    assert [[(r.seq, r.n) for r in group] for group in committed] == [
+        [(1, 1)], [(2, 3)], [(5, 1)], [(6, 1)]]
+    stored = store.read_events(None)
+    assert [(r.seq, r.n, r.type) for r in stored] == [
+        (1, 1, RUN_START), (2, 3, STEP_LOG), (5, 1, STEP_LOG), (6, 1, RUN_FINISH)]
+    assert stored[1].line_list() == [b"one", b"two", b"three"]
+    assert seqs(stored) == [1, 2, 3, 4, 5, 6]
+    assert store.last_seq() == 6
+    assert store.get_run("run-a").status == "completed"
+
+
+def test_submit_never_blocks_while_a_batch_commits(store: Store) -> None:
+    sink = store.open_journal()
+    sink.start()
+    inside, release = threading.Event(), threading.Event()
+    order: list[str] = []
+    everything = threading.Event()
+
+    def first(result: outcome.Outcome[list[GroupResult]]) -> None:
+        inside.set()
+        release.wait(WAIT)  # the writer is busy until the test lets it go
+        order.append("first")
+
+    def later(name: str) -> None:
+        def done(result: outcome.Outcome[list[GroupResult]]) -> None:
+            result.unwrap()
+            order.append(name)
+            if name == "third":
+                everything.set()
+        sink.submit([[event("run-a", STEP_LOG)]], done)
+
+    try:
+        sink.submit([[run_row("run-a"), event("run-a")]], first)
+        assert inside.wait(WAIT)
+        later("second")
+        later("third")
+        # Both submits returned while the writer was still held in the first answer.
+        assert order == [] and not release.is_set()
+        release.set()
+        assert everything.wait(WAIT)
+    finally:
+        release.set()
+        sink.close()
+    assert order == ["first", "second", "third"]
+    assert seqs(store.read_events("run-a")) == [1, 2, 3]
+
+
+def test_close_commits_what_was_queued(store: Store) -> None:
+    sink = store.open_journal()
+    sink.start()
+    answered: list[int] = []
+    sink.submit([[run_row("run-a")]], lambda result: answered.append(len(result.unwrap())))
+    for _ in range(20):
+        sink.submit([[event("run-a", STEP_LOG)]],
+                    lambda result: answered.append(len(result.unwrap())))
+    sink.close()  # no wait before it: close itself commits the queue
+    assert answered == [1] * 21
+    assert seqs(store.read_events("run-a")) == list(range(1, 21))
+
+
+def test_a_refused_group_does_not_sink_the_others(store: Store) -> None:
+    poison = event("run-a", STEP_LOG, text="\udc80 is no text")
+    (result,) = journal(store, [
+        [run_row("run-a"), event("run-a")],
+        [poison],
+        [chunk("run-a", [b"a", b"b"])],
+    ]).results
+    good, refused, after = result
+    assert isinstance(refused, RecordUnstorable)
+    assert "run-a" in str(refused)
+    assert not isinstance(good, RecordUnstorable) and not isinstance(after, RecordUnstorable)
+    assert poison.seq == 0  # not numbered: no hole where it would have been
+    assert [(r.seq, r.n) for r in after] == [(2, 2)]
+    assert [(r.seq, r.type) for r in store.read_events("run-a")] == [(1, RUN_START), (2, STEP_LOG)]
+    assert store.last_seq() == 3
+
+
+def test_a_refused_append_keeps_nothing(store: Store) -> None:
+    store.append([run_row("run-a"), event("run-a")])
+    with pytest.raises(RecordUnstorable):
+        store.append([event("run-a", STEP_LOG), event("run-a", STEP_LOG, text="\udc80")])
+    assert store.last_seq() == 1
+    assert [r.seq for r in store.append([event("run-a", STEP_LOG)])] == [2]
+
+
+def test_releasing_the_reserve_frees_it_once(store: Store) -> None:
+    sink = store.open_journal()
+    sink.start()
+    try:
+        first = sink.release_reserve()
+        assert isinstance(first, bool)
+        assert sink.release_reserve() is False  # nothing left to free
+        answers = Outcomes()
+        answers.expected = 1
+        sink.submit([[run_row("run-a"), event("run-a")]], answers.done)
+        assert answers.all_done.wait(WAIT)  # the writer still commits
+    finally:
+        sink.close()
+    assert store.get_run("run-a").status == "running"
+
+
+def test_the_journal_and_append_share_one_sequence(store: Store) -> None:
+    store.append([run_row("run-a"), event("run-a")])
+    journal(store, [[chunk("run-a", [b"x"] * 4)]])
+    assert [r.seq for r in store.append([finish("run-a")])] == [6]
+    assert seqs(store.read_events(None)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_methods_are_safe_from_several_threads(store: Store) -> None:
+    store.append([run_row("run-a"), event("run-a")])
+    numbered: dict[int, list[int]] = {}
+    failures: list[BaseException] = []
+    go = threading.Barrier(4)
+
+    def writer(index: int) -> None:
+        try:
+            go.wait(WAIT)
+            numbered[index] = [store.append([event("run-a", STEP_LOG, i=i)])[0].seq
+                               for i in range(25)]
+            store.read_events("run-a", limit=10)
+            store.list_runs()
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not failures
+    assert all(numbers == sorted(numbers) for numbers in numbered.values())
+    every = sorted(seq for numbers in numbered.values() for seq in numbers)
+    assert every == list(range(2, 102))  # distinct and contiguous across threads
+    assert seqs(store.read_events("run-a", limit=1000)) == list(range(1, 102))
+
+
+def test_a_database_that_cannot_be_opened_is_a_storage_error(backend: Backend) -> None:
+    store = backend.unopenable()
+    with pytest.raises(StorageError):
+        store.migrate()
+    with pytest.raises(StorageError):
+        store.append([run_row("run-a")])
+    with pytest.raises(StorageError):
+        store.open_journal().start()
+
+
+# -- reading never writes --------------------------------------------------------------------------
+
+
+def test_a_store_without_a_database_reads_as_empty_and_creates_nothing(backend: Backend
+                                                                         ) -> None:
+    store = backend.fresh()
+    assert isinstance(store.location, str) and store.location
+    assert not store.exists()
+    assert store.list_runs() == [] and store.count_runs() == 0
+    with pytest.raises(RunNotFound):
+        store.get_run("run-a")
+    with pytest.raises(RunNotFound):
+        store.get_run("last")
+    assert store.run_statuses(["run-a"]) == {}
+    assert store.unfinished_runs() == [] and store.terminal_among(["run-a"]) == []
+    assert store.read_events(None) == [] and store.read_events("run-a", after=5) == []
+    assert store.event_bounds("run-a") == (0, 0)
+    assert store.last_seq() == 0
+    assert store.find_idempotent("key", newer_than=0.0) is None
+    assert store.evicted_through() == 0 and store.was_evicted("run-a") is False
+    assert store.load_sources() == []
+    assert not store.exists()
+    assert backend.footprint(store) == []
+
+
+def test_migrate_makes_an_empty_database_once(backend: Backend) -> None:
+    store = backend.fresh()
+    store.migrate()
+    assert store.exists()
+    store.migrate()  # again: nothing to do
+    assert store.list_runs() == [] and store.last_seq() == 0
+    assert store.storage_usage()["runs"] == 0
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_runs(store: Store) -> Store:
+    """run-a and run-b interleaved: a's seqs 1, 3, 4-8 (a chunk), 11; b's 2, 9, 10."""
+    store.append([run_row("run-a"), run_row("run-b", created=T0 + 1)])
+    store.append([event("run-a")])
+    store.append([event("run-b")])
+    store.append([event("run-a", STEP_LOG)])
+    store.append([chunk("run-a", [b"l4", b"l5", b"l6", b"l7", b"l8"])])
+    store.append([event("run-b", STEP_LOG), finish("run-b")])
+    store.append([finish("run-a")])
+    return store
+
+
+def test_reading_events_after_a_cursor_pages_by_rows(two_runs: Store) -> None:
+    store = two_runs
+    assert [r.seq for r in store.read_events("run-a")] == [1, 3, 4, 11]
+    assert [r.seq for r in store.read_events("run-a", after=3, limit=2)] == [4, 11]
+    assert [r.seq for r in store.read_events("run-a", after=1, limit=1)] == [3]
+    assert [r.seq for r in store.read_events("run-b", after=2)] == [9, 10]
+    # The global journal: every run's rows, in seq order.
+    assert [r.seq for r in store.read_events(None, after=2, limit=3)] == [3, 4, 9]
+    assert [(r.seq, r.run_id) for r in store.read_events(None, after=9)] == [
+        (10, "run-b"), (11, "run-a")]
+    assert store.read_events("run-a", after=11) == [] and store.read_events(None, after=11) == []
+    assert store.read_events("run-c") == []
+
+
+def test_a_chunk_straddling_the_cursor_is_read_whole(two_runs: Store) -> None:
+    for run_id in ("run-a", None):
+        (straddling, *rest) = two_runs.read_events(run_id, after=6)
+        assert (straddling.seq, straddling.n) == (4, 5)
+        assert straddling.line_list() == [b"l4", b"l5", b"l6", b"l7", b"l8"]
+        assert seqs([straddling], after=6) == [7, 8]
+        assert rest and rest[-1].seq == 11
+
+
+def test_a_read_stops_at_its_byte_budget_with_at_least_one_row(store: Store) -> None:
+    store.append([run_row("run-a")])
+    for _ in range(10):
+        store.append([chunk("run-a", [b"x" * 40_000])])
+    assert [r.seq for r in store.read_events("run-a", max_bytes=64 * 1024)] == [1, 2]
+    assert [r.seq for r in store.read_events("run-a", max_bytes=1)] == [1]
+    assert [r.seq for r in store.read_events(None, after=8, max_bytes=1)] == [9]
+    assert [r.seq for r in store.read_events("run-a", after=3, max_bytes=100_000)] == [4, 5, 6]
+    assert len(store.read_events("run-a")) == 10  # no budget: the row limit only
+    assert len(store.read_events("run-a", limit=4, max_bytes=10**9)) == 4
+
+
+def test_event_bounds_and_the_last_seq(two_runs: Store) -> None:
+    store = two_runs
+    assert store.event_bounds("run-a") == (1, 11)
+    assert store.event_bounds("run-b") == (2, 10)
+    assert store.event_bounds("run-c") == (0, 0)
+    store.append([run_row("run-quiet", created=T0 + 2)])
+    assert store.event_bounds("run-quiet") == (0, 0)  # a run row alone holds no event
+    assert store.last_seq() == 11
+    store.append([chunk("run-b", [b"1", b"2", b"3"])])
+    assert store.last_seq() == 14 and store.event_bounds("run-b") == (2, 14)
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def test_a_run_reads_back_as_it_was_journaled(store: Store) -> None:
+    row = run_row("run-01HX", profile="strict", args={"name": "x", "n": [1, 2]},
+                  plan={"steps": ["a"]}, provenance={"source": "local"}, owner_pid=123,
+                  owner_start=456, owner_host="host-a", owner_kind="serve",
+                  workspace="/w/one")
+    store.append([row])
+    assert store.get_run("run-01HX") == row
+
+
+def test_a_run_is_found_by_id_unique_prefix_or_last(store: Store) -> None:
+    store.append([run_row("run-01AAAA1", created=T0, workspace="/w/one"),
+                  run_row("run-01AAAA2", created=T0 + 2, workspace="/w/two"),
+                  run_row("run-01BBBB1", created=T0 + 1, workspace="/w/one"),
+                  run_row("abcd_x1", created=T0 - 2), run_row("abcdZx2", created=T0 - 1)])
+    assert store.get_run("run-01BBBB1").id == "run-01BBBB1"
+    assert store.get_run("run-01B").id == "run-01BBBB1"
+    with pytest.raises(RunNotFound, match="ambiguous"):
+        store.get_run("run-01A")
+    assert store.get_run("abcd_").id == "abcd_x1"  # the prefix is text, not a pattern
+    with pytest.raises(RunNotFound):
+        store.get_run("abc")  # too short to be a prefix
+    with pytest.raises(RunNotFound):
+        store.get_run("run-02")
+    assert store.get_run("last").id == "run-01AAAA2"
+    assert store.get_run("last", workspace="/w/one").id == "run-01BBBB1"
+    with pytest.raises(RunNotFound, match="/w/three"):
+        store.get_run("last", workspace="/w/three")
+
+
+def test_runs_are_listed_newest_first_filtered_and_paged(store: Store) -> None:
+    store.append([
+        run_row("run-1", created=T0, job="build", workspace="/w/one"),
+        run_row("run-2", created=T0 + 1, job="deploy", workspace="/w/one"),
+        run_row("run-3", created=T0 + 2, job="build", workspace="/w/two"),
+        run_row("run-4", created=T0 + 2, job="build", workspace="/w/one"),  # same time as 3
+        run_row("run-5", created=T0 + 3, job="build"),
+    ])
+    store.append([event("run-2"), event("run-4"), finish("run-4")])
+
+    def ids(runs: list[RunRow]) -> list[str]:
+        return [run.id for run in runs]
+
+    assert ids(store.list_runs()) == ["run-5", "run-4", "run-3", "run-2", "run-1"]
+    assert ids(store.list_runs(limit=2, offset=1)) == ["run-4", "run-3"]
+    assert ids(store.list_runs(offset=4)) == ["run-1"]
+    assert ids(store.list_runs(job_id="BUILD")) == ["run-5", "run-4", "run-3", "run-1"]
+    assert ids(store.list_runs(status="queued")) == ["run-5", "run-3", "run-1"]
+    assert ids(store.list_runs(workspace="/w/one")) == ["run-4", "run-2", "run-1"]
+    assert ids(store.list_runs(job_id="build", status="queued", workspace="/w/one")) == ["run-1"]
+    assert store.list_runs(job_id="nope") == []
+    assert store.count_runs() == 5
+    assert store.count_runs(job_id="build") == 4
+    assert store.count_runs(status="running") == 1
+    assert store.count_runs(workspace="/w/two") == 1
+    assert store.count_runs(job_id="build", workspace="/w/one") == 2
+
+
+def test_run_events_move_the_status_and_terminal_is_sticky(store: Store) -> None:
+    store.append([run_row("run-a"), event("run-a", ts=T0 + 1)])
+    run = store.get_run("run-a")
+    assert (run.status, run.started_at, run.finished_at) == ("running", T0 + 1, None)
+    store.append([finish("run-a", "failed", ts=T0 + 5, exit_code=3, error="boom")])
+    run = store.get_run("run-a")
+    assert (run.status, run.finished_at, run.exit_code, run.error) == (
+        "failed", T0 + 5, 3, "boom")
+    store.append([event("run-a", ts=T0 + 6), finish("run-a", "completed", ts=T0 + 7)])
+    assert store.get_run("run-a") == run  # a late record never rewrites a finished run
+
+
+def test_statuses_unfinished_and_terminal_runs(store: Store) -> None:
+    store.append([run_row("run-q"), run_row("run-r"), run_row("run-c"), run_row("run-i")])
+    store.append([event("run-r"), event("run-c"), finish("run-c"),
+                  finish("run-i", "interrupted")])
+    assert store.run_statuses(["run-q", "run-r", "run-c", "run-i", "run-x"]) == {
+        "run-q": "queued", "run-r": "running", "run-c": "completed", "run-i": "interrupted"}
+    assert store.run_statuses([]) == {}
+    assert sorted(run.id for run in store.unfinished_runs()) == ["run-q", "run-r"]
+    assert sorted(store.terminal_among(["run-q", "run-r", "run-c", "run-i", "run-x"])) == [
+        "run-c", "run-i"]
+    assert store.terminal_among([]) == []
+    many = [f"run-{i:04d}" for i in range(1200)]  # more than one query's worth of ids
+    assert sorted(store.terminal_among([*many, "run-c"])) == ["run-c"]
+    assert store.run_statuses([*many, "run-q"]) == {"run-q": "queued"}
+
+
+# -- idempotency --------------------------------------------------------------------------------
+
+
+def test_an_idempotency_record_is_found_while_fresh(store: Store) -> None:
+    store.append([run_row("run-a"),
+                  IdempotencyRecord(key="scope:key-1", body_sha256="hmac-sha256:aa",
+                                    run_id="run-a", created_at=T0)])
+    assert store.find_idempotent("scope:key-1", newer_than=T0 - 1) == ("hmac-sha256:aa",
+                                                                        "run-a")
+    assert store.find_idempotent("scope:key-1", newer_than=T0) is None  # expired
+    assert store.find_idempotent("scope:key-2", newer_than=0.0) is None
+    assert store.find_idempotent("other:key-1", newer_than=0.0) is None
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+def make_run_dirs(runs_dir: Path, run_ids: Sequence[str]) -> None:
+    for run_id in run_ids:
+        (runs_dir / run_id).mkdir(parents=True)
+        (runs_dir / run_id / "meta.json").write_text("{}")
+
+
+def test_collect_by_count_evicts_whole_finished_runs_oldest_first(store: Store, runs_dir: Path
+                                                                   ) -> None:
+    store.append([run_row("run-live", created=T0 - 10), event("run-live")])  # oldest, running
+    for i in range(5):
+        finished_run(store, f"run-{i}", created=T0 + i, lines=3)
+    store.append([IdempotencyRecord(key="k:0", body_sha256="d", run_id="run-0",
+                                    created_at=T0 + 100)])
+    make_run_dirs(runs_dir, ["run-live", *(f"run-{i}" for i in range(5))])
+    top = store.event_bounds("run-2")[1]
+    result = store.collect(RetentionPolicy(retain_runs=2), runs_dir=runs_dir)
+    assert result.evicted == ["run-0", "run-1", "run-2"]  # the newest 2 of all are kept
+    assert result.events_deleted == 3 * (1 + 3 + 1) and not result.dry_run
+    for run_id in result.evicted:
+        with pytest.raises(RunNotFound):
+            store.get_run(run_id)
+        assert store.read_events(run_id) == [] and store.event_bounds(run_id) == (0, 0)
+        assert store.was_evicted(run_id) and not (runs_dir / run_id).exists()
+    for run_id in ("run-live", "run-3", "run-4"):
+        assert store.get_run(run_id).id == run_id
+        assert not store.was_evicted(run_id) and (runs_dir / run_id).exists()
+    assert store.evicted_through() == top
+    assert store.find_idempotent("k:0", newer_than=0.0) is None  # gone with its run
+    assert store.count_runs() == 3
+    # Nothing more to do: a second pass evicts nothing.
+    assert store.collect(RetentionPolicy(retain_runs=2), runs_dir=runs_dir).evicted == []
+
+
+def test_collect_by_age_uses_the_finish_time(store: Store) -> None:
+    now = T0 + 30 * DAY
+    finished_run(store, "run-old", created=T0, finished=T0 + 1)
+    finished_run(store, "run-long", created=T0, finished=now - 0.5 * DAY)  # finished lately
+    finished_run(store, "run-recent", created=now - 0.2 * DAY)
+    store.append([run_row("run-stuck", created=T0), event("run-stuck")])  # running
+    result = store.collect(RetentionPolicy(retain_days=1), runs_dir=None, now=now)
+    assert result.evicted == ["run-old"]
+    assert sorted(run.id for run in store.list_runs()) == ["run-long", "run-recent",
+                                                           "run-stuck"]
+    assert store.collect(RetentionPolicy(retain_days=1), runs_dir=None,
+                         now=now + 0.6 * DAY).evicted == ["run-long"]
+
+
+def test_collect_by_size_evicts_the_oldest_until_under_the_limit(store: Store) -> None:
+    for i in range(6):  # ~200 KB each
+        store.append([run_row(f"run-{i}", created=T0 + i), event(f"run-{i}"),
+                      chunk(f"run-{i}", [b"z" * 1000] * 200), finish(f"run-{i}")])
+    store.append([run_row("run-live", created=T0 - 1), event("run-live"),
+                  chunk("run-live", [b"y" * 1000] * 50)])
+    limit_mb = 0.5
+    before = store.storage_usage()["used_bytes"]
+    assert before > limit_mb * 1024 * 1024
+    result = store.collect(RetentionPolicy(max_db_mb=limit_mb), runs_dir=None)
+    assert result.bytes_before == before
+    assert 0 < result.bytes_after <= limit_mb * 1024 * 1024
+    assert result.evicted == [f"run-{i}" for i in range(len(result.evicted))]  # oldest first
+    assert 0 < len(result.evicted) < 6  # just under the limit, not far below it
+    assert store.get_run("run-live").status == "running"
+    assert store.storage_usage()["used_bytes"] == result.bytes_after
+
+
+def test_a_dry_run_names_what_would_go_and_evicts_nothing(store: Store) -> None:
+    for i in range(4):
+        finished_run(store, f"run-{i}", created=T0 + i)
+    last = store.last_seq()
+    dry = store.collect(RetentionPolicy(retain_runs=1), runs_dir=None, dry_run=True)
+    assert dry.dry_run and dry.evicted == ["run-0", "run-1", "run-2"]
+    assert dry.events_deleted == 0 and dry.bytes_after == dry.bytes_before
+    assert store.count_runs() == 4 and store.last_seq() == last
+    assert store.evicted_through() == 0 and not store.was_evicted("run-0")
+    real = store.collect(RetentionPolicy(retain_runs=1), runs_dir=None)
+    assert real.evicted == dry.evicted and not real.dry_run
+
+
+def test_storage_usage_reports_the_database(store: Store) -> None:
+    finished_run(store, "run-0", created=T0 - 5, lines=4)
+    finished_run(store, "run-1", created=T0 + 5)
+    store.collect(RetentionPolicy(retain_runs=1), runs_dir=None)
+    usage = store.storage_usage()
+    assert set(usage) == {"db_bytes", "wal_bytes", "used_bytes", "runs", "events",
+                          "oldest_run_created_at", "evicted_runs", "evicted_through_seq"}
+    assert usage["runs"] == 1 and usage["events"] == 2
+    assert usage["oldest_run_created_at"] == T0 + 5
+    assert usage["evicted_runs"] == 1 and usage["evicted_through_seq"] == 6
+    assert usage["used_bytes"] > 0
+    assert store.evicted_through() == 6
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def test_sources_are_saved_updated_listed_by_name_and_deleted(store: Store) -> None:
+    first = SourceRecord("tools", "git", {"url": "https://example.org/t.git", "ref": "main"},
+                         {"commit": None, "tags": ["a", "é"]}, T0, T0)
+    store.save_source(first)
+    store.save_source(SourceRecord("addons", "oci", {"image": "x"}, {}, T0 + 1, T0 + 1))
+    assert [record.name for record in store.load_sources()] == ["addons", "tools"]
+    assert store.load_sources()[1] == first
+    # Saving by an existing name updates it (it keeps when it was created).
+    store.save_source(SourceRecord("tools", "git", {"url": "https://example.org/t.git",
+                                                    "ref": "v2"}, {"commit": "abc"},
+                                   T0 + 9, T0 + 9))
+    (addons, tools) = store.load_sources()
+    assert (tools.spec["ref"], tools.state, tools.created_at, tools.updated_at) == (
+        "v2", {"commit": "abc"}, T0, T0 + 9)
+    assert addons.type == "oci"
+    assert store.delete_source("tools") is True
+    assert store.delete_source("tools") is False
+    assert [record.name for record in store.load_sources()] == ["addons"]
