@@ -102,17 +102,14 @@ _DISCOVERY: dict[str, Any] = {
     "properties": {"errors": _issues("error"), "warnings": _issues("warning")}}
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
-    _, schemas = models_json_schema(
-        [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan,
-                                                    SourceRequest, Source)],
-        ref_template=_REF)
-    body = {"required": True, "content": {"application/json": {"schema": _ref("RunRequest")}}}
-    sse = {"description": "Server-Sent Events: `id` is the event seq, `data` an Event",
-           "content": {"text/event-stream": {"schema": {"type": "string"}}}}
-    paths: dict[str, Any] = {
-        "/healthz": {"get": _op("Liveness", (), {"204": {"description": "Alive"}})},
+#: The body of ``POST /plans`` and ``POST /runs``.
+_RUN_BODY = {"required": True, "content": {"application/json": {"schema": _ref("RunRequest")}}}
+_SSE = {"description": "Server-Sent Events: `id` is the event seq, `data` an Event",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+
+def _job_paths() -> dict[str, Any]:
+    return {
         "/jobs": {"get": _op("List jobs", ("jobs:read",),
                              {"200": _json({"type": "array", "items": _ref("JobSummary")}),
                               **_problems(400, 401, 403)}, parameters=_PAGING)},
@@ -127,12 +124,17 @@ def openapi_document() -> dict[str, Any]:
         "/plans": {"post": _op("Preview a run", ("jobs:read",),
                                {"200": _json(_ref("Plan")),
                                 **_problems(400, 401, 403, 404, 409, 413, 415, 422)},
-                               requestBody=body)},
+                               requestBody=_RUN_BODY)},
+    }
+
+
+def _run_paths() -> dict[str, Any]:
+    return {
         "/runs": {
             "post": _op("Start a run", ("runs:write",),
                         {"201": _run_response("Created (or replayed: Idempotent-Replay)"),
                          **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501)},
-                        requestBody=body,
+                        requestBody=_RUN_BODY,
                         parameters=[{"name": "Idempotency-Key", "in": "header",
                                      "required": False,
                                      "schema": {"type": "string", "minLength": 1,
@@ -161,10 +163,15 @@ def openapi_document() -> dict[str, Any]:
             {"202": _run_response("Cancel requested"),
              "200": _run_response("Already finished"), **_problems(401, 403, 404, 409)},
             parameters=[_RUN_ID])},
+    }
+
+
+def _event_paths() -> dict[str, Any]:
+    return {
         "/runs/{run_id}/events": {"get": _op(
             "The run's events: journal replay after the cursor, then live",
             ("runs:read", "events:read"),
-            {"200": sse, "204": {"description": "The stream already ended for this cursor"},
+            {"200": _SSE, "204": {"description": "The stream already ended for this cursor"},
              **_problems(400, 401, 403, 404, 410, 503)}, parameters=[_RUN_ID, *_CURSOR])},
         "/runs/{run_id}/events.ndjson": {"get": _op(
             "The run's journaled events as NDJSON", ("runs:read", "events:read"),
@@ -172,13 +179,13 @@ def openapi_document() -> dict[str, Any]:
                      "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
              **_problems(400, 401, 403, 404, 503)}, parameters=[_RUN_ID, *_CURSOR])},
         "/events": {"get": _op("Every run's events, live (after the cursor)", ("events:read",),
-                               {"200": sse, **_problems(400, 401, 403, 410, 503)},
+                               {"200": _SSE, **_problems(400, 401, 403, 410, 503)},
                                parameters=_CURSOR)},
-        "/health/storage": {"get": _op(
-            "Core DB usage and the retention limits", ("metrics:read",),
-            {"200": _json({"type": "object", "required": ["db_bytes", "used_bytes", "runs",
-                                                          "events", "retention"]}),
-             **_problems(401, 403)})},
+    }
+
+
+def _source_paths() -> dict[str, Any]:
+    return {
         "/sources": {
             "get": _op("List sources", ("sources:read",),
                        {"200": _json({"type": "array", "items": _ref("Source")}),
@@ -203,6 +210,22 @@ def openapi_document() -> dict[str, Any]:
                         {"200": _json(_ref("Source")), **_problems(401, 403, 404, 422)},
                         parameters=_SOURCE),
         },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    """Every route, in the order the document lists them."""
+    return {
+        "/healthz": {"get": _op("Liveness", (), {"204": {"description": "Alive"}})},
+        **_job_paths(),
+        **_run_paths(),
+        **_event_paths(),
+        "/health/storage": {"get": _op(
+            "Core DB usage and the retention limits", ("metrics:read",),
+            {"200": _json({"type": "object", "required": ["db_bytes", "used_bytes", "runs",
+                                                          "events", "retention"]}),
+             **_problems(401, 403)})},
+        **_source_paths(),
         "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),
                                 {"200": {"description": "Prometheus text exposition",
                                          "content": {"text/plain": {"schema":
@@ -210,13 +233,21 @@ def openapi_document() -> dict[str, Any]:
                                  **_problems(401, 403)}, optional_auth=True)},
         "/openapi.json": {"get": _op("This document", (), {"200": _json({"type": "object"})})},
     }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan,
+                                                    SourceRequest, Source)],
+        ref_template=_REF)
     return {
         "openapi": "3.1.0",
         "info": {"title": "flwd", "version": __version__,
                  "description": "Discover, plan and run jobs; stream their events.",
                  "license": {"name": "AGPL-3.0-or-later",
                              "identifier": "AGPL-3.0-or-later"}},
-        "paths": paths,
+        "paths": _paths(),
         "components": {
             "schemas": schemas["$defs"],
             "securitySchemes": {"bearer": {

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,11 +24,10 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config, Sockets
 
-from flwd import store
-from flwd.containers import Runtime, detect_runtime, reap_orphans
+from flwd.containers import reap_orphans
 from flwd.daemon import DataDirLock, client_url, hold_data_dir
 from flwd.engine import open_engine
-from flwd.errors import ContainerRuntimeUnavailable, RunNotFound, UsageError
+from flwd.errors import RunNotFound, UsageError
 from flwd.events import (
     POLICY_DECISION,
     RUN_FINISH,
@@ -37,17 +36,9 @@ from flwd.events import (
     TERMINAL_STATUSES,
     EventRecord,
 )
-from flwd.policy import (
-    PolicyContext,
-    Profile,
-    find_bundle,
-    load_policy,
-    resolve_profile,
-    verify_bundle,
-)
 from flwd.settings import Settings
 from flwd.sources import AllowList, OciContext
-from flwd.store import RetentionPolicy
+from flwd.store import RetentionPolicy, Store
 from flwd.tokens import TokenStore
 
 from ._app import ServeOptions, create_app
@@ -56,6 +47,7 @@ from ._listen import listen, owning
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
+from ._preflight import preflight
 from ._streams import MAX_STREAMS
 
 PORT = IntRange(0, 65535)
@@ -119,57 +111,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def detect_container_runtime() -> str | None:
-    """``podman`` (preferred) or ``docker`` on PATH, else None."""
-    runtime = detect_runtime()
-    return runtime.kind if runtime is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class Preflight:
-    """What ``:serve`` checked before serving."""
-
-    profile: Profile
-    policy: PolicyContext
-    runtime: Runtime | None
-    bundle_path: Path | None
-    #: How the bundle's signature was verified ("public key", "cosign keyless"), if it was.
-    verified_by: str | None
-
-
-def preflight(settings: Settings, config: ServeConfig,
-              env: Mapping[str, str] | None = None) -> Preflight:
-    """The checks before serving (blocking): profile, policy bundle and its signature, runtime.
-
-    Raises:
-        ProfileInvalid: ``--profile`` / ``FLWD_PROFILE`` is not a profile.
-        PolicyBundleInvalid: the bundle cannot be read or parsed.
-        PolicySignatureInvalid: ``secure`` and the bundle's signature is missing,
-            bad, or there is no verifier.
-        ContainerRuntimeUnavailable: no podman/docker and not ``--no-containers``.
-    """
-    env = os.environ if env is None else env
-    profile = resolve_profile(environment=env.get("FLWD_PROFILE"), configured=config.profile)
-    bundle_path = find_bundle(env, settings.workspace)
-    policy = load_policy(env, settings.workspace)
-    verified_by = None
-    if profile == "secure" and bundle_path is not None:
-        verified_by = verify_bundle(bundle_path, env)
-    runtime = None if config.no_containers else detect_runtime(env)
-    if runtime is None and not config.no_containers:
-        raise ContainerRuntimeUnavailable(
-            "no container runtime found: neither podman nor docker is on PATH",
-            hint="install podman (preferred) or docker, or pass --no-containers")
-    return Preflight(profile, policy, runtime, bundle_path, verified_by)
-
-
-def run_is_live(db_path: Path, run_id: str) -> bool:
-    """After start-up recovery, an unfinished run belongs to a live flwd process."""
-    with store.open_reader(db_path) as conn:
-        try:
-            run = store.get_run(conn, run_id)
-        except RunNotFound:
-            return False
+def run_is_live(runs: Store, run_id: str) -> bool:
+    """After start-up recovery, an unfinished run belongs to a live flwd process (blocking)."""
+    try:
+        run = runs.get_run(run_id)
+    except RunNotFound:
+        return False
     return run.status not in TERMINAL_STATUSES
 
 
@@ -221,7 +168,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     if config.dev and not loopback:
         raise UsageError(f"--dev is refused on the non-loopback address {host}",
                          hint="bind 127.0.0.1 for development, or configure tokens")
-    checked = await trio.to_thread.run_sync(preflight, settings, config)
+    checked = await trio.to_thread.run_sync(partial(
+        preflight, settings, profile=config.profile, no_containers=config.no_containers))
     profile, runtime = checked.profile, checked.runtime
     tokens_path = config.tokens or settings.data_dir / "tokens.json"
     # Read now (a bad file refuses the start); afterwards it is reloaded when it changes.
@@ -257,7 +205,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(
-                reap_orphans, runtime, partial(run_is_live, settings.db_path)))
+                reap_orphans, runtime, partial(run_is_live, settings.open_store())))
         if metrics is not None:
             engine.hub.taps.append(_metrics_tap(metrics))  # type: ignore[arg-type]
         app = create_app(engine, options, authenticator, metrics)
