@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar
 
 import trio
@@ -34,14 +32,11 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, WebsocketMismatch
 
-from flwd.containers import Runtime
 from flwd.engine import Engine
-from flwd.engine._decisions import journal_refusal
 from flwd.errors import FlwdError, RunNotFound
 from flwd.events import TERMINAL_STATUSES, RunRow
-from flwd.jobs import Job, bind_json
-from flwd.plan import Plan, build_plan, uses_container
-from flwd.policy import PolicyContext, decisions_of, resolve_profile
+from flwd.jobs import Job
+from flwd.plan import PlanRequest
 from flwd.sources import Entry, parse_request
 
 from ._auth import Authenticator, Principal, Refusal
@@ -77,11 +72,7 @@ class ServeOptions:
     metrics: bool = True
     metrics_open: bool = True
     aliases_public: bool = False
-    profile: str | None = None
     keep_alive: float = KEEP_ALIVE_INTERVAL
-    #: The policy bundle and image verifier; the container runtime (None: --no-containers).
-    policy: PolicyContext | None = None
-    runtime: Runtime | None = None
     #: The --bind host: with --dev, a Host header may name it (besides loopback names).
     bind_host: str = "127.0.0.1"
     #: Event streams open at once, process-wide (see flwd.http._streams).
@@ -371,69 +362,15 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         data = _parse_json_body(raw if isinstance(raw, bytes) else raw.encode())
         return validate_body(model, data), data
 
-    #: The install's idempotency key, read (or made) on first use.
-    idempotency_key: list[bytes] = []
-
-    async def _body_digest(data: Any) -> str:
-        # Keyed: the body may hold a secret, and the Core DB must not keep a
-        # plain hash of it (see flwd/store/_idempotency.py).
-        from flwd import store
-
-        if not idempotency_key:
-            idempotency_key.append(
-                await trio.to_thread.run_sync(store.install_key, engine.settings.data_dir))
-        return store.body_digest(idempotency_key[0], canonical_body(data))
-
-    async def _plan(body: RunRequest, *, journal_refusals: bool = False) -> Plan:
-        job_id = body.job_id
-        if body.source is not None:
-            # {"job_id": "hello", "source": {"name": "extras"}} is "extras/hello".
-            name = engine.source(body.source.name).source.name
-            if not job_id.casefold().startswith(f"{name.casefold()}/"):
-                job_id = f"{name}/{job_id}"
-        catalog = await engine.catalog()
-        job = catalog.find(job_id)
-        alias = None
-        if job is None:
-            alias = (await engine.aliases()).find(job_id) if body.source is None else None
-            job = catalog.get(alias.target_id if alias is not None else job_id)
-        binding = bind_json(job.config.args, body.args, job_id=job.id)
-        profile = resolve_profile(requested=body.requested_security_profile,
-                                  environment=os.environ.get("FLWD_PROFILE"),
-                                  configured=options.profile)
-        settings = engine.settings
-        plan = partial(build_plan, job, binding, profile=profile, workspace=settings.workspace,
-                       scripts_root=settings.scripts_root, alias=alias, policy=options.policy,
-                       runtime=options.runtime)
-        try:
-            if job.is_addon or uses_container(job.config.executor, job.config.interpreter):
-                # In a thread: verifying an image signature runs cosign.
-                return await trio.to_thread.run_sync(plan)
-            # A host job's plan is pure computation (plus reading a script's
-            # first line, from the page cache): a thread hop would cost more.
-            return plan()
-        except FlwdError as exc:
-            if journal_refusals:
-                await journal_refusal(engine, job.id, profile, decisions_of(exc))
-            raise
+    def _plan_request(body: RunRequest) -> PlanRequest:
+        return PlanRequest(body.job_id, args=body.args,
+                           source=body.source.name if body.source is not None else None,
+                           profile=body.requested_security_profile)
 
     # -- routes ------------------------------------------------------------------
     @app.get("/health/storage")
     async def storage_health() -> Response:
-        from flwd import store
-
-        def read() -> dict[str, Any]:
-            with store.open_reader(engine.settings.db_path) as conn:
-                return store.storage_usage(conn, engine.settings.db_path)
-
-        usage = await trio.to_thread.run_sync(read)
-        state = engine.root.retention
-        usage["retention"] = state.policy.to_json() if state else None
-        if state is not None and state.last is not None:
-            usage["last_gc"] = {k: v for k, v in state.last.to_json().items() if k != "evicted"}
-        if state is not None and state.errors:
-            usage["gc_errors"] = state.errors[-3:]
-        response = jsonify(usage)
+        response = jsonify(await engine.storage_health())
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -482,14 +419,9 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
 
     @app.get("/jobs/<path:job_id>")
     async def get_job(job_id: str) -> Response:
-        catalog = await engine.catalog()
-        job = catalog.find(job_id)
-        alias = None
-        if job is None:
-            # Running through an alias needs no elevated scope, so neither does
-            # resolving one name (listing them all does, see GET /jobs).
-            alias = (await engine.aliases()).find(job_id)
-            job = catalog.get(alias.target_id if alias is not None else job_id)
+        # Running through an alias needs no elevated scope, so neither does
+        # resolving one name (listing them all does, see GET /jobs).
+        job, alias = await engine.find_job(job_id)
         detail = job_json(job)
         if alias is not None:
             detail["alias"] = alias.to_json()
@@ -502,7 +434,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     @app.post("/plans")
     async def create_plan() -> Response:
         body, _ = await _json_body(RunRequest)
-        plan = await _plan(body)
+        plan = await engine.plan(_plan_request(body))
         return jsonify(plan.to_json())
 
     @app.post("/runs")
@@ -515,14 +447,11 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                                     and key.isprintable() and " " not in key):
             raise bad_request("invalid Idempotency-Key header: use 1-255 printable ASCII "
                               "characters without spaces", code="invalid-idempotency-key")
-        plan = await _plan(body, journal_refusals=True)
-        replayed = False
-        if key is None:
-            run = await engine.start_run(plan)
-        else:
-            principal: Principal | None = g.get("principal")
-            scoped = f"{principal.name if principal else '-'}:{key}"
-            run, replayed = await engine.start_run_once(plan, scoped, await _body_digest(raw))
+        principal: Principal | None = g.get("principal")
+        # Scoped to the caller: two tokens choosing the same key are two requests.
+        idempotency = (None if key is None else
+                       (f"{principal.name if principal else '-'}:{key}", canonical_body(raw)))
+        run, replayed = await engine.submit(_plan_request(body), idempotency=idempotency)
         response = jsonify(run_json(run))
         response.status_code = 201
         response.headers["Location"] = f"/runs/{run.id}"
@@ -549,19 +478,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                                        "message": "use an absolute path, as a run's "
                                                   "`workspace` shows it"}])
 
-        def read() -> tuple[list[RunRow], int]:
-            from flwd import store
-
-            if not engine.settings.db_path.exists():
-                return [], 0
-            with store.open_reader(engine.settings.db_path) as conn:
-                return (store.list_runs(conn, job_id=job_id, status=status,
-                                        workspace=workspace, limit=per_page,
-                                        offset=(page - 1) * per_page),
-                        store.count_runs(conn, job_id=job_id, status=status,
-                                         workspace=workspace))
-
-        runs, total = await trio.to_thread.run_sync(read)
+        runs, total = await engine.list_runs(job_id=job_id, status=status, workspace=workspace,
+                                             limit=per_page, offset=(page - 1) * per_page)
         response = jsonify([run_json(run) for run in runs])
         response.headers["X-Total-Count"] = str(total)
         return response
@@ -637,7 +555,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             # the preamble then travels with it (one socket send, one client
             # wake-up less). Otherwise it goes first, on its own.
             preamble = PREAMBLE
-            if run_id is None or not engine.hub.has_backlog_after(run_id, after):
+            if run_id is None or not engine.has_backlog_after(run_id, after):
                 yield PREAMBLE
                 preamble = b""
             async with aclosing(engine.events(run_id, after=after,
@@ -658,15 +576,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         """410 for a cursor that points into history retention has evicted."""
         if cursor is None:
             return
-        from flwd import store
-
-        def read() -> tuple[bool, int]:
-            with store.open_reader(engine.settings.db_path) as conn:
-                evicted = run_id is not None and store.was_evicted(conn, run_id)
-                return evicted, store.evicted_through(conn)
-
-        evicted, through = await trio.to_thread.run_sync(read)
-        if evicted or (run_id is None and cursor < through):
+        if await engine.cursor_expired(run_id, cursor):
             raise HttpProblem(410, "cursor expired",
                               "the events after this cursor were evicted by retention; "
                               "start again without Last-Event-ID (GET /runs lists what is "
@@ -688,20 +598,11 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
             if metrics is not None:
                 metrics.sse_resumes.inc()
             if run.status in TERMINAL_STATUSES:
-                last = await _last_seq(run.id)
+                last = await engine.last_seq(run.id)
                 if cursor >= last:
                     # The stream already ended for this client: 204 stops EventSource.
                     return Response("", status=204)
         return await _sse(run.id, cursor or 0)
-
-    async def _last_seq(run_id: str) -> int:
-        from flwd import store
-
-        def read() -> int:
-            with store.open_reader(engine.settings.db_path) as conn:
-                return store.event_bounds(conn, run_id)[1]
-
-        return await trio.to_thread.run_sync(read)
 
     @app.get("/events")
     async def all_events() -> Any:
@@ -709,18 +610,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         await _gone_if_evicted(None, cursor)
         if cursor is None:
             # A new global subscriber starts at "now", not at the beginning of history.
-            cursor = await _global_last_seq()
+            cursor = await engine.last_seq()
         return await _sse(None, cursor)
-
-    async def _global_last_seq() -> int:
-        from flwd import store
-
-        def read() -> int:
-            with store.open_reader(engine.settings.db_path) as conn:
-                row = conn.execute("SELECT COALESCE(MAX(last_seq), 0) FROM events").fetchone()
-                return int(row[0])
-
-        return await trio.to_thread.run_sync(read)
 
     @app.get("/runs/<runid:run_id>/events.ndjson")
     async def run_events_ndjson(run_id: str) -> Any:

@@ -175,10 +175,10 @@ async def serve(settings: Settings, config: ServeConfig, *,
     # Read now (a bad file refuses the start); afterwards it is reloaded when it changes.
     authenticator = Authenticator(TokenStore(tokens_path), dev=config.dev)
     configure_logging(config.log)
+    # The profile, policy and runtime requests are planned with are the engine's.
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
-                           aliases_public=config.aliases_public, profile=profile,
-                           keep_alive=config.keep_alive, policy=checked.policy,
-                           runtime=runtime, bind_host=host, max_streams=config.max_streams)
+                           aliases_public=config.aliases_public, keep_alive=config.keep_alive,
+                           bind_host=host, max_streams=config.max_streams)
     metrics = Metrics(profile) if config.metrics else None
 
     hypercorn_config = _Config()
