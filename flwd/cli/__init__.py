@@ -12,7 +12,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from flwd.errors import FlwdError
+from flwd import __version__
+from flwd.errors import FlwdError, UsageError
+from flwd.jobs import printable, text_problem
 
 from ._context import CONTEXT
 
@@ -72,8 +74,6 @@ def _split_globals(args: list[str]) -> list[str]:
                     raise_usage("--server needs a URL")
                 CONTEXT.server = value
         elif name == "--token":
-            from flwd.errors import UsageError
-
             # A token in argv would show in `ps` and in shell history.
             raise UsageError("--token is not accepted on the command line",
                              hint="set the token in the FLWD_TOKEN environment variable")
@@ -86,8 +86,6 @@ def _split_globals(args: list[str]) -> list[str]:
 
 
 def raise_usage(message: str) -> None:
-    from flwd.errors import UsageError
-
     raise UsageError(message, hint="see 'flwd --help'")
 
 
@@ -97,10 +95,10 @@ def _dispatch(args: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     if args[0] == "--version":
-        from flwd import __version__
-
         print(f"flwd {__version__}")
         return 0
+    # The imports below are where they are used, to keep start-up fast: each command
+    # loads only what it needs (cyclopts for the verbs, trio and the engine for a run).
     if args[0] == "__complete":  # normally dispatched earlier, by flwd._entry
         from flwd.complete import run as run_complete
 
@@ -113,11 +111,6 @@ def _dispatch(args: list[str]) -> int:
         return _run_cyclopts(args)
     if args[0].startswith("-"):
         raise_usage(f"unknown option {args[0]}")
-    server = CONTEXT.server_url()
-    if server is not None:
-        from ._remote import run_remote_job
-
-        return run_remote_job(server, args)
     from ._run import run_job_command
 
     return run_job_command(args)
@@ -130,9 +123,6 @@ def _refuse_bad_text(args: list[str]) -> None:
     source name or a job filter would otherwise reach an encoder deep inside and end as
     an internal error.
     """
-    from flwd.errors import UsageError
-    from flwd.jobs import printable, text_problem
-
     for word in args:
         problem = text_problem(word, argv=True)
         if problem is not None:
@@ -151,8 +141,7 @@ def _global_args() -> list[str]:
 
 def _completion(args: list[str]) -> int:
     """``flwd completion SHELL``: print the shell's completion script."""
-    from flwd.complete import SHELLS, UnknownShell, completion_script
-    from flwd.errors import UsageError
+    from flwd.complete import SHELLS, UnknownShell, completion_script  # start-up: only here
 
     choices = ", ".join(SHELLS)
     if len(args) != 1:
@@ -165,6 +154,7 @@ def _completion(args: list[str]) -> int:
 
 
 def _run_cyclopts(args: list[str]) -> int:
+    # cyclopts and the verbs are imported by the verbs only (start-up of a job's run).
     from cyclopts import CycloptsError, UnknownCommandError
 
     from ._app import app
@@ -183,7 +173,7 @@ def _run_cyclopts(args: list[str]) -> int:
 
 def _missing_argument(message: str) -> str:
     """cyclopts' 'Command ":logs" parameter RUN requires an argument.' in flwd's words."""
-    import re
+    import re  # start-up: only on an error
 
     match = re.fullmatch(r'Command "(?P<verb>[^"]+)" parameter (?P<what>\S+) requires an '
                          r"argument\.", message)
@@ -195,7 +185,7 @@ def _missing_argument(message: str) -> str:
 
 def _unknown_command(exc: object, root: object) -> str:
     """``unknown command 'X'``, a close match, and every command there is (never cut short)."""
-    import difflib
+    import difflib  # start-up: only on an error
 
     parent: Any = getattr(exc, "app", None) or root
     token = (getattr(exc, "unused_tokens", None) or ["?"])[0]

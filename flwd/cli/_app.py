@@ -7,30 +7,36 @@ most common command lean (see ``flwd.cli.main``).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
-import trio
 from cyclopts import App, Parameter
 
-from flwd import __version__, store
-from flwd.engine import recover, stream_events
+from flwd import __version__
+from flwd.engine import recover
 from flwd.errors import UsageError
-from flwd.events import RUN_FINISH, TERMINAL_STATUSES
-from flwd.execute import process_alive
-from flwd.policy import resolve_profile
+from flwd.store import RetentionPolicy
 
+from ._backend import EXIT_OK, exit_status
 from ._common import split_common_flags
-from ._context import CONTEXT, load_workspace, resolve_job
+from ._context import CONTEXT
 from ._help import VerbHelp
 from ._init import KINDS, job_parts, missing_interpreter, scaffold
-from ._render import Style, render_plan, render_runs, table, use_color
-from ._run import _Output, logs_exit_status, plan_with_policy
+from ._mode import open_backend
+from ._render import (
+    RunOutput,
+    Style,
+    dumps,
+    render_cancel,
+    render_jobs,
+    render_plan,
+    render_runs,
+    use_color,
+)
 from ._secret_input import bind_job_command_line
-from ._sources import job_source, sources_app
+from ._sources import sources_app
 from ._tokens import tokens_app
 
 Tokens = Annotated[str, Parameter(allow_leading_hyphen=True)]
@@ -49,12 +55,8 @@ app = App(
 )
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
 @app.command(name=":jobs")
-def jobs_command(*, json: bool = False) -> int:
+async def jobs_command(*, json: bool = False) -> int:
     """List the jobs discovered under scripts/**/config.d/config.yaml.
 
     Parameters
@@ -62,48 +64,14 @@ def jobs_command(*, json: bool = False) -> int:
     json
         Print {jobs, aliases, alias_collisions, alias_invalid, errors, warnings} as JSON.
     """
-    if (server := CONTEXT.server_url()) is not None:
-        from . import _remote
-
-        return _remote.jobs(server, json)
-    settings = CONTEXT.settings()
-    catalog, aliases = load_workspace(settings, quiet=json)  # human: problems on stderr
-    if json:
-        print(_dumps({
-            "jobs": [{
-                "id": job.id, "name": job.name,
-                **({"summary": job.summary} if job.summary else {}),
-                "path": job.rel_dir if job.source else (
-                    job.rel_dir and f"{settings.scripts_root.name}/{job.rel_dir}"),
-                "args": [arg.to_json() for arg in job.config.args],
-                **({"source": job_source(job)} if job.source else {}),
-            } for job in catalog.jobs],
-            **aliases.to_json(),
-            "errors": [issue.to_json() for issue in catalog.errors + [
-                issue for issue in aliases.errors if issue.level == "error"]],
-            "warnings": [issue.to_json() for issue in catalog.warnings + [
-                issue for issue in aliases.errors if issue.level == "warning"]],
-        }))
-        return 0
-    if not catalog.jobs:
-        print(f"(no jobs found under {settings.scripts_root})")
-        return 0
-    rows = [[job.id, job.name, job.summary or "(no summary)"] for job in catalog.jobs]
-    if any(job.source for job in catalog.jobs):  # the column appears with the first source
-        rows = [[*row, job.source or "-"] for row, job in zip(rows, catalog.jobs, strict=True)]
-        print(table(["ID", "NAME", "SUMMARY", "SOURCE"], rows))
-    else:
-        print(table(["ID", "NAME", "SUMMARY"], rows))
-    if aliases.aliases:
-        print()
-        print(table(["ALIAS", "RUNS", "DESCRIPTION"],
-                    [[alias.name, alias.target_id, alias.description or ""]
-                     for alias in aliases.listing()]))
+    async with open_backend() as backend:
+        listing = await backend.list_jobs(report_problems=not json)  # human: problems on stderr
+    print(dumps(listing.document) if json else render_jobs(listing))
     return 0
 
 
 @app.command(name=":plan")
-def plan_command(*tokens: Tokens) -> int:
+async def plan_command(*tokens: Tokens) -> int:
     """Preview what `flwd JOB [FLAGS]` would do, without running it.
 
     Accepts the job's own flags plus --json and --profile P. Secrets show as [secret].
@@ -112,23 +80,13 @@ def plan_command(*tokens: Tokens) -> int:
     """
     if not tokens:
         raise UsageError(":plan needs a job", hint="e.g. 'flwd :plan demo --name alice'")
-    if (server := CONTEXT.server_url()) is not None:
-        from . import _remote
-
-        return _remote.plan(server, tokens)
-    settings = CONTEXT.settings()
-    catalog, aliases = load_workspace(settings)
-    job, rest, alias = resolve_job(catalog, tokens, settings, aliases)
-    common, rest = split_common_flags(rest)
-    binding = bind_job_command_line(job.config.args, rest, job_id=job.id)
-    profile = resolve_profile(requested=common.profile, requested_by="--profile",
-                              environment=os.environ.get("FLWD_PROFILE"))
-    plan = plan_with_policy(job, binding, settings, profile=profile, alias=alias,
-                            journal_refusals=False).to_json()
-    if common.json:
-        print(_dumps(plan))
-        return 0
-    print(render_plan(plan, Style(use_color(sys.stdout))))
+    async with open_backend() as backend:
+        target = await backend.find_job(tokens)
+        common, rest = split_common_flags(target.rest)
+        job_id = target.job_id
+        binding = bind_job_command_line(target.args(), rest, job_id=job_id)
+        plan = await target.plan(binding, common.profile)
+    print(dumps(plan) if common.json else render_plan(plan, Style(use_color(sys.stdout))))
     return 0
 
 
@@ -136,9 +94,9 @@ Status = Literal["queued", "running", "completed", "failed", "canceled", "interr
 
 
 @app.command(name=":runs")
-def runs_command(*, job: str | None = None, status: Status | None = None, limit: int = 20,
-                 every: Annotated[bool, Parameter(name="--all")] = False,
-                 json: bool = False) -> int:
+async def runs_command(*, job: str | None = None, status: Status | None = None,
+                       limit: int = 20, every: Annotated[bool, Parameter(name="--all")] = False,
+                       json: bool = False) -> int:
     """List recent runs of this workspace from the Core DB, newest first.
 
     Parameters
@@ -157,26 +115,13 @@ def runs_command(*, job: str | None = None, status: Status | None = None, limit:
     """
     if not 1 <= limit <= 1000:
         raise UsageError(f"--limit must be between 1 and 1000 (got {limit})")
-    if (server := CONTEXT.server_url()) is not None:
-        from . import _remote
-
-        return _remote.runs(server, job, status, limit, json, workspaces=every)
-    settings = CONTEXT.settings(require_scripts=False)
-    # The data dir is per user, the history is per workspace.
-    workspace = None if every else settings.workspace_key
-    if not settings.db_path.exists():
-        runs = []
-    else:
-        recover(settings)
-        with store.open_reader(settings.db_path) as conn:
-            runs = store.list_runs(conn, job_id=job, status=status, workspace=workspace,
-                                   limit=limit)
+    async with open_backend() as backend:
+        listing = await backend.list_runs(job=job, status=status, limit=limit, every=every)
     if json:
-        print(_dumps([run.to_json() for run in runs]))
+        print(dumps(listing.documents))
     else:
-        print(render_runs(runs, Style(use_color(sys.stdout)), workspaces=every,
-                          empty=None if every else "(no runs yet in this workspace; "
-                                                   "flwd :runs --all lists every workspace's)"))
+        print(render_runs(listing.runs, Style(use_color(sys.stdout)), workspaces=every,
+                          empty=listing.empty))
     return 0
 
 
@@ -197,39 +142,15 @@ async def logs_command(run: str, /, *, follow: bool = False, json: bool = False)
     json
         Print every event as NDJSON.
     """
-    if (server := CONTEXT.server_url()) is not None:
-        from . import _remote
-
-        return await _remote.logs(server, run, follow=follow, as_json=json)
-    settings = CONTEXT.settings(require_scripts=False)
-    if not settings.db_path.exists():
-        raise UsageError(f"no runs yet (no Core DB at {settings.db_path})")
-    await trio.to_thread.run_sync(recover, settings)
-
-    def lookup() -> tuple[str, str, int | None, int | None]:
-        with store.open_reader(settings.db_path) as conn:
-            row = store.get_run(conn, run, workspace=settings.workspace_key)
-            return row.id, row.status, row.owner_pid, row.owner_start
-
-    run_id, status, owner_pid, owner_start = await trio.to_thread.run_sync(lookup)
-
-    def owner_gone() -> None:
-        if owner_pid and not process_alive(owner_pid, owner_start):
-            recover(settings)
-
-    output = _Output(json)
-    final = status
-    async for records in stream_events(settings.open_store(), run_id,
-                                       follow=follow and status not in TERMINAL_STATUSES,
-                                       on_idle=owner_gone):
-        output.write(records)
-        if records[-1].type == RUN_FINISH:
-            final = records[-1].data.get("status", final)
-    return logs_exit_status(output, final, follow=follow)
+    output = RunOutput(json)
+    async with open_backend() as backend:
+        final = await backend.show_events(run, output.write, follow=follow)
+    # Without --follow, 0 once printed; with it, the run's own exit status.
+    return exit_status(final, output.canceled_by_sigterm) if follow else EXIT_OK
 
 
 @app.command(name=":cancel")
-def cancel_command(run: str, /) -> int:
+async def cancel_command(run: str, /) -> int:
     """Ask a running run to stop (TERM, grace, KILL; the run ends `canceled`).
 
     Parameters
@@ -237,13 +158,10 @@ def cancel_command(run: str, /) -> int:
     run
         Run id, a unique prefix of it, or `last`.
     """
-    if (server := CONTEXT.server_url()) is not None:
-        from . import _remote
-
-        return _remote.cancel(server, run)
-    from ._cancel import cancel_local
-
-    return cancel_local(run)
+    async with open_backend() as backend:
+        answer = await backend.cancel(run)
+    print(render_cancel(answer))
+    return 0
 
 
 LogFormat = Literal["text", "json"]
@@ -305,8 +223,7 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         At most this many event streams (SSE, NDJSON, WebSocket) are open at once; one
         more is refused with 503 and Retry-After (each costs ~0.5 MB while it replays).
     """
-    from flwd.http import ServeConfig, serve
-    from flwd.store import RetentionPolicy
+    from flwd.http import ServeConfig, serve  # start-up: Quart and Hypercorn for :serve only
 
     if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise UsageError(f"--max-concurrent-runs must be at least 1 (got {max_concurrent_runs})")
@@ -346,24 +263,19 @@ def gc_command(*, retain_runs: int | None = None, retain_days: float | None = No
     json
         Print the result as JSON (with storage usage).
     """
-    from flwd.store import RetentionPolicy, collect, storage_usage
-
     policy = RetentionPolicy(retain_runs, retain_days, max_db_mb)
     if not policy.active:
         raise UsageError("say what to keep: --retain-runs N, --retain-days D or --max-db-mb M",
                          hint="e.g. 'flwd :gc --retain-runs 1000'")
     settings = CONTEXT.settings(require_scripts=False)
-    if not settings.db_path.exists():
-        raise UsageError(f"no runs yet (no Core DB at {settings.db_path})")
+    store = settings.open_store()
+    if not store.exists():
+        raise UsageError(f"no runs yet (no Core DB at {store.location})")
     recover(settings)  # runs of dead processes are finished (interrupted) first
-    conn = store.connect(settings.db_path)
-    try:
-        result = collect(conn, policy, runs_dir=settings.runs_dir, dry_run=dry_run)
-        usage = storage_usage(conn, settings.db_path)
-    finally:
-        conn.close()
+    result = store.collect(policy, runs_dir=settings.runs_dir, dry_run=dry_run)
+    usage = store.storage_usage()
     if json:
-        print(_dumps({**result.to_json(), "storage": usage}))
+        print(dumps({**result.to_json(), "storage": usage}))
         return 0
     verb = "would evict" if dry_run else "evicted"
     print(f"{verb} {len(result.evicted)} run{'s' if len(result.evicted) != 1 else ''}"

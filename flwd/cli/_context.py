@@ -1,5 +1,5 @@
-"""Process-wide CLI options (``--scripts``, ``--data-dir``, ``--server``, ``--debug``) and
-shared helpers."""
+"""Process-wide CLI options (``--scripts``, ``--data-dir``, ``--server``, ``--debug``), and
+the workspace as local mode reads it (its jobs, aliases and sources)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from flwd.errors import ConfigInvalid, JobNotFound, UsageError
 from flwd.jobs import (
+    ALIASES_FILE,
     Alias,
     AliasIndex,
     Catalog,
@@ -22,6 +24,7 @@ from flwd.jobs import (
     discover,
     index_aliases,
     quoted_choice,
+    read_alias_entries,
 )
 from flwd.settings import Settings, resolve_settings
 
@@ -53,8 +56,6 @@ def normalize_server_url(raw: str) -> str:
     Raises:
         UsageError: not an http(s) URL with a host.
     """
-    from urllib.parse import urlsplit
-
     text = raw.strip()
     if "://" not in text:
         text = "http://" + text
@@ -98,8 +99,6 @@ def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, 
     Invalid or colliding aliases are reported as warnings: they never hide the
     jobs (``flwd :jobs`` lists them with their codes).
     """
-    from flwd.jobs import ALIASES_FILE, read_alias_entries
-
     local = discover(settings.scripts_root, display_base=settings.workspace)
     path = settings.scripts_root / ALIASES_FILE
     shown = str(path.relative_to(settings.workspace)) if path.is_relative_to(
@@ -111,7 +110,7 @@ def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, 
         aliases = index_aliases(entries, catalog)
         aliases.errors.extend(entry_issues)
     else:
-        from flwd.sources import merge
+        from flwd.sources import merge  # start-up: only with sources (see above)
 
         catalog, aliases = merge(local, entries, entry_issues, indexes)
     if not quiet:
@@ -134,11 +133,13 @@ def _source_indexes(settings: Settings, *, quiet: bool) -> list[SourceIndex] | N
     checkout deleted by hand, a local folder moved) contributes nothing and is
     reported, unless ``quiet``: ``flwd :sources refresh NAME`` brings it back.
     """
-    if not settings.db_path.exists():
+    store = settings.open_store()
+    if not store.exists():
         return None
+    # Imported here to keep start-up fast: a workspace without sources never loads them.
     from flwd.sources import index_source, load_sources
 
-    sources = load_sources(settings.open_store())
+    sources = load_sources(store)
     if not sources:
         return None
     indexes = []

@@ -1,6 +1,6 @@
 """One help style for verbs and jobs.
 
-A job's ``--help`` is plain text built by :func:`flwd.cli._run.help_text`: a lower-case
+A job's ``--help`` is plain text built by :func:`flwd.cli._render.help_text`: a lower-case
 ``usage:`` line, the description, then aligned two-column sections. The ``:verbs`` are
 cyclopts commands; :class:`VerbHelp` renders their help panels the same way (cyclopts'
 default boxes would make the two halves of one CLI look like two programs).

@@ -1,14 +1,39 @@
-"""Human renderings: aligned tables, plan previews, run summaries (sans-IO: returns text)."""
+"""What the CLI shows: tables, plan previews, run listings, and a run's events as it prints them.
+
+Every verb renders here what its backend (local or remote) answered, so both modes
+print the same bytes. The functions return text (sans-IO); :class:`RunOutput` writes
+a run's output lines and status lines as they arrive.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO, TextIO
 
-from flwd.events import RunRow, format_ts
+from flwd.events import (
+    POLICY_DECISION,
+    RUN_CANCELED,
+    RUN_FINISH,
+    RUN_START,
+    STEP_FINISH,
+    STEP_LOG,
+    STEP_START,
+    EventRecord,
+    RunRow,
+    format_ts,
+)
+from flwd.jobs import Arg, flag_help
+
+from ._backend import CancelAnswer, JobListing
+
+
+def dumps(value: object) -> str:
+    """A ``--json`` document as the CLI prints it."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def use_color(stream: TextIO) -> bool:
@@ -167,3 +192,197 @@ def write(stream: TextIO, text: str) -> None:
 def eprint(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+# -- :jobs, :cancel, :sources ------------------------------------------------------
+
+
+def render_jobs(listing: JobListing) -> str:
+    """The ``:jobs`` tables: the jobs (a SOURCE column once a job comes from a source),
+    then the aliases."""
+    if not listing.jobs:
+        return listing.empty
+    rows = [[job.id, job.name, job.summary] for job in listing.jobs]
+    if any(job.source is not None for job in listing.jobs):
+        rows = [[*row, job.source or "-"] for row, job in zip(rows, listing.jobs, strict=True)]
+        text = table(["ID", "NAME", "SUMMARY", "SOURCE"], rows)
+    else:
+        text = table(["ID", "NAME", "SUMMARY"], rows)
+    if listing.aliases:
+        text += "\n\n" + table(["ALIAS", "RUNS", "DESCRIPTION"],
+                               [[alias.name, alias.target_id, alias.description]
+                                for alias in listing.aliases])
+    return text
+
+
+def render_cancel(answer: CancelAnswer) -> str:
+    if answer.outcome == "requested":
+        return f"cancel requested for run {answer.run_id}"
+    if answer.outcome == "recovered":
+        return (f"run {answer.run_id} interrupted: the flwd process that owned it "
+                f"(pid {answer.owner_pid}) had exited")
+    return f"run {answer.run_id} already finished ({answer.status})"
+
+
+def render_sources(documents: Sequence[Mapping[str, Any]]) -> str:
+    """The ``:sources list`` table: NAME TYPE REF STATUS JOBS RESOLVED."""
+    if not documents:
+        return "(no sources configured)"
+    return table(["NAME", "TYPE", "REF", "STATUS", "JOBS", "RESOLVED"],
+                 [_source_row(document) for document in documents])
+
+
+def _source_row(document: Mapping[str, Any]) -> list[str]:
+    resolved = str(document.get("resolved_commit") or document.get("resolved_ref") or "-")
+    if document.get("type") == "git" and document.get("resolved_commit"):
+        resolved = resolved[:12]
+    elif document.get("type") == "oci":
+        resolved = resolved[:19] if document.get("digest") else "(digest on first run)"
+    status = str(document.get("status", "?"))
+    return [str(document.get("name")), str(document.get("type")), str(document.get("ref", "")),
+            status, str(document.get("jobs", "-")), resolved]
+
+
+# -- a job's --help ------------------------------------------------------------------
+
+
+def help_text(words: Sequence[str], name: str, summary: str | None, args: Sequence[Arg]) -> str:
+    """A job's ``--help`` (from its config locally, from the server's argspec remotely)."""
+    lines = [f"usage: flwd {' '.join(words)} [FLAGS]", ""]
+    lines.append(name + (f" — {summary}" if summary else ""))
+    rows = [["  " + form, text] for form, text in flag_help(args)]
+    lines += ["", "Arguments:", table(["", ""], rows).split("\n", 1)[1] if rows else "  (none)"]
+    if any(arg.is_secret for arg in args):
+        lines += ["", "A secret typed on the command line shows in ps and in the shell's history:",
+                  "pass it with --NAME-file PATH or --NAME - (stdin). A missing required secret",
+                  "is asked for, without echo, on a terminal."]
+    lines += ["", "Common flags:", table(["", ""], [
+        ["  --json", "print run events as NDJSON on stdout"],
+        ["  --profile PROFILE", "security profile: secure (default), permissive, disabled"],
+        ["  --debug", "show a traceback on internal errors"],
+        ["  -h, --help", "show this help"],
+    ]).split("\n", 1)[1]]
+    lines += ["", f"Preview without running: flwd :plan {' '.join(words)} [FLAGS]"]
+    return "\n".join(lines)
+
+
+# -- a run's events ------------------------------------------------------------------
+
+
+class RunOutput:
+    """Renders a run's events: raw output lines (human) or NDJSON (``--json``).
+
+    ``prefix_steps``: tag output lines with their step (``[build] …``), as for
+    ``composition: steps`` jobs; a ``run.start`` that names its composition sets it, so a
+    replay (``:logs``) renders like the live run did. Lines go out in ``seq`` order: when
+    the output switches between stdout and stderr, the other stream is flushed first, so a
+    terminal showing both gets them interleaved as the job wrote them.
+    """
+
+    def __init__(self, as_json: bool, *, prefix_steps: bool = False) -> None:
+        self.as_json = as_json
+        self.prefix_steps = prefix_steps
+        self.stdout: BinaryIO = sys.stdout.buffer
+        self.stderr: BinaryIO = sys.stderr.buffer
+        self.style = Style(use_color(sys.stderr))
+        self.broken = False
+        #: A CLI run canceled by SIGTERM (``flwd :cancel``) exits 143, not 130.
+        self.canceled_by_sigterm = False
+        self._last: BinaryIO | None = None
+        #: A step that failed with an error (it could not start, it crashed) is shown
+        #: when the next line is printed — unless that line is the run's last one with
+        #: the same error, which then says it once, with the reason (a run's last line
+        #: always carries its reason).
+        self._held: tuple[str, str] | None = None
+    def write(self, records: list[EventRecord]) -> None:
+        for record in records:
+            if record.type == RUN_START and "composition" in record.data:
+                self.prefix_steps = record.data["composition"] == "steps"
+            elif record.type == RUN_CANCELED:
+                self.canceled_by_sigterm = (
+                    record.data.get("by") == "cli"
+                    and str(record.data.get("reason", "")).startswith("interrupted by SIGTERM"))
+        if self.broken:
+            return
+        try:
+            if self.as_json:
+                self.stdout.write(b"".join(record.ndjson() for record in records))
+                self.stdout.flush()
+                return
+            for record in records:
+                if record.type == STEP_LOG and record.lines is not None:
+                    stream = self.stdout if record.data.get("channel") == "stdout" else self.stderr
+                    self._release()
+                    self._switch(stream)
+                    if self.prefix_steps:
+                        tag = f"[{record.data.get('step')}] ".encode()
+                        stream.write(b"".join(tag + line + b"\n" for line in record.line_list()))
+                    else:
+                        stream.write(record.lines + b"\n")
+                elif record.type in (POLICY_DECISION, STEP_START, STEP_FINISH, RUN_CANCELED,
+                                     RUN_FINISH):
+                    self._status(record)
+            self.stdout.flush()
+            self.stderr.flush()
+        except BrokenPipeError:
+            self.broken = True
+            # Point the fds at /dev/null so the interpreter's final flush is quiet.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+    def _switch(self, stream: BinaryIO) -> None:
+        if self._last is not None and self._last is not stream:
+            self._last.flush()
+        self._last = stream
+
+    def _release(self, unless: object = None) -> None:
+        held, self._held = self._held, None
+        if held is not None and held[0] != unless:
+            self._switch(self.stderr)
+            self.stderr.write((held[1] + "\n").encode())
+
+    def error(self, text: str) -> None:
+        """One line on stderr (whatever the output mode)."""
+        try:
+            self._release()
+            self.stderr.write((self.style.red(text) + "\n").encode())
+            self.stderr.flush()
+        except BrokenPipeError:
+            pass
+
+    def _status(self, record: EventRecord) -> None:
+        data = record.data
+        style = self.style
+        text = None
+        step = data.get("step")
+        if record.type == POLICY_DECISION:
+            # What policy allowed but wants seen (an unsigned image in permissive, an
+            # override in disabled) is journaled and shown; plain "info" decisions are not.
+            if data.get("level") == "warning":
+                text = style.yellow(f"flwd: warning: policy: {data.get('reason')}")
+        elif record.type == STEP_START:
+            attempt, most = data.get("attempt", 1), data.get("max_attempts", 1)
+            if isinstance(attempt, int) and attempt > 1:
+                text = style.yellow(f"flwd: step {step}: attempt {attempt}/{most}")
+        elif record.type == STEP_FINISH and data.get("status") == "failed":
+            if data.get("error"):
+                self._release()
+                self._held = (str(data["error"]), style.red(f"flwd: step {step} failed: "
+                                                            f"{data['error']}"))
+                return
+            text = style.red(f"flwd: step {step} failed with exit status {data.get('exit_code')}")
+        elif record.type == STEP_FINISH and data.get("status") == "skipped":
+            text = style.yellow(f"flwd: step {step} skipped: {data.get('reason', 'not run')}")
+        elif record.type == RUN_CANCELED:
+            text = style.yellow(f"flwd: canceling run {record.run_id}: {data.get('reason')}")
+        elif record.type == RUN_FINISH:
+            status = data.get("status", "?")
+            self._release(unless=str(data.get("error")))
+            if status != "completed" or style.enabled:
+                detail = f": {data['error']}" if data.get("error") else ""
+                text = f"flwd: run {record.run_id} {style.status(status)}{detail}"
+        if text:
+            self._release()
+            self._switch(self.stderr)
+            self.stderr.write((text + "\n").encode())

@@ -1,4 +1,4 @@
-"""The CLI's run renderer (``flwd.cli._run._Output``) on hand-made event sequences."""
+"""The CLI's run renderer (``flwd.cli._render.RunOutput``) on hand-made event sequences."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flwd.cli._run import _Output
+from flwd.cli._render import RunOutput
 from flwd.events import EventRecord
 
 
@@ -17,7 +17,7 @@ def _record(kind: str, data: dict[str, Any], lines: bytes | None = None) -> Even
 
 def _render(records: list[EventRecord], monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("NO_COLOR", "1")
-    output = _Output(False)
+    output = RunOutput(False)
     both = io.BytesIO()
     output.stdout = output.stderr = both
     output.write(records)

@@ -8,8 +8,7 @@ import random
 import httpx
 import pytest
 
-from flwd.cli._context import normalize_server_url
-from flwd.cli._remote import (
+from flwd.cli._client import (
     Client,
     _envelope,
     backoff,
@@ -18,6 +17,7 @@ from flwd.cli._remote import (
     remote_args,
     run_from_json,
 )
+from flwd.cli._context import normalize_server_url
 from flwd.cli._sse_client import SSEDecoder, SSEFrame
 from flwd.errors import RemoteProblem, ServerUnreachable, UsageError
 from flwd.events import EventRecord, RunRow, format_ts
