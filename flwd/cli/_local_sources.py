@@ -4,7 +4,8 @@ The request is validated with the server's own :func:`~flwd.sources.parse_reques
 the source is materialised (git clone/fetch and one immutable tree per pinned
 commit) and indexed, and only then is its row written to the Core DB — so a
 failure leaves nothing half-registered (no row, and no files for a source that
-is new).
+is new). These steps are the server's own too (:func:`~flwd.sources.registration`,
+:func:`~flwd.sources.index_and_save`), run inline here.
 
 A local change owns the data dir while it works (:mod:`flwd.daemon`): a
 ``flwd :serve`` running on it keeps its own registry in memory and leases the
@@ -19,7 +20,6 @@ tree until a later change sweeps it).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from flwd.containers import detect_runtime
 from flwd.daemon import hold_data_dir
-from flwd.errors import FlwdError, SourceExists
+from flwd.errors import FlwdError
 from flwd.policy import load_policy, resolve_profile
 from flwd.settings import Settings
 from flwd.sources import (
@@ -38,12 +38,16 @@ from flwd.sources import (
     SourceIndex,
     SourceSpec,
     SourceState,
+    check_location,
     delete_source,
+    index_and_save,
     index_source,
+    inline,
     load_sources,
     materialise,
     pinned_trees,
-    save_source,
+    registration,
+    source_document,
     sweep,
     sweep_source,
 )
@@ -52,8 +56,9 @@ from ._backend import source_not_found
 
 
 def list_local(settings: Settings) -> list[dict[str, Any]]:
-    """The document of every registered source (as ``GET /sources``)."""
-    return [_document(source, index_source(source)) for source in _load(settings)]
+    """The document of every registered source (as ``GET /sources``; the caller owns
+    the data dir: it sees the aliases unless a source hides them with ``expose: none``)."""
+    return [source_document(source, index_source(source)) for source in _load(settings)]
 
 
 async def add_local(settings: Settings, spec: SourceSpec, allow_paths: Sequence[str],
@@ -80,24 +85,17 @@ async def _add(settings: Settings, spec: SourceSpec, allow_paths: Sequence[str],
                git_hosts: Sequence[str]) -> tuple[dict[str, Any], bool]:
     allow = AllowList.build(settings.scripts_root, allow_paths, git_hosts)
     existing = _find(settings, spec.name)
-    if existing is not None and not existing.spec.same_location(spec):
-        raise SourceExists(
-            f"a {existing.spec.type} source named {spec.name!r} already exists "
-            f"({existing.spec.url or existing.spec.ref})",
-            hint="choose another name, or remove the existing source first")
+    check_location(existing, spec)
     try:
         state = await _materialise(settings, spec, allow)
-        wall = time.time()
-        source = Source(spec, state, created_at=existing.created_at if existing else wall,
-                        updated_at=wall)
-        index = index_source(source)
-        _save(settings, source)
+        source = registration(spec, state, existing)
+        index = await _save(settings, source)
     except BaseException:
         if existing is None:  # nothing half-registered: no row, no files
             # The files of a source that is not registered (leased trees stay).
             sweep_source(settings.data_dir / "sources", spec.name, None)
         raise
-    return _document(source, index), existing is None
+    return source_document(source, index), existing is None
 
 
 async def refresh_local(settings: Settings, name: str) -> dict[str, Any]:
@@ -119,10 +117,8 @@ async def refresh_local(settings: Settings, name: str) -> dict[str, Any]:
         paths, hosts = _registered_location(source)
         allow = AllowList.build(settings.scripts_root, paths, hosts)
         state = await _materialise(settings, source.spec, allow)
-        source = source.with_state(state, time.time())
-        index = index_source(source)
-        _save(settings, source)
-        return _document(source, index)
+        source = registration(source.spec, state, source)
+        return source_document(source, await _save(settings, source))
 
 
 def remove_local(settings: Settings, name: str) -> Source:
@@ -147,15 +143,6 @@ def _load(settings: Settings) -> list[Source]:
 def _find(settings: Settings, name: str) -> Source | None:
     return next((source for source in _load(settings)
                  if source.name.casefold() == name.casefold()), None)
-
-
-def _document(source: Source, index: SourceIndex) -> dict[str, Any]:
-    """What ``GET /sources/{name}`` answers (the caller owns the data dir: it sees the
-    aliases unless the source hides them with ``expose: none``)."""
-    aliases: list[dict[str, Any]] | None = None if source.spec.expose == "none" else [
-        {key: alias[key] for key in ("from", "to", "description") if key in alias}
-        for alias in index.alias_entries]
-    return source.to_json(jobs=len(index.catalog.jobs), aliases=aliases)
 
 
 @contextmanager
@@ -196,6 +183,11 @@ def _oci_context(settings: Settings) -> OciContext:
                       dict(os.environ))
 
 
-def _save(settings: Settings, source: Source) -> None:
+async def _save(settings: Settings, source: Source) -> SourceIndex:
+    """Index ``source``, then write its row (inline: where a Ctrl-C lands, as in plain
+    code); its index.
+
+    **Cancellation:** no checkpoint.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    save_source(settings.open_store(), source)
+    return await index_and_save(settings.open_store(), source, blocking=inline)

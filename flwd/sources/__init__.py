@@ -1,11 +1,19 @@
 """Job sources: local folders, git repositories and OCI add-on images whose jobs join
-the catalog as ``<source>/<id>``. See ``_registry`` for the actors, ``_allow`` for the
+the catalog as ``<source>/<id>``. See ``_lifecycle`` for one registration (shared by a
+server's registry and a CLI change), ``_registry`` for the actors, ``_allow`` for the
 allow-list, ``_oci`` and ``_manifest`` for add-ons, ``_trees`` for who may delete a
 checkout."""
 
 from ._allow import AllowList as AllowList
 from ._index import SourceIndex as SourceIndex
 from ._index import index_source as index_source
+from ._lifecycle import Blocking as Blocking
+from ._lifecycle import check_location as check_location
+from ._lifecycle import in_thread as in_thread
+from ._lifecycle import index_and_save as index_and_save
+from ._lifecycle import inline as inline
+from ._lifecycle import registration as registration
+from ._lifecycle import source_document as source_document
 from ._manifest import AddonManifest as AddonManifest
 from ._manifest import parse_manifest as parse_manifest
 from ._materialise import materialise as materialise

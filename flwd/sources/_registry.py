@@ -10,7 +10,7 @@
 A SourceActor does the slow work (git, discovery) of its own source only, so a
 slow clone never delays another source, a request, or a run. What it learns is
 published in the :class:`SourceBook` (read by the engine's catalog) and saved in
-the Core DB. A refresh that fails in the background (say, the repository is
+the Core DB, through the lifecycle a CLI change shares (``_lifecycle``). A refresh that fails in the background (say, the repository is
 gone after a restart) is reported in the source's status and retried with
 exponential backoff; the jobs of the last good checkout stay available.
 
@@ -48,6 +48,7 @@ from flwd.store import Store
 from . import _store
 from ._allow import AllowList
 from ._index import SourceIndex, index_source
+from ._lifecycle import check_location, index_and_save, registration
 from ._materialise import materialise
 from ._model import Source, SourceSpec
 from ._oci import MANIFEST_FILE, OciContext, digest_to_record
@@ -241,8 +242,7 @@ class SourceActor:
             return
         source = source.with_state(replace(source.state, digest=digest), time.time())
         try:
-            index = await trio.to_thread.run_sync(index_source, source)
-            await trio.to_thread.run_sync(_store.save_source, self.config.store, source)
+            index = await index_and_save(self.config.store, source)
         except FlwdError as exc:
             _log.warning("source %s: cannot record digest %s: %s", source.name, digest,
                          exc.one_line())
@@ -273,15 +273,12 @@ class SourceActor:
         try:
             state = await materialise(message.spec, self.config.allow, self.config.sources_dir,
                                       pinned=message.pinned, oci=self.config.oci)
-            wall = time.time()
-            state = replace(state, refreshed_at=wall)
+            # Read after the checkout: a background retry may have registered meanwhile.
             previous = self.current
-            source = Source(message.spec, state,
-                            created_at=previous.created_at if previous else wall, updated_at=wall)
+            source = registration(message.spec, state, previous, refreshed_now=True)
             # Before the row names it: from here on no sweep deletes the new tree.
             lease = await self._lease(source)
-            index = await trio.to_thread.run_sync(index_source, source)
-            await trio.to_thread.run_sync(_store.save_source, self.config.store, source)
+            index = await index_and_save(self.config.store, source)
         except FlwdError as exc:
             if lease is not None:
                 lease.release()
@@ -381,11 +378,7 @@ class SourcesActor(Actor[SourcesMessage]):
                                hint="wait for that request to finish")
         entry = self.book.get(spec.name)
         if entry is not None:
-            if not entry.source.spec.same_location(spec):
-                raise SourceExists(
-                    f"a {entry.source.spec.type} source named {spec.name!r} already exists "
-                    f"({entry.source.spec.url or entry.source.spec.ref})",
-                    hint="choose another name, or remove the existing source first")
+            check_location(entry.source, spec)
             await self._forward(spec.name, _Materialise(spec, message.reply))
             return
         # The checkout may take long: the new actor does it while this inbox
