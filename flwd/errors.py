@@ -218,6 +218,50 @@ class IdempotencyConflict(FlwdError):
     """An ``Idempotency-Key`` was reused with a different request body."""
 
 
+class KvNamespaceForbidden(FlwdError):
+    """A Rule-Y KV namespace that is not allow-listed (``:serve --kv-namespace``)."""
+
+
+class KvKeyNotFound(FlwdError):
+    """No value is stored under that key of that KV namespace."""
+
+
+class KvQuotaExceeded(FlwdError):
+    """A KV put would take its namespace over its byte quota."""
+
+
+class KvInvalid(FlwdError):
+    """A KV request is malformed; each subclass is one of the reference's 400 titles."""
+
+
+class KvKeyRequired(KvInvalid):
+    """A KV put or delete names no key (``PUT /kv/NS`` or ``/kv/NS/``)."""
+
+
+class KvKeyTooLong(KvInvalid):
+    """A KV key (or a list cursor) is longer than 256 bytes."""
+
+
+class KvKeyNotText(KvInvalid):
+    """A KV key or prefix is not UTF-8 text (it is shown as JSON text)."""
+
+
+class KvValueTooLong(KvInvalid):
+    """A KV value is longer than 8 KiB (decoded)."""
+
+
+class KvValueNotBase64(KvInvalid):
+    """A KV value is not standard base64 (RFC 4648 §4, with padding)."""
+
+
+class KvCursorInvalid(KvInvalid):
+    """A KV list cursor is not the standard base64 of a key."""
+
+
+class KvLimitInvalid(KvInvalid):
+    """A KV list ``limit`` is not a positive integer."""
+
+
 class RunOwnedElsewhere(FlwdError):
     """The run is live in another flwd server process, which alone can cancel it."""
 
@@ -306,6 +350,21 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     AddonRunUnsupported: ProblemSpec(501, "add-on job cannot run", "E_OCI_RUN_UNSUPPORTED", 2),
     IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
                                      2, "https://flwd.dev/problems/idempotency-key-conflict"),
+    # Rule-Y KV: the titles, types and statuses of the reference (its §15.4); the
+    # types under flwd's own problem base, like every other problem of flwd.
+    KvNamespaceForbidden: ProblemSpec(403, "namespace forbidden", "namespace-forbidden", 2,
+                                      "https://flwd.dev/problems/namespace-forbidden"),
+    KvKeyNotFound: ProblemSpec(404, "key not found", "key.not.found", 1),
+    KvQuotaExceeded: ProblemSpec(429, "storage quota exceeded", "storage-quota-exceeded", 1,
+                                 "https://flwd.dev/problems/storage-quota-exceeded"),
+    KvInvalid: ProblemSpec(400, "invalid KV request", "kv.invalid", 2),
+    KvKeyRequired: ProblemSpec(400, "key required", "kv.key.required", 2),
+    KvKeyTooLong: ProblemSpec(400, "key exceeds maximum length", "kv.key.too.long", 2),
+    KvKeyNotText: ProblemSpec(400, "key must be UTF-8", "kv.key.not.text", 2),
+    KvValueTooLong: ProblemSpec(400, "value exceeds maximum length", "kv.value.too.long", 2),
+    KvValueNotBase64: ProblemSpec(400, "value must be base64", "kv.value.not.base64", 2),
+    KvCursorInvalid: ProblemSpec(400, "cursor must be base64", "kv.cursor.invalid", 2),
+    KvLimitInvalid: ProblemSpec(400, "invalid limit", "kv.limit.invalid", 2),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),
     # Exit 1, like the other errors of the environment rather than of the command line.
     ListenFailed: ProblemSpec(503, "cannot listen", "serve.listen.failed", 1),

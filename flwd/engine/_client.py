@@ -24,6 +24,7 @@ from flwd.errors import FlwdError, RunOwnedElsewhere, SourceNotFound, StorageErr
 from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow
 from flwd.execute import process_alive, signal_owner
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
+from flwd.kv import KvNamespaces, KvPage, KvSpace
 from flwd.plan import (
     Plan,
     Planning,
@@ -36,7 +37,7 @@ from flwd.plan import (
 from flwd.policy import Decision, PolicyContext, decisions_of
 from flwd.settings import Settings
 from flwd.sources import Add, AllowList, Entry, OciContext, Refresh, Remove, Source, SourceSpec
-from flwd.store import RetentionPolicy
+from flwd.store import KvItem, RetentionPolicy
 
 from ._decisions import decision_records
 from ._hub import EventHub
@@ -65,6 +66,8 @@ class Engine:
         self.runtime = runtime
         self.profile = profile
         self._idempotency_key: bytes | None = None
+        #: The Rule-Y KV of the Core DB, in the namespaces this engine allows.
+        self.kv = KvSpace(self.store, root.kv_namespaces)
 
     @property
     def storage_error(self) -> StorageError | None:
@@ -364,6 +367,57 @@ class Engine:
         return await self.root.commands.call(
             lambda reply: CancelRun(run_id, reason, by, force, reply))
 
+    # -- Rule-Y KV ------------------------------------------------------------
+    def kv_namespace(self, name: str) -> str:
+        """The namespace ``name`` (any case) is stored as. Raises KvNamespaceForbidden."""
+        return self.kv.namespace(name)
+
+    async def kv_get(self, namespace: str, key: str) -> KvItem:
+        """The entry under ``key``.
+
+        Raises:
+            KvNamespaceForbidden / KvKeyRequired / KvKeyTooLong / KvKeyNotText /
+            KvKeyNotFound.
+
+        Cancellation: nothing is left behind (it only reads).
+        """
+        return await trio.to_thread.run_sync(self.kv.get, namespace, key)
+
+    async def kv_put(self, namespace: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``, within the namespace's quota.
+
+        Raises:
+            as :meth:`kv_get` (but KvKeyNotFound); KvValueTooLong; KvQuotaExceeded;
+            StorageError.
+
+        Cancellation: a put already handed to its thread commits all the same (or
+        not at all: it is one transaction); only the answer is lost.
+        """
+        await trio.to_thread.run_sync(self.kv.put, namespace, key, value)
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        """Remove ``key``.
+
+        Raises:
+            as :meth:`kv_get`; StorageError.
+
+        Cancellation: as :meth:`kv_put`: the delete may be committed, the answer lost.
+        """
+        await trio.to_thread.run_sync(self.kv.delete, namespace, key)
+
+    async def kv_list(self, namespace: str, *, prefix: str = "", cursor: bytes | None = None,
+                      limit: int = 256) -> KvPage:
+        """One page of the namespace's entries whose key starts with ``prefix``, in key
+        order, after the key ``cursor``.
+
+        Raises:
+            KvNamespaceForbidden / KvKeyNotText (the prefix).
+
+        Cancellation: nothing is left behind (it only reads).
+        """
+        return await trio.to_thread.run_sync(
+            partial(self.kv.scan, namespace, prefix=prefix, cursor=cursor, limit=limit))
+
     def is_live(self, run_id: str) -> bool:
         """The run belongs to this process and its ``run.finish`` is not yet published."""
         return self.root.is_live(run_id)
@@ -388,12 +442,15 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       retention: RetentionPolicy | None = None,
                       max_concurrent_runs: int | None = None,
                       policy: PolicyContext | None = None, runtime: Runtime | None = None,
-                      profile: str | None = None) -> AsyncIterator[Engine]:
+                      profile: str | None = None,
+                      kv_namespaces: KvNamespaces | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block; the client to use it.
 
     ``sources``: the allow-list of a process that manages sources (serve);
     ``oci``: the runtime, policy and profile oci sources are added with;
-    ``policy``, ``runtime``, ``profile``: what requests are planned with.
+    ``policy``, ``runtime``, ``profile``: what requests are planned with;
+    ``kv_namespaces``: the KV namespaces allowed (default: ``FLWD_KV_NAMESPACES``, else
+    the reference's two), also handed to every host step.
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
     On exit, live runs are cancelled (TERM → grace → KILL), then the tree stops
@@ -402,12 +459,15 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     Cancellation: if the block is cancelled, the shutdown still runs shielded
     (bounded by the grace period plus a few seconds).
     """
+    if kv_namespaces is None:
+        kv_namespaces = KvNamespaces.from_env(os.environ)  # malformed: before anything starts
     await trio.to_thread.run_sync(recover, settings)
     writer = settings.open_store().open_journal()
     await trio.to_thread.run_sync(writer.start)
     hub = EventHub()
     root = Root(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
-                retention=retention, max_concurrent_runs=max_concurrent_runs)
+                retention=retention, max_concurrent_runs=max_concurrent_runs,
+                kv_namespaces=kv_namespaces)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(root.supervisor.run)

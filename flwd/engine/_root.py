@@ -54,6 +54,8 @@ from flwd.events import (
 from flwd.execute import owner_identity
 from flwd.ids import new_run_id
 from flwd.jobs import AliasIndex, Catalog
+from flwd.kv import ENV_VAR as KV_ENV_VAR
+from flwd.kv import KvNamespaces
 from flwd.plan import (
     Plan,
 )
@@ -150,9 +152,16 @@ class Root:
                  owner_kind: str = "cli", sources: AllowList | None = None,
                  oci: OciContext | None = None,
                  retention: RetentionPolicy | None = None,
-                 max_concurrent_runs: int | None = None) -> None:
+                 max_concurrent_runs: int | None = None,
+                 kv_namespaces: KvNamespaces | None = None) -> None:
         self.settings = settings
         self.store: Store = settings.open_store()
+        #: The KV namespaces this engine allows (``:serve --kv-namespace``).
+        self.kv_namespaces = kv_namespaces or KvNamespaces()
+        #: What every host step gets to reach this data dir and its KV with no token:
+        #: the OS user that owns the data dir is the authority (docs/jobs.md).
+        self.local_access = {"FLWD_DATA_DIR": str(settings.data_dir),
+                             KV_ENV_VAR: self.kv_namespaces.to_env()}
         self.hub = hub
         self.writer = writer
         self.owner_kind = owner_kind
@@ -298,7 +307,7 @@ class Root:
         self.hub.track(run.id)
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
                          grace=self.settings.grace, on_digest=self.record_digest,
-                         slots=self.slots)
+                         slots=self.slots, local_access=self.local_access)
         try:
             ref: RunRef = await self.runs.start_child(ChildSpec(
                 run.id, actor.run, restart=RestartPolicy.TEMPORARY,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,11 @@ class RunActor:
 
     def __init__(self, run_id: str, plan: Plan, journal: JournalRef, *, runs_dir: Path,
                  grace: float, on_digest: DigestObserver | None = None,
-                 slots: Slots | None = None) -> None:
+                 slots: Slots | None = None,
+                 local_access: Mapping[str, str] | None = None) -> None:
         self.run_id = run_id
+        #: How a host step reaches this flwd's data dir (see ``step_environment``).
+        self.local_access = local_access
         self.slots = slots
         self._queued: trio.CancelScope | None = None
         self.on_digest = on_digest
@@ -375,7 +378,7 @@ class RunActor:
         return step_environment(
             self.plan, step, run_id=self.run_id, run_dir=self.run_dir, host_env=os.environ,
             secret_files=self._secret_files, in_container=False,
-            bash_env=self._profile_path if step.bash else None)
+            bash_env=self._profile_path if step.bash else None, local_access=self.local_access)
 
     # -- container steps -----------------------------------------------------------
     async def _run_container(self, step: StepPlan, stopper: ContainerStopper) -> StepOutcome:

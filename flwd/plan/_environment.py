@@ -26,7 +26,8 @@ NOT_INHERITED_IN_CONTAINER = frozenset({
 
 def step_environment(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
                      host_env: Mapping[str, str], secret_files: Mapping[str, str],
-                     in_container: bool, bash_env: Path | None = None) -> dict[str, str]:
+                     in_container: bool, bash_env: Path | None = None,
+                     local_access: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment ``step`` of run ``run_id`` starts with.
 
     Later entries win: inherited host variables (only when the plan allows
@@ -37,7 +38,10 @@ def step_environment(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
 
     A container inherits no variable that describes the host
     (:data:`NOT_INHERITED_IN_CONTAINER`) nor any ``FLWD_*`` one; the image's
-    own ``PATH`` stays. Secret values are never in the environment: each secret
+    own ``PATH`` stays. ``local_access`` are flwd's variables through which a host
+    step reaches this flwd's data dir without a token (``FLWD_DATA_DIR``,
+    ``FLWD_KV_NAMESPACES``: ``flwd :kv`` in a job); a container step gets none of
+    them, as the data dir is not mounted in it. Secret values are never in the environment: each secret
     is an ``ARG_<NAME>_FILE`` variable holding its path in ``secret_files``
     (name → path as the step sees it: on the host, or under the container's
     secrets mount), in the order of ``secret_files``.
@@ -62,6 +66,8 @@ def step_environment(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
         "FLWD_STEP": step.id,
         "FLWD_STEP_KEY": f"{run_id}/{step.id}",
     })
+    if local_access and not in_container:
+        env.update(local_access)
     if bash_env is not None:
         env["BASH_ENV"] = str(bash_env)
     return env

@@ -8,6 +8,10 @@ from ._journal import GroupResult as GroupResult
 from ._journal import JournalItem as JournalItem
 from ._journal import append_batch as append_batch
 from ._journal import append_groups as append_groups
+from ._kv import MAX_KEY_BYTES as MAX_KEY_BYTES
+from ._kv import MAX_VALUE_BYTES as MAX_VALUE_BYTES
+from ._kv import KvItem as KvItem
+from ._kv import check_key as check_key
 from ._read import count_runs as count_runs
 from ._read import event_bounds as event_bounds
 from ._read import get_run as get_run
@@ -20,6 +24,7 @@ from ._retention import collect as collect
 from ._retention import evicted_through as evicted_through
 from ._retention import storage_usage as storage_usage
 from ._retention import was_evicted as was_evicted
+from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sqlite import SOURCES_MARKER as SOURCES_MARKER
 from ._sqlite import SqliteStore as SqliteStore
 from ._sqlite import sources_marker as sources_marker

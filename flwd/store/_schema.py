@@ -94,6 +94,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN workspace TEXT;
     CREATE INDEX runs_by_workspace ON runs(workspace, created_at);
     """,
+    # 6 -> 7: Rule-Y key/value (flwd/store/_kv.py): byte keys in byte order per
+    # namespace, and the bytes each namespace holds (its quota is checked
+    # against one row, in the transaction of the write). IF NOT EXISTS: a Core DB
+    # that was moved back to an older version number (by hand, or by the tests that
+    # rebuild an older schema) still has them, and keeps what they hold.
+    """
+    CREATE TABLE IF NOT EXISTS kv (
+        namespace   TEXT NOT NULL,
+        key         BLOB NOT NULL,
+        value       BLOB NOT NULL,
+        updated_ms  INTEGER NOT NULL,
+        PRIMARY KEY (namespace, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS kv_usage (
+        namespace   TEXT PRIMARY KEY,
+        bytes       INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+#: The version whose migration made the Rule-Y key/value tables (a reader of an
+#: older Core DB finds none).
+KV_SCHEMA = 7

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from flwd.errors import RunNotFound
 from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow
 
-from . import _read, _retention
+from . import _kv, _read, _retention
 from ._db import connect
 from ._journal import JournalItem, append_batch
+from ._kv import KvItem
 from ._read import open_reader
 from ._retention import GcResult, RetentionPolicy
 from ._typing import SourceRecord, Store
@@ -206,6 +207,45 @@ class SqliteStore:
             conn.close()
         self._touch_marker()
         return bool(deleted)
+
+    # -- Rule-Y key/value ----------------------------------------------------
+    def kv_get(self, namespace: str, key: bytes) -> KvItem | None:
+        if not self.exists():
+            return None
+        with open_reader(self.path) as conn:
+            return _kv.get(conn, namespace, key)
+
+    def kv_put(self, namespace: str, key: bytes, value: bytes, *, quota: int,
+               now: float | None = None) -> None:
+        _kv.check_key(key)  # a refused put creates no database
+        _kv.check_value(value)
+        conn = connect(self.path)
+        try:
+            _kv.put(conn, namespace, key, value, quota=quota, now=now)
+        finally:
+            conn.close()
+
+    def kv_delete(self, namespace: str, key: bytes) -> bool:
+        if not self.exists():
+            return False  # nothing to delete, and a delete must not create the database
+        conn = connect(self.path)
+        try:
+            return _kv.delete(conn, namespace, key)
+        finally:
+            conn.close()
+
+    def kv_scan(self, namespace: str, *, prefix: bytes = b"", after: bytes | None = None,
+                limit: int = 256) -> tuple[list[KvItem], bool]:
+        if not self.exists():
+            return [], False
+        with open_reader(self.path) as conn:
+            return _kv.scan(conn, namespace, prefix=prefix, after=after, limit=limit)
+
+    def kv_usage(self, namespace: str) -> int:
+        if not self.exists():
+            return 0
+        with open_reader(self.path) as conn:
+            return _kv.usage(conn, namespace)
 
     def _touch_marker(self) -> None:
         marker = sources_marker(self.path.parent)

@@ -30,6 +30,7 @@ import outcome
 from flwd.events import EventRecord, RunRow
 
 from ._journal import GroupResult, JournalItem
+from ._kv import KvItem
 from ._retention import GcResult, RetentionPolicy
 
 #: Called *in the journal's thread* with the outcome of one submitted batch.
@@ -161,3 +162,39 @@ class Store(Protocol):
 
     def delete_source(self, name: str) -> bool:
         """True when there was one."""
+
+    # -- Rule-Y key/value ----------------------------------------------------
+    # Keys and values are bytes; keys sort in byte order. Which namespaces may be
+    # used, and their quotas, is the caller's (flwd.kv): the store keeps any.
+    def kv_get(self, namespace: str, key: bytes) -> KvItem | None:
+        """The entry under ``key``, if any."""
+
+    def kv_put(self, namespace: str, key: bytes, value: bytes, *, quota: int,
+               now: float | None = None) -> None:
+        """Store ``value`` under ``key`` (replacing any), stamped ``now`` (default: the clock).
+
+        The namespace may hold at most ``quota`` bytes (the sum of its keys' and
+        values' lengths); replacing a value counts the difference, and a put that
+        does not grow the namespace is always taken.
+
+        Raises:
+            KvKeyRequired / KvKeyTooLong / KvValueTooLong: an empty key, a key over
+                256 bytes, a value over 8 KiB.
+            KvQuotaExceeded: the namespace would hold more than ``quota`` bytes.
+            StorageError: the database cannot be written.
+        """
+
+    def kv_delete(self, namespace: str, key: bytes) -> bool:
+        """Remove ``key``; True when it was there.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def kv_scan(self, namespace: str, *, prefix: bytes = b"", after: bytes | None = None,
+                limit: int = 256) -> tuple[list[KvItem], bool]:
+        """Up to ``limit`` entries whose key starts with ``prefix`` and sorts after ``after``
+        (exclusive), in key order; and whether more follow."""
+
+    def kv_usage(self, namespace: str) -> int:
+        """The bytes the namespace holds (what its quota is checked against)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from flwd.store import SCHEMA_VERSION
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.crash
@@ -83,7 +84,7 @@ def test_a_schema_5_db_on_a_full_disk_is_read_without_migrating(
     (small_tmpfs / "ballast").unlink()
     listed = run_cli([":runs", "--all", "--json"], cwd=workspace, data_dir=data_dir)
     assert listed.returncode == 0, listed.stderr
-    assert schema_version(data_dir) == 6
+    assert schema_version(data_dir) == SCHEMA_VERSION  # the current one
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Each backend is one param of the ``backend`` fixture; the suite itself talks
 to a :class:`~flwd.store.Store` only. A new backend (PostgreSQL) adds a class
-here with the same three methods and its name to :data:`BACKENDS`.
+here with the same four methods and its name to :data:`BACKENDS`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ class Backend(Protocol):
     def footprint(self, store: Store) -> list[str]:
         """What the backend holds for ``store`` (for SQLite: the files of its data dir)."""
 
+    def same(self, store: Store) -> Store:
+        """Another store of the same database (as another process would open it)."""
+
 
 class SqliteBackend:
     """One data dir per store in the test's tmp_path: real SQLite files."""
@@ -49,6 +52,10 @@ class SqliteBackend:
         assert isinstance(store, SqliteStore)
         folder = store.path.parent
         return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+    def same(self, store: Store) -> Store:
+        assert isinstance(store, SqliteStore)
+        return SqliteStore(store.path)
 
 
 @pytest.fixture(params=BACKENDS)

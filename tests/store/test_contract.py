@@ -15,7 +15,15 @@ from typing import Any
 import outcome
 import pytest
 
-from flwd.errors import RecordUnstorable, RunNotFound, StorageError
+from flwd.errors import (
+    KvKeyRequired,
+    KvKeyTooLong,
+    KvQuotaExceeded,
+    KvValueTooLong,
+    RecordUnstorable,
+    RunNotFound,
+    StorageError,
+)
 from flwd.events import (
     RUN_FINISH,
     RUN_START,
@@ -587,3 +595,145 @@ def test_sources_are_saved_updated_listed_by_name_and_deleted(store: Store) -> N
     assert store.delete_source("tools") is True
     assert store.delete_source("tools") is False
     assert [record.name for record in store.load_sources()] == ["addons"]
+
+
+# -- Rule-Y key/value ---------------------------------------------------------------------------
+# The reference's own store tests (its §17.9, 44-48) first, then what a second backend must
+# also get right: byte order, namespaces apart, reads that create nothing, a quota that
+# holds under concurrent writers.
+
+MIB = 1 << 20
+
+
+def test_kv_put_then_get_returns_the_value_and_its_time(store: Store) -> None:
+    store.kv_put("core_triggers", b"foo", b"bar", quota=MIB, now=T0)
+    item = store.kv_get("core_triggers", b"foo")
+    assert item is not None
+    assert (item.key, item.value, item.updated_ms) == (b"foo", b"bar", int(T0 * 1000))
+    assert store.kv_usage("core_triggers") == 6
+    # Replacing a value stamps it anew and counts only what it is now.
+    store.kv_put("core_triggers", b"foo", b"", quota=MIB, now=T0 + 1.5)
+    replaced = store.kv_get("core_triggers", b"foo")
+    assert replaced is not None and (replaced.value, replaced.updated_ms) == (
+        b"", int(T0 * 1000) + 1500)
+    assert store.kv_usage("core_triggers") == 3
+    assert store.kv_get("core_triggers", b"fo") is None
+    assert store.kv_get("core_invocation_state", b"foo") is None
+
+
+def test_kv_a_put_over_the_quota_is_refused_and_stores_nothing(store: Store) -> None:
+    store.kv_put("core_triggers", b"a", b"0123456789", quota=20)
+    with pytest.raises(KvQuotaExceeded) as refused:
+        store.kv_put("core_triggers", b"b", b"0123456789", quota=20)
+    assert "core_triggers" in refused.value.detail
+    assert store.kv_get("core_triggers", b"b") is None
+    assert store.kv_usage("core_triggers") == 11
+    # Replacing counts the difference only: a's 11 bytes may grow to exactly 20.
+    store.kv_put("core_triggers", b"a", b"x" * 19, quota=20)
+    assert store.kv_usage("core_triggers") == 20
+    with pytest.raises(KvQuotaExceeded):
+        store.kv_put("core_triggers", b"a", b"x" * 20, quota=20)
+    # A put that does not grow the namespace is taken even over a quota lowered since.
+    store.kv_put("core_triggers", b"a", b"x" * 5, quota=3)
+    assert store.kv_usage("core_triggers") == 6
+    # Another namespace has its own count.
+    store.kv_put("core_invocation_state", b"b", b"0123456789", quota=20)
+    assert store.kv_usage("core_invocation_state") == 11
+
+
+def test_kv_scan_pages_a_prefix_in_key_order(store: Store) -> None:
+    for key in (b"app:one", b"app:two", b"app:three", b"bee:one", b"ap"):
+        store.kv_put("core_triggers", key, b"v-" + key, quota=MIB)
+    store.kv_put("core_invocation_state", b"app:zzz", b"other namespace", quota=MIB)
+    first, more = store.kv_scan("core_triggers", prefix=b"app:", limit=2)
+    assert [item.key for item in first] == [b"app:one", b"app:three"] and more
+    assert first[0].value == b"v-app:one"
+    rest, more = store.kv_scan("core_triggers", prefix=b"app:", after=first[-1].key, limit=2)
+    assert [item.key for item in rest] == [b"app:two"] and not more
+    everything, more = store.kv_scan("core_triggers")
+    assert [item.key for item in everything] == [b"ap", b"app:one", b"app:three", b"app:two",
+                                                 b"bee:one"] and not more
+    # Exactly `limit` left: no more after them.
+    page, more = store.kv_scan("core_triggers", after=b"app:two", limit=1)
+    assert [item.key for item in page] == [b"bee:one"] and not more
+    assert store.kv_scan("core_triggers", prefix=b"zzz") == ([], False)
+
+
+def test_kv_keys_are_bytes_in_byte_order(store: Store) -> None:
+    keys = [b"\x00", b"a", b"a\x00", b"a\xff", b"a\xff\xff", b"b", "é".encode(), b"\xff"]
+    for key in reversed(keys):
+        store.kv_put("ns", key, key, quota=MIB)
+    assert [item.key for item in store.kv_scan("ns")[0]] == keys
+    # A prefix ending in 0xff bytes still bounds the range correctly.
+    assert [item.key for item in store.kv_scan("ns", prefix=b"a\xff")[0]] == [
+        b"a\xff", b"a\xff\xff"]
+    assert [item.key for item in store.kv_scan("ns", prefix=b"\xff")[0]] == [b"\xff"]
+    assert [item.key for item in store.kv_scan("ns", prefix=b"a")[0]] == [
+        b"a", b"a\x00", b"a\xff", b"a\xff\xff"]
+
+
+def test_kv_delete_removes_the_key_and_its_bytes(store: Store) -> None:
+    store.kv_put("core_triggers", b"k", b"value", quota=MIB)
+    assert store.kv_delete("core_triggers", b"k") is True
+    assert store.kv_get("core_triggers", b"k") is None
+    assert store.kv_usage("core_triggers") == 0
+    assert store.kv_delete("core_triggers", b"k") is False
+
+
+def test_kv_key_and_value_limits(store: Store) -> None:
+    with pytest.raises(KvKeyTooLong):
+        store.kv_put("ns", b"k" * 257, b"", quota=MIB)
+    with pytest.raises(KvValueTooLong):
+        store.kv_put("ns", b"k", b"v" * 8193, quota=MIB)
+    with pytest.raises(KvKeyRequired):
+        store.kv_put("ns", b"", b"v", quota=MIB)
+    assert not store.exists(), "a refused put makes no database"
+    store.kv_put("ns", b"k" * 256, b"v" * 8192, quota=MIB)
+    item = store.kv_get("ns", b"k" * 256)
+    assert item is not None and item.value == b"v" * 8192
+
+
+def test_kv_reads_without_a_database_are_empty_and_create_nothing(backend: Backend) -> None:
+    store = backend.fresh()
+    assert store.kv_get("ns", b"k") is None
+    assert store.kv_scan("ns", prefix=b"a", after=b"b") == ([], False)
+    assert store.kv_usage("ns") == 0
+    assert store.kv_delete("ns", b"k") is False
+    assert not store.exists() and backend.footprint(store) == []
+
+
+def test_kv_a_put_to_a_database_that_cannot_be_opened_is_a_storage_error(backend: Backend
+                                                                          ) -> None:
+    with pytest.raises(StorageError):
+        backend.unopenable().kv_put("ns", b"k", b"v", quota=MIB)
+
+
+def test_kv_the_quota_holds_under_concurrent_writers(backend: Backend) -> None:
+    # Several stores of one database (as the server and a job's `flwd :kv` are), each
+    # putting from its own threads: exactly as many 10-byte entries fit as the quota allows.
+    first = backend.fresh()
+    first.migrate()
+    stores = [first, *(backend.same(first) for _ in range(3))]
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def writer(index: int) -> None:
+        store = stores[index % len(stores)]
+        for n in range(10):
+            try:
+                store.kv_put("ns", b"%02d-%02d" % (index, n), b"12345", quota=100)
+                result = "stored"
+            except KvQuotaExceeded:
+                result = "refused"
+            with lock:
+                outcomes.append(result)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not any(thread.is_alive() for thread in threads)
+    assert outcomes.count("stored") == 10 and outcomes.count("refused") == 70
+    assert first.kv_usage("ns") == 100
+    assert len(first.kv_scan("ns")[0]) == 10
