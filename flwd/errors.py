@@ -200,6 +200,16 @@ class SourceTrustRequired(FlwdError):
     """An OCI add-on source was requested without ``trusted: true`` (``--trusted``)."""
 
 
+class SourceSignatureInvalid(FlwdError):
+    """An OCI source asked for ``verify_signatures`` and its image's signature did not
+    verify (any verify mode)."""
+
+
+class SourceSignatureUnverifiable(SourceSignatureInvalid):
+    """An OCI source asked for ``verify_signatures`` while the verify mode of the current
+    profile is ``disabled``: nothing would be checked."""
+
+
 class AddonManifestInvalid(FlwdError):
     """An add-on image has no ``/flwd-addon/manifest.yaml``, or it violates the schema;
     ``errors`` lists every violation."""
@@ -345,6 +355,11 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     SourceExists: ProblemSpec(409, "source exists", "source.exists", 2),
     SourceCheckoutFailed: ProblemSpec(422, "source checkout failed", "source.checkout.failed", 1),
     SourceTrustRequired: ProblemSpec(422, "source trust required", "source.trust.required", 2),
+    # The reference's code and titles (its only hyphenated code besides idempotency's).
+    SourceSignatureInvalid: ProblemSpec(422, "signature verification failed",
+                                        "source-signature-invalid", 2),
+    SourceSignatureUnverifiable: ProblemSpec(422, "signature verification required",
+                                             "source-signature-invalid", 2),
     AddonManifestInvalid: ProblemSpec(422, "invalid add-on manifest", "E_ADDON_MANIFEST", 2),
     OciFailed: ProblemSpec(422, "OCI runtime failure", "E_OCI", 1),
     AddonRunUnsupported: ProblemSpec(501, "add-on job cannot run", "E_OCI_RUN_UNSUPPORTED", 2),

@@ -46,6 +46,7 @@ async def add_command(
     expose: str | None = None,
     pull_policy: str | None = None,
     trusted: bool = False,
+    verify_signatures: bool = False,
     allow_path: list[str] | None = None,
     git_allow_host: list[str] | None = None,
     json: bool = False,
@@ -72,6 +73,9 @@ async def add_command(
         now — the image must be present — and defer pulls to runs).
     trusted
         oci: opt in to running the image to read its manifest (required).
+    verify_signatures
+        oci: refuse the image unless its signature verifies (with cosign), whatever
+        the verify mode of the policy; refused while that mode is `disabled`.
     allow_path
         Local mode: another folder sources may come from, besides the scripts root
         (repeatable; also FLWD_ALLOW_PATHS). A server uses its own `:serve --allow-path`.
@@ -86,7 +90,8 @@ async def add_command(
 
     body: dict[str, Any] = {key: value for key, value in (
         ("type", kind), ("name", name), ("ref", ref), ("url", url), ("expose", expose),
-        ("pull_policy", pull_policy), ("trusted", True if trusted else None))
+        ("pull_policy", pull_policy), ("trusted", True if trusted else None),
+        ("verify_signatures", True if verify_signatures else None))
         if value is not None}
     # Checked here in both modes: the same one-line errors, before any git or HTTP.
     spec = parse_request(body)

@@ -77,6 +77,8 @@ SOURCES_COMMANDS: dict[str, Verb] = {
         ("type", "local (a folder), git (a repository) or oci (an add-on image)",
          ("local", "git", "oci"), False),
         ("url", "git: the repository; oci: the image", (), False),
+        ("verify-signatures", "oci: refuse the image unless its signature verifies", BOOLEAN,
+         False),
     ), ()),
     "list": ("list the sources", (_JSON,), ()),
     "refresh": ("resolve a source's ref again and re-index it", (_JSON,), ((),)),

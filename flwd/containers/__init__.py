@@ -11,6 +11,7 @@ from ._argv import ContainerSpec as ContainerSpec
 from ._argv import container_name as container_name
 from ._argv import env_file_text as env_file_text
 from ._argv import run_argv as run_argv
+from ._inspect import ImageInfo as ImageInfo
 from ._inspect import inspect_image as inspect_image
 from ._inspect import pull_image as pull_image
 from ._inspect import runtime_call as runtime_call

@@ -18,6 +18,10 @@ from ._runtime import Runtime
 #: Bounds: an inspect is local and quick; a pull may move a large image.
 INSPECT_TIMEOUT = 30.0
 PULL_TIMEOUT = 900.0
+#: An image's labels are kept with every run of its jobs (in their provenance): an
+#: image with thousands of labels, or huge ones, must not make every run record huge.
+MAX_LABELS = 64
+MAX_LABEL_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,12 @@ class ImageInfo:
     image_id: str | None
     #: The registry manifest digest for the inspected repository, when it can be told.
     digest: str | None
+    #: When the image was built, as the runtime says it (RFC 3339).
+    created: str | None = None
+    size_bytes: int | None = None
+    #: ``Config.Labels``: the first :data:`MAX_LABELS` by name, none longer than
+    #: :data:`MAX_LABEL_CHARS` (a longer one is left out, never cut).
+    labels: dict[str, str] | None = None
 
 
 def choose_digest(repository: str, repo_digests: Sequence[str], digest: str | None
@@ -56,8 +66,28 @@ def parse_inspect(output: str, repository: str) -> ImageInfo:
     image_id = entry.get("Id") or entry.get("ID")
     repo_digests = [d for d in entry.get("RepoDigests") or [] if isinstance(d, str)]
     digest = entry.get("Digest") if isinstance(entry.get("Digest"), str) else None
+    created = entry.get("Created")
+    size = entry.get("Size")
     return ImageInfo(str(image_id) if image_id else None,
-                     choose_digest(repository, repo_digests, digest))
+                     choose_digest(repository, repo_digests, digest),
+                     created=created if isinstance(created, str) and created else None,
+                     size_bytes=size if isinstance(size, int) and not isinstance(size, bool)
+                     and size >= 0 else None,
+                     labels=_labels(entry))
+
+
+def _labels(entry: dict[str, Any]) -> dict[str, str] | None:
+    """The image's labels (docker: ``Config.Labels``; podman also has a top-level copy)."""
+    config = entry.get("Config")
+    found = config.get("Labels") if isinstance(config, dict) else None
+    if not isinstance(found, dict):
+        found = entry.get("Labels")
+    if not isinstance(found, dict):
+        return None
+    kept = sorted((key, value) for key, value in found.items()
+                  if isinstance(key, str) and isinstance(value, str)
+                  and len(key) + len(value) <= MAX_LABEL_CHARS)
+    return dict(kept[:MAX_LABELS])
 
 
 async def runtime_call(argv: Sequence[str], env: Mapping[str, str], limit: float

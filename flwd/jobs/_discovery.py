@@ -61,6 +61,9 @@ class Job:
     #: image (instead of ``NNN_`` scripts); None for an add-on job that can only
     #: be planned (its manifest entry has no ``command``).
     command: tuple[str, ...] | None = None
+    #: For a job of an OCI add-on: the tools its manifest entry requires
+    #: (``requirements.tools``: ``{"name", "version"?}``), shown by its plans.
+    tools: tuple[Mapping[str, str], ...] = field(default=(), hash=False, compare=False)
 
     @property
     def is_addon(self) -> bool:

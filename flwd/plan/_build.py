@@ -6,7 +6,7 @@ run actor executes, so the preview cannot drift from what runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from flwd.errors import (
 from flwd.jobs import Alias, Binding, Job, check_paths
 from flwd.policy import (
     Decision,
+    ImageTrust,
     IsolationRequest,
     OverrideAllowances,
     PolicyBundle,
@@ -67,6 +68,10 @@ class Plan:
     alias: Alias | None = None
     #: The container runtime container steps run with.
     runtime: Runtime | None = None
+    #: The signature check of the job's one image: its container (every NNN_ script
+    #: runs in the same one), an add-on's image, a DAG of exactly one step (reference
+    #: §5); None when the verify mode is ``disabled`` or the job has no single image.
+    image_trust: ImageTrust | None = None
 
     @property
     def runnable(self) -> bool:
@@ -110,7 +115,41 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         config = self.job.config
-        preview: dict[str, Any] = {"executor": config.executor}
+        out: dict[str, Any] = {
+            "job_id": self.job.id,
+            "name": self.job.name,
+        }
+        if self.job.summary:
+            out["summary"] = self.job.summary
+        out["effective_argspec"] = {"args": [arg.to_json() for arg in config.args]}
+        out["executor_preview"] = self._preview()
+        if self.job.tools:
+            # Listed, not looked for on this host: "unknown", as the reference says.
+            out["requirements"] = {"tools": [dict(tool) for tool in self.job.tools],
+                                   "status": "unknown"}
+        out["steps"] = [self._step_json(step) for step in self.steps]
+        out["resolved_args"] = self.binding.redacted()
+        out["security_profile"] = self.profile
+        if self.decisions:
+            out["policy_findings"] = [
+                {"code": d.code, "level": d.level, "message": d.reason} for d in self.decisions
+            ]
+        if self.image_trust is not None:
+            out["image_trust"] = self.image_trust.to_json()
+        if config.timeout is not None:
+            out["timeout_seconds"] = config.timeout
+        out["error_handling"] = config.error_handling.model_dump()
+        out["provenance"] = self.provenance()
+        return out
+
+
+    def _preview(self) -> dict[str, Any]:
+        """``executor_preview``: how the job runs (executor, interpreter, its container)."""
+        config = self.job.config
+        containerized = self.job.is_addon or uses_container(config.executor, config.interpreter)
+        # ``interpreter: container:IMAGE`` runs in a container too (reference: "container").
+        preview: dict[str, Any] = {"executor": "container" if containerized
+                                   else config.executor}
         if config.interpreter:
             preview["interpreter"] = config.interpreter
         if self.composition == "steps":
@@ -128,36 +167,40 @@ class Plan:
                 preview["resolved_digest"] = origin["digest"]
             preview["pull_policy"] = origin.get("pull_policy")
             preview["runnable"] = self.runnable
+        elif self.composition == "steps":
+            # A DAG's job-level image, when it has one (steps may each name theirs).
+            if config.container is not None and config.container.image:
+                preview["container_image"] = config.container.image
+        elif self.steps and self.steps[0].container is not None:
+            preview["container_image"] = self.steps[0].container.requested_image
+        return preview
+
+    def _step_json(self, step: StepPlan) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "job_id": self.job.id,
-            "name": self.job.name,
+            "id": step.id,
+            "script": _relative(step.script, self.workspace),
+            "command": display_command(step.argv, self.workspace),
         }
-        if self.job.summary:
-            out["summary"] = self.job.summary
-        out["effective_argspec"] = {"args": [arg.to_json() for arg in config.args]}
-        out["executor_preview"] = preview
-        out["steps"] = [
-            {
-                "id": step.id,
-                "script": _relative(step.script, self.workspace),
-                "command": display_command(step.argv, self.workspace),
-                **({"needs": list(step.needs)} if step.needs else {}),
-                **({"container": step.container.to_json()}
-                   if step.container is not None and self.composition == "steps" else {}),
-            }
-            for step in self.steps
-        ]
-        out["resolved_args"] = self.binding.redacted()
-        out["security_profile"] = self.profile
-        if self.decisions:
-            out["policy_findings"] = [
-                {"code": d.code, "level": d.level, "message": d.reason} for d in self.decisions
-            ]
-        if config.timeout is not None:
-            out["timeout_seconds"] = config.timeout
-        out["error_handling"] = config.error_handling.model_dump()
-        out["provenance"] = self.provenance()
+        if step.needs:
+            out["needs"] = list(step.needs)
+        container = step.container
+        if container is not None:
+            if self.composition == "steps":
+                out["container"] = container.to_json()
+            out["container_image"] = container.requested_image or container.image
+            if container.trust is not None:
+                out["image_trust"] = container.trust.to_json()
         return out
+
+
+def _single_trust(composition: str, steps: list[StepPlan],
+                  job_container: ContainerPlan | None) -> ImageTrust | None:
+    """``image_trust`` of a plan: of its one image, when it has exactly one."""
+    if job_container is not None:
+        return job_container.trust
+    if composition == "steps" and len(steps) == 1 and steps[0].container is not None:
+        return steps[0].container.trust
+    return None
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -267,7 +310,8 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
             raise
     return Plan(job=job, binding=binding, profile=profile, workspace=workspace,
                 scripts_root=scripts_root, composition=composition, steps=steps,
-                decisions=decisions, alias=alias, runtime=runtime if containerized else None)
+                decisions=decisions, alias=alias, runtime=runtime if containerized else None,
+                image_trust=_single_trust(composition, steps, job_container))
 
 
 def _addon_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
@@ -284,6 +328,8 @@ def _addon_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path
     container, decisions = plan_container(config.container, None, profile=profile,
                                           policy=policy, env_inheritance=False)
     origin = job.origin or {}
+    # The job names the source's image; it runs pinned by digest when one is known.
+    container = replace(container, requested_image=origin.get("ref") or container.image)
     if not origin.get("digest"):
         decisions.append(Decision(
             "oci.digest", "allowed", "oci.digest.missing",
@@ -296,4 +342,4 @@ def _addon_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path
                               container=container))
     return Plan(job=job, binding=binding, profile=profile, workspace=workspace,
                 scripts_root=scripts_root, composition="scripts", steps=steps,
-                decisions=decisions, alias=alias, runtime=runtime)
+                decisions=decisions, alias=alias, runtime=runtime, image_trust=container.trust)

@@ -24,6 +24,7 @@ from flwd.errors import (
 from flwd.jobs import ContainerConfig
 from flwd.policy import (
     Decision,
+    ImageTrust,
     IsolationRequest,
     PolicyContext,
     Profile,
@@ -53,6 +54,11 @@ class ContainerPlan:
     cpu_millis: int | None = None
     memory_bytes: int | None = None
     extra_args: tuple[str, ...] = ()
+    #: The image as the job names it (``image`` is what runs: mapped by
+    #: ``FLWD_IMAGE_MAP``, pinned by digest for an add-on) — a plan's ``container_image``.
+    requested_image: str | None = None
+    #: What the signature check found (None: the verify mode is ``disabled``).
+    trust: ImageTrust | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"image": self.image, "network": self.network,
@@ -95,6 +101,7 @@ def plan_container(config: ContainerConfig | None, image: str | None, *, profile
     ref = validate_image_ref(policy.image_map.get(requested, requested))
     bundle = policy.bundle
     decisions: list[Decision] = []
+    trust: ImageTrust | None = None
     subject = "image.registry"
     try:
         check_registry(ref, bundle)
@@ -102,6 +109,7 @@ def plan_container(config: ContainerConfig | None, image: str | None, *, profile
         if mode != "disabled":
             subject = "image.signature"
             verdict = policy.verify_image(ref) if policy.verify_image is not None else None
+            trust = ImageTrust.of(ref, mode, verdict)
             decision = signature_decision(ref, mode, verdict)
             if decision is not None:
                 decisions.append(_label(decision, step_label))
@@ -129,7 +137,8 @@ def plan_container(config: ContainerConfig | None, image: str | None, *, profile
         network=(network or "none").strip().lower(),
         rootfs_writable=rootfs,
         capabilities=tuple(c.strip().upper() for c in caps if c.strip()),
-        cpu_millis=cpu, memory_bytes=memory, extra_args=rest)
+        cpu_millis=cpu, memory_bytes=memory, extra_args=rest,
+        requested_image=requested, trust=trust)
     return plan, decisions
 
 

@@ -13,6 +13,7 @@ from ._bundle import parse_memory as parse_memory
 from ._context import ImageVerifier as ImageVerifier
 from ._context import PolicyContext as PolicyContext
 from ._context import load_policy as load_policy
+from ._images import ImageTrust as ImageTrust
 from ._images import Verdict as Verdict
 from ._images import check_registry as check_registry
 from ._images import image_registry as image_registry

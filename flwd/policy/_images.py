@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from flwd.errors import ImageRefInvalid, ImageRegistryNotAllowed, ImageSignatureRequired
 
@@ -27,6 +28,49 @@ class Verdict:
 
     verified: bool
     reason: str = ""
+
+
+#: Why an image is not verified when no verifier could be asked.
+NO_VERIFIER = "cosign is not installed, so no signature can be verified"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTrust:
+    """What the signature check found for one image (``image_trust`` of plans and sources).
+
+    Only made when the verify mode is not ``disabled``: a disabled check found nothing.
+    """
+
+    image: str
+    mode: VerifyMode
+    verified: bool
+    #: Why it is not verified (the verifier's message); empty when verified.
+    reason: str = ""
+
+    @staticmethod
+    def of(image: str, mode: VerifyMode, verdict: Verdict | None) -> ImageTrust | None:
+        """The trust of ``image`` under ``mode`` given the verifier's ``verdict``
+        (None: no verifier); None when the mode is ``disabled``."""
+        if mode == "disabled":
+            return None
+        if verdict is not None and verdict.verified:
+            return ImageTrust(image, mode, True)
+        reason = verdict.reason if verdict is not None and verdict.reason else NO_VERIFIER
+        return ImageTrust(image, mode, False, reason)
+
+    def to_json(self) -> dict[str, Any]:
+        """``image_trust`` of a plan or a plan's step (reference §5)."""
+        out: dict[str, Any] = {"image": self.image, "mode": self.mode, "verified": self.verified}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+    def source_json(self) -> dict[str, Any]:
+        """``metadata.image_trust`` of an oci source (reference §12.3: other key names)."""
+        out: dict[str, Any] = {"verify_mode": self.mode, "signature_verified": self.verified}
+        if self.reason:
+            out["signature_reason"] = self.reason
+        return out
 
 
 def validate_image_ref(ref: str) -> str:
@@ -84,14 +128,14 @@ def signature_decision(ref: str, mode: VerifyMode, verdict: Verdict | None) -> D
     Raises:
         ImageSignatureRequired: mode ``required`` and the image is not verified.
     """
-    if mode == "disabled":
+    trust = ImageTrust.of(ref, mode, verdict)
+    if trust is None:
         return None
     subject = "image.signature"
-    if verdict is not None and verdict.verified:
+    if trust.verified:
         return Decision(subject, "allowed", "image.signature.verified",
                         f"signature of {ref} verified")
-    reason = (verdict.reason if verdict is not None and verdict.reason
-              else "cosign is not installed, so no signature can be verified")
+    reason = trust.reason
     if mode == "required":
         raise ImageSignatureRequired(
             f"signature of {ref} could not be verified: {reason}",

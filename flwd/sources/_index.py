@@ -80,5 +80,6 @@ def _index_addon(source: Source, home: Path) -> SourceIndex:
         jobs.append(Job(
             id=f"{source.name}/{entry.id}", name=entry.name, summary=entry.summary,
             dir=home, config_path=config_path, rel_dir=entry.id, config=config, scripts=(),
-            source=source.name, origin=origin, roots=(home, home), command=entry.command))
+            source=source.name, origin=origin, roots=(home, home), command=entry.command,
+            tools=entry.tools))
     return SourceIndex(Catalog(jobs=sorted(jobs, key=lambda job: job.id.casefold())))

@@ -50,6 +50,9 @@ class SourceSpec:
     pull_policy: PullPolicy | None = None
     #: oci only: the caller opted in (``trusted: true``); never False for a stored oci source.
     trusted: bool = False
+    #: oci only: the image's signature must verify, whatever the verify mode
+    #: (``verify_signatures: true``; see ``_oci.source_image_trust``).
+    verify_signatures: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "ref": self.ref}
@@ -59,6 +62,7 @@ class SourceSpec:
         if self.type == "oci":
             out["pull_policy"] = self.pull_policy or "on-add"
             out["trusted"] = self.trusted
+            out["verify_signatures"] = self.verify_signatures
         return out
 
     @staticmethod
@@ -66,7 +70,8 @@ class SourceSpec:
         return SourceSpec(name=data["name"], type=data["type"], ref=data["ref"],
                           url=data.get("url"), expose=data.get("expose", "read"),
                           pull_policy=data.get("pull_policy"),
-                          trusted=bool(data.get("trusted", False)))
+                          trusted=bool(data.get("trusted", False)),
+                          verify_signatures=bool(data.get("verify_signatures", False)))
 
     def same_location(self, other: SourceSpec) -> bool:
         """Whether ``other`` names the same thing (a new ref of one repo is an update)."""
@@ -98,6 +103,13 @@ class SourceState:
     image_id: str | None = None
     #: oci: ``metadata.manifest`` — the manifest's name, id, version, summary, job count.
     manifest: Mapping[str, Any] | None = None
+    #: oci: what ``image inspect`` says of the image: when it was built, its size, labels.
+    created: str | None = None
+    size_bytes: int | None = None
+    labels: Mapping[str, str] | None = None
+    #: oci: ``metadata.image_trust`` — the signature check when the source was added
+    #: (``ImageTrust.source_json``); None when the verify mode was ``disabled``.
+    image_trust: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in (
@@ -105,7 +117,10 @@ class SourceState:
             ("resolved_commit", self.resolved_commit), ("resolved_path", self.resolved_path),
             ("error", self.error), ("refreshed_at", self.refreshed_at),
             ("digest", self.digest), ("image_id", self.image_id),
-            ("manifest", dict(self.manifest) if self.manifest is not None else None))
+            ("manifest", dict(self.manifest) if self.manifest is not None else None),
+            ("created", self.created), ("size_bytes", self.size_bytes),
+            ("labels", dict(self.labels) if self.labels is not None else None),
+            ("image_trust", dict(self.image_trust) if self.image_trust is not None else None))
             if value is not None}
 
     @staticmethod
@@ -129,7 +144,8 @@ class Source:
         return replace(self, state=state, updated_at=at)
 
     def provenance(self) -> dict[str, Any]:
-        """``provenance.source`` of plans and runs of this source's jobs."""
+        """``provenance.source`` of plans and runs of this source's jobs (reference §12.4),
+        with the source's ``metadata`` as it was when the plan was made."""
         out: dict[str, Any] = {"name": self.spec.name, "type": self.spec.type,
                                "ref": self.spec.ref}
         if self.spec.type == "git":
@@ -142,11 +158,39 @@ class Source:
             out["pull_policy"] = self.spec.pull_policy or "on-add"
             out["image"] = self.image
             out["trusted"] = True
+            out["verify_signatures"] = self.spec.verify_signatures or None
         else:
             out["resolved_ref"] = self.state.resolved_path
             out["resolved_path"] = self.state.resolved_path
         out["checkout_path"] = self.state.checkout_path
+        out["metadata"] = self.metadata()
         return {key: value for key, value in out.items() if value is not None}
+
+    def metadata(self) -> dict[str, Any]:
+        """``metadata`` of the source's document, and of ``provenance.source``.
+
+        git: where and what was checked out; local: the resolved folder; oci
+        (reference §12.3): trust, pull policy, the cached manifest and its summary,
+        the pinned digest, and what ``image inspect`` and the signature check said.
+        """
+        state = self.state
+        out: dict[str, Any] = {key: value for key, value in (
+            ("checkout_path", state.checkout_path), ("resolved_path", state.resolved_path),
+            ("resolved_commit", state.resolved_commit),
+            ("refreshed_at", _timestamp(state.refreshed_at))) if value is not None}
+        if self.spec.type == "oci":
+            out.update({key: value for key, value in (
+                ("trusted", True), ("pull_policy", self.spec.pull_policy or "on-add"),
+                ("manifest_path", f"{state.checkout_path}/manifest.yaml"
+                 if state.checkout_path else None),
+                ("manifest", dict(state.manifest) if state.manifest else None),
+                ("digest", state.digest), ("image_id", state.image_id),
+                ("image", self.image), ("created", state.created),
+                ("size_bytes", state.size_bytes),
+                ("labels", dict(state.labels) if state.labels else None),
+                ("image_trust", dict(state.image_trust) if state.image_trust else None))
+                if value is not None})
+        return out
 
     @property
     def image(self) -> str:
@@ -174,19 +218,7 @@ class Source:
         if aliases is not None:
             out["aliases"] = aliases
         out["provenance"] = self.provenance()
-        out["metadata"] = {key: value for key, value in (
-            ("checkout_path", self.state.checkout_path),
-            ("resolved_path", self.state.resolved_path),
-            ("resolved_commit", self.state.resolved_commit),
-            ("refreshed_at", _timestamp(self.state.refreshed_at))) if value is not None}
-        if self.spec.type == "oci":
-            out["metadata"].update({key: value for key, value in (
-                ("trusted", True), ("pull_policy", self.spec.pull_policy or "on-add"),
-                ("manifest_path", f"{self.state.checkout_path}/manifest.yaml"
-                 if self.state.checkout_path else None),
-                ("manifest", dict(self.state.manifest) if self.state.manifest else None),
-                ("digest", self.state.digest), ("image_id", self.state.image_id),
-                ("image", self.image)) if value is not None})
+        out["metadata"] = self.metadata()
         out["created_at"] = format_ts(self.created_at)
         out["updated_at"] = format_ts(self.updated_at)
         return out
@@ -210,7 +242,8 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
             errors.append({"arg": arg, "message": message})
 
     for key in sorted(set(data) - _REQUEST_KEYS):
-        bad(key, "unknown field (fields: name, type, ref, url, expose, trusted, pull_policy)")
+        bad(key, "unknown field (fields: name, type, ref, url, expose, trusted, pull_policy, "
+                 "verify_signatures)")
     kind = data.get("type")
     if kind is None:
         bad("type", "required: 'local', 'git' or 'oci'")
@@ -228,6 +261,11 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
         bad("expose", "must be 'none', 'read' or 'readwrite'")
     if data.get("trusted") not in (None, True, False):
         bad("trusted", "must be true or false")
+    verify_signatures = data.get("verify_signatures")
+    if verify_signatures is not None and not isinstance(verify_signatures, bool):
+        bad("verify_signatures", "must be true or false")
+    elif verify_signatures and kind in TYPES and kind != "oci":
+        bad("verify_signatures", "only oci sources have an image signature to verify")
     ref, url = fields["ref"], fields["url"]
     pull_policy = data.get("pull_policy")
     if pull_policy is not None and kind != "oci":
@@ -272,7 +310,8 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
     assert name is not None and ref is not None and kind in TYPES
     if kind == "oci":
         return SourceSpec(name=name, type=kind, ref=ref, expose=expose,
-                          pull_policy=pull_policy, trusted=True)
+                          pull_policy=pull_policy, trusted=True,
+                          verify_signatures=verify_signatures is True)
     return SourceSpec(name=name, type=kind, ref=ref, url=url or None, expose=expose)
 
 

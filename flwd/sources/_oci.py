@@ -6,7 +6,9 @@ refusal wins and nothing is pulled or run before the policy said yes:
 1. registry allow-list of the policy bundle (``image.registry.not.allowed``);
 2. signature policy (``image.signature.required`` when ``verify_signatures`` is
    ``required`` and the image is not verified — with no verifier installed,
-   required fails closed);
+   required fails closed); a source that asks for ``verify_signatures: true``
+   is refused (``source-signature-invalid``) unless its image verifies, and when
+   the verify mode is ``disabled`` (nothing would be checked);
 3. a container runtime (``container.runtime.unavailable``);
 4. ``on-add``: ``<rt> pull REF`` now (cached layers are reused) → ``E_OCI``
    with the runtime's message on failure; ``on-run``: nothing is pulled;
@@ -15,6 +17,8 @@ refusal wins and nothing is pulled or run before the policy said yes:
 6. strict validation (``E_ADDON_MANIFEST`` listing every violation);
 7. ``on-add``: the digest from ``<rt> image inspect`` (``E_OCI`` when it cannot
    be told); ``on-run``: no digest until a run succeeds (``digest_to_record``).
+   The same inspect gives the image's id, build time, size and labels
+   (``metadata`` of the source).
 
 The extraction container runs ``cat /flwd-addon/manifest.yaml`` as its
 entrypoint with the flags of the profile (README table; :func:`extraction_argv`).
@@ -36,11 +40,20 @@ from typing import Final
 
 import trio
 
-from flwd.containers import Runtime, inspect_image, pull_image, runtime_call
-from flwd.errors import AddonManifestInvalid, ContainerRuntimeUnavailable, OciFailed
+from flwd.containers import ImageInfo, Runtime, inspect_image, pull_image, runtime_call
+from flwd.errors import (
+    AddonManifestInvalid,
+    ContainerRuntimeUnavailable,
+    OciFailed,
+    SourceSignatureInvalid,
+    SourceSignatureUnverifiable,
+)
 from flwd.policy import (
+    ImageTrust,
     PolicyContext,
     Profile,
+    Verdict,
+    VerifyMode,
     check_registry,
     image_repository,
     signature_decision,
@@ -219,20 +232,59 @@ class ManifestExtractor:
 # -- adding a source ---------------------------------------------------------------
 
 
-async def check_image_policy(ref: str, oci: OciContext) -> None:
-    """Registry allow-list, then signature policy (verification runs in a thread).
+def source_image_trust(spec: SourceSpec, mode: VerifyMode, verdict: Verdict | None,
+                       profile: Profile) -> ImageTrust | None:
+    """The signature decision on an add-on's image (sans-IO): its trust, or a refusal.
+
+    ``verdict`` None: no verifier was asked (none installed, or the mode is
+    ``disabled``). A source asking for ``verify_signatures`` needs a verified
+    image whatever the mode — ``permissive`` included — and cannot be added
+    while the mode is ``disabled``.
 
     Raises:
-        ImageRegistryNotAllowed, ImageSignatureRequired
+        SourceSignatureUnverifiable: ``verify_signatures`` and the mode is ``disabled``.
+        SourceSignatureInvalid: ``verify_signatures`` and the image is not verified.
+        ImageSignatureRequired: mode ``required`` and the image is not verified.
+    """
+    trust = ImageTrust.of(spec.ref, mode, verdict)
+    if spec.verify_signatures:
+        if trust is None:
+            raise SourceSignatureUnverifiable(
+                f"oci source {spec.name!r} asks for verify_signatures, but signature "
+                f"verification is disabled for the current profile ({profile})",
+                hint="set verify_signatures to required or permissive in the policy bundle "
+                     "(or serve with the secure or permissive profile), or add the source "
+                     "without verify_signatures",
+                errors=[{"arg": "verify_signatures",
+                         "message": "signature verification is disabled"}])
+        if not trust.verified:
+            raise SourceSignatureInvalid(
+                f"signature verification failed for {spec.ref}: {trust.reason}",
+                hint="sign the image with cosign (and install cosign with the signer's key "
+                     "in FLWD_IMAGE_PUBKEY), or add the source without verify_signatures",
+                errors=[{"arg": "verify_signatures", "message": trust.reason}])
+        return trust
+    signature_decision(spec.ref, mode, verdict)
+    return trust
+
+
+async def check_image_policy(spec: SourceSpec, oci: OciContext) -> ImageTrust | None:
+    """Registry allow-list, then signature policy (verification runs in a thread).
+
+    Cancellation: a verification in flight runs to its end in its thread (it is
+    bounded by ``COSIGN_TIMEOUT``); nothing is left behind.
+
+    Raises:
+        ImageRegistryNotAllowed, ImageSignatureRequired, SourceSignatureInvalid
     """
     bundle = oci.policy.bundle
-    check_registry(ref, bundle)
+    check_registry(spec.ref, bundle)
     mode = bundle.verify_mode(oci.profile)
-    if mode == "disabled":
-        return
+    verdict = None
     verify = oci.policy.verify_image
-    verdict = await trio.to_thread.run_sync(verify, ref) if verify is not None else None
-    signature_decision(ref, mode, verdict)
+    if mode != "disabled" and verify is not None:
+        verdict = await trio.to_thread.run_sync(verify, spec.ref)
+    return source_image_trust(spec, mode, verdict, oci.profile)
 
 
 async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
@@ -243,11 +295,12 @@ async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
     container removed); the cached manifest is replaced atomically or not at all.
 
     Raises:
-        ImageRegistryNotAllowed, ImageSignatureRequired, ContainerRuntimeUnavailable,
-        OciFailed, AddonManifestInvalid — see the module docstring for the order.
+        ImageRegistryNotAllowed, ImageSignatureRequired, SourceSignatureInvalid,
+        ContainerRuntimeUnavailable, OciFailed, AddonManifestInvalid — see the module
+        docstring for the order.
     """
     oci = oci or OciContext(None)
-    await check_image_policy(spec.ref, oci)
+    trust = await check_image_policy(spec, oci)
     runtime = oci.runtime
     if runtime is None:
         raise ContainerRuntimeUnavailable(
@@ -257,7 +310,7 @@ async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
     steps = add_steps(spec)
     repository = image_repository(spec.ref)
     digest: str | None = None
-    image_id: str | None = None
+    info: ImageInfo | None = None
     image = spec.ref
     if steps.pull:
         failure = await pull_image(runtime, spec.ref, oci.env)
@@ -271,17 +324,21 @@ async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
             raise OciFailed(f"image inspect failed: no registry digest for {spec.ref}",
                             hint="the image must come from a registry to be pinned; "
                                  "use pull_policy on-run for a local image")
-        digest, image_id = info.digest, info.image_id
+        digest = info.digest
         image = pinned_image(spec.ref, digest)
     text = await ManifestExtractor(runtime, image, oci.profile, spec.name, oci.env).run()
     manifest = parse_manifest(text)
     if not steps.pin:
         info = await inspect_image(runtime, spec.ref, repository, oci.env)
-        image_id = info.image_id if info is not None else None
     await trio.to_thread.run_sync(write_manifest, home, text)
     return SourceState(status="ready", root=str(home), checkout_path=str(home),
-                       refreshed_at=refreshed_at, digest=digest, image_id=image_id,
-                       manifest=manifest.summary_json())
+                       refreshed_at=refreshed_at, digest=digest,
+                       image_id=info.image_id if info is not None else None,
+                       manifest=manifest.summary_json(),
+                       created=info.created if info is not None else None,
+                       size_bytes=info.size_bytes if info is not None else None,
+                       labels=info.labels if info is not None else None,
+                       image_trust=trust.source_json() if trust is not None else None)
 
 
 def write_manifest(home: Path, text: bytes) -> None:

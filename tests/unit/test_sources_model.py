@@ -76,9 +76,11 @@ def test_state_and_provenance_round_trip() -> None:
                         resolved_commit="abc", refreshed_at=1.5)
     assert SourceState.from_json(state.to_json()) == state
     source = Source(SourceSpec("tools", "git", "main", "file:///r"), state, 1.0, 2.0)
+    # provenance.source carries the source's metadata (issue 14 item 9, reference §12.4).
     assert source.provenance() == {"name": "tools", "type": "git", "ref": "main",
                                    "url": "file:///r", "resolved_ref": "abc",
-                                   "resolved_commit": "abc", "checkout_path": "/d/trees/abc"}
+                                   "resolved_commit": "abc", "checkout_path": "/d/trees/abc",
+                                   "metadata": source.to_json()["metadata"]}
     document = source.to_json(jobs=3)
     assert (document["status"], document["jobs"], document["resolved_commit"]) == ("ready", 3,
                                                                                    "abc")
