@@ -1,9 +1,9 @@
 """Serve mode: the HTTP API (REST, SSE, WebSocket), auth scopes, problems, metrics."""
 
-from ._app import ServeOptions as ServeOptions
 from ._app import create_app as create_app
 from ._auth import SCOPES as SCOPES
 from ._auth import Authenticator as Authenticator
 from ._openapi import openapi_document as openapi_document
 from ._serve import ServeConfig as ServeConfig
 from ._serve import serve as serve
+from ._state import ServeOptions as ServeOptions

@@ -41,13 +41,14 @@ from flwd.sources import AllowList, OciContext
 from flwd.store import RetentionPolicy, Store
 from flwd.tokens import TokenStore
 
-from ._app import ServeOptions, create_app
+from ._app import create_app
 from ._auth import Authenticator
 from ._listen import listen, owning
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
 from ._preflight import preflight
+from ._state import ServeOptions
 from ._streams import MAX_STREAMS
 
 PORT = IntRange(0, 65535)

@@ -1,0 +1,222 @@
+"""Event streams: SSE (``/runs/<id>/events``, ``/events``), NDJSON, and the run's WebSocket.
+
+Every stream takes a slot of the process-wide cap (``_streams``) before its
+first byte, and gives it back when its body ends — or, for a body that never
+started, when the body is collected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, make_response, websocket
+from quart_cors import cors_exempt
+
+from flwd.engine import Engine
+from flwd.errors import RunNotFound
+from flwd.events import TERMINAL_STATUSES, RunRow
+
+from ._auth import Principal
+from ._problems import HttpProblem
+from ._request import current_principal, cursor
+from ._runs import exact_run
+from ._sse import KEEP_ALIVE, PREAMBLE, frames, writes
+from ._state import AppState, current_state
+from ._streams import RETRY_AFTER, StreamSlot
+
+blueprint = Blueprint("events", __name__)
+
+
+def _stream_slot(kind: str) -> StreamSlot:
+    """A slot for one more event stream, or 503 streams.busy (before any byte is sent)."""
+    state = current_state()
+    slot = state.streams.try_take()
+    if slot is None:
+        if state.metrics is not None:
+            state.metrics.stream_refusals.labels(kind).inc()
+        raise HttpProblem(503, "too many event streams",
+                          f"this server has {state.streams.limit} event streams open "
+                          "(flwd :serve --max-streams); retry shortly",
+                          code="streams.busy", headers={"Retry-After": str(RETRY_AFTER)})
+    return slot
+
+
+async def _gone_if_evicted(run_id: str | None, after: int | None) -> None:
+    """410 for a cursor that points into history retention has evicted."""
+    if after is None:
+        return
+    if await current_state().engine.cursor_expired(run_id, after):
+        raise HttpProblem(410, "cursor expired",
+                          "the events after this cursor were evicted by retention; "
+                          "start again without Last-Event-ID (GET /runs lists what is "
+                          "kept)", code="cursor.expired")
+
+
+@blueprint.get("/runs/<runid:run_id>/events")
+async def run_events(run_id: str) -> Any:
+    """The run's events as SSE: a replay after the cursor, then live.
+
+    Cancellation: nothing is left behind (the stream's slot is released with its body).
+    """
+    state = current_state()
+    engine = state.engine
+    if cursor() is None and engine.is_live(run_id):
+        # A live run of this process, streamed from its first event: it
+        # exists and the answer cannot be 204, so no journal lookup.
+        return await _sse(run_id, 0)
+    try:
+        run = await exact_run(run_id)
+    except RunNotFound:
+        await _gone_if_evicted(run_id, cursor())
+        raise
+    after = cursor()
+    if after is not None:
+        if state.metrics is not None:
+            state.metrics.sse_resumes.inc()
+        if run.status in TERMINAL_STATUSES and after >= await engine.last_seq(run.id):
+            # The stream already ended for this client: 204 stops EventSource.
+            return Response("", status=204)
+    return await _sse(run.id, after or 0)
+
+
+@blueprint.get("/events")
+async def all_events() -> Any:
+    """Every run's events as SSE, from now (or after the cursor).
+
+    Cancellation: nothing is left behind.
+    """
+    after = cursor()
+    await _gone_if_evicted(None, after)
+    if after is None:
+        # A new global subscriber starts at "now", not at the beginning of history.
+        after = await current_state().engine.last_seq()
+    return await _sse(None, after)
+
+
+async def _sse(run_id: str | None, after: int) -> Any:
+    slot = _stream_slot("sse")
+    body = _event_stream(current_state(), run_id, after, slot)
+    slot.release_with(body)  # a body never started never runs its finally
+    response = await make_response(body, 200, {"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-store",
+                                               "X-Accel-Buffering": "no"})
+    response.timeout = None  # type: ignore[union-attr]  # an event stream must not be cut
+    return response
+
+
+async def _event_stream(state: AppState, run_id: str | None, after: int,
+                        slot: StreamSlot) -> AsyncGenerator[bytes, None]:
+    # ``state`` is the handler's: the body is iterated after the handler returned.
+    engine, metrics = state.engine, state.metrics
+    if metrics is not None:
+        metrics.sse_streams.inc()
+    try:
+        # A live run's replay comes from the hub's backlog without waiting:
+        # the preamble then travels with it (one socket send, one client
+        # wake-up less). Otherwise it goes first, on its own.
+        preamble = PREAMBLE
+        if run_id is None or not engine.has_backlog_after(run_id, after):
+            yield PREAMBLE
+            preamble = b""
+        async with aclosing(engine.events(run_id, after=after,
+                                          heartbeat=state.options.keep_alive)) as stream:
+            async for batch in stream:
+                # Bounded writes, each awaited until the socket takes it:
+                # a slow reader paces its own replay (see engine._stream).
+                pieces = [frames(record) for record in batch] if batch else [KEEP_ALIVE]
+                for body in writes([preamble, *pieces] if preamble else pieces):
+                    yield body
+                preamble = b""
+    finally:
+        slot.release()
+        if metrics is not None:
+            metrics.sse_streams.dec()
+
+
+@blueprint.get("/runs/<runid:run_id>/events.ndjson")
+async def run_events_ndjson(run_id: str) -> Any:
+    """The run's journaled events as NDJSON (an export: it does not follow the run).
+
+    Cancellation: nothing is left behind.
+    """
+    run = await exact_run(run_id)
+    after = cursor() or 0
+    engine = current_state().engine
+
+    async def body() -> AsyncGenerator[bytes, None]:
+        try:
+            async with aclosing(engine.events(run.id, after=after, follow=False)) as stream:
+                async for batch in stream:
+                    for piece in writes(record.ndjson() for record in batch):
+                        yield piece
+        finally:
+            slot.release()
+
+    slot = _stream_slot("ndjson")
+    stream = body()
+    slot.release_with(stream)
+    response = await make_response(stream, 200, {"Content-Type": "application/x-ndjson",
+                                                 "Cache-Control": "no-store"})
+    response.timeout = None  # type: ignore[union-attr]
+    return response
+
+
+@blueprint.websocket("/runs/<runid:run_id>/ws")
+@cors_exempt  # _dev_gate checks the Origin (see the cors() call in _app)
+async def run_ws(run_id: str) -> None:
+    """The run's events as JSON messages; the client may send ``{"type": "cancel"}``.
+
+    Cancellation: a cancel the client sent may already be with the run (it stops).
+    """
+    run = await exact_run(run_id)
+    slot = _stream_slot("websocket")
+    try:
+        await _ws_stream(run)
+    finally:
+        slot.release()
+
+
+async def _ws_stream(run: RunRow) -> None:
+    await websocket.accept()
+    state = current_state()
+    if state.metrics is not None:
+        state.metrics.websockets.inc()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_ws_commands, state.engine, run.id, current_principal())
+            async with aclosing(state.engine.events(
+                    run.id, heartbeat=state.options.keep_alive)) as stream:
+                async for batch in stream:
+                    for record in batch:
+                        for event in record.iter_events():
+                            await websocket.send(json.dumps(event))
+            nursery.cancel_scope.cancel(reason="run finished")
+        await websocket.close(1000, "run finished")
+    finally:
+        if state.metrics is not None:
+            state.metrics.websockets.dec()
+
+
+async def _ws_commands(engine: Engine, run_id: str, principal: Principal | None) -> None:
+    while True:
+        text = await websocket.receive()
+        try:
+            message = json.loads(text)
+        except (TypeError, ValueError):
+            message = None
+        if isinstance(message, dict) and message.get("type") == "cancel":
+            if principal is not None and principal.missing(["runs:write"]):
+                await websocket.send(json.dumps({"type": "error", "code": "forbidden",
+                                                 "detail": "cancel needs runs:write"}))
+                continue
+            await engine.request_cancel(
+                run_id, reason="canceled by request",
+                by=f"ws:{principal.name if principal else '-'}")
+        else:
+            await websocket.send(json.dumps({
+                "type": "error", "code": "invalid-message",
+                "detail": 'send {"type": "cancel"} to cancel the run'}))

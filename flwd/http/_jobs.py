@@ -1,0 +1,93 @@
+"""Jobs: ``GET /jobs``, ``GET /discovery``, ``GET /jobs/<id>``, and ``POST /plans``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request
+
+from flwd.jobs import Job
+
+from ._models import RunRequest
+from ._request import json_body, page, plan_request, sees_aliases
+from ._state import current_state
+
+blueprint = Blueprint("jobs", __name__)
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": job.id, "name": job.name}
+    if job.summary:
+        out["summary"] = job.summary
+    out["path"] = job.rel_dir
+    out["args"] = [arg.to_json() for arg in job.config.args]
+    if job.source:
+        out["source"] = {"name": job.source,
+                         "type": str((job.origin or {}).get("type", "local"))}
+    return out
+
+
+@blueprint.get("/jobs")
+async def list_jobs() -> Response:
+    """A page of jobs (and of aliases, for who may see them).
+
+    Cancellation: nothing is left behind (here as in every read below).
+    """
+    state = current_state()
+    first, per_page = page(request.args)
+    catalog = await state.engine.catalog()
+    aliases = await state.engine.aliases()
+    entries = [job_json(job) for job in catalog.jobs]
+    if sees_aliases(state.options.aliases_public):
+        for alias in aliases.listing():
+            target = job_json(catalog.get(alias.target_id))
+            entries.append({"id": alias.name, "name": alias.name,
+                            **({"description": alias.description} if alias.description
+                               else {}),
+                            "path": target["path"], "args": target["args"],
+                            "alias_of": alias.target_id})
+        entries.sort(key=lambda entry: entry["id"].casefold())
+    page_entries = entries[(first - 1) * per_page: first * per_page]
+    response = jsonify(page_entries)
+    problems = len(catalog.errors) + len(aliases.errors) + len(aliases.invalid) + len(
+        aliases.collisions)
+    response.headers["X-Flwd-Discovery-Errors"] = str(problems)
+    response.headers["X-Total-Count"] = str(len(entries))
+    return response
+
+
+@blueprint.get("/discovery")
+async def list_discovery_issues() -> Response:
+    # GET /jobs is a page of jobs (its X-Flwd-Discovery-Errors counts these):
+    # what kept a config out of it — and why a job id is ambiguous — is here.
+    engine = current_state().engine
+    catalog = await engine.catalog()
+    aliases = await engine.aliases()
+    issues = catalog.errors + catalog.warnings + aliases.errors
+    return jsonify({
+        "errors": [issue.to_json() for issue in issues if issue.level == "error"],
+        "warnings": [issue.to_json() for issue in issues if issue.level == "warning"],
+    })
+
+
+@blueprint.get("/jobs/<path:job_id>")
+async def get_job(job_id: str) -> Response:
+    # Running through an alias needs no elevated scope, so neither does
+    # resolving one name (listing them all does, see GET /jobs).
+    job, alias = await current_state().engine.find_job(job_id)
+    detail = job_json(job)
+    if alias is not None:
+        detail["alias"] = alias.to_json()
+    detail["executor"] = job.config.executor
+    detail["scripts"] = list(job.scripts)
+    if job.config.timeout is not None:
+        detail["timeout_seconds"] = job.config.timeout
+    return jsonify(detail)
+
+
+@blueprint.post("/plans")
+async def create_plan() -> Response:
+    """What ``POST /runs`` would run, with its policy decisions; nothing is journaled."""
+    body, _ = await json_body(RunRequest)
+    plan = await current_state().engine.plan(plan_request(body))
+    return jsonify(plan.to_json())

@@ -1,0 +1,125 @@
+"""Runs: ``POST /runs``, ``GET /runs``, ``GET /runs/<id>``, ``POST /runs/<id>:cancel``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request
+
+from flwd.errors import RunNotFound
+from flwd.events import TERMINAL_STATUSES, RunRow
+
+from ._models import RunRequest
+from ._params import quote
+from ._problems import bad_request
+from ._request import caller_name, canonical_body, json_body, page, plan_request
+from ._state import current_state
+
+blueprint = Blueprint("runs", __name__)
+
+
+def run_json(run: RunRow) -> dict[str, Any]:
+    return run.to_json()
+
+
+async def exact_run(run_id: str) -> RunRow:
+    """The run with exactly this id (the CLI's prefix matching is not part of the API).
+
+    Raises:
+        RunNotFound: no such run.
+
+    Cancellation: nothing is left behind (it only reads).
+    """
+    run = await current_state().engine.get_run(run_id)
+    if run.id != run_id:
+        raise RunNotFound(f"no run '{run_id}'")
+    return run
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    # Visible ASCII only: header bytes beyond it reach us decoded as Latin-1,
+    # i.e. as some other text than the client meant (RFC 9110 field values).
+    if key is not None and not (1 <= len(key) <= 255 and key.isascii()
+                                and key.isprintable() and " " not in key):
+        raise bad_request("invalid Idempotency-Key header: use 1-255 printable ASCII "
+                          "characters without spaces", code="invalid-idempotency-key")
+    return key
+
+
+# Registered before GET /runs: an OPTIONS /runs is routed to the first rule.
+@blueprint.post("/runs")
+async def create_run() -> Response:
+    """Plan and start a run (at most once per ``Idempotency-Key``).
+
+    Cancellation: as :meth:`Engine.submit <flwd.engine.Engine.submit>`: once the
+    root has the request, the run starts all the same; only the answer is lost.
+    """
+    body, raw = await json_body(RunRequest)
+    key = _idempotency_key()
+    # Scoped to the caller: two tokens choosing the same key are two requests.
+    idempotency = (None if key is None
+                   else (f"{caller_name()}:{key}", canonical_body(raw)))
+    run, replayed = await current_state().engine.submit(plan_request(body),
+                                                        idempotency=idempotency)
+    response = jsonify(run_json(run))
+    response.status_code = 201
+    response.headers["Location"] = f"/runs/{run.id}"
+    if replayed:
+        response.headers["Idempotent-Replay"] = "true"
+    return response
+
+
+def _filters() -> tuple[str | None, str | None, str | None]:
+    """``GET /runs``'s (job_id, status, workspace) filters, each checked."""
+    status = request.args.get("status")
+    statuses = ("queued", "running", *sorted(TERMINAL_STATUSES))
+    if status is not None and status not in statuses:
+        raise bad_request(f"invalid status filter {quote(status)}",
+                          errors=[{"arg": "status",
+                                   "message": f"use one of: {', '.join(statuses)}"}])
+    job_id = request.args.get("job_id") or request.args.get("job")
+    # A run's `workspace`, exactly as runs show it; absent: every workspace.
+    workspace = request.args.get("workspace")
+    if workspace is not None and not (workspace.startswith("/") and len(workspace) <= 4096
+                                      and "\0" not in workspace):
+        raise bad_request(f"invalid workspace filter {quote(workspace)}",
+                          errors=[{"arg": "workspace",
+                                   "message": "use an absolute path, as a run's "
+                                              "`workspace` shows it"}])
+    return job_id, status, workspace
+
+
+@blueprint.get("/runs")
+async def list_runs() -> Response:
+    """A page of runs, newest first (``X-Total-Count``: how many match).
+
+    Cancellation: nothing is left behind (here as in ``get_run``).
+    """
+    first, per_page = page(request.args)
+    job_id, status, workspace = _filters()
+    runs, total = await current_state().engine.list_runs(
+        job_id=job_id, status=status, workspace=workspace, limit=per_page,
+        offset=(first - 1) * per_page)
+    response = jsonify([run_json(run) for run in runs])
+    response.headers["X-Total-Count"] = str(total)
+    return response
+
+
+@blueprint.get("/runs/<runid:run_id>")
+async def get_run(run_id: str) -> Response:
+    return jsonify(run_json(await exact_run(run_id)))
+
+
+@blueprint.post("/runs/<runid:run_id>:cancel")
+async def cancel_run(run_id: str) -> Response:
+    """Ask the run to stop: 202 while it stops, 200 if it had finished.
+
+    Cancellation: the cancel may have been sent all the same (the run then stops).
+    """
+    await exact_run(run_id)
+    outcome, run = await current_state().engine.request_cancel(
+        run_id, reason="canceled by request", by=f"api:{caller_name()}")
+    response = jsonify(run_json(run))
+    response.status_code = 202 if outcome == "requested" else 200
+    return response

@@ -1,0 +1,70 @@
+"""What every handler of one application shares, kept on the app (no closures).
+
+:func:`create_app <flwd.http._app.create_app>` stores one :class:`AppState` in
+``app.extensions["flwd"]``; a handler reaches it with :func:`current_state`, in a
+request as in a WebSocket. Nothing in it changes after the app is built but the
+stream slots' counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import current_app
+
+from flwd.engine import Engine
+
+from ._auth import Authenticator
+from ._metrics import Metrics
+from ._origins import HostCheck
+from ._streams import MAX_STREAMS, StreamSlots
+
+#: Seconds between SSE keep-alive comments (also how fast a dead peer shows).
+KEEP_ALIVE_INTERVAL = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """How the server answers: the :serve flags the handlers read."""
+
+    dev: bool = False
+    #: Serve /metrics at all, and without a token (loopback binds only).
+    metrics: bool = True
+    metrics_open: bool = True
+    aliases_public: bool = False
+    keep_alive: float = KEEP_ALIVE_INTERVAL
+    #: The --bind host: with --dev, a Host header may name it (besides loopback names).
+    bind_host: str = "127.0.0.1"
+    #: Event streams open at once, process-wide (see flwd.http._streams).
+    max_streams: int = MAX_STREAMS
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """The engine the handlers ask, and what they answer with."""
+
+    engine: Engine
+    options: ServeOptions
+    authenticator: Authenticator
+    #: None: --no-metrics (nothing is counted).
+    metrics: Metrics | None
+    #: The process-wide cap on open event streams (see ``_streams``).
+    streams: StreamSlots
+    #: Which Host headers a --dev server answers (see ``_origins``).
+    host_check: HostCheck
+
+    @classmethod
+    def build(cls, engine: Engine, options: ServeOptions, authenticator: Authenticator,
+              metrics: Metrics | None) -> AppState:
+        return cls(engine, options, authenticator, metrics, StreamSlots(options.max_streams),
+                   HostCheck(options.bind_host))
+
+
+#: The key of :class:`AppState` in ``app.extensions``.
+EXTENSION = "flwd"
+
+
+def current_state() -> AppState:
+    """The state of the app answering the current request or WebSocket."""
+    state: AppState = current_app.extensions[EXTENSION]
+    return state
