@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from flwd.sources import Entry, parse_request
+from flwd.sources import Entry, parse_request, source_document
 
 from ._models import SourceRequest
 from ._request import json_body, page, sees_aliases
@@ -16,12 +16,8 @@ blueprint = Blueprint("sources", __name__)
 
 
 def source_json(entry: Entry) -> dict[str, Any]:
-    show_aliases = entry.source.spec.expose != "none" and sees_aliases(
-        current_state().options.aliases_public)
-    aliases: list[dict[str, Any]] | None = [
-        {key: alias[key] for key in ("from", "to", "description") if key in alias}
-        for alias in entry.index.alias_entries] if show_aliases else None
-    return entry.source.to_json(jobs=len(entry.index.catalog.jobs), aliases=aliases)
+    return source_document(entry.source, entry.index,
+                           show_aliases=sees_aliases(current_state().options.aliases_public))
 
 
 # Registered before POST /sources: an OPTIONS /sources is routed to the first rule.
