@@ -10,6 +10,7 @@ Every test then checks that no container labelled by flwd survives it.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Server, start_server
@@ -238,6 +240,7 @@ jobs:
         - {name: who, type: string, required: true, description: whom to greet}
         - {name: times, type: integer, default: 1, minimum: 1, maximum: 3}
         - {name: api_key, type: string, format: secret}
+    requirements: {tools: [{name: busybox, version: "1"}, {name: sh}]}
     command: ["/addon/greet.sh"]
   - id: info
     name: Info
@@ -298,7 +301,9 @@ def _build_and_push(registry: Registry, work: Path, name: str, files: dict[str, 
         path.chmod(0o755)
     copies = "".join(f"COPY {top} /{top}\n" for top in sorted({rel.split("/")[0]
                                                               for rel in files}))
-    (context / "Containerfile").write_text(f"FROM {IMAGE}\n{copies}")
+    # A label of our own: a source's metadata.labels shows the image's labels.
+    (context / "Containerfile").write_text(
+        f"FROM {IMAGE}\nLABEL org.opencontainers.image.title=flwd-test-{name}\n{copies}")
     build_tag = f"localhost/flwd-test/build-{name}:1"
     podman("build", "--quiet", "--tag", build_tag, str(context))
     ref = f"{registry.host}/flwd-test/{name}:1"
@@ -331,3 +336,106 @@ def addon_images(oci_registry: Registry, tmp_path_factory: pytest.TempPathFactor
     }
     images["missing"] = AddonImage(f"{oci_registry.host}/flwd-test/missing:1", "")
     return images
+
+
+# -- add-on servers and their API ---------------------------------------------------
+
+
+AUTH = {"Authorization": "Bearer dev-token"}
+
+
+def all_containers() -> list[str]:
+    return podman("ps", "--all", "--format", "{{.Names}}").stdout.split()
+
+
+@pytest.fixture
+def no_containers_at_all(podman_env: dict[str, str]) -> Iterator[None]:
+    """Not even an extraction container (labelled flwd.addon, not flwd.run) may survive
+    (``pytestmark = pytest.mark.usefixtures("no_containers_at_all")`` in a module)."""
+    yield
+    leaked = all_containers()
+    if leaked:
+        podman("rm", "--force", *leaked, check=False)
+    assert not leaked, f"containers survived the test: {leaked}"
+
+
+@pytest.fixture
+def addon_server(container_server: Any, oci_registry: Registry, tmp_path: Path) -> Any:
+    """``flwd :serve`` with containers, the registry's registries.conf, and a signed bundle
+    (``bundle`` text; default: the registry allowed, signatures not verified)."""
+
+    def start(bundle: str | None = None, *flags: str, **env: str) -> Server:
+        folder = tmp_path / f"bundle-{len(list(tmp_path.glob('bundle-*')))}"
+        folder.mkdir()
+        text = bundle if bundle is not None else (
+            f"verify_signatures: disabled\nallowed_registries: ['{oci_registry.host}']\n")
+        path = write_signed_bundle(folder / "policy.yaml", text)
+        return container_server(*flags, **oci_registry.env, FLWD_POLICY_FILE=str(path),
+                                FLWD_POLICY_PUBKEY=str(folder / "policy.pub"), **env)
+
+    return start
+
+
+def add(server: Server, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{server.url}/sources", json=body, headers=AUTH, timeout=120)
+
+
+def events(server: Server, run_id: str) -> list[dict[str, Any]]:
+    found = []
+    with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", headers=AUTH,
+                      timeout=120) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                found.append(json.loads(line[6:]))
+    return found
+
+
+def output(records: list[dict[str, Any]]) -> dict[str, str]:
+    lines = [r["data"]["message"] for r in records if r["type"] == "step.log"]
+    return {k: v for k, v in (line.split("=", 1) for line in lines if "=" in line)}
+
+
+# -- image signatures ------------------------------------------------------------------
+
+#: A stand-in for ``cosign verify --key KEY IMAGE`` (no cosign on these machines, and
+#: keyless verification needs the internet): it verifies the images listed in the file
+#: ``signed`` next to it, and answers others as cosign does.
+FAKE_COSIGN = """\
+#!/bin/sh
+[ "$1" = verify ] && [ "$2" = --key ] && [ -r "$3" ] || {
+  echo "fake cosign: expected 'verify --key KEY IMAGE', got: $*" >&2; exit 2; }
+if grep -qxF -- "$4" "$(dirname "$0")/signed"; then
+  echo "Verification for $4 -- The signatures were verified against the specified public key"
+  exit 0
+fi
+echo "Error: no matching signatures: $4" >&2
+exit 1
+"""
+
+
+@dataclass(frozen=True)
+class Cosign:
+    """Environment that puts the fake ``cosign`` first on PATH (with FLWD_IMAGE_PUBKEY)."""
+
+    env: dict[str, str]
+    signed: Path
+
+    def sign(self, *refs: str) -> None:
+        with self.signed.open("a") as f:
+            f.writelines(f"{ref}\n" for ref in refs)
+
+
+@pytest.fixture
+def fake_cosign(tmp_path: Path) -> Cosign:
+    folder = tmp_path / "cosign-bin"
+    folder.mkdir()
+    program = folder / "cosign"
+    program.write_text(FAKE_COSIGN)
+    program.chmod(0o755)
+    signed = folder / "signed"
+    signed.touch()
+    key = tmp_path / "image.pub"
+    key.write_text("-----BEGIN PUBLIC KEY-----\n(not checked by the fake)\n"
+                   "-----END PUBLIC KEY-----\n")
+    return Cosign({"PATH": f"{folder}:{os.environ.get('PATH', '')}",
+                   "FLWD_IMAGE_PUBKEY": str(key)}, signed)

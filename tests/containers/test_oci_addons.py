@@ -7,69 +7,29 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server, run_cli
+from tests.conftest import run_cli
 
-from .conftest import AddonImage, Registry, podman, write_signed_bundle
+from .conftest import (
+    AUTH,
+    AddonImage,
+    Registry,
+    add,
+    all_containers,
+    events,
+    output,
+    podman,
+    write_signed_bundle,
+)
 
-AUTH = {"Authorization": "Bearer dev-token"}
 SECRET = "tok-addon-7f3c"
-
-
-def all_containers() -> list[str]:
-    return podman("ps", "--all", "--format", "{{.Names}}").stdout.split()
-
-
-@pytest.fixture(autouse=True)
-def no_containers_at_all(podman_env: dict[str, str]) -> Iterator[None]:
-    """Not even an extraction container (labelled flwd.addon, not flwd.run) may survive."""
-    yield
-    leaked = all_containers()
-    if leaked:
-        podman("rm", "--force", *leaked, check=False)
-    assert not leaked, f"containers survived the test: {leaked}"
-
-
-@pytest.fixture
-def addon_server(container_server: Any, oci_registry: Registry, tmp_path: Path) -> Any:
-    """``flwd :serve`` with containers, the registry's registries.conf, and a signed bundle
-    (``bundle`` text; default: the registry allowed, signatures not verified)."""
-
-    def start(bundle: str | None = None, *flags: str, **env: str) -> Server:
-        folder = tmp_path / f"bundle-{len(list(tmp_path.glob('bundle-*')))}"
-        folder.mkdir()
-        text = bundle if bundle is not None else (
-            f"verify_signatures: disabled\nallowed_registries: ['{oci_registry.host}']\n")
-        path = write_signed_bundle(folder / "policy.yaml", text)
-        return container_server(*flags, **oci_registry.env, FLWD_POLICY_FILE=str(path),
-                                FLWD_POLICY_PUBKEY=str(folder / "policy.pub"), **env)
-
-    return start
-
-
-def add(server: Server, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{server.url}/sources", json=body, headers=AUTH, timeout=120)
-
-
-def events(server: Server, run_id: str) -> list[dict[str, Any]]:
-    found = []
-    with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", headers=AUTH,
-                      timeout=120) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                found.append(json.loads(line[6:]))
-    return found
-
-
-def output(records: list[dict[str, Any]]) -> dict[str, str]:
-    lines = [r["data"]["message"] for r in records if r["type"] == "step.log"]
-    return {k: v for k, v in (line.split("=", 1) for line in lines if "=" in line)}
+#: Not even an extraction container (labelled flwd.addon, not flwd.run) may survive.
+pytestmark = pytest.mark.usefixtures("no_containers_at_all")
 
 
 def test_api_add_plan_run_remove(addon_server: Any, addon_images: dict[str, AddonImage],
