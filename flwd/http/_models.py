@@ -58,6 +58,10 @@ class OciSourceRequest(_Strict):
         default="on-add", description="on-add: pull now and pin the digest; on-run: pull "
                                       "nothing now (the image must be present), defer to runs")
     expose: Literal["none", "read", "readwrite"] = "read"
+    verify_signatures: bool | None = Field(
+        default=None, description="true: refuse the image unless its signature verifies, "
+                                  "whatever the verify mode (422 source-signature-invalid; "
+                                  "also while the mode is disabled)")
 
 
 class SourceRequest(RootModel[Annotated[LocalSourceRequest | GitSourceRequest | OciSourceRequest,
@@ -78,10 +82,15 @@ class Source(BaseModel):
     digest: str | None = None
     pull_policy: Literal["on-add", "on-run"] | None = None
     trusted: bool | None = None
+    verify_signatures: bool | None = Field(default=None, description="oci: as requested")
     jobs: int | None = None
     aliases: list[dict[str, Any]] | None = None
-    provenance: dict[str, Any]
-    metadata: dict[str, Any]
+    provenance: dict[str, Any] = Field(description="`provenance.source` of plans and runs of "
+                                                   "its jobs (with `metadata`)")
+    metadata: dict[str, Any] = Field(
+        description="oci: trusted, pull_policy, manifest_path, manifest, digest, image_id, "
+                    "image, created, size_bytes, labels, image_trust {verify_mode, "
+                    "signature_verified, signature_reason}; git/local: where it is checked out")
     created_at: str = Field(description="RFC 3339 UTC, e.g. `2026-11-24T19:48:13.123456Z` "
                                         "(as a run's times; so is `metadata.refreshed_at`)")
     updated_at: str = Field(description="RFC 3339 UTC")
@@ -167,8 +176,18 @@ class Plan(BaseModel):
     job_id: str
     name: str
     effective_argspec: dict[str, Any]
-    executor_preview: dict[str, Any]
-    steps: list[dict[str, Any]]
+    executor_preview: dict[str, Any] = Field(
+        description="executor, interpreter, composition, runtime, container, container_image "
+                    "(the image as the job names it); add-ons: resolved_digest, pull_policy, "
+                    "runnable")
+    requirements: dict[str, Any] | None = Field(
+        default=None, description="add-on jobs: `{tools: [{name, version}], status: unknown}`")
+    steps: list[dict[str, Any]] = Field(
+        description="each: id, script, command, needs, container (DAG steps), "
+                    "container_image and image_trust (container steps)")
     resolved_args: dict[str, Any]
     security_profile: str
+    image_trust: dict[str, Any] | None = Field(
+        default=None, description="`{image, mode, verified, reason}` of the job's one image, "
+                                  "unless the verify mode is disabled")
     provenance: dict[str, Any]
