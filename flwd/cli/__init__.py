@@ -38,6 +38,8 @@ Commands:
   flwd :tokens list|create|revoke [--tokens FILE]
                               API tokens: create --name N --scope S [--expires 30d]
   flwd :gc --retain-runs N    evict old finished runs from the Core DB
+  flwd :kv get|put|delete|list NAMESPACE [KEY]
+                              the KV jobs keep values in between runs (no token)
   flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
   flwd completion SHELL       print the completion script of bash, zsh, fish or powershell
 

@@ -24,6 +24,7 @@ from ._common import split_common_flags
 from ._context import CONTEXT
 from ._help import VerbHelp
 from ._init import KINDS, job_parts, missing_interpreter, scaffold
+from ._kv import kv_app
 from ._mode import open_backend
 from ._render import (
     RunOutput,
@@ -287,6 +288,8 @@ def gc_command(*, retain_runs: int | None = None, retain_days: float | None = No
 app.command(sources_app)
 
 app.command(tokens_app)
+
+app.command(kv_app)
 
 
 @app.command(name="init")

@@ -262,3 +262,32 @@ class Backend(Protocol):
 
         **Cancellation:** the change may have been made.
         """
+
+    # -- Rule-Y KV ---------------------------------------------------------------
+    # Answers are the API's documents: an entry is {key, value (base64), timestamp};
+    # a page is {items, nextCursor?}.
+    async def kv_get(self, namespace: str, key: str) -> dict[str, Any]:
+        """The entry under ``key`` (KvKeyNotFound when there is none).
+
+        **Cancellation:** leaves nothing behind.
+        """
+
+    async def kv_put(self, namespace: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``.
+
+        **Cancellation:** the value may have been stored.
+        """
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        """Remove ``key`` (KvKeyNotFound when there is none).
+
+        **Cancellation:** the key may have been removed.
+        """
+
+    async def kv_list(self, namespace: str, *, prefix: str, cursor: str | None,
+                      limit: int) -> dict[str, Any]:
+        """One page of entries whose key starts with ``prefix``, after the base64
+        ``cursor`` (the ``nextCursor`` of the page before).
+
+        **Cancellation:** leaves nothing behind.
+        """

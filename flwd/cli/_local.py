@@ -46,6 +46,7 @@ from ._backend import (
 from ._context import Context, load_workspace, resolve_job
 
 if TYPE_CHECKING:
+    from flwd.kv import KvSpace
     from flwd.sources import SourceSpec
 
 
@@ -238,6 +239,40 @@ class LocalBackend:
         from ._local_sources import remove_local
 
         return remove_local(self._settings(require_scripts=False), name).name
+
+    # -- Rule-Y KV ---------------------------------------------------------------
+    # The data dir's Core DB through the Store, in the namespaces FLWD_KV_NAMESPACES
+    # allows (what the engine hands every host step; the reference's two otherwise).
+    # No token: the data dir's owner may open its Core DB anyway.
+    def _kv(self) -> KvSpace:
+        from flwd.kv import KvNamespaces, KvSpace
+
+        return KvSpace(self._settings(require_scripts=False).open_store(),
+                       KvNamespaces.from_env(os.environ))
+
+    async def kv_get(self, namespace: str, key: str) -> dict[str, Any]:
+        """**Cancellation:** no checkpoint."""
+        from flwd.kv import item_document
+
+        return item_document(self._kv().get(namespace, key))
+
+    async def kv_put(self, namespace: str, key: str, value: bytes) -> None:
+        """**Cancellation:** no checkpoint."""
+        self._kv().put(namespace, key, value)
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        """**Cancellation:** no checkpoint."""
+        self._kv().delete(namespace, key)
+
+    async def kv_list(self, namespace: str, *, prefix: str, cursor: str | None,
+                      limit: int) -> dict[str, Any]:
+        """**Cancellation:** no checkpoint."""
+        from flwd.kv import decode_cursor
+
+        space = self._kv()
+        space.namespace(namespace)  # a forbidden namespace before a bad cursor
+        after = decode_cursor(cursor) if cursor is not None else None
+        return space.scan(namespace, prefix=prefix, cursor=after, limit=limit).document()
 
 
 def job_source(job: Job) -> dict[str, str]:

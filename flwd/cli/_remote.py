@@ -17,6 +17,7 @@ remote mode.
 
 from __future__ import annotations
 
+import base64
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from urllib.parse import quote
 import httpx
 import trio
 
-from flwd.errors import FlwdError, UsageError
+from flwd.errors import FlwdError, KvKeyRequired, UsageError
 from flwd.events import TERMINAL_STATUSES, EventRecord
 from flwd.jobs import Arg, Binding
 
@@ -230,6 +231,58 @@ class RemoteBackend:
         client = self.client
         await client.request("DELETE", _source_path(name))
         return name
+
+    # -- Rule-Y KV ---------------------------------------------------------------
+    async def kv_get(self, namespace: str, key: str) -> dict[str, Any]:
+        """``GET /kv/{namespace}/{key}``.
+
+        **Cancellation:** leaves nothing behind.
+        """
+        document: dict[str, Any] = await self.client.json("GET", _kv_path(namespace, key))
+        return document
+
+    async def kv_put(self, namespace: str, key: str, value: bytes) -> None:
+        """``PUT /kv/{namespace}/{key}`` with ``{"value": base64}``.
+
+        **Cancellation:** the request may have reached the server, which goes on.
+        """
+        await self.client.request("PUT", _kv_path(namespace, key),
+                                  body={"value": base64.b64encode(value).decode("ascii")})
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        """``DELETE /kv/{namespace}/{key}``.
+
+        **Cancellation:** the request may have reached the server, which goes on.
+        """
+        await self.client.request("DELETE", _kv_path(namespace, key))
+
+    async def kv_list(self, namespace: str, *, prefix: str, cursor: str | None,
+                      limit: int) -> dict[str, Any]:
+        """``GET /kv/{namespace}?prefix=&cursor=&limit=``.
+
+        **Cancellation:** leaves nothing behind.
+        """
+        params: dict[str, str | int] = {"prefix": prefix, "limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        document: dict[str, Any] = await self.client.json("GET", _kv_path(namespace),
+                                                          params=params)
+        return document
+
+
+def _kv_path(namespace: str, key: str | None = None) -> str:
+    """``/kv/NS[/KEY]``, every character of the words escaped but letters and digits
+    (a '.' too: a client library would resolve a key of '..' away)."""
+    if key == "":
+        raise KvKeyRequired("the key is empty", hint="name a key after the namespace")
+
+    def escape(word: str) -> str:
+        try:
+            return quote(word, safe="").replace(".", "%2E")
+        except UnicodeEncodeError:
+            raise UsageError("a KV namespace and key are UTF-8 text") from None
+
+    return f"/kv/{escape(namespace)}" + ("" if key is None else f"/{escape(key)}")
 
 
 def _source_path(name: str) -> str:

@@ -36,8 +36,8 @@ PROFILES = ("secure", "permissive", "disabled")
 SHELLS = ("bash", "zsh", "fish", "powershell")
 INIT_KINDS = ("bash", "sh", "python", "pwsh")
 RUN_STATUSES = ("queued", "running", "completed", "failed", "canceled", "interrupted")
-TOKEN_SCOPES = ("*", "events:read", "jobs:read", "jobs:write", "metrics:read", "runs:read",
-                "runs:write", "sources:read", "sources:write")
+TOKEN_SCOPES = ("*", "events:read", "jobs:read", "jobs:write", "metrics:read", "ruley:read",
+                "ruley:write", "runs:read", "runs:write", "sources:read", "sources:write")
 
 _JSON: Flag = ("json", "print JSON", BOOLEAN, False)
 
@@ -100,8 +100,24 @@ TOKENS_COMMANDS: dict[str, Verb] = {
                ((),)),
 }
 
+#: The namespaces a KV allows by default (``flwd.kv.DEFAULT_NAMESPACES``).
+KV_NAMESPACES = ("core_invocation_state", "core_triggers")
+
+KV_COMMANDS: dict[str, Verb] = {
+    "delete": ("remove a key", (), (KV_NAMESPACES, ())),
+    "get": ("print the value stored under a key", (_JSON,), (KV_NAMESPACES, ())),
+    "list": ("list the keys of a namespace", (
+        _JSON,
+        ("limit", "at most this many keys", (), False),
+        ("prefix", "only keys that start with this text", (), False),
+    ), (KV_NAMESPACES,)),
+    "put": ("store a value (the operand, or stdin) under a key", (),
+            (KV_NAMESPACES, (), ())),
+}
+
 #: Verbs whose first operand is a subcommand with its own flags and operands.
 SUBCOMMANDS: dict[str, dict[str, Verb]] = {
+    ":kv": KV_COMMANDS,
     ":sources": SOURCES_COMMANDS,
     ":tokens": TOKENS_COMMANDS,
 }
@@ -150,6 +166,8 @@ VERBS: dict[str, Verb] = {
     ":sources": ("manage job sources (local folders, git repositories, OCI add-ons)", (),
                  (tuple(sorted(SOURCES_COMMANDS)),)),
     ":tokens": ("manage API tokens", (), (tuple(sorted(TOKENS_COMMANDS)),)),
+    ":kv": ("read and write the Rule-Y KV (values jobs keep between runs)", (),
+            (tuple(sorted(KV_COMMANDS)),)),
     "completion": ("print a shell completion script", (), (SHELLS,)),
     "init": ("scaffold a job under scripts/", (
         ("force", "overwrite an existing job's files", BOOLEAN, False),

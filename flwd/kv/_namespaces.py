@@ -52,7 +52,7 @@ class KvNamespaces:
             if not _NAME.fullmatch(name):
                 raise UsageError(
                     f"{origin} {_shown(spec)}: a namespace is 1-64 letters, digits or '_'",
-                    hint="e.g. --kv-namespace core_triggers=32MiB")
+                    hint=_example(origin))
             key = name.lower()
             if key in limits:
                 raise UsageError(f"{origin}: namespace {key} is given twice")
@@ -87,8 +87,15 @@ class KvNamespaces:
             allowed = ", ".join(self.limits) or "none"
             raise KvNamespaceForbidden(
                 f"namespace {_shown(name)} is not allow-listed (allowed: {allowed})",
-                hint="a server allows more with 'flwd :serve --kv-namespace NAME[=LIMIT]'")
+                hint="allow more with 'flwd :serve --kv-namespace NAME[=LIMIT]' (a server) "
+                     f"or {ENV_VAR} (this process)")
         return key, limit
+
+
+def _example(origin: str) -> str:
+    if origin == ENV_VAR:
+        return f"e.g. {ENV_VAR}=core_triggers=8MiB,counters"
+    return f"e.g. {origin} core_triggers=8MiB"
 
 
 def _parse_limit(text: str, spec: str, origin: str) -> int:
@@ -97,5 +104,5 @@ def _parse_limit(text: str, spec: str, origin: str) -> int:
     if not 0 < value <= MAX_QUOTA:
         raise UsageError(f"{origin} {_shown(spec)}: LIMIT must be a positive number of "
                          "bytes up to 1 TiB, optionally with a unit (KiB, MiB, GiB)",
-                         hint="e.g. --kv-namespace core_triggers=8MiB")
+                         hint=_example(origin))
     return value

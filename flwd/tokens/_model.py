@@ -14,6 +14,8 @@ from ._expiry import format_time
 SCOPES: tuple[str, ...] = (
     "jobs:read", "jobs:write", "runs:read", "runs:write", "events:read",
     "sources:read", "sources:write", "metrics:read",
+    # The Rule-Y KV (GET /kv…; PUT and DELETE /kv/…), named as the reference names them.
+    "ruley:read", "ruley:write",
 )
 TOKEN_PREFIX = "flwd_"
 #: Longest token name; names show in logs and tables.

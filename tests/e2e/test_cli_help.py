@@ -11,7 +11,8 @@ from tests.conftest import run_cli, write_job
 
 VERBS = [":jobs", ":plan", ":runs", ":logs", ":cancel", ":serve", ":gc", ":sources list",
          ":sources add", ":sources refresh", ":sources remove", ":tokens create",
-         ":tokens list", ":tokens revoke", "init"]
+         ":tokens list", ":tokens revoke", ":kv get", ":kv put", ":kv delete", ":kv list",
+         "init"]
 
 
 @pytest.mark.parametrize("verb", VERBS)
