@@ -179,7 +179,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         retain_runs: int | None = None, retain_days: float | None = None,
                         max_db_mb: float | None = None,
                         max_concurrent_runs: int | None = None,
-                        max_streams: int = 128) -> int:
+                        max_streams: int = 128,
+                        kv_namespace: list[str] | None = None) -> int:
     """Serve the REST + SSE API until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -223,13 +224,20 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     max_streams
         At most this many event streams (SSE, NDJSON, WebSocket) are open at once; one
         more is refused with 503 and Retry-After (each costs ~0.5 MB while it replays).
+    kv_namespace
+        A namespace of the Rule-Y KV (/kv, `flwd :kv`) as NAME or NAME=LIMIT (bytes, or
+        with KiB, MiB, GiB; default 32MiB); repeatable. Given, the list replaces the
+        default core_triggers and core_invocation_state (also FLWD_KV_NAMESPACES,
+        comma-separated). Jobs get it in FLWD_KV_NAMESPACES.
     """
     from flwd.http import ServeConfig, serve  # start-up: Quart and Hypercorn for :serve only
+    from flwd.kv import KvNamespaces
 
     if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise UsageError(f"--max-concurrent-runs must be at least 1 (got {max_concurrent_runs})")
     if max_streams < 1:
         raise UsageError(f"--max-streams must be at least 1 (got {max_streams})")
+    namespaces = KvNamespaces.parse(kv_namespace) if kv_namespace else None
     settings = CONTEXT.settings()
     public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
         "1", "true", "yes", "on")
@@ -238,7 +246,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         tokens=Path(tokens) if tokens else None, no_containers=no_containers,
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
         retention=RetentionPolicy(retain_runs, retain_days, max_db_mb),
-        max_concurrent_runs=max_concurrent_runs, max_streams=max_streams))
+        max_concurrent_runs=max_concurrent_runs, max_streams=max_streams,
+        kv_namespaces=namespaces))
     return 0
 
 

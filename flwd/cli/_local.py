@@ -270,7 +270,7 @@ class LocalBackend:
         from flwd.kv import decode_cursor
 
         space = self._kv()
-        space.namespace(namespace)  # a forbidden namespace before a bad cursor
+        space.check(namespace)  # a forbidden namespace before a bad cursor
         after = decode_cursor(cursor) if cursor is not None else None
         return space.scan(namespace, prefix=prefix, cursor=after, limit=limit).document()
 

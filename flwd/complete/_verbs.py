@@ -144,6 +144,8 @@ VERBS: dict[str, Verb] = {
         ("bind", "HOST:PORT to listen on", (), False),
         ("dev", "development mode (the token dev-token gets every scope)", BOOLEAN, False),
         ("git-allow-host", "a host git sources may be cloned from (repeatable)", (), True),
+        ("kv-namespace", "a KV namespace as NAME[=LIMIT] (repeatable; replaces the default)",
+         (), True),
         ("log", "log format on stderr", ("text", "json"), False),
         ("max-concurrent-runs", "at most this many runs at once (others wait queued)", (),
          False),

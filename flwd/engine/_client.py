@@ -368,9 +368,14 @@ class Engine:
             lambda reply: CancelRun(run_id, reason, by, force, reply))
 
     # -- Rule-Y KV ------------------------------------------------------------
-    def kv_namespace(self, name: str) -> str:
-        """The namespace ``name`` (any case) is stored as. Raises KvNamespaceForbidden."""
-        return self.kv.namespace(name)
+    def kv_check(self, namespace: str, key: str | None = None) -> None:
+        """Refuse a namespace that is not allow-listed, and (given) a key out of bounds,
+        before a request's body is read.
+
+        Raises:
+            KvNamespaceForbidden / KvKeyRequired / KvKeyTooLong / KvKeyNotText.
+        """
+        self.kv.check(namespace, key)
 
     async def kv_get(self, namespace: str, key: str) -> KvItem:
         """The entry under ``key``.

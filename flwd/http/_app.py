@@ -1,7 +1,7 @@
 """The Quart-Trio application: assembly, authentication, CORS, logs and metrics, problems.
 
 The routes live in blueprints, one per resource (``_jobs``, ``_runs``,
-``_events``, ``_sources``, ``_ops``). Their handlers hold no state of their
+``_events``, ``_sources``, ``_kv``, ``_ops``). Their handlers hold no state of their
 own: they read the request, ask the engine (the :class:`AppState` on the app)
 and render the answer. What every request goes through is here.
 """
@@ -25,7 +25,7 @@ from werkzeug.routing import BaseConverter, WebsocketMismatch
 from flwd.engine import Engine
 from flwd.errors import FlwdError
 
-from . import _events, _jobs, _runs, _sources
+from . import _events, _jobs, _kv, _runs, _sources
 from ._auth import Authenticator, Principal, Refusal
 from ._metrics import Metrics
 from ._ops import ops_blueprint
@@ -73,6 +73,10 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "sources.add_source": ("sources:write",),
     "sources.delete_source": ("sources:write",),
     "sources.refresh_source": ("sources:write",),
+    # The Rule-Y KV, with the reference's scope names.
+    "kv.read_kv": ("ruley:read",),
+    "kv.put_kv": ("ruley:write",),
+    "kv.delete_kv": ("ruley:write",),
     "ops.storage_health": ("metrics:read",),
     "ops.metrics": ("metrics:read",),
 }
@@ -88,6 +92,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["runid"] = _RunId
     app.url_map.converters["source_name"] = _SourceName
+    app.url_map.converters["kvpath"] = _kv.KvPath
+    app.url_map.converters["kvkey"] = _kv.KvKey
     app.url_map.strict_slashes = False
 
     app.before_request(_begin_request)
@@ -114,6 +120,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     # Within a blueprint, order matters where rules share a path: an OPTIONS
     # request is routed to the first (see _runs and _sources).
     for blueprint in (_jobs.blueprint, _runs.blueprint, _events.blueprint, _sources.blueprint,
+                      _kv.blueprint,
                       ops_blueprint(with_metrics=options.metrics and metrics is not None)):
         app.register_blueprint(blueprint)
     return app

@@ -191,3 +191,31 @@ class Plan(BaseModel):
         default=None, description="`{image, mode, verified, reason}` of the job's one image, "
                                   "unless the verify mode is disabled")
     provenance: dict[str, Any]
+
+
+#: Standard base64 (RFC 4648 §4, padded) of at most 8 KiB: 2730 groups of four
+#: (8190 bytes), then at most one padded group (one or two bytes more).
+KV_VALUE_PATTERN = (r"^(?:[A-Za-z0-9+/]{4}){0,2730}"
+                    r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+
+
+class KvPutRequest(_Strict):
+    """``PUT /kv/{namespace}/{key}``: the value to store."""
+
+    value: str = Field(pattern=KV_VALUE_PATTERN, max_length=10924,
+                       description="The value's bytes in standard base64 (at most 8 KiB "
+                                   "decoded); an empty string stores an empty value")
+
+
+class KvEntry(BaseModel):
+    key: str = Field(description="The key (UTF-8 text)")
+    value: str = Field(description="The value's bytes, standard base64")
+    timestamp: str = Field(description="When it was last put: RFC 3339, UTC, to the "
+                                       "millisecond (trailing zeros trimmed)")
+
+
+class KvPage(BaseModel):
+    items: list[KvEntry] = Field(description="Entries in byte order of their keys")
+    nextCursor: str | None = Field(  # camelCase: the reference names it so
+        default=None, description="Present when more entries follow: pass it back as "
+                                  "?cursor= (the base64 of the last key returned)")

@@ -10,7 +10,19 @@ from pydantic.json_schema import models_json_schema
 from flwd import __version__
 
 from ._auth import SCOPES
-from ._models import Event, JobSummary, Plan, Problem, Run, RunRequest, Source, SourceRequest
+from ._models import (
+    Event,
+    JobSummary,
+    KvEntry,
+    KvPage,
+    KvPutRequest,
+    Plan,
+    Problem,
+    Run,
+    RunRequest,
+    Source,
+    SourceRequest,
+)
 from ._params import MAX_CURSOR, PAGE, PER_PAGE
 
 _REF = "#/components/schemas/{model}"
@@ -34,12 +46,17 @@ def _problems(*statuses: int) -> dict[str, Any]:
              401: "Missing or unknown bearer token", 403: "The token lacks a required scope",
              404: "Not found", 409: "Conflict", 413: "Body too large",
              410: "The cursor points into events evicted by retention",
-             415: "Not JSON", 422: "Validation or policy failure", 501: "Not implemented",
+             415: "Not JSON", 422: "Validation or policy failure",
+             429: "storage-quota-exceeded: the KV namespace would exceed its quota",
+             501: "Not implemented",
              503: "streams.busy: --max-streams event streams are open; retry after "
                   "Retry-After seconds"}
-    return {str(status): {"description": texts.get(status, "Problem"),
-                          "content": {"application/problem+json": {"schema": _ref("Problem")}}}
-            for status in statuses}
+    return {str(status): _problem(texts.get(status, "Problem")) for status in statuses}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
 def _op(summary: str, scopes: tuple[str, ...], responses: dict[str, Any], *,
@@ -213,6 +230,61 @@ def _source_paths() -> dict[str, Any]:
     }
 
 
+_KV_NAMESPACE = {
+    "name": "namespace", "in": "path", "required": True,
+    "description": "An allow-listed namespace, in any case (default: core_triggers, "
+                   "core_invocation_state); another is 403 namespace-forbidden",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
+    "examples": {"triggers": {"value": "core_triggers"},
+                 "invocations": {"value": "core_invocation_state"}}}
+_KV_KEY = {
+    "name": "key", "in": "path", "required": True,
+    "description": "The key: the rest of the path, '/' included, percent-decoded; "
+                   "1-256 bytes of UTF-8 (longer is 400 key exceeds maximum length)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 256}}
+_KV_QUERY = [
+    {"name": "prefix", "in": "query", "description": "Only keys that start with this text",
+     "schema": {"type": "string"}},
+    {"name": "cursor", "in": "query",
+     "description": "The nextCursor of the previous page (the base64 of a key)",
+     # Standard base64 of at most 256 bytes (a key): 85 groups of four (255 bytes)
+     # and one byte more, or 84 groups and two bytes more.
+     "schema": {"type": "string",
+                "pattern": "^(?:(?:[A-Za-z0-9+/]{4}){0,85}(?:[A-Za-z0-9+/]{2}==)?"
+                           "|(?:[A-Za-z0-9+/]{4}){0,84}[A-Za-z0-9+/]{3}=)$"}},
+    {"name": "limit", "in": "query",
+     "description": "At most this many entries (more than 256 answers 256)",
+     "schema": {"type": "integer", "minimum": 1, "default": 256}},
+]
+
+
+_KV_STORAGE = _problem("E_STORAGE: the Core DB cannot be written (a full disk)")
+
+
+def _kv_paths() -> dict[str, Any]:
+    return {
+        "/kv/{namespace}": {"get": _op(
+            "Rule-Y KV: a page of the namespace's entries, in byte order of their keys",
+            ("ruley:read",), {"200": _json(_ref("KvPage")), **_problems(400, 401, 403)},
+            parameters=[_KV_NAMESPACE, *_KV_QUERY])},
+        "/kv/{namespace}/{key}": {
+            "get": _op("Rule-Y KV: the entry under a key", ("ruley:read",),
+                       {"200": _json(_ref("KvEntry")), **_problems(400, 401, 403, 404)},
+                       parameters=[_KV_NAMESPACE, _KV_KEY]),
+            "put": _op("Rule-Y KV: store a value under a key (replacing any)", ("ruley:write",),
+                       {"204": {"description": "Stored"},
+                        **_problems(400, 401, 403, 413, 429), "503": _KV_STORAGE},
+                       parameters=[_KV_NAMESPACE, _KV_KEY],
+                       requestBody={"required": True, "content": {
+                           "application/json": {"schema": _ref("KvPutRequest")}}}),
+            "delete": _op("Rule-Y KV: remove a key", ("ruley:write",),
+                          {"204": {"description": "Removed"},
+                           **_problems(400, 401, 403, 404), "503": _KV_STORAGE},
+                          parameters=[_KV_NAMESPACE, _KV_KEY]),
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
     """Every route, in the order the document lists them."""
     return {
@@ -226,6 +298,7 @@ def _paths() -> dict[str, Any]:
                                                           "events", "retention"]}),
              **_problems(401, 403)})},
         **_source_paths(),
+        **_kv_paths(),
         "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),
                                 {"200": {"description": "Prometheus text exposition",
                                          "content": {"text/plain": {"schema":
@@ -239,7 +312,8 @@ def _paths() -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan,
-                                                    SourceRequest, Source)],
+                                                    SourceRequest, Source, KvPutRequest,
+                                                    KvEntry, KvPage)],
         ref_template=_REF)
     return {
         "openapi": "3.1.0",

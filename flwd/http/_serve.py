@@ -36,6 +36,7 @@ from flwd.events import (
     TERMINAL_STATUSES,
     EventRecord,
 )
+from flwd.kv import KvNamespaces
 from flwd.settings import Settings
 from flwd.sources import AllowList, OciContext
 from flwd.store import RetentionPolicy, Store
@@ -91,6 +92,9 @@ class ServeConfig:
     #: At most this many event streams (SSE, NDJSON, WebSocket) are open at once;
     #: more are refused with 503 streams.busy (bounds replay memory in all).
     max_streams: int = MAX_STREAMS
+    #: The Rule-Y KV namespaces allowed, with their quotas (None: FLWD_KV_NAMESPACES,
+    #: else the reference's two).
+    kv_namespaces: KvNamespaces | None = None
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -165,6 +169,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     is flushed.
     """
     host, port = parse_bind(config.bind)
+    kv_namespaces = config.kv_namespaces or KvNamespaces.from_env(os.environ)
     loopback = is_loopback(host)
     if config.dev and not loopback:
         raise UsageError(f"--dev is refused on the non-loopback address {host}",
@@ -202,7 +207,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     async with owning(listener), _own_data_dir(settings) as owned, open_engine(
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
-            runtime=runtime, profile=profile) as engine:
+            runtime=runtime, profile=profile, kv_namespaces=kv_namespaces) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

@@ -87,8 +87,7 @@ class KvNamespaces:
             allowed = ", ".join(self.limits) or "none"
             raise KvNamespaceForbidden(
                 f"namespace {_shown(name)} is not allow-listed (allowed: {allowed})",
-                hint="allow more with 'flwd :serve --kv-namespace NAME[=LIMIT]' (a server) "
-                     f"or {ENV_VAR} (this process)")
+                hint=f"'flwd :serve --kv-namespace NAME[=LIMIT]' or {ENV_VAR} allows more")
         return key, limit
 
 

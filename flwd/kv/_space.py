@@ -43,6 +43,14 @@ class KvSpace:
         """The namespace as stored. Raises KvNamespaceForbidden."""
         return self.namespaces.resolve(name)[0]
 
+    def check(self, namespace: str, key: str | None = None) -> None:
+        """Raises KvNamespaceForbidden, then (given a key) KvKeyRequired / KvKeyTooLong /
+        KvKeyNotText: what a request is refused for before its body is read."""
+        if key is None:
+            self.namespace(namespace)
+        else:
+            self._key(namespace, key)
+
     def get(self, namespace: str, key: str) -> KvItem:
         """Raises KvNamespaceForbidden, KvKeyRequired / KvKeyTooLong / KvKeyNotText,
         KvKeyNotFound."""

@@ -31,6 +31,10 @@ ROUTES: list[tuple[str, str, dict | None, tuple[str, ...] | None]] = [
     ("DELETE", "/sources/none", None, ("sources:write",)),
     ("POST", "/sources/none:refresh", None, ("sources:write",)),
     ("GET", "/health/storage", None, ("metrics:read",)),
+    ("GET", "/kv/core_triggers", None, ("ruley:read",)),
+    ("GET", "/kv/core_triggers/none", None, ("ruley:read",)),
+    ("PUT", "/kv/core_triggers/k", {"value": "dg=="}, ("ruley:write",)),
+    ("DELETE", "/kv/core_triggers/none", None, ("ruley:write",)),
 ]
 
 

@@ -39,6 +39,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("POST", "/sources"): ("sources:write",),
     ("POST", "/sources/<source_name:name>:refresh"): ("sources:write",),
     ("DELETE", "/sources/<source_name:name>"): ("sources:write",),
+    ("GET", "/kv/<kvpath:path>"): ("ruley:read",),
+    ("PUT", "/kv/<namespace>/<kvkey:key>"): ("ruley:write",),
+    ("DELETE", "/kv/<namespace>/<kvkey:key>"): ("ruley:write",),
     ("GET", "/metrics"): ("metrics:read",),
     ("GET", "/openapi.json"): OPEN,
 }

@@ -99,12 +99,13 @@ def test_cursors_are_base64_keys() -> None:
 
 
 @pytest.mark.parametrize(("text", "limit"), [
-    (None, 256), ("", 256), ("1", 1), ("256", 256), ("257", 256), ("100000", 256), (" 3 ", 3)])
+    (None, 256), ("", 256), ("1", 1), ("256", 256), ("257", 256), ("100000", 256), (" 3 ", 3),
+    ("007", 7), ("9" * 40, 256), ("9" * 5000, 256)])
 def test_a_list_limit_is_clamped_to_the_page_size(text: str | None, limit: int) -> None:
     assert parse_limit(text) == limit
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "abc", "1.5", "9" * 40, "١", "0x10"])
+@pytest.mark.parametrize("text", ["0", "000", "-1", "abc", "1.5", "+5", "١", "0x10", " "])
 def test_a_bad_list_limit_is_refused(text: str) -> None:
     with pytest.raises(KvLimitInvalid):
         parse_limit(text)
