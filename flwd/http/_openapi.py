@@ -23,6 +23,11 @@ from ._models import (
     Source,
     SourceRequest,
 )
+from ._openapi_kv import kv_paths
+from ._openapi_parts import json_response as _json
+from ._openapi_parts import operation as _op
+from ._openapi_parts import problems as _problems
+from ._openapi_parts import ref as _ref
 from ._params import MAX_CURSOR, PAGE, PER_PAGE
 
 _REF = "#/components/schemas/{model}"
@@ -31,42 +36,6 @@ _REF = "#/components/schemas/{model}"
 _SOURCE: list[dict[str, Any]] = [{
     "name": "name", "in": "path", "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}]
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _problems(*statuses: int) -> dict[str, Any]:
-    texts = {400: "Invalid request (every failing field listed in `errors`)",
-             401: "Missing or unknown bearer token", 403: "The token lacks a required scope",
-             404: "Not found", 409: "Conflict", 413: "Body too large",
-             410: "The cursor points into events evicted by retention",
-             415: "Not JSON", 422: "Validation or policy failure",
-             429: "storage-quota-exceeded: the KV namespace would exceed its quota",
-             501: "Not implemented",
-             503: "streams.busy: --max-streams event streams are open; retry after "
-                  "Retry-After seconds"}
-    return {str(status): _problem(texts.get(status, "Problem")) for status in statuses}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": _ref("Problem")}}}
-
-
-def _op(summary: str, scopes: tuple[str, ...], responses: dict[str, Any], *,
-        optional_auth: bool = False, **extra: Any) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
-    operation["security"] = [{"bearer": list(scopes)}] if scopes else []
-    if optional_auth:
-        # An empty requirement: the route may answer without a token (loopback binds).
-        operation["security"].insert(0, {})
-    return operation
 
 
 _PAGING = [
@@ -230,61 +199,6 @@ def _source_paths() -> dict[str, Any]:
     }
 
 
-_KV_NAMESPACE = {
-    "name": "namespace", "in": "path", "required": True,
-    "description": "An allow-listed namespace, in any case (default: core_triggers, "
-                   "core_invocation_state); another is 403 namespace-forbidden",
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
-    "examples": {"triggers": {"value": "core_triggers"},
-                 "invocations": {"value": "core_invocation_state"}}}
-_KV_KEY = {
-    "name": "key", "in": "path", "required": True,
-    "description": "The key: the rest of the path, '/' included, percent-decoded; "
-                   "1-256 bytes of UTF-8 (longer is 400 key exceeds maximum length)",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 256}}
-_KV_QUERY = [
-    {"name": "prefix", "in": "query", "description": "Only keys that start with this text",
-     "schema": {"type": "string"}},
-    {"name": "cursor", "in": "query",
-     "description": "The nextCursor of the previous page (the base64 of a key)",
-     # Standard base64 of at most 256 bytes (a key): 85 groups of four (255 bytes)
-     # and one byte more, or 84 groups and two bytes more.
-     "schema": {"type": "string",
-                "pattern": "^(?:(?:[A-Za-z0-9+/]{4}){0,85}(?:[A-Za-z0-9+/]{2}==)?"
-                           "|(?:[A-Za-z0-9+/]{4}){0,84}[A-Za-z0-9+/]{3}=)$"}},
-    {"name": "limit", "in": "query",
-     "description": "At most this many entries (more than 256 answers 256)",
-     "schema": {"type": "integer", "minimum": 1, "default": 256}},
-]
-
-
-_KV_STORAGE = _problem("E_STORAGE: the Core DB cannot be written (a full disk)")
-
-
-def _kv_paths() -> dict[str, Any]:
-    return {
-        "/kv/{namespace}": {"get": _op(
-            "Rule-Y KV: a page of the namespace's entries, in byte order of their keys",
-            ("ruley:read",), {"200": _json(_ref("KvPage")), **_problems(400, 401, 403)},
-            parameters=[_KV_NAMESPACE, *_KV_QUERY])},
-        "/kv/{namespace}/{key}": {
-            "get": _op("Rule-Y KV: the entry under a key", ("ruley:read",),
-                       {"200": _json(_ref("KvEntry")), **_problems(400, 401, 403, 404)},
-                       parameters=[_KV_NAMESPACE, _KV_KEY]),
-            "put": _op("Rule-Y KV: store a value under a key (replacing any)", ("ruley:write",),
-                       {"204": {"description": "Stored"},
-                        **_problems(400, 401, 403, 413, 429), "503": _KV_STORAGE},
-                       parameters=[_KV_NAMESPACE, _KV_KEY],
-                       requestBody={"required": True, "content": {
-                           "application/json": {"schema": _ref("KvPutRequest")}}}),
-            "delete": _op("Rule-Y KV: remove a key", ("ruley:write",),
-                          {"204": {"description": "Removed"},
-                           **_problems(400, 401, 403, 404), "503": _KV_STORAGE},
-                          parameters=[_KV_NAMESPACE, _KV_KEY]),
-        },
-    }
-
-
 def _paths() -> dict[str, Any]:
     """Every route, in the order the document lists them."""
     return {
@@ -298,7 +212,7 @@ def _paths() -> dict[str, Any]:
                                                           "events", "retention"]}),
              **_problems(401, 403)})},
         **_source_paths(),
-        **_kv_paths(),
+        **kv_paths(),
         "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),
                                 {"200": {"description": "Prometheus text exposition",
                                          "content": {"text/plain": {"schema":

@@ -1,0 +1,42 @@
+"""The building blocks of the OpenAPI document: references, JSON and problem responses,
+operations with their bearer scopes (used by ``_openapi`` and ``_openapi_kv``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_response(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def problems(*statuses: int) -> dict[str, Any]:
+    texts = {400: "Invalid request (every failing field listed in `errors`)",
+             401: "Missing or unknown bearer token", 403: "The token lacks a required scope",
+             404: "Not found", 409: "Conflict", 413: "Body too large",
+             410: "The cursor points into events evicted by retention",
+             415: "Not JSON", 422: "Validation or policy failure",
+             429: "storage-quota-exceeded: the KV namespace would exceed its quota",
+             501: "Not implemented",
+             503: "streams.busy: --max-streams event streams are open; retry after "
+                  "Retry-After seconds"}
+    return {str(status): problem(texts.get(status, "Problem")) for status in statuses}
+
+
+def problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": ref("Problem")}}}
+
+
+def operation(summary: str, scopes: tuple[str, ...], responses: dict[str, Any], *,
+              optional_auth: bool = False, **extra: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    document["security"] = [{"bearer": list(scopes)}] if scopes else []
+    if optional_auth:
+        # An empty requirement: the route may answer without a token (loopback binds).
+        document["security"].insert(0, {})
+    return document
