@@ -110,7 +110,7 @@ class RunActor:
         config = plan.job.config
         self.state = RunState.create(
             [(step.id, step.needs) for step in plan.steps],
-            sequential=plan.composition == "scripts",
+            sequential=plan.sequential,
             policy=config.error_handling.policy,
             retries=config.error_handling.retries,
         )

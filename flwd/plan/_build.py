@@ -87,6 +87,14 @@ class Plan:
                                 "in /flwd-addon/manifest.yaml and rebuild the image")
 
     @property
+    def sequential(self) -> bool:
+        """Steps run one after another, in declaration order: the ``NNN_`` files, and
+        ``composition: steps`` when no step declares ``needs`` (a chain). As soon as
+        one step declares ``needs``, the steps form a graph and run when their needs
+        have completed — several at once when they can."""
+        return self.composition == "scripts" or not any(step.needs for step in self.steps)
+
+    @property
     def uses_containers(self) -> bool:
         return any(step.container is not None for step in self.steps)
 
