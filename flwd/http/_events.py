@@ -8,12 +8,13 @@ started, when the body is collected.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
 import trio
-from quart import Blueprint, Response, make_response, websocket
+from quart import Blueprint, Response, make_response, request, websocket
 from quart_cors import cors_exempt
 
 from flwd.engine import Engine
@@ -21,7 +22,8 @@ from flwd.errors import RunNotFound
 from flwd.events import TERMINAL_STATUSES, RunRow
 
 from ._auth import Principal
-from ._problems import HttpProblem
+from ._params import quote
+from ._problems import HttpProblem, bad_request
 from ._request import current_principal, cursor
 from ._runs import exact_run
 from ._sse import KEEP_ALIVE, PREAMBLE, frames, writes
@@ -29,6 +31,8 @@ from ._state import AppState, current_state
 from ._streams import RETRY_AFTER, StreamSlot
 
 blueprint = Blueprint("events", __name__)
+#: What ``/runs/<id>`` accepts as a run id (the app's ``runid`` converter).
+_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def _stream_slot(kind: str) -> StreamSlot:
@@ -85,10 +89,20 @@ async def run_events(run_id: str) -> Any:
 
 @blueprint.get("/events")
 async def all_events() -> Any:
-    """Every run's events as SSE, from now (or after the cursor).
+    """Every run's events as SSE, from now (or after the cursor); with ``?run_id=``,
+    that run's events only (see :func:`run_events`).
 
     Cancellation: nothing is left behind.
     """
+    run_id = request.args.get("run_id")
+    if run_id is not None:
+        # One run's stream, as the reference's ``?run_id=`` (reached with events:read
+        # alone): the same as /runs/<id>/events — from its first event.
+        if not _RUN_ID.fullmatch(run_id):
+            raise bad_request(f"invalid run_id {quote(run_id)}",
+                              errors=[{"arg": "run_id", "message": "a run id, as runs show it"}],
+                              code="invalid-run-id")
+        return await run_events(run_id)
     after = cursor()
     await _gone_if_evicted(None, after)
     if after is None:

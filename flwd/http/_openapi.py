@@ -64,6 +64,9 @@ def _run_response(description: str) -> dict[str, Any]:
     return {**_json(_ref("Run"), description), "links": _RUN_LINKS}
 
 
+#: ``GET /events?run_id=``: one run's stream (as ``/runs/{id}/events``).
+_RUN_FILTER = {"name": "run_id", "in": "query", "required": False,
+               "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}}
 _CURSOR = [{"name": "Last-Event-ID", "in": "header", "required": False,
             # The pattern is a subset (up to 18 digits): a regex for "at most 2**63 - 1"
             # would be unreadable, and every value it admits is valid.
@@ -164,9 +167,10 @@ def _event_paths() -> dict[str, Any]:
             {"200": {"description": "One Event per line",
                      "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
              **_problems(400, 401, 403, 404, 503)}, parameters=[_RUN_ID, *_CURSOR])},
-        "/events": {"get": _op("Every run's events, live (after the cursor)", ("events:read",),
-                               {"200": _SSE, **_problems(400, 401, 403, 410, 503)},
-                               parameters=_CURSOR)},
+        "/events": {"get": _op("Every run's events, live (after the cursor); with run_id, "
+                               "that run's events only", ("events:read",),
+                               {"200": _SSE, **_problems(400, 401, 403, 404, 410, 503)},
+                               parameters=[*_CURSOR, _RUN_FILTER])},
     }
 
 
