@@ -272,6 +272,11 @@ def spawn_on_pty(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, 
     if pid == 0:  # pragma: no cover - the child
         try:
             os.chdir(cwd)
+            # A terminal's command starts with SIGINT and SIGQUIT at their defaults; a
+            # test run started in the background (``cmd &``) ignores them, and an
+            # ignored SIGINT is inherited through exec (Python then keeps ignoring it).
+            for signum in (signal.SIGINT, signal.SIGQUIT):
+                signal.signal(signum, signal.SIG_DFL)
             os.execve(argv[0], argv, env)
         finally:
             os._exit(127)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -81,7 +82,10 @@ def test_ctrl_c_while_starting_exits_130_without_traceback(
         os.write(master, b"\x03")
         _drain(master, seen)
     finally:
-        _, status = os.waitpid(pid, 0)
+        exited, status = os.waitpid(pid, os.WNOHANG)
+        if not exited:  # a failed check above: never leave it running, nor wait forever
+            os.killpg(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
         os.close(master)
     output = bytes(seen).decode(errors="replace")
     assert "Traceback" not in output, output[-3000:]
