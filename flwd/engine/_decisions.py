@@ -9,14 +9,10 @@ global event stream and the denial metric see them like any other event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from flwd.events import POLICY_DECISION, EventRecord, now
 from flwd.policy import Decision
 from flwd.store import Store
-
-if TYPE_CHECKING:
-    from ._client import Engine
 
 
 def decision_records(run_id: str, job_id: str, profile: str,
@@ -27,17 +23,10 @@ def decision_records(run_id: str, job_id: str, profile: str,
         "security_profile": profile}) for decision in decisions]
 
 
-async def journal_refusal(engine: Engine, job_id: str, profile: str,
-                          decisions: Sequence[Decision]) -> None:
-    """Journal (and publish) the decisions of a refused run request (see Engine.journal_refusal).
-
-    Cancellation: as :meth:`Engine.journal_refusal`.
-    """
-    await engine.journal_refusal(job_id, profile, decisions)
-
-
 def journal_refusal_sync(target: Store, job_id: str, profile: str,
                          decisions: Sequence[Decision]) -> None:
-    """The same without an engine (a CLI run refused before it starts); blocking."""
+    """Journal the decisions of a refused run request without an engine (a CLI run is
+    refused before it starts its actor tree); blocking. ``Engine.journal_refusal`` is
+    the same through the journal actor."""
     if decisions:
         target.append(decision_records("", job_id, profile, decisions))
