@@ -103,8 +103,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         # but refuses a handshake without Origin (every non-browser client) with
         # 400: run_ws is exempt, and _dev_gate checks its Origin instead (403).
         cors(app, allow_origin=DEV_ORIGIN,
-             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
-                            "X-Request-ID"],
+             allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                            "Idempotency-SHA256", "Last-Event-ID", "X-Request-ID"],
              allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
              expose_headers=["Location", "X-Request-ID", "X-Total-Count", "Idempotent-Replay",
                              "X-Flwd-Discovery-Errors"],

@@ -127,7 +127,16 @@ def _run_paths() -> dict[str, Any]:
                         parameters=[{"name": "Idempotency-Key", "in": "header",
                                      "required": False,
                                      "schema": {"type": "string", "minLength": 1,
-                                                "maxLength": 255, "pattern": "^[!-~]+$"}}]),
+                                                "maxLength": 255, "pattern": "^[!-~]+$"}},
+                                    {"name": "Idempotency-SHA256", "in": "header",
+                                     "required": False,
+                                     "description": "SHA-256 (hex, either case) of the body's "
+                                                    "canonical JSON, as the Go reference "
+                                                    "computes it; a mismatch is 409 "
+                                                    "`idempotency hash mismatch` with "
+                                                    "`incoming_sha256` and `computed_sha256`",
+                                     "schema": {"type": "string",
+                                                "pattern": "^[0-9A-Fa-f]{64}$"}}]),
             "get": _op("List runs, newest first", ("runs:read",),
                        {"200": _json({"type": "array", "items": _ref("Run")}),
                         **_problems(400, 401, 403)},

@@ -54,6 +54,18 @@ async def json_body(model: type[T]) -> tuple[T, Any]:
     """The request's body as ``model``, and as decoded JSON.
 
     Raises:
+        HttpProblem: as :func:`json_body_and_bytes`.
+
+    Cancellation: as :func:`json_body_and_bytes`.
+    """
+    body, data, _ = await json_body_and_bytes(model)
+    return body, data
+
+
+async def json_body_and_bytes(model: type[T]) -> tuple[T, Any, bytes]:
+    """The request's body as ``model``, as decoded JSON, and as the bytes received.
+
+    Raises:
         HttpProblem: 415 (not ``application/json``), 400 (empty, not JSON, invalid).
 
     Cancellation: the body may be partly read; the connection is then unusable
@@ -72,8 +84,9 @@ async def json_body(model: type[T]) -> tuple[T, Any]:
                           headers={"Accept": "application/json"})  # RFC 9110 §15.5.16
     raw = await request.get_data(cache=False, as_text=False)
     g.body_read = True  # the connection may be kept alive (see _app's after_request)
-    data = parse_json_body(raw if isinstance(raw, bytes) else raw.encode())
-    return validate_body(model, data), data
+    received = raw if isinstance(raw, bytes) else raw.encode()
+    data = parse_json_body(received)
+    return validate_body(model, data), data, received
 
 
 def plan_request(body: RunRequest) -> PlanRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -9,10 +10,11 @@ from quart import Blueprint, Response, jsonify, request
 from flwd.errors import RunNotFound
 from flwd.events import TERMINAL_STATUSES, RunRow
 
+from ._canonical import canonical_sha256
 from ._models import RunRequest
 from ._params import quote
-from ._problems import bad_request
-from ._request import caller_name, canonical_body, json_body, page, plan_request
+from ._problems import HttpProblem, bad_request
+from ._request import caller_name, canonical_body, json_body_and_bytes, page, plan_request
 from ._state import current_state
 
 blueprint = Blueprint("runs", __name__)
@@ -47,6 +49,34 @@ def _idempotency_key() -> str | None:
     return key
 
 
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+def _check_body_sha256(raw: bytes) -> None:
+    """A reference client's ``Idempotency-SHA256``: the SHA-256 of the body's canonical
+    JSON (see ``_canonical``) must match it, or nothing is run."""
+    sent = request.headers.get("Idempotency-SHA256")
+    if sent is None:
+        return
+    if not _SHA256_HEX.fullmatch(sent):
+        raise HttpProblem(400, "invalid Idempotency-SHA256 header",
+                          f"Idempotency-SHA256 {quote(sent)} is not a SHA-256: send the "
+                          "SHA-256 of the body's canonical JSON as 64 hex digits",
+                          code="invalid-idempotency-sha256")
+    try:
+        computed = canonical_sha256(raw)
+    except ValueError as exc:  # a body flwd reads (UTF-16, say) and the reference would not
+        raise bad_request(f"the body has no canonical JSON for Idempotency-SHA256 ({exc}): "
+                          "send UTF-8 JSON", code="invalid-request-body") from None
+    if sent.lower() != computed:
+        raise HttpProblem(409, "idempotency hash mismatch",
+                          "Idempotency-SHA256 does not match the SHA-256 of the body's canonical "
+                          "JSON (keys sorted by UTF-8 bytes, no whitespace, numbers as written, "
+                          "strings escaped as Go's json.Marshal does)",
+                          code="idempotency-key-conflict",
+                          incoming_sha256=sent, computed_sha256=computed)
+
+
 # Registered before GET /runs: an OPTIONS /runs is routed to the first rule.
 @blueprint.post("/runs")
 async def create_run() -> Response:
@@ -55,11 +85,12 @@ async def create_run() -> Response:
     Cancellation: as :meth:`Engine.submit <flwd.engine.Engine.submit>`: once the
     root has the request, the run starts all the same; only the answer is lost.
     """
-    body, raw = await json_body(RunRequest)
+    body, data, raw = await json_body_and_bytes(RunRequest)
+    _check_body_sha256(raw)
     key = _idempotency_key()
     # Scoped to the caller: two tokens choosing the same key are two requests.
     idempotency = (None if key is None
-                   else (f"{caller_name()}:{key}", canonical_body(raw)))
+                   else (f"{caller_name()}:{key}", canonical_body(data)))
     run, replayed = await current_state().engine.submit(plan_request(body),
                                                         idempotency=idempotency)
     response = jsonify(run_json(run))

@@ -255,11 +255,12 @@ def test_dev_cors_matches_loopback_origins_exactly(dev_server: Server) -> None:
         assert "Origin" in served.headers["vary"]
         preflight = httpx.options(f"{url}/runs", headers={
             "Origin": origin, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type, idempotency-key"}, timeout=30)
+            "Access-Control-Request-Headers": "content-type, idempotency-key, idempotency-sha256"},
+            timeout=30)
         assert preflight.headers["access-control-allow-origin"] == origin
         assert "POST" in preflight.headers["access-control-allow-methods"]
         assert set(preflight.headers["access-control-allow-headers"].split(", ")) == {
-            "content-type", "idempotency-key"}
+            "content-type", "idempotency-key", "idempotency-sha256"}
 
 
 def _post_runs(url: str, content_type: str | None, *extra: str) -> tuple[int, bytes]:
