@@ -111,6 +111,10 @@ class StorageError(FlwdError):
     """The Core DB cannot be opened, migrated or written."""
 
 
+class StorageFull(StorageError):
+    """The Core DB refused a write for lack of room: the disk (or its quota) is full."""
+
+
 class RecordUnstorable(FlwdError):
     """The Core DB cannot store one record (text that is not UTF-8, an integer beyond
     64 bits, a value too big…): only the request or run it belongs to fails."""

@@ -239,6 +239,19 @@ def start_server(workspace: Path, data_dir: Path, *flags: str, containers: bool 
     return server
 
 
+def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``GET /metrics`` of the server at ``url`` (loopback: no token), parsed:
+    (sample name, its labels) → value."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{url}/metrics", timeout=30)
+    assert response.status_code == 200, response.text
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples}
+
+
 @pytest.fixture
 def server_factory(workspace: Path, data_dir: Path) -> Iterator[Any]:
     """Start servers on the test's workspace and data dir; all are stopped afterwards."""

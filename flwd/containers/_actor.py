@@ -31,6 +31,7 @@ from actors import ActorRef, ActorStopped, Inbox
 from flwd.errors import ContainerFailed, ContainerNameConflict, FlwdError
 from flwd.execute import LineSplitter, pump_lines
 from flwd.execute import OutputSink as OutputSink
+from flwd.observe import UNOBSERVED, Observer
 
 from ._argv import RUN_LABEL, ContainerSpec, kill_argv, remove_argv, run_argv, stop_argv
 from ._runtime import Runtime
@@ -90,8 +91,11 @@ class ContainerActor:
 
     def __init__(self, runtime: Runtime, spec: ContainerSpec, sink: OutputSink, *,
                  grace: float, secrets: Sequence[str] = (),
-                 client_env: Mapping[str, str] | None = None) -> None:
+                 client_env: Mapping[str, str] | None = None,
+                 observer: Observer = UNOBSERVED) -> None:
         self.runtime = runtime
+        #: Told of the image pull, when the image had to be pulled.
+        self.observer = observer
         self.spec = spec
         self.sink = sink
         self.grace = grace
@@ -188,6 +192,8 @@ class ContainerActor:
             return None
         started = trio.current_time()
         code, output = await _runtime_call([rt, "pull", image], self.client_env, limit=900)
+        self.observer.image_pulled("ok" if code == 0 else "error",
+                                   trio.current_time() - started)
         if code != 0:
             last = output.splitlines()[-1] if output else f"exit status {code}"
             raise ContainerFailed(f"cannot pull image {image}: {last}",

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from flwd.errors import FlwdError
+from flwd.observe import UNOBSERVED, Observer
 
 from ._actor import ContainerActor, ContainerStopper, OutputSink
 from ._argv import ContainerSpec, env_file_text
@@ -33,7 +34,8 @@ class StepOutcome:
 
 async def run_container_step(runtime: Runtime, spec: ContainerSpec, *, env: Mapping[str, str],
                              secrets: Sequence[str], learn_digest: bool, sink: OutputSink,
-                             stopper: ContainerStopper, grace: float) -> StepOutcome:
+                             stopper: ContainerStopper, grace: float,
+                             observer: Observer = UNOBSERVED) -> StepOutcome:
     """Run ``spec`` with ``runtime`` and return its exit status.
 
     ``env`` is the environment inside the container (secrets only as
@@ -41,7 +43,8 @@ async def run_container_step(runtime: Runtime, spec: ContainerSpec, *, env: Mapp
     in an env file written here, so ``spec``'s ``env_file`` and ``env_names``
     are set here too. ``secrets`` are the values masked in the output. With
     ``learn_digest`` (an add-on job with no pinned digest), a successful run
-    reports the image's digest as ``container.digest``.
+    reports the image's digest as ``container.digest``. ``observer`` is told of the
+    image's pull, when it had to be pulled.
 
     Cancellation: the container is stopped with the ladder and removed
     (shielded, bounded) before ``Cancelled`` propagates; the env file is removed.
@@ -61,7 +64,7 @@ async def run_container_step(runtime: Runtime, spec: ContainerSpec, *, env: Mapp
                   **{key: env[key] for key in multiline}}
     spec = dataclasses.replace(spec, env_file=env_file, env_names=multiline)
     actor = ContainerActor(runtime, spec, sink, grace=grace, secrets=secrets,
-                           client_env=client_env)
+                           client_env=client_env, observer=observer)
     data: dict[str, Any] = {"container": {"name": name, "image": spec.image,
                                           "runtime": runtime.kind}}
     try:

@@ -25,6 +25,7 @@ from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow
 from flwd.execute import process_alive, signal_owner
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
 from flwd.kv import KvNamespaces, KvPage, KvSpace
+from flwd.observe import UNOBSERVED, Observer
 from flwd.plan import (
     Plan,
     Planning,
@@ -437,7 +438,7 @@ class Engine:
         live = run_id is None or self.is_live(run_id)
         return stream_events(self.store, run_id, after=after,
                              hub=self.hub if live else None, follow=follow,
-                             heartbeat=heartbeat)
+                             heartbeat=heartbeat, observer=self.root.observer)
 
 
 @asynccontextmanager
@@ -448,14 +449,17 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       max_concurrent_runs: int | None = None,
                       policy: PolicyContext | None = None, runtime: Runtime | None = None,
                       profile: str | None = None,
-                      kv_namespaces: KvNamespaces | None = None) -> AsyncIterator[Engine]:
+                      kv_namespaces: KvNamespaces | None = None,
+                      observer: Observer = UNOBSERVED) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block; the client to use it.
 
     ``sources``: the allow-list of a process that manages sources (serve);
     ``oci``: the runtime, policy and profile oci sources are added with;
     ``policy``, ``runtime``, ``profile``: what requests are planned with;
     ``kv_namespaces``: the KV namespaces allowed (default: ``FLWD_KV_NAMESPACES``, else
-    the reference's two), also handed to every host step.
+    the reference's two), also handed to every host step;
+    ``observer``: told how long Core DB operations take, what retention evicts, which
+    images are pulled for container steps and which sources are added (metrics).
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
     On exit, live runs are cancelled (TERM → grace → KILL), then the tree stops
@@ -472,7 +476,7 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     hub = EventHub()
     root = Root(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
                 retention=retention, max_concurrent_runs=max_concurrent_runs,
-                kv_namespaces=kv_namespaces)
+                kv_namespaces=kv_namespaces, observer=observer)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(root.supervisor.run)

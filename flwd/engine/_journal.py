@@ -13,6 +13,7 @@ batch: a message holding a record the Core DB cannot take is refused alone
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,8 +21,9 @@ import outcome
 import trio
 
 from actors import ActorRef, Inbox, ReplySlot
-from flwd.errors import RecordUnstorable, StorageError
+from flwd.errors import RecordUnstorable, StorageError, StorageFull
 from flwd.events import RUN_FINISH, STEP_LOG, EventRecord, format_ts, now
+from flwd.observe import UNOBSERVED, Observer
 from flwd.store import GroupResult, JournalItem, JournalSink
 
 from ._hub import EventHub
@@ -46,16 +48,21 @@ class Append:
 JournalRef = ActorRef[Append]
 
 
-async def _commit(writer: JournalSink, groups: Sequence[Sequence[JournalItem]]
-                  ) -> list[GroupResult]:
+async def _commit(writer: JournalSink, groups: Sequence[Sequence[JournalItem]],
+                  observer: Observer) -> list[GroupResult]:
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()
-    box: list[outcome.Outcome[list[GroupResult]]] = []
+    box: list[tuple[outcome.Outcome[list[GroupResult]], float]] = []
+    # One batch is in the writer's hands at a time (the actor waits for each), so
+    # submit → done is the batch's transaction: timed once per batch, never per event.
+    started = time.perf_counter()
 
     def finished(result: outcome.Outcome[list[GroupResult]]) -> None:
         # Runs in the writer thread: hand the result back to trio without blocking.
+        seconds = time.perf_counter() - started
+
         def deliver() -> None:
-            box.append(result)
+            box.append((result, seconds))
             done.set()
 
         token.run_sync_soon(deliver)
@@ -65,7 +72,15 @@ async def _commit(writer: JournalSink, groups: Sequence[Sequence[JournalItem]]
     # that is committed must also be published and acknowledged.
     with trio.CancelScope(shield=True):
         await done.wait()
-    return box[0].unwrap()
+    result, seconds = box[0]
+    observer.persistence("journal_append", _append_outcome(result), seconds)
+    return result.unwrap()
+
+
+def _append_outcome(result: outcome.Outcome[list[GroupResult]]) -> str:
+    if not isinstance(result, outcome.Error):
+        return "ok"  # refused groups are their records' fault, not the journal's
+    return "quota_exceeded" if isinstance(result.error, StorageFull) else "error"
 
 
 #: Told which events a storage failure lost (see :func:`run_journal`); must not block.
@@ -97,7 +112,7 @@ def _end_streams(hub: EventHub, run_id: str) -> None:
 
 async def _refused(writer: JournalSink, hub: EventHub,
                    refusals: list[tuple[Append, RecordUnstorable]],
-                   on_refused: RefusalHandler | None) -> None:
+                   on_refused: RefusalHandler | None, observer: Observer) -> None:
     """Settle the messages the Core DB refused: tell their owner; replace a lost ``run.finish``.
 
     A run whose ``run.finish`` was refused would stay ``running`` with its
@@ -116,7 +131,7 @@ async def _refused(writer: JournalSink, hub: EventHub,
     if not replacements:
         return
     try:
-        results = await _commit(writer, [[record] for record in replacements])
+        results = await _commit(writer, [[record] for record in replacements], observer)
     except StorageError:
         for record in replacements:
             _end_streams(hub, record.run_id)
@@ -129,7 +144,7 @@ async def _refused(writer: JournalSink, hub: EventHub,
 
 async def _salvage(writer: JournalSink, hub: EventHub, batch: list[Append],
                    error: StorageError, on_storage_error: StorageFailureHandler | None,
-                   on_refused: RefusalHandler | None) -> None:
+                   on_refused: RefusalHandler | None, observer: Observer) -> None:
     # Output chunks are what fills a disk; the lifecycle records (runs,
     # run.start/finish, step events, idempotency keys) are few and small. In WAL
     # mode the frames of the failed transaction are reused by the next one, so
@@ -144,7 +159,7 @@ async def _salvage(writer: JournalSink, hub: EventHub, batch: list[Append],
     results: list[GroupResult] | None = None
     if any(essential):
         try:
-            results = await _commit(writer, essential)
+            results = await _commit(writer, essential, observer)
         except StorageError as again:
             error = again
             lost = [item for message in batch for item in message.items
@@ -165,7 +180,7 @@ async def _salvage(writer: JournalSink, hub: EventHub, batch: list[Append],
         else:
             message.reply.fail(error)
     if refusals:
-        await _refused(writer, hub, refusals, on_refused)
+        await _refused(writer, hub, refusals, on_refused, observer)
     if on_storage_error is not None:
         on_storage_error(error, lost)
 
@@ -173,6 +188,7 @@ async def _salvage(writer: JournalSink, hub: EventHub, batch: list[Append],
 async def run_journal(writer: JournalSink, hub: EventHub, *,
                       on_storage_error: StorageFailureHandler | None = None,
                       on_refused: RefusalHandler | None = None,
+                      observer: Observer = UNOBSERVED,
                       task_status: trio.TaskStatus[JournalRef] = trio.TASK_STATUS_IGNORED
                       ) -> None:
     """Serve ``Append`` messages until the inbox is closed and drained.
@@ -191,6 +207,9 @@ async def run_journal(writer: JournalSink, hub: EventHub, *,
     dropped and the rest is retried alone; ``on_storage_error`` is then told
     which events were lost (all of them if the retry failed too) and callers
     waiting for a reply on a message that lost anything get the ``StorageError``.
+
+    ``observer`` is told how long each batch's transaction took, and how it
+    ended (``journal_append``: ``ok``, ``quota_exceeded`` on a full disk, ``error``).
 
     Cancellation: an in-flight transaction still completes and is published
     (shielded, bounded by one commit); queued messages are then dropped and
@@ -233,9 +252,9 @@ async def run_journal(writer: JournalSink, hub: EventHub, *,
                         message.reply.reply([])
                 continue
             try:
-                results = await _commit(writer, [message.items for message in batch])
+                results = await _commit(writer, [message.items for message in batch], observer)
             except StorageError as exc:
-                await _salvage(writer, hub, batch, exc, note_failure, on_refused)
+                await _salvage(writer, hub, batch, exc, note_failure, on_refused, observer)
                 continue
             except Exception as exc:
                 for message in batch:
@@ -252,4 +271,4 @@ async def run_journal(writer: JournalSink, hub: EventHub, *,
                 elif message.reply is not None:
                     message.reply.reply(result)
             if refusals:
-                await _refused(writer, hub, refusals, on_refused)
+                await _refused(writer, hub, refusals, on_refused, observer)

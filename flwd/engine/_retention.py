@@ -8,6 +8,7 @@ from pathlib import Path
 
 import trio
 
+from flwd.observe import UNOBSERVED, Observer
 from flwd.store import GcResult, RetentionPolicy, Store
 
 _log = logging.getLogger("flwd.retention")
@@ -29,11 +30,20 @@ def collect_once(store: Store, runs_dir: Path, policy: RetentionPolicy) -> GcRes
     return store.collect(policy, runs_dir=runs_dir)
 
 
+def report_evictions(observer: Observer, result: GcResult) -> None:
+    """Tell ``observer`` what one pass evicted: journal rows (events) and idempotency keys."""
+    if result.events_deleted:
+        observer.evicted("journal", result.events_deleted, result.event_bytes_deleted)
+    if result.keys_deleted:
+        observer.evicted("idempotency", result.keys_deleted, result.key_bytes_deleted)
+
+
 async def run_retention(state: RetentionState, store: Store, runs_dir: Path, *,
-                        interval: float = INTERVAL,
+                        interval: float = INTERVAL, observer: Observer = UNOBSERVED,
                         task_status: trio.TaskStatus[RetentionState] = trio.TASK_STATUS_IGNORED
                         ) -> None:
-    """Apply ``state.policy`` now and every ``interval`` seconds until cancelled.
+    """Apply ``state.policy`` now and every ``interval`` seconds until cancelled;
+    ``observer`` is told what each pass evicted.
 
     A failing pass (say, a full disk) is logged and kept in ``state.errors``; the
     next pass tries again. Cancellation: a pass in its worker thread finishes
@@ -49,6 +59,7 @@ async def run_retention(state: RetentionState, store: Store, runs_dir: Path, *,
             state.errors = [*state.errors[-9:], str(exc)]
         else:
             state.last, state.last_at = result, trio.current_time()
+            report_evictions(observer, result)
             if result.evicted:
                 _log.info("retention evicted %d runs (%d events)", len(result.evicted),
                           result.events_deleted)

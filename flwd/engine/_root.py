@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -56,6 +57,7 @@ from flwd.ids import new_run_id
 from flwd.jobs import AliasIndex, Catalog
 from flwd.kv import ENV_VAR as KV_ENV_VAR
 from flwd.kv import KvNamespaces
+from flwd.observe import UNOBSERVED, Observer
 from flwd.plan import (
     Plan,
 )
@@ -153,8 +155,11 @@ class Root:
                  oci: OciContext | None = None,
                  retention: RetentionPolicy | None = None,
                  max_concurrent_runs: int | None = None,
-                 kv_namespaces: KvNamespaces | None = None) -> None:
+                 kv_namespaces: KvNamespaces | None = None,
+                 observer: Observer = UNOBSERVED) -> None:
         self.settings = settings
+        #: Told how long Core DB operations take, what retention evicts, what is pulled.
+        self.observer = observer
         self.store: Store = settings.open_store()
         #: The KV namespaces this engine allows (``:serve --kv-namespace``).
         self.kv_namespaces = kv_namespaces or KvNamespaces()
@@ -184,7 +189,7 @@ class Root:
             self.checkouts = DynamicSupervisor("checkouts", on_child_exit=_source_exited,
                                                max_restarts=5, max_seconds=60.0)
             self.sources_config = SourcesConfig(sources, settings.data_dir / "sources",
-                                                self.store, oci=oci)
+                                                self.store, oci=oci, observer=observer)
             config = self.sources_config
             children += [
                 ChildSpec("checkouts", self.checkouts.run, shutdown_timeout=10.0),
@@ -198,8 +203,8 @@ class Root:
         if retention is not None and retention.active:
             self.retention = RetentionState(retention)
             children.append(ChildSpec("retention", partial(
-                run_retention, self.retention, self.store, settings.runs_dir),
-                shutdown_timeout=10.0))
+                run_retention, self.retention, self.store, settings.runs_dir,
+                observer=observer), shutdown_timeout=10.0))
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
         self.supervisor = Supervisor("flwd", children)
         self._live: dict[str, RunRef] = {}
@@ -268,15 +273,14 @@ class Root:
         plan.require_runnable()
         journal: JournalRef = self.supervisor.child_value("journal")
         if idempotency is not None:
-            earlier = await trio.to_thread.run_sync(self._find_idempotent, idempotency[0])
+            earlier = await self._find_idempotent(idempotency[0])
             if earlier is not None:
-                stored, run_id = earlier
-                if not hmac.compare_digest(stored, idempotency[1]):
+                if not hmac.compare_digest(earlier.body_sha256, idempotency[1]):
                     # No digest in the problem: they are keyed, and mean nothing to a client.
                     raise IdempotencyConflict(
                         "this Idempotency-Key was already used with a different request body",
                         hint="use a new key for a new request")
-                return await trio.to_thread.run_sync(self.store.get_run, run_id), True
+                return await trio.to_thread.run_sync(self.store.get_run, earlier.run_id), True
         pid, start_time, host = owner_identity()
         run = RunRow(id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
                      profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
@@ -290,7 +294,7 @@ class Root:
         if idempotency is not None:
             items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
         try:
-            await journal.call(lambda reply: Append(items, reply))
+            await self._create(journal, items, keyed=idempotency is not None)
         except RecordUnstorable:
             self._release_tree(run.id)
             raise  # nothing of it was kept
@@ -307,7 +311,8 @@ class Root:
         self.hub.track(run.id)
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
                          grace=self.settings.grace, on_digest=self.record_digest,
-                         slots=self.slots, local_access=self.local_access)
+                         slots=self.slots, local_access=self.local_access,
+                         observer=self.observer)
         try:
             ref: RunRef = await self.runs.start_child(ChildSpec(
                 run.id, actor.run, restart=RestartPolicy.TEMPORARY,
@@ -341,8 +346,48 @@ class Root:
         if lease is not None:
             lease.release()
 
-    def _find_idempotent(self, key: str) -> tuple[str, str] | None:
-        return self.store.find_idempotent(key, newer_than=now() - IDEMPOTENCY_TTL)
+    async def _find_idempotent(self, key: str) -> IdempotencyRecord | None:
+        """The record of ``key`` if it is fresh; timed as an ``idempotency_lookup``.
+
+        Cancellation: nothing is left behind (a read under way finishes in its thread).
+        """
+        def lookup() -> tuple[IdempotencyRecord | None, float]:
+            started = time.perf_counter()
+            try:
+                return self.store.find_idempotent(key), time.perf_counter() - started
+            except Exception:
+                self.observer.persistence("idempotency_lookup", "error",
+                                          time.perf_counter() - started)
+                raise
+
+        record, seconds = await trio.to_thread.run_sync(lookup)
+        if record is None:
+            self.observer.persistence("idempotency_lookup", "miss", seconds)
+            return None
+        if record.created_at <= now() - IDEMPOTENCY_TTL:
+            # Forgotten: the request is a new one (its key replaces the old record).
+            self.observer.persistence("idempotency_lookup", "expired", seconds)
+            return None
+        self.observer.persistence("idempotency_lookup", "hit", seconds)
+        return record
+
+    async def _create(self, journal: JournalRef, items: list[JournalItem], *,
+                      keyed: bool) -> None:
+        """Journal a new run's row (with its idempotency key: timed as ``idempotency_store``).
+
+        Cancellation: as :meth:`start_run` (the journal commits what it was handed).
+        """
+        started = time.perf_counter()
+        try:
+            await journal.call(lambda reply: Append(items, reply))
+        except Exception:
+            if keyed:
+                self.observer.persistence("idempotency_store", "error",
+                                          time.perf_counter() - started)
+            raise
+        if keyed:
+            # The key commits with the run's row, in the journal's next batch.
+            self.observer.persistence("idempotency_store", "ok", time.perf_counter() - started)
 
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
@@ -365,7 +410,8 @@ class Root:
         """
         try:
             await run_journal(self.writer, self.hub, on_storage_error=self._journal_failed,
-                              on_refused=self._record_refused, task_status=task_status)
+                              on_refused=self._record_refused, observer=self.observer,
+                              task_status=task_status)
         except Exception as exc:
             self._journal_crashed(exc)
             raise

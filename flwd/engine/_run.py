@@ -50,6 +50,7 @@ from flwd.execute import (
     secrets_dir,
     write_secret_files,
 )
+from flwd.observe import UNOBSERVED, Observer
 from flwd.plan import Plan, StepPlan, display_command, step_environment
 
 from ._journal import Append, JournalRef
@@ -91,8 +92,11 @@ class RunActor:
     def __init__(self, run_id: str, plan: Plan, journal: JournalRef, *, runs_dir: Path,
                  grace: float, on_digest: DigestObserver | None = None,
                  slots: Slots | None = None,
-                 local_access: Mapping[str, str] | None = None) -> None:
+                 local_access: Mapping[str, str] | None = None,
+                 observer: Observer = UNOBSERVED) -> None:
         self.run_id = run_id
+        #: Told of the image pulls of container steps (metrics).
+        self.observer = observer
         #: How a host step reaches this flwd's data dir (see ``step_environment``).
         self.local_access = local_access
         self.slots = slots
@@ -404,4 +408,4 @@ class RunActor:
             plan.runtime, spec, env=env, secrets=plan.binding.secret_values(),
             learn_digest=plan.job.is_addon and not origin.get("digest"),
             sink=lambda channel, lines, count: self._output(step.id, channel, lines, count),
-            stopper=stopper, grace=self.grace)
+            stopper=stopper, grace=self.grace, observer=self.observer)

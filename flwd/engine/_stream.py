@@ -14,11 +14,13 @@ readers by the HTTP layer's stream cap (``flwd :serve --max-streams``, see
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 
 import trio
 
 from flwd.events import RUN_FINISH, EventRecord
+from flwd.observe import UNOBSERVED, Observer
 from flwd.store import Store
 
 from ._hub import EventHub
@@ -129,21 +131,30 @@ def _drain(records: list[EventRecord]) -> Iterator[EventRecord]:
         yield records.pop()
 
 
-def _read(store: Store, run_id: str | None, after: int) -> list[EventRecord]:
+def _read(store: Store, run_id: str | None, after: int,
+          observer: Observer) -> list[EventRecord]:
     # In the worker thread: the rows and their split both count against the limiter.
     # A store without a database reads as empty (reading never creates it).
-    rows = store.read_events(run_id, after=after, limit=REPLAY_READ_ROWS,
-                             max_bytes=REPLAY_READ_BYTES)
+    started = time.perf_counter()
+    try:
+        rows = store.read_events(run_id, after=after, limit=REPLAY_READ_ROWS,
+                                 max_bytes=REPLAY_READ_BYTES)
+    except Exception:
+        observer.persistence("journal_read", "error", time.perf_counter() - started)
+        raise
+    observer.persistence("journal_read", "ok", time.perf_counter() - started)
     return [piece for row in rows for piece in split(row, after)]
 
 
-async def read_journal(store: Store, run_id: str | None, after: int) -> list[EventRecord]:
-    """The next bounded read of the journal after ``after``, split into bounded records.
+async def read_journal(store: Store, run_id: str | None, after: int,
+                       observer: Observer = UNOBSERVED) -> list[EventRecord]:
+    """The next bounded read of the journal after ``after``, split into bounded records;
+    ``observer`` is told how long the page took to read (``journal_read``).
 
     Cancellation: the wait for a slot of :func:`replay_limiter` is cancellable;
     a read under way is not interrupted (it is one short page) and is discarded.
     """
-    return await trio.to_thread.run_sync(_read, store, run_id, after,
+    return await trio.to_thread.run_sync(_read, store, run_id, after, observer,
                                          limiter=replay_limiter())
 
 
@@ -152,6 +163,7 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
                         poll_interval: float = 0.2,
                         on_idle: Callable[[], None] | None = None,
                         heartbeat: float | None = None,
+                        observer: Observer = UNOBSERVED,
                         ) -> AsyncGenerator[list[EventRecord], None]:
     """Yield batches of events with seq > ``after`` in order, each exactly once.
 
@@ -163,6 +175,7 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
     ``on_idle`` is called between polls (e.g. to detect a dead owner).
     With ``heartbeat``, an empty batch is yielded whenever that many seconds
     pass without events (SSE keep-alives; it also surfaces dead peers).
+    ``observer`` is told how long each journal read took.
     A per-run stream ends after ``run.finish``; ``follow=False`` ends after the
     replay.
 
@@ -184,7 +197,7 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
                 if backlog is not None:
                     records, backlog = backlog, []  # a copy: ours to drain
                 else:
-                    records = await read_journal(store, run_id, cursor)
+                    records = await read_journal(store, run_id, cursor, observer)
                 if not records:
                     break
                 for batch in batches(_drain(records), cursor):

@@ -49,11 +49,14 @@ def _stream_slot(kind: str) -> StreamSlot:
     return slot
 
 
-async def _gone_if_evicted(run_id: str | None, after: int | None) -> None:
+async def _gone_if_evicted(run_id: str | None, after: int | None, transport: str) -> None:
     """410 for a cursor that points into history retention has evicted."""
     if after is None:
         return
-    if await current_state().engine.cursor_expired(run_id, after):
+    state = current_state()
+    if await state.engine.cursor_expired(run_id, after):
+        if state.metrics is not None:
+            state.metrics.cursor_expired.labels(transport).inc()
         raise HttpProblem(410, "cursor expired",
                           "the events after this cursor were evicted by retention; "
                           "start again without Last-Event-ID (GET /runs lists what is "
@@ -75,7 +78,7 @@ async def run_events(run_id: str) -> Any:
     try:
         run = await exact_run(run_id)
     except RunNotFound:
-        await _gone_if_evicted(run_id, cursor())
+        await _gone_if_evicted(run_id, cursor(), "sse")
         raise
     after = cursor()
     if after is not None:
@@ -104,7 +107,7 @@ async def all_events() -> Any:
                               code="invalid-run-id")
         return await run_events(run_id)
     after = cursor()
-    await _gone_if_evicted(None, after)
+    await _gone_if_evicted(None, after, "sse")
     if after is None:
         # A new global subscriber starts at "now", not at the beginning of history.
         after = await current_state().engine.last_seq()
@@ -157,7 +160,12 @@ async def run_events_ndjson(run_id: str) -> Any:
 
     Cancellation: nothing is left behind.
     """
-    run = await exact_run(run_id)
+    try:
+        run = await exact_run(run_id)
+    except RunNotFound:
+        # As the SSE stream: resuming the export of an evicted run is 410, not 404.
+        await _gone_if_evicted(run_id, cursor(), "ndjson")
+        raise
     after = cursor() or 0
     engine = current_state().engine
 

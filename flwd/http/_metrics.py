@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from flwd import __version__
 from flwd.errors import PROBLEMS
 from flwd.events import POLICY_DECISION, TERMINAL_STATUSES, EventRecord
+from flwd.observe import EVICTION_KINDS, PERSISTENCE_OUTCOMES, PULL_OUTCOMES, SOURCE_TYPES
 
 OTHER = "other"
 UNMATCHED = "(unmatched)"
@@ -36,6 +37,11 @@ STATUS_CODES = frozenset(str(status.value) for status in HTTPStatus)
 DENIAL_REASONS = frozenset(spec.code for spec in PROBLEMS.values())
 #: The kinds of event stream (the ``kind`` label of stream refusals).
 STREAM_KINDS = ("sse", "ndjson", "websocket")
+#: The streams that take a cursor, so can refuse an expired one (WebSocket takes none).
+CURSOR_TRANSPORTS = ("sse", "ndjson")
+_EVICTION_KINDS = frozenset(EVICTION_KINDS)
+_PULL_OUTCOMES = frozenset(PULL_OUTCOMES)
+_SOURCE_TYPES = frozenset(SOURCE_TYPES)
 
 
 def bounded(value: str, known: frozenset[str]) -> str:
@@ -43,6 +49,9 @@ def bounded(value: str, known: frozenset[str]) -> str:
     return value if value in known else OTHER
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Core DB operations take from tens of microseconds (a read from the page cache)
+#: to seconds (a batch waiting on fsync or on the write lock).
+_PERSISTENCE = (0.0001, 0.00025, 0.0005, *_LATENCY)
 _DURATION = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 
@@ -78,8 +87,8 @@ class Metrics:
                                        "Wall time of container steps", buckets=_DURATION,
                                        registry=registry)
         self.container_pull = Histogram("flwd_container_pull_seconds",
-                                        "Wall time of image pulls", buckets=_DURATION,
-                                        registry=registry)
+                                        "Wall time of successful image pulls",
+                                        buckets=_DURATION, registry=registry)
         self.runs = Counter("flwd_runs_total", "Runs finished, by final status", ["status"],
                             registry=registry)
         for status in sorted(TERMINAL_STATUSES):
@@ -105,6 +114,73 @@ class Metrics:
             self.stream_refusals.labels(kind)  # at 0: an alert's series exists
         self.sse_resumes = Counter("flwd_sse_resumes_total",
                                    "Event streams resumed with a cursor", registry=registry)
+        self.cursor_expired = Counter("flwd_sse_cursor_expired_total",
+                                      "Event streams refused with 410 cursor.expired (the "
+                                      "events after the cursor were evicted)", ["transport"],
+                                      registry=registry)
+        for transport in CURSOR_TRANSPORTS:
+            self.cursor_expired.labels(transport)
+        self.container_runs = Counter("flwd_container_runs_total", "Container steps run",
+                                      registry=registry)
+        self.container_pulls = Counter("flwd_container_pulls_total",
+                                       "Image pulls from a registry, for container steps and "
+                                       "oci sources (an image already present is no pull)",
+                                       ["outcome"], registry=registry)
+        for outcome in PULL_OUTCOMES:
+            self.container_pulls.labels(outcome)
+        self.sources_added = Counter("flwd_sources_added_total", "Sources registered, by type",
+                                     ["type"], registry=registry)
+        for kind in SOURCE_TYPES:
+            self.sources_added.labels(kind)
+        self.manifests_invalid = Counter("flwd_addon_manifest_invalid_total",
+                                         "Add-on images whose manifest was missing or invalid",
+                                         registry=registry)
+        self._persistence_metrics(registry)
+
+    def _persistence_metrics(self, registry: CollectorRegistry) -> None:
+        latency = Histogram("flwd_persistence_latency_seconds",
+                            "Core DB operations: journal_append is one batch of the journal "
+                            "writer (one transaction, however many events), journal_read one "
+                            "page of a replay, idempotency_store the commit of a run with its "
+                            "Idempotency-Key", ["operation", "outcome"],
+                            buckets=_PERSISTENCE, registry=registry)
+        # Resolved once: observing a batch is a dict lookup, not a labels() call.
+        self._latency = {(operation, outcome): latency.labels(operation, outcome)
+                         for operation, outcomes in PERSISTENCE_OUTCOMES.items()
+                         for outcome in outcomes}
+        self._latency_other = latency
+        self.evictions = Counter("flwd_persistence_evictions_total",
+                                 "Records retention evicted: journal rows (events), "
+                                 "idempotency keys", ["kind"], registry=registry)
+        self.eviction_bytes = Counter("flwd_persistence_eviction_bytes_total",
+                                      "Bytes of the records retention evicted", ["kind"],
+                                      registry=registry)
+        for kind in EVICTION_KINDS:
+            self.evictions.labels(kind)
+            self.eviction_bytes.labels(kind)
+
+    # -- flwd.observe.Observer: called from trio and from worker threads ----------
+    def persistence(self, operation: str, outcome: str, seconds: float) -> None:
+        child = self._latency.get((operation, outcome))
+        if child is None:
+            child = self._latency_other.labels(OTHER, OTHER)
+        child.observe(seconds)
+
+    def evicted(self, kind: str, count: int, size: int) -> None:
+        kind = bounded(kind, _EVICTION_KINDS)
+        self.evictions.labels(kind).inc(count)
+        self.eviction_bytes.labels(kind).inc(size)
+
+    def image_pulled(self, outcome: str, seconds: float) -> None:
+        self.container_pulls.labels(bounded(outcome, _PULL_OUTCOMES)).inc()
+        if outcome == "ok":
+            self.container_pull.observe(seconds)
+
+    def manifest_invalid(self) -> None:
+        self.manifests_invalid.inc()
+
+    def source_added(self, kind: str) -> None:
+        self.sources_added.labels(bounded(kind, _SOURCE_TYPES)).inc()
 
     def observe_request(self, method: str, route: str | None, status: int,
                         seconds: float) -> None:
@@ -122,7 +198,7 @@ class Metrics:
 
 
 def observe_policy_and_containers(metrics: Metrics, record: EventRecord) -> None:
-    """Count a journaled policy denial; time a finished container step (and its pull)."""
+    """Count a journaled policy denial; count and time a finished container step."""
     data = record.data
     if record.type == POLICY_DECISION:
         if data.get("decision") == "denied":
@@ -133,7 +209,5 @@ def observe_policy_and_containers(metrics: Metrics, record: EventRecord) -> None
     if isinstance(container, dict):
         run_seconds = container.get("run_seconds")
         if isinstance(run_seconds, int | float):
+            metrics.container_runs.inc()
             metrics.container_run.observe(run_seconds)
-        pull_seconds = container.get("pull_seconds")
-        if isinstance(pull_seconds, int | float):
-            metrics.container_pull.observe(pull_seconds)

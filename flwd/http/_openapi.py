@@ -175,7 +175,7 @@ def _event_paths() -> dict[str, Any]:
             "The run's journaled events as NDJSON", ("runs:read", "events:read"),
             {"200": {"description": "One Event per line",
                      "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
-             **_problems(400, 401, 403, 404, 503)}, parameters=[_RUN_ID, *_CURSOR])},
+             **_problems(400, 401, 403, 404, 410, 503)}, parameters=[_RUN_ID, *_CURSOR])},
         "/events": {"get": _op("Every run's events, live (after the cursor); with run_id, "
                                "that run's events only", ("events:read",),
                                {"200": _SSE, **_problems(400, 401, 403, 404, 410, 503)},

@@ -37,6 +37,7 @@ from flwd.events import (
     EventRecord,
 )
 from flwd.kv import KvNamespaces
+from flwd.observe import UNOBSERVED
 from flwd.settings import Settings
 from flwd.sources import AllowList, OciContext
 from flwd.store import RetentionPolicy, Store
@@ -207,7 +208,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     async with owning(listener), _own_data_dir(settings) as owned, open_engine(
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
-            runtime=runtime, profile=profile, kv_namespaces=kv_namespaces) as engine:
+            runtime=runtime, profile=profile, kv_namespaces=kv_namespaces,
+            observer=metrics if metrics is not None else UNOBSERVED) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import trio
 
+from flwd.observe import UNOBSERVED, Observer
+
 from ._allow import AllowList
 from ._git import fetch_mirror, git, resolve_commit, write_tree
 from ._model import SourceSpec, SourceState
@@ -34,13 +36,15 @@ def source_dir(sources_dir: Path, name: str) -> Path:
 
 
 async def materialise(spec: SourceSpec, allow: AllowList, sources_dir: Path, *,
-                      pinned: str | None = None, oci: OciContext | None = None) -> SourceState:
+                      pinned: str | None = None, oci: OciContext | None = None,
+                      observer: Observer = UNOBSERVED) -> SourceState:
     """Check ``spec`` against the allow-list (or, for oci, the image policy) and make its
     files available.
 
     ``pinned``: for git, check out this commit instead of resolving the ref
     again (a restart keeps what was pinned; only a refresh moves it).
-    ``oci``: the runtime, policy and profile oci sources are added with.
+    ``oci``: the runtime, policy and profile oci sources are added with;
+    ``observer`` is told of an oci image's pull and of a manifest found invalid.
 
     Raises:
         SourceNotAllowed / SourceInvalid: refused by the allow-list.
@@ -51,7 +55,7 @@ async def materialise(spec: SourceSpec, allow: AllowList, sources_dir: Path, *,
     refreshed_at = time.time()
     if spec.type == "oci":
         return await materialise_oci(spec, oci, source_dir(sources_dir, spec.name),
-                                     refreshed_at=refreshed_at)
+                                     refreshed_at=refreshed_at, observer=observer)
     if spec.type == "local":
         real = await trio.to_thread.run_sync(allow.check_path, spec.ref)
         return SourceState(status="ready", root=str(discovery_root(real)),

@@ -48,6 +48,7 @@ from flwd.errors import (
     SourceSignatureInvalid,
     SourceSignatureUnverifiable,
 )
+from flwd.observe import UNOBSERVED, Observer
 from flwd.policy import (
     ImageTrust,
     PolicyContext,
@@ -288,8 +289,12 @@ async def check_image_policy(spec: SourceSpec, oci: OciContext) -> ImageTrust | 
 
 
 async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
-                          *, refreshed_at: float) -> SourceState:
+                          *, refreshed_at: float, observer: Observer = UNOBSERVED
+                          ) -> SourceState:
     """Check, pull (``on-add``), extract and validate the add-on; cache its manifest.
+
+    ``observer`` is told of the pull (its outcome and time) and of a manifest that
+    is missing or invalid.
 
     Cancellation: a pull or extraction in flight is stopped (the extraction
     container removed); the cached manifest is replaced atomically or not at all.
@@ -313,7 +318,10 @@ async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
     info: ImageInfo | None = None
     image = spec.ref
     if steps.pull:
+        started = trio.current_time()
         failure = await pull_image(runtime, spec.ref, oci.env)
+        observer.image_pulled("ok" if failure is None else "error",
+                              trio.current_time() - started)
         if failure is not None:
             raise OciFailed(f"oci pull failed: {failure}",
                             hint="check the image reference, that the registry is reachable, "
@@ -326,8 +334,12 @@ async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
                                  "use pull_policy on-run for a local image")
         digest = info.digest
         image = pinned_image(spec.ref, digest)
-    text = await ManifestExtractor(runtime, image, oci.profile, spec.name, oci.env).run()
-    manifest = parse_manifest(text)
+    try:
+        text = await ManifestExtractor(runtime, image, oci.profile, spec.name, oci.env).run()
+        manifest = parse_manifest(text)
+    except AddonManifestInvalid:
+        observer.manifest_invalid()
+        raise
     if not steps.pin:
         info = await inspect_image(runtime, spec.ref, repository, oci.env)
     await trio.to_thread.run_sync(write_manifest, home, text)

@@ -43,6 +43,7 @@ from actors import (
     RestartPolicy,
 )
 from flwd.errors import FlwdError, SourceCheckoutFailed, SourceExists, SourceNotFound
+from flwd.observe import UNOBSERVED, Observer
 from flwd.store import Store
 
 from . import _store
@@ -150,6 +151,8 @@ class SourcesConfig:
     store: Store
     #: Runtime, policy and profile for oci sources (None: oci sources are refused).
     oci: OciContext | None = None
+    #: Told of new sources, of add-on images pulled and of invalid manifests (metrics).
+    observer: Observer = UNOBSERVED
 
 
 class SourceActor:
@@ -272,7 +275,8 @@ class SourceActor:
         lease: TreeLease | None = None
         try:
             state = await materialise(message.spec, self.config.allow, self.config.sources_dir,
-                                      pinned=message.pinned, oci=self.config.oci)
+                                      pinned=message.pinned, oci=self.config.oci,
+                                      observer=self.config.observer)
             # Read after the checkout: a background retry may have registered meanwhile.
             previous = self.current
             source = registration(message.spec, state, previous, refreshed_now=True)
@@ -298,6 +302,8 @@ class SourceActor:
         self.failures = 0
         self._hold(lease)
         self.book.put(Entry(source, index))
+        if previous is None:
+            self.config.observer.source_added(source.spec.type)
         if message.reply is not None:
             message.reply.reply((source, previous is None))
         await self._prune(source)

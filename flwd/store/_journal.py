@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from flwd.errors import RecordUnstorable, StorageError
+from flwd.errors import RecordUnstorable, StorageError, StorageFull
 from flwd.events import (
     RUN_FINISH,
     RUN_START,
@@ -176,7 +176,10 @@ def _is_record_fault(exc: Exception) -> bool:
 
 
 def _storage_error(exc: sqlite3.Error) -> StorageError:
-    return StorageError(
+    # SQLITE_FULL: the disk, or a page limit, has no room left (StorageFull tells it
+    # apart for the journal's metrics; it is reported as any other StorageError).
+    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return (StorageFull if full else StorageError)(
         f"cannot write the Core DB: {exc}",
         hint="free space in the data dir; the journal keeps everything committed so far",
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flwd.errors import RunNotFound
-from flwd.events import EventRecord, RunRow
+from flwd.events import EventRecord, IdempotencyRecord, RunRow
 
 from ._db import Connection, connect
 from ._schema import SCHEMA_VERSION
@@ -183,9 +183,8 @@ def event_bounds(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
     return (row[0] or 0, row[1] or 0)
 
 
-def find_idempotent(conn: sqlite3.Connection, key: str, *, newer_than: float
-                    ) -> tuple[str, str] | None:
-    """(body sha256, run id) stored for a scoped idempotency key, if still fresh."""
-    row = conn.execute("SELECT body_sha256, run_id FROM idempotency WHERE key = ? AND"
-                       " created_at > ?", (key, newer_than)).fetchone()
-    return (row[0], row[1]) if row else None
+def find_idempotent(conn: sqlite3.Connection, key: str) -> IdempotencyRecord | None:
+    """The record stored for a scoped idempotency key, however old."""
+    row = conn.execute("SELECT body_sha256, run_id, created_at FROM idempotency WHERE key = ?",
+                       (key,)).fetchone()
+    return IdempotencyRecord(key, row[0], row[1], row[2]) if row else None

@@ -54,6 +54,11 @@ class GcResult:
     bytes_before: int = 0
     bytes_after: int = 0
     dry_run: bool = False
+    #: What the evicted rows held (the eviction metrics): the bytes of the events'
+    #: data and output lines, and the idempotency keys with their bytes.
+    event_bytes_deleted: int = 0
+    keys_deleted: int = 0
+    key_bytes_deleted: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"evicted_runs": len(self.evicted), "evicted": self.evicted,
@@ -118,10 +123,11 @@ def _candidates(conn: sqlite3.Connection, policy: RetentionPolicy, now: float) -
     return list(chosen)
 
 
-def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None) -> int:
-    """Delete whole runs in one transaction; the number of events removed."""
+def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None,
+           result: GcResult) -> None:
+    """Delete whole runs in one transaction; add them and what they held to ``result``."""
     if not run_ids:
-        return 0
+        return
     marks = ",".join("?" * len(run_ids))
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -131,11 +137,17 @@ def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None) 
             f"({','.join('?' * len(_TERMINAL))})", (*run_ids, *_TERMINAL))]
         if not run_ids:
             conn.execute("COMMIT")
-            return 0
+            return
         marks = ",".join("?" * len(run_ids))
-        top, count = conn.execute(
-            f"SELECT coalesce(max(last_seq), 0), coalesce(sum(last_seq - seq + 1), 0) "
+        # length() of a BLOB reads its size, not its pages: the output lines are not loaded.
+        top, count, size = conn.execute(
+            f"SELECT coalesce(max(last_seq), 0), coalesce(sum(last_seq - seq + 1), 0), "
+            f"coalesce(sum(length(CAST(data AS BLOB)) + coalesce(length(lines), 0)), 0) "
             f"FROM events WHERE run_id IN ({marks})", run_ids).fetchone()
+        keys, key_size = conn.execute(
+            f"SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) "
+            f"+ length(CAST(body_sha256 AS BLOB)) + length(CAST(run_id AS BLOB))), 0) "
+            f"FROM idempotency WHERE run_id IN ({marks})", run_ids).fetchone()
         stamp = time.time()
         conn.executemany("INSERT OR REPLACE INTO evicted_runs(run_id, evicted_at) VALUES (?, ?)",
                          [(run_id, stamp) for run_id in run_ids])
@@ -149,10 +161,14 @@ def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None) 
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    result.evicted += run_ids
+    result.events_deleted += int(count)
+    result.event_bytes_deleted += int(size)
+    result.keys_deleted += int(keys)
+    result.key_bytes_deleted += int(key_size)
     if runs_dir is not None:
         for run_id in run_ids:
             shutil.rmtree(runs_dir / run_id, ignore_errors=True)
-    return int(count)
 
 
 def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path | None,
@@ -166,9 +182,7 @@ def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path
         result.bytes_after = result.bytes_before
         return result
     for start in range(0, len(doomed), BATCH):
-        batch = doomed[start:start + BATCH]
-        result.events_deleted += _evict(conn, batch, runs_dir)
-        result.evicted += batch
+        _evict(conn, doomed[start:start + BATCH], runs_dir, result)
     if policy.max_db_mb is not None:
         limit = int(policy.max_db_mb * 1024 * 1024)
         while (used := used_bytes(conn)) > limit:
@@ -182,8 +196,7 @@ def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path
                 "LIMIT ?", (*_TERMINAL, max(1, min(BATCH, need))))]
             if not oldest:
                 break  # only live runs left: they are never evicted
-            result.events_deleted += _evict(conn, oldest, runs_dir)
-            result.evicted += oldest
+            _evict(conn, oldest, runs_dir, result)
     if result.evicted:
         # Hand the WAL's pages back too (the main file keeps its free pages for reuse).
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

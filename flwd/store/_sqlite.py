@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flwd.errors import RunNotFound
-from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow
+from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
 from . import _kv, _read, _retention
 from ._db import connect
@@ -142,11 +142,11 @@ class SqliteStore:
             return int(row[0])
 
     # -- idempotency ---------------------------------------------------------
-    def find_idempotent(self, key: str, *, newer_than: float) -> tuple[str, str] | None:
+    def find_idempotent(self, key: str) -> IdempotencyRecord | None:
         if not self.exists():
             return None
         with open_reader(self.path) as conn:
-            return _read.find_idempotent(conn, key, newer_than=newer_than)
+            return _read.find_idempotent(conn, key)
 
     # -- retention -----------------------------------------------------------
     def collect(self, policy: RetentionPolicy, *, runs_dir: Path | None,

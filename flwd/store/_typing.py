@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import outcome
 
-from flwd.events import EventRecord, RunRow
+from flwd.events import EventRecord, IdempotencyRecord, RunRow
 
 from ._journal import GroupResult, JournalItem
 from ._kv import KvItem
@@ -137,8 +137,9 @@ class Store(Protocol):
         """The highest event seq in the journal (0: none)."""
 
     # -- idempotency ---------------------------------------------------------
-    def find_idempotent(self, key: str, *, newer_than: float) -> tuple[str, str] | None:
-        """(body digest, run id) stored for a scoped idempotency key, if still fresh."""
+    def find_idempotent(self, key: str) -> IdempotencyRecord | None:
+        """The record stored for a scoped idempotency key, however old: how long a key
+        is kept is the caller's rule (it is removed with its run)."""
 
     # -- retention -----------------------------------------------------------
     def collect(self, policy: RetentionPolicy, *, runs_dir: Path | None,

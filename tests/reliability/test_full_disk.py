@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FLWD, flwd_env, run_cli, write_job
+from tests.conftest import FLWD, flwd_env, run_cli, scrape, write_job
 
 from .conftest import DEV, assert_strictly_increasing, replay
 
@@ -105,6 +105,10 @@ def test_server_run_on_a_full_disk_fails_cleanly_and_the_api_stays_up(
         assert_strictly_increasing(events)
         # The server is still up and says why new runs cannot be journaled.
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 204
+        # The batch the disk refused is counted as such (a full disk, not another error).
+        refused = scrape(url)[("flwd_persistence_latency_seconds_count", frozenset(
+            {"operation": "journal_append", "outcome": "quota_exceeded"}.items()))]
+        assert refused >= 1
         listed = httpx.get(f"{url}/runs", headers=DEV, timeout=10)
         assert listed.status_code == 200
         assert [(run["id"], run["status"]) for run in listed.json()] == [(run_id, "failed")]

@@ -7,6 +7,7 @@ reads through the Store and JournalSink Protocols, never through SQL.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -293,7 +294,7 @@ def test_a_store_without_a_database_reads_as_empty_and_creates_nothing(backend: 
     assert store.read_events(None) == [] and store.read_events("run-a", after=5) == []
     assert store.event_bounds("run-a") == (0, 0)
     assert store.last_seq() == 0
-    assert store.find_idempotent("key", newer_than=0.0) is None
+    assert store.find_idempotent("key") is None
     assert store.evicted_through() == 0 and store.was_evicted("run-a") is False
     assert store.load_sources() == []
     assert not store.exists()
@@ -463,15 +464,14 @@ def test_statuses_unfinished_and_terminal_runs(store: Store) -> None:
 # -- idempotency --------------------------------------------------------------------------------
 
 
-def test_an_idempotency_record_is_found_while_fresh(store: Store) -> None:
-    store.append([run_row("run-a"),
-                  IdempotencyRecord(key="scope:key-1", body_sha256="hmac-sha256:aa",
-                                    run_id="run-a", created_at=T0)])
-    assert store.find_idempotent("scope:key-1", newer_than=T0 - 1) == ("hmac-sha256:aa",
-                                                                        "run-a")
-    assert store.find_idempotent("scope:key-1", newer_than=T0) is None  # expired
-    assert store.find_idempotent("scope:key-2", newer_than=0.0) is None
-    assert store.find_idempotent("other:key-1", newer_than=0.0) is None
+def test_an_idempotency_record_is_found_with_its_age(store: Store) -> None:
+    record = IdempotencyRecord(key="scope:key-1", body_sha256="hmac-sha256:aa",
+                               run_id="run-a", created_at=T0)
+    store.append([run_row("run-a"), record])
+    # However old: whether it is still fresh is the engine's rule (24 h).
+    assert store.find_idempotent("scope:key-1") == record
+    assert store.find_idempotent("scope:key-2") is None
+    assert store.find_idempotent("other:key-1") is None
 
 
 # -- retention ----------------------------------------------------------------------------------
@@ -495,11 +495,17 @@ def test_collect_by_count_evicts_whole_finished_runs_oldest_first(store: Store, 
         finished_run(store, f"run-{i}", created=T0 + i, lines=3)
     store.append([IdempotencyRecord(key="k:0", body_sha256="d", run_id="run-0",
                                     created_at=T0 + 100)])
+    payload = sum(len(json.dumps(row.data, ensure_ascii=False, separators=(",", ":")).encode())
+                  + len(row.lines or b"") for i in range(3)
+                  for row in store.read_events(f"run-{i}"))
     make_run_dirs(runs_dir, ["run-live", *(f"run-{i}" for i in range(5))])
     top = store.event_bounds("run-2")[1]
     result = store.collect(RetentionPolicy(retain_runs=2), runs_dir=runs_dir)
     assert result.evicted == ["run-0", "run-1", "run-2"]  # the newest 2 of all are kept
     assert result.events_deleted == 3 * (1 + 3 + 1) and not result.dry_run
+    # What the eviction metrics count: the events' bytes, the keys and theirs.
+    assert result.event_bytes_deleted == payload > 0
+    assert (result.keys_deleted, result.key_bytes_deleted) == (1, len("k:0" "d" "run-0"))
     for run_id in result.evicted:
         with pytest.raises(RunNotFound):
             store.get_run(run_id)
@@ -509,7 +515,7 @@ def test_collect_by_count_evicts_whole_finished_runs_oldest_first(store: Store, 
         assert store.get_run(run_id).id == run_id
         assert not store.was_evicted(run_id) and (runs_dir / run_id).exists()
     assert store.evicted_through() == top
-    assert store.find_idempotent("k:0", newer_than=0.0) is None  # gone with its run
+    assert store.find_idempotent("k:0") is None  # gone with its run
     assert store.count_runs() == 3
     # Nothing more to do: a second pass evicts nothing.
     assert store.collect(RetentionPolicy(retain_runs=2), runs_dir=runs_dir).evicted == []

@@ -58,3 +58,22 @@ def test_process_collector_and_a_websocket_gauge_apart_from_sse() -> None:
         assert re.search(rf"^{name} \d", text, re.M), name
     assert re.search(r"^flwd_websocket_active_connections 1\.0$", text, re.M)
     assert re.search(r"^flwd_sse_active_streams 0\.0$", text, re.M)
+
+
+def test_observer_values_outside_the_known_sets_are_other() -> None:
+    # The engine only passes flwd.observe's constants; anything else must not add series.
+    metrics = Metrics("secure")
+    before = {(name, tuple(sorted(labels.items()))) for name, labels, _ in _samples(metrics)}
+    metrics.persistence("made-up", "weird", 0.001)
+    metrics.persistence("journal_append", "weird", 0.001)
+    metrics.evicted("runs", 1, 10)
+    metrics.image_pulled("maybe", 1.0)
+    metrics.source_added("ftp")
+    new = {(name, tuple(sorted(labels.items()))) for name, labels, _ in _samples(metrics)
+           } - before
+    values = {value for _, labels in new for key, value in labels if key != "le"}
+    assert values == {"other"}
+    samples = _samples(metrics)
+    assert ("flwd_container_pulls_total", {"outcome": "other"}, 1.0) in samples
+    # An image that failed to pull is not timed as a pull.
+    assert ("flwd_container_pull_seconds_count", {}, 0.0) in samples

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flwd.errors import RecordUnstorable, StorageError
+from flwd.errors import RecordUnstorable, StorageError, StorageFull
 from flwd.events import RUN_FINISH, RUN_START, STEP_START, EventRecord, RunRow
 from flwd.store import append_groups, connect, db_path, get_run, open_reader
 
@@ -95,7 +95,19 @@ def test_a_database_failure_is_still_a_storage_error(tmp_path: Path, path: Path)
     connect(path).close()
     readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     try:
-        with pytest.raises(StorageError, match="cannot write the Core DB"):
+        with pytest.raises(StorageError, match="cannot write the Core DB") as raised:
             append_groups(readonly, [[event("run-a", {})], [event("run-a", {"step": "\udc80"})]])
+        assert not isinstance(raised.value, StorageFull)
     finally:
         readonly.close()
+
+
+def test_a_full_database_is_storage_full_and_anything_else_is_not(conn: sqlite3.Connection
+                                                                  ) -> None:
+    # The page limit stands for a full disk: SQLite answers both with SQLITE_FULL.
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    flood = EventRecord(run_id="run-a", job_id="demo", type=STEP_START, ts=1.0, data={},
+                        lines=b"x" * 200_000, n=1)
+    with pytest.raises(StorageFull, match="cannot write the Core DB: database or disk is full"):
+        append_groups(conn, [[flood]])

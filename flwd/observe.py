@@ -1,0 +1,73 @@
+"""What the engine, the store's callers and the add-on sources tell a metrics collector.
+
+The core knows nothing of Prometheus: it calls an :class:`Observer` it was handed
+(``flwd.http``'s ``Metrics`` is one; a process without metrics gets
+:data:`UNOBSERVED`). Every method is called synchronously, from trio or from a
+worker thread: it must be quick, thread-safe, and never raise.
+
+The label values are fixed here, so that a collector can export every series at
+0 from the start (an alert's series exists before the first event).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+#: The Core DB operations that are timed, and the outcomes each can have.
+#: ``journal_append`` is one batch (one transaction of the journal's writer,
+#: however many events it holds), ``journal_read`` one page of a replay,
+#: ``idempotency_store`` the commit of a run's row with its Idempotency-Key.
+PERSISTENCE_OUTCOMES: Final[dict[str, tuple[str, ...]]] = {
+    "idempotency_lookup": ("hit", "miss", "expired", "error"),
+    "idempotency_store": ("ok", "error"),
+    "journal_append": ("ok", "quota_exceeded", "error"),
+    "journal_read": ("ok", "error"),
+}
+#: What retention evicts: journal rows (events) and idempotency keys, with their runs.
+EVICTION_KINDS: Final = ("journal", "idempotency")
+#: How an image pull ended.
+PULL_OUTCOMES: Final = ("ok", "error")
+#: The source types (``flwd.sources``).
+SOURCE_TYPES: Final = ("local", "git", "oci")
+
+
+class Observer(Protocol):
+    """A collector of the core's measurements (see the module docstring)."""
+
+    def persistence(self, operation: str, outcome: str, seconds: float) -> None:
+        """One Core DB operation of :data:`PERSISTENCE_OUTCOMES` took ``seconds``."""
+
+    def evicted(self, kind: str, count: int, size: int) -> None:
+        """Retention removed ``count`` records of ``kind`` holding ``size`` bytes."""
+
+    def image_pulled(self, outcome: str, seconds: float) -> None:
+        """A container image was pulled from its registry (an image already present
+        is not a pull)."""
+
+    def manifest_invalid(self) -> None:
+        """An add-on image's manifest was missing or broke the schema."""
+
+    def source_added(self, kind: str) -> None:
+        """A new source of this type was registered."""
+
+
+class _Unobserved:
+    """Drops every measurement (a CLI process, a server with ``--no-metrics``)."""
+
+    def persistence(self, operation: str, outcome: str, seconds: float) -> None:
+        pass
+
+    def evicted(self, kind: str, count: int, size: int) -> None:
+        pass
+
+    def image_pulled(self, outcome: str, seconds: float) -> None:
+        pass
+
+    def manifest_invalid(self) -> None:
+        pass
+
+    def source_added(self, kind: str) -> None:
+        pass
+
+
+UNOBSERVED: Final[Observer] = _Unobserved()
