@@ -192,6 +192,12 @@ class RunRow:
     #: The absolute path of the folder holding the scripts/ the run's job came from
     #: (of the server, for a run it started); None for runs of flwd before schema 6.
     workspace: str | None = None
+    #: How its steps run: ``proc`` (host processes) or ``container``, as its plan's
+    #: ``executor_preview.executor``; None for a run whose plan did not say (schema 8
+    #: filled it in from the stored plan of older runs).
+    executor: str | None = None
+    #: The container runtime of a ``container`` run (``podman`` or ``docker``).
+    runtime: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -199,9 +205,10 @@ class RunRow:
             "job_id": self.job_id,
             "status": self.status,
             "created_at": format_ts(self.created_at),
+            # Always there (null while queued): when the run began executing, which
+            # a run waiting for a slot has not.
+            "started_at": None if self.started_at is None else format_ts(self.started_at),
         }
-        if self.started_at is not None:
-            out["started_at"] = format_ts(self.started_at)
         if self.finished_at is not None:
             out["finished_at"] = format_ts(self.finished_at)
         if self.exit_code is not None:
@@ -211,6 +218,9 @@ class RunRow:
         if self.profile:
             out["security_profile"] = self.profile
         out["workspace"] = self.workspace
+        out["executor"] = self.executor
+        if self.runtime is not None:
+            out["runtime"] = self.runtime
         out["result"] = {"resolved_args": self.args}
         if self.provenance:
             out["provenance"] = self.provenance

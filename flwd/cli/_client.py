@@ -110,7 +110,9 @@ def run_from_json(run: Mapping[str, Any]) -> RunRow:
                   exit_code=run.get("exit_code"), error=run.get("error"),
                   profile=run.get("security_profile"),
                   args=(result.get("resolved_args") or {}) if isinstance(result, dict) else {},
-                  workspace=run["workspace"] if isinstance(run.get("workspace"), str) else None)
+                  workspace=run["workspace"] if isinstance(run.get("workspace"), str) else None,
+                  executor=run["executor"] if isinstance(run.get("executor"), str) else None,
+                  runtime=run["runtime"] if isinstance(run.get("runtime"), str) else None)
 
 
 def _job_path(job_id: str) -> str:

@@ -44,6 +44,7 @@ from ._decisions import decision_records
 from ._hub import EventHub
 from ._journal import Append, JournalRef
 from ._recovery import recover
+from ._retention import storage_health
 from ._root import CancelRun, Root, StartRun
 from ._stream import stream_events
 
@@ -241,18 +242,16 @@ class Engine:
         return await trio.to_thread.run_sync(read)
 
     async def storage_health(self) -> dict[str, Any]:
-        """What ``GET /health/storage`` reports: the Core DB's usage and retention's state.
+        """What ``GET /health/storage`` reports: the Core DB's usage and retention's state
+        (``ok`` false: the database cannot grow).
+
+        Raises:
+            StorageError: the Core DB cannot be read.
 
         Cancellation: nothing is left behind.
         """
         usage = await trio.to_thread.run_sync(self.store.storage_usage)
-        state = self.root.retention
-        usage["retention"] = state.policy.to_json() if state else None
-        if state is not None and state.last is not None:
-            usage["last_gc"] = {k: v for k, v in state.last.to_json().items() if k != "evicted"}
-        if state is not None and state.errors:
-            usage["gc_errors"] = state.errors[-3:]
-        return usage
+        return storage_health(usage, self.root.retention)
 
     def has_backlog_after(self, run_id: str, after: int) -> bool:
         """The hub holds the run's events after ``after`` (its replay needs no read)."""

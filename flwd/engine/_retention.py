@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -64,3 +65,36 @@ async def run_retention(state: RetentionState, store: Store, runs_dir: Path, *,
                 _log.info("retention evicted %d runs (%d events)", len(result.evicted),
                           result.events_deleted)
         await trio.sleep(interval)
+
+
+def storage_health(usage: dict[str, Any], state: RetentionState | None) -> dict[str, Any]:
+    """``GET /health/storage``: the store's ``usage`` with retention's state (sans-IO).
+
+    The reference's ``ok``, ``journal_max_bytes`` and ``eviction_active`` are read
+    in flwd's terms. flwd's event journal has no byte budget of its own: its
+    events are evicted with their runs, so it can hold what the database may:
+    ``--max-db-mb`` when set (retention evicts the oldest finished runs, events
+    and all, above it), else ``max_bytes``. Eviction is active while retention
+    evicts: its last pass evicted runs, or the database is over ``--max-db-mb``
+    (the next pass will). The store is ``ok`` while the database can grow
+    (``bytes_used < max_bytes``): a full disk is what stops its writes.
+    """
+    used, most = usage["bytes_used"], usage["max_bytes"]
+    policy = state.policy if state is not None else None
+    budget = (int(policy.max_db_mb * 1024 * 1024)
+              if policy is not None and policy.max_db_mb is not None else None)
+    evicting = state is not None and state.last is not None and bool(state.last.evicted)
+    if budget is not None and usage["used_bytes"] > budget:
+        evicting = True
+    health: dict[str, Any] = {
+        "driver": usage["driver"], "ok": used < most, "bytes_used": used, "max_bytes": most,
+        "journal_bytes": usage["journal_bytes"],
+        "journal_max_bytes": most if budget is None else min(budget, most),
+        "eviction_active": evicting, "schema_version": usage["schema_version"]}
+    health.update((key, value) for key, value in usage.items() if key not in health)
+    health["retention"] = policy.to_json() if policy is not None else None
+    if state is not None and state.last is not None:
+        health["last_gc"] = {k: v for k, v in state.last.to_json().items() if k != "evicted"}
+    if state is not None and state.errors:
+        health["gc_errors"] = state.errors[-3:]
+    return health

@@ -286,7 +286,8 @@ class Root:
                      profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
                      provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
                      owner_host=host, owner_kind=self.owner_kind,
-                     workspace=self.settings.workspace_key)
+                     workspace=self.settings.workspace_key, executor=plan.executor,
+                     runtime=plan.runtime_kind)
         # Before anything is journaled: a tree deleted since the plan was made
         # is a clear error, and no flwd process deletes it while the run lives.
         await self._lease_tree(run.id, plan)

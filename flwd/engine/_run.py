@@ -163,9 +163,10 @@ class RunActor:
         self._changed.set()
 
     # -- events ----------------------------------------------------------------
-    async def _emit(self, type_: str, data: dict[str, Any]) -> None:
+    async def _emit(self, type_: str, data: dict[str, Any], *, ts: float | None = None) -> None:
         await self.journal.cast(Append([EventRecord(
-            run_id=self.run_id, job_id=self.plan.job.id, type=type_, ts=now(), data=data)]))
+            run_id=self.run_id, job_id=self.plan.job.id, type=type_,
+            ts=now() if ts is None else ts, data=data)]))
 
     async def _output(self, step: str, channel: str, lines: bytes, count: int) -> None:
         await self.journal.cast(Append([EventRecord(
@@ -214,14 +215,21 @@ class RunActor:
             await self._emit(POLICY_DECISION, {
                 "run_id": self.run_id, **decision.to_json(), "level": decision.level,
                 "security_profile": plan.profile})
-        await self._emit(RUN_START, {
+        # The run row's started_at is this event's ts (the journal sets it).
+        started = now()
+        start: dict[str, Any] = {
             "status": "running",
             "job_id": plan.job.id,
+            "started_at": format_ts(started),
+            "executor": plan.executor,
             "security_profile": plan.profile,
             "composition": plan.composition,
             "steps": [step.id for step in plan.steps],
             "provenance": plan.provenance(),
-        })
+        }
+        if plan.runtime_kind is not None:
+            start["runtime"] = plan.runtime_kind
+        await self._emit(RUN_START, start, ts=started)
         status, exit_code, error = "failed", None, None
         try:
             self._prepare_run_dir()

@@ -26,7 +26,7 @@ from flwd.engine import Engine
 from flwd.errors import FlwdError
 
 from . import _events, _jobs, _kv, _runs, _sources
-from ._auth import Authenticator, Principal, Refusal
+from ._auth import AnyScope, Authenticator, Principal, Refusal, Requirement
 from ._metrics import Metrics
 from ._ops import ops_blueprint
 from ._origins import DEV_ORIGIN, is_dev_origin
@@ -53,9 +53,10 @@ class _SourceName(BaseConverter):
     regex = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 
 
-#: Scopes each endpoint (``blueprint.handler``) needs. An endpoint not listed needs a
+#: Scopes each endpoint (``blueprint.handler``) needs: every requirement of its tuple,
+#: a scope or an ``AnyScope`` (any one of several). An endpoint not listed needs a
 #: valid token and no scope; one in OPEN_ENDPOINTS needs no token at all.
-ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
+ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     "jobs.list_jobs": ("jobs:read",),
     "jobs.list_discovery_issues": ("jobs:read",),
     "jobs.get_job": ("jobs:read",),
@@ -77,7 +78,8 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "kv.read_kv": ("ruley:read",),
     "kv.put_kv": ("ruley:write",),
     "kv.delete_kv": ("ruley:write",),
-    "ops.storage_health": ("metrics:read",),
+    # The reference's scope, and the one flwd asked before.
+    "ops.storage_health": (AnyScope(("jobs:read", "metrics:read")),),
     "ops.metrics": ("metrics:read",),
 }
 OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi"})

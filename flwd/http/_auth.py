@@ -13,9 +13,26 @@ from dataclasses import dataclass
 
 from flwd.tokens import SCOPES, TokenStore, format_time
 
-__all__ = ["DEV_TOKEN", "SCOPES", "Authenticator", "Principal", "Refusal"]
+__all__ = ["DEV_TOKEN", "SCOPES", "AnyScope", "Authenticator", "Principal", "Refusal",
+           "Requirement"]
 
 DEV_TOKEN = "dev-token"
+
+
+@dataclass(frozen=True, slots=True)
+class AnyScope:
+    """A requirement any one of ``scopes`` meets: a route two scopes may read
+    (``GET /health/storage``: the reference's ``jobs:read``, or flwd's ``metrics:read``).
+    The first is the one a refusal names."""
+
+    scopes: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return " or ".join(self.scopes)
+
+
+#: What a route needs of a token, one requirement at a time: a scope, or any of several.
+Requirement = str | AnyScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +45,11 @@ class Principal:
     #: long-lived grant keeps to notice a revocation (``TokenStore.active``).
     token_id: str | None = None
 
-    def missing(self, required: Iterable[str]) -> list[str]:
-        return [scope for scope in required if scope not in self.scopes]
+    def missing(self, required: Iterable[Requirement]) -> list[Requirement]:
+        """The requirements this principal does not meet, in order."""
+        return [need for need in required
+                if (self.scopes.isdisjoint(need.scopes) if isinstance(need, AnyScope)
+                    else need not in self.scopes)]
 
 
 @dataclass(frozen=True, slots=True)

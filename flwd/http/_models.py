@@ -136,8 +136,9 @@ class Run(BaseModel):
     id: str
     job_id: str
     status: Literal["queued", "running", "completed", "failed", "canceled", "interrupted"]
-    created_at: str
-    started_at: str | None = None
+    created_at: str = Field(description="When the run was accepted (RFC 3339 UTC)")
+    started_at: str | None = Field(description="When it began executing; null while it is "
+                                               "queued (e.g. waiting for a concurrency slot)")
     finished_at: str | None = None
     exit_code: int | None = None
     error: str | None = None
@@ -145,8 +146,50 @@ class Run(BaseModel):
     #: The absolute path of the folder holding the scripts/ of the run's job (null for
     #: runs of a flwd that did not record it).
     workspace: str | None
+    executor: Literal["proc", "container"] | None = Field(
+        description="How its steps run: `proc` (host processes) or `container`, as its plan's "
+                    "`executor_preview.executor`; null for a run of an older flwd whose plan "
+                    "did not say")
+    runtime: Literal["podman", "docker"] | None = Field(
+        default=None, description="The container runtime of a `container` run")
     result: dict[str, Any]
     provenance: dict[str, Any] | None = None
+
+
+class StorageHealth(BaseModel):
+    """``GET /health/storage``: the reference's keys first, then flwd's own."""
+
+    driver: str = Field(description="The Core DB backend: `sqlite`")
+    ok: bool = Field(description="The database can grow (`bytes_used < max_bytes`); "
+                                 "when false the answer is a 503 storage-degraded problem")
+    bytes_used: int = Field(description="Bytes its pages take (page_count × page_size, "
+                                        "free pages included)")
+    max_bytes: int = Field(description="The size it can reach: its pages plus the free "
+                                       "space of the data dir's file system, within "
+                                       "SQLite's page limit (`--max-db-mb` is retention's "
+                                       "target, not a cap)")
+    journal_bytes: int = Field(description="The event journal's payload: event data and "
+                                           "output lines")
+    journal_max_bytes: int = Field(description="What the journal may hold: `--max-db-mb` "
+                                               "when set (retention evicts whole old runs, "
+                                               "events and all, above it), else `max_bytes`")
+    eviction_active: bool = Field(description="Retention is evicting runs: its last pass "
+                                              "evicted some, or the database is over "
+                                              "`--max-db-mb`")
+    schema_version: int = Field(description="The Core DB's schema version, read from it")
+    db_bytes: int
+    wal_bytes: int
+    used_bytes: int = Field(description="Bytes of the pages in use (what `--max-db-mb` is "
+                                        "checked against)")
+    runs: int
+    events: int
+    oldest_run_created_at: float | None = Field(description="Unix time")
+    evicted_runs: int
+    evicted_through_seq: int
+    retention: dict[str, Any] | None = Field(description="retain_runs, retain_days, "
+                                                         "max_db_mb; null: keep everything")
+    last_gc: dict[str, Any] | None = None
+    gc_errors: list[str] | None = None
 
 
 class Event(BaseModel):

@@ -9,7 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from flwd import __version__
 
-from ._auth import SCOPES
+from ._auth import SCOPES, AnyScope
 from ._models import (
     Event,
     JobSummary,
@@ -22,10 +22,12 @@ from ._models import (
     RunRequest,
     Source,
     SourceRequest,
+    StorageHealth,
 )
 from ._openapi_kv import kv_paths
 from ._openapi_parts import json_response as _json
 from ._openapi_parts import operation as _op
+from ._openapi_parts import problem as _problem
 from ._openapi_parts import problems as _problems
 from ._openapi_parts import ref as _ref
 from ._params import MAX_CURSOR, PAGE, PER_PAGE
@@ -220,10 +222,10 @@ def _paths() -> dict[str, Any]:
         **_run_paths(),
         **_event_paths(),
         "/health/storage": {"get": _op(
-            "Core DB usage and the retention limits", ("metrics:read",),
-            {"200": _json({"type": "object", "required": ["db_bytes", "used_bytes", "runs",
-                                                          "events", "retention"]}),
-             **_problems(401, 403)})},
+            "Core DB usage and the retention limits", (AnyScope(("jobs:read", "metrics:read")),),
+            {"200": _json(_ref("StorageHealth")), **_problems(401, 403),
+             "503": _problem("storage-degraded: the Core DB cannot grow or cannot be read "
+                             "(the StorageHealth keys as extensions)")})},
         **_source_paths(),
         **kv_paths(),
         "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),
@@ -240,7 +242,7 @@ def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan,
                                                     SourceRequest, Source, KvPutRequest,
-                                                    KvEntry, KvPage)],
+                                                    KvEntry, KvPage, StorageHealth)],
         ref_template=_REF)
     return {
         "openapi": "3.1.0",

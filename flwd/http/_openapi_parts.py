@@ -3,7 +3,10 @@ operations with their bearer scopes (used by ``_openapi`` and ``_openapi_kv``)."
 
 from __future__ import annotations
 
+from itertools import product
 from typing import Any
+
+from ._auth import AnyScope, Requirement
 
 
 def ref(name: str) -> dict[str, str]:
@@ -32,10 +35,13 @@ def problem(description: str) -> dict[str, Any]:
             "content": {"application/problem+json": {"schema": ref("Problem")}}}
 
 
-def operation(summary: str, scopes: tuple[str, ...], responses: dict[str, Any], *,
+def operation(summary: str, scopes: tuple[Requirement, ...], responses: dict[str, Any], *,
               optional_auth: bool = False, **extra: Any) -> dict[str, Any]:
     document: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
-    document["security"] = [{"bearer": list(scopes)}] if scopes else []
+    # Alternatives are OpenAPI's list of requirement objects (any one suffices).
+    choices = product(*[need.scopes if isinstance(need, AnyScope) else (need,)
+                        for need in scopes])
+    document["security"] = [{"bearer": list(choice)} for choice in choices] if scopes else []
     if optional_auth:
         # An empty requirement: the route may answer without a token (loopback binds).
         document["security"].insert(0, {})

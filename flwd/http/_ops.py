@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint, Response, jsonify
 
+from flwd.errors import StorageError
+
 from ._openapi import openapi_document
+from ._problems import HttpProblem
 from ._state import current_state
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _degraded(detail: str, **stats: Any) -> HttpProblem:
+    # The reference's problem (type …/storage-degraded), with the stats as extensions.
+    return HttpProblem(503, "storage degraded", detail, code="storage-degraded",
+                       headers=_NO_STORE, **stats)
 
 
 async def storage_health() -> Response:
-    """The Core DB's usage and retention's state.
+    """The Core DB's usage and retention's state: 200, or 503 ``storage-degraded`` when
+    the database cannot grow (its file system is full) or cannot be read.
 
     Cancellation: nothing is left behind (here as in every route of this module).
     """
-    response = jsonify(await current_state().engine.storage_health())
-    response.headers["Cache-Control"] = "no-store"
+    try:
+        health = await current_state().engine.storage_health()
+    except StorageError as exc:
+        raise _degraded(exc.one_line()) from exc
+    if not health["ok"]:
+        raise _degraded(
+            f"the Core DB cannot grow: it takes {health['bytes_used']} bytes and can reach "
+            f"{health['max_bytes']} (free space in the data dir's file system)", **health)
+    response = jsonify(health)
+    response.headers.update(_NO_STORE)
     return response
 
 

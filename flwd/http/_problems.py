@@ -6,9 +6,12 @@ Domain errors map through :data:`flwd.errors.PROBLEMS`; HTTP-only conditions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flwd.errors import FlwdError, ProblemSpec
+
+from ._auth import AnyScope, Requirement
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "https://flwd.dev/problems/"
@@ -69,10 +72,14 @@ def unauthorized(detail: str, error: str | None = None) -> HttpProblem:
                        headers={"WWW-Authenticate": challenge})
 
 
-def forbidden(missing: list[str]) -> HttpProblem:
+def forbidden(missing: Sequence[Requirement]) -> HttpProblem:
+    """A 403 naming the requirements a token does not meet (of an ``AnyScope``,
+    ``missing_scopes`` names the first scope: granting it is enough)."""
+    first = [need.scopes[0] if isinstance(need, AnyScope) else need for need in missing]
     return HttpProblem(403, "forbidden",
                        f"this token lacks the scope{'s' if len(missing) > 1 else ''} "
-                       f"{', '.join(missing)}", code="forbidden", missing_scopes=missing)
+                       f"{', '.join(str(need) for need in missing)}", code="forbidden",
+                       missing_scopes=first)
 
 
 def bad_request(detail: str, errors: list[dict[str, str]] | None = None,

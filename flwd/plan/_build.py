@@ -99,6 +99,26 @@ class Plan:
         return any(step.container is not None for step in self.steps)
 
     @property
+    def executor(self) -> Literal["proc", "container"]:
+        """How the steps run: ``container`` (``executor: container``, an
+        ``interpreter: container:IMAGE``, an add-on's image) or ``proc`` (host processes).
+
+        One vocabulary for plans (``executor_preview.executor``), runs and ``run.start``.
+        """
+        config = self.job.config
+        if self.job.is_addon or uses_container(config.executor, config.interpreter):
+            return "container"
+        return config.executor
+
+    @property
+    def runtime_kind(self) -> str | None:
+        """The container runtime a ``container`` run uses (``podman``, ``docker``); None
+        for a host job, or while no runtime is configured."""
+        if self.runtime is None or not (self.uses_containers or self.job.is_addon):
+            return None
+        return self.runtime.kind
+
+    @property
     def env_inheritance(self) -> bool:
         return any(d.subject == "env.inheritance" and d.decision == "allowed"
                    for d in self.decisions)
@@ -154,16 +174,14 @@ class Plan:
     def _preview(self) -> dict[str, Any]:
         """``executor_preview``: how the job runs (executor, interpreter, its container)."""
         config = self.job.config
-        containerized = self.job.is_addon or uses_container(config.executor, config.interpreter)
         # ``interpreter: container:IMAGE`` runs in a container too (reference: "container").
-        preview: dict[str, Any] = {"executor": "container" if containerized
-                                   else config.executor}
+        preview: dict[str, Any] = {"executor": self.executor}
         if config.interpreter:
             preview["interpreter"] = config.interpreter
         if self.composition == "steps":
             preview["composition"] = "steps"
-        if self.runtime is not None and (self.uses_containers or self.job.is_addon):
-            preview["runtime"] = self.runtime.kind
+        if self.runtime_kind is not None:
+            preview["runtime"] = self.runtime_kind
             if self.composition == "scripts" and self.steps:
                 container = self.steps[0].container
                 assert container is not None

@@ -132,7 +132,11 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         # Re-read under the write lock: another process may have migrated meanwhile.
         version = _check_version(conn, path)
         for index in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[index].split(";"):
+            step = MIGRATIONS[index]
+            if callable(step):
+                step(conn)
+                continue
+            for statement in step.split(";"):
                 if statement.strip():
                     conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -232,12 +232,13 @@ def _insert_run(conn: sqlite3.Connection, run: RunRow) -> None:
     conn.execute(
         "INSERT INTO runs(id, job_id, status, created_at, started_at, finished_at, exit_code,"
         " error, profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind,"
-        " workspace) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " workspace, executor, runtime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (run.id, run.job_id, run.status, run.created_at, run.started_at, run.finished_at,
          run.exit_code, run.error, run.profile, _dumps(run.args),
          None if run.plan is None else _dumps(run.plan),
          None if run.provenance is None else _dumps(run.provenance),
-         run.owner_pid, run.owner_start, run.owner_host, run.owner_kind, run.workspace),
+         run.owner_pid, run.owner_start, run.owner_host, run.owner_kind, run.workspace,
+         run.executor, run.runtime),
     )
 
 

@@ -21,7 +21,7 @@ from ._schema import SCHEMA_VERSION
 
 _RUN_FIELDS = ("id", "job_id", "status", "created_at", "started_at", "finished_at", "exit_code",
                "error", "profile", "args", "plan", "provenance", "owner_pid", "owner_start",
-               "owner_host", "owner_kind", "workspace")
+               "owner_host", "owner_kind", "workspace", "executor", "runtime")
 _RUN_COLUMNS = ", ".join(_RUN_FIELDS)
 
 
@@ -56,7 +56,7 @@ def _run_from_row(row: tuple[Any, ...]) -> RunRow:
         plan=json.loads(row[10]) if row[10] else None,
         provenance=json.loads(row[11]) if row[11] else None,
         owner_pid=row[12], owner_start=row[13], owner_host=row[14], owner_kind=row[15],
-        workspace=row[16],
+        workspace=row[16], executor=row[17], runtime=row[18],
     )
 
 

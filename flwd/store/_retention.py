@@ -9,6 +9,7 @@ stream from an evicted cursor is told ``410 Gone`` instead of getting a gap.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -75,20 +76,48 @@ def used_bytes(conn: sqlite3.Connection) -> int:
 
 
 def storage_usage(conn: sqlite3.Connection, db_path: Path) -> dict[str, Any]:
-    """What ``GET /health/storage`` reports."""
+    """What ``GET /health/storage`` reports of the database (see ``Store.storage_usage``)."""
     def size(path: Path) -> int:
         try:
             return path.stat().st_size
         except OSError:
             return 0
 
+    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    page_limit = int(conn.execute("PRAGMA max_page_count").fetchone()[0])
     runs, oldest = conn.execute("SELECT count(*), min(created_at) FROM runs").fetchone()
-    events = conn.execute("SELECT coalesce(sum(last_seq - seq + 1), 0) FROM events").fetchone()[0]
+    # One pass over the journal. The blob's length comes from the row header; the
+    # data's (small JSON) is counted in bytes, not characters.
+    events, journal = conn.execute(
+        "SELECT coalesce(sum(last_seq - seq + 1), 0), coalesce(sum("
+        "length(CAST(data AS BLOB)) + coalesce(length(lines), 0)), 0) FROM events").fetchone()
     evicted = conn.execute("SELECT count(*) FROM evicted_runs").fetchone()[0]
-    return {"db_bytes": size(db_path), "wal_bytes": size(db_path.with_name(db_path.name + "-wal")),
+    return {"driver": "sqlite",
+            "bytes_used": pages * page_size,
+            "max_bytes": _max_bytes(db_path, pages, page_size, page_limit),
+            "journal_bytes": int(journal),
+            # Read from the file (a reader does not migrate): what it really is.
+            "schema_version": int(conn.execute("PRAGMA user_version").fetchone()[0]),
+            "db_bytes": size(db_path), "wal_bytes": size(db_path.with_name(db_path.name + "-wal")),
             "used_bytes": used_bytes(conn), "runs": runs, "events": int(events),
             "oldest_run_created_at": oldest, "evicted_runs": evicted,
             "evicted_through_seq": evicted_through(conn)}
+
+
+def _max_bytes(db_path: Path, pages: int, page_size: int, page_limit: int) -> int:
+    """The size the database file can reach: its pages now plus what its file system
+    still gives an unprivileged writer, within SQLite's own page limit.
+
+    flwd sets no hard cap of its own: ``--max-db-mb`` is retention's target (it
+    evicts old runs), not a size at which writes fail; a full disk is.
+    """
+    ceiling = page_limit * page_size
+    try:
+        stats = os.statvfs(db_path.parent)
+    except OSError:
+        return ceiling  # unknown room: not a reason to call the store degraded
+    return min(ceiling, pages * page_size + stats.f_bavail * stats.f_frsize)
 
 
 def evicted_through(conn: sqlite3.Connection) -> int:

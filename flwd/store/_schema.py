@@ -2,9 +2,53 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+#: A migration: SQL statements (separated by ``;``), or a function for what SQL
+#: alone cannot do portably. It runs inside the migration's transaction.
+Migration = str | Callable[[sqlite3.Connection], None]
+
+
+def _executor_of_plan(plan: Any) -> tuple[str | None, str | None]:
+    """(executor, runtime) of a stored plan: its ``executor_preview``, as a run of
+    schema 8 records them. A plan of a container job names its runtime (an
+    ``interpreter: container:`` job's preview said ``proc`` before schema 8)."""
+    preview = plan.get("executor_preview") if isinstance(plan, dict) else None
+    if not isinstance(preview, dict):
+        return None, None
+    runtime = preview.get("runtime")
+    if isinstance(runtime, str) and runtime:
+        return "container", runtime
+    executor = preview.get("executor")
+    return (executor if executor in ("proc", "container") else None), None
+
+
+def _runs_executor(conn: sqlite3.Connection) -> None:
+    """7 -> 8: the executor and runtime of each run, kept on its row (``GET /runs``
+    and ``run.start`` say them). Older runs get them from their stored plan
+    (in Python: SQLite's JSON functions are optional before 3.38); a run
+    without a plan keeps NULL (unknown)."""
+    conn.execute("ALTER TABLE runs ADD COLUMN executor TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN runtime TEXT")
+    found: list[tuple[str | None, str | None, str]] = []
+    # Row by row (a plan can be large); only the small answers are kept.
+    for run_id, text in conn.execute("SELECT id, plan FROM runs WHERE plan IS NOT NULL"):
+        try:
+            plan = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        executor, runtime = _executor_of_plan(plan)
+        if executor is not None:
+            found.append((executor, runtime, run_id))
+    conn.executemany("UPDATE runs SET executor = ?, runtime = ? WHERE id = ?", found)
+
+
 # Each entry migrates from version i to i + 1. Never edit a released entry:
 # append a new one.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[Migration] = [
     # 0 -> 1: runs and the event journal.
     """
     CREATE TABLE runs (
@@ -112,6 +156,8 @@ MIGRATIONS: list[str] = [
         bytes       INTEGER NOT NULL
     );
     """,
+    # 7 -> 8: runs.executor and runs.runtime.
+    _runs_executor,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,11 +10,12 @@ journal's writer keeps one connection in one dedicated thread
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flwd.errors import RunNotFound
+from flwd.errors import RunNotFound, StorageError
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
 from . import _kv, _read, _retention
@@ -158,8 +159,12 @@ class SqliteStore:
             conn.close()
 
     def storage_usage(self) -> dict[str, Any]:
-        with open_reader(self.path) as conn:
-            return _retention.storage_usage(conn, self.path)
+        try:
+            with open_reader(self.path) as conn:
+                return _retention.storage_usage(conn, self.path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the Core DB {self.path}: {exc}",
+                               hint="check the file and the data dir (--data-dir)") from exc
 
     def evicted_through(self) -> int:
         if not self.exists():

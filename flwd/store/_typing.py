@@ -147,7 +147,22 @@ class Store(Protocol):
         """Evict what ``policy`` no longer keeps, oldest runs first."""
 
     def storage_usage(self) -> dict[str, Any]:
-        """What ``GET /health/storage`` reports of the database."""
+        """What ``GET /health/storage`` reports of the database.
+
+        The reference's keys: ``driver`` (the backend, ``sqlite``), ``bytes_used``
+        (the bytes its pages take, free pages included), ``max_bytes`` (the size
+        it can reach: for SQLite, what its file system still has room for, within
+        SQLite's page limit — no flwd setting caps it), ``journal_bytes`` (the
+        event journal's payload: data and output lines), ``schema_version`` (the
+        version the database is at, read from it). flwd's own: ``db_bytes`` and
+        ``wal_bytes`` (files), ``used_bytes`` (pages in use, what ``--max-db-mb``
+        is checked against), ``runs``, ``events``, ``oldest_run_created_at``,
+        ``evicted_runs``, ``evicted_through_seq``.
+
+        Raises:
+            StorageError: the database cannot be read (a store without one has no
+                usage to report).
+        """
 
     def evicted_through(self) -> int:
         """The highest event seq ever evicted (0: none)."""

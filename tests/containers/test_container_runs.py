@@ -196,6 +196,28 @@ def test_serve_runs_and_cancels_a_container_job(container_server, workspace):
     assert "flwd_container_run_seconds_count 2.0" in metrics
 
 
+def test_a_container_run_says_its_executor_and_runtime(container_server, workspace):
+    # Issue 14 item 7: the run object, run.start and the stored run say `container` and
+    # the runtime, as the plan's executor_preview does.
+    server = container_server()
+    plan = httpx.post(f"{server.url}/plans", headers=AUTH, json={
+        "job_id": "demo-container", "args": {"name": "Ada"}}).raise_for_status().json()
+    assert plan["executor_preview"]["executor"] == "container"
+    runtime = plan["executor_preview"]["runtime"]
+    assert runtime == "podman"
+    run = httpx.post(f"{server.url}/runs", headers=AUTH, json={
+        "job_id": "demo-container", "args": {"name": "Ada"}}).raise_for_status().json()
+    assert (run["executor"], run["runtime"], run["started_at"]) == ("container", runtime, None)
+    records = list(follow(server.url, run["id"]))
+    start = records[0]["data"]
+    assert (records[0]["type"], start["executor"], start["runtime"]) == (
+        "run.start", "container", runtime)
+    assert records[-1]["data"]["status"] == "completed"
+    stored = httpx.get(f"{server.url}/runs/{run['id']}", headers=AUTH).raise_for_status().json()
+    assert (stored["executor"], stored["runtime"], stored["started_at"]) == (
+        "container", runtime, start["started_at"])
+
+
 def test_orphans_of_a_crashed_server_are_removed_at_restart(container_server, workspace,
                                                             data_dir):
     write_job(workspace, "sleepy", f"executor: container\ncontainer:\n  image: {IMAGE}\n",

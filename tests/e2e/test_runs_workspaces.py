@@ -130,6 +130,9 @@ def test_runs_of_an_older_flwd_have_no_workspace(spaces: tuple[Path, Path],
     with sqlite3.connect(data_dir / "flwd.db") as db:
         db.execute("DROP INDEX runs_by_workspace")
         db.execute("ALTER TABLE runs DROP COLUMN workspace")
+        # and what schema 8 added (a real schema 5 file has neither)
+        db.execute("ALTER TABLE runs DROP COLUMN executor")
+        db.execute("ALTER TABLE runs DROP COLUMN runtime")
         db.execute("PRAGMA user_version = 5")
     [old] = runs(alpha, data_dir, "--all")
     assert old["workspace"] is None

@@ -80,6 +80,17 @@ def assert_strictly_increasing(events: list[dict]) -> None:
         "seqs are not strictly increasing (a duplicate or a reordering)"
 
 
+def fill(folder: Path) -> None:
+    """Write a ballast file until the file system says it is full."""
+    with open(folder / "ballast", "wb") as ballast:
+        try:
+            while True:
+                ballast.write(b"\0" * 65536)
+                ballast.flush()
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+
+
 @pytest.fixture
 def small_tmpfs(data_dir: Path) -> Iterator[Path]:
     """The test's data dir as a 2 MiB tmpfs (root only); unmounted afterwards."""

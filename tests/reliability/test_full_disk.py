@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FLWD, flwd_env, run_cli, scrape, write_job
+from flwd.store import SCHEMA_VERSION
+from tests.conftest import FLWD, flwd_env, run_cli, scrape, start_server, write_job
 
-from .conftest import DEV, assert_strictly_increasing, replay
+from .conftest import DEV, assert_strictly_increasing, fill, replay
 
 pytestmark = pytest.mark.crash
 
@@ -134,3 +135,32 @@ def test_server_run_on_a_full_disk_fails_cleanly_and_the_api_stays_up(
         process.stderr.close()
     assert not any("Traceback" in line for line in log), "".join(log)[-3000:]
     assert_db_intact(data_dir)
+
+
+def test_storage_health_is_degraded_while_the_disk_is_full(
+        workspace: Path, data_dir: Path, small_tmpfs: Path) -> None:
+    # A reference client watches GET /health/storage: 503 storage-degraded (with the
+    # stats) while the Core DB cannot grow, 200 again once there is room.
+    server = start_server(workspace, data_dir, "--dev")
+    try:
+        url = f"{server.url}/health/storage"
+        healthy = httpx.get(url, headers=DEV, timeout=30)
+        assert healthy.status_code == 200 and healthy.json()["ok"] is True
+        fill(small_tmpfs)
+        degraded = httpx.get(url, headers=DEV, timeout=30)
+        assert degraded.status_code == 503, degraded.text
+        assert degraded.headers["content-type"].startswith("application/problem+json")
+        assert degraded.headers["Cache-Control"] == "no-store"
+        problem = degraded.json()
+        assert (problem["type"], problem["title"], problem["code"]) == (
+            "https://flwd.dev/problems/storage-degraded", "storage degraded",
+            "storage-degraded")
+        assert problem["ok"] is False and problem["driver"] == "sqlite"
+        assert problem["bytes_used"] == problem["max_bytes"] > 0
+        assert problem["schema_version"] == SCHEMA_VERSION
+        (small_tmpfs / "ballast").unlink()
+        again = httpx.get(url, headers=DEV, timeout=30)
+        assert again.status_code == 200 and again.json()["ok"] is True
+    finally:
+        assert server.stop() == 0
+    assert not any("Traceback" in line for line in server.log), "".join(server.log)[-3000:]

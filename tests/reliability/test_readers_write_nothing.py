@@ -19,6 +19,8 @@ import pytest
 from flwd.store import SCHEMA_VERSION
 from tests.conftest import run_cli
 
+from .conftest import fill
+
 pytestmark = pytest.mark.crash
 
 
@@ -27,6 +29,9 @@ def downgrade_to_schema_5(data_dir: Path) -> None:
     with sqlite3.connect(data_dir / "flwd.db") as db:
         db.execute("DROP INDEX runs_by_workspace")
         db.execute("ALTER TABLE runs DROP COLUMN workspace")
+        # and what schema 8 added (a real schema 5 file has neither)
+        db.execute("ALTER TABLE runs DROP COLUMN executor")
+        db.execute("ALTER TABLE runs DROP COLUMN runtime")
         db.execute("PRAGMA user_version = 5")
     db.close()
 
@@ -35,17 +40,6 @@ def schema_version(data_dir: Path) -> int:
     """``PRAGMA user_version`` from the file header (bytes 60-63): no SQLite, no -shm."""
     with open(data_dir / "flwd.db", "rb") as db:
         return int.from_bytes(db.read(64)[60:64], "big")
-
-
-def fill(folder: Path) -> None:
-    """Write a ballast file until the file system says it is full."""
-    with open(folder / "ballast", "wb") as ballast:
-        try:
-            while True:
-                ballast.write(b"\0" * 65536)
-                ballast.flush()
-        except OSError as exc:
-            assert exc.errno == 28, exc  # ENOSPC
 
 
 def assert_readers_answer(workspace: Path, data_dir: Path, run_id: str) -> None:

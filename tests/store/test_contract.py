@@ -33,7 +33,14 @@ from flwd.events import (
     IdempotencyRecord,
     RunRow,
 )
-from flwd.store import GroupResult, JournalItem, RetentionPolicy, SourceRecord, Store
+from flwd.store import (
+    SCHEMA_VERSION,
+    GroupResult,
+    JournalItem,
+    RetentionPolicy,
+    SourceRecord,
+    Store,
+)
 
 from .conftest import Backend
 
@@ -380,9 +387,13 @@ def test_a_run_reads_back_as_it_was_journaled(store: Store) -> None:
     row = run_row("run-01HX", profile="strict", args={"name": "x", "n": [1, 2]},
                   plan={"steps": ["a"]}, provenance={"source": "local"}, owner_pid=123,
                   owner_start=456, owner_host="host-a", owner_kind="serve",
-                  workspace="/w/one")
+                  workspace="/w/one", executor="container", runtime="podman")
     store.append([row])
     assert store.get_run("run-01HX") == row
+    store.append([run_row("run-01HY", executor="proc")])
+    assert (store.get_run("run-01HY").executor, store.get_run("run-01HY").runtime) == (
+        "proc", None)
+    assert [run.executor for run in store.list_runs()] == ["proc", "container"]
 
 
 def test_a_run_is_found_by_id_unique_prefix_or_last(store: Store) -> None:
@@ -571,13 +582,33 @@ def test_storage_usage_reports_the_database(store: Store) -> None:
     finished_run(store, "run-1", created=T0 + 5)
     store.collect(RetentionPolicy(retain_runs=1), runs_dir=None)
     usage = store.storage_usage()
-    assert set(usage) == {"db_bytes", "wal_bytes", "used_bytes", "runs", "events",
+    assert set(usage) == {"driver", "bytes_used", "max_bytes", "journal_bytes", "schema_version",
+                          "db_bytes", "wal_bytes", "used_bytes", "runs", "events",
                           "oldest_run_created_at", "evicted_runs", "evicted_through_seq"}
     assert usage["runs"] == 1 and usage["events"] == 2
     assert usage["oldest_run_created_at"] == T0 + 5
     assert usage["evicted_runs"] == 1 and usage["evicted_through_seq"] == 6
     assert usage["used_bytes"] > 0
     assert store.evicted_through() == 6
+    # The reference's keys: the backend, its size and what it can reach, the journal's
+    # payload, and the schema version the database is at (it was just migrated).
+    assert isinstance(usage["driver"], str) and usage["driver"]
+    assert 0 < usage["bytes_used"] < usage["max_bytes"]
+    assert usage["schema_version"] == SCHEMA_VERSION
+    assert usage["journal_bytes"] > 0
+
+
+def test_journal_bytes_count_the_payload_of_events_and_output(store: Store) -> None:
+    finished_run(store, "run-0", created=T0)
+    before = store.storage_usage()["journal_bytes"]
+    line = b"x" * 1000
+    store.append([chunk("run-0", [line, line, line])])
+    grown = store.storage_usage()["journal_bytes"] - before
+    # Three lines of output, their separators and the chunk's small data.
+    assert 3000 < grown < 3200
+    store.append([event("run-0", STEP_LOG, step="é" * 100)])
+    # Bytes, not characters: the event's data holds 200 bytes of "é".
+    assert store.storage_usage()["journal_bytes"] - before - grown >= 200
 
 
 # -- sources ------------------------------------------------------------------------------------

@@ -194,19 +194,22 @@ def test_ndjson_equals_iter_events_for_any_lines(lines, seq, after):
 
 def test_run_row_json_includes_only_what_is_known():
     row = RunRow(id="run-1", job_id="demo", status="queued", created_at=TS)
-    # `workspace` is always there: null says a flwd before schema 6 ran it.
+    # `workspace` is always there: null says a flwd before schema 6 ran it; so is
+    # `executor` (null: a run whose plan did not say), and `started_at` (null: queued).
     assert row.to_json() == {"id": "run-1", "job_id": "demo", "status": "queued",
-                             "created_at": "2025-11-24T19:48:13.123456Z",
-                             "workspace": None, "result": {"resolved_args": {}}}
+                             "created_at": "2025-11-24T19:48:13.123456Z", "started_at": None,
+                             "workspace": None, "executor": None,
+                             "result": {"resolved_args": {}}}
 
 
 def test_run_row_json_full():
     row = RunRow(id="run-1", job_id="demo", status="failed", created_at=TS, started_at=TS + 1,
                  finished_at=TS + 2, exit_code=0, error="boom", profile="secure",
                  args={"name": "x"}, provenance={"source": {"type": "local"}},
-                 workspace="/home/u/ws")
+                 workspace="/home/u/ws", executor="container", runtime="podman")
     out = row.to_json()
     assert out["workspace"] == "/home/u/ws"
+    assert (out["executor"], out["runtime"]) == ("container", "podman")
     assert out["started_at"] == "2025-11-24T19:48:14.123456Z"
     assert out["finished_at"] == "2025-11-24T19:48:15.123456Z"
     assert out["exit_code"] == 0  # 0 is a value, not "unknown"

@@ -14,13 +14,15 @@ from werkzeug.exceptions import NotFound
 
 from flwd.http import ServeOptions, create_app
 from flwd.http._app import OPEN_ENDPOINTS, ROUTE_SCOPES
+from flwd.http._auth import AnyScope
 from flwd.http._metrics import Metrics
 
 OPEN = "open"
 #: (method, rule) → the scopes it needs; "WS" is the WebSocket.
-EXPECTED: dict[tuple[str, str], tuple[str, ...] | str] = {
+EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     ("GET", "/static/<path:filename>"): (),
-    ("GET", "/health/storage"): ("metrics:read",),
+    # Either: the reference's jobs:read, or metrics:read (flwd's scope before).
+    ("GET", "/health/storage"): (AnyScope(("jobs:read", "metrics:read")),),
     ("GET", "/healthz"): OPEN,
     ("GET", "/jobs"): ("jobs:read",),
     ("GET", "/discovery"): ("jobs:read",),
@@ -53,8 +55,8 @@ def _app(*, metrics: bool = True) -> Any:
                       Metrics("secure") if metrics else None)
 
 
-def _table(app: Any) -> dict[tuple[str, str], tuple[str, ...] | str]:
-    table: dict[tuple[str, str], tuple[str, ...] | str] = {}
+def _table(app: Any) -> dict[tuple[str, str], tuple[str | AnyScope, ...] | str]:
+    table: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {}
     for rule in app.url_map.iter_rules():
         methods = sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"})
         assert len(methods) == 1, rule
