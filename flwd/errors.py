@@ -391,3 +391,9 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     # The fallback only: a RemoteProblem carries the spec of the server's answer.
     RemoteProblem: ProblemSpec(502, "flwd server problem", "server.problem", 1),
 }
+
+#: Codes a CLI error line starts with (``flwd: error: CODE: …``): those whose
+#: troubleshooting entry users look up by code (README, docs/containers.md), so the
+#: line they see carries the word they search for. A server's answer with one of
+#: these codes (remote mode) reads the same.
+CODES_IN_CLI_LINE: frozenset[str] = frozenset({"container.runtime.unavailable"})

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flwd import __version__
-from flwd.errors import FlwdError, UsageError
+from flwd.errors import CODES_IN_CLI_LINE, FlwdError, UsageError
 from flwd.jobs import printable, text_problem
 
 from ._context import CONTEXT
@@ -234,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise
             raise sole from None
     except FlwdError as exc:
-        sys.stderr.write(f"flwd: error: {exc.one_line()}\n")
+        named = f"{exc.problem.code}: " if exc.problem.code in CODES_IN_CLI_LINE else ""
+        sys.stderr.write(f"flwd: error: {named}{exc.one_line()}\n")
         for line in exc.field_lines():
             sys.stderr.write(f"  {line}\n")
         code = exc.problem.exit_status

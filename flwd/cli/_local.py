@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from flwd.containers import detect_runtime
+from flwd.containers import RUNTIME_MEMORY, require_runtime
 from flwd.engine import Engine, journal_refusal_sync, open_engine, recover, stream_events
 from flwd.errors import FlwdError, UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, RunRow
@@ -333,14 +333,17 @@ class LocalTarget:
               ) -> Plan:
         """:func:`flwd.plan.plan_request` with this host's policy bundle and container
         runtime (a container job fails fast, ``container.runtime.unavailable``, when
-        there is none)."""
+        there is none or it does not work: :func:`flwd.containers.require_runtime`,
+        blocking for a fraction of a second, before anything else of the run exists)."""
         environment = os.environ.get("FLWD_PROFILE")
         # Resolved first, as its own error comes before any other of the request.
         profile = resolve_profile(requested=requested, requested_by="--profile",
                                   environment=environment)
         policy = load_policy(os.environ, self.settings.workspace)
         config = self.job.config
-        runtime = detect_runtime() if uses_container(config.executor, config.interpreter) else None
+        runtime = None
+        if uses_container(config.executor, config.interpreter):
+            runtime = require_runtime(memory=self.settings.data_dir / RUNTIME_MEMORY)
         request = PlanRequest(self.job.id, binding=binding, resolved=(self.job, self.alias),
                               profile=requested, profile_from="--profile")
         planning = Planning(self.settings.workspace, self.settings.scripts_root, policy, runtime,

@@ -18,6 +18,7 @@ from ._inspect import runtime_call as runtime_call
 from ._reap import flwd_containers as flwd_containers
 from ._reap import reap_orphans as reap_orphans
 from ._reap import reap_run_containers as reap_run_containers
+from ._runtime import RUNTIME_MEMORY as RUNTIME_MEMORY
 from ._runtime import Runtime as Runtime
 from ._runtime import detect_runtime as detect_runtime
 from ._runtime import require_runtime as require_runtime

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from flwd.containers import Runtime, detect_runtime
+from flwd.containers import Runtime, detect_runtime, require_runtime
 from flwd.errors import ContainerRuntimeUnavailable
 from flwd.policy import (
     PolicyContext,
@@ -49,7 +49,9 @@ def preflight(settings: Settings, *, profile: str | None = None, no_containers: 
         PolicyBundleInvalid: the bundle cannot be read or parsed.
         PolicySignatureInvalid: ``secure`` and the bundle's signature is missing,
             bad, or there is no verifier.
-        ContainerRuntimeUnavailable: no podman/docker and not ``--no-containers``.
+        ContainerRuntimeUnavailable: not ``--no-containers``, and no podman/docker on
+            PATH, or none that works (a podman that cannot create a container, a
+            docker whose daemon does not answer).
     """
     env = os.environ if env is None else env
     effective = resolve_profile(environment=env.get("FLWD_PROFILE"), configured=profile)
@@ -58,9 +60,17 @@ def preflight(settings: Settings, *, profile: str | None = None, no_containers: 
     verified_by = None
     if effective == "secure" and bundle_path is not None:
         verified_by = verify_bundle(bundle_path, env)
-    runtime = None if no_containers else detect_runtime(env)
-    if runtime is None and not no_containers:
-        raise ContainerRuntimeUnavailable(
-            "no container runtime found: neither podman nor docker is on PATH",
-            hint="install podman (preferred) or docker, or pass --no-containers")
-    return Preflight(effective, policy, runtime, bundle_path, verified_by)
+    return Preflight(effective, policy, None if no_containers else _runtime(env), bundle_path,
+                     verified_by)
+
+
+def _runtime(env: Mapping[str, str]) -> Runtime:
+    """The runtime every container run of this server uses, checked once: absent or broken,
+    the server does not start (as the reference's serve; ``--no-containers`` is the way to
+    serve host jobs only, and container requests then get 422)."""
+    try:
+        return require_runtime(env)
+    except ContainerRuntimeUnavailable as exc:
+        exc.hint = "; ".join(filter(None, [exc.hint, "or pass --no-containers to serve host "
+                                                     "jobs only"]))
+        raise

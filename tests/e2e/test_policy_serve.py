@@ -195,6 +195,9 @@ def test_policy_denial_through_a_server_with_a_runtime(tmp_path, workspace, data
         assert event["data"]["run_id"] is None
     finally:
         server.stop()
-    # Start-up swept for orphans; nothing was ever run in a container.
+    # Start-up checked the runtime (a container created and initialised, never started)
+    # and swept for orphans; nothing was ever run in a container.
     calls = (tmp_path / "podman-calls").read_text().splitlines()
-    assert all(call.startswith("ps ") for call in calls), calls
+    checks = [call for call in calls if "flwd-preflight-" in call]
+    assert [call.split()[0] for call in checks] == ["create", "init", "rm"], calls
+    assert all(call.startswith("ps ") for call in calls if call not in checks), calls
