@@ -86,6 +86,11 @@ class ConfigInvalid(FlwdError):
     """A job's ``config.d/config.yaml`` cannot be used."""
 
 
+class MixedExecutors(FlwdError):
+    """A ``composition: steps`` job a step of which sets ``executor``: the job's executor
+    runs every step (the job is listed; planning it is refused)."""
+
+
 class ConfigTooLarge(ConfigInvalid):
     """A YAML document is over a limit of ``flwd.jobs.YamlLimits`` (its size, its
     expansion through aliases, its depth)."""
@@ -325,6 +330,8 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     ArgsInvalid: ProblemSpec(422, "argument validation failed", "E_ARGS", 2),
     ConfigInvalid: ProblemSpec(422, "invalid job configuration", "E_CONFIG", 2),
     ConfigTooLarge: ProblemSpec(422, "job configuration too large", "config.too.large", 2),
+    # The reference's code: a policy of the DAG executor, not a malformed file.
+    MixedExecutors: ProblemSpec(422, "mixed executors not allowed", "E_POLICY", 2),
     # 409: the request is fine; the workspace is in a state that makes it ambiguous.
     JobIdDuplicate: ProblemSpec(409, "duplicate job id", "job.id.duplicate", 2),
     RunNotFound: ProblemSpec(404, "run not found", "run.not.found", 2),
@@ -354,18 +361,19 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     AliasCollision: ProblemSpec(409, "alias collision", "alias.collision", 2),
     # 422: the request is well-formed JSON of the right shape; its values are unusable.
     SourceInvalid: ProblemSpec(422, "invalid source", "source.invalid", 2),
-    SourceNotAllowed: ProblemSpec(403, "source not allowed", "source.not.allowed", 2),
+    # 400, as the reference answers a request it will not act on (its §10.2).
+    SourceNotAllowed: ProblemSpec(400, "source not allowed", "source.not.allowed", 2),
     SourceNotFound: ProblemSpec(404, "source not found", "source.not.found", 2),
     SourceExists: ProblemSpec(409, "source exists", "source.exists", 2),
     SourceCheckoutFailed: ProblemSpec(422, "source checkout failed", "source.checkout.failed", 1),
-    SourceTrustRequired: ProblemSpec(422, "source trust required", "source.trust.required", 2),
+    SourceTrustRequired: ProblemSpec(400, "source trust required", "source.trust.required", 2),
     # The reference's code and titles (its only hyphenated code besides idempotency's).
     SourceSignatureInvalid: ProblemSpec(422, "signature verification failed",
                                         "source-signature-invalid", 2),
     SourceSignatureUnverifiable: ProblemSpec(422, "signature verification required",
                                              "source-signature-invalid", 2),
-    AddonManifestInvalid: ProblemSpec(422, "invalid add-on manifest", "E_ADDON_MANIFEST", 2),
-    OciFailed: ProblemSpec(422, "OCI runtime failure", "E_OCI", 1),
+    AddonManifestInvalid: ProblemSpec(400, "invalid add-on manifest", "E_ADDON_MANIFEST", 2),
+    OciFailed: ProblemSpec(400, "OCI runtime failure", "E_OCI", 1),
     AddonRunUnsupported: ProblemSpec(501, "add-on job cannot run", "E_OCI_RUN_UNSUPPORTED", 2),
     IdempotencyConflict: ProblemSpec(409, "idempotency key conflict", "idempotency-key-conflict",
                                      2, "https://flwd.dev/problems/idempotency-key-conflict"),

@@ -88,9 +88,9 @@ class LocalBackend:
             } for job in catalog.jobs],
             **aliases.to_json(),
             "errors": [issue.to_json() for issue in catalog.errors + [
-                issue for issue in aliases.errors if issue.level == "error"]],
+                issue for issue in aliases.issues() if issue.level == "error"]],
             "warnings": [issue.to_json() for issue in catalog.warnings + [
-                issue for issue in aliases.errors if issue.level == "warning"]],
+                issue for issue in aliases.issues() if issue.level == "warning"]],
         }
         return JobListing(
             jobs=[JobRow(job.id, job.name, job.summary or "(no summary)", job.source or None)

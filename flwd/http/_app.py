@@ -109,7 +109,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                             "Idempotency-SHA256", "Last-Event-ID", "X-Request-ID"],
              allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
              expose_headers=["Location", "X-Request-ID", "X-Total-Count", "Idempotent-Replay",
-                             "X-Flwd-Discovery-Errors"],
+                             "X-Flwd-Discovery-Errors", "X-Flowd-Discovery-Errors"],
              max_age=600)
     # After cors(): Quart runs after_request functions last registered first.
     app.after_request(_end_request)

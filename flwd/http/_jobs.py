@@ -52,6 +52,8 @@ async def list_jobs() -> Response:
     problems = len(catalog.errors) + len(aliases.errors) + len(aliases.invalid) + len(
         aliases.collisions)
     response.headers["X-Flwd-Discovery-Errors"] = str(problems)
+    # The reference's name of the same count (its clients read that one).
+    response.headers["X-Flowd-Discovery-Errors"] = str(problems)
     response.headers["X-Total-Count"] = str(len(entries))
     return response
 
@@ -63,7 +65,7 @@ async def list_discovery_issues() -> Response:
     engine = current_state().engine
     catalog = await engine.catalog()
     aliases = await engine.aliases()
-    issues = catalog.errors + catalog.warnings + aliases.errors
+    issues = catalog.errors + catalog.warnings + aliases.issues()
     return jsonify({
         "errors": [issue.to_json() for issue in issues if issue.level == "error"],
         "warnings": [issue.to_json() for issue in issues if issue.level == "warning"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 
 class _Strict(BaseModel):
@@ -43,9 +43,22 @@ class GitSourceRequest(_Strict):
     trusted: bool | None = None
 
 
+def _trust_is_required(schema: dict[str, Any]) -> None:
+    # The model takes any `trusted` so that the refusal is the reference's
+    # `400 source.trust.required`, not a generic invalid body; the contract says
+    # what is accepted: `true`, and nothing else.
+    schema["properties"]["trusted"] = {
+        "const": True, "title": "Trusted",
+        "description": "Must be true: the image is run to read its manifest (anything else, "
+                       "or nothing: 400 source.trust.required)"}
+    schema["required"] = [*schema.get("required", []), "trusted"]
+
+
 class OciSourceRequest(_Strict):
     """``POST /sources`` for an OCI add-on image: its ``/flwd-addon/manifest.yaml`` declares
     jobs that run inside it. Must be explicitly ``trusted`` (``source.trust.required``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_trust_is_required)
 
     type: Literal["oci"]
     ref: str = Field(min_length=1, max_length=1024,
@@ -103,7 +116,14 @@ class RunRequest(_Strict):
     args: dict[str, Any] = Field(default_factory=dict,
                                  description="Argument values by name (JSON types must match)")
     source: SourceRef | None = None
-    requested_security_profile: Literal["secure", "permissive", "disabled"] | None = None
+    # Any text: a name that is not a profile is refused as the policy refuses it
+    # (422 E_POLICY), not as a malformed body (the reference's §8.4 step 8); the
+    # contract lists the names that are accepted.
+    requested_security_profile: Annotated[str | None, WithJsonSchema(
+        {"anyOf": [{"type": "string", "enum": ["secure", "permissive", "disabled"]},
+                   {"type": "null"}]})] = Field(
+        default=None, max_length=64,
+        description="secure, permissive or disabled (any other name: 422 E_POLICY)")
 
 
 class ArgSchema(BaseModel):

@@ -208,7 +208,7 @@ def _source_paths() -> dict[str, Any]:
         },
         "/sources/{name}:refresh": {
             "post": _op("Fetch again and pin the ref's current commit", ("sources:write",),
-                        {"200": _json(_ref("Source")), **_problems(401, 403, 404, 422)},
+                        {"200": _json(_ref("Source")), **_problems(400, 401, 403, 404, 422)},
                         parameters=_SOURCE),
         },
     }

@@ -93,7 +93,8 @@ def plan_request(body: RunRequest) -> PlanRequest:
     """What ``POST /plans`` and ``POST /runs`` ask the engine to plan."""
     return PlanRequest(body.job_id, args=body.args,
                        source=body.source.name if body.source is not None else None,
-                       profile=body.requested_security_profile)
+                       profile=body.requested_security_profile,
+                       profile_from="requested_security_profile")
 
 
 def page(args: Mapping[str, str]) -> tuple[int, int]:
@@ -117,16 +118,19 @@ def page(args: Mapping[str, str]) -> tuple[int, int]:
 
 def cursor() -> int | None:
     """The event seq a stream resumes after (None: from the start, or from now)."""
-    # Every given cursor must be valid; the header wins over the query.
+    # Every given cursor must be valid; the header wins over the query. The
+    # title is the reference's for its two spellings of the cursor (§7.1).
     values = []
-    for name, label, text in (
-            ("Last-Event-ID", "Last-Event-ID", request.headers.get("Last-Event-ID")),
-            ("after", "?after=", request.args.get("after")),
-            ("last_event_id", "?last_event_id=", request.args.get("last_event_id"))):
+    for name, label, title, text in (
+            ("Last-Event-ID", "Last-Event-ID", "invalid Last-Event-ID",
+             request.headers.get("Last-Event-ID")),
+            ("after", "?after=", "invalid ?after=", request.args.get("after")),
+            ("last_event_id", "?last_event_id=", "invalid Last-Event-ID",
+             request.args.get("last_event_id"))):
         try:
             values.append(parse_cursor(text))
         except ValueError as exc:
-            raise HttpProblem(400, f"invalid {label}", f"{label} {exc}: an event seq, as "
+            raise HttpProblem(400, title, f"{label} {exc}: an event seq, as "
                               "in the id: line of an SSE frame", code="invalid-cursor",
                               errors=[{"arg": name, "message": str(exc)}]) from None
     return next((value for value in values if value is not None), None)

@@ -33,7 +33,7 @@ from ..errors import (
     AliasTargetInvalid,
     FlwdError,
 )
-from ._discovery import Catalog, DiscoveryIssue
+from ._discovery import Catalog, DiscoveryIssue, Job
 from ._yaml import YamlRefused, clip, load_yaml, read_yaml_file
 
 ALIASES_FILE = "flwd.yaml"
@@ -67,7 +67,12 @@ class AliasIndex:
     aliases: dict[str, Alias] = field(default_factory=dict)
     collisions: dict[str, list[Alias]] = field(default_factory=dict)
     invalid: dict[str, FlwdError] = field(default_factory=dict)
+    #: What is wrong with a ``flwd.yaml`` itself (unreadable, not a list …).
     errors: list[DiscoveryIssue] = field(default_factory=list)
+    #: Each declaration behind ``invalid``, as an error of its file (the reference
+    #: lists a bad alias in ``errors`` too, §14.3); kept apart from ``errors`` so
+    #: that a count or a report of both does not say it twice.
+    invalid_issues: list[DiscoveryIssue] = field(default_factory=list)
 
     def find(self, name: str) -> Alias | None:
         """The alias called ``name``, or None if there is none.
@@ -86,6 +91,11 @@ class AliasIndex:
         if key in self.invalid:
             raise self.invalid[key]
         return self.aliases.get(key)
+
+    def issues(self) -> list[DiscoveryIssue]:
+        """Every problem of the aliases files, the unusable declarations included:
+        the ``errors`` (and ``warnings``) of ``:jobs --json`` and ``GET /discovery``."""
+        return [*self.errors, *self.invalid_issues]
 
     def listing(self) -> list[Alias]:
         return sorted(self.aliases.values(), key=lambda a: a.name.casefold())
@@ -140,8 +150,46 @@ def read_alias_entries(root: Path, display: str) -> tuple[list[dict[str, Any]],
                                                   "(the job) and 'to' (the alias name) strings",
                                          code="E_CONFIG"))
             continue
-        entries.append(entry)
+        # Where it was declared, for the error an unusable alias becomes.
+        entries.append({**entry, "file": display})
     return entries, issues
+
+
+def _target_job(name: str, target: str, target_id: str, catalog: Catalog,
+                reserved: frozenset[str]) -> Job | FlwdError:
+    """The job the alias ``name`` of ``target`` runs, or why it cannot be used."""
+    key = name.casefold()
+    shown = clip(name)
+    if name.startswith(":") or key in reserved:
+        return AliasReserved(
+            f"alias name '{shown}' is reserved (flwd's own commands start with ':' or are "
+            "built-in verbs)", hint="rename the alias in flwd.yaml", alias=name)
+    if not _NAME.match(name):
+        return AliasNameInvalid(
+            f"alias name '{shown}' is not a valid command word",
+            hint="use letters, digits, '.', '-' and '_' (no '/' or spaces)", alias=name)
+    if catalog.find(name) is not None:
+        return AliasNameConflict(
+            f"alias name '{shown}' conflicts with the job of the same id",
+            hint="rename the alias; the job already answers to that name", alias=name)
+    if catalog.ambiguous(name) is not None:
+        # Answering to it would pick one of the claimants after all.
+        return AliasNameConflict(
+            f"alias name '{shown}' conflicts with a job id that several configs claim",
+            hint="rename the alias", alias=name)
+    ambiguous = catalog.ambiguous(target_id)
+    if ambiguous is not None:
+        return AliasTargetInvalid(
+            f"alias '{shown}' targets '{clip(target)}', an id that "
+            f"{len(ambiguous.paths)} configs claim ({', '.join(ambiguous.paths)})",
+            hint="set a distinct job.id in all but one of them, then point 'from' at it",
+            alias=name, paths=list(ambiguous.paths))
+    job = catalog.find(target_id)
+    if job is None:
+        return AliasTargetInvalid(
+            f"alias '{shown}' targets '{clip(target)}', which is not a job",
+            hint="point 'from' at a job id listed by 'flwd :jobs'", alias=name)
+    return job
 
 
 def index_aliases(entries: Iterable[dict[str, Any]], catalog: Catalog, *,
@@ -164,41 +212,11 @@ def index_aliases(entries: Iterable[dict[str, Any]], catalog: Catalog, *,
         target_id = path.replace("/", ".")
         if entry_source:
             target_id = f"{entry_source}/{target_id}"
-        shown = clip(name)
-        if name.startswith(":") or key in reserved:
-            index.invalid[key] = AliasReserved(
-                f"alias name '{shown}' is reserved (flwd's own commands start with ':' or are "
-                "built-in verbs)", hint="rename the alias in flwd.yaml", alias=name)
-            continue
-        if not _NAME.match(name):
-            index.invalid[key] = AliasNameInvalid(
-                f"alias name '{shown}' is not a valid command word",
-                hint="use letters, digits, '.', '-' and '_' (no '/' or spaces)", alias=name)
-            continue
-        job = catalog.find(target_id)
-        if catalog.find(name) is not None:
-            index.invalid[key] = AliasNameConflict(
-                f"alias name '{shown}' conflicts with the job of the same id",
-                hint="rename the alias; the job already answers to that name", alias=name)
-            continue
-        if catalog.ambiguous(name) is not None:
-            # Answering to it would pick one of the claimants after all.
-            index.invalid[key] = AliasNameConflict(
-                f"alias name '{shown}' conflicts with a job id that several configs claim",
-                hint="rename the alias", alias=name)
-            continue
-        ambiguous = catalog.ambiguous(target_id)
-        if ambiguous is not None:
-            index.invalid[key] = AliasTargetInvalid(
-                f"alias '{shown}' targets '{clip(str(entry['from']))}', an id that "
-                f"{len(ambiguous.paths)} configs claim ({', '.join(ambiguous.paths)})",
-                hint="set a distinct job.id in all but one of them, then point 'from' at it",
-                alias=name, paths=list(ambiguous.paths))
-            continue
-        if job is None:
-            index.invalid[key] = AliasTargetInvalid(
-                f"alias '{shown}' targets '{clip(str(entry['from']))}', which is not a job",
-                hint="point 'from' at a job id listed by 'flwd :jobs'", alias=name)
+        job = _target_job(name, str(entry["from"]), target_id, catalog, reserved)
+        if isinstance(job, FlwdError):
+            index.invalid[key] = job
+            index.invalid_issues.append(DiscoveryIssue(
+                str(entry.get("file", ALIASES_FILE)), job.one_line(), code=job.problem.code))
             continue
         alias = Alias(name, job.id, job.id.replace(".", "/"), description, entry_source)
         contenders = declared.setdefault(key, [])

@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..errors import ConfigInvalid, ConfigTooLarge
+from ..errors import ConfigInvalid, ConfigTooLarge, MixedExecutors
 from ._argspec import SPEC_ERROR, Arg, Loc, plain, show, spec_error
 from ._suggest import did_you_mean
 from ._yaml import YamlRefused, clip, load_yaml
@@ -51,6 +51,7 @@ __all__ = [
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STEP_EXECUTOR: Final = "a step cannot choose its executor; set executor on the job"
 _DURATION_RE: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _DURATION_PART_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -200,17 +201,16 @@ class Step(_Model):
     script: str
     needs: list[str] = Field(default_factory=list)
     container: ContainerConfig | None = None
+    #: Not allowed (steps run with the job's executor), yet the job stays a job:
+    #: planning it is refused with E_POLICY, as the reference refuses it (§8.4).
+    executor: Any = None
 
     _id_derived: bool = PrivateAttr(default=False)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_step_executor(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "executor" in data:
-            raise spec_error(
-                [(("executor",), "a step cannot choose its executor; set executor on the job")]
-            )
-        return data
+    @property
+    def sets_executor(self) -> bool:
+        """The step names an executor of its own (``executor: ""``/``null`` name none)."""
+        return self.executor is not None and str(self.executor).strip() != ""
 
     @field_validator("needs", mode="before")
     @classmethod
@@ -437,6 +437,24 @@ class JobConfig(_Model):
                 raise AssertionError("cycle in validated steps")
         return ordered
 
+    def require_one_executor(self, path: str) -> None:
+        """Refuse a ``composition: steps`` job a step of which names its own executor.
+
+        Such a config is still a job (it is listed, with a warning); planning
+        it is what fails, as in the reference (§8.4: ``mixed executors``).
+
+        Raises:
+            MixedExecutors: ``errors`` names every such step.
+        """
+        refused = ([index for index, step in enumerate(self.steps) if step.sets_executor]
+                   if self.is_dag else [])
+        if refused:
+            raise MixedExecutors(
+                f"{path}: steps[{refused[0]}]: {_STEP_EXECUTOR}",
+                hint="remove 'executor' from the steps; the job's executor runs them all",
+                errors=[{"arg": f"steps[{index}].executor", "message": _STEP_EXECUTOR}
+                        for index in refused])
+
     def container_for(self, step: Step | None = None) -> ContainerConfig | None:
         """The job's container block with the step's block laid over it."""
         if step is None or step.container is None:
@@ -570,7 +588,7 @@ _STEP: Final = {
     "script": None,
     "needs": None,
     "container": _CONTAINER,
-    "executor": None,  # known so that the model can refuse it with a clear message
+    "executor": None,  # known: planning refuses it with a clear message (E_POLICY)
 }
 _TOP: Final[Mapping[str, Any]] = {
     "version": None,
@@ -847,6 +865,10 @@ def parse_config(text: str, *, path: str) -> ParsedConfig:
 
     if config.steps and not config.is_dag:
         warnings.append("steps: ignored without 'composition: steps'")
+    elif config.is_dag:
+        warnings.extend(f"steps[{index}].executor: {_STEP_EXECUTOR} (the job cannot "
+                        "be planned or run: E_POLICY)"
+                        for index, step in enumerate(config.steps) if step.sets_executor)
     container_form = (config.interpreter or "").lower().startswith("container:")
     if config.container is not None and config.executor == "proc" and not container_form:
         warnings.append("container: ignored because executor is proc")

@@ -81,10 +81,14 @@ class Plan:
     def require_runnable(self) -> None:
         """Raises AddonRunUnsupported for a plan that cannot become a run (see ``runnable``)."""
         if not self.runnable:
+            # Which add-on, as the reference says it (§8.5 step 5): the source as
+            # plans show it, and the manifest's summary (name, id, version, jobs).
+            source = self.provenance()["source"]
             raise AddonRunUnsupported(
                 f"add-on job {self.job.id} declares no command, so it can be planned but "
                 "not run", hint="add 'command' (the argv to run in the image) to its entry "
-                                "in /flwd-addon/manifest.yaml and rebuild the image")
+                                "in /flwd-addon/manifest.yaml and rebuild the image",
+                source=source, manifest=dict(source.get("metadata", {}).get("manifest") or {}))
 
     @property
     def sequential(self) -> bool:
@@ -264,6 +268,7 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
         ResourcesInvalid: the policy refuses the job; the decisions taken,
             the denial last, are on the error (``flwd.policy.decisions_of``).
         ImageRefInvalid / ConfigInvalid / ExecutorUnavailable: a step cannot be run.
+        MixedExecutors: a step of a ``composition: steps`` job sets ``executor``.
         ArgsInvalid: a ``format: file``/``directory`` argument names none on this
             host (relative paths start at the workspace, where host scripts run).
     """
@@ -271,6 +276,7 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
         workspace, scripts_root = job.roots
     config = job.config
     config_path = _relative(job.config_path, workspace)
+    config.require_one_executor(config_path)
     if policy is None:
         policy = PolicyContext(PolicyBundle(overrides=allowances or OverrideAllowances()))
     containerized = uses_container(config.executor, config.interpreter)

@@ -101,6 +101,11 @@ def test_api_add_plan_run_remove(addon_server: Any, addon_images: dict[str, Addo
     refused = httpx.post(f"{server.url}/runs", json={"job_id": "addon/info"}, headers=AUTH)
     assert refused.status_code == 501
     assert refused.json()["code"] == "E_OCI_RUN_UNSUPPORTED"
+    # Which add-on, as the reference says it: the source, and its manifest's summary.
+    assert refused.json()["source"]["name"] == "addon"
+    assert refused.json()["source"]["type"] == "oci"
+    assert refused.json()["source"]["digest"] == image.digest
+    assert refused.json()["manifest"] == source["metadata"]["manifest"]
 
     removed = httpx.delete(f"{server.url}/sources/addon", headers=AUTH)
     assert removed.status_code == 204
@@ -119,7 +124,7 @@ def test_on_run_defers_pulls_until_a_run(addon_server: Any, addon_images: dict[s
     podman("rmi", "--force", image.ref, check=False)
     absent = add(server, {"type": "oci", "ref": image.ref, "trusted": True,
                           "pull_policy": "on-run"})
-    assert absent.status_code == 422, absent.text
+    assert absent.status_code == 400, absent.text
     assert absent.json()["code"] == "E_OCI"
     assert "image not known" in absent.json()["detail"]
     assert podman("image", "exists", image.ref, check=False).returncode != 0
@@ -175,23 +180,23 @@ def test_troubleshooting_codes(addon_server: Any, addon_images: dict[str, AddonI
                                oci_registry: Registry, data_dir: Path) -> None:
     server = addon_server()
     ref = addon_images["addon"].ref
-    untrusted = problem(add(server, {"type": "oci", "ref": ref}), 422, "source.trust.required")
+    untrusted = problem(add(server, {"type": "oci", "ref": ref}), 400, "source.trust.required")
     assert "trusted" in untrusted["detail"]
-    problem(add(server, {"type": "oci", "ref": ref, "trusted": False}), 422,
+    problem(add(server, {"type": "oci", "ref": ref, "trusted": False}), 400,
             "source.trust.required")
 
     missing = problem(add(server, {"type": "oci", "ref": addon_images["nomanifest"].ref,
-                                   "trusted": True}), 422, "E_ADDON_MANIFEST")
+                                   "trusted": True}), 400, "E_ADDON_MANIFEST")
     assert "missing" in missing["detail"]
 
     invalid = problem(add(server, {"type": "oci", "ref": addon_images["invalid"].ref,
-                                   "trusted": True}), 422, "E_ADDON_MANIFEST")
+                                   "trusted": True}), 400, "E_ADDON_MANIFEST")
     named = {error["arg"] for error in invalid["errors"]}
     assert {"apiVersion", "manifest.unexpected", "metadata.name", "metadata.version",
             "jobs[0].id", "jobs[0].summary", "jobs[0].argspec.args[0].type"} <= named
 
     pull = problem(add(server, {"type": "oci", "ref": addon_images["missing"].ref,
-                                "trusted": True}), 422, "E_OCI")
+                                "trusted": True}), 400, "E_OCI")
     assert "manifest unknown" in pull["detail"]  # the runtime's own message
     # Nothing of the refused sources stays behind.
     assert httpx.get(f"{server.url}/sources", headers=AUTH).json() == []

@@ -214,7 +214,7 @@ def test_problems_for_bad_input(dev_server) -> None:
     problem(httpx.get(f"{url}/runs?per_page=500", headers=DEV), 400, "invalid-pagination")
     problem(httpx.post(f"{url}/runs", json={"job_id": "demo", "args": {"name": "x"},
                                             "requested_security_profile": "lax"},
-                       headers=DEV), 400, "invalid-request-body")
+                       headers=DEV), 422, "E_POLICY")
     problem(httpx.post(f"{url}/runs", content=b"<xml/>", headers={
         **DEV, "Content-Type": "text/xml"}), 415, "unsupported-media-type")
 

@@ -193,8 +193,8 @@ def test_bad_input_is_a_clear_problem_and_leaves_nothing(server: Server, repo: P
         ({"type": "git", "ref": "main"}, 400, "invalid-request-body", "git.url"),
         ({"type": "git", "url": f"file://{repo}", "ref": "a..b"}, 422, "source.invalid",
          "not a valid git ref"),
-        ({"type": "local", "ref": "../../../etc"}, 403, "source.not.allowed", "allow-list"),
-        ({"type": "local", "ref": str(tmp_path / "allowed" / "sneaky")}, 403,
+        ({"type": "local", "ref": "../../../etc"}, 400, "source.not.allowed", "allow-list"),
+        ({"type": "local", "ref": str(tmp_path / "allowed" / "sneaky")}, 400,
          "source.not.allowed", "resolves to"),
         ({"type": "git", "name": "ghost", "url": f"file://{tmp_path}/allowed/none", "ref": "main"},
          422, "source.invalid", "not an existing directory"),
@@ -209,7 +209,7 @@ def test_bad_input_is_a_clear_problem_and_leaves_nothing(server: Server, repo: P
         ({"type": "local", "ref": "0" * 5000}, 400, "invalid-request-body", "ref"),
         ({"type": "local", "ref": "x" * 4000}, 422, "source.invalid", "cannot be used"),
         ({"type": "git", "name": "far", "url": "https://example.org/x.git", "ref": "main"},
-         403, "source.not.allowed", "git host"),
+         400, "source.not.allowed", "git host"),
     ]
     for body, status, code, words in cases:
         response = call(server, "POST", "/sources", body)

@@ -159,7 +159,7 @@ def test_trust_is_required(trusted: bool | None) -> None:
     with pytest.raises(SourceTrustRequired) as info:
         parse_request(body)
     assert info.value.problem.code == "source.trust.required"
-    assert info.value.problem.status == 422
+    assert info.value.problem.status == 400  # the reference's status (its §12.3)
     assert "--trusted" in (info.value.hint or "")
 
 

@@ -118,3 +118,22 @@ def test_flwd_yaml_problems_are_reported_not_raised(tmp_path: Path, catalog) -> 
 def test_missing_file_means_no_aliases(tmp_path: Path, catalog) -> None:
     index = load_aliases(tmp_path / "scripts", catalog)
     assert index.aliases == {} and index.errors == []
+
+
+def test_an_unusable_alias_is_also_an_error_of_its_file(tmp_path: Path, catalog) -> None:
+    # The reference lists a bad alias target in `errors` as well as in `alias_invalid`
+    # (its §14.3); so does flwd, for every unusable declaration, once per declaration.
+    root = tmp_path / "scripts"
+    (root / "flwd.yaml").write_text("aliases:\n  - {from: nope/job, to: lost}\n"
+                                    "  - {from: demo, to: ':x'}\n  - {from: demo, to: ok}\n"
+                                    "  - {from: demo, to: twice}\n"
+                                    "  - {from: alpha/build, to: twice}\n")
+    index = load_aliases(root, catalog, display_base=tmp_path)
+    assert set(index.invalid) == {"lost", ":x"}
+    assert index.errors == []  # the file itself is fine
+    issues = [issue.to_json() for issue in index.issues()]
+    assert [(i["path"], i["code"]) for i in issues] == [
+        ("scripts/flwd.yaml", "alias.target.invalid"), ("scripts/flwd.yaml", "alias.reserved")]
+    assert issues[0]["error"].startswith("alias 'lost' targets 'nope/job', which is not a job")
+    # A collision is said in alias_collisions only, as the reference does.
+    assert set(index.collisions) == {"twice"}

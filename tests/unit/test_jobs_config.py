@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from flwd.errors import ConfigInvalid
+from flwd.errors import ConfigInvalid, MixedExecutors
 from flwd.jobs import (
     RESERVED_NAMES,
     Arg,
@@ -814,15 +814,31 @@ def test_container_dag_needs_an_image_per_step() -> None:
     assert config.container_for(config.steps[1]) == config.container
 
 
-def test_dag_refuses_interpreter_container_form_and_step_executor() -> None:
+def test_dag_refuses_interpreter_container_form() -> None:
     assert problems(
         "interpreter: 'container:alpine'\ncomposition: steps\nsteps: [{id: a, script: a.sh}]\n"
     ) == {
         "interpreter": "the 'container:' form is not allowed with composition: steps; use executor: container"
     }
-    assert problems(
-        "composition: steps\nsteps: [{id: a, script: a.sh, executor: container}]\n"
-    ) == {"steps[0].executor": "a step cannot choose its executor; set executor on the job"}
+
+
+def test_a_step_executor_keeps_the_job_but_refuses_planning_it() -> None:
+    # The reference lists such a DAG and refuses to plan it (422 E_POLICY, §8.4).
+    parsed = parse("composition: steps\nsteps: [{id: a, script: a.sh},\n"
+                   "  {id: b, script: b.sh, executor: container}, {id: c, script: c.sh,"
+                   " executor: ''}]\n")
+    assert parsed.warnings == [
+        "steps[1].executor: a step cannot choose its executor; set executor on the job "
+        "(the job cannot be planned or run: E_POLICY)"]
+    with pytest.raises(MixedExecutors) as refused:
+        parsed.config.require_one_executor("scripts/d/config.d/config.yaml")
+    assert refused.value.problem.status == 422 and refused.value.problem.code == "E_POLICY"
+    assert refused.value.detail.startswith("scripts/d/config.d/config.yaml: steps[1]: ")
+    assert refused.value.errors == [{"arg": "steps[1].executor", "message": "a step cannot "
+                                     "choose its executor; set executor on the job"}]
+    # Without composition: steps, steps are ignored (with their warning) and so is this.
+    plain = parse("steps: [{id: a, script: a.sh, executor: proc}]\n")
+    plain.config.require_one_executor("x")
 
 
 def test_steps_without_composition_warn() -> None:

@@ -137,8 +137,10 @@ def test_cli_runs_neither_copy_of_an_ambiguous_id(workspace: Path, data_dir: Pat
     assert listed.returncode == 0
     report = json.loads(listed.stdout)
     assert "demo" not in [job["id"] for job in report["jobs"]]
+    # The alias of the ambiguous id is an error of flwd.yaml too (as in the reference).
     assert sorted((e["path"], e["code"]) for e in report["errors"]) == [
-        (DUP_PATH, "job.id.duplicate"), (DEMO_PATH, "job.id.duplicate")]
+        (DUP_PATH, "job.id.duplicate"), (DEMO_PATH, "job.id.duplicate"),
+        ("scripts/flwd.yaml", "alias.target.invalid")]
     assert report["alias_invalid"]["hello-demo"]["code"] == "alias.target.invalid"
     assert "keeping" not in listed.stdout + listed.stderr
 
@@ -152,7 +154,8 @@ def test_server_refuses_an_ambiguous_id_naming_both_paths(
     assert jobs.headers["X-Flwd-Discovery-Errors"] != "0"
     errors = httpx.get(f"{server.url}/discovery", headers=DEV, timeout=20).json()["errors"]
     assert sorted((e["path"], e["code"]) for e in errors) == [
-        (DUP_PATH, "job.id.duplicate"), (DEMO_PATH, "job.id.duplicate")]
+        (DUP_PATH, "job.id.duplicate"), (DEMO_PATH, "job.id.duplicate"),
+        ("scripts/flwd.yaml", "alias.target.invalid")]
     for method, path, body in [("POST", "/runs", {"job_id": "demo", "args": {"name": "x"}}),
                                ("POST", "/plans", {"job_id": "Demo"}),
                                ("GET", "/jobs/demo", None)]:
