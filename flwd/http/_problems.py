@@ -74,17 +74,32 @@ def unauthorized(detail: str, error: str | None = None) -> HttpProblem:
 
 def forbidden(missing: Sequence[Requirement]) -> HttpProblem:
     """A 403 naming the requirements a token does not meet (of an ``AnyScope``,
-    ``missing_scopes`` names the first scope: granting it is enough)."""
+    ``missing_scopes`` names the first scope: granting it is enough).
+
+    The detail starts with the reference's whole detail, ``missing required scope``
+    (what its clients match), and goes on to say which.
+    """
     first = [need.scopes[0] if isinstance(need, AnyScope) else need for need in missing]
     return HttpProblem(403, "forbidden",
-                       f"this token lacks the scope{'s' if len(missing) > 1 else ''} "
+                       f"missing required scope{'s' if len(missing) > 1 else ''}: "
                        f"{', '.join(str(need) for need in missing)}", code="forbidden",
                        missing_scopes=first)
 
 
+#: The titles of the 400s the reference has too (§8.3, §8.5, §8.8), by flwd's code:
+#: a reference client reads the title; flwd's own 400s are titled ``invalid request``.
+_BAD_REQUEST_TITLES = {
+    "invalid-request-body": "invalid request body",
+    "invalid-pagination": "invalid pagination",
+    "invalid-idempotency-key": "invalid Idempotency-Key header",
+}
+
+
 def bad_request(detail: str, errors: list[dict[str, str]] | None = None,
                 code: str = "invalid-request") -> HttpProblem:
-    return HttpProblem(400, "invalid request", detail, code=code, errors=errors)
+    """A 400 about the request's shape, titled by its ``code``."""
+    return HttpProblem(400, _BAD_REQUEST_TITLES.get(code, "invalid request"), detail,
+                       code=code, errors=errors)
 
 
 def not_found(what: str, detail: str, code: str) -> HttpProblem:

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Iterator
 from flwd.events import EventRecord
 
 PREAMBLE = b"retry: 2000\n:connected\n\n"
-KEEP_ALIVE = b": keep-alive\n\n"
+#: The reference's spelling, byte for byte (its clients and tests match it).
+KEEP_ALIVE = b":keep-alive\n\n"
 #: Bytes handed to the server per write at most. The server copies what it is
 #: given (HTTP chunk framing) and holds it until the socket takes it, so this
 #: bounds what a slow reader pins besides its batch; the socket paces the writes.

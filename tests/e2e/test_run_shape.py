@@ -133,7 +133,7 @@ def test_health_storage_takes_jobs_read_or_metrics_read(server_factory: Any, wor
     assert denied.status_code == 403
     problem = denied.json()
     assert problem["missing_scopes"] == ["jobs:read"]
-    assert problem["detail"] == "this token lacks the scope jobs:read or metrics:read"
+    assert problem["detail"] == "missing required scope: jobs:read or metrics:read"
 
 
 def test_a_schema_7_core_db_is_migrated_and_its_runs_keep_their_executor(

@@ -151,7 +151,7 @@ def records(draw: st.DrawFn) -> list[EventRecord]:
 
 
 @given(records(), st.lists(st.integers(0, 4000), max_size=8),
-       st.sampled_from([b"", b": keep-alive\n\n", b"\xef\xbb\xbf"]))
+       st.sampled_from([b"", b":keep-alive\n\n", b"\xef\xbb\xbf"]))
 def test_sse_frames_decode_back_to_the_same_events(batch: list[EventRecord], cuts: list[int],
                                                     lead: bytes) -> None:
     expected = [json.loads(json.dumps(envelope)) for record in batch

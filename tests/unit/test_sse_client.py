@@ -42,7 +42,7 @@ def test_one_frame_with_id_event_and_data() -> None:
 
 
 def test_several_frames_in_one_chunk_and_comments_are_skipped() -> None:
-    stream = b"retry: 2000\n:connected\n\nid: 1\ndata: a\n\n: keep-alive\n\nid: 2\ndata: b\n\n"
+    stream = b"retry: 2000\n:connected\n\nid: 1\ndata: a\n\n:keep-alive\n\nid: 2\ndata: b\n\n"
     decoder = SSEDecoder()
     assert decoder.feed(stream) == [SSEFrame("message", "a", "1"), SSEFrame("message", "b", "2")]
     assert decoder.retry == 2000
@@ -220,7 +220,7 @@ def test_unauthorized_hints_at_flwd_token_and_never_shows_it(token: str | None) 
 
 def test_forbidden_names_the_scope() -> None:
     error = Client("http://h:1", token="t").problem(_response(
-        403, _problem(403, "forbidden", "this token lacks the scope runs:read")))
+        403, _problem(403, "forbidden", "missing required scope: runs:read")))
     assert error.problem.exit_status == 2
     assert "runs:read" in error.one_line() and "FLWD_TOKEN" in error.one_line()
 
