@@ -158,6 +158,18 @@ MIGRATIONS: list[Migration] = [
     """,
     # 7 -> 8: runs.executor and runs.runtime.
     _runs_executor,
+    # 8 -> 9: browser sessions (flwd/store/_sessions.py): the digest of each session's
+    # id, never the id; its token's id, never the token. IF NOT EXISTS: as for 6 -> 7.
+    """
+    CREATE TABLE IF NOT EXISTS sessions (
+        id_hash     TEXT PRIMARY KEY,
+        token_id    TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        expires_at  REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS sessions_by_token ON sessions(token_id, created_at);
+    CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from flwd.errors import RunNotFound, StorageError
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
-from . import _kv, _read, _retention
+from . import _kv, _read, _retention, _sessions
 from ._db import connect
 from ._journal import JournalItem, append_batch
 from ._kv import KvItem
 from ._read import open_reader
 from ._retention import GcResult, RetentionPolicy
+from ._sessions import SessionRecord
 from ._typing import SourceRecord, Store
 from ._writer import JournalWriter
 
@@ -251,6 +253,40 @@ class SqliteStore:
             return 0
         with open_reader(self.path) as conn:
             return _kv.usage(conn, namespace)
+
+    # -- browser sessions ----------------------------------------------------
+    def session_create(self, record: SessionRecord, *, keep: int,
+                       now: float | None = None) -> list[str]:
+        conn = connect(self.path)
+        try:
+            return _sessions.create(conn, record, keep=keep,
+                                    now=time.time() if now is None else now)
+        finally:
+            conn.close()
+
+    def session_get(self, id_hash: str) -> SessionRecord | None:
+        if not self.exists():
+            return None
+        with open_reader(self.path) as conn:
+            return _sessions.get(conn, id_hash)
+
+    def session_delete(self, id_hash: str) -> bool:
+        if not self.exists():
+            return False  # nothing to delete, and a delete must not create the database
+        conn = connect(self.path)
+        try:
+            return _sessions.delete(conn, id_hash)
+        finally:
+            conn.close()
+
+    def session_purge(self, now: float | None = None) -> int:
+        if not self.exists():
+            return 0
+        conn = connect(self.path)
+        try:
+            return _sessions.purge(conn, time.time() if now is None else now)
+        finally:
+            conn.close()
 
     def _touch_marker(self) -> None:
         marker = sources_marker(self.path.parent)

@@ -32,6 +32,7 @@ from flwd.events import EventRecord, IdempotencyRecord, RunRow
 from ._journal import GroupResult, JournalItem
 from ._kv import KvItem
 from ._retention import GcResult, RetentionPolicy
+from ._sessions import SessionRecord
 
 #: Called *in the journal's thread* with the outcome of one submitted batch.
 Done = Callable[[outcome.Outcome[list[GroupResult]]], None]
@@ -214,3 +215,34 @@ class Store(Protocol):
 
     def kv_usage(self, namespace: str) -> int:
         """The bytes the namespace holds (what its quota is checked against)."""
+
+    # -- browser sessions ----------------------------------------------------
+    # Keyed by a digest of the session id (the HTTP layer makes it); a record names
+    # its token by id. Whether a session is still good (its expiry, its token) is
+    # the caller's judgement: the store only keeps the rows, bounded.
+    def session_create(self, record: SessionRecord, *, keep: int,
+                       now: float | None = None) -> list[str]:
+        """Store ``record``, after deleting every session expired at ``now``; a token
+        keeps at most ``keep`` sessions, its oldest evicted. Returns the digests of
+        the sessions evicted for that cap.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def session_get(self, id_hash: str) -> SessionRecord | None:
+        """The session with this digest, expired or not; None without one (or a database)."""
+
+    def session_delete(self, id_hash: str) -> bool:
+        """Remove the session; True when it was there.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def session_purge(self, now: float | None = None) -> int:
+        """Delete every session expired at ``now``; how many were.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """

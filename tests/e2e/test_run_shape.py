@@ -90,7 +90,7 @@ def test_health_storage_has_the_reference_keys_and_real_values(server_factory: A
     assert list(health)[:len(REFERENCE_KEYS)] == list(REFERENCE_KEYS)
     assert health["driver"] == "sqlite" and health["ok"] is True
     size, version = file_stats(data_dir)
-    assert health["schema_version"] == version == SCHEMA_VERSION == 8
+    assert health["schema_version"] == version == SCHEMA_VERSION == 9
     assert health["bytes_used"] == size
     assert health["bytes_used"] < health["max_bytes"]
     # No --max-db-mb: the journal may hold what the database can.
@@ -151,7 +151,7 @@ def test_a_schema_7_core_db_is_migrated_and_its_runs_keep_their_executor(
 
     server = server_factory("--dev")
     health = httpx.get(f"{server.url}/health/storage", headers=AUTH, timeout=30).json()
-    assert health["schema_version"] == file_stats(data_dir)[1] == 8
+    assert health["schema_version"] == file_stats(data_dir)[1] == 9
     run = httpx.get(f"{server.url}/runs/{old}", headers=AUTH, timeout=30).json()
     # Filled in from the plan the run stored; its start time was always kept.
     assert (run["executor"], run["status"]) == ("proc", "completed")

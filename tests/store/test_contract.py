@@ -38,6 +38,7 @@ from flwd.store import (
     GroupResult,
     JournalItem,
     RetentionPolicy,
+    SessionRecord,
     SourceRecord,
     Store,
 )
@@ -774,3 +775,102 @@ def test_kv_the_quota_holds_under_concurrent_writers(backend: Backend) -> None:
     assert outcomes.count("stored") == 10 and outcomes.count("refused") == 70
     assert first.kv_usage("ns") == 100
     assert len(first.kv_scan("ns")[0]) == 10
+
+
+# -- browser sessions --------------------------------------------------------------------------
+# The store keeps digests of session ids and token ids; whether a session still holds is
+# the HTTP layer's judgement (tests/e2e/test_serve_sessions.py).
+
+HOUR = 3600.0
+
+
+def session(digest: str, token: str = "tok-a", *, created: float = T0,
+            lifetime: float = HOUR) -> SessionRecord:
+    return SessionRecord(digest, token, created, created + lifetime)
+
+
+def test_sessions_are_created_found_and_deleted(store: Store) -> None:
+    assert store.session_create(session("h1"), keep=4, now=T0) == []
+    assert store.session_get("h1") == session("h1")
+    assert store.session_get("h2") is None
+    assert store.session_delete("h1") is True
+    assert store.session_get("h1") is None
+    assert store.session_delete("h1") is False
+
+
+def test_an_expired_session_is_still_read_and_purged_by_the_next_login(store: Store) -> None:
+    store.session_create(session("old", lifetime=60), keep=4, now=T0)
+    # Reading judges no time: the caller refuses it (and may delete it).
+    record = store.session_get("old")
+    assert record is not None and record.expired(T0 + 60) and not record.expired(T0 + 59)
+    store.session_create(session("new", "tok-b", created=T0 + 61), keep=4, now=T0 + 61)
+    assert store.session_get("old") is None
+    assert store.session_get("new") is not None
+
+
+def test_a_token_keeps_at_most_its_cap_of_sessions_oldest_evicted(store: Store) -> None:
+    for n in range(3):
+        assert store.session_create(session(f"a{n}", created=T0 + n), keep=3, now=T0 + n) == []
+    store.session_create(session("b0", "tok-b", created=T0), keep=3, now=T0)
+    # The fourth login of tok-a evicts its oldest, and only tok-a's.
+    assert store.session_create(session("a3", created=T0 + 3), keep=3, now=T0 + 3) == ["a0"]
+    assert store.session_get("a0") is None
+    assert [store.session_get(f"a{n}") is not None for n in (1, 2, 3)] == [True] * 3
+    assert store.session_get("b0") is not None
+    # A lower cap evicts as many as it must, oldest first.
+    assert store.session_create(session("a4", created=T0 + 4), keep=1, now=T0 + 4) == [
+        "a3", "a2", "a1"]
+    # Logins within the same second are ordered by when they were made.
+    assert store.session_create(session("a5", created=T0 + 4), keep=1, now=T0 + 4) == ["a4"]
+
+
+def test_purge_deletes_only_expired_sessions(store: Store) -> None:
+    assert store.session_purge(T0) == 0  # no database: nothing, and nothing created
+    assert not store.exists()
+    store.session_create(session("short", lifetime=10), keep=4, now=T0)
+    store.session_create(session("long", "tok-b", lifetime=HOUR), keep=4, now=T0)
+    assert store.session_purge(T0 + 9) == 0
+    assert store.session_purge(T0 + 10) == 1
+    assert store.session_get("short") is None and store.session_get("long") is not None
+
+
+def test_session_reads_without_a_database_are_empty_and_create_nothing(backend: Backend
+                                                                       ) -> None:
+    store = backend.fresh()
+    assert store.session_get("h") is None
+    assert store.session_delete("h") is False
+    assert not store.exists() and backend.footprint(store) == []
+
+
+def test_a_session_write_to_a_database_that_cannot_be_opened_is_a_storage_error(
+        backend: Backend) -> None:
+    with pytest.raises(StorageError):
+        backend.unopenable().session_create(session("h"), keep=4, now=T0)
+
+
+def test_the_cap_holds_under_concurrent_logins(backend: Backend) -> None:
+    # Logins of one token from several threads and stores at once: never more than
+    # `keep` rows of it survive, and every evicted digest is reported once.
+    first = backend.fresh()
+    first.migrate()
+    stores = [first, *(backend.same(first) for _ in range(3))]
+    evicted: list[str] = []
+    lock = threading.Lock()
+
+    def login(index: int) -> None:
+        store = stores[index % len(stores)]
+        for n in range(10):
+            gone = store.session_create(session(f"s{index}-{n}", created=T0 + n), keep=5,
+                                        now=T0)
+            with lock:
+                evicted.extend(gone)
+
+    threads = [threading.Thread(target=login, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(evicted) == len(set(evicted)) == 60 - 5
+    kept = [f"s{i}-{n}" for i in range(6) for n in range(10) if f"s{i}-{n}" not in evicted]
+    assert len(kept) == 5 and all(first.session_get(digest) is not None for digest in kept)
