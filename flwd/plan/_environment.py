@@ -23,6 +23,20 @@ NOT_INHERITED_IN_CONTAINER = frozenset({
     "PATH", "HOME", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_", "TERM", "LD_PRELOAD",
     "LD_LIBRARY_PATH", "TMPDIR", "SHELL", "USER", "LOGNAME", "MAIL"})
 
+#: The reference's names (flowd's, §4.2) of flwd's own variables: a job written for
+#: flowd reads ``$RUN_DIR`` (its bundled ``demo-dag-container`` writes
+#: ``$RUN_DIR/state.txt``). Each holds the value of the ``FLWD_*`` variable it names,
+#: where the step has that one (a container step has no data dir variable).
+REFERENCE_NAMES = {
+    "RUN_DIR": "FLWD_RUN_DIR",
+    "FLOWD_RUN_DIR": "FLWD_RUN_DIR",
+    "FLOWD_DATA_DIR": "FLWD_DATA_DIR",
+    "DATA_DIR": "FLWD_DATA_DIR",
+}
+#: Of :data:`REFERENCE_NAMES`, the generic ones a job's ``env`` may set for itself
+#: (as with flowd, where the job's ``env.DATA_DIR`` is what the job then sees).
+_JOB_MAY_SET = frozenset({"DATA_DIR"})
+
 
 def step_environment(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
                      host_env: Mapping[str, str], secret_files: Mapping[str, str],
@@ -34,14 +48,16 @@ def step_environment(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
     inheritance), the host ``PATH`` (host steps only, always, so a step without
     inheritance still finds its interpreter), the job's ``env``, the
     arguments (``ARG_<NAME>``, ``FLWD_ARGS_JSON``), the secrets, flwd's own
-    ``FLWD_*`` variables, and ``BASH_ENV`` when ``bash_env`` is given.
+    ``FLWD_*`` variables and their reference names (:data:`REFERENCE_NAMES`), and
+    ``BASH_ENV`` when ``bash_env`` is given.
 
     A container inherits no variable that describes the host
-    (:data:`NOT_INHERITED_IN_CONTAINER`) nor any ``FLWD_*`` one; the image's
-    own ``PATH`` stays. ``local_access`` are flwd's variables through which a host
-    step reaches this flwd's data dir without a token (``FLWD_DATA_DIR``,
-    ``FLWD_KV_NAMESPACES``: ``flwd :kv`` in a job); a container step gets none of
-    them, as the data dir is not mounted in it. Secret values are never in the environment: each secret
+    (:data:`NOT_INHERITED_IN_CONTAINER`) nor any of flwd's (``FLWD_*``, their
+    reference names); the image's own ``PATH`` stays. ``local_access`` are flwd's
+    variables through which a host step reaches this flwd's data dir without a
+    token (``FLWD_DATA_DIR``, ``FLWD_KV_NAMESPACES``: ``flwd :kv`` in a job); a
+    container step gets none of them, as the data dir is not mounted in it.
+    Secret values are never in the environment: each secret
     is an ``ARG_<NAME>_FILE`` variable holding its path in ``secret_files``
     (name → path as the step sees it: on the host, or under the container's
     secrets mount), in the order of ``secret_files``.
@@ -50,7 +66,8 @@ def step_environment(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
     if plan.env_inheritance:
         env.update({k: v for k, v in host_env.items()
                     if not in_container
-                    or (k not in NOT_INHERITED_IN_CONTAINER and not k.startswith("FLWD_"))})
+                    or (k not in NOT_INHERITED_IN_CONTAINER and not k.startswith("FLWD_")
+                        and k not in REFERENCE_NAMES)})
     if not in_container:
         env["PATH"] = host_env.get("PATH", DEFAULT_PATH)
     env.update(plan.job.config.env)
@@ -68,6 +85,9 @@ def step_environment(plan: Plan, step: StepPlan, *, run_id: str, run_dir: Path,
     })
     if local_access and not in_container:
         env.update(local_access)
+    for name, ours in REFERENCE_NAMES.items():
+        if ours in env and not (name in _JOB_MAY_SET and name in plan.job.config.env):
+            env[name] = env[ours]
     if bash_env is not None:
         env["BASH_ENV"] = str(bash_env)
     return env

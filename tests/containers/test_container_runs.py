@@ -81,6 +81,37 @@ def test_isolation_and_secrets_inside_the_container(workspace, data_dir, podman_
     assert (seen["rundir"], seen["jobdir"]) == ("writable", "read-only")
 
 
+DAG_IN_CONTAINERS = f"""\
+executor: container
+container: {{image: {IMAGE}}}
+composition: steps
+steps:
+  - {{id: init, script: init.sh}}
+  - {{id: run, script: run.sh}}
+"""
+
+
+def test_the_references_run_dir_names_inside_containers(workspace, data_dir, podman_env,
+                                                        policy_file):
+    # The reference's demo-dag-container: init writes $RUN_DIR/state.txt, run appends.
+    write_job(workspace, "dagbox", DAG_IN_CONTAINERS, {
+        "init.sh": '#!/bin/sh\necho step1 > "$RUN_DIR/state.txt"\n',
+        "run.sh": '#!/bin/sh\necho step2 >> "$RUN_DIR/state.txt"\ncat "$RUN_DIR/state.txt"\n'
+                  'echo "flowd_run_dir=$FLOWD_RUN_DIR"\necho "flwd_run_dir=$FLWD_RUN_DIR"\n'
+                  'echo "data_dir=${DATA_DIR-unset} ${FLOWD_DATA_DIR-unset}"\n'})
+    result = run_cli(["dagbox"], cwd=workspace, data_dir=data_dir,
+                     FLWD_POLICY_FILE=str(policy_file), **podman_env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["[run] step1", "[run] step2"], result.stdout
+    seen = _kv("\n".join(line.removeprefix("[run] ") for line in lines))
+    run_dir = Path(seen["flwd_run_dir"])
+    assert seen["flowd_run_dir"] == str(run_dir) and run_dir.parent == data_dir.resolve() / "runs"
+    assert (run_dir / "state.txt").read_text() == "step1\nstep2\n"
+    # The data dir is not mounted in a container: no variable names it.
+    assert seen["data_dir"] == "unset unset"
+
+
 def test_output_streams_live(workspace, data_dir, podman_env, policy_file):
     job = _container_job(workspace, "stream",
                          'echo first\nwhile [ ! -e "$FLWD_JOB_DIR/go" ]; do sleep 0.05; done\n'
