@@ -180,8 +180,9 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         max_db_mb: float | None = None,
                         max_concurrent_runs: int | None = None,
                         max_streams: int = 128,
-                        kv_namespace: list[str] | None = None) -> int:
-    """Serve the REST + SSE API until SIGTERM/SIGINT.
+                        kv_namespace: list[str] | None = None,
+                        ui: bool | None = None) -> int:
+    """Serve the REST + SSE API (and the web UI at /) until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
     `:sources add|remove|refresh` are refused and name the --server command to use).
@@ -229,6 +230,9 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         with KiB, MiB, GiB; default 32MiB); repeatable. Given, the list replaces the
         default core_triggers and core_invocation_state (also FLWD_KV_NAMESPACES,
         comma-separated). Jobs get it in FLWD_KV_NAMESPACES.
+    ui
+        Serve the web UI at / (default; also FLWD_UI). --ui=false leaves it out: / and
+        /ui/ answer 404, the API is unchanged.
     """
     from flwd.http import ServeConfig, serve  # start-up: Quart and Hypercorn for :serve only
     from flwd.kv import KvNamespaces
@@ -247,8 +251,21 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
         retention=RetentionPolicy(retain_runs, retain_days, max_db_mb),
         max_concurrent_runs=max_concurrent_runs, max_streams=max_streams,
-        kv_namespaces=namespaces))
+        kv_namespaces=namespaces, ui=_ui_enabled(ui)))
     return 0
+
+
+def _ui_enabled(flag: bool | None) -> bool:
+    """--ui, else FLWD_UI (1/true/yes/on or 0/false/no/off), else on."""
+    if flag is not None:
+        return flag
+    text = os.environ.get("FLWD_UI", "").strip().lower()
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"FLWD_UI={os.environ['FLWD_UI']!r} is not a boolean",
+                     hint="use FLWD_UI=false (or true), or --ui=false")
 
 
 @app.command(name=":gc")

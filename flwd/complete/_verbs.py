@@ -138,7 +138,7 @@ VERBS: dict[str, Verb] = {
         _JSON,
     ), ((),)),
     ":cancel": ("ask a running run to stop", (), ((),)),
-    ":serve": ("serve the REST + SSE API until SIGTERM/SIGINT", (
+    ":serve": ("serve the REST + SSE API (and the web UI) until SIGTERM/SIGINT", (
         ("aliases-public", "show alias metadata to every caller", BOOLEAN, False),
         ("allow-path", "a folder local and file:// git sources may use (repeatable)", (), True),
         ("bind", "HOST:PORT to listen on", (), False),
@@ -157,6 +157,7 @@ VERBS: dict[str, Verb] = {
         ("retain-days", "evict finished runs older than this many days", (), False),
         ("retain-runs", "keep at most this many runs in the Core DB", (), False),
         ("tokens", "tokens file (default: DATA_DIR/tokens.json)", (), False),
+        ("ui", "serve the web UI at / (--ui=false: off)", BOOLEAN, False),
     ), ()),
     ":gc": ("evict old finished runs from the Core DB", (
         ("dry-run", "only list what would be evicted", BOOLEAN, False),

@@ -25,7 +25,7 @@ from werkzeug.routing import BaseConverter, WebsocketMismatch
 from flwd.engine import Engine
 from flwd.errors import FlwdError
 
-from . import _events, _jobs, _kv, _runs, _sources
+from . import _events, _jobs, _kv, _runs, _sources, _ui
 from ._auth import AnyScope, Authenticator, Principal, Refusal, Requirement
 from ._metrics import Metrics
 from ._ops import ops_blueprint
@@ -81,8 +81,10 @@ ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     # The reference's scope, and the one flwd asked before.
     "ops.storage_health": (AnyScope(("jobs:read", "metrics:read")),),
     "ops.metrics": ("metrics:read",),
+    "ops.server_info": ("jobs:read",),
 }
-OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi"})
+#: The web UI's files hold no data (its pages ask the API, with credentials).
+OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi", "ui.index", "ui.asset"})
 
 
 def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticator,
@@ -125,6 +127,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                       _kv.blueprint,
                       ops_blueprint(with_metrics=options.metrics and metrics is not None)):
         app.register_blueprint(blueprint)
+    if options.ui:
+        app.register_blueprint(_ui.blueprint)
     return app
 
 

@@ -93,6 +93,20 @@ _DISCOVERY: dict[str, Any] = {
     "properties": {"errors": _issues("error"), "warnings": _issues("warning")}}
 
 
+#: ``GET /server``: the web UI's status page (nothing secret).
+_SERVER: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["version", "profile", "runtime", "ui", "dev", "workspace", "scripts_root",
+                 "started_at", "uptime_seconds"],
+    "properties": {
+        "version": {"type": "string"}, "profile": {"type": ["string", "null"]},
+        "runtime": {"type": "string", "enum": ["podman", "docker", "none"]},
+        "ui": {"type": "boolean"}, "dev": {"type": "boolean"},
+        "workspace": {"type": "string"}, "scripts_root": {"type": "string"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "uptime_seconds": {"type": "number", "minimum": 0}}}
+
+
 #: The body of ``POST /plans`` and ``POST /runs``.
 _RUN_BODY = {"required": True, "content": {"application/json": {"schema": _ref("RunRequest")}}}
 _SSE = {"description": "Server-Sent Events: `id` is the event seq, `data` an Event",
@@ -226,6 +240,8 @@ def _paths() -> dict[str, Any]:
             {"200": _json(_ref("StorageHealth")), **_problems(401, 403),
              "503": _problem("storage-degraded: the Core DB cannot grow or cannot be read "
                              "(the StorageHealth keys as extensions)")})},
+        "/server": {"get": _op("What this server is: version, profile, runtime, UI",
+                               ("jobs:read",), {"200": _json(_SERVER), **_problems(401, 403)})},
         **_source_paths(),
         **kv_paths(),
         "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),

@@ -1,12 +1,15 @@
-"""Operations: ``/healthz``, ``/health/storage``, ``/metrics`` and ``/openapi.json``."""
+"""Operations: ``/healthz``, ``/health/storage``, ``/server``, ``/metrics`` and ``/openapi.json``."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from quart import Blueprint, Response, jsonify
 
+from flwd import __version__
 from flwd.errors import StorageError
+from flwd.events import format_ts
 
 from ._openapi import openapi_document
 from ._problems import HttpProblem
@@ -40,6 +43,26 @@ async def storage_health() -> Response:
     return response
 
 
+async def server_info() -> Response:
+    """What this server is and how it runs (the web UI's status page): nothing secret,
+    no path but the workspace's (which every run shows)."""
+    state = current_state()
+    engine, options = state.engine, state.options
+    response = jsonify({
+        "version": __version__,
+        "profile": engine.profile,
+        "runtime": engine.runtime.kind if engine.runtime is not None else "none",
+        "ui": options.ui,
+        "dev": options.dev,
+        "workspace": engine.settings.workspace_key,
+        "scripts_root": str(engine.settings.scripts_root),
+        "started_at": format_ts(state.started_at),
+        "uptime_seconds": round(time.monotonic() - state.started_monotonic, 3),
+    })
+    response.headers.update(_NO_STORE)
+    return response
+
+
 async def healthz() -> Response:
     return Response("", status=204, headers={"Cache-Control": "no-store"})
 
@@ -59,6 +82,7 @@ def ops_blueprint(*, with_metrics: bool) -> Blueprint:
     blueprint = Blueprint("ops", __name__)
     blueprint.add_url_rule("/health/storage", view_func=storage_health, methods=["GET"])
     blueprint.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
+    blueprint.add_url_rule("/server", view_func=server_info, methods=["GET"])
     if with_metrics:
         blueprint.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
     blueprint.add_url_rule("/openapi.json", view_func=openapi, methods=["GET"])

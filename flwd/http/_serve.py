@@ -96,6 +96,8 @@ class ServeConfig:
     #: The Rule-Y KV namespaces allowed, with their quotas (None: FLWD_KV_NAMESPACES,
     #: else the reference's two).
     kv_namespaces: KvNamespaces | None = None
+    #: Serve the web UI at / (False: --ui=false).
+    ui: bool = True
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -185,7 +187,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     # The profile, policy and runtime requests are planned with are the engine's.
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
                            aliases_public=config.aliases_public, keep_alive=config.keep_alive,
-                           bind_host=host, max_streams=config.max_streams)
+                           bind_host=host, max_streams=config.max_streams, ui=config.ui)
     metrics = Metrics(profile) if config.metrics else None
 
     hypercorn_config = _Config()
@@ -224,7 +226,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
             # Before "serving": a CLI told of this server learns where to send its change.
             await trio.to_thread.run_sync(owned.publish,
                                           replace(owned.owner, url=client_url(binds[0])))
-            lifecycle("serving", urls=binds, profile=profile, dev=config.dev,
+            lifecycle("serving", urls=binds, profile=profile, dev=config.dev, ui=config.ui,
                       container_runtime=runtime.kind if runtime else "none",
                       policy_bundle=str(checked.bundle_path) if checked.bundle_path else None,
                       policy_verified_by=checked.verified_by, tokens_file=str(tokens_path),

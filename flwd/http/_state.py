@@ -8,7 +8,8 @@ stream slots' counter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from quart import current_app
 
@@ -37,6 +38,8 @@ class ServeOptions:
     bind_host: str = "127.0.0.1"
     #: Event streams open at once, process-wide (see flwd.http._streams).
     max_streams: int = MAX_STREAMS
+    #: Serve the web UI at / and /ui/ (--ui=false: both are 404).
+    ui: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,10 @@ class AppState:
     streams: StreamSlots
     #: Which Host headers a --dev server answers (see ``_origins``).
     host_check: HostCheck
+    #: When the app was built (``GET /server``): the wall clock, and the monotonic
+    #: clock its uptime is measured on (a clock step does not change the uptime).
+    started_at: float = field(default_factory=time.time)
+    started_monotonic: float = field(default_factory=time.monotonic)
 
     @classmethod
     def build(cls, engine: Engine, options: ServeOptions, authenticator: Authenticator,

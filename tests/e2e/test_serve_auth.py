@@ -16,6 +16,9 @@ ROUTES: list[tuple[str, str, dict | None, tuple[str | frozenset[str], ...] | Non
     ("GET", "/healthz", None, None),
     ("GET", "/openapi.json", None, None),
     ("GET", "/metrics", None, None),  # open: the server binds loopback
+    # The web UI's files: open (they hold no data).
+    ("GET", "/", None, None),
+    ("GET", "/ui/js/app.js", None, None),
     ("GET", "/jobs", None, ("jobs:read",)),
     ("GET", "/jobs/demo", None, ("jobs:read",)),
     ("POST", "/plans", {"job_id": "demo", "args": {"name": "m"}}, ("jobs:read",)),
@@ -32,6 +35,7 @@ ROUTES: list[tuple[str, str, dict | None, tuple[str | frozenset[str], ...] | Non
     ("DELETE", "/sources/none", None, ("sources:write",)),
     ("POST", "/sources/none:refresh", None, ("sources:write",)),
     ("GET", "/health/storage", None, (frozenset({"jobs:read", "metrics:read"}),)),
+    ("GET", "/server", None, ("jobs:read",)),
     ("GET", "/kv/core_triggers", None, ("ruley:read",)),
     ("GET", "/kv/core_triggers/none", None, ("ruley:read",)),
     ("PUT", "/kv/core_triggers/k", {"value": "dg=="}, ("ruley:write",)),
@@ -91,7 +95,7 @@ def test_every_route_for_every_scope(server_factory, tokens: dict[str, str]) -> 
             else:
                 assert status == 403, (method, path, name, status)
             checked += 1
-    assert checked == (len(ROUTES) - 3) * len(tokens)
+    assert checked == (len(ROUTES) - 5) * len(tokens)
     assert server.stop() == 0
     log = "".join(server.log)
     for token in tokens.values():

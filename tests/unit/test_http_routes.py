@@ -46,12 +46,17 @@ EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     ("DELETE", "/kv/<namespace>/<kvkey:key>"): ("ruley:write",),
     ("GET", "/metrics"): ("metrics:read",),
     ("GET", "/openapi.json"): OPEN,
+    ("GET", "/server"): ("jobs:read",),
+    # The web UI's files (they hold no data); not there with --ui=false.
+    ("GET", "/"): OPEN,
+    ("GET", "/ui/<path:asset_path>"): OPEN,
 }
+UI_ROUTES = {("GET", "/"), ("GET", "/ui/<path:asset_path>")}
 
 
-def _app(*, metrics: bool = True) -> Any:
+def _app(*, metrics: bool = True, ui: bool = True) -> Any:
     # Building the app asks the engine nothing: no engine is needed to read its routes.
-    return create_app(cast(Any, None), ServeOptions(metrics=metrics), cast(Any, None),
+    return create_app(cast(Any, None), ServeOptions(metrics=metrics, ui=ui), cast(Any, None),
                       Metrics("secure") if metrics else None)
 
 
@@ -80,6 +85,11 @@ def test_without_metrics_there_is_no_metrics_route() -> None:
         key: value for key, value in EXPECTED.items() if key != ("GET", "/metrics")}
     with pytest.raises(NotFound):
         _app(metrics=False).url_map.bind("localhost").match("/metrics", "GET")
+
+
+def test_without_the_ui_there_is_no_ui_route() -> None:
+    assert _table(_app(ui=False)) == {
+        key: value for key, value in EXPECTED.items() if key not in UI_ROUTES}
 
 
 @pytest.mark.parametrize(("path", "endpoint"), [

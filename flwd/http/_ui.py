@@ -1,0 +1,66 @@
+"""The web UI: ``GET /`` (the shell) and ``GET /ui/<path>`` (its modules, styles, images).
+
+Open routes (no token): the files hold no data, every page asks the API for
+it with the caller's credentials. ``flwd :serve --ui=false`` leaves this
+blueprint out (both routes are then 404).
+
+Every answer of the blueprint, its 404s and 304s included, carries the
+security headers: a Content-Security-Policy that allows only this origin's
+scripts and styles (no inline ones, no other origin, no framing), no
+referrer, no MIME sniffing.
+"""
+
+from __future__ import annotations
+
+import trio
+from quart import Blueprint, Response, request
+
+from flwd import ui
+
+from ._params import quote
+from ._problems import not_found
+
+blueprint = Blueprint("ui", __name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@blueprint.after_request
+async def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@blueprint.get("/")
+async def index() -> Response:
+    """The UI's shell.
+
+    Cancellation: nothing is left behind (here as in ``asset``).
+    """
+    return await _serve(ui.INDEX)
+
+
+@blueprint.get("/ui/<path:asset_path>")
+async def asset(asset_path: str) -> Response:
+    return await _serve(asset_path)
+
+
+async def _serve(path: str) -> Response:
+    found = await trio.to_thread.run_sync(ui.asset, path)
+    if found is None:
+        raise not_found("UI file", f"the web UI has no file {quote(path)}", "ui.file.not.found")
+    # no-cache: kept, but revalidated on every use (an upgraded server's files show at
+    # once; an unchanged one costs a 304).
+    headers = {"ETag": found.etag, "Cache-Control": "no-cache"}
+    if request.if_none_match.contains(found.etag.strip('"')):
+        return Response(b"", status=304, headers=headers)
+    return Response(found.body, status=200, content_type=found.content_type, headers=headers)
