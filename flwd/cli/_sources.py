@@ -62,15 +62,17 @@ async def add_command(
         One word naming the source (its jobs are NAME/JOB); default: the folder's or
         repository's base name.
     ref
-        local: the folder (relative to the scripts root); git: a branch, tag or commit;
-        oci: the image, e.g. ghcr.io/example/addon:1.0.0.
+        local: the folder (relative to the scripts root); git: a branch, tag or commit
+        (default HEAD, the repository's default branch); oci: the image, e.g.
+        ghcr.io/example/addon:1.0.0.
     url
         git: the repository, e.g. file:///srv/repos/tools.git.
     expose
         none, read (default) or readwrite: whether the source's aliases are shown.
     pull_policy
         oci: `on-add` (default; pull now and pin the digest) or `on-run` (pull nothing
-        now — the image must be present — and defer pulls to runs).
+        now — the image must be present — and defer pulls to runs). flowd's `always`
+        (= on-add), `ifNotPresent` and `never` (= on-run) are accepted too.
     trusted
         oci: opt in to running the image to read its manifest (required).
     verify_signatures

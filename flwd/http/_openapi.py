@@ -20,8 +20,6 @@ from ._models import (
     Problem,
     Run,
     RunRequest,
-    Source,
-    SourceRequest,
     StorageHealth,
 )
 from ._openapi_kv import kv_paths
@@ -31,6 +29,7 @@ from ._openapi_parts import problem as _problem
 from ._openapi_parts import problems as _problems
 from ._openapi_parts import ref as _ref
 from ._params import MAX_CURSOR, PAGE, PER_PAGE
+from ._source_models import Source, SourceRequest
 
 _REF = "#/components/schemas/{model}"
 

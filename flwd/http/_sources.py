@@ -8,8 +8,8 @@ from quart import Blueprint, Response, jsonify, request
 
 from flwd.sources import Entry, parse_request, source_document
 
-from ._models import SourceRequest
 from ._request import json_body, page, sees_aliases
+from ._source_models import SourceRequest
 from ._state import current_state
 
 blueprint = Blueprint("sources", __name__)

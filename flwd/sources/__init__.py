@@ -18,10 +18,12 @@ from ._manifest import AddonManifest as AddonManifest
 from ._manifest import parse_manifest as parse_manifest
 from ._materialise import materialise as materialise
 from ._merge import merge as merge
+from ._model import PULL_POLICY_SPELLINGS as PULL_POLICY_SPELLINGS
 from ._model import Source as Source
 from ._model import SourceSpec as SourceSpec
 from ._model import SourceState as SourceState
 from ._model import parse_request as parse_request
+from ._model import pull_policy_named as pull_policy_named
 from ._oci import OciContext as OciContext
 from ._oci import extraction_argv as extraction_argv
 from ._registry import Add as Add

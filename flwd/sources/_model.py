@@ -28,6 +28,25 @@ PullPolicy = Literal["on-add", "on-run"]
 
 TYPES: Final = ("local", "git", "oci")
 PULL_POLICIES: Final = ("on-add", "on-run")
+#: Every spelling of a pull policy a request may use, lower-cased, by what it means:
+#: flwd's own, and the reference's (§12.3) — ``always`` pulls when the source is added
+#: (``on-add``); ``ifNotPresent`` (three spellings) and ``never`` pull nothing then
+#: (``on-run``). A source stores and shows flwd's word.
+PULL_POLICY_SPELLINGS: Final[Mapping[str, PullPolicy]] = {
+    "on-add": "on-add", "always": "on-add",
+    "on-run": "on-run", "ifnotpresent": "on-run", "if-not-present": "on-run",
+    "if_not_present": "on-run", "never": "on-run",
+}
+#: A git source without a ``ref`` follows the repository's default branch (its ``HEAD``),
+#: as the reference's does (§12.2).
+DEFAULT_GIT_REF: Final = "HEAD"
+
+
+def pull_policy_named(text: object) -> PullPolicy | None:
+    """The pull policy ``text`` spells (any case; see :data:`PULL_POLICY_SPELLINGS`), or
+    None when it spells none."""
+    return PULL_POLICY_SPELLINGS.get(text.strip().lower()) if isinstance(text, str) else None
+
 #: Like a job id segment (a namespace must be one), at most 64 characters.
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _REQUEST_KEYS: Final = frozenset({"name", "type", "ref", "url", "expose", "trusted",
@@ -272,7 +291,7 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
         bad("pull_policy", "only oci sources have a pull policy")
     if kind == "oci":
         ref = _check_oci(data, ref, url, bad)
-        pull_policy = pull_policy or "on-add"
+        pull_policy = pull_policy_named(pull_policy or "on-add")
     elif kind == "local":
         if not ref:
             bad("ref", "required for a local source: the folder holding its jobs")
@@ -281,9 +300,8 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
     elif kind == "git":
         if not url:
             bad("url", "required for a git source, e.g. file:///srv/repos/tools.git")
-        if not ref:
-            bad("ref", "required for a git source: a branch, tag or commit")
-        elif ref.startswith("-") or _BAD_REF_CHARS.search(ref) or ".." in ref or \
+        ref = ref or DEFAULT_GIT_REF
+        if ref.startswith("-") or _BAD_REF_CHARS.search(ref) or ".." in ref or \
                 ref.endswith((".", "/", ".lock")):
             bad("ref", f"{ref!r} is not a valid git ref name")
     name = fields["name"]
@@ -322,8 +340,9 @@ def _check_oci(data: Mapping[str, Any], ref: str | None, url: str | None,
 
     if url:
         bad("url", "an oci source has no url: put the image in 'ref'")
-    if data.get("pull_policy") not in (None, *PULL_POLICIES):
-        bad("pull_policy", f"must be 'on-add' or 'on-run' (got {data.get('pull_policy')!r})")
+    if data.get("pull_policy") is not None and pull_policy_named(data["pull_policy"]) is None:
+        bad("pull_policy", f"must be 'on-add' (or 'always') or 'on-run' (or 'ifNotPresent', "
+                           f"'never') (got {data.get('pull_policy')!r})")
     if not ref:
         bad("ref", "required for an oci source: the image, e.g. ghcr.io/example/addon:1.0.0")
         return None

@@ -168,6 +168,48 @@ def test_on_run_defers_pulls_until_a_run(addon_server: Any, addon_images: dict[s
     assert httpx.delete(f"{again.url}/sources/later", headers=AUTH).status_code == 204
 
 
+def test_the_references_pull_policy_spellings(addon_server: Any,
+                                              addon_images: dict[str, AddonImage],
+                                              oci_registry: Registry, workspace: Path,
+                                              data_dir: Path) -> None:
+    """``always`` means on-add, ``ifNotPresent``/``if-not-present``/``if_not_present``/
+    ``never`` mean on-run (reference §12.3); the source shows flwd's word."""
+    image = addon_images["addon"]
+    server = addon_server()
+    podman("rmi", "--force", image.ref, check=False)
+    # always: pulled now (the image was absent) and pinned, as on-add.
+    eager = add(server, {"type": "oci", "ref": image.ref, "trusted": True,
+                         "pull_policy": "always"})
+    assert eager.status_code == 201, eager.text
+    assert eager.json()["pull_policy"] == "on-add" and eager.json()["digest"] == image.digest
+    assert eager.json()["provenance"]["pull_policy"] == "on-add"
+    # The reference's other spellings pull nothing, as on-run (the image is present now).
+    for name, spelling in (("lazy1", "ifNotPresent"), ("lazy2", "if-not-present"),
+                           ("lazy3", "IF_NOT_PRESENT"), ("lazy4", "never")):
+        lazy = add(server, {"type": "oci", "ref": image.ref, "trusted": True, "name": name,
+                            "pull_policy": spelling})
+        assert lazy.status_code == 201, lazy.text
+        assert lazy.json()["pull_policy"] == "on-run" and "digest" not in lazy.json()
+    refused = problem(add(server, {"type": "oci", "ref": image.ref, "trusted": True,
+                                   "name": "odd", "pull_policy": "sometimes"}),
+                      400, "invalid-request-body")
+    assert refused["errors"][0]["arg"].endswith("pull_policy")
+    # The CLI takes the same words, remotely and locally.
+    env = {**oci_registry.env}
+    remote = run_cli([":sources", "add", "--type", "oci", "--name", "viacli", "--ref", image.ref,
+                      "--pull-policy", "IfNotPresent", "--trusted", "--json"], cwd=workspace,
+                     data_dir=data_dir, timeout=180, FLWD_SERVER=server.url,
+                     FLWD_TOKEN="dev-token", **env)
+    assert remote.returncode == 0, remote.stderr
+    assert json.loads(remote.stdout)["pull_policy"] == "on-run"
+    server.stop()
+    odd = run_cli([":sources", "add", "--type", "oci", "--name", "local", "--ref", image.ref,
+                   "--pull-policy", "sometimes", "--trusted"], cwd=workspace,
+                  data_dir=data_dir, **env)
+    assert odd.returncode == 2 and len(odd.stderr.splitlines()) == 1
+    assert "pull_policy" in odd.stderr and "ifNotPresent" in odd.stderr
+
+
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     document: dict[str, Any] = response.json()

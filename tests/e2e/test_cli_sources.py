@@ -116,6 +116,18 @@ def test_branch_pins_a_commit_that_moves_only_on_refresh(cli: Cli, repo: Path,
     assert gone.returncode == 2 and "unknown job" in gone.stderr
 
 
+def test_no_ref_is_head_the_default_branch(cli: Cli, repo: Path) -> None:
+    # As the reference's (§12.2): a git source without --ref follows HEAD.
+    head = git(repo, "rev-parse", "HEAD")
+    assert cli.ok(":sources", "add", "--type", "git", "--url", url_of(repo), "--allow-path",
+                  str(cli.repos)) == "Source tools (git) added\n"
+    [document] = cli.listing()
+    assert (document["ref"], document["resolved_commit"]) == ("HEAD", head)
+    make_git_repo(repo, job_files("from-commit-two"), message="two")
+    cli.ok(":sources", "refresh", "tools")
+    assert cli.ok("tools/gitjob") == "from-commit-two\n"
+
+
 def test_tag_and_commit_refs_pin_their_commit(cli: Cli, repo: Path) -> None:
     first = git(repo, "rev-parse", "HEAD")
     git(repo, "tag", "v1")
@@ -245,7 +257,6 @@ def bad_cases(repos: Path, tmp_path: Path) -> list[tuple[list[str], int, str]]:
     return [
         (["--type", "svn", "--ref", "x"], 2, "type: unknown source type 'svn'"),
         (["--type", "git", "--ref", "main"], 2, "url: required"),
-        (["--type", "git", "--url", url], 2, "ref: required"),
         (["--type", "local"], 2, "ref: required"),
         (["--type", "local", "--ref", "../../../etc", "--name", "up"], 2,
          "is outside the allow-list"),

@@ -119,6 +119,29 @@ def test_a_new_commit_appears_only_after_refresh(server: Server, repo: Path) -> 
     assert plan.json()["provenance"]["source"]["resolved_commit"] == second
 
 
+def test_a_git_source_without_ref_follows_the_default_branch(server: Server,
+                                                            repo: Path) -> None:
+    # As the reference's (§12.2): no ref (or an empty one) is HEAD.
+    git(repo, "checkout", "-q", "-b", "elsewhere")
+    commit_script(repo, 'echo "not the default branch"\n', "side")
+    git(repo, "checkout", "-q", "main")
+    first = git(repo, "rev-parse", "main")
+    for name, body in (("nohead", {}), ("emptyhead", {"ref": ""})):
+        added = call(server, "POST", "/sources",
+                     {"type": "git", "name": name, "url": f"file://{repo}", **body})
+        assert added.status_code == 201, added.text
+        source = added.json()
+        assert (source["ref"], source["resolved_commit"], source["status"]) == (
+            "HEAD", first, "ready")
+        assert source["provenance"]["ref"] == "HEAD"
+    second = commit_script(repo, 'echo "v2 for $name"\n', "two")
+    refreshed = call(server, "POST", "/sources/nohead:refresh")
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["resolved_commit"] == second
+    run, lines = run_to_end(server, {"job_id": "nohead/gitjob", "args": {"name": "Hd"}})
+    assert run["status"] == "completed" and lines == ["v2 for Hd"]
+
+
 def test_a_run_keeps_the_commit_it_was_planned_against(server: Server, repo: Path,
                                                        tmp_path: Path) -> None:
     gate = tmp_path / "gate"
@@ -189,7 +212,6 @@ def test_bad_input_is_a_clear_problem_and_leaves_nothing(server: Server, repo: P
     add_git(server, repo, "main", name="taken")
     cases: list[tuple[dict[str, Any], int, str, str]] = [
         ({"type": "svn", "ref": "x"}, 400, "invalid-request-body", "type"),
-        ({"type": "git", "url": f"file://{repo}"}, 400, "invalid-request-body", "git.ref"),
         ({"type": "git", "ref": "main"}, 400, "invalid-request-body", "git.url"),
         ({"type": "git", "url": f"file://{repo}", "ref": "a..b"}, 422, "source.invalid",
          "not a valid git ref"),

@@ -41,13 +41,12 @@ def test_every_bad_field_is_listed() -> None:
     ({"type": "oci"}, "ref", "required for an oci source"),
     ({"type": "oci", "ref": "https://ghcr.io/x:1", "trusted": True}, "ref", "scheme"),
     ({"type": "oci", "ref": "x:1", "trusted": True, "pull_policy": "sometimes"},
-     "pull_policy", "'on-add' or 'on-run'"),
+     "pull_policy", "'on-add' (or 'always') or 'on-run' (or 'ifNotPresent', 'never')"),
     ({"type": "oci", "ref": "x:1", "url": "file:///x", "trusted": True}, "url", "no url"),
     ({"type": "local", "ref": "x", "pull_policy": "on-run"}, "pull_policy", "only oci"),
     ({"type": "local"}, "ref", "required"),
     ({"type": "local", "ref": "x", "url": "file:///x"}, "url", "no url"),
     ({"type": "git", "ref": "main"}, "url", "required"),
-    ({"type": "git", "url": "file:///r"}, "ref", "required"),
     ({"type": "git", "url": "file:///r", "ref": "a..b"}, "ref", "not a valid git ref"),
     ({"type": "git", "url": "file:///r", "ref": "main", "name": "..\\x"}, "name", "one word"),
     ({"type": "local", "ref": "x", "name": "-lead"}, "name", "starting with"),
@@ -57,6 +56,25 @@ def test_bad_requests(body: dict[str, object], field: str, words: str) -> None:
     with pytest.raises(SourceInvalid) as info:
         parse_request(body)
     assert words in fields_of(info)[field]
+
+
+@pytest.mark.parametrize(("spelling", "policy"), [
+    ("on-add", "on-add"), ("always", "on-add"), ("Always", "on-add"),
+    ("on-run", "on-run"), ("ifNotPresent", "on-run"), ("ifnotpresent", "on-run"),
+    ("if-not-present", "on-run"), ("IF_NOT_PRESENT", "on-run"), ("never", "on-run"),
+])
+def test_the_references_pull_policies_are_read_as_flwds(spelling: str, policy: str) -> None:
+    spec = parse_request({"type": "oci", "ref": "x:1", "trusted": True,
+                          "pull_policy": spelling})
+    assert spec.pull_policy == policy
+    assert spec.to_json()["pull_policy"] == policy
+
+
+@pytest.mark.parametrize("ref", [None, "", "  "])
+def test_a_git_source_without_ref_is_head(ref: str | None) -> None:
+    body = {"type": "git", "url": "file:///srv/repos/tools.git"}
+    spec = parse_request(body if ref is None else {**body, "ref": ref})
+    assert (spec.name, spec.ref) == ("tools", "HEAD")
 
 
 def test_a_name_that_cannot_be_derived_must_be_given() -> None:
