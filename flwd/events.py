@@ -112,6 +112,18 @@ class EventRecord:
                 "data": {**base, "message": line.decode("utf-8", "replace")},
             }
 
+    def text(self, *, step_prefix: bool = False) -> bytes:
+        """The output lines of a ``step.log`` record as a terminal shows them: each ended
+        by a newline, after ``[<step>] `` for a ``composition: steps`` job; ``b""`` for
+        any other record. stdout and stderr lines alike (the terminal interleaves them
+        unmarked): ``data["channel"]`` says which, where it matters."""
+        if self.type != STEP_LOG or self.lines is None:
+            return b""
+        if not step_prefix:
+            return self.lines + b"\n"
+        tag = f"[{self.data.get('step')}] ".encode()
+        return b"".join(tag + line + b"\n" for line in self.line_list())
+
     def envelope(self) -> dict[str, Any]:
         return {
             "seq": self.seq,

@@ -314,11 +314,7 @@ class RunOutput:
                     stream = self.stdout if record.data.get("channel") == "stdout" else self.stderr
                     self._release()
                     self._switch(stream)
-                    if self.prefix_steps:
-                        tag = f"[{record.data.get('step')}] ".encode()
-                        stream.write(b"".join(tag + line + b"\n" for line in record.line_list()))
-                    else:
-                        stream.write(record.lines + b"\n")
+                    stream.write(record.text(step_prefix=self.prefix_steps))
                 elif record.type in (POLICY_DECISION, STEP_START, STEP_FINISH, RUN_CANCELED,
                                      RUN_FINISH):
                     self._status(record)

@@ -67,6 +67,7 @@ ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     "runs.cancel_run": ("runs:write",),
     "events.run_events": ("runs:read", "events:read"),
     "events.run_events_ndjson": ("runs:read", "events:read"),
+    "events.run_log_text": ("runs:read", "events:read"),
     "events.run_ws": ("runs:read", "events:read"),
     "events.all_events": ("events:read",),
     "sources.list_sources": ("sources:read",),

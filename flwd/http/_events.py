@@ -1,4 +1,5 @@
-"""Event streams: SSE (``/runs/<id>/events``, ``/events``), NDJSON, and the run's WebSocket.
+"""Event streams: SSE (``/runs/<id>/events``, ``/events``), NDJSON, the output as text,
+and the run's WebSocket.
 
 Every stream takes a slot of the process-wide cap (``_streams``) before its
 first byte, and gives it back when its body ends — or, for a body that never
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -19,7 +20,7 @@ from quart_cors import cors_exempt
 
 from flwd.engine import Engine
 from flwd.errors import RunNotFound
-from flwd.events import TERMINAL_STATUSES, RunRow
+from flwd.events import RUN_START, TERMINAL_STATUSES, EventRecord, RunRow
 
 from ._auth import Principal
 from ._params import quote
@@ -158,7 +159,7 @@ async def _event_stream(state: AppState, run_id: str | None, after: int,
 async def run_events_ndjson(run_id: str) -> Any:
     """The run's journaled events as NDJSON (an export: it does not follow the run).
 
-    Cancellation: nothing is left behind.
+    Cancellation: nothing is left behind (here as in ``run_log_text``).
     """
     try:
         run = await exact_run(run_id)
@@ -166,23 +167,58 @@ async def run_events_ndjson(run_id: str) -> Any:
         # As the SSE stream: resuming the export of an evicted run is 410, not 404.
         await _gone_if_evicted(run_id, cursor(), "ndjson")
         raise
-    after = cursor() or 0
+    return await _export(run.id, cursor() or 0, "ndjson",
+                         lambda batch: (record.ndjson() for record in batch),
+                         {"Content-Type": "application/x-ndjson"})
+
+
+@blueprint.get("/runs/<runid:run_id>/log.txt")
+async def run_log_text(run_id: str) -> Any:
+    """The run's output as plain text, as its terminal shows it (a download; it does not
+    follow the run): stdout and stderr lines in journal order, unmarked, each after
+    ``[<step>] `` for a ``composition: steps`` job (see ``EventRecord.text``).
+    """
+    run = await exact_run(run_id)
+    steps = False
+
+    def text(batch: list[EventRecord]) -> Iterator[bytes]:
+        nonlocal steps
+        for record in batch:
+            if record.type == RUN_START and "composition" in record.data:
+                steps = record.data["composition"] == "steps"
+            yield record.text(step_prefix=steps)
+
+    name = _UNSAFE_IN_FILENAME.sub("_", f"{run.job_id}-{run.id}")
+    return await _export(run.id, 0, "text", text, {
+        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{name}.log"'})
+
+
+#: What a download's name keeps of a job id and a run id (a header value, a file name).
+_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+async def _export(run_id: str, after: int, kind: str,
+                  render: Callable[[list[EventRecord]], Iterable[bytes]],
+                  headers: dict[str, str]) -> Any:
+    """A stream of the run's journaled events after ``after``, each batch as ``render``
+    frames it, in writes of bounded size: a page of the journal at a time, so memory
+    does not grow with the run (a slow reader paces its own reads)."""
     engine = current_state().engine
 
     async def body() -> AsyncGenerator[bytes, None]:
         try:
-            async with aclosing(engine.events(run.id, after=after, follow=False)) as stream:
+            async with aclosing(engine.events(run_id, after=after, follow=False)) as stream:
                 async for batch in stream:
-                    for piece in writes(record.ndjson() for record in batch):
+                    for piece in writes(render(batch)):
                         yield piece
         finally:
             slot.release()
 
-    slot = _stream_slot("ndjson")
+    slot = _stream_slot(kind)
     stream = body()
     slot.release_with(stream)
-    response = await make_response(stream, 200, {"Content-Type": "application/x-ndjson",
-                                                 "Cache-Control": "no-store"})
+    response = await make_response(stream, 200, {**headers, "Cache-Control": "no-store"})
     response.timeout = None  # type: ignore[union-attr]
     return response
 

@@ -36,7 +36,7 @@ STATUS_CODES = frozenset(str(status.value) for status in HTTPStatus)
 #: A policy denial's reason is a problem code (flwd.errors.PROBLEMS).
 DENIAL_REASONS = frozenset(spec.code for spec in PROBLEMS.values())
 #: The kinds of event stream (the ``kind`` label of stream refusals).
-STREAM_KINDS = ("sse", "ndjson", "websocket")
+STREAM_KINDS = ("sse", "ndjson", "text", "websocket")
 #: The streams that take a cursor, so can refuse an expired one (WebSocket takes none).
 CURSOR_TRANSPORTS = ("sse", "ndjson")
 _EVICTION_KINDS = frozenset(EVICTION_KINDS)

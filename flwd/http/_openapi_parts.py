@@ -1,5 +1,6 @@
 """The building blocks of the OpenAPI document: references, JSON and problem responses,
-operations with their bearer scopes (used by ``_openapi`` and ``_openapi_kv``)."""
+operations with their bearer scopes, paging (used by ``_openapi``, ``_openapi_runs`` and
+``_openapi_kv``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from itertools import product
 from typing import Any
 
 from ._auth import AnyScope, Requirement
+from ._params import PAGE, PER_PAGE
 
 
 def ref(name: str) -> dict[str, str]:
@@ -46,3 +48,18 @@ def operation(summary: str, scopes: tuple[Requirement, ...], responses: dict[str
         # An empty requirement: the route may answer without a token (loopback binds).
         document["security"].insert(0, {})
     return document
+
+
+PAGING: list[dict[str, Any]] = [
+    {"name": "page", "in": "query",
+     "schema": {"type": "integer", "minimum": PAGE.low, "maximum": PAGE.high, "default": 1}},
+    {"name": "per_page", "in": "query",
+     "schema": {"type": "integer", "minimum": PER_PAGE.low, "maximum": PER_PAGE.high,
+                "default": 50}},
+]
+
+
+#: The body of ``POST /plans`` and ``POST /runs``.
+RUN_BODY: dict[str, Any] = {"required": True, "content": {"application/json": {"schema": ref("RunRequest")}}}
+SSE: dict[str, Any] = {"description": "Server-Sent Events: `id` is the event seq, `data` an Event",
+       "content": {"text/event-stream": {"schema": {"type": "string"}}}}

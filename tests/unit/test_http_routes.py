@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     ("GET", "/runs/<runid:run_id>/events"): ("runs:read", "events:read"),
     ("GET", "/events"): ("events:read",),
     ("GET", "/runs/<runid:run_id>/events.ndjson"): ("runs:read", "events:read"),
+    ("GET", "/runs/<runid:run_id>/log.txt"): ("runs:read", "events:read"),
     ("WS", "/runs/<runid:run_id>/ws"): ("runs:read", "events:read"),
     ("GET", "/sources"): ("sources:read",),
     ("GET", "/sources/<source_name:name>"): ("sources:read",),

@@ -87,7 +87,7 @@ class Dechunker:
 
 @dataclass
 class Reader:
-    kind: str  # "sse" | "ndjson"
+    kind: str  # "sse" | "ndjson" | "log"
     stall: bool
     small_window: bool
     lines: int = 0
@@ -99,9 +99,13 @@ async def replay(port: int, run_id: str, reader: Reader, release: trio.Event,
                  started: trio.Semaphore) -> None:
     """One replay from the start; a stalling reader stops after its first bytes until
     ``release``; the others count every event to the end."""
-    path = f"/runs/{run_id}/events" + (".ndjson" if reader.kind == "ndjson" else "")
-    line = b"event: step.log\n" if reader.kind == "sse" else b'"type":"step.log"'
-    finish = b"event: run.finish\n" if reader.kind == "sse" else b'"type":"run.finish"'
+    path = f"/runs/{run_id}/" + {"sse": "events", "ndjson": "events.ndjson",
+                                 "log": "log.txt"}[reader.kind]
+    line, finish = {"sse": (b"event: step.log\n", b"event: run.finish\n"),
+                    "ndjson": (b'"type":"step.log"', b'"type":"run.finish"'),
+                    # Plain text has no end marker: a line's newline stands in (the
+                    # line count says whether the body held every line).
+                    "log": (b"\n", b"\n")}[reader.kind]
     sock = trio.socket.socket()
     if reader.small_window or reader.stall:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -142,12 +146,13 @@ async def replay(port: int, run_id: str, reader: Reader, release: trio.Event,
                 return
 
 
-async def attack(url: str, pid: int, run_id: str, idle_kb: int) -> tuple[list[Reader], int]:
+async def attack(url: str, pid: int, run_id: str, idle_kb: int,
+                 kinds: tuple[str, ...] = ("sse", "ndjson")) -> tuple[list[Reader], int]:
     port = urlparse(url).port
     assert port is not None
-    readers = [Reader("ndjson" if index % 2 else "sse", stall=False,
+    readers = [Reader(kinds[index % len(kinds)], stall=False,
                       small_window=index % 4 >= 2) for index in range(FULL)]
-    readers += [Reader("ndjson" if index % 2 else "sse", stall=True, small_window=True)
+    readers += [Reader(kinds[index % len(kinds)], stall=True, small_window=True)
                 for index in range(STALLED)]
     release = trio.Event()
     started = trio.Semaphore(0)
@@ -205,6 +210,38 @@ def test_50_concurrent_replays_of_a_300k_line_run_stay_bounded(server_factory: A
     assert all(reader.error is None for reader in readers[FULL:])
     # The server still answers, and the run is whole.
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 204
+
+
+def test_50_concurrent_log_txt_downloads_of_a_300k_line_run_stay_bounded(
+        server_factory: Any, workspace: Path) -> None:
+    """``log.txt`` is paged from the journal like ``events.ndjson``: a download holds a page,
+    never the run's whole output (one copy of this run's text is ~2 MB, its rows ~7 MB)."""
+    write_job(workspace, "flood", "interpreter: bash\n", {"100_flood.sh": f"seq {LINES}\n"})
+    server = server_factory("--dev")
+    pid = server.process.pid
+    created = httpx.post(f"{server.url}/runs", json={"job_id": "flood", "args": {}},
+                         headers=DEV, timeout=30)
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    follower = Reader("sse", stall=False, small_window=False)
+    trio.run(replay, urlparse(server.url).port, run_id, follower, trio.Event(),
+             trio.Semaphore(0))
+    assert follower.lines == LINES and follower.finished, follower
+
+    with open(f"/proc/{pid}/clear_refs", "w") as clear:
+        clear.write("5")  # resets VmHWM to the current RSS
+    idle_kb = status_kb(pid, "VmRSS")
+    readers, watched_kb = trio.run(attack, server.url, pid, run_id, idle_kb, ("log",))
+    growth_mb = max(status_kb(pid, "VmHWM") - idle_kb, watched_kb) / 1024
+
+    assert growth_mb <= BOUND_MB, (
+        f"50 concurrent log.txt downloads grew the server by {growth_mb:.0f} MB "
+        f"(bound {BOUND_MB} MB)")
+    for reader in readers[:FULL]:
+        assert reader.error is None and reader.lines == LINES, reader
+    assert all(reader.error is None for reader in readers[FULL:])
+    whole = httpx.get(f"{server.url}/runs/{run_id}/log.txt", headers=DEV, timeout=60)
+    assert whole.text == "".join(f"{number}\n" for number in range(1, LINES + 1))
 
 
 #: Stalled readers in the cap test, and the cap the server is started with.
