@@ -50,9 +50,11 @@ def test_stdout_and_stderr_lines_in_journal_order_unmarked(server_factory: Any,
     # Exactly the output events' lines, in their order, nothing added (no marks, no
     # status lines): what a terminal shows of stdout and stderr together.
     assert response.text == "".join(event["data"]["message"] + "\n" for event in events)
-    assert "café ✓\n\nlast\n" in response.text
-    assert sorted(response.text.splitlines()[:6]) == [
-        "err 1", "err 2", "err 3", "out 1", "out 2", "out 3"]
+    # (Which pipe is read first is the kernel's business: the journal's order is the one.)
+    assert sorted(response.text.splitlines()) == sorted([
+        "out 1", "err 1", "out 2", "err 2", "out 3", "err 3", "café ✓", "", "last"])
+    stdout = [line for line in response.text.splitlines() if not line.startswith("err")]
+    assert stdout == ["out 1", "out 2", "out 3", "café ✓", "", "last"]
 
 
 def test_a_steps_job_has_its_lines_tagged_with_their_step(server_factory: Any) -> None:
@@ -76,7 +78,7 @@ def test_secrets_stay_out_and_a_quiet_run_is_an_empty_file(server_factory: Any,
     secret = "s3cr3t-value-for-the-log"
     leaky = finished_run(server, {"job_id": "leaky", "args": {"key": secret}})
     text = httpx.get(f"{server.url}/runs/{leaky}/log.txt", headers=DEV, timeout=30).text
-    assert secret not in text and text == "key=[secret]\n[secret]\n"
+    assert secret not in text and sorted(text.splitlines()) == ["[secret]", "key=[secret]"]
     quiet = finished_run(server, {"job_id": "quiet", "args": {}})
     empty = httpx.get(f"{server.url}/runs/{quiet}/log.txt", headers=DEV, timeout=30)
     assert empty.status_code == 200 and empty.content == b""
