@@ -181,7 +181,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         max_concurrent_runs: int | None = None,
                         max_streams: int = 128,
                         kv_namespace: list[str] | None = None,
-                        ui: bool | None = None) -> int:
+                        ui: bool | None = None,
+                        extension: list[str] | None = None) -> int:
     """Serve the REST + SSE API (and the web UI at /) until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -233,10 +234,16 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     ui
         Serve the web UI at / (default; also FLWD_UI). --ui=false leaves it out: / and
         /ui/ answer 404, the API is unchanged.
+    extension
+        A flowd extension to enable (repeatable or comma-separated; also FLWD_EXTENSIONS,
+        used when no --extension is given). Accepted for flowd's command lines: the only
+        one, `export`, changes nothing, as GET /runs/{id}/events.ndjson is always served.
+        An unknown name refuses the start.
     """
-    from flwd.http import ServeConfig, serve  # start-up: Quart and Hypercorn for :serve only
+    from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
     from flwd.kv import KvNamespaces
 
+    parse_extensions(extension, os.environ)  # flowd's switches: checked, nothing to turn on
     if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise UsageError(f"--max-concurrent-runs must be at least 1 (got {max_concurrent_runs})")
     if max_streams < 1:
@@ -325,7 +332,7 @@ def init_command(kind: str, path: str, /, *, force: bool = False) -> int:
     Parameters
     ----------
     kind
-        Script kind: bash, sh, python or pwsh.
+        Script kind: bash, sh, python or pwsh (also `ps`, flowd's name for it).
     path
         Job path under scripts/ (words separated by '/' or '.').
     force

@@ -58,6 +58,22 @@ Write-Output "Hello, $($env:ARG_WHO)!"
 }
 
 KINDS = tuple(_SCRIPTS)
+#: Other names of a kind: flowd's ``init`` knows ``bash`` and ``ps`` (PowerShell).
+_ALIASES = {"ps": "pwsh"}
+
+
+def kind_named(kind: str) -> str:
+    """The kind ``kind`` names (any case; ``ps`` is ``pwsh``).
+
+    Raises:
+        UsageError: no such kind.
+    """
+    name = kind.lower()
+    name = _ALIASES.get(name, name)
+    if name not in _SCRIPTS:
+        raise UsageError(f"unknown job kind '{kind}'",
+                         hint=f"use one of: {', '.join(KINDS)} (ps is pwsh)")
+    return name
 
 
 def job_parts(scripts_root: Path, path: str) -> list[str]:
@@ -100,7 +116,7 @@ def job_parts(scripts_root: Path, path: str) -> list[str]:
 def missing_interpreter(kind: str) -> str | None:
     """The command a job scaffolded as ``kind`` runs its script with, when it is not on PATH
     (runs inherit only PATH from the environment, so this is what they will look up)."""
-    script_name, interpreter, _body = _SCRIPTS[kind.lower()]
+    script_name, interpreter, _body = _SCRIPTS[kind_named(kind)]
     command = script_command(interpreter, Path(script_name), config_path="config.yaml")[0]
     return None if shutil.which(command) else command
 
@@ -113,9 +129,7 @@ def scaffold(scripts_root: Path, kind: str, path: str, *, force: bool = False) -
             out of it or has odd characters (see :func:`job_parts`), or a job that
             already exists.
     """
-    kind = kind.lower()
-    if kind not in _SCRIPTS:
-        raise UsageError(f"unknown job kind '{kind}'", hint=f"use one of: {', '.join(KINDS)}")
+    kind = kind_named(kind)
     parts = job_parts(scripts_root, path)
     job_dir = scripts_root.joinpath(*parts)
     config = job_dir / "config.d" / "config.yaml"

@@ -143,6 +143,8 @@ VERBS: dict[str, Verb] = {
         ("allow-path", "a folder local and file:// git sources may use (repeatable)", (), True),
         ("bind", "HOST:PORT to listen on", (), False),
         ("dev", "development mode (the token dev-token gets every scope)", BOOLEAN, False),
+        ("extension", "a flowd extension: export (accepted; changes nothing)", ("export",),
+         True),
         ("git-allow-host", "a host git sources may be cloned from (repeatable)", (), True),
         ("kv-namespace", "a KV namespace as NAME[=LIMIT] (repeatable; replaces the default)",
          (), True),

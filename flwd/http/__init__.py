@@ -3,6 +3,8 @@
 from ._app import create_app as create_app
 from ._auth import SCOPES as SCOPES
 from ._auth import Authenticator as Authenticator
+from ._extensions import KNOWN_EXTENSIONS as KNOWN_EXTENSIONS
+from ._extensions import parse_extensions as parse_extensions
 from ._openapi import openapi_document as openapi_document
 from ._serve import ServeConfig as ServeConfig
 from ._serve import serve as serve

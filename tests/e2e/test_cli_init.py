@@ -73,3 +73,23 @@ def test_a_missing_interpreter_is_one_warning_line(fresh: Path, data_dir: Path,
         done = run_cli(["init", kind, f"ok/{kind}"], cwd=fresh, data_dir=data_dir,
                        PATH=str(found))
         assert done.returncode == 0 and done.stderr == "", (kind, done.stderr)
+
+
+def test_ps_is_pwsh_as_in_flowd(fresh: Path, data_dir: Path) -> None:
+    for kind, path in (("ps", "win/one"), ("PS", "win/two"), ("pwsh", "win/three")):
+        done = run_cli(["init", kind, path], cwd=fresh, data_dir=data_dir)
+        assert done.returncode == 0, done.stderr
+    made = {path: sorted(str(f.relative_to(fresh / "scripts" / path))
+                         for f in (fresh / "scripts" / path).rglob("*") if f.is_file())
+            for path in ("win/one", "win/two", "win/three")}
+    assert made["win/one"] == made["win/two"] == made["win/three"]
+    assert "100_main.ps1" in made["win/one"]
+    assert (fresh / "scripts/win/one/100_main.ps1").read_text() == \
+        (fresh / "scripts/win/three/100_main.ps1").read_text()
+    listed = run_cli([":jobs", "--json"], cwd=fresh, data_dir=data_dir)
+    assert {job["id"] for job in json.loads(listed.stdout)["jobs"]} == {
+        "win.one", "win.two", "win.three"}
+    unknown = run_cli(["init", "psh", "win/four"], cwd=fresh, data_dir=data_dir)
+    assert unknown.returncode == 2
+    [line] = unknown.stderr.splitlines()
+    assert "unknown job kind 'psh'" in line and "pwsh" in line and "ps is pwsh" in line

@@ -79,3 +79,41 @@ def test_the_400s_the_reference_has_carry_its_titles(dev_server) -> None:
         assert problem(response, 400, code)["title"] == title
     # Nothing was started by a refused request.
     assert httpx.get(f"{url}/runs", headers=DEV, timeout=30).headers["X-Total-Count"] == "0"
+
+
+def test_an_unknown_extension_refuses_the_start_in_one_line(workspace: Path,
+                                                            data_dir: Path) -> None:
+    for args, env in (([":serve", "--extension", "export,bogus"], {}),
+                      ([":serve"], {"FLWD_EXTENSIONS": "export, Nope"})):
+        done = run_cli([*args, "--bind", "127.0.0.1:0", "--no-containers"], cwd=workspace,
+                       data_dir=data_dir, timeout=60, **env)
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.splitlines()
+        assert line.startswith("flwd: error: ") and "unknown extension" in line
+        assert "export" in line and ("'bogus'" in line or "'Nope'" in line)
+
+
+def test_the_export_extension_is_accepted_and_changes_nothing(server_factory) -> None:
+    # --extension wins over FLWD_EXTENSIONS, as in flowd (the bad name there is not read).
+    for flags, env in ((("--extension", "export", "--extension", "export"),
+                        {"FLWD_EXTENSIONS": "bogus"}),
+                       ((), {"FLWD_EXTENSIONS": "EXPORT"})):
+        server = server_factory("--dev", *flags, **env)
+        created = httpx.post(f"{server.url}/runs", headers=DEV, timeout=30,
+                             json={"job_id": "demo", "args": {"name": "Ext"}})
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+        # The per-run stream ends after run.finish: reading it waits for the run.
+        with httpx.stream("GET", f"{server.url}/runs/{run_id}/events", headers=DEV,
+                          timeout=60) as stream:
+            for _ in stream.iter_lines():
+                pass
+        ndjson = httpx.get(f"{server.url}/runs/{run_id}/events.ndjson", headers=DEV,
+                           timeout=30)
+        assert ndjson.status_code == 200
+        assert ndjson.headers["content-type"].startswith("application/x-ndjson")
+        server.stop()
+    # Served without any extension too: `export` turns nothing on.
+    plain = server_factory("--dev")
+    assert httpx.get(f"{plain.url}/runs/{run_id}/events.ndjson", headers=DEV,
+                     timeout=30).status_code == 200
