@@ -7,6 +7,7 @@ import { timeEl, duration, runDuration, localToIso, isoToLocal, zoneLabel } from
 const STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled'];
 const PER_PAGE = 50;
 const LIVE = ['run.start', 'run.finish', 'run.canceled'];
+const COLUMNS = ['Run', 'Job', 'Status', 'Created', 'Duration', 'Arguments', 'Workspace'];
 
 function argSummary(run) {
   const args = (run.result && run.result.resolved_args) || {};
@@ -88,14 +89,18 @@ export async function historyPage(view, { query, signal }) {
     const status = h('td', null, badge(run.status));
     const dur = h('td', { class: 'num' }, duration(runDuration(run)));
     const source = run.provenance && run.provenance.source;
-    const tr = h('tr', null,
+    const cells = [
       h('td', null, h('a', { href: hashFor('runs', run.id) }, run.id)),
       h('td', null, h('a', { href: hashFor('jobs', run.job_id) }, run.job_id)),
       status,
       h('td', null, timeEl(run.created_at)),
       dur,
       h('td', { class: 'args-cell' }, h('code', null, argSummary(run))),
-      h('td', { class: 'ws' }, run.workspace || '—', source && source.name !== 'workspace' ? ` (${source.name})` : ''));
+      h('td', { class: 'ws' }, run.workspace || '—', source && source.name !== 'workspace' ? ` (${source.name})` : '')];
+    // On a phone the table is a list of cards, each cell headed by its column's name.
+    // Explicit roles: a table shown as blocks keeps its meaning for screen readers.
+    cells.forEach((cell, i) => { cell.setAttribute('data-label', COLUMNS[i]); cell.setAttribute('role', 'cell'); });
+    const tr = h('tr', { role: 'row' }, cells);
     return { run, tr, status, dur };
   };
   const load = async () => {
@@ -122,10 +127,9 @@ export async function historyPage(view, { query, signal }) {
       return '#/runs?' + q;
     };
     fill(region,
-      result.data.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'runs' },
+      result.data.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'runs', role: 'table' },
         h('caption', { class: 'sr-only' }, 'Runs, newest first'),
-        h('thead', null, h('tr', null, ['Run', 'Job', 'Status', 'Created', 'Duration', 'Arguments', 'Workspace']
-          .map((t) => h('th', { scope: 'col' }, t)))), body))
+        h('thead', null, h('tr', null, COLUMNS.map((t) => h('th', { scope: 'col' }, t)))), body))
         : h('p', { class: 'muted' }, 'No runs match.'),
       h('nav', { class: 'pager', 'aria-label': 'Pages' },
         page > 1 ? h('a', { href: link(page - 1), class: 'btn' }, 'Previous page') : null,
