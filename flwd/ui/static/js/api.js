@@ -5,8 +5,8 @@
 // (GET /session hands it out again after a reload).
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
-// Every path is relative to where the UI is served (the document is always "/").
-const BASE = new URL('./', document.baseURI).pathname;
+// The API's routes are at the server's root, as the UI's shell is (GET /).
+const BASE = '/';
 
 export const session = { info: null };
 let csrf = null;
