@@ -18,6 +18,7 @@ from flwd import __version__
 from flwd.engine import recover
 from flwd.errors import UsageError
 from flwd.store import RetentionPolicy
+from flwd.tokens import parse_duration
 
 from ._backend import EXIT_OK, exit_status
 from ._common import split_common_flags
@@ -182,7 +183,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         max_streams: int = 128,
                         kv_namespace: list[str] | None = None,
                         ui: bool | None = None,
-                        extension: list[str] | None = None) -> int:
+                        extension: list[str] | None = None,
+                        session_ttl: str = "12h") -> int:
     """Serve the REST + SSE API (and the web UI at /) until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -239,6 +241,10 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         used when no --extension is given). Accepted for flowd's command lines: the only
         one, `export`, changes nothing, as GET /runs/{id}/events.ndjson is always served.
         An unknown name refuses the start.
+    session_ttl
+        How long a browser session lasts at most (POST /session trades a token for a
+        cookie), e.g. 12h, 30m, 7d; never past its token's expiry, and revoking the
+        token ends it at once.
     """
     from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
     from flwd.kv import KvNamespaces
@@ -248,6 +254,11 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         raise UsageError(f"--max-concurrent-runs must be at least 1 (got {max_concurrent_runs})")
     if max_streams < 1:
         raise UsageError(f"--max-streams must be at least 1 (got {max_streams})")
+    ttl = parse_duration(session_ttl)
+    if not ttl:
+        raise UsageError(f"invalid --session-ttl {session_ttl[:40]!r}",
+                         hint="use a duration such as 12h, 30m, 7d or 1d12h (units s, m, h, "
+                              "d, w), more than zero")
     namespaces = KvNamespaces.parse(kv_namespace) if kv_namespace else None
     settings = CONTEXT.settings()
     public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
@@ -258,7 +269,7 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
         retention=RetentionPolicy(retain_runs, retain_days, max_db_mb),
         max_concurrent_runs=max_concurrent_runs, max_streams=max_streams,
-        kv_namespaces=namespaces, ui=_ui_enabled(ui)))
+        kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl))
     return 0
 
 

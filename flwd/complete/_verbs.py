@@ -158,6 +158,7 @@ VERBS: dict[str, Verb] = {
         ("profile", "security profile (FLWD_PROFILE wins)", PROFILES, False),
         ("retain-days", "evict finished runs older than this many days", (), False),
         ("retain-runs", "keep at most this many runs in the Core DB", (), False),
+        ("session-ttl", "how long a browser session lasts at most (e.g. 12h)", (), False),
         ("tokens", "tokens file (default: DATA_DIR/tokens.json)", (), False),
         ("ui", "serve the web UI at / (--ui=false: off)", BOOLEAN, False),
     ), ()),

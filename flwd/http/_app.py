@@ -25,7 +25,7 @@ from werkzeug.routing import BaseConverter, WebsocketMismatch
 from flwd.engine import Engine
 from flwd.errors import FlwdError
 
-from . import _events, _jobs, _kv, _runs, _sources, _ui
+from . import _events, _jobs, _kv, _runs, _session, _sources, _ui
 from ._auth import AnyScope, Authenticator, Principal, Refusal, Requirement
 from ._metrics import Metrics
 from ._ops import ops_blueprint
@@ -84,8 +84,10 @@ ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     "ops.metrics": ("metrics:read",),
     "ops.server_info": ("jobs:read",),
 }
-#: The web UI's files hold no data (its pages ask the API, with credentials).
-OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi", "ui.index", "ui.asset"})
+#: The web UI's files hold no data (its pages ask the API, with credentials). A login
+#: and a logout need no token (``GET /session`` needs one, and no scope).
+OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi", "ui.index", "ui.asset",
+                            "session.create_session", "session.delete_session"})
 
 
 def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticator,
@@ -109,7 +111,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
         # 400: run_ws is exempt, and _dev_gate checks its Origin instead (403).
         cors(app, allow_origin=DEV_ORIGIN,
              allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
-                            "Idempotency-SHA256", "Last-Event-ID", "X-Request-ID"],
+                            "Idempotency-SHA256", "Last-Event-ID", "X-Request-ID",
+                            "X-CSRF-Token"],
              allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
              expose_headers=["Location", "X-Request-ID", "X-Total-Count", "Idempotent-Replay",
                              "X-Flwd-Discovery-Errors", "X-Flowd-Discovery-Errors"],
@@ -125,7 +128,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     # Within a blueprint, order matters where rules share a path: an OPTIONS
     # request is routed to the first (see _runs and _sources).
     for blueprint in (_jobs.blueprint, _runs.blueprint, _events.blueprint, _sources.blueprint,
-                      _kv.blueprint,
+                      _kv.blueprint, _session.blueprint,
                       ops_blueprint(with_metrics=options.metrics and metrics is not None)):
         app.register_blueprint(blueprint)
     if options.ui:
@@ -134,13 +137,15 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
 
 
 # -- cross-cutting: request ids, auth, CORS, metrics, logs ----------------------
-def _authorize(endpoint: str | None, headers: Any) -> Principal | None:
+async def _authorize(endpoint: str | None, headers: Any, method: str, *,
+                     websocket: bool = False) -> Principal | None:
     if endpoint is None or endpoint in OPEN_ENDPOINTS:
         return None
     state = current_state()
     if endpoint == "ops.metrics" and state.options.metrics_open:
         return None
-    principal = state.authenticator.authenticate(headers.get("Authorization"))
+    # A bearer token, a session cookie (CSRF-checked), or --dev.
+    principal = await _session.credentials(state, headers, method=method, websocket=websocket)
     if isinstance(principal, Refusal):
         raise unauthorized(principal.detail, principal.error)
     missing = principal.missing(ROUTE_SCOPES.get(endpoint, ()))
@@ -177,7 +182,7 @@ async def _begin_request() -> None:
     g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
     g.principal = None
     _dev_gate(request.headers)
-    g.principal = _authorize(request.endpoint, request.headers)
+    g.principal = await _authorize(request.endpoint, request.headers, request.method)
 
 
 async def _begin_websocket() -> None:
@@ -186,7 +191,8 @@ async def _begin_websocket() -> None:
     if websocket.routing_exception is not None:
         raise websocket.routing_exception
     _dev_gate(websocket.headers)
-    g.principal = _authorize(websocket.endpoint, websocket.headers)
+    g.principal = await _authorize(websocket.endpoint, websocket.headers, "GET",
+                                   websocket=True)
 
 
 async def _end_request(response: Response) -> Response:

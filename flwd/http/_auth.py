@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from flwd.tokens import SCOPES, TokenStore, format_time
 
+from ._browser import SessionGrant
+
 __all__ = ["DEV_TOKEN", "SCOPES", "AnyScope", "Authenticator", "Principal", "Refusal",
            "Requirement"]
 
@@ -44,6 +46,8 @@ class Principal:
     #: The token's id in the :class:`~flwd.tokens.TokenStore` (None: ``--dev``). What a
     #: long-lived grant keeps to notice a revocation (``TokenStore.active``).
     token_id: str | None = None
+    #: The browser session the request came with (None: a bearer token, or ``--dev``).
+    session: SessionGrant | None = None
 
     def missing(self, required: Iterable[Requirement]) -> list[Requirement]:
         """The requirements this principal does not meet, in order."""
@@ -85,6 +89,10 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             return Refusal("malformed Authorization header (expected 'Bearer TOKEN')",
                            "invalid_request")
+        return self.check_token(token)
+
+    def check_token(self, token: str) -> Principal | Refusal:
+        """The principal of a bearer token (from a header, or a login's body)."""
         if self.dev and hmac.compare_digest(token.encode(), DEV_TOKEN.encode()):
             return Principal("dev", frozenset(SCOPES))
         entry = self.store.lookup(token)

@@ -9,6 +9,7 @@ started, when the body is collected.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import aclosing
@@ -23,6 +24,7 @@ from flwd.errors import RunNotFound
 from flwd.events import RUN_START, TERMINAL_STATUSES, EventRecord, RunRow
 
 from ._auth import Principal
+from ._grants import StreamGrant, guarded
 from ._params import quote
 from ._problems import HttpProblem, bad_request
 from ._request import current_principal, cursor
@@ -117,7 +119,7 @@ async def all_events() -> Any:
 
 async def _sse(run_id: str | None, after: int) -> Any:
     slot = _stream_slot("sse")
-    body = _event_stream(current_state(), run_id, after, slot)
+    body = _event_stream(current_state(), run_id, after, slot, current_principal())
     slot.release_with(body)  # a body never started never runs its finally
     response = await make_response(body, 200, {"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store",
@@ -126,9 +128,10 @@ async def _sse(run_id: str | None, after: int) -> Any:
     return response
 
 
-async def _event_stream(state: AppState, run_id: str | None, after: int,
-                        slot: StreamSlot) -> AsyncGenerator[bytes, None]:
+async def _event_stream(state: AppState, run_id: str | None, after: int, slot: StreamSlot,
+                        principal: Principal | None) -> AsyncGenerator[bytes, None]:
     # ``state`` is the handler's: the body is iterated after the handler returned.
+    # It ends when its credentials no longer hold (see _grants).
     engine, metrics = state.engine, state.metrics
     if metrics is not None:
         metrics.sse_streams.inc()
@@ -140,15 +143,16 @@ async def _event_stream(state: AppState, run_id: str | None, after: int,
         if run_id is None or not engine.has_backlog_after(run_id, after):
             yield PREAMBLE
             preamble = b""
-        async with aclosing(engine.events(run_id, after=after,
-                                          heartbeat=state.options.keep_alive)) as stream:
-            async for batch in stream:
-                # Bounded writes, each awaited until the socket takes it:
-                # a slow reader paces its own replay (see engine._stream).
-                pieces = [frames(record) for record in batch] if batch else [KEEP_ALIVE]
-                for body in writes([preamble, *pieces] if preamble else pieces):
-                    yield body
-                preamble = b""
+        with state.sessions.grant(principal) as grant:
+            async with aclosing(guarded(grant, state.options.keep_alive, lambda beat: engine.events(
+                    run_id, after=after, heartbeat=beat))) as stream:
+                async for batch in stream:
+                    # Bounded writes, each awaited until the socket takes it:
+                    # a slow reader paces its own replay (see engine._stream).
+                    pieces = [frames(record) for record in batch] if batch else [KEEP_ALIVE]
+                    for body in writes([preamble, *pieces] if preamble else pieces):
+                        yield body
+                    preamble = b""
     finally:
         slot.release()
         if metrics is not None:
@@ -204,14 +208,17 @@ async def _export(run_id: str, after: int, kind: str,
     """A stream of the run's journaled events after ``after``, each batch as ``render``
     frames it, in writes of bounded size: a page of the journal at a time, so memory
     does not grow with the run (a slow reader paces its own reads)."""
-    engine = current_state().engine
+    state, principal = current_state(), current_principal()
 
     async def body() -> AsyncGenerator[bytes, None]:
         try:
-            async with aclosing(engine.events(run_id, after=after, follow=False)) as stream:
-                async for batch in stream:
-                    for piece in writes(render(batch)):
-                        yield piece
+            # It ends early if its credentials stop holding (see _grants).
+            with state.sessions.grant(principal) as grant:
+                async with aclosing(guarded(grant, math.inf, lambda _: state.engine.events(
+                        run_id, after=after, follow=False))) as stream:
+                    async for batch in stream:
+                        for piece in writes(render(batch)):
+                            yield piece
         finally:
             slot.release()
 
@@ -244,22 +251,27 @@ async def _ws_stream(run: RunRow) -> None:
     if state.metrics is not None:
         state.metrics.websockets.inc()
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_ws_commands, state.engine, run.id, current_principal())
-            async with aclosing(state.engine.events(
-                    run.id, heartbeat=state.options.keep_alive)) as stream:
-                async for batch in stream:
-                    for record in batch:
-                        for event in record.iter_events():
-                            await websocket.send(json.dumps(event))
-            nursery.cancel_scope.cancel(reason="run finished")
-        await websocket.close(1000, "run finished")
+        with state.sessions.grant(current_principal()) as grant:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_ws_commands, state.engine, run.id, current_principal(), grant)
+                async with aclosing(guarded(grant, state.options.keep_alive, lambda beat: (
+                        state.engine.events(run.id, heartbeat=beat)))) as stream:
+                    async for batch in stream:
+                        for record in batch:
+                            for event in record.iter_events():
+                                await websocket.send(json.dumps(event))
+                nursery.cancel_scope.cancel(reason="stream ended")
+        if grant.revoked:  # 1008: policy violation (RFC 6455 §7.4.1)
+            await websocket.close(1008, "the token or session no longer holds")
+        else:
+            await websocket.close(1000, "run finished")
     finally:
         if state.metrics is not None:
             state.metrics.websockets.dec()
 
 
-async def _ws_commands(engine: Engine, run_id: str, principal: Principal | None) -> None:
+async def _ws_commands(engine: Engine, run_id: str, principal: Principal | None,
+                       grant: StreamGrant) -> None:
     while True:
         text = await websocket.receive()
         try:
@@ -267,6 +279,11 @@ async def _ws_commands(engine: Engine, run_id: str, principal: Principal | None)
         except (TypeError, ValueError):
             message = None
         if isinstance(message, dict) and message.get("type") == "cancel":
+            if not grant.holds(now=True):
+                await websocket.send(json.dumps({"type": "error", "code": "unauthorized",
+                                                 "detail": "the token or session no longer "
+                                                           "holds"}))
+                continue
             if principal is not None and principal.missing(["runs:write"]):
                 await websocket.send(json.dumps({"type": "error", "code": "forbidden",
                                                  "detail": "cancel needs runs:write"}))

@@ -31,6 +31,8 @@ from ._openapi_parts import problem as _problem
 from ._openapi_parts import problems as _problems
 from ._openapi_parts import ref as _ref
 from ._openapi_runs import event_paths, run_paths
+from ._openapi_session import SESSION_SCHEME, session_paths
+from ._session import SessionInfo, SessionRequest
 from ._source_models import Source, SourceRequest
 
 _REF = "#/components/schemas/{model}"
@@ -143,6 +145,7 @@ def _paths() -> dict[str, Any]:
                                                                     {"type": "string"}}}},
                                  **_problems(401, 403)}, optional_auth=True)},
         "/openapi.json": {"get": _op("This document", (), {"200": _json({"type": "object"})})},
+        **session_paths(),
     }
 
 
@@ -151,7 +154,8 @@ def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan,
                                                     SourceRequest, Source, KvPutRequest,
-                                                    KvEntry, KvPage, StorageHealth)],
+                                                    KvEntry, KvPage, StorageHealth,
+                                                    SessionRequest, SessionInfo)],
         ref_template=_REF)
     return {
         "openapi": "3.1.0",
@@ -164,7 +168,8 @@ def openapi_document() -> dict[str, Any]:
             "schemas": schemas["$defs"],
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
-                "description": "Tokens with scopes: " + ", ".join(SCOPES)}},
+                "description": "Tokens with scopes: " + ", ".join(SCOPES)},
+                "session": SESSION_SCHEME},
         },
     }
 

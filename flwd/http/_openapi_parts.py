@@ -38,12 +38,17 @@ def problem(description: str) -> dict[str, Any]:
 
 
 def operation(summary: str, scopes: tuple[Requirement, ...], responses: dict[str, Any], *,
-              optional_auth: bool = False, **extra: Any) -> dict[str, Any]:
+              optional_auth: bool = False, authenticated: bool = False,
+              **extra: Any) -> dict[str, Any]:
+    """An operation needing ``scopes`` (none: an open one, unless ``authenticated``)."""
     document: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
-    # Alternatives are OpenAPI's list of requirement objects (any one suffices).
-    choices = product(*[need.scopes if isinstance(need, AnyScope) else (need,)
-                        for need in scopes])
-    document["security"] = [{"bearer": list(choice)} for choice in choices] if scopes else []
+    # Alternatives are OpenAPI's list of requirement objects (any one suffices): each
+    # choice of scopes, from a bearer token or a browser session.
+    choices = list(product(*[need.scopes if isinstance(need, AnyScope) else (need,)
+                             for need in scopes]))
+    document["security"] = [{scheme: list(choice)} for choice in choices
+                            for scheme in ("bearer", "session")
+                            ] if scopes or authenticated else []
     if optional_auth:
         # An empty requirement: the route may answer without a token (loopback binds).
         document["security"].insert(0, {})

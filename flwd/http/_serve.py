@@ -45,6 +45,7 @@ from flwd.tokens import TokenStore
 
 from ._app import create_app
 from ._auth import Authenticator
+from ._grants import DEFAULT_TTL
 from ._listen import listen, owning
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
@@ -98,6 +99,8 @@ class ServeConfig:
     kv_namespaces: KvNamespaces | None = None
     #: Serve the web UI at / (False: --ui=false).
     ui: bool = True
+    #: Seconds a browser session lives at most (``--session-ttl``).
+    session_ttl: float = DEFAULT_TTL
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -187,7 +190,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     # The profile, policy and runtime requests are planned with are the engine's.
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
                            aliases_public=config.aliases_public, keep_alive=config.keep_alive,
-                           bind_host=host, max_streams=config.max_streams, ui=config.ui)
+                           bind_host=host, max_streams=config.max_streams, ui=config.ui,
+                           session_ttl=config.session_ttl)
     metrics = Metrics(profile) if config.metrics else None
 
     hypercorn_config = _Config()

@@ -16,6 +16,7 @@ from quart import current_app
 from flwd.engine import Engine
 
 from ._auth import Authenticator
+from ._grants import DEFAULT_TTL, Sessions
 from ._metrics import Metrics
 from ._origins import HostCheck
 from ._streams import MAX_STREAMS, StreamSlots
@@ -40,6 +41,8 @@ class ServeOptions:
     max_streams: int = MAX_STREAMS
     #: Serve the web UI at / and /ui/ (--ui=false: both are 404).
     ui: bool = True
+    #: Seconds a browser session lives at most (see flwd.http._grants).
+    session_ttl: float = DEFAULT_TTL
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class AppState:
     streams: StreamSlots
     #: Which Host headers a --dev server answers (see ``_origins``).
     host_check: HostCheck
+    #: Browser sessions, and what open streams re-check (see ``_grants``).
+    sessions: Sessions
     #: When the app was built (``GET /server``): the wall clock, and the monotonic
     #: clock its uptime is measured on (a clock step does not change the uptime).
     started_at: float = field(default_factory=time.time)
@@ -64,7 +69,8 @@ class AppState:
     def build(cls, engine: Engine, options: ServeOptions, authenticator: Authenticator,
               metrics: Metrics | None) -> AppState:
         return cls(engine, options, authenticator, metrics, StreamSlots(options.max_streams),
-                   HostCheck(options.bind_host))
+                   HostCheck(options.bind_host),
+                   Sessions(engine, authenticator, ttl=options.session_ttl))
 
 
 #: The key of :class:`AppState` in ``app.extensions``.

@@ -85,12 +85,3 @@ def delete(conn: sqlite3.Connection, id_hash: str) -> bool:
         return conn.execute("DELETE FROM sessions WHERE id_hash = ?",
                             (id_hash,)).rowcount > 0
 
-
-def purge(conn: sqlite3.Connection, now: float) -> int:
-    """Delete every session expired at ``now``; how many were.
-
-    Raises:
-        StorageError: the Core DB cannot be written.
-    """
-    with _write(conn):
-        return conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,)).rowcount

@@ -279,15 +279,6 @@ class SqliteStore:
         finally:
             conn.close()
 
-    def session_purge(self, now: float | None = None) -> int:
-        if not self.exists():
-            return 0
-        conn = connect(self.path)
-        try:
-            return _sessions.purge(conn, time.time() if now is None else now)
-        finally:
-            conn.close()
-
     def _touch_marker(self) -> None:
         marker = sources_marker(self.path.parent)
         try:

@@ -239,10 +239,3 @@ class Store(Protocol):
         Raises:
             StorageError: the database cannot be written.
         """
-
-    def session_purge(self, now: float | None = None) -> int:
-        """Delete every session expired at ``now``; how many were.
-
-        Raises:
-            StorageError: the database cannot be written.
-        """

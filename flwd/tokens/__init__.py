@@ -7,6 +7,7 @@ picks up every change on the next request. A token is never stored, only its SHA
 """
 
 from ._expiry import format_time as format_time
+from ._expiry import parse_duration as parse_duration
 from ._expiry import parse_expires as parse_expires
 from ._file import MAX_FILE_BYTES as MAX_FILE_BYTES
 from ._file import MintedToken as MintedToken

@@ -38,6 +38,15 @@ def parse_time(text: str) -> float:
     return when.timestamp()
 
 
+def parse_duration(text: str) -> float | None:
+    """Seconds of a duration such as ``30d``, ``12h``, ``90m`` or ``1d12h``; None when
+    ``text`` is not one (zero is a duration: the caller decides whether it may be)."""
+    value = text.strip()
+    if not _DURATION.fullmatch(value):
+        return None
+    return float(sum(int(count) * _UNITS[unit] for count, unit in _PART.findall(value)))
+
+
 def parse_expires(text: str, *, now: float) -> float:
     """When a token given ``--expires TEXT`` at ``now`` expires (seconds since the epoch).
 
@@ -46,8 +55,8 @@ def parse_expires(text: str, *, now: float) -> float:
     """
     value = text.strip()
     shown = value if len(value) <= 40 else value[:40] + "…"
-    if _DURATION.fullmatch(value):
-        seconds = sum(int(count) * _UNITS[unit] for count, unit in _PART.findall(value))
+    seconds = parse_duration(value)
+    if seconds is not None:
         if seconds == 0:
             raise UsageError(f"--expires {shown} is no time at all", hint=_HINT)
         expires = now + seconds

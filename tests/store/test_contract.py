@@ -824,16 +824,6 @@ def test_a_token_keeps_at_most_its_cap_of_sessions_oldest_evicted(store: Store) 
     assert store.session_create(session("a5", created=T0 + 4), keep=1, now=T0 + 4) == ["a4"]
 
 
-def test_purge_deletes_only_expired_sessions(store: Store) -> None:
-    assert store.session_purge(T0) == 0  # no database: nothing, and nothing created
-    assert not store.exists()
-    store.session_create(session("short", lifetime=10), keep=4, now=T0)
-    store.session_create(session("long", "tok-b", lifetime=HOUR), keep=4, now=T0)
-    assert store.session_purge(T0 + 9) == 0
-    assert store.session_purge(T0 + 10) == 1
-    assert store.session_get("short") is None and store.session_get("long") is not None
-
-
 def test_session_reads_without_a_database_are_empty_and_create_nothing(backend: Backend
                                                                        ) -> None:
     store = backend.fresh()

@@ -51,6 +51,10 @@ EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     # The web UI's files (they hold no data); not there with --ui=false.
     ("GET", "/"): OPEN,
     ("GET", "/ui/<path:asset_path>"): OPEN,
+    # A login takes its token in the body, a logout needs none; GET needs any credentials.
+    ("POST", "/session"): OPEN,
+    ("GET", "/session"): (),
+    ("DELETE", "/session"): OPEN,
 }
 UI_ROUTES = {("GET", "/"), ("GET", "/ui/<path:asset_path>")}
 
