@@ -62,14 +62,16 @@ _DISCOVERY: dict[str, Any] = {
 _SERVER: dict[str, Any] = {
     "type": "object", "additionalProperties": False,
     "required": ["version", "profile", "runtime", "ui", "dev", "workspace", "scripts_root",
-                 "started_at", "uptime_seconds"],
+                 "started_at", "uptime_seconds", "grace_seconds"],
     "properties": {
         "version": {"type": "string"}, "profile": {"type": ["string", "null"]},
         "runtime": {"type": "string", "enum": ["podman", "docker", "none"]},
         "ui": {"type": "boolean"}, "dev": {"type": "boolean"},
         "workspace": {"type": "string"}, "scripts_root": {"type": "string"},
         "started_at": {"type": "string", "format": "date-time"},
-        "uptime_seconds": {"type": "number", "minimum": 0}}}
+        "uptime_seconds": {"type": "number", "minimum": 0},
+        "grace_seconds": {"type": "number", "minimum": 0, "description":
+                          "How long a cancelled step has between TERM and KILL (FLWD_GRACE)"}}}
 
 
 

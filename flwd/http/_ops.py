@@ -58,6 +58,8 @@ async def server_info() -> Response:
         "scripts_root": str(engine.settings.scripts_root),
         "started_at": format_ts(state.started_at),
         "uptime_seconds": round(time.monotonic() - state.started_monotonic, 3),
+        # The UI counts a cancel's grace down (TERM → grace → KILL) with it.
+        "grace_seconds": engine.settings.grace,
     })
     response.headers.update(_NO_STORE)
     return response

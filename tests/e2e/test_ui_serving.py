@@ -132,7 +132,8 @@ def test_server_says_what_it_is_and_nothing_secret(server_factory: Any, workspac
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     info = response.json()
     assert set(info) == {"version", "profile", "runtime", "ui", "dev", "workspace",
-                         "scripts_root", "started_at", "uptime_seconds"}
+                         "scripts_root", "started_at", "uptime_seconds", "grace_seconds"}
+    assert info["grace_seconds"] == 5  # FLWD_GRACE's default
     assert info["version"] == __version__ and info["profile"] == "secure"
     assert info["runtime"] == "none"  # started with --no-containers
     assert info["ui"] is True and info["dev"] is False
@@ -143,3 +144,10 @@ def test_server_says_what_it_is_and_nothing_secret(server_factory: Any, workspac
                       headers={"Authorization": f"Bearer {token}"}).json()
     assert later["uptime_seconds"] >= info["uptime_seconds"]
     assert token not in response.text and str(data_dir) not in response.text
+
+
+def test_server_says_the_grace_a_cancel_gives(server_factory: Any) -> None:
+    # The run page counts TERM → grace → KILL down with this number.
+    server = server_factory("--dev", FLWD_GRACE="7.5")
+    info = httpx.get(f"{server.url}/server", headers=DEV, timeout=30).json()
+    assert info["grace_seconds"] == 7.5

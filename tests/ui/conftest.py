@@ -28,6 +28,8 @@ CHROMIUM = os.environ.get("FLWD_TEST_CHROMIUM", "/usr/bin/chromium")
 BROWSER_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync"]
+#: The servers' FLWD_GRACE (seconds between TERM and KILL when a run is cancelled).
+UI_GRACE = 3
 #: How long an expectation waits (a run starts and prints within this on a busy machine).
 EXPECT_TIMEOUT_MS = 20_000
 
@@ -96,8 +98,9 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     """One ``flwd :serve --dev`` per module; afterwards no process of its runs may survive."""
     root = tmp_path_factory.mktemp("ui")
     data_dir = root / "data"
-    server = UiServer(start_server(ui_workspace(root / "ws"), data_dir, "--dev"),
-                      root / "ws", data_dir)
+    # A grace that is not the default: the cancel ladder must show the server's.
+    server = UiServer(start_server(ui_workspace(root / "ws"), data_dir, "--dev",
+                                   FLWD_GRACE=str(UI_GRACE)), root / "ws", data_dir)
     yield server
     for client in server.clients:
         client.close()

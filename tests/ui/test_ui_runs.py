@@ -7,7 +7,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from .conftest import UiServer
+from .conftest import UI_GRACE, UiServer
 
 SECRET = "s3cr3t-Tok3n-do-not-show"
 RUN_URL = re.compile(r".*#/runs/(run-[0-9A-Z]+)$")
@@ -87,10 +87,11 @@ def test_live_output_then_cancel_shows_the_ladder(page, ui_server: UiServer) -> 
     page.get_by_role("button", name="Cancel").click()
     ladder = page.get_by_role("region", name="Cancel progress")
     expect(ladder).to_contain_text("TERM sent at")
-    expect(ladder).to_contain_text("grace period")
+    expect(ladder).to_contain_text(re.compile(rf"grace period: \d s left of {UI_GRACE} s"))
     # The grandchild ignores TERM: the run ends when KILL comes, after the grace.
     expect(page.locator(".title-badge")).to_have_text("canceled", timeout=60_000)
     expect(ladder.get_by_role("heading")).to_have_text("Canceled")
+    expect(ladder).to_contain_text(f"grace period ({UI_GRACE} s) over")
     expect(ladder).to_contain_text("KILL sent to what was left")
     expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
     assert ui_server.api().get(f"/runs/{run_id_of(page)}").json()["status"] == "canceled"
