@@ -124,8 +124,9 @@ def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 def write_job(root: Path, rel: str, config: str, scripts: dict[str, str]) -> Path:
     """Create ``scripts/<rel>`` with a config and scripts under workspace ``root``.
 
-    A job must have something to run (discovery refuses one without ``NNN_`` scripts), so
-    with no ``scripts`` and no ``composition: steps`` a no-op ``100_main.sh`` is written.
+    A job without ``NNN_`` scripts runs nothing, with a ``job.nothing.to.run`` warning
+    (tests/e2e/test_nothing_to_run.py), so with no ``scripts`` and no ``composition: steps``
+    a no-op ``100_main.sh`` is written: a test's job runs something and warns about nothing.
     """
     job = root / "scripts" / rel
     (job / "config.d").mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from flwd.events import (
     RunRow,
     format_ts,
 )
-from flwd.jobs import Arg, flag_help
+from flwd.jobs import NOTHING_TO_RUN, Arg, flag_help
 
 from ._backend import CancelAnswer, JobListing
 
@@ -123,7 +123,7 @@ def render_plan(plan: dict[str, Any], style: Style) -> str:
     lines.append(style.bold("Steps:"))
     steps = plan.get("steps", [])
     if not steps:
-        lines.append("  (none: the job has no NNN_* scripts)")
+        lines.append("  (none)")
     for index, step in enumerate(steps, 1):
         needs = f"  {style.dim('needs ' + ', '.join(step['needs']))}" if step.get("needs") else ""
         lines.append(f"  {index}. {step['id']}: {step['command']}{needs}")
@@ -145,7 +145,9 @@ def render_plan(plan: dict[str, Any], style: Style) -> str:
             rows.append(["  " + arg["name"], arg["type"], shown, ", ".join(marks)])
         lines.append(table(["  NAME", "TYPE", "VALUE", ""], rows))
     for finding in plan.get("policy_findings", []):
-        lines.append(f"{style.yellow('policy:')} {finding['message']}")
+        # One list, as in the reference; a job's own warning is not the policy's.
+        label = "warning:" if finding.get("code") == NOTHING_TO_RUN else "policy:"
+        lines.append(f"{style.yellow(label)} {finding['message']}")
     return "\n".join(lines)
 
 
@@ -315,8 +317,8 @@ class RunOutput:
                     self._release()
                     self._switch(stream)
                     stream.write(record.text(step_prefix=self.prefix_steps))
-                elif record.type in (POLICY_DECISION, STEP_START, STEP_FINISH, RUN_CANCELED,
-                                     RUN_FINISH):
+                elif record.type in (POLICY_DECISION, RUN_START, STEP_START, STEP_FINISH,
+                                     RUN_CANCELED, RUN_FINISH):
                     self._status(record)
             self.stdout.flush()
             self.stderr.flush()
@@ -357,6 +359,10 @@ class RunOutput:
             # override in disabled) is journaled and shown; plain "info" decisions are not.
             if data.get("level") == "warning":
                 text = style.yellow(f"flwd: warning: policy: {data.get('reason')}")
+        elif record.type == RUN_START and data.get("warnings"):
+            # The job's own warnings (nothing to run), live and replayed by :logs.
+            text = "\n".join(style.yellow(f"flwd: warning: {warning.get('message')}")
+                              for warning in data["warnings"] if isinstance(warning, dict))
         elif record.type == STEP_START:
             attempt, most = data.get("attempt", 1), data.get("max_attempts", 1)
             if isinstance(attempt, int) and attempt > 1:

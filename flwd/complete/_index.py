@@ -56,8 +56,9 @@ if TYPE_CHECKING:
         jobs: dict[str, bytes]
 
 #: Bumped whenever the layout above (or what the builder puts in it) changes; an
-#: index of another format is rebuilt.
-FORMAT = 3
+#: index of another format is rebuilt. 4: a job with nothing to run (no ``NNN_``
+#: script) is a job, where format 3 left it out.
+FORMAT = 4
 
 
 def empty_node(kind: str, job: str = "") -> Node:

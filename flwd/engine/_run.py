@@ -229,6 +229,8 @@ class RunActor:
         }
         if plan.runtime_kind is not None:
             start["runtime"] = plan.runtime_kind
+        if plan.warnings:
+            start["warnings"] = plan.warnings
         await self._emit(RUN_START, start, ts=started)
         status, exit_code, error = "failed", None, None
         try:

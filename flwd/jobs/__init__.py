@@ -45,6 +45,7 @@ from ._discovery import DiscoveryIssue as DiscoveryIssue
 from ._discovery import DuplicateId as DuplicateId
 from ._discovery import Job as Job
 from ._discovery import discover as discover
+from ._empty import NOTHING_TO_RUN as NOTHING_TO_RUN
 from ._paths import check_paths as check_paths
 from ._paths import path_problems as path_problems
 from ._suggest import close_matches as close_matches

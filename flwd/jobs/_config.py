@@ -38,6 +38,8 @@ from ._suggest import did_you_mean
 from ._yaml import YamlRefused, clip, load_yaml
 
 __all__ = [
+    "NO_STEPS",
+    "STEPS_IGNORED",
     "ContainerConfig",
     "ContainerResources",
     "ErrorHandling",
@@ -52,6 +54,11 @@ __all__ = [
 _ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STEP_EXECUTOR: Final = "a step cannot choose its executor; set executor on the job"
+#: The warning for ``steps`` written without ``composition: steps`` (they never run).
+STEPS_IGNORED: Final = "steps: ignored without 'composition: steps'"
+#: The warning for ``composition: steps`` without any step: as in the reference, the
+#: job is not a DAG then (its ``NNN_`` files run).
+NO_STEPS: Final = "composition: steps lists no steps, so the job runs its NNN_ scripts instead"
 _DURATION_RE: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _DURATION_PART_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -415,8 +422,10 @@ class JobConfig(_Model):
 
     @property
     def is_dag(self) -> bool:
-        """``composition: steps`` — run :attr:`steps` (in :meth:`step_order`), not ``NNN_`` files."""
-        return self.composition == "steps"
+        """``composition: steps`` with steps — run :attr:`steps` (in :meth:`step_order`), not
+        ``NNN_`` files. Without any step the job runs its ``NNN_`` files, as in the
+        reference (§2.6), with a warning (:data:`NO_STEPS`)."""
+        return self.composition == "steps" and bool(self.steps)
 
     def step_order(self) -> list[Step]:
         """Steps in an order that honours ``needs``; ties keep declaration order.
@@ -470,8 +479,6 @@ def _dag_problems(
     steps: list[Step], *, executor: str | None, job_container: ContainerConfig | None
 ) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
-    if not steps:
-        return [((), "at least one step is required with composition: steps")]
     index_of: dict[str, int] = {}
     for index, step in enumerate(steps):
         if step.id in index_of:
@@ -864,7 +871,9 @@ def parse_config(text: str, *, path: str) -> ParsedConfig:
         raise _invalid(path, problems)
 
     if config.steps and not config.is_dag:
-        warnings.append("steps: ignored without 'composition: steps'")
+        warnings.append(STEPS_IGNORED)
+    elif config.composition == "steps" and not config.steps:
+        warnings.append(NO_STEPS)
     elif config.is_dag:
         warnings.extend(f"steps[{index}].executor: {_STEP_EXECUTOR} (the job cannot "
                         "be planned or run: E_POLICY)"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from ..errors import ConfigInvalid, JobIdDuplicate, JobNotFound, UsageError
-from ._config import JobConfig, parse_config
+from ._config import NO_STEPS, STEPS_IGNORED, JobConfig, parse_config
+from ._empty import NOTHING_TO_RUN, SCRIPT_NAME, nothing_to_run
 from ._suggest import close_matches, quoted_choice
 from ._text import printable
 from ._yaml import YamlRefused, clip, read_yaml_file
@@ -31,7 +32,6 @@ CONFIG_FILE: Final = "config.yaml"
 
 SKIPPED_DIRS: Final = frozenset({CONFIG_DIR, ".git", "node_modules", "__pycache__"})
 _SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_SCRIPT_RE: Final = re.compile(r"\d{3}_")
 _LIST_HINT: Final = "run 'flwd :jobs' to list jobs"
 #: A discovery message is one line of at most this many characters.
 _MAX_MESSAGE: Final = 2000
@@ -64,6 +64,9 @@ class Job:
     #: For a job of an OCI add-on: the tools its manifest entry requires
     #: (``requirements.tools``: ``{"name", "version"?}``), shown by its plans.
     tools: tuple[Mapping[str, str], ...] = field(default=(), hash=False, compare=False)
+    #: For a job that runs no step (no ``NNN_`` script, no ``composition: steps``):
+    #: the warning saying why and how to fix it, repeated by its plans; else None.
+    nothing_to_run: str | None = field(default=None, compare=False)
 
     @property
     def is_addon(self) -> bool:
@@ -275,7 +278,7 @@ def _scripts(job_dir: Path) -> tuple[str, ...]:
     try:
         with os.scandir(job_dir) as entries:
             for entry in entries:
-                if _SCRIPT_RE.match(entry.name) and entry.is_file():
+                if SCRIPT_NAME.match(entry.name) and entry.is_file():
                     names.append(entry.name)
     except OSError:
         return ()
@@ -394,16 +397,18 @@ def _load(
             )
         )
         return None
-    scripts = _scripts(job_dir)
-    if not scripts and not config.is_dag:
-        # It would "complete" doing nothing: surely a misnamed script (main.sh, 10_main.sh).
-        errors.append(DiscoveryIssue(
-            shown, f"job {_quoted(job_id)} has nothing to run: name its scripts NNN_* "
-            "(three digits and '_', e.g. 100_main.sh) next to config.d/, or use "
-            "composition: steps", code="E_CONFIG"))
-        return None
     if namespace is not None:
         job_id = f"{namespace}/{job_id}"
+    scripts = _scripts(job_dir)
+    idle = None
+    if not scripts and not config.is_dag:
+        # A job, as in the reference (its runs complete with zero steps), but surely
+        # not what its author meant: a misnamed script, or steps without composition.
+        idle = nothing_to_run(job_id, job_dir, config)
+        # It says what the warnings about steps would, and how to fix it: one warning.
+        warnings[:] = [issue for issue in warnings if issue.path != shown
+                       or issue.message not in (STEPS_IGNORED, NO_STEPS)]
+        warnings.append(DiscoveryIssue(shown, idle, "warning", code=NOTHING_TO_RUN))
     return Job(
         id=job_id,
         name=(meta.name if meta is not None and meta.name else job_id),
@@ -414,4 +419,5 @@ def _load(
         config=config,
         scripts=scripts,
         source=namespace,
+        nothing_to_run=idle,
     )

@@ -18,7 +18,7 @@ from flwd.errors import (
     FlwdError,
     PolicyDenied,
 )
-from flwd.jobs import Alias, Binding, Job, check_paths
+from flwd.jobs import NOTHING_TO_RUN, Alias, Binding, Job, check_paths
 from flwd.policy import (
     Decision,
     ImageTrust,
@@ -99,6 +99,16 @@ class Plan:
         return self.composition == "scripts" or not any(step.needs for step in self.steps)
 
     @property
+    def warnings(self) -> list[dict[str, str]]:
+        """What the plan warns about beside the policy's decisions: a job with nothing to
+        run (``job.nothing.to.run``, the discovery warning). Plans list them with their
+        ``policy_findings`` (the reference's one list of findings); runs in ``run.start``.
+        """
+        if self.job.nothing_to_run is None or self.steps:
+            return []
+        return [{"code": NOTHING_TO_RUN, "level": "warning", "message": self.job.nothing_to_run}]
+
+    @property
     def uses_containers(self) -> bool:
         return any(step.container is not None for step in self.steps)
 
@@ -162,10 +172,10 @@ class Plan:
         out["steps"] = [self._step_json(step) for step in self.steps]
         out["resolved_args"] = self.binding.redacted()
         out["security_profile"] = self.profile
-        if self.decisions:
-            out["policy_findings"] = [
-                {"code": d.code, "level": d.level, "message": d.reason} for d in self.decisions
-            ]
+        findings = [{"code": d.code, "level": d.level, "message": d.reason}
+                    for d in self.decisions] + self.warnings
+        if findings:
+            out["policy_findings"] = findings
         if self.image_trust is not None:
             out["image_trust"] = self.image_trust.to_json()
         if config.timeout is not None:
@@ -295,12 +305,12 @@ def build_plan(job: Job, binding: Binding, *, profile: Profile, workspace: Path,
     if not containerized:
         # Host scripts start in the workspace: that is where their paths are looked up.
         check_paths(config.args, binding.values, workspace, job_id=job.id)
-    if containerized and config.composition != "steps":
+    if containerized and not config.is_dag:
         job_container, decisions = plan_container(
             config.container, interpreter_image(config.interpreter), profile=profile,
             policy=policy, env_inheritance=config.env_inheritance)
     steps: list[StepPlan] = []
-    if config.composition == "steps":
+    if config.is_dag:
         for step in config.steps:
             script = _step_script(job.dir, step.script, scripts_root, config_path, step.id)
             container = None

@@ -240,13 +240,18 @@ def test_jobs_of_sources_are_completed_and_follow_the_sources(
     assert call(completer, "1", "to") == ([], True)
 
 
-def test_a_script_added_to_a_job_with_nothing_to_run_is_seen(completer: Completer,
-                                                             contract_ws: Path) -> None:
-    """A job without NNN_ scripts is a discovery error, not offered; adding its first
-    script makes it a job, and the stat-only freshness check notices (the job dir changed)."""
+def test_a_job_with_nothing_to_run_is_offered_as_soon_as_its_config_appears(
+        completer: Completer, contract_ws: Path) -> None:
+    """A config without NNN_ scripts is a job (its runs complete with zero steps, with a
+    warning), so it is offered and its flags complete; the stat-only freshness check
+    notices the new config."""
+    assert call(completer, "3", "alpha", "") == (["build", "deploy"], True)
     job = contract_ws / "scripts/alpha/later"
     (job / "config.d").mkdir(parents=True)
-    (job / "config.d" / "config.yaml").write_text("interpreter: bash\n")
-    assert call(completer, "3", "alpha", "") == (["build", "deploy"], True)
-    (job / "100_main.sh").write_text("true\n")
+    (job / "config.d" / "config.yaml").write_text(
+        "argspec: {args: [{name: level, type: string, enum: [low, high]}]}\n")
     assert call(completer, "3", "alpha", "") == (["build", "deploy", "later"], True)
+    assert call(completer, "5", "alpha", "later", "--level", "") == (["low", "high"], False)
+    [cache] = cache_files(completer.data_dir)
+    index = _cache.load(str(cache), str(contract_ws / "scripts"))
+    assert index is not None and "alpha.later" in index["jobs"]

@@ -769,10 +769,14 @@ def test_dag_structure_errors() -> None:
     }
 
 
-def test_dag_needs_steps() -> None:
-    assert problems("composition: steps\n") == {
-        "steps": "at least one step is required with composition: steps"
-    }
+@pytest.mark.parametrize("text", ["composition: steps\n", "composition: steps\nsteps: []\n"])
+def test_composition_without_steps_is_not_a_dag_and_warns(text: str) -> None:
+    """As in the reference (§2.6: a DAG needs composition: steps AND steps), the job runs
+    its NNN_ files instead; a warning says so (not a config error)."""
+    parsed = parse(text)
+    assert parsed.warnings == [
+        "composition: steps lists no steps, so the job runs its NNN_ scripts instead"]
+    assert not parsed.config.is_dag
 
 
 def test_step_container_needs_container_executor() -> None:

@@ -412,20 +412,124 @@ def test_completion_never_offers_an_ambiguous_id_or_an_alias_to_it(workspace: Pa
     assert "demo" not in index["jobs"]
 
 
-def test_a_job_with_nothing_to_run_is_a_discovery_error(workspace: Path) -> None:
-    """No NNN_ script and no composition: steps would 'complete' doing nothing (issue 12
-    item 9): a discovery error naming the rule, while a DAG without NNN_ files is fine."""
+def warned(catalog: Catalog, rel: str) -> str:
+    """The one warning of the config of ``rel``: its message, checked to be the only one."""
+    [issue] = [issue for issue in catalog.warnings
+               if issue.path == f"scripts/{rel}/config.d/config.yaml"]
+    assert issue.level == "warning"
+    assert issue.code == "job.nothing.to.run"
+    return issue.message
+
+
+def test_a_job_with_nothing_to_run_is_a_job_with_a_warning(workspace: Path) -> None:
+    """No NNN_ script and no composition: steps: listed (as in the reference, whose runs of
+    it complete with zero steps), never a discovery error, with a warning naming the fix."""
     scripts = workspace / "scripts"
-    write_job(scripts, "empty", script=None)
-    write_job(scripts, "misnamed", script="main.sh")
-    write_job(scripts, "two-digits", script="10_main.sh")
+    write_job(scripts, "empty", "job: {name: Empty, summary: Does nothing yet}\n", script=None)
     write_job(scripts, "dag", "interpreter: bash\ncomposition: steps\n"
               "steps: [{id: a, script: a.sh}]\n", script="a.sh")
+    write_job(scripts, "scripted")
     catalog = discover(scripts, display_base=workspace)
-    assert [job.id for job in catalog.jobs] == ["dag"]
-    assert sorted(issue.path for issue in catalog.errors) == [
-        "scripts/empty/config.d/config.yaml", "scripts/misnamed/config.d/config.yaml",
-        "scripts/two-digits/config.d/config.yaml"]
-    for issue in catalog.errors:
-        assert "has nothing to run: name its scripts NNN_*" in issue.message
-        assert issue.code == "E_CONFIG"
+    assert ids(catalog) == ["dag", "empty", "scripted"]
+    assert catalog.errors == []
+    empty = catalog.get("empty")
+    assert (empty.name, empty.summary, empty.scripts) == ("Empty", "Does nothing yet", ())
+    assert warned(catalog, "empty") == (
+        "job 'empty' has nothing to run (its runs complete with zero steps): no file next to "
+        "config.d/ is named NNN_* (three digits and '_'); add a script such as 100_main.sh "
+        "next to config.d/, or set 'composition: steps' and list the steps")
+    assert empty.nothing_to_run == warned(catalog, "empty")
+    # A DAG runs its steps, a job with an NNN_ file runs it: no warning.
+    assert [issue.path for issue in catalog.warnings] == ["scripts/empty/config.d/config.yaml"]
+    assert catalog.get("dag").nothing_to_run is None
+    assert catalog.get("scripted").nothing_to_run is None
+
+
+@pytest.mark.parametrize(("files", "cause", "fix"), [
+    (["run.sh"], "run.sh is not named NNN_* (three digits and '_'), so it never runs",
+     "rename run.sh to 100_run.sh"),
+    (["10_build.sh"], "10_build.sh is not named", "rename 10_build.sh to 010_build.sh"),
+    (["100-build.sh"], "100-build.sh is not named", "rename 100-build.sh to 100_build.sh"),
+    (["1000_x.sh"], "1000_x.sh is not named", "rename 1000_x.sh to 100_x.sh"),
+    (["20.py"], "20.py is not named", "rename 20.py to 020_main.py"),
+    (["deploy"], "deploy is not named", "rename deploy to 100_deploy"),  # executable
+    (["b.py", "a.sh", "README.md", "data.csv", ".hidden.sh"],
+     "a.sh and b.py are not named NNN_* (three digits and '_'), so they never run",
+     "rename a.sh to 100_a.sh (and the others alike)"),
+    ([f"{n}.sh" for n in "abcdefg"], "a.sh, b.sh, c.sh, d.sh, e.sh and 2 more are not named",
+     "rename a.sh to 100_a.sh (and the others alike)"),
+])
+def test_the_warning_names_the_misnamed_scripts_and_the_rename(
+        workspace: Path, files: list[str], cause: str, fix: str) -> None:
+    """What a typo'd script looks like (no NNN_ prefix, two or four digits, '-' for '_')
+    is called out by name, with the rename that makes it run; README.md and data files
+    are not scripts, and hidden files are not listed."""
+    scripts = workspace / "scripts"
+    job_dir = write_job(scripts, "job", script=None)
+    for name in files:
+        (job_dir / name).write_text("true\n")
+    if "deploy" in files:
+        (job_dir / "deploy").chmod(0o755)
+    (job_dir / "notes").mkdir()  # a directory is never a script
+    message = warned(discover(scripts, display_base=workspace), "job")
+    assert message.startswith("job 'job' has nothing to run (its runs complete with zero steps): ")
+    assert cause in message
+    assert message.endswith(f"; {fix}")
+
+
+def test_steps_without_composition_are_one_warning_saying_to_add_it(workspace: Path) -> None:
+    """The reference's own fixture (§17 test 2): a hello.sh and 'steps:' without
+    'composition: steps'. One warning, which says both why and how (not also the generic
+    "steps: ignored", which a job with scripts still gets)."""
+    scripts = workspace / "scripts"
+    job_dir = write_job(scripts, "demo", "job: {id: demo, name: Demo Job}\n"
+                        "steps: [{id: greet, script: scripts/demo/hello.sh}]\n", script=None)
+    (job_dir / "hello.sh").write_text("echo hello\n")
+    write_job(scripts, "scripted", "steps: [{id: a, script: a.sh}]\n")
+    catalog = discover(scripts, display_base=workspace)
+    assert ids(catalog) == ["demo", "scripted"]
+    assert warned(catalog, "demo") == (
+        "job 'demo' has nothing to run (its runs complete with zero steps): hello.sh is not "
+        "named NNN_* (three digits and '_'), so it never runs, and its 1 step in 'steps:' is "
+        "ignored without 'composition: steps'; add 'composition: steps' to run the steps, or "
+        "rename hello.sh to 100_hello.sh")
+    [other] = [issue for issue in catalog.warnings if "scripted" in issue.path]
+    assert other.message == "steps: ignored without 'composition: steps'"
+
+
+def test_composition_without_steps_runs_the_scripts_or_warns_once(workspace: Path) -> None:
+    """'composition: steps' without steps is no DAG (as in the reference): a job with an
+    NNN_ file runs it (a warning about the key), one without gets the one warning."""
+    scripts = workspace / "scripts"
+    write_job(scripts, "scripted", "composition: steps\n")
+    write_job(scripts, "bare", "composition: steps\n", script=None)
+    catalog = discover(scripts, display_base=workspace)
+    assert ids(catalog) == ["bare", "scripted"] and catalog.errors == []
+    assert catalog.get("scripted").scripts == ("100_main.sh",)
+    [scripted] = [issue for issue in catalog.warnings if "scripted" in issue.path]
+    assert scripted.message == (
+        "composition: steps lists no steps, so the job runs its NNN_ scripts instead")
+    assert warned(catalog, "bare") == (
+        "job 'bare' has nothing to run (its runs complete with zero steps): no file next to "
+        "config.d/ is named NNN_* (three digits and '_'), and 'composition: steps' lists no "
+        "steps; list the steps under 'steps:'")
+
+
+def test_a_job_with_nothing_to_run_claims_its_id(workspace: Path) -> None:
+    """It is a job like any other: a second config with its id makes the id ambiguous."""
+    scripts = workspace / "scripts"
+    write_job(scripts, "empty", "job: {id: shared}\n", script=None)
+    write_job(scripts, "other", "job: {id: shared}\n")
+    catalog = discover(scripts, display_base=workspace)
+    assert ids(catalog) == []
+    assert catalog.ambiguous("shared") is not None
+    assert sorted(issue.code for issue in catalog.errors) == ["job.id.duplicate"] * 2
+
+
+def test_a_source_job_with_nothing_to_run_is_warned_under_its_namespaced_id(
+        workspace: Path) -> None:
+    scripts = workspace / "scripts"
+    write_job(scripts, "lint", script=None)
+    catalog = discover(scripts, namespace="tools", display_base=workspace)
+    assert ids(catalog) == ["tools/lint"]
+    assert warned(catalog, "lint").startswith("job 'tools/lint' has nothing to run")

@@ -50,3 +50,12 @@ def test_the_last_line_always_keeps_the_reason(monkeypatch: pytest.MonkeyPatch) 
                    monkeypatch)
     assert text.splitlines() == ["flwd: step a failed with exit status 3",
                                  "flwd: run run-R failed: step a exited with status 3"]
+
+
+def test_a_run_start_warning_is_said_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job with nothing to run: its run.start carries the warning, shown live and by :logs."""
+    warning = {"code": "job.nothing.to.run", "level": "warning", "message": "job 'j' has nothing"}
+    text = _render([_record("run.start", {"status": "running", "steps": [],
+                                          "warnings": [warning]}),
+                    _record("run.finish", {"status": "completed", "steps": {}})], monkeypatch)
+    assert text.splitlines() == ["flwd: warning: job 'j' has nothing"]

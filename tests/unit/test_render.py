@@ -211,7 +211,7 @@ def test_render_plan_minimal():
         "Executor:  proc",
         "Profile:   secure",
         "Steps:",
-        "  (none: the job has no NNN_* scripts)",
+        "  (none)",
         "Args:",
         "  (none)",
     ]
@@ -246,6 +246,24 @@ def test_render_plan_of_a_real_plan(tmp_path: Path) -> None:
         "  NAME  TYPE    VALUE",
         "  who   string  Dana",
     ]
+
+
+def test_render_plan_of_a_job_with_nothing_to_run(tmp_path: Path) -> None:
+    """No NNN_ script: zero steps, and the job's warning as a warning, not as policy."""
+    root = tmp_path / "scripts"
+    (root / "greet" / "config.d").mkdir(parents=True)
+    (root / "greet" / "config.d" / "config.yaml").write_text("interpreter: bash\n")
+    (root / "greet" / "run.sh").write_text("echo hi\n")
+    job = discover(root).get("greet")
+    binding = bind_cli(job.config.args, parse_cli_tokens(job.config.args, [], job_id=job.id),
+                       job_id=job.id)
+    plan = build_plan(job, binding, profile="secure", workspace=tmp_path, scripts_root=root)
+    lines = render_plan(plan.to_json(), Style(False)).split("\n")
+    assert lines[lines.index("Steps:") + 1] == "  (none)"
+    assert lines[-1] == (
+        "warning: job 'greet' has nothing to run (its runs complete with zero steps): run.sh "
+        "is not named NNN_* (three digits and '_'), so it never runs; rename run.sh to "
+        "100_run.sh")
 
 
 # -- runs -------------------------------------------------------------------------------------------------
