@@ -67,7 +67,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @dataclass
 class UiServer:
-    """A ``--dev`` server on its own workspace (bundled scripts + :data:`UI_JOBS`)."""
+    """A ``--dev`` server on its own workspace (bundled scripts + :data:`UI_JOBS`); the
+    folder ``extra`` next to the workspace (``scripts/hello``) may be added as a source."""
 
     server: Server
     workspace: Path
@@ -77,6 +78,10 @@ class UiServer:
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def extra(self) -> Path:
+        return self.workspace.parent / "extra" / "scripts"
 
     def api(self) -> httpx.Client:
         """An API client of this server (``--dev``: the token ``dev-token``)."""
@@ -98,8 +103,12 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     """One ``flwd :serve --dev`` per module; afterwards no process of its runs may survive."""
     root = tmp_path_factory.mktemp("ui")
     data_dir = root / "data"
+    # A folder of jobs the sources page may add (inside --allow-path).
+    write_job(root / "extra", "hello", "job: {summary: A job of the extra source}\n"
+              "interpreter: bash\n", {"100_hello.sh": "echo hello from extra\n"})
     # A grace that is not the default: the cancel ladder must show the server's.
     server = UiServer(start_server(ui_workspace(root / "ws"), data_dir, "--dev",
+                                   "--allow-path", str(root / "extra"),
                                    FLWD_GRACE=str(UI_GRACE)), root / "ws", data_dir)
     yield server
     for client in server.clients:

@@ -71,6 +71,8 @@ export async function jobsPage(view, { query, signal }) {
   });
   view.append(h('div', { class: 'search-row' }, h('label', { for: 'job-search' }, 'Search jobs'), search), count, list);
   draw();
+  // When the list is on screen (the load-time measurement reads it).
+  performance.mark('flwd:jobs-ready');
 }
 
 export async function jobPage(view, { params, query, signal }) {

@@ -131,6 +131,7 @@ function addForm(reload, pageAlert) {
       const added = await post('sources', body);
       announce(`Source ${added.name} added`);
       form.reset();
+      kinds[0].querySelector('input').checked = true;
       adapt();
       pageAlert.replaceChildren();
       await reload();

@@ -54,7 +54,7 @@ export async function statusPage(view, { signal }) {
     storage.append(errorBox(err));
   }
   const me = session.info || {};
-  view.append(h('section', { 'aria-label': 'Session' }, h('h2', null, 'Your session'), facts([
+  view.append(h('section', { 'aria-label': 'Your session' }, h('h2', null, 'Your session'), facts([
     ['Name', me.name],
     ['Scopes', (me.scopes || []).join(', ')],
     ['Expires', me.expires_at ? timeEl(me.expires_at) : (me.dev ? 'never (--dev)' : undefined)],
