@@ -16,6 +16,7 @@ def test_history_updates_live_and_filters_are_links(page, ui_server: UiServer) -
     page.goto(f"{ui_server.url}/#/runs?job_id=examples.vars")
     expect(page.get_by_role("heading", name="History")).to_be_visible()
     expect(page.get_by_label("Job")).to_have_value("examples.vars")
+    expect(page.get_by_role("navigation", name="Pages")).to_contain_text("Page 1 of 1")
     # A run started elsewhere shows up without a reload, with its status as it changes.
     run = api.post("/runs", json={"job_id": "examples.vars", "args": {"who": "live"}}).json()
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run["id"]))

@@ -4,7 +4,7 @@ import { h, fill, heading, errorBox, badge, hashFor } from './dom.js';
 import { get, can, url } from './api.js';
 import { timeEl, duration, runDuration, localToIso, isoToLocal, zoneLabel } from './time.js';
 
-const STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled'];
+const STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled', 'interrupted'];
 const PER_PAGE = 50;
 const LIVE = ['run.start', 'run.finish', 'run.canceled'];
 const COLUMNS = ['Run', 'Job', 'Status', 'Created', 'Duration', 'Arguments', 'Workspace'];
@@ -136,16 +136,10 @@ export async function historyPage(view, { query, signal }) {
         h('span', null, ` Page ${page} of ${pages} (${total} runs) `),
         page < pages ? h('a', { href: link(page + 1), class: 'btn' }, 'Next page') : null));
   };
-  await load();
-
-  // Durations of running runs tick; events update statuses and bring new runs in.
-  const ticker = setInterval(() => {
-    for (const row of rows.values()) if (row.run.status === 'running') row.dur.textContent = duration(runDuration(row.run));
-  }, 1000);
-  signal.addEventListener('abort', () => clearInterval(ticker));
-  if (!can('events:read')) return;
+  // Runs that start from now on come as events (GET /events starts at the newest event
+  // when it opens); the ones before are in the first page. Opening the stream first and
+  // loading once it is open leaves no run out in between.
   let reload = 0;
-  const events = new EventSource(url('events'));
   const onEvent = (message) => {
     let ev;
     try { ev = JSON.parse(message.data); } catch (_) { return; }
@@ -163,6 +157,24 @@ export async function historyPage(view, { query, signal }) {
       reload = setTimeout(() => { reload = 0; load(); }, 300);
     }
   };
-  for (const type of LIVE) events.addEventListener(type, onEvent);
-  signal.addEventListener('abort', () => { events.close(); clearTimeout(reload); });
+  if (can('events:read')) {
+    const events = new EventSource(url('events'));
+    for (const type of LIVE) events.addEventListener(type, onEvent);
+    signal.addEventListener('abort', () => { events.close(); clearTimeout(reload); });
+    await new Promise((resolve) => {
+      events.onopen = resolve;
+      events.onerror = resolve; // no live updates (busy, refused): the list all the same
+      signal.addEventListener('abort', resolve);
+    });
+    events.onopen = null;
+    events.onerror = null;
+  }
+  if (signal.aborted) return;
+  await load();
+
+  // Durations of running runs tick.
+  const ticker = setInterval(() => {
+    for (const row of rows.values()) if (row.run.status === 'running') row.dur.textContent = duration(runDuration(row.run));
+  }, 1000);
+  signal.addEventListener('abort', () => clearInterval(ticker));
 }

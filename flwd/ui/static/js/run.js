@@ -14,7 +14,8 @@ import { timeEl, duration, runDuration, clockText } from './time.js';
 import { LogStore, LogView, STDERR, META, FAILED } from './log.js';
 import { rerunValues } from './form.js';
 
-const TERMINAL = new Set(['completed', 'failed', 'canceled']);
+// interrupted: its flwd process died before it finished (marked so at the next start).
+const TERMINAL = new Set(['completed', 'failed', 'canceled', 'interrupted']);
 const TYPES = ['run.start', 'step.start', 'step.log', 'step.finish', 'run.canceled', 'run.finish',
   'policy.decision'];
 const ERROR_WORDS = /\b(error|fatal|panic|exception|traceback)\b/i;
@@ -311,7 +312,7 @@ export async function runPage(view, { params, signal }) {
         if (d.exit_code !== undefined) run.exit_code = d.exit_code;
         if (d.error) run.error = d.error;
         meta(`run ${d.status}${d.exit_code !== undefined ? ' — exit ' + d.exit_code : ''}${d.error ? ' — ' + d.error : ''}`,
-          d.status === 'failed' ? FAILED : 0);
+          d.status === 'failed' || d.status === 'interrupted' ? FAILED : 0);
         ladder.finish(Date.parse(ev.ts) || Date.now(), d.status);
         finished = true;
         break;
