@@ -121,6 +121,12 @@ function colour(params, i) {
   return [null, 1];
 }
 
+function without(style, ...keys) {
+  const out = { ...style };
+  for (const key of keys) delete out[key];
+  return out;
+}
+
 /** A terminal line → [{text, bold, dim, italic, underline, fg, bg}] (fg/bg: 0–15 or "rgb()"). */
 export function ansiSegments(line) {
   let text = line;
@@ -148,18 +154,18 @@ export function ansiSegments(line) {
       else if (p === 2) style = { ...style, dim: true };
       else if (p === 3) style = { ...style, italic: true };
       else if (p === 4) style = { ...style, underline: true };
-      else if (p === 22) style = { ...style, bold: false, dim: false };
-      else if (p === 23) style = { ...style, italic: false };
-      else if (p === 24) style = { ...style, underline: false };
+      else if (p === 22) style = without(style, 'bold', 'dim');
+      else if (p === 23) style = without(style, 'italic');
+      else if (p === 24) style = without(style, 'underline');
       else if (p >= 30 && p <= 37) style = { ...style, fg: p - 30 };
       else if (p >= 90 && p <= 97) style = { ...style, fg: p - 90 + 8 };
-      else if (p === 39) style = { ...style, fg: undefined };
+      else if (p === 39) style = without(style, 'fg');
       else if (p >= 40 && p <= 47) style = { ...style, bg: p - 40 };
       else if (p >= 100 && p <= 107) style = { ...style, bg: p - 100 + 8 };
-      else if (p === 49) style = { ...style, bg: undefined };
+      else if (p === 49) style = without(style, 'bg');
       else if (p === 38 || p === 48) {
         const [c, used] = colour(params, i);
-        style = { ...style, [p === 38 ? 'fg' : 'bg']: c ?? undefined };
+        style = c === null ? style : { ...style, [p === 38 ? 'fg' : 'bg']: c };
         i += used - 1;
       }
     }
