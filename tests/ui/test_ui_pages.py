@@ -49,7 +49,12 @@ def test_sources_add_with_trust_refresh_and_remove(page, ui_server: UiServer) ->
     page.get_by_role("button", name="Refresh extra").click()
     expect(page.get_by_role("status")).to_have_text("Refreshed")
     page.goto(f"{ui_server.url}/#/jobs")
-    expect(page.get_by_role("link", name="extra/hello")).to_be_visible()
+    expect(page.get_by_role("region", name="source extra")).to_be_visible()
+    # A source's job (its id holds a '/') has a page and runs from it.
+    page.get_by_role("link", name="extra/hello").click()
+    expect(page.get_by_role("heading", name="extra/hello")).to_be_visible()
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_role("region", name="Run output")).to_contain_text("hello from extra")
 
     page.goto(f"{ui_server.url}/#/sources")
     page.once("dialog", lambda dialog: dialog.accept())
