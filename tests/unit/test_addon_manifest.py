@@ -165,7 +165,7 @@ def test_trust_is_required(trusted: bool | None) -> None:
 
 def test_a_malformed_request_is_told_so_before_trust() -> None:
     with pytest.raises(SourceInvalid):
-        parse_request({"type": "oci", "ref": "ghcr.io/x:1", "pull_policy": "always"})
+        parse_request({"type": "oci", "ref": "ghcr.io/x:1", "pull_policy": "sometimes"})
 
 
 def test_pull_policy_steps() -> None:
