@@ -32,6 +32,7 @@ from ._render import (
     Style,
     dumps,
     render_cancel,
+    render_discovery_problems,
     render_jobs,
     render_plan,
     render_runs,
@@ -67,7 +68,9 @@ async def jobs_command(*, json: bool = False) -> int:
         Print {jobs, aliases, alias_collisions, alias_invalid, errors, warnings} as JSON.
     """
     async with open_backend() as backend:
-        listing = await backend.list_jobs(report_problems=not json)  # human: problems on stderr
+        listing = await backend.list_jobs(report_problems=not json)
+    if not json:  # the JSON lists them, the table does not: stderr says them
+        sys.stderr.write(render_discovery_problems(listing.document))
     print(dumps(listing.document) if json else render_jobs(listing))
     return 0
 

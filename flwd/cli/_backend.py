@@ -199,7 +199,10 @@ class Backend(Protocol):
 
     # -- jobs ------------------------------------------------------------------
     async def list_jobs(self, *, report_problems: bool) -> JobListing:
-        """The jobs and aliases; with ``report_problems``, a workspace's problems on stderr.
+        """The jobs and aliases, and what is wrong with the others (``document``: the
+        ``--json`` of ``:jobs``, from which its stderr lines are made); with
+        ``report_problems``, what only this backend knows goes to stderr as it is met
+        (a local source whose files are gone).
 
         **Cancellation:** leaves nothing behind.
         """

@@ -18,7 +18,6 @@ from flwd.jobs import (
     Alias,
     AliasIndex,
     Catalog,
-    DiscoveryIssue,
     Job,
     close_matches,
     discover,
@@ -84,20 +83,13 @@ def normalize_server_url(raw: str) -> str:
 CONTEXT = Context()
 
 
-def load_catalog(settings: Settings, *, quiet: bool = True) -> Catalog:
-    """Discover the workspace's jobs; unless ``quiet``, report problems on stderr."""
-    catalog = discover(settings.scripts_root, display_base=settings.workspace)
-    if not quiet:
-        _report(catalog.errors + catalog.warnings)
-    return catalog
-
-
 def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, AliasIndex]:
     """The jobs and aliases of the workspace and of every source registered in the data
-    dir (``<source>/<id>``); unless ``quiet``, problems on stderr.
+    dir (``<source>/<id>``); unless ``quiet``, a source whose files are gone on stderr.
 
-    Invalid or colliding aliases are reported as warnings: they never hide the
-    jobs (``flwd :jobs`` lists them with their codes).
+    The problems of the configs and aliases are the caller's to report (``flwd :jobs``
+    says them from its listing, in local and remote mode alike); an unusable alias
+    never hides the jobs.
     """
     local = discover(settings.scripts_root, display_base=settings.workspace)
     path = settings.scripts_root / ALIASES_FILE
@@ -113,15 +105,6 @@ def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, 
         from flwd.sources import merge  # start-up: only with sources (see above)
 
         catalog, aliases = merge(local, entries, entry_issues, indexes)
-    if not quiet:
-        _report(catalog.errors + catalog.warnings)
-        _report(aliases.errors)
-        for name, error in sorted(aliases.invalid.items()):
-            sys.stderr.write(f"flwd: warning: alias '{name}': {error.detail} "
-                             f"[{error.problem.code}]\n")
-        for name in sorted(aliases.collisions):
-            sys.stderr.write(f"flwd: warning: alias '{name}' is declared for several jobs "
-                             "[alias.collision]\n")
     return catalog, aliases
 
 
@@ -156,11 +139,6 @@ def _source_indexes(settings: Settings, *, quiet: bool) -> list[SourceIndex] | N
             continue
         indexes.append(index_source(source))
     return indexes
-
-
-def _report(issues: Sequence[DiscoveryIssue]) -> None:
-    for issue in issues:
-        sys.stderr.write(f"flwd: {issue.level}: {issue.path}: {issue.message}\n")
 
 
 def resolve_job(catalog: Catalog, tokens: Sequence[str], settings: Settings,

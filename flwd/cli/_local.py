@@ -29,7 +29,7 @@ from flwd.engine import Engine, journal_refusal_sync, open_engine, recover, stre
 from flwd.errors import FlwdError, UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, RunRow
 from flwd.execute import process_alive, signal_owner
-from flwd.jobs import Alias, Arg, Binding, Job
+from flwd.jobs import Alias, Arg, Binding, Job, discovery_problems
 from flwd.plan import Plan, Planning, PlanRequest, plan_request, uses_container
 from flwd.policy import decisions_of, load_policy, resolve_profile
 from flwd.settings import Settings
@@ -71,7 +71,8 @@ class LocalBackend:
 
     # -- jobs ------------------------------------------------------------------
     async def list_jobs(self, *, report_problems: bool) -> JobListing:
-        """The workspace's jobs and those of registered sources.
+        """The workspace's jobs and those of registered sources (``report_problems``: a
+        source whose files are gone is said on stderr).
 
         **Cancellation:** no checkpoint.
         """
@@ -87,10 +88,7 @@ class LocalBackend:
                 **({"source": job_source(job)} if job.source else {}),
             } for job in catalog.jobs],
             **aliases.to_json(),
-            "errors": [issue.to_json() for issue in catalog.errors + [
-                issue for issue in aliases.issues() if issue.level == "error"]],
-            "warnings": [issue.to_json() for issue in catalog.warnings + [
-                issue for issue in aliases.issues() if issue.level == "warning"]],
+            **discovery_problems(catalog, aliases),
         }
         return JobListing(
             jobs=[JobRow(job.id, job.name, job.summary or "(no summary)", job.source or None)

@@ -78,33 +78,35 @@ class RemoteBackend:
     # -- jobs ------------------------------------------------------------------
     async def list_jobs(self, *, report_problems: bool) -> JobListing:
         """Every page of ``GET /jobs``; the server lists aliases among the jobs
-        (``alias_of``) when the caller may see them. Job configs the server skipped
-        are always said on stderr (``report_problems`` is for a local workspace).
+        (``alias_of``) when the caller may see them. What is wrong with the server's
+        configs and aliases is ``GET /discovery``, asked only when a count of the
+        first page says there is something (``report_problems`` is for a local
+        workspace: the server logs its own).
 
         **Cancellation:** leaves nothing behind.
         """
         client = self.client
         listed: list[dict[str, Any]] = []
-        broken = 0
         page = 1
+        problems = 0
         while True:
             response = await client.request("GET", "/jobs",
                                             params={"per_page": PER_PAGE, "page": page})
             batch = client.decode(response)
             listed += batch
-            broken = _int_header(response, "X-Flwd-Discovery-Errors")
+            if page == 1:
+                # No warnings count: a server older than that header; ask it.
+                problems = (_int_header(response, "X-Flwd-Discovery-Errors")
+                            + _int_header(response, "X-Flwd-Discovery-Warnings", 1))
             total = _int_header(response, "X-Total-Count", len(listed))
             if not batch or len(listed) >= total:
                 break
             page += 1
         jobs = [entry for entry in listed if "alias_of" not in entry]
-        aliases = [{"name": entry["id"], "target_path": str(entry["alias_of"]).replace(".", "/"),
-                    "target_id": entry["alias_of"],
-                    **({"description": entry["description"]} if entry.get("description") else {})}
-                   for entry in listed if "alias_of" in entry]
-        if broken:
-            sys.stderr.write(f"flwd: warning: the server at {self.server} skipped {broken} job "
-                             f"config{'s' if broken > 1 else ''} with errors (see its log)\n")
+        aliases = [_alias_info(entry) for entry in listed if "alias_of" in entry]
+        found = await client.json("GET", "/discovery") if problems else {}
+        if not isinstance(found, dict):
+            found = {}
         return JobListing(
             jobs=[JobRow(str(job.get("id")), str(job.get("name")),
                          str(job.get("summary") or "(no summary)"),
@@ -113,8 +115,10 @@ class RemoteBackend:
                   for job in jobs],
             aliases=[AliasRow(alias["name"], alias["target_id"], alias.get("description", ""))
                      for alias in aliases],
-            document={"jobs": jobs, "aliases": aliases, "alias_collisions": {},
-                      "alias_invalid": {}, "errors": [], "warnings": []},
+            document={"jobs": jobs, "aliases": aliases,
+                      **{key: found.get(key) or {}
+                         for key in ("alias_collisions", "alias_invalid")},
+                      **{key: found.get(key) or [] for key in ("errors", "warnings")}},
             empty=f"(no jobs on {self.server})")
 
     async def find_job(self, tokens: Sequence[str]) -> RemoteTarget:
@@ -289,6 +293,16 @@ def _source_path(name: str) -> str:
     if not name or name.strip(".") == "":
         raise source_not_found(name)
     return f"/sources/{quote(name, safe='')}"
+
+
+def _alias_info(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An alias entry of ``GET /jobs`` as ``:jobs --json`` lists it locally."""
+    source = entry.get("source")
+    return {"name": entry["id"], "target_path": str(entry["alias_of"]).replace(".", "/"),
+            "target_id": entry["alias_of"],
+            **({"source": str(source["name"])} if isinstance(source, dict)
+               and source.get("type") == "alias" and source.get("name") else {}),
+            **({"description": entry["description"]} if entry.get("description") else {})}
 
 
 def _int_header(response: httpx.Response, name: str, default: int = 0) -> int:

@@ -217,6 +217,28 @@ def render_jobs(listing: JobListing) -> str:
     return text
 
 
+def render_discovery_problems(document: Mapping[str, Any]) -> str:
+    """The stderr lines of ``:jobs``: each of ``errors`` and ``warnings`` of its
+    ``--json`` document at that level (with its code, the word to look up), and each
+    colliding alias as an error (it cannot be used; ``X-Flwd-Discovery-Errors``
+    counts it). Made from the document so that local and remote modes say the same.
+    """
+    lines = []
+    collisions = document.get("alias_collisions") or {}
+    for level, issues in (("error", document.get("errors") or []),
+                          ("warning", document.get("warnings") or [])):
+        for issue in issues:
+            code = f" [{issue['code']}]" if issue.get("code") else ""
+            lines.append(f"flwd: {level}: {issue.get('path')}: {issue.get(level)}{code}")
+        if level == "error":
+            lines += [f"flwd: error: alias '{name}' is declared for several jobs "
+                      f"({', '.join(sorted({str(a.get('target_id')) for a in contenders}))})"
+                      " [alias.collision]"
+                      for name, contenders in sorted(collisions.items())]
+    # A server's text stays on its line: one line per problem, whatever it holds.
+    return "".join(" ".join(line.splitlines()) + "\n" for line in lines)
+
+
 def render_cancel(answer: CancelAnswer) -> str:
     if answer.outcome == "requested":
         return f"cancel requested for run {answer.run_id}"

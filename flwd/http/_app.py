@@ -115,7 +115,8 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
                             "X-CSRF-Token"],
              allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
              expose_headers=["Location", "X-Request-ID", "X-Total-Count", "Idempotent-Replay",
-                             "X-Flwd-Discovery-Errors", "X-Flowd-Discovery-Errors"],
+                             "X-Flwd-Discovery-Errors", "X-Flowd-Discovery-Errors",
+                             "X-Flwd-Discovery-Warnings"],
              max_age=600)
     # After cors(): Quart runs after_request functions last registered first.
     app.after_request(_end_request)

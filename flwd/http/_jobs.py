@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from flwd.jobs import Job
+from flwd.jobs import Job, discovery_problems
 
 from ._models import RunRequest
 from ._request import json_body, page, plan_request, sees_aliases
@@ -45,15 +45,21 @@ async def list_jobs() -> Response:
                             **({"description": alias.description} if alias.description
                                else {}),
                             "path": target["path"], "args": target["args"],
-                            "alias_of": alias.target_id})
+                            "alias_of": alias.target_id,
+                            # The reference's mark of a source's alias.
+                            **({"source": {"name": alias.source, "type": "alias"}}
+                               if alias.source else {})})
         entries.sort(key=lambda entry: entry["id"].casefold())
     page_entries = entries[(first - 1) * per_page: first * per_page]
     response = jsonify(page_entries)
-    problems = len(catalog.errors) + len(aliases.errors) + len(aliases.invalid) + len(
-        aliases.collisions)
-    response.headers["X-Flwd-Discovery-Errors"] = str(problems)
+    problems = discovery_problems(catalog, aliases)
+    errors = str(len(problems["errors"]) + len(aliases.collisions))
+    response.headers["X-Flwd-Discovery-Errors"] = errors
     # The reference's name of the same count (its clients read that one).
-    response.headers["X-Flowd-Discovery-Errors"] = str(problems)
+    response.headers["X-Flowd-Discovery-Errors"] = errors
+    # With both counts at 0, GET /discovery has nothing to say: a client asks it only
+    # when one is not (the CLI's :jobs does).
+    response.headers["X-Flwd-Discovery-Warnings"] = str(len(problems["warnings"]))
     response.headers["X-Total-Count"] = str(len(entries))
     return response
 
@@ -61,15 +67,17 @@ async def list_jobs() -> Response:
 @blueprint.get("/discovery")
 async def list_discovery_issues() -> Response:
     # GET /jobs is a page of jobs (its X-Flwd-Discovery-Errors counts these):
-    # what kept a config out of it — and why a job id is ambiguous — is here.
-    engine = current_state().engine
-    catalog = await engine.catalog()
-    aliases = await engine.aliases()
-    issues = catalog.errors + catalog.warnings + aliases.issues()
-    return jsonify({
-        "errors": [issue.to_json() for issue in issues if issue.level == "error"],
-        "warnings": [issue.to_json() for issue in issues if issue.level == "warning"],
-    })
+    # what kept a config out of it — and why a job id is ambiguous — is here, with
+    # the unusable aliases by name for who may see the aliases (as in GET /jobs).
+    state = current_state()
+    catalog = await state.engine.catalog()
+    aliases = await state.engine.aliases()
+    document: dict[str, Any] = discovery_problems(catalog, aliases)
+    if sees_aliases(state.options.aliases_public):
+        named = aliases.to_json()
+        document["alias_collisions"] = named["alias_collisions"]
+        document["alias_invalid"] = named["alias_invalid"]
+    return jsonify(document)
 
 
 @blueprint.get("/jobs/<path:job_id>")

@@ -45,7 +45,8 @@ class ArgSchema(BaseModel):
 
 class JobSummary(BaseModel):
     """A job of ``GET /jobs``; an alias entry adds ``alias_of`` (the target job id) and
-    has its target's path and args. ``GET /jobs/{id}`` of an alias adds ``alias``."""
+    has its target's path and args (an alias a source declares: ``source`` ``{name,
+    type: "alias"}``, as the reference). ``GET /jobs/{id}`` of an alias adds ``alias``."""
 
     id: str
     name: str

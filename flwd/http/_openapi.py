@@ -52,10 +52,27 @@ def _issues(level: str) -> dict[str, Any]:
                                                                "job.id.duplicate"]}}}}
 
 
-#: ``GET /discovery``: what kept each config out of ``GET /jobs``.
+_ALIAS_INFO: dict[str, Any] = {
+    "type": "object", "required": ["name", "target_path", "target_id"],
+    "properties": {"name": {"type": "string"}, "target_path": {"type": "string"},
+                   "target_id": {"type": "string"}, "source": {"type": "string"},
+                   "description": {"type": "string"}}}
+
+#: ``GET /discovery``: what kept each config out of ``GET /jobs``; the unusable aliases
+#: by name only for who sees the aliases (as in ``GET /jobs``).
 _DISCOVERY: dict[str, Any] = {
     "type": "object", "required": ["errors", "warnings"], "additionalProperties": False,
-    "properties": {"errors": _issues("error"), "warnings": _issues("warning")}}
+    "properties": {
+        "errors": _issues("error"), "warnings": _issues("warning"),
+        "alias_collisions": {
+            "type": "object", "description": "alias name → its declarations",
+            "additionalProperties": {"type": "array", "items": _ALIAS_INFO}},
+        "alias_invalid": {
+            "type": "object", "description": "lower-cased alias name → why it is unusable",
+            "additionalProperties": {
+                "type": "object", "required": ["code", "detail"],
+                "properties": {"code": {"type": "string", "examples": ["alias.target.invalid"]},
+                               "detail": {"type": "string"}}}}}}
 
 
 #: ``GET /server``: the web UI's status page (nothing secret).

@@ -8,6 +8,7 @@ and lists job directories. Nothing imports trio or any async library.
 from ._aliases import ALIASES_FILE as ALIASES_FILE
 from ._aliases import Alias as Alias
 from ._aliases import AliasIndex as AliasIndex
+from ._aliases import discovery_problems as discovery_problems
 from ._aliases import index_aliases as index_aliases
 from ._aliases import load_aliases as load_aliases
 from ._aliases import read_alias_entries as read_alias_entries

@@ -111,6 +111,19 @@ class AliasIndex:
         }
 
 
+def discovery_problems(catalog: Catalog, aliases: AliasIndex) -> dict[str, list[dict[str, str]]]:
+    """The ``errors`` and ``warnings`` of ``flwd :jobs --json`` and ``GET /discovery``:
+    every problem of the configs and of the aliases files, each under its level (one
+    classification for both, so that the CLI's lines, local or remote, agree with it).
+
+    A colliding alias is in neither: ``alias_collisions`` lists it (as the reference
+    does); it counts among the errors of ``X-Flwd-Discovery-Errors``.
+    """
+    issues = [*catalog.errors, *catalog.warnings, *aliases.issues()]
+    return {"errors": [issue.to_json() for issue in issues if issue.level == "error"],
+            "warnings": [issue.to_json() for issue in issues if issue.level == "warning"]}
+
+
 def _target(raw: str) -> str:
     text = raw.strip().replace("\\", "/").replace(":", "/").replace(" ", "")
     while "//" in text:

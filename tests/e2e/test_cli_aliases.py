@@ -62,8 +62,13 @@ def test_jobs_lists_aliases_and_every_diagnostic(workspace: Path, data_dir: Path
         "demo", "examples.fail"]
     human = run_cli([":jobs"], cwd=workspace, data_dir=data_dir)
     assert "hello-demo  demo" in human.stdout
-    assert "alias ':plan':" in human.stderr and "[alias.reserved]" in human.stderr
-    assert "alias 'twice' is declared for several jobs [alias.collision]" in human.stderr
+    # An unusable alias is an error on stderr as in the JSON's errors, with its code.
+    lines = human.stderr.splitlines()
+    assert any(line.startswith("flwd: error: scripts/flwd.yaml: alias name ':plan' is reserved")
+               and line.endswith("[alias.reserved]") for line in lines), lines
+    assert ("flwd: error: alias 'twice' is declared for several jobs (demo, examples.fail) "
+            "[alias.collision]") in lines
+    assert not [line for line in lines if line.startswith("flwd: warning:")]
 
 
 def test_using_a_broken_alias_names_its_problem(workspace: Path, data_dir: Path) -> None:

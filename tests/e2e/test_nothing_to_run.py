@@ -73,7 +73,9 @@ def test_jobs_lists_it_with_one_warning(workspace: Path, data_dir: Path) -> None
     assert table.returncode == 0
     assert [line.split() for line in table.stdout.splitlines()] == [
         ["ID", "NAME", "SUMMARY"], ["demo", "Demo", "Job", "Prints", "greeting"]]
-    assert table.stderr == f"flwd: warning: scripts/demo/config.d/config.yaml: {WARNING}\n"
+    # Its line carries its code, as every problem :jobs reports on stderr.
+    assert table.stderr == (f"flwd: warning: scripts/demo/config.d/config.yaml: {WARNING} "
+                            f"[{CODE}]\n")
 
 
 def test_a_run_completes_with_zero_steps_and_says_why(workspace: Path, data_dir: Path) -> None:
@@ -142,7 +144,8 @@ def test_a_server_lists_plans_and_runs_it(dev_server: Any, tmp_path: Path,
     assert listed.headers["X-Flowd-Discovery-Errors"] == "0"
     issues = httpx.get(f"{url}/discovery", headers=AUTH, timeout=30).json()
     assert issues == {"errors": [], "warnings": [
-        {"path": "scripts/demo/config.d/config.yaml", "warning": WARNING, "code": CODE}]}
+        {"path": "scripts/demo/config.d/config.yaml", "warning": WARNING, "code": CODE}],
+        "alias_collisions": {}, "alias_invalid": {}}  # the dev token sees the aliases
     planned = httpx.post(f"{url}/plans", headers=AUTH, timeout=30,
                          json={"job_id": "demo", "args": {"name": "Avery"}})
     assert planned.status_code == 200, planned.text

@@ -64,7 +64,7 @@ def test_cli_lists_the_good_jobs_and_names_each_bomb(workspace: Path, data_dir: 
 
     human = run_cli([":jobs"], cwd=workspace, data_dir=data_dir, timeout=30)
     assert human.returncode == 0
-    assert f"flwd: error: {BOMB_PATH}: {EXPANDS}\n" in human.stderr
+    assert f"flwd: error: {BOMB_PATH}: {EXPANDS} [config.too.large]\n" in human.stderr
     assert max(len(line) for line in human.stderr.splitlines()) < 300
     assert "demo" in human.stdout
 
