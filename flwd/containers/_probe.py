@@ -11,6 +11,7 @@ client without a daemon; docs/containers.md, "Runtime", has the numbers):
   the hardening flags of every run. It needs no image (``--rootfs`` of an empty
   temporary folder, a host path as the runs' bind mounts are) and no network, and
   nothing runs in it: ``init`` stops before the container's process starts.
+  A probe a killed flwd left behind is removed by the next check (``_leftovers``).
 - docker fails when its daemon is down or out of reach: ``docker info`` asks the
   daemon (0.02 s when there is none). Creating a container would need an image,
   which a preflight must not pull.
@@ -20,13 +21,21 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._argv import PIDS_LIMIT
+from ._leftovers import (
+    OWNER_LABEL,
+    PROBE_LABEL,
+    dead_probes,
+    list_probes,
+    owner_label,
+    probe_folder,
+    remove_folders,
+)
 
 if TYPE_CHECKING:  # _runtime asks this module; the type alone comes back
     from ._runtime import Runtime
@@ -50,21 +59,28 @@ def unusable(runtime: Runtime, env: Mapping[str, str]) -> str | None:
         failure = _call([runtime.path, "info"], env)
         return None if failure is None else (
             f"{runtime.kind} ({runtime.path}): '{runtime.kind} info' failed: {failure}")
-    with tempfile.TemporaryDirectory(prefix="flwd-preflight-",
-                                     ignore_cleanup_errors=True) as folder:
-        rootfs = Path(folder)
+    name = f"flwd-preflight-{os.getpid()}-{secrets.token_hex(4)}"
+    # Named as the container: a dead process's folder is found with its probe.
+    rootfs = probe_folder(name)
+    rootfs.mkdir(mode=0o700)
+    try:
         probe = rootfs / _PROBE_COMMAND.lstrip("/")
         probe.write_text(f"#!{_PROBE_COMMAND}\n")  # never run
         probe.chmod(0o755)
-        name = f"flwd-preflight-{os.getpid()}-{secrets.token_hex(4)}"
-        create = [runtime.path, "create", "--name", name, "--label", "flwd.preflight=1",
+        create = [runtime.path, "create", "--name", name, "--label", f"{PROBE_LABEL}=1",
+                  "--label", f"{OWNER_LABEL}={owner_label()}",
                   "--init", "--cap-drop=ALL", "--security-opt=no-new-privileges",
                   "--read-only", "--network", "none", f"--pids-limit={PIDS_LIMIT}",
                   "--rootfs", str(rootfs), _PROBE_COMMAND]
+        listing = list_probes(runtime.path, env)  # alongside the probe (``_leftovers``)
         try:
             failure = _call(create, env) or _call([runtime.path, "init", name], env)
         finally:  # also after a create that timed out: it may have made the container
-            _call([runtime.path, "rm", "--force", "--ignore", name], env)
+            leftovers = dead_probes(listing)
+            _call([runtime.path, "rm", "--force", "--ignore", name, *leftovers], env)
+            remove_folders(leftovers)
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
     return None if failure is None else (
         f"{runtime.kind} ({runtime.path}) cannot create a container: {failure}")
 

@@ -7,13 +7,13 @@ flwd process that recovers the run removes them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
 from ._argv import RUN_LABEL
+from ._ps import labels, names, ps_argv, ps_entries
 from ._runtime import Runtime, detect_runtime
 
 _log = logging.getLogger("flwd.containers")
@@ -29,41 +29,17 @@ def _call(argv: list[str], env: Mapping[str, str]) -> subprocess.CompletedProces
         return None
 
 
-def _labels(entry: dict[str, object]) -> dict[str, str]:
-    labels = entry.get("Labels") or {}
-    if isinstance(labels, str):  # docker: "k=v,k2=v2"
-        return dict(item.partition("=")[::2] for item in labels.split(",") if item)
-    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
-
-
-def _names(entry: dict[str, object]) -> list[str]:
-    names = entry.get("Names") or []
-    if isinstance(names, str):
-        return [n.lstrip("/") for n in names.split(",") if n]
-    return [str(n) for n in names] if isinstance(names, list) else []
-
-
 def flwd_containers(runtime: Runtime, env: Mapping[str, str] | None = None
                     ) -> list[tuple[str, str]]:
     """(container name, run id) of every container labelled by flwd, running or not."""
     env = os.environ if env is None else env
-    argv = [runtime.path, "ps", "--all", "--filter", f"label={RUN_LABEL}",
-            "--format", "json" if runtime.is_podman else "{{json .}}"]
-    done = _call(argv, env)
+    done = _call(ps_argv(runtime.path, runtime.is_podman, RUN_LABEL), env)
     if done is None or done.returncode != 0:
         return []
-    text = done.stdout.strip()
-    try:
-        entries = json.loads(text) if text.startswith("[") else [
-            json.loads(line) for line in text.splitlines() if line.strip()]
-    except ValueError:
-        return []
     found = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        run_id = _labels(entry).get(RUN_LABEL)
-        for name in _names(entry)[:1]:
+    for entry in ps_entries(done.stdout):
+        run_id = labels(entry).get(RUN_LABEL)
+        for name in names(entry)[:1]:
             if run_id:
                 found.append((name, run_id))
     return found

@@ -6,6 +6,7 @@ from ._owners import signal_owner as signal_owner
 from ._process import GroupTerminator as GroupTerminator
 from ._process import ProcessSpec as ProcessSpec
 from ._process import run_process_tree as run_process_tree
+from ._procfs import boot_id as boot_id
 from ._procfs import process_alive as process_alive
 from ._procfs import process_start_time as process_start_time
 from ._profile import profile_levels as profile_levels
