@@ -281,6 +281,11 @@ class KvLimitInvalid(KvInvalid):
     """A KV list ``limit`` is not a positive integer."""
 
 
+class RunFilterInvalid(FlwdError):
+    """A history query (``GET /runs``, ``flwd :runs``) names a status, time or argument
+    filter that cannot be used; ``errors`` lists each."""
+
+
 class RunOwnedElsewhere(FlwdError):
     """The run is live in another flwd server process, which alone can cancel it."""
 
@@ -392,6 +397,8 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     KvValueNotBase64: ProblemSpec(400, "value must be base64", "kv.value.not.base64", 2),
     KvCursorInvalid: ProblemSpec(400, "cursor must be base64", "kv.cursor.invalid", 2),
     KvLimitInvalid: ProblemSpec(400, "invalid limit", "kv.limit.invalid", 2),
+    # flwd's own 400 (the reference has no such filters), titled as flwd's other 400s.
+    RunFilterInvalid: ProblemSpec(400, "invalid request", "invalid-request", 2),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),
     # Exit 1, like the other errors of the environment rather than of the command line.
     ListenFailed: ProblemSpec(503, "cannot listen", "serve.listen.failed", 1),

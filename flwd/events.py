@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,61 @@ def format_ts(ts: float) -> str:
 
 #: The formatted whole second of the last :func:`format_ts` (events come in bursts).
 _second_prefix: tuple[int, str] = (-(2**63), "")
+
+
+#: RFC 3339's date-time (its §5.6), with the ``T`` and ``Z`` of either case and the
+#: space its note allows between date and time.
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+                      r"(?:([Zz])|([+-])(\d{2}):(\d{2}))", re.ASCII)
+#: The longest date-time looked at (nine fraction digits and an offset fit well within).
+_MAX_TS_TEXT = 64
+
+
+def parse_ts(text: str) -> float:
+    """The instant an RFC 3339 date-time names, in Unix seconds: ``2026-11-24T19:48:13Z``,
+    ``2026-11-24T20:48:13.5+01:00``; a leap second (``:60``) is the second after.
+
+    Every valid date-time is accepted (year 0000 included); the fraction counts to
+    the microsecond, as :func:`format_ts` writes it.
+
+    Raises:
+        ValueError: ``text`` is not an RFC 3339 date-time (the message says how).
+    """
+    match = _RFC3339.fullmatch(text) if len(text) <= _MAX_TS_TEXT else None
+    if match is None:
+        raise ValueError("not an RFC 3339 date-time: write e.g. 2026-11-24T19:48:13Z "
+                         "(a date, T, a time, then Z or an offset like +01:00)")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    if not (1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)
+            and hour <= 23 and minute <= 59 and second <= 60):
+        raise ValueError("not a date and time of the calendar (month 01-12, a day of "
+                         "that month, hour 00-23, minute 00-59, second 00-60)")
+    offset = 0
+    if match[9] is not None:
+        offset_hours, offset_minutes = int(match[10]), int(match[11])
+        if offset_hours > 23 or offset_minutes > 59:
+            raise ValueError("the offset is not a time zone offset (-23:59 to +23:59)")
+        offset = (offset_hours * 3600 + offset_minutes * 60) * (-1 if match[9] == "-" else 1)
+    micros = int((match[7] or "").ljust(6, "0")[:6])
+    days = _days_from_civil(year, month, day)
+    return days * 86400 + hour * 3600 + minute * 60 + second - offset + micros / 1e6
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to the date in the proleptic Gregorian calendar (any year;
+    ``datetime`` stops at year 1). Howard Hinnant's ``days_from_civil``."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 def now() -> float:

@@ -17,7 +17,7 @@ from cyclopts import App, Parameter
 from flwd import __version__
 from flwd.engine import recover
 from flwd.errors import UsageError
-from flwd.store import RetentionPolicy
+from flwd.store import RetentionPolicy, run_filter
 from flwd.tokens import parse_duration
 
 from ._backend import EXIT_OK, exit_status
@@ -100,6 +100,8 @@ Status = Literal["queued", "running", "completed", "failed", "canceled", "interr
 
 @app.command(name=":runs")
 async def runs_command(*, job: str | None = None, status: Status | None = None,
+                       arg: list[str] | None = None, since: str | None = None,
+                       until: str | None = None,
                        limit: int = 20, every: Annotated[bool, Parameter(name="--all")] = False,
                        json: bool = False) -> int:
     """List recent runs of this workspace from the Core DB, newest first.
@@ -110,6 +112,14 @@ async def runs_command(*, job: str | None = None, status: Status | None = None,
         Only runs of this job id.
     status
         Only runs with this status.
+    arg
+        NAME=VALUE: only runs whose argument NAME was VALUE, written as on the command
+        line (an array: one of its elements; an object: KEY=VALUE one of its entries).
+        Repeatable (all must hold). Secret arguments are never stored: never matched.
+    since
+        Only runs created at or after this RFC 3339 time (e.g. 2026-11-24T08:00:00Z).
+    until
+        Only runs created before this RFC 3339 time.
     limit
         How many runs to show (1-1000).
     every
@@ -120,14 +130,24 @@ async def runs_command(*, job: str | None = None, status: Status | None = None,
     """
     if not 1 <= limit <= 1000:
         raise UsageError(f"--limit must be between 1 and 1000 (got {limit})")
+    where = run_filter(job_id=job, statuses=[status] if status else [], since=since,
+                       until=until, args=[_name_value(text) for text in arg or ()])
     async with open_backend() as backend:
-        listing = await backend.list_runs(job=job, status=status, limit=limit, every=every)
+        listing = await backend.list_runs(where, limit=limit, every=every)
     if json:
         print(dumps(listing.documents))
     else:
         print(render_runs(listing.runs, Style(use_color(sys.stdout)), workspaces=every,
                           empty=listing.empty))
     return 0
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise UsageError(f"--arg {text!r} is not NAME=VALUE",
+                         hint="e.g. --arg name=world (an argument of the job, and its value)")
+    return name, value
 
 
 @app.command(name=":logs")

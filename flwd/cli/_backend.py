@@ -31,6 +31,7 @@ from flwd.jobs import Arg, Binding
 
 if TYPE_CHECKING:
     from flwd.sources import SourceSpec
+    from flwd.store import RunFilter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
@@ -214,9 +215,9 @@ class Backend(Protocol):
         """
 
     # -- runs ------------------------------------------------------------------
-    async def list_runs(self, *, job: str | None, status: str | None, limit: int,
-                        every: bool) -> RunListing:
-        """Recent runs, newest first (``every``: of every workspace of the data dir).
+    async def list_runs(self, where: RunFilter, *, limit: int, every: bool) -> RunListing:
+        """Recent runs ``where`` selects, newest first (``every``: of every workspace of the
+        data dir; a local backend sets ``where.workspace`` itself).
 
         **Cancellation:** leaves nothing behind (runs of dead processes may have been
         marked ``interrupted``).

@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -38,11 +38,14 @@ from flwd.errors import (
     ServerUnreachable,
     UsageError,
 )
-from flwd.events import RUN_FINISH, STEP_LOG, EventRecord, RunRow, now
+from flwd.events import RUN_FINISH, STEP_LOG, EventRecord, RunRow, format_ts, now
 from flwd.jobs import Arg
 from flwd.policy import resolve_profile
 
 from ._sse_client import SSEDecoder
+
+if TYPE_CHECKING:
+    from flwd.store import RunFilter
 
 TOKEN_ENV: Final = "FLWD_TOKEN"
 #: Reads wait longer than the server's SSE keep-alive interval (15 s), so a
@@ -51,6 +54,8 @@ TIMEOUT: Final = httpx.Timeout(30.0, read=60.0)
 #: Consecutive failed attempts to (re)open a run's event stream before giving up.
 STREAM_RETRIES: Final = 10
 PER_PAGE: Final = 200
+#: A query string: a mapping, or QueryParams (where a name may repeat: ``arg.NAME``).
+Params = Mapping[str, str | int] | httpx.QueryParams
 #: Pages of ``GET /runs`` scanned to resolve a run id prefix.
 MAX_SCAN_PAGES: Final = 25
 _RUN_ID: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -197,7 +202,7 @@ class Client:
 
     # -- requests ----------------------------------------------------------------
     async def request(self, method: str, path: str, *, body: Any = None,
-                      params: Mapping[str, str | int] | None = None,
+                      params: Params | None = None,
                       headers: Mapping[str, str] | None = None) -> httpx.Response:
         try:
             response = await self.http.request(method, path, json=body, params=params,
@@ -209,7 +214,7 @@ class Client:
         return response
 
     async def json(self, method: str, path: str, *, body: Any = None,
-                   params: Mapping[str, str | int] | None = None) -> Any:
+                   params: Params | None = None) -> Any:
         response = await self.request(method, path, body=body, params=params)
         return self.decode(response)
 
@@ -423,3 +428,18 @@ def request_body(job_id: str, values: Mapping[str, Any], profile: str | None) ->
         resolve_profile(requested=profile, requested_by="--profile")
         body["requested_security_profile"] = profile
     return body
+
+
+def query_params(where: RunFilter) -> list[tuple[str, str]]:
+    """``GET /runs``' query for a history filter (the server checks it again; the
+    workspace is not sent: a server's history is its own)."""
+    params: list[tuple[str, str]] = []
+    if where.job_id:
+        params.append(("job_id", where.job_id))
+    params += [("status", status) for status in where.statuses]
+    if where.since is not None:
+        params.append(("since", format_ts(where.since)))
+    if where.until is not None:
+        params.append(("until", format_ts(where.until)))
+    params += [(f"arg.{name}", value) for name, value in where.args]
+    return params

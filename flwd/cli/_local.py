@@ -18,7 +18,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from ._context import Context, load_workspace, resolve_job
 if TYPE_CHECKING:
     from flwd.kv import KvSpace
     from flwd.sources import SourceSpec
+    from flwd.store import RunFilter
 
 
 class LocalBackend:
@@ -108,8 +109,7 @@ class LocalBackend:
         return LocalTarget(settings, job, alias, rest)
 
     # -- runs ------------------------------------------------------------------
-    async def list_runs(self, *, job: str | None, status: str | None, limit: int,
-                        every: bool) -> RunListing:
+    async def list_runs(self, where: RunFilter, *, limit: int, every: bool) -> RunListing:
         """The runs of this workspace (``every``: of the whole data dir).
 
         **Cancellation:** no checkpoint.
@@ -121,7 +121,7 @@ class LocalBackend:
         runs: list[RunRow] = []
         if store.exists():
             recover(settings)
-            runs = store.list_runs(job_id=job, status=status, workspace=workspace, limit=limit)
+            runs = store.list_runs(replace(where, workspace=workspace), limit=limit)
         return RunListing(runs, [run.to_json() for run in runs],
                           empty=None if every else "(no runs yet in this workspace; "
                                                    "flwd :runs --all lists every workspace's)")

@@ -43,11 +43,19 @@ from ._backend import (
     exit_status,
     source_not_found,
 )
-from ._client import PER_PAGE, Client, remote_args, request_body, run_from_json
+from ._client import (
+    PER_PAGE,
+    Client,
+    query_params,
+    remote_args,
+    request_body,
+    run_from_json,
+)
 from ._render import dumps
 
 if TYPE_CHECKING:
     from flwd.sources import SourceSpec
+    from flwd.store import RunFilter
 
 
 class RemoteBackend:
@@ -130,8 +138,7 @@ class RemoteBackend:
         return RemoteTarget(self, job, rest)
 
     # -- runs ------------------------------------------------------------------
-    async def list_runs(self, *, job: str | None, status: str | None, limit: int,
-                        every: bool) -> RunListing:
+    async def list_runs(self, where: RunFilter, *, limit: int, every: bool) -> RunListing:
         """Every run of the server's data dir (this directory means nothing to it):
         ``every`` only adds the WORKSPACE column.
 
@@ -140,14 +147,10 @@ class RemoteBackend:
         client = self.client
         found: list[dict[str, Any]] = []
         per_page = min(limit, PER_PAGE)
-        params: dict[str, str | int] = {"per_page": per_page}
-        if job:
-            params["job_id"] = job
-        if status:
-            params["status"] = status
+        params = httpx.QueryParams([("per_page", str(per_page)), *query_params(where)])
         page = 1
         while len(found) < limit:
-            batch = await client.json("GET", "/runs", params={**params, "page": page})
+            batch = await client.json("GET", "/runs", params=params.set("page", str(page)))
             found += batch
             if len(batch) < per_page:
                 break

@@ -128,10 +128,13 @@ VERBS: dict[str, Verb] = {
               (_JSON, JOB_FLAGS[3]), (JOB_OPERAND,)),
     ":runs": ("list recent runs of this workspace, newest first", (
         ("all", "the runs of every workspace, with a WORKSPACE column", BOOLEAN, False),
+        ("arg", "only runs whose argument NAME was VALUE (NAME=VALUE; repeatable)", (), True),
         ("job", "only runs of this job id", JOB_IDS, False),
         _JSON,
         ("limit", "how many runs to show (1-1000)", (), False),
+        ("since", "only runs created at or after this RFC 3339 time", (), False),
         ("status", "only runs with this status", RUN_STATUSES, False),
+        ("until", "only runs created before this RFC 3339 time", (), False),
     ), ()),
     ":logs": ("print a run's output (or its events with --json)", (
         ("follow", "keep printing new events until the run finishes", BOOLEAN, False),

@@ -206,17 +206,15 @@ class Engine:
         records = decision_records("", job_id, profile, decisions)
         await journal.call(lambda reply: Append(records, reply))
 
-    async def list_runs(self, *, job_id: str | None = None, status: str | None = None,
-                        workspace: str | None = None, limit: int = 50, offset: int = 0
-                        ) -> tuple[list[RunRow], int]:
-        """A page of runs, newest first, and how many match in all.
+    async def list_runs(self, query: store.RunFilter = store.EVERY_RUN, *, limit: int = 50,
+                        offset: int = 0) -> tuple[list[RunRow], int]:
+        """A page of the runs ``query`` selects, newest first, and how many it selects.
 
         Cancellation: nothing is left behind (a read under way finishes in its thread).
         """
         def read() -> tuple[list[RunRow], int]:
-            return (self.store.list_runs(job_id=job_id, status=status, workspace=workspace,
-                                         limit=limit, offset=offset),
-                    self.store.count_runs(job_id=job_id, status=status, workspace=workspace))
+            return (self.store.list_runs(query, limit=limit, offset=offset),
+                    self.store.count_runs(query))
 
         return await trio.to_thread.run_sync(read)
 

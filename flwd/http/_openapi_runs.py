@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flwd.store import MAX_ARG_FILTERS, MAX_ARG_VALUE, MAX_JOB_ID, MAX_WORKSPACE, STATUSES
+
 from ._openapi_parts import PAGING, RUN_BODY, SSE
 from ._openapi_parts import json_response as _json
 from ._openapi_parts import operation as _op
@@ -45,6 +47,35 @@ _CURSOR = [{"name": "Last-Event-ID", "in": "header", "required": False,
             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR}}]
 
 
+_TIME = {"type": "string", "format": "date-time"}
+#: ``GET /runs``' filters (``arg.<name>`` cannot be a named parameter: see _ARG_FILTERS).
+_RUN_FILTERS: list[dict[str, Any]] = [
+    {"name": "job_id", "in": "query",
+     "schema": {"type": "string", "maxLength": MAX_JOB_ID}},
+    {"name": "status", "in": "query", "style": "form", "explode": True,
+     "description": "Any of these statuses (repeat it, or separate them with commas)",
+     "schema": {"type": "array", "maxItems": len(STATUSES),
+                "items": {"type": "string", "enum": list(STATUSES)}}},
+    {"name": "workspace", "in": "query",
+     "description": "Only the runs of this workspace (a run's `workspace`, exactly); "
+                    "absent: every workspace",
+     "schema": {"type": "string", "pattern": "^/[^\\x00]*$", "maxLength": MAX_WORKSPACE}},
+    {"name": "since", "in": "query", "schema": _TIME,
+     "description": "Only runs created at or after this time (RFC 3339; to the microsecond, "
+                    "as runs show theirs)"},
+    {"name": "until", "in": "query", "schema": _TIME,
+     "description": "Only runs created before this time (RFC 3339)"},
+]
+_ARG_FILTERS = (
+    "Also `arg.<name>=<value>` (repeatable, at most "
+    f"{MAX_ARG_FILTERS}, values up to {MAX_ARG_VALUE} characters; every filter must hold): "
+    "runs whose argument `<name>` was `<value>` written as on the command line — a string "
+    "as it is, a number in decimal, a boolean `true`/`false`; an array when one of its "
+    "elements is; an object when one of its entries is `KEY=VALUE`. A secret argument's "
+    "value is never stored, so it matches nothing; with `job_id`, a filter on an argument "
+    "that job declares secret is a 400 naming it.")
+
+
 def run_paths() -> dict[str, Any]:
     return {
         "/runs": {
@@ -68,18 +99,7 @@ def run_paths() -> dict[str, Any]:
             "get": _op("List runs, newest first", ("runs:read",),
                        {"200": _json({"type": "array", "items": _ref("Run")}),
                         **_problems(400, 401, 403)},
-                       parameters=[*PAGING,
-                                   {"name": "job_id", "in": "query", "schema": {"type": "string"}},
-                                   {"name": "status", "in": "query",
-                                    "schema": {"type": "string",
-                                               "enum": ["queued", "running", "completed",
-                                                        "failed", "canceled", "interrupted"]}},
-                                   {"name": "workspace", "in": "query",
-                                    "description": "Only the runs of this workspace (a run's "
-                                                   "`workspace`, exactly); absent: every "
-                                                   "workspace",
-                                    "schema": {"type": "string", "pattern": "^/[^\\x00]*$",
-                                               "maxLength": 4096}}]),
+                       parameters=[*PAGING, *_RUN_FILTERS], description=_ARG_FILTERS),
         },
         "/runs/{run_id}": {"get": _op("One run", ("runs:read",),
                                       {"200": _json(_ref("Run")), **_problems(401, 403, 404)},

@@ -7,8 +7,9 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from flwd.errors import RunNotFound
-from flwd.events import TERMINAL_STATUSES, RunRow
+from flwd.errors import FlwdError, RunFilterInvalid, RunNotFound
+from flwd.events import RunRow
+from flwd.store import RunFilter, run_filter
 
 from ._canonical import canonical_sha256
 from ._models import RunRequest
@@ -101,24 +102,37 @@ async def create_run() -> Response:
     return response
 
 
-def _filters() -> tuple[str | None, str | None, str | None]:
-    """``GET /runs``'s (job_id, status, workspace) filters, each checked."""
-    status = request.args.get("status")
-    statuses = ("queued", "running", *sorted(TERMINAL_STATUSES))
-    if status is not None and status not in statuses:
-        raise bad_request(f"invalid status filter {quote(status)}",
-                          errors=[{"arg": "status",
-                                   "message": f"use one of: {', '.join(statuses)}"}])
-    job_id = request.args.get("job_id") or request.args.get("job")
-    # A run's `workspace`, exactly as runs show it; absent: every workspace.
-    workspace = request.args.get("workspace")
-    if workspace is not None and not (workspace.startswith("/") and len(workspace) <= 4096
-                                      and "\0" not in workspace):
-        raise bad_request(f"invalid workspace filter {quote(workspace)}",
-                          errors=[{"arg": "workspace",
-                                   "message": "use an absolute path, as a run's "
-                                              "`workspace` shows it"}])
-    return job_id, status, workspace
+def _filters() -> RunFilter:
+    """``GET /runs``'s filters: ``job_id`` (or ``job``), ``status`` (repeatable, or a comma
+    list), ``workspace``, ``since`` and ``until`` (RFC 3339, on ``created_at``), and
+    ``arg.<name>=<value>`` (repeatable), each checked and bounded (``run_filter``)."""
+    query = request.args
+    return run_filter(
+        job_id=query.get("job_id") or query.get("job") or None,
+        statuses=query.getlist("status"), workspace=query.get("workspace"),
+        since=query.get("since"), until=query.get("until"),
+        args=[(key[4:], value) for key, value in query.items(multi=True)
+              if key.startswith("arg.")])
+
+
+async def _refuse_secret_filters(where: RunFilter) -> None:
+    """A filter on an argument the job declares secret is refused, naming it: its value
+    is never stored, so it could only ever match nothing (with no job given, or a job
+    that no longer exists, such a filter simply matches nothing — see ``RunFilter``)."""
+    if where.job_id is None or not where.args:
+        return
+    try:
+        job, _ = await current_state().engine.find_job(where.job_id)
+    except FlwdError:
+        return  # the runs of a job that is gone (or ambiguous now) can still be listed
+    secret = {arg.name for arg in job.config.args if arg.is_secret}
+    errors = [{"arg": f"arg.{name}",
+               "message": f"{name} is a secret argument of {job.id}: its value is never "
+                          "stored, so runs cannot be filtered by it"}
+              for name, _ in where.args if name in secret]
+    if errors:
+        raise RunFilterInvalid(f"invalid run filter {errors[0]['arg']}: "
+                               f"{errors[0]['message']}", errors=errors)
 
 
 @blueprint.get("/runs")
@@ -128,10 +142,10 @@ async def list_runs() -> Response:
     Cancellation: nothing is left behind (here as in ``get_run``).
     """
     first, per_page = page(request.args)
-    job_id, status, workspace = _filters()
+    where = _filters()
+    await _refuse_secret_filters(where)
     runs, total = await current_state().engine.list_runs(
-        job_id=job_id, status=status, workspace=workspace, limit=per_page,
-        offset=(first - 1) * per_page)
+        where, limit=per_page, offset=(first - 1) * per_page)
     response = jsonify([run_json(run) for run in runs])
     response.headers["X-Total-Count"] = str(total)
     return response

@@ -17,6 +17,7 @@ from flwd.errors import RunNotFound
 from flwd.events import EventRecord, IdempotencyRecord, RunRow
 
 from ._db import Connection, connect
+from ._filter import EVERY_RUN, RunFilter, where_clause
 from ._schema import SCHEMA_VERSION
 
 _RUN_FIELDS = ("id", "job_id", "status", "created_at", "started_at", "finished_at", "exit_code",
@@ -74,57 +75,41 @@ def get_run(conn: sqlite3.Connection, run_ref: str, *, workspace: str | None = N
     Raises:
         RunNotFound: no run, or an ambiguous prefix.
     """
-    columns, _ = _run_columns(conn)
     if run_ref == "last":
-        clause, params = _run_filter(conn, None, None, workspace)
-        rows = conn.execute(f"SELECT {columns} FROM runs {clause}"
-                            " ORDER BY created_at DESC, id DESC LIMIT 1", params).fetchall()
-    else:
-        rows = conn.execute(f"SELECT {columns} FROM runs WHERE id = ?", (run_ref,)).fetchall()
-        if not rows and len(run_ref) >= 4:
-            like = run_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            rows = conn.execute(f"SELECT {columns} FROM runs WHERE id LIKE ? ESCAPE '\\'"
-                                " LIMIT 2", (like,)).fetchall()
+        latest = list_runs(conn, RunFilter(workspace=workspace), limit=1)
+        if latest:
+            return latest[0]
+        if workspace is not None:
+            raise RunNotFound(f"no run in the workspace {workspace} yet",
+                              hint="'flwd :runs --all' lists the runs of every workspace")
+        raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
+    columns, _ = _run_columns(conn)
+    rows = conn.execute(f"SELECT {columns} FROM runs WHERE id = ?", (run_ref,)).fetchall()
+    if not rows and len(run_ref) >= 4:
+        like = run_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = conn.execute(f"SELECT {columns} FROM runs WHERE id LIKE ? ESCAPE '\\'"
+                            " LIMIT 2", (like,)).fetchall()
     if len(rows) == 1:
         return _run_from_row(rows[0])
     if len(rows) > 1:
         raise RunNotFound(f"run id prefix '{run_ref}' is ambiguous",
                           hint="give more characters of the run id")
-    if run_ref == "last" and workspace is not None:
-        raise RunNotFound(f"no run in the workspace {workspace} yet",
-                          hint="'flwd :runs --all' lists the runs of every workspace")
     raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
 
 
-def _run_filter(conn: sqlite3.Connection, job_id: str | None, status: str | None,
-                workspace: str | None = None) -> tuple[str, list[str]]:
-    where, params = [], []
-    if job_id:
-        where.append("job_id = ? COLLATE NOCASE")
-        params.append(job_id)
-    if status:
-        where.append("status = ?")
-        params.append(status)
-    if workspace is not None:
-        # Runs of a Core DB without the column belong to no workspace (NULL).
-        where.append("workspace = ?" if _run_columns(conn)[1] else "NULL = ?")
-        params.append(workspace)
-    return (f"WHERE {' AND '.join(where)}" if where else ""), params
-
-
-def count_runs(conn: sqlite3.Connection, *, job_id: str | None = None,
-               status: str | None = None, workspace: str | None = None) -> int:
-    clause, params = _run_filter(conn, job_id, status, workspace)
+def count_runs(conn: sqlite3.Connection, query: RunFilter = EVERY_RUN) -> int:
+    clause, params = where_clause(query, has_workspace=_run_columns(conn)[1])
     return int(conn.execute(f"SELECT COUNT(*) FROM runs {clause}", params).fetchone()[0])
 
 
-def list_runs(conn: sqlite3.Connection, *, job_id: str | None = None, status: str | None = None,
-              workspace: str | None = None, limit: int = 50, offset: int = 0) -> list[RunRow]:
-    """Runs newest first; ``workspace`` (an absolute path): only the runs of that one."""
-    clause, params = _run_filter(conn, job_id, status, workspace)
+def list_runs(conn: sqlite3.Connection, query: RunFilter = EVERY_RUN, *, limit: int = 50,
+              offset: int = 0) -> list[RunRow]:
+    """The runs ``query`` selects, newest first."""
+    columns, has_workspace = _run_columns(conn)
+    clause, params = where_clause(query, has_workspace=has_workspace)
     rows = conn.execute(
-        f"SELECT {_run_columns(conn)[0]} FROM runs {clause} ORDER BY created_at DESC, id DESC"
-        " LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+        f"SELECT {columns} FROM runs {clause} ORDER BY created_at DESC, id DESC"
+        " LIMIT :limit OFFSET :offset", {**params, "limit": limit, "offset": offset}).fetchall()
     return [_run_from_row(r) for r in rows]
 
 

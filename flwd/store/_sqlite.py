@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRo
 
 from . import _kv, _read, _retention, _sessions
 from ._db import connect
+from ._filter import EVERY_RUN, RunFilter
 from ._journal import JournalItem, append_batch
 from ._kv import KvItem
 from ._read import open_reader
@@ -72,21 +74,18 @@ class SqliteStore:
         with open_reader(self.path) as conn:
             return _read.get_run(conn, run_ref, workspace=workspace)
 
-    def list_runs(self, *, job_id: str | None = None, status: str | None = None,
-                  workspace: str | None = None, limit: int = 50, offset: int = 0
+    def list_runs(self, query: RunFilter = EVERY_RUN, *, limit: int = 50, offset: int = 0
                   ) -> list[RunRow]:
         if not self.exists():
             return []
-        with open_reader(self.path) as conn:
-            return _read.list_runs(conn, job_id=job_id, status=status, workspace=workspace,
-                                   limit=limit, offset=offset)
+        with open_reader(self.path) as conn, _json_functions(query):
+            return _read.list_runs(conn, query, limit=limit, offset=offset)
 
-    def count_runs(self, *, job_id: str | None = None, status: str | None = None,
-                   workspace: str | None = None) -> int:
+    def count_runs(self, query: RunFilter = EVERY_RUN) -> int:
         if not self.exists():
             return 0
-        with open_reader(self.path) as conn:
-            return _read.count_runs(conn, job_id=job_id, status=status, workspace=workspace)
+        with open_reader(self.path) as conn, _json_functions(query):
+            return _read.count_runs(conn, query)
 
     def run_statuses(self, run_ids: Collection[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -287,6 +286,21 @@ class SqliteStore:
             marker.write_text(str(int(counter or "0") + 1) if counter.isdigit() else "1")
         except OSError:
             pass  # only a cache hint
+
+
+@contextmanager
+def _json_functions(query: RunFilter) -> Iterator[None]:
+    """Argument filters need SQLite's JSON functions (built in since 3.38, an option
+    before): without them, a StorageError that says so rather than a raw error."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if query.args and "json_each" in str(exc):
+            raise StorageError(f"argument filters need SQLite's JSON functions, which this "
+                               f"SQLite {sqlite3.sqlite_version} lacks ({exc})",
+                               hint="use a Python whose SQLite is 3.38 or newer, or "
+                                    "filter without arg.") from exc
+        raise
 
 
 if TYPE_CHECKING:  # mypy checks that SqliteStore implements the port

@@ -29,6 +29,7 @@ import outcome
 
 from flwd.events import EventRecord, IdempotencyRecord, RunRow
 
+from ._filter import EVERY_RUN, RunFilter
 from ._journal import GroupResult, JournalItem
 from ._kv import KvItem
 from ._retention import GcResult, RetentionPolicy
@@ -109,13 +110,20 @@ class Store(Protocol):
     def get_run(self, run_ref: str, *, workspace: str | None = None) -> RunRow:
         """The run with this id (or unique id prefix). Raises RunNotFound."""
 
-    def list_runs(self, *, job_id: str | None = None, status: str | None = None,
-                  workspace: str | None = None, limit: int = 50, offset: int = 0
+    def list_runs(self, query: RunFilter = EVERY_RUN, *, limit: int = 50, offset: int = 0
                   ) -> list[RunRow]:
-        """Newest first."""
+        """The runs ``query`` selects, newest first (``created_at``, then id).
 
-    def count_runs(self, *, job_id: str | None = None, status: str | None = None,
-                   workspace: str | None = None) -> int: ...
+        Selected in the database (``query``'s argument filters included), never by
+        loading every run.
+
+        Raises:
+            StorageError: the database cannot answer (an argument filter on a SQLite
+                without its JSON functions).
+        """
+
+    def count_runs(self, query: RunFilter = EVERY_RUN) -> int:
+        """How many runs ``query`` selects (as :meth:`list_runs`)."""
 
     def run_statuses(self, run_ids: Collection[str]) -> dict[str, str]:
         """The status of each of these runs that exists."""

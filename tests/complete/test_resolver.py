@@ -175,7 +175,8 @@ def test_verbs_operands_and_flags(index: Index) -> None:
     assert inserts(index, "init", "bash", "tools/x", "--") == ["--force"]
     assert inserts(index, ":runs", "--status", "c") == ["completed", "canceled"]
     assert inserts(index, ":runs", "--job", "alpha") == ["alpha.build", "alpha.deploy"]
-    assert inserts(index, ":runs", "") == ["--all", "--job", "--json", "--limit", "--status"]
+    assert inserts(index, ":runs", "") == ["--all", "--arg", "--job", "--json", "--limit", "--since",
+                                         "--status", "--until"]
     assert inserts(index, ":logs", "--f") == ["--follow"]
     assert inserts(index, ":serve", "--log=") == ["--log=text", "--log=json"]
     assert inserts(index, ":tokens", "") == ["create", "list", "revoke"]

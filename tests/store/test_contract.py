@@ -38,6 +38,7 @@ from flwd.store import (
     GroupResult,
     JournalItem,
     RetentionPolicy,
+    RunFilter,
     SessionRecord,
     SourceRecord,
     Store,
@@ -433,16 +434,79 @@ def test_runs_are_listed_newest_first_filtered_and_paged(store: Store) -> None:
     assert ids(store.list_runs()) == ["run-5", "run-4", "run-3", "run-2", "run-1"]
     assert ids(store.list_runs(limit=2, offset=1)) == ["run-4", "run-3"]
     assert ids(store.list_runs(offset=4)) == ["run-1"]
-    assert ids(store.list_runs(job_id="BUILD")) == ["run-5", "run-4", "run-3", "run-1"]
-    assert ids(store.list_runs(status="queued")) == ["run-5", "run-3", "run-1"]
-    assert ids(store.list_runs(workspace="/w/one")) == ["run-4", "run-2", "run-1"]
-    assert ids(store.list_runs(job_id="build", status="queued", workspace="/w/one")) == ["run-1"]
-    assert store.list_runs(job_id="nope") == []
+    assert ids(store.list_runs(RunFilter(job_id="BUILD"))) == ["run-5", "run-4", "run-3", "run-1"]
+    assert ids(store.list_runs(RunFilter(statuses=("queued",)))) == ["run-5", "run-3", "run-1"]
+    assert ids(store.list_runs(RunFilter(workspace="/w/one"))) == ["run-4", "run-2", "run-1"]
+    assert ids(store.list_runs(RunFilter(job_id="build", statuses=("queued",),
+                                         workspace="/w/one"))) == ["run-1"]
+    assert store.list_runs(RunFilter(job_id="nope")) == []
     assert store.count_runs() == 5
-    assert store.count_runs(job_id="build") == 4
-    assert store.count_runs(status="running") == 1
-    assert store.count_runs(workspace="/w/two") == 1
-    assert store.count_runs(job_id="build", workspace="/w/one") == 2
+    assert store.count_runs(RunFilter(job_id="build")) == 4
+    assert store.count_runs(RunFilter(statuses=("running",))) == 1
+    assert store.count_runs(RunFilter(workspace="/w/two")) == 1
+    assert store.count_runs(RunFilter(job_id="build", workspace="/w/one")) == 2
+    # Any of several statuses; a time range on created_at: [since, until).
+    assert ids(store.list_runs(RunFilter(statuses=("running", "completed")))) == [
+        "run-4", "run-2"]
+    assert ids(store.list_runs(RunFilter(since=T0 + 1, until=T0 + 3))) == [
+        "run-4", "run-3", "run-2"]
+    assert ids(store.list_runs(RunFilter(since=T0 + 2))) == ["run-5", "run-4", "run-3"]
+    assert ids(store.list_runs(RunFilter(until=T0 + 0.5))) == ["run-1"]
+    assert store.count_runs(RunFilter(since=T0 + 3, until=T0 + 1)) == 0
+    assert ids(store.list_runs(RunFilter(job_id="build", since=T0 + 1), limit=1,
+                               offset=1)) == ["run-4"]
+    # Times compare to the microsecond, as runs show them: a run's own shown
+    # created_at (here rounded up) is a since that includes it and an until that does not.
+    store.append([run_row("run-6", created=T0 + 10.1234567)])
+    shown = T0 + 10.123457
+    assert ids(store.list_runs(RunFilter(since=shown))) == ["run-6"]
+    assert store.count_runs(RunFilter(since=T0 + 2, until=shown)) == 3
+
+
+def test_runs_are_found_by_their_arguments_as_the_cli_writes_them(store: Store) -> None:
+    """``arg.NAME=VALUE`` filters, evaluated by the store: strings, numbers, booleans, an
+    array's elements, an object's KEY=VALUE entries, unicode; a secret never matches."""
+    store.append([
+        run_row("run-1", created=T0, args={
+            "name": "world", "count": 5, "ratio": 0.5, "loud": True, "tags": ["a", "b c"],
+            "meta": {"env": "prod", "n": 2}, "token": "[secret]"}),
+        run_row("run-2", created=T0 + 1, args={
+            "name": "wörld ✓", "count": 5.0, "loud": False, "tags": ["b c"],
+            "meta": {"env": "dev"}, "token": "[secret]", "big": 9_007_199_254_740_993}),
+        run_row("run-3", created=T0 + 2, job="other", args={"name": "world", "count": "5"}),
+        run_row("run-4", created=T0 + 3, args={}),
+    ])
+
+    def ids(*args: tuple[str, str], **fields: Any) -> list[str]:
+        query = RunFilter(args=args, **fields)
+        found = [run.id for run in store.list_runs(query)]
+        assert store.count_runs(query) == len(found)
+        return found
+
+    assert ids(("name", "world")) == ["run-3", "run-1"]
+    assert ids(("name", "world"), job_id="demo") == ["run-1"]
+    assert ids(("name", "wörld ✓")) == ["run-2"]
+    assert ids(("name", "World")) == []  # values are compared exactly
+    # A number matches its decimal text, whatever JSON type the run kept it as.
+    assert ids(("count", "5")) == ["run-3", "run-2", "run-1"]
+    assert ids(("count", "5.0")) == ["run-2", "run-1"]  # run-3's is the string "5"
+    assert ids(("ratio", "0.5")) == ["run-1"] and ids(("ratio", ".5")) == []
+    assert ids(("big", "9007199254740993")) == ["run-2"]
+    assert ids(("big", "9007199254740992")) == []
+    assert ids(("loud", "true")) == ["run-1"] and ids(("loud", "false")) == ["run-2"]
+    assert ids(("loud", "1")) == []
+    assert ids(("tags", "a")) == ["run-1"] and ids(("tags", "b c")) == ["run-2", "run-1"]
+    assert ids(("tags", "a"), ("tags", "b c")) == ["run-1"]  # every filter holds
+    assert ids(("meta", "env=prod")) == ["run-1"] and ids(("meta", "n=2")) == ["run-1"]
+    assert ids(("meta", "env")) == [] and ids(("meta", "prod")) == []
+    assert ids(("name", "world"), ("loud", "true")) == ["run-1"]
+    assert ids(("name", "world"), ("loud", "false")) == []
+    assert ids(("nope", "x")) == [] and ids(("name", "")) == []
+    # A secret's value is not in the store: what stands in its place matches nothing.
+    assert ids(("token", "[secret]")) == [] and ids(("token", "hunter2")) == []
+    assert ids(("name", "world"), since=T0 + 1) == ["run-3"]
+    assert [run.id for run in store.list_runs(RunFilter(args=(("count", "5"),)), limit=1,
+                                              offset=1)] == ["run-2"]
 
 
 def test_run_events_move_the_status_and_terminal_is_sticky(store: Store) -> None:

@@ -20,6 +20,7 @@ from flwd.errors import RecordUnstorable, RunNotFound, StorageError
 from flwd.events import RUN_FINISH, RUN_START, STEP_LOG, STEP_START, EventRecord, RunRow
 from flwd.execute import owner_identity
 from flwd.store import (
+    RunFilter,
     SqliteStore,
     append_batch,
     connect,
@@ -378,13 +379,15 @@ def test_last_of_an_empty_db(conn):
 def test_list_runs_newest_first_with_filters(runs):
     assert [r.id for r in list_runs(runs)] == ["run-01C%_X", "run-01BBBB1", "run-01AAAA2",
                                                "run-01AAAA1"]
-    assert [r.id for r in list_runs(runs, job_id="HELLO.world")] == ["run-01AAAA2", "run-01AAAA1"]
-    assert [r.id for r in list_runs(runs, job_id="backup")] == ["run-01BBBB1"]
-    assert [r.id for r in list_runs(runs, status="completed")] == ["run-01BBBB1", "run-01AAAA1"]
-    assert [r.id for r in list_runs(runs, job_id="hello.world", status="failed")] == [
-        "run-01AAAA2"]
+    def ids(query: RunFilter) -> list[str]:
+        return [r.id for r in list_runs(runs, query)]
+
+    assert ids(RunFilter(job_id="HELLO.world")) == ["run-01AAAA2", "run-01AAAA1"]
+    assert ids(RunFilter(job_id="backup")) == ["run-01BBBB1"]
+    assert ids(RunFilter(statuses=("completed",))) == ["run-01BBBB1", "run-01AAAA1"]
+    assert ids(RunFilter(job_id="hello.world", statuses=("failed",))) == ["run-01AAAA2"]
     assert [r.id for r in list_runs(runs, limit=2, offset=1)] == ["run-01BBBB1", "run-01AAAA2"]
-    assert list_runs(runs, job_id="nope") == []
+    assert list_runs(runs, RunFilter(job_id="nope")) == []
 
 
 # -- recovery ----------------------------------------------------------------------------------------
