@@ -33,12 +33,25 @@ class RunRequest(_Strict):
 
 
 class ArgSchema(BaseModel):
+    """One argument of a job, as ``flwd.jobs.Arg.to_json`` gives it (empty members left out):
+    what a form for it needs. A secret (``secret: true``) never has a default."""
+
     name: str
     type: str
     description: str | None = None
     required: bool | None = None
     default: Any = None
     enum: list[Any] | None = None
+    #: ``array``: its elements' type and their allowed values.
+    items_type: str | None = None
+    items_enum: list[Any] | None = None
+    #: ``object``: its values' type.
+    value_type: str | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    minLength: int | None = None  # the wire's spelling (as in YAML)
+    maxLength: int | None = None
+    pattern: str | None = None
     format: str | None = None
     secret: bool | None = None
 
@@ -53,7 +66,7 @@ class JobSummary(BaseModel):
     summary: str | None = None
     description: str | None = None
     path: str
-    args: list[dict[str, Any]]
+    args: list[ArgSchema]
     source: dict[str, str] | None = None
     alias_of: str | None = None
     alias: dict[str, Any] | None = None

@@ -273,7 +273,8 @@ class Arg(BaseModel):
         out: dict[str, Any] = {"name": self.name, "type": self.type}
         if self.format:
             out["format"] = self.format
-        if self.secret:
+        if self.is_secret:
+            # Also for ``format: secret``: one member says it, whichever way it was written.
             out["secret"] = True
         if self.required:
             out["required"] = True

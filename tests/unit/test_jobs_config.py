@@ -386,7 +386,7 @@ def test_argspec_args_and_to_json() -> None:
             "description": "Additional tags to echo",
             "items_type": "string",
         },
-        {"name": "secret_token", "type": "string", "format": "secret"},
+        {"name": "secret_token", "type": "string", "format": "secret", "secret": True},
         {
             "name": "level",
             "type": "string",
