@@ -82,3 +82,26 @@ def test_a_million_lines_keep_few_rows_in_the_page(log_page: Any) -> None:
     assert result["found"] == [1000, 999, 999999]
     assert result["text"] == ["line 0 hay", "line 4095 hay", "line 4096 hay", "line 999999 needle"]
     assert result["err"] == "err"
+
+
+def test_the_cancel_ladder_measures_on_the_servers_clock(log_page: Any) -> None:
+    # The cancel request's answer comes a little after the server sent TERM (its
+    # run.canceled event's time); a run KILLed after a grace of 3 s ends just after the
+    # grace by the server's clock: that is "KILL sent", however late the answer came.
+    outcome = log_page.evaluate("""async () => {
+        const { cancelLadder } = await import('/ui/js/run.js');
+        const ladder = (grace) => cancelLadder(grace, new AbortController().signal);
+        const server = Date.now() - 10000;
+        const killed = ladder(3);
+        killed.start(server + 400);        // the 202, 0.4 s after TERM
+        killed.start(server, true);        // run.canceled
+        killed.finish(server + 3100, 'canceled');
+        const quick = ladder(3);
+        quick.start(server, true);
+        quick.finish(server + 800, 'canceled');
+        return [killed.el.innerText, quick.el.innerText];
+    }""")
+    assert "grace period (3 s) over" in outcome[0] and "KILL sent to what was left" in outcome[0]
+    assert "The run ended 3.1 s after TERM." in outcome[0]
+    assert "ended within the grace period (0.8 s)" in outcome[1]
+    assert "KILL not needed" in outcome[1]

@@ -102,3 +102,28 @@ def test_a_job_runs_with_the_keyboard_alone(page, ui_server: UiServer) -> None:
     page.keyboard.press("Enter")
     expect(page.get_by_role("region", name="Run output")).to_contain_text("keys")
     expect(page.locator(".title-badge")).to_have_text("completed")
+
+
+def test_history_filters_by_argument_values_and_time(page, ui_server: UiServer) -> None:
+    api = ui_server.api()
+    wanted = api.post("/runs", json={"job_id": "examples.vars", "args": {"who": "needle"}}).json()
+    other = api.post("/runs", json={"job_id": "examples.vars", "args": {"who": "hay"}}).json()
+    page.goto(f"{ui_server.url}/#/runs")
+    expect(page.get_by_role("link", name=other["id"])).to_be_visible()
+    page.get_by_label("Argument name 1").fill("who")
+    page.get_by_label("Argument value 1").fill("needle")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r"#/runs\?arg.who=needle$"))
+    expect(page.get_by_role("link", name=wanted["id"])).to_be_visible()
+    expect(page.get_by_role("link", name=other["id"])).to_have_count(0)
+    # The filtered view is a link: opened anew, it shows the same.
+    page.reload()
+    expect(page.get_by_label("Argument value 1")).to_have_value("needle")
+    expect(page.get_by_role("link", name=wanted["id"])).to_be_visible()
+    expect(page.get_by_role("link", name=other["id"])).to_have_count(0)
+
+    # A time range (the browser's zone): from tomorrow on, nothing.
+    page.get_by_label("Since").fill("2999-01-01T00:00")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r"since=2999-01-01T00%3A00%3A00.000Z"))
+    expect(page.get_by_text("No runs match.")).to_be_visible()

@@ -300,7 +300,7 @@ export async function runPage(view, { params, signal }) {
         break;
       }
       case 'run.canceled':
-        ladder.start(Date.parse(ev.ts) || Date.now());
+        ladder.start(Date.parse(ev.ts) || Date.now(), true);
         meta(`■ run canceled: ${d.reason || 'canceled'}${d.by ? ' (by ' + d.by + ')' : ''}`);
         break;
       case 'policy.decision':
@@ -414,7 +414,7 @@ export async function runPage(view, { params, signal }) {
 }
 
 /** The TERM → grace → KILL ladder of a cancelled run, with the grace counting down. */
-function cancelLadder(initialGrace, signal) {
+export function cancelLadder(initialGrace, signal) {
   let grace = initialGrace;
   const term = h('li', null, 'TERM sent');
   const wait = h('li', null, `grace period (${grace} s)`);
@@ -422,7 +422,8 @@ function cancelLadder(initialGrace, signal) {
   const outcome = h('p', { class: 'muted' });
   const el = h('section', { class: 'ladder', 'aria-label': 'Cancel progress', hidden: true },
     h('h2', null, 'Cancelling'), h('ol', null, term, wait, kill), outcome);
-  let termAt = 0;
+  let termAt = 0; // when TERM went, on this browser's clock (the countdown)
+  let serverTermAt = 0; // the same on the server's clock (run.canceled's ts)
   let timer = 0;
   let done = false;
   let killSignal = false;
@@ -442,8 +443,15 @@ function cancelLadder(initialGrace, signal) {
   signal.addEventListener('abort', () => clearInterval(timer));
   return {
     el,
-    start(at) {
-      if (termAt || done) return;
+    /** TERM went at `at`: by the server's clock when `fromServer` (the run.canceled event),
+     *  else the browser's (the cancel request's answer, a little later). */
+    start(at, fromServer = false) {
+      if (done) return;
+      if (fromServer) serverTermAt = at;
+      if (termAt) {
+        termAt = Math.min(termAt, at);
+        return;
+      }
       termAt = Math.min(at, Date.now());
       el.hidden = false;
       term.textContent = `TERM sent at ${clockText(new Date(termAt))}`;
@@ -461,7 +469,8 @@ function cancelLadder(initialGrace, signal) {
       done = true;
       clearInterval(timer);
       if (!termAt) return;
-      const after = Math.max(0, (at - termAt) / 1000);
+      // run.finish's time is the server's: measured from the server's TERM when known.
+      const after = Math.max(0, (at - (serverTermAt || termAt)) / 1000);
       const killed = killSignal || after >= grace;
       el.querySelector('h2').textContent = status === 'canceled' ? 'Canceled' : `Finished (${status})`;
       wait.className = 'done';
