@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,3 +168,17 @@ def test_a_failed_run_jumps_to_its_first_error(page, ui_server: UiServer) -> Non
     expect(current).to_have_class(re.compile(r"\berr\b"))
     expect(current).to_contain_text("fail: about to fail with status 3")
     expect(page.get_by_role("region", name="Run output")).to_be_focused()
+
+
+def test_downloads_of_the_log_as_text_and_ndjson(page, ui_server: UiServer) -> None:
+    run = ui_server.api().post("/runs", json={"job_id": "demo", "args": {"name": "Eve"}}).json()
+    page.goto(f"{ui_server.url}/#/runs/{run['id']}")
+    expect(page.locator(".title-badge")).to_have_text("completed")
+    with page.expect_download() as text:
+        page.get_by_role("button", name="Download log").click()
+    assert "demo: Hello, Eve!" in text.value.path().read_text()
+    with page.expect_download() as ndjson:
+        page.get_by_role("button", name="Download NDJSON").click()
+    events = [json.loads(line) for line in ndjson.value.path().read_text().splitlines()]
+    assert events[0]["type"] == "run.start" and events[-1]["type"] == "run.finish"
+    assert {event["run_id"] for event in events} == {run["id"]}
