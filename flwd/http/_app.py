@@ -93,7 +93,8 @@ OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi", "ui.index", "ui.asset"
 def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticator,
                metrics: Metrics | None) -> QuartTrio:
     """Build the application around a running ``engine``."""
-    app = QuartTrio("flwd")
+    # No Quart static route: the UI's files are served by _ui, with their headers.
+    app = QuartTrio("flwd", static_folder=None)
     app.extensions[EXTENSION] = AppState.build(engine, options, authenticator, metrics)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -20,7 +20,6 @@ from flwd.http._metrics import Metrics
 OPEN = "open"
 #: (method, rule) → the scopes it needs; "WS" is the WebSocket.
 EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
-    ("GET", "/static/<path:filename>"): (),
     # Either: the reference's jobs:read, or metrics:read (flwd's scope before).
     ("GET", "/health/storage"): (AnyScope(("jobs:read", "metrics:read")),),
     ("GET", "/healthz"): OPEN,
