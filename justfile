@@ -22,6 +22,11 @@ lint:
 bench:
     {{python}} bench/run_all.py
 
+# Retake the web UI's screenshots in docs/images (light/dark, desktop/phone) with the
+# browser tests' own tooling (Debian's chromium).
+screenshots:
+    FLWD_UI_SCREENSHOTS=docs/images {{python}} -m pytest -q tests/ui/test_ui_screenshots.py
+
 # Start the server (serve mode) on loopback with the dev token.
 serve:
     {{venv}}/bin/flwd :serve --bind 127.0.0.1:8080 --dev
