@@ -46,6 +46,57 @@ def _runs_executor(conn: sqlite3.Connection) -> None:
     conn.executemany("UPDATE runs SET executor = ?, runtime = ? WHERE id = ?", found)
 
 
+_AUTOMATION_TABLES = """
+    CREATE UNIQUE INDEX IF NOT EXISTS runs_by_trigger_key ON runs(trigger_key)
+        WHERE trigger_key IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS schedule_state (
+        workspace    TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        watermark    REAL,
+        paused       INTEGER NOT NULL DEFAULT 0,
+        last_fire_at REAL,
+        last_outcome TEXT,
+        last_run_id  TEXT,
+        updated_at   REAL NOT NULL,
+        PRIMARY KEY (workspace, name)
+    );
+    CREATE TABLE IF NOT EXISTS hook_deliveries (
+        hook        TEXT NOT NULL,
+        delivery    TEXT NOT NULL,
+        seen_at     REAL NOT NULL,
+        run_id      TEXT,
+        PRIMARY KEY (hook, delivery)
+    );
+    CREATE INDEX IF NOT EXISTS hook_deliveries_by_seen ON hook_deliveries(seen_at);
+    CREATE TABLE IF NOT EXISTS notify_deliveries (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL,
+        job_id      TEXT NOT NULL,
+        sink        TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        attempt     INTEGER NOT NULL,
+        outcome     TEXT NOT NULL,
+        detail      TEXT,
+        at          REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS notify_deliveries_by_at ON notify_deliveries(at);
+    CREATE INDEX IF NOT EXISTS notify_deliveries_by_run ON notify_deliveries(run_id);
+"""
+
+
+def _automation(conn: sqlite3.Connection) -> None:
+    """9 -> 10: ``runs.trigger``/``runs.trigger_key`` and the automation tables. The
+    columns are added only when missing (like the tables' IF NOT EXISTS: a Core DB moved
+    back to an older version number keeps what it holds)."""
+    present = {row[1] for row in conn.execute("SELECT * FROM pragma_table_info('runs')")}
+    for column in ("trigger", "trigger_key"):
+        if column not in present:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+    for statement in _AUTOMATION_TABLES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 # Each entry migrates from version i to i + 1. Never edit a released entry:
 # append a new one.
 MIGRATIONS: list[Migration] = [
@@ -170,9 +221,23 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX IF NOT EXISTS sessions_by_token ON sessions(token_id, created_at);
     CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at);
     """,
+    # 9 -> 10: automation (schedules, inbound webhooks, notifications).
+    # runs.trigger: what started a run, as JSON ({"kind": "schedule", "name", "fire_at"},
+    # {"kind": "hook", "name", "delivery"}); NULL for the API and the CLI.
+    # runs.trigger_key: the unique identity of a fire or a delivery: a second run for the
+    # same (schedule, fire_at) is refused by the index, in the transaction that would
+    # create it (what makes a crash between fire and journal, or several replicas, safe).
+    # schedule_state: one row per schedule (workspace, name): the watermark (the latest
+    # fire time handled, fired or skipped), pause, and the last outcome.
+    # hook_deliveries: delivery ids seen (replay protection), dropped after their window.
+    # notify_deliveries: one row per delivery attempt of a notification (the UI lists
+    # them; each is also a journaled event of its run).
+    _automation,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The version whose migration made the Rule-Y key/value tables (a reader of an
 #: older Core DB finds none).
 KV_SCHEMA = 7
+#: The version whose migration made the automation tables and ``runs.trigger``.
+AUTOMATION_SCHEMA = 10
