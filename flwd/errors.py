@@ -125,6 +125,15 @@ class RecordUnstorable(FlwdError):
     64 bits, a value too big…): only the request or run it belongs to fails."""
 
 
+class TriggerAlreadyFired(RecordUnstorable):
+    """A run for this trigger key (one schedule fire, one webhook delivery) already
+    exists: the Core DB refused a second one. Nothing of the new run was kept."""
+
+    def __init__(self, message: str, *, key: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.key = key
+
+
 class ExecutorUnavailable(FlwdError):
     """The job needs an executor (interpreter, container runtime) that is missing."""
 

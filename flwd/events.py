@@ -266,6 +266,10 @@ class RunRow:
     executor: str | None = None
     #: The container runtime of a ``container`` run (``podman`` or ``docker``).
     runtime: str | None = None
+    #: What started it (:class:`Trigger`'s ``detail``); None for the API and the CLI.
+    trigger: dict[str, Any] | None = None
+    #: Its trigger's unique key (:class:`Trigger`); None for the API and the CLI.
+    trigger_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -289,10 +293,26 @@ class RunRow:
         out["executor"] = self.executor
         if self.runtime is not None:
             out["runtime"] = self.runtime
+        if self.trigger is not None:
+            out["trigger"] = self.trigger
         out["result"] = {"resolved_args": self.args}
         if self.provenance:
             out["provenance"] = self.provenance
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """What started a run other than a person: a schedule's fire, a webhook's delivery.
+
+    ``key`` is its identity (``schedule:<name>@<fire_at>``, ``hook:<name>:<delivery>``):
+    the Core DB keeps at most one run per key, so a fire or a delivery handled twice (a
+    crash between fire and journal, a retry, another replica) never makes a second run.
+    ``detail`` is what runs show as their ``trigger`` (``{"kind", "name", …}``).
+    """
+
+    key: str
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

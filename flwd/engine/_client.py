@@ -21,7 +21,7 @@ import trio
 from flwd import store
 from flwd.containers import Runtime
 from flwd.errors import FlwdError, RunOwnedElsewhere, SourceNotFound, StorageError
-from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow
+from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow, Trigger
 from flwd.execute import process_alive, signal_owner
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
 from flwd.kv import KvNamespaces, KvPage, KvSpace
@@ -76,11 +76,15 @@ class Engine:
         """The last error of the Core DB writer (disk full…), for clients to report."""
         return self.root.storage_error
 
-    async def start_run(self, plan: Plan) -> RunRow:
+    async def start_run(self, plan: Plan, *, trigger: Trigger | None = None) -> RunRow:
         """Journal a new run of ``plan`` and start its actor; returns the run row.
+
+        ``trigger``: what started it (a schedule's fire, a webhook's delivery); the
+        Core DB keeps one run per trigger key at most.
 
         Raises:
             ActorStopped: the engine is shutting down.
+            TriggerAlreadyFired: a run of ``trigger``'s key exists (nothing was started).
 
         Cancellation: a caller cancelled before the root took the message leaves
         nothing; once the root has it, the run is journaled and started all the
@@ -88,7 +92,7 @@ class Engine:
         only the answer is lost.
         """
         run: RunRow
-        run, _ = await self.root.commands.call(lambda reply: StartRun(plan, None, reply))
+        run, _ = await self.root.commands.call(lambda reply: StartRun(plan, None, trigger, reply))
         return run
 
     async def start_run_once(self, plan: Plan, key: str, body_digest: str
@@ -106,7 +110,7 @@ class Engine:
         retry of the same request answers that run.
         """
         result: tuple[RunRow, bool] = await self.root.commands.call(
-            lambda reply: StartRun(plan, (key, body_digest), reply))
+            lambda reply: StartRun(plan, (key, body_digest), None, reply))
         return result
 
     async def find_job(self, job_id: str, *, source: str | None = None
@@ -162,17 +166,19 @@ class Engine:
                                            decisions_of(exc))
             raise
 
-    async def submit(self, request: PlanRequest, *, idempotency: tuple[str, bytes] | None = None
-                     ) -> tuple[RunRow, bool]:
+    async def submit(self, request: PlanRequest, *, idempotency: tuple[str, bytes] | None = None,
+                     trigger: Trigger | None = None) -> tuple[RunRow, bool]:
         """Plan ``request`` and start a run of it; the run, and True for a replay.
 
         ``idempotency``: (the Idempotency-Key scoped to its caller, the canonical
         request body). The same key with the same body within 24 h answers the
         earlier run (True); with another body, IdempotencyConflict. Only a keyed
-        digest of the body is kept (it may hold a secret).
+        digest of the body is kept (it may hold a secret). ``trigger``: what started
+        it if not a person (not with ``idempotency``; see :meth:`start_run`).
 
         Raises:
-            as :meth:`plan`; IdempotencyConflict; ActorStopped (shutting down).
+            as :meth:`plan`; IdempotencyConflict; TriggerAlreadyFired; ActorStopped
+            (shutting down).
 
         Cancellation: a caller cancelled before the root took the request leaves
         nothing; once the root has it, the run is created and started anyway (it
@@ -180,7 +186,9 @@ class Engine:
         """
         plan = await self.plan(request, journal_refusals=True)
         if idempotency is None:
-            return await self.start_run(plan), False
+            return await self.start_run(plan, trigger=trigger), False
+        if trigger is not None:
+            raise ValueError("a run has an idempotency key or a trigger, not both")
         key, body = idempotency
         digest = await self._body_digest(body)
         return await self.start_run_once(plan, key, digest)

@@ -50,6 +50,7 @@ from flwd.events import (
     EventRecord,
     IdempotencyRecord,
     RunRow,
+    Trigger,
     now,
 )
 from flwd.execute import owner_identity
@@ -95,6 +96,8 @@ class StartRun:
     plan: Plan
     #: (scoped Idempotency-Key, keyed digest of the canonical request body), if any.
     idempotency: tuple[str, str] | None
+    #: What started it, if not a person (its key makes it start once at most).
+    trigger: Trigger | None
     #: The run, and whether it is a replay of an earlier request with the same key.
     reply: ReplySlot[tuple[RunRow, bool]]
 
@@ -126,7 +129,8 @@ class _Commands(Actor[Command]):
             # follows cannot interleave with another request's.
             try:
                 message.reply.reply(
-                    await self.root.start_run(message.plan, message.idempotency))
+                    await self.root.start_run(message.plan, message.idempotency,
+                                              message.trigger))
             except Exception as exc:
                 message.reply.fail(exc)
         else:
@@ -266,8 +270,8 @@ class Root:
 
         await trio.to_thread.run_sync(record_digest, self.store, name, image, digest)
 
-    async def start_run(self, plan: Plan, idempotency: tuple[str, str] | None
-                         ) -> tuple[RunRow, bool]:
+    async def start_run(self, plan: Plan, idempotency: tuple[str, str] | None,
+                        trigger: Trigger | None = None) -> tuple[RunRow, bool]:
         if not self._accepting:
             raise ActorStopped("commands", "is shutting down")
         plan.require_runnable()
@@ -287,7 +291,9 @@ class Root:
                      provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
                      owner_host=host, owner_kind=self.owner_kind,
                      workspace=self.settings.workspace_key, executor=plan.executor,
-                     runtime=plan.runtime_kind)
+                     runtime=plan.runtime_kind,
+                     trigger=None if trigger is None else trigger.detail,
+                     trigger_key=None if trigger is None else trigger.key)
         # Before anything is journaled: a tree deleted since the plan was made
         # is a clear error, and no flwd process deletes it while the run lives.
         await self._lease_tree(run.id, plan)

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from flwd.errors import RecordUnstorable, StorageError, StorageFull
+from flwd.errors import RecordUnstorable, StorageError, StorageFull, TriggerAlreadyFired
 from flwd.events import (
     RUN_FINISH,
     RUN_START,
@@ -186,6 +186,13 @@ def _storage_error(exc: sqlite3.Error) -> StorageError:
 
 
 def _refusal(item: JournalItem | None, exc: Exception) -> RecordUnstorable:
+    if (isinstance(item, RunRow) and item.trigger_key is not None
+            and isinstance(exc, sqlite3.IntegrityError) and "trigger_key" in str(exc)):
+        duplicate = TriggerAlreadyFired(
+            f"a run for {_printable(item.trigger_key)} already exists",
+            key=item.trigger_key, hint="a fire or a delivery starts one run at most")
+        duplicate.__cause__ = exc
+        return duplicate
     if isinstance(item, RunRow):
         what = f"run {item.id} of job {item.job_id}"
     elif isinstance(item, IdempotencyRecord):
@@ -232,13 +239,15 @@ def _insert_run(conn: sqlite3.Connection, run: RunRow) -> None:
     conn.execute(
         "INSERT INTO runs(id, job_id, status, created_at, started_at, finished_at, exit_code,"
         " error, profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind,"
-        " workspace, executor, runtime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " workspace, executor, runtime, trigger, trigger_key)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (run.id, run.job_id, run.status, run.created_at, run.started_at, run.finished_at,
          run.exit_code, run.error, run.profile, _dumps(run.args),
          None if run.plan is None else _dumps(run.plan),
          None if run.provenance is None else _dumps(run.provenance),
          run.owner_pid, run.owner_start, run.owner_host, run.owner_kind, run.workspace,
-         run.executor, run.runtime),
+         run.executor, run.runtime, None if run.trigger is None else _dumps(run.trigger),
+         run.trigger_key),
     )
 
 

@@ -22,7 +22,8 @@ from ._schema import SCHEMA_VERSION
 
 _RUN_FIELDS = ("id", "job_id", "status", "created_at", "started_at", "finished_at", "exit_code",
                "error", "profile", "args", "plan", "provenance", "owner_pid", "owner_start",
-               "owner_host", "owner_kind", "workspace", "executor", "runtime")
+               "owner_host", "owner_kind", "workspace", "executor", "runtime", "trigger",
+               "trigger_key")
 _RUN_COLUMNS = ", ".join(_RUN_FIELDS)
 
 
@@ -58,6 +59,7 @@ def _run_from_row(row: tuple[Any, ...]) -> RunRow:
         provenance=json.loads(row[11]) if row[11] else None,
         owner_pid=row[12], owner_start=row[13], owner_host=row[14], owner_kind=row[15],
         workspace=row[16], executor=row[17], runtime=row[18],
+        trigger=json.loads(row[19]) if row[19] else None, trigger_key=row[20],
     )
 
 
