@@ -151,7 +151,7 @@ def test_a_schema_7_core_db_is_migrated_and_its_runs_keep_their_executor(
 
     server = server_factory("--dev")
     health = httpx.get(f"{server.url}/health/storage", headers=AUTH, timeout=30).json()
-    assert health["schema_version"] == file_stats(data_dir)[1] == 9
+    assert health["schema_version"] == file_stats(data_dir)[1] == SCHEMA_VERSION
     run = httpx.get(f"{server.url}/runs/{old}", headers=AUTH, timeout=30).json()
     # Filled in from the plan the run stored; its start time was always kept.
     assert (run["executor"], run["status"]) == ("proc", "completed")
