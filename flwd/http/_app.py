@@ -26,12 +26,13 @@ from flwd.engine import Engine
 from flwd.errors import FlwdError
 
 from . import _events, _jobs, _kv, _runs, _session, _sources, _ui
-from ._auth import AnyScope, Authenticator, Principal, Refusal, Requirement
+from ._auth import Authenticator, Principal, Refusal
 from ._metrics import Metrics
 from ._ops import ops_blueprint
 from ._origins import DEV_ORIGIN, is_dev_origin
 from ._params import quote
 from ._problems import PROBLEM_JSON, HttpProblem, domain_problem, forbidden, unauthorized
+from ._scopes import OPEN_ENDPOINTS, ROUTE_SCOPES
 from ._state import EXTENSION, AppState, ServeOptions, current_state
 
 __all__ = ["MAX_BODY", "OPEN_ENDPOINTS", "ROUTE_SCOPES", "ServeOptions", "create_app"]
@@ -51,43 +52,6 @@ class _RunId(BaseConverter):
 class _SourceName(BaseConverter):
     # One word, no ':' ("/sources/<name>:refresh"), no '/' or '\\' (404, never a path).
     regex = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
-
-
-#: Scopes each endpoint (``blueprint.handler``) needs: every requirement of its tuple,
-#: a scope or an ``AnyScope`` (any one of several). An endpoint not listed needs a
-#: valid token and no scope; one in OPEN_ENDPOINTS needs no token at all.
-ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
-    "jobs.list_jobs": ("jobs:read",),
-    "jobs.list_discovery_issues": ("jobs:read",),
-    "jobs.get_job": ("jobs:read",),
-    "jobs.create_plan": ("jobs:read",),
-    "runs.create_run": ("runs:write",),
-    "runs.list_runs": ("runs:read",),
-    "runs.get_run": ("runs:read",),
-    "runs.cancel_run": ("runs:write",),
-    "events.run_events": ("runs:read", "events:read"),
-    "events.run_events_ndjson": ("runs:read", "events:read"),
-    "events.run_log_text": ("runs:read", "events:read"),
-    "events.run_ws": ("runs:read", "events:read"),
-    "events.all_events": ("events:read",),
-    "sources.list_sources": ("sources:read",),
-    "sources.get_source": ("sources:read",),
-    "sources.add_source": ("sources:write",),
-    "sources.delete_source": ("sources:write",),
-    "sources.refresh_source": ("sources:write",),
-    # The Rule-Y KV, with the reference's scope names.
-    "kv.read_kv": ("ruley:read",),
-    "kv.put_kv": ("ruley:write",),
-    "kv.delete_kv": ("ruley:write",),
-    # The reference's scope, and the one flwd asked before.
-    "ops.storage_health": (AnyScope(("jobs:read", "metrics:read")),),
-    "ops.metrics": ("metrics:read",),
-    "ops.server_info": ("jobs:read",),
-}
-#: The web UI's files hold no data (its pages ask the API, with credentials). A login
-#: and a logout need no token (``GET /session`` needs one, and no scope).
-OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi", "ui.index", "ui.asset",
-                            "session.create_session", "session.delete_session"})
 
 
 def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticator,
