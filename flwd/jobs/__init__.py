@@ -49,10 +49,13 @@ from ._discovery import discover as discover
 from ._empty import NOTHING_TO_RUN as NOTHING_TO_RUN
 from ._paths import check_paths as check_paths
 from ._paths import path_problems as path_problems
+from ._schedule import ScheduleEntry as ScheduleEntry
 from ._suggest import close_matches as close_matches
 from ._suggest import quoted_choice as quoted_choice
 from ._text import printable as printable
 from ._text import text_problem as text_problem
+from ._timetable import job_schedules as job_schedules
+from ._timetable import schedule_book as schedule_book
 from ._yaml import CONFIG_LIMITS as CONFIG_LIMITS
 from ._yaml import YamlLimits as YamlLimits
 from ._yaml import YamlRefused as YamlRefused

@@ -13,7 +13,6 @@ once and nothing is silently dropped:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +32,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigInvalid, ConfigTooLarge, MixedExecutors
-from ._argspec import SPEC_ERROR, Arg, Loc, plain, show, spec_error
+from ._argspec import SPEC_ERROR, Arg, Loc, show, spec_error
+from ._duration import duration_validator, parse_duration
+from ._schedule import ScheduleEntry, check_schedules, schedule_problems
 from ._suggest import did_you_mean
 from ._yaml import YamlRefused, clip, load_yaml
 
@@ -59,50 +60,6 @@ STEPS_IGNORED: Final = "steps: ignored without 'composition: steps'"
 #: The warning for ``composition: steps`` without any step: as in the reference, the
 #: job is not a DAG then (its ``NNN_`` files run).
 NO_STEPS: Final = "composition: steps lists no steps, so the job runs its NNN_ scripts instead"
-_DURATION_RE: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
-_DURATION_PART_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_NUMBER_RE: Final = re.compile(r"\d+(?:\.\d+)?")
-
-
-def parse_duration(value: Any, *, allow_zero: bool = False) -> float:
-    """Seconds from ``30``, ``2.5``, ``"30s"``, ``"30m"``, ``"1h30m"``, ``"500ms"``, ``"1d"``.
-
-    Raises:
-        ValueError: not a duration, negative, infinite, or zero when not allowed.
-    """
-    seconds: float
-    if isinstance(value, bool):
-        raise ValueError(f"{show(value)} is not a duration")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
-        seconds = float(value.strip())
-    elif isinstance(value, str) and _DURATION_RE.fullmatch(value.strip()):
-        seconds = sum(
-            float(number) * _UNIT_SECONDS[unit]
-            for number, unit in _DURATION_PART_RE.findall(value.strip())
-        )
-    else:
-        raise ValueError(f"{show(value)} is not a duration (seconds, or like 30s, 30m, 1h30m)")
-    if not math.isfinite(seconds):
-        raise ValueError(f"{show(value)} is not a finite duration")
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(
-            f"must be greater than {'or equal to ' if allow_zero else ''}0 (got {plain(value)})"
-        )
-    return seconds
-
-
-def _duration_validator(value: Any, *, allow_zero: bool) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value, allow_zero=allow_zero)
-    except ValueError as exc:
-        raise PydanticCustomError("duration", "{message}", {"message": str(exc)}) from None
-
-
 class _Model(BaseModel):
     # Strict: YAML already yields real booleans and numbers; a quoted "3" where a
     # number belongs is a mistake worth reporting, not something to guess about.
@@ -192,7 +149,7 @@ class ErrorHandling(_Model):
     @field_validator("retry_backoff", mode="before")
     @classmethod
     def _backoff(cls, value: Any) -> Any:
-        return _duration_validator(value, allow_zero=True)
+        return duration_validator(value, allow_zero=True)
 
 
 class Step(_Model):
@@ -288,6 +245,9 @@ class JobConfig(_Model):
     composition: Literal["steps"] | None = None
     steps: list[Step] = Field(default_factory=list, validate_default=True)
     args: list[Arg] = Field(default_factory=list)
+    #: When the job runs by itself (after ``args``: each entry's ``args`` are checked
+    #: against them).
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
 
     @field_validator("interpreter", mode="before")
     @classmethod
@@ -334,7 +294,7 @@ class JobConfig(_Model):
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout(cls, value: Any) -> Any:
-        return _duration_validator(value, allow_zero=False)
+        return duration_validator(value, allow_zero=False)
 
     @field_validator("composition", mode="before")
     @classmethod
@@ -395,6 +355,20 @@ class JobConfig(_Model):
         if problems:
             raise spec_error(problems)
         return args
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedules(cls, value: Any) -> Any:
+        return check_schedules(value, _message)
+
+    @field_validator("schedule", mode="after")
+    @classmethod
+    def _schedule_args(cls, entries: list[ScheduleEntry], info: ValidationInfo
+                       ) -> list[ScheduleEntry]:
+        problems = schedule_problems(entries, info.data.get("args"))
+        if problems:
+            raise spec_error(problems)
+        return entries
 
     @model_validator(mode="after")
     def _executor_fits(self) -> JobConfig:
@@ -614,6 +588,9 @@ _TOP: Final[Mapping[str, Any]] = {
     "steps": _Each(_STEP),
     "argspec": {"args": _Each(_ARG)},
     "arguments": _Values(_LEGACY_ARG),
+    # Each entry is checked whole (an unknown key there is an error: a misspelt
+    # timezone: must not fire the job at another hour).
+    "schedule": None,
 }
 
 
