@@ -199,16 +199,17 @@ class Server:
 
 
 def start_server(workspace: Path, data_dir: Path, *flags: str, containers: bool = False,
-                 **env: str) -> Server:
+                 bind: str = "127.0.0.1:0", **env: str) -> Server:
     """Start ``flwd :serve`` and wait for its "serving" log line (no sleeps: we read the log).
 
-    Without ``containers`` it runs with ``--no-containers`` (no runtime needed).
+    Without ``containers`` it runs with ``--no-containers`` (no runtime needed). ``bind``
+    names a port to serve on again (a restart at the same address); any free one otherwise.
     """
     import json
     import threading
 
     process = subprocess.Popen(
-        [*FLWD, ":serve", "--bind", "127.0.0.1:0", "--log", "json",
+        [*FLWD, ":serve", "--bind", bind, "--log", "json",
          *(() if containers else ("--no-containers",)), *flags],
         cwd=workspace, env=flwd_env(data_dir, **env), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
