@@ -24,7 +24,7 @@ def test_history_updates_live_and_filters_are_links(page, ui_server: UiServer) -
     expect(row).to_contain_text("completed")
     expect(row.get_by_role("cell").nth(4)).to_have_text(re.compile(r"^\d+(\.\d)? (ms|s)$"))
 
-    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("group", name="Status").get_by_role("checkbox", name="failed").check()
     page.get_by_role("button", name="Apply filters").click()
     expect(page).to_have_url(re.compile(r"#/runs\?job_id=examples.vars&status=failed$"))
     expect(page.get_by_text("No runs match.")).to_be_visible()

@@ -21,9 +21,15 @@ export async function historyPage(view, { query, signal }) {
   // -- filters ---------------------------------------------------------------------------
   const job = h('input', { id: 'f-job', list: 'f-jobs', autocomplete: 'off', value: query.get('job_id') || '' });
   const jobsList = h('datalist', { id: 'f-jobs' });
-  const status = h('select', { id: 'f-status' }, h('option', { value: '' }, 'any'),
-    STATUSES.map((s) => h('option', { value: s }, s)));
-  status.value = query.get('status') || '';
+  // Statuses: any number of them (GET /runs takes a list), none checked meaning any. The
+  // address holds one status= per status; a comma list (as the API takes) reads the same.
+  const wanted = new Set(query.getAll('status').flatMap((v) => v.split(',')).map((v) => v.trim()));
+  const statusBoxes = STATUSES.map((s) => h('input', { type: 'checkbox', name: 'status', value: s,
+    checked: wanted.has(s) }));
+  const statusGroup = h('fieldset', { class: 'status-filter', 'aria-describedby': 'f-status-help' },
+    h('legend', null, 'Status'),
+    h('div', { class: 'choices' }, STATUSES.map((s, i) => h('label', { class: 'choice' }, statusBoxes[i], s))),
+    h('p', { class: 'help', id: 'f-status-help' }, 'None checked: any status.'));
   const since = h('input', { type: 'datetime-local', id: 'f-since', value: isoToLocal(query.get('since')) });
   const until = h('input', { type: 'datetime-local', id: 'f-until', value: isoToLocal(query.get('until')) });
   const argRows = h('div', { class: 'arg-filters' });
@@ -48,9 +54,9 @@ export async function historyPage(view, { query, signal }) {
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter runs' },
     h('div', { class: 'filter-grid' },
       h('div', null, h('label', { for: 'f-job' }, 'Job'), job, jobsList),
-      h('div', null, h('label', { for: 'f-status' }, 'Status'), status),
       h('div', null, h('label', { for: 'f-since' }, 'Since'), since),
       h('div', null, h('label', { for: 'f-until' }, 'Until'), until)),
+    statusGroup,
     h('fieldset', null, h('legend', null, 'Argument values'), argRows, more),
     workspace ? h('p', { class: 'muted' }, `Workspace: ${workspace}`) : null,
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Apply filters'),
@@ -60,7 +66,7 @@ export async function historyPage(view, { query, signal }) {
     event.preventDefault();
     const q = new URLSearchParams();
     if (job.value.trim()) q.set('job_id', job.value.trim());
-    if (status.value) q.set('status', status.value);
+    for (const box of statusBoxes) if (box.checked) q.append('status', box.value);
     if (since.value) q.set('since', localToIso(since.value));
     if (until.value) q.set('until', localToIso(until.value));
     if (workspace) q.set('workspace', workspace);
@@ -133,7 +139,7 @@ export async function historyPage(view, { query, signal }) {
         : h('p', { class: 'muted' }, 'No runs match.'),
       h('nav', { class: 'pager', 'aria-label': 'Pages' },
         page > 1 ? h('a', { href: link(page - 1), class: 'btn' }, 'Previous page') : null,
-        h('span', null, ` Page ${page} of ${pages} (${total} runs) `),
+        h('span', null, ` Page ${page} of ${pages} (${total} run${total === 1 ? '' : 's'}) `),
         page < pages ? h('a', { href: link(page + 1), class: 'btn' }, 'Next page') : null));
   };
   // Runs that start from now on come as events (GET /events starts at the newest event
