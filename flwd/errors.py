@@ -134,6 +134,10 @@ class TriggerAlreadyFired(RecordUnstorable):
         self.key = key
 
 
+class ScheduleNotFound(FlwdError):
+    """No schedule of the catalog has that name."""
+
+
 class ExecutorUnavailable(FlwdError):
     """The job needs an executor (interpreter, container runtime) that is missing."""
 
@@ -409,6 +413,7 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     # flwd's own 400 (the reference has no such filters), titled as flwd's other 400s.
     RunFilterInvalid: ProblemSpec(400, "invalid request", "invalid-request", 2),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),
+    ScheduleNotFound: ProblemSpec(404, "schedule not found", "schedule.not.found", 2),
     # Exit 1, like the other errors of the environment rather than of the command line.
     ListenFailed: ProblemSpec(503, "cannot listen", "serve.listen.failed", 1),
     ServerUnreachable: ProblemSpec(502, "flwd server unreachable", "server.unreachable", 1),

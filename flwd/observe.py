@@ -29,6 +29,13 @@ EVICTION_KINDS: Final = ("journal", "idempotency")
 PULL_OUTCOMES: Final = ("ok", "error")
 #: The source types (``flwd.sources``).
 SOURCE_TYPES: Final = ("local", "git", "oci")
+#: How a schedule's fire ended: a run started on time (``fired``), catching up a
+#: missed fire (``catchup``) or asked for (``manual``); a fire that already had its
+#: run (``duplicate``); or skipped, by reason (a skipped fire counts once per fire).
+SCHEDULE_OUTCOMES: Final = (
+    "fired", "catchup", "manual", "duplicate", "skipped_overlap", "skipped_queue_full",
+    "skipped_misfire", "skipped_outside_catchup_window", "skipped_catchup_limit",
+    "skipped_paused", "skipped_disabled", "skipped_refused")
 
 
 class Observer(Protocol):
@@ -50,6 +57,12 @@ class Observer(Protocol):
     def source_added(self, kind: str) -> None:
         """A new source of this type was registered."""
 
+    def schedule_fires(self, outcome: str, count: int) -> None:
+        """``count`` fires of a schedule ended as ``outcome`` (:data:`SCHEDULE_OUTCOMES`)."""
+
+    def schedule_lag(self, seconds: float) -> None:
+        """A scheduled run was created ``seconds`` after its fire was due."""
+
 
 class _Unobserved:
     """Drops every measurement (a CLI process, a server with ``--no-metrics``)."""
@@ -67,6 +80,12 @@ class _Unobserved:
         pass
 
     def source_added(self, kind: str) -> None:
+        pass
+
+    def schedule_fires(self, outcome: str, count: int) -> None:
+        pass
+
+    def schedule_lag(self, seconds: float) -> None:
         pass
 
 

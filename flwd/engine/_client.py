@@ -18,9 +18,16 @@ from typing import Any
 
 import trio
 
+from actors import ActorStopped, ChildNotFound
 from flwd import store
 from flwd.containers import Runtime
-from flwd.errors import FlwdError, RunOwnedElsewhere, SourceNotFound, StorageError
+from flwd.errors import (
+    FlwdError,
+    RunOwnedElsewhere,
+    ScheduleNotFound,
+    SourceNotFound,
+    StorageError,
+)
 from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow, Trigger
 from flwd.execute import process_alive, signal_owner
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
@@ -36,9 +43,10 @@ from flwd.plan import (
     resolve_target,
 )
 from flwd.policy import Decision, PolicyContext, decisions_of
+from flwd.schedule import Schedule, ScheduleBook
 from flwd.settings import Settings
 from flwd.sources import Add, AllowList, Entry, OciContext, Refresh, Remove, Source, SourceSpec
-from flwd.store import KvItem, RetentionPolicy
+from flwd.store import KvItem, RetentionPolicy, ScheduleState
 
 from ._decisions import decision_records
 from ._hub import EventHub
@@ -46,6 +54,8 @@ from ._journal import Append, JournalRef
 from ._recovery import recover
 from ._retention import storage_health
 from ._root import CancelRun, Root, StartRun
+from ._schedule_host import EngineHost
+from ._scheduler import FireNow, Poke, Scheduler, SchedulerRef, WallClock
 from ._stream import stream_events
 
 
@@ -433,6 +443,89 @@ class Engine:
         """The run belongs to this process and its ``run.finish`` is not yet published."""
         return self.root.is_live(run_id)
 
+    async def journal_events(self, records: Sequence[EventRecord]) -> None:
+        """Journal (and publish to ``/events``) events that belong to no run: their
+        ``run_id`` is ``""`` (a schedule's skip, a refused webhook delivery).
+
+        Cancellation: the records may be journaled all the same (the journal commits
+        what it was handed).
+        """
+        if records:
+            journal: JournalRef = self.root.supervisor.child_value("journal")
+            await journal.call(lambda reply: Append(list(records), reply))
+
+    # -- schedules ------------------------------------------------------------
+    async def schedules(self) -> ScheduleBook:
+        """The schedules of :meth:`catalog`, by name (zone-less ones on this host's zone).
+
+        Cancellation: as :meth:`catalog`.
+        """
+        return await self.root.schedule_book()
+
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        """What the Core DB keeps of each schedule (watermark, pause, last fire).
+
+        Cancellation: nothing is left behind (a read under way finishes in its thread).
+        """
+        return await trio.to_thread.run_sync(self.store.schedule_states,
+                                             self.settings.workspace_key)
+
+    async def find_schedule(self, name: str) -> Schedule:
+        """The schedule called ``name``. Raises ScheduleNotFound.
+
+        Cancellation: as :meth:`catalog`.
+        """
+        schedule = (await self.schedules()).get(name)
+        if schedule is None:
+            raise ScheduleNotFound(f"no schedule named {name!r}",
+                                   hint="GET /schedules (or 'flwd :schedules') lists them")
+        return schedule
+
+    async def pause_schedule(self, name: str, paused: bool) -> tuple[Schedule, bool]:
+        """Pause (or resume) the schedule ``name``, in the Core DB (it survives a
+        restart); True when that changed its state. The scheduler skips the fires of a
+        paused schedule, and those that came while it was paused once resumed.
+
+        Raises:
+            ScheduleNotFound; StorageError.
+
+        Cancellation: the change may be written all the same; only the answer is lost.
+        """
+        schedule = await self.find_schedule(name)
+        changed = await trio.to_thread.run_sync(partial(
+            self.store.schedule_pause, self.settings.workspace_key, name, paused))
+        ref = self._scheduler_ref()
+        if ref is not None:
+            try:
+                ref.cast_nowait(Poke())
+            except (trio.WouldBlock, ActorStopped):
+                pass  # it looks again within RECHECK seconds anyway
+        return schedule, changed
+
+    async def trigger_schedule(self, name: str) -> RunRow:
+        """Fire schedule ``name`` now, by hand: a run of its job with its arguments,
+        recorded as ``trigger: {kind: schedule, name, fire_at, manual: true}``, whatever
+        its time, pause or overlap mode. Goes through this engine's scheduler when it
+        has one (so its overlap mode sees the run).
+
+        Raises:
+            ScheduleNotFound; the errors of :meth:`submit`.
+
+        Cancellation: the run may be started all the same; only the answer is lost.
+        """
+        ref = self._scheduler_ref()
+        if ref is None:
+            return await Scheduler(EngineHost(self)).fire_now(name)
+        run: RunRow = await ref.call(lambda reply: FireNow(name, reply))
+        return run
+
+    def _scheduler_ref(self) -> SchedulerRef | None:
+        try:
+            ref: SchedulerRef = self.root.supervisor.child_value("scheduler")
+        except (ActorStopped, ChildNotFound):
+            return None
+        return ref
+
     def events(self, run_id: str | None, *, after: int = 0, follow: bool = True,
                heartbeat: float | None = None) -> AsyncGenerator[list[EventRecord], None]:
         """The run's events (or all events) in order, replayed then live; see ``stream_events``.
@@ -455,7 +548,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       policy: PolicyContext | None = None, runtime: Runtime | None = None,
                       profile: str | None = None,
                       kv_namespaces: KvNamespaces | None = None,
-                      observer: Observer = UNOBSERVED) -> AsyncIterator[Engine]:
+                      observer: Observer = UNOBSERVED, schedules: bool = False,
+                      clock: WallClock | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block; the client to use it.
 
     ``sources``: the allow-list of a process that manages sources (serve);
@@ -464,7 +558,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     ``kv_namespaces``: the KV namespaces allowed (default: ``FLWD_KV_NAMESPACES``, else
     the reference's two), also handed to every host step;
     ``observer``: told how long Core DB operations take, what retention evicts, which
-    images are pulled for container steps and which sources are added (metrics).
+    images are pulled for container steps and which sources are added (metrics);
+    ``schedules``: run the scheduler (a server), on ``clock`` (default: the system's).
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
     On exit, live runs are cancelled (TERM → grace → KILL), then the tree stops
@@ -481,12 +576,18 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     hub = EventHub()
     root = Root(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
                 retention=retention, max_concurrent_runs=max_concurrent_runs,
-                kv_namespaces=kv_namespaces, observer=observer)
+                kv_namespaces=kv_namespaces, observer=observer, schedules=schedules)
+    engine = Engine(root, policy=policy, runtime=runtime, profile=profile)
+
+    async def run_scheduler(*, task_status: trio.TaskStatus[SchedulerRef]) -> None:
+        await Scheduler(EngineHost(engine), clock).run(task_status=task_status)
+
+    root.scheduler = run_scheduler
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(root.supervisor.run)
             try:
-                yield Engine(root, policy=policy, runtime=runtime, profile=profile)
+                yield engine
             finally:
                 with trio.CancelScope(shield=True):
                     await root.shutdown()

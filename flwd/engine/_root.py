@@ -8,7 +8,8 @@
     ├── runs       dynamic supervisor; one TEMPORARY run actor per run
     ├── checkouts, sources   (serve) the source registry and its checkouts
     ├── retention  (when configured) evicts old runs
-    └── commands   the root's inbox: StartRun, CancelRun (clients only send messages)
+    ├── commands   the root's inbox: StartRun, CancelRun (clients only send messages)
+    └── scheduler  (serve) starts the runs schedules owe, through the Engine (_scheduler.py)
 
 Clients hold the :class:`~flwd.engine.Engine` façade (``_client.py``), never a
 :class:`Root`. The event hub is a plain object owned by the root (publishing is a
@@ -37,6 +38,7 @@ from actors import (
     DynamicSupervisor,
     ReplySlot,
     RestartPolicy,
+    StartFunction,
     Supervisor,
 )
 from flwd.errors import (
@@ -55,13 +57,14 @@ from flwd.events import (
 )
 from flwd.execute import owner_identity
 from flwd.ids import new_run_id
-from flwd.jobs import AliasIndex, Catalog
+from flwd.jobs import AliasIndex, Catalog, schedule_book
 from flwd.kv import ENV_VAR as KV_ENV_VAR
 from flwd.kv import KvNamespaces
 from flwd.observe import UNOBSERVED, Observer
 from flwd.plan import (
     Plan,
 )
+from flwd.schedule import ScheduleBook, system_zone
 from flwd.settings import Settings
 from flwd.sources import (
     AllowList,
@@ -160,7 +163,7 @@ class Root:
                  retention: RetentionPolicy | None = None,
                  max_concurrent_runs: int | None = None,
                  kv_namespaces: KvNamespaces | None = None,
-                 observer: Observer = UNOBSERVED) -> None:
+                 observer: Observer = UNOBSERVED, schedules: bool = False) -> None:
         self.settings = settings
         #: Told how long Core DB operations take, what retention evicts, what is pulled.
         self.observer = observer
@@ -210,6 +213,17 @@ class Root:
                 run_retention, self.retention, self.store, settings.runs_dir,
                 observer=observer), shutdown_timeout=10.0))
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
+        #: The scheduler's start function (it needs the Engine, made after the root:
+        #: open_engine sets it before the tree starts). Last: it stops first.
+        self.scheduler: StartFunction[Any] | None = None
+        if schedules:
+            # Transient: it returns only when the engine stops taking runs (shutdown).
+            children.append(ChildSpec("scheduler", self._run_scheduler,
+                                      restart=RestartPolicy.TRANSIENT, shutdown_timeout=10.0))
+        #: The IANA zone of schedules that name none (this host's), and the book of the
+        #: catalog last seen (rebuilt when the catalog changes).
+        self.zone = system_zone()
+        self._book: tuple[Catalog, ScheduleBook] | None = None
         self.supervisor = Supervisor("flwd", children)
         self._live: dict[str, RunRef] = {}
         #: Each live run's lease on the source tree it executes from (flwd.sources).
@@ -226,6 +240,11 @@ class Root:
         """The root's inbox (``StartRun``, ``CancelRun``)."""
         ref: ActorRef[Command] = self.supervisor.child_value("commands")
         return ref
+
+    @property
+    def accepting(self) -> bool:
+        """New runs are taken (False once shutting down)."""
+        return self._accepting
 
     def live_run(self, run_id: str) -> RunRef | None:
         """The actor of a run of this process that has not exited yet."""
@@ -245,6 +264,21 @@ class Root:
                                  [entry.index for entry in self.source_book.listing()])
             self._merged_key = key
         return self._merged
+
+    async def schedule_book(self) -> ScheduleBook:
+        catalog = (await self.catalog_view())[0]
+        if self._book is None or self._book[0] is not catalog:
+            self._book = (catalog, schedule_book(catalog, self.zone))
+        return self._book[1]
+
+    async def _run_scheduler(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
+                             ) -> None:
+        """One incarnation of the scheduler (a fresh one after a crash).
+
+        Cancellation: as ``Scheduler.run``.
+        """
+        assert self.scheduler is not None, "open_engine sets the scheduler before the tree"
+        await self.scheduler(task_status=task_status)
 
     @property
     def sources_ref(self) -> ActorRef[SourcesMessage]:

@@ -26,7 +26,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from flwd import __version__
 from flwd.errors import PROBLEMS
 from flwd.events import POLICY_DECISION, TERMINAL_STATUSES, EventRecord
-from flwd.observe import EVICTION_KINDS, PERSISTENCE_OUTCOMES, PULL_OUTCOMES, SOURCE_TYPES
+from flwd.observe import (
+    EVICTION_KINDS,
+    PERSISTENCE_OUTCOMES,
+    PULL_OUTCOMES,
+    SCHEDULE_OUTCOMES,
+    SOURCE_TYPES,
+)
 
 OTHER = "other"
 UNMATCHED = "(unmatched)"
@@ -42,6 +48,7 @@ CURSOR_TRANSPORTS = ("sse", "ndjson")
 _EVICTION_KINDS = frozenset(EVICTION_KINDS)
 _PULL_OUTCOMES = frozenset(PULL_OUTCOMES)
 _SOURCE_TYPES = frozenset(SOURCE_TYPES)
+_SCHEDULE_OUTCOMES = frozenset(SCHEDULE_OUTCOMES)
 
 
 def bounded(value: str, known: frozenset[str]) -> str:
@@ -53,6 +60,9 @@ _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 #: to seconds (a batch waiting on fsync or on the write lock).
 _PERSISTENCE = (0.0001, 0.00025, 0.0005, *_LATENCY)
 _DURATION = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+#: From a fire's due time to its run's creation: milliseconds on an idle host; minutes
+#: or hours for a fire queued behind a slow run, or caught up after a downtime.
+_LAG = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600, 6 * 3600)
 
 
 class Metrics:
@@ -136,6 +146,15 @@ class Metrics:
                                          "Add-on images whose manifest was missing or invalid",
                                          registry=registry)
         self._persistence_metrics(registry)
+        self.schedule_fire_count = Counter(
+            "flwd_schedule_fires_total", "Fires of schedules, by how they ended: started "
+            "(fired, catchup, manual), already started (duplicate) or skipped_<reason>",
+            ["outcome"], registry=registry)
+        for outcome in SCHEDULE_OUTCOMES:
+            self.schedule_fire_count.labels(outcome)
+        self.schedule_lag_seconds = Histogram(
+            "flwd_schedule_lag_seconds", "From a fire's due time to its run's creation",
+            buckets=_LAG, registry=registry)
 
     def _persistence_metrics(self, registry: CollectorRegistry) -> None:
         latency = Histogram("flwd_persistence_latency_seconds",
@@ -181,6 +200,12 @@ class Metrics:
 
     def source_added(self, kind: str) -> None:
         self.sources_added.labels(bounded(kind, _SOURCE_TYPES)).inc()
+
+    def schedule_fires(self, outcome: str, count: int) -> None:
+        self.schedule_fire_count.labels(bounded(outcome, _SCHEDULE_OUTCOMES)).inc(count)
+
+    def schedule_lag(self, seconds: float) -> None:
+        self.schedule_lag_seconds.observe(max(0.0, seconds))
 
     def observe_request(self, method: str, route: str | None, status: int,
                         seconds: float) -> None:

@@ -215,7 +215,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
             runtime=runtime, profile=profile, kv_namespaces=kv_namespaces,
-            observer=metrics if metrics is not None else UNOBSERVED) as engine:
+            observer=metrics if metrics is not None else UNOBSERVED, schedules=True) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

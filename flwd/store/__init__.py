@@ -33,6 +33,7 @@ from ._retention import collect as collect
 from ._retention import evicted_through as evicted_through
 from ._retention import storage_usage as storage_usage
 from ._retention import was_evicted as was_evicted
+from ._schedules import ScheduleState as ScheduleState
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sessions import SessionRecord as SessionRecord
 from ._sqlite import SOURCES_MARKER as SOURCES_MARKER

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 from flwd.errors import RunNotFound, StorageError
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
-from . import _kv, _read, _retention, _sessions
+from . import _kv, _read, _retention, _schedules, _sessions
 from ._db import connect
 from ._filter import EVERY_RUN, RunFilter
 from ._journal import JournalItem, append_batch
 from ._kv import KvItem
 from ._read import open_reader
 from ._retention import GcResult, RetentionPolicy
+from ._schedules import ScheduleState
 from ._sessions import SessionRecord
 from ._typing import SourceRecord, Store
 from ._writer import JournalWriter
@@ -277,6 +278,40 @@ class SqliteStore:
             return _sessions.delete(conn, id_hash)
         finally:
             conn.close()
+
+    # -- schedule state ------------------------------------------------------
+    def schedule_states(self, workspace: str) -> dict[str, ScheduleState]:
+        if not self.exists():
+            return {}
+        with open_reader(self.path) as conn:
+            return _schedules.states(conn, workspace)
+
+    def schedule_record(self, workspace: str, name: str, *, watermark: float,
+                        fire_at: float | None = None, outcome: str | None = None,
+                        run_id: str | None = None, now: float | None = None) -> None:
+        conn = connect(self.path)
+        try:
+            _schedules.record(conn, workspace, name, watermark=watermark, fire_at=fire_at,
+                              outcome=outcome, run_id=run_id,
+                              now=time.time() if now is None else now)
+        finally:
+            conn.close()
+
+    def schedule_pause(self, workspace: str, name: str, paused: bool, *,
+                       now: float | None = None) -> bool:
+        conn = connect(self.path)
+        try:
+            return _schedules.set_paused(conn, workspace, name, paused,
+                                         time.time() if now is None else now)
+        finally:
+            conn.close()
+
+    def schedule_fired(self, workspace: str, name: str, after: float, until: float
+                       ) -> float | None:
+        if not self.exists():
+            return None
+        with open_reader(self.path) as conn:
+            return _schedules.fired_through(conn, workspace, name, after, until)
 
     def _touch_marker(self) -> None:
         marker = sources_marker(self.path.parent)

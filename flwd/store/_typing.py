@@ -33,6 +33,7 @@ from ._filter import EVERY_RUN, RunFilter
 from ._journal import GroupResult, JournalItem
 from ._kv import KvItem
 from ._retention import GcResult, RetentionPolicy
+from ._schedules import ScheduleState
 from ._sessions import SessionRecord
 
 #: Called *in the journal's thread* with the outcome of one submitted batch.
@@ -247,3 +248,32 @@ class Store(Protocol):
         Raises:
             StorageError: the database cannot be written.
         """
+
+    # -- schedule state ------------------------------------------------------
+    # One row per (workspace, schedule name); see flwd/store/_schedules.py.
+    def schedule_states(self, workspace: str) -> dict[str, ScheduleState]:
+        """Every schedule's state in the workspace, by name (none without a database)."""
+
+    def schedule_record(self, workspace: str, name: str, *, watermark: float,
+                        fire_at: float | None = None, outcome: str | None = None,
+                        run_id: str | None = None, now: float | None = None) -> None:
+        """Move the schedule's watermark to ``watermark`` (never back) and, with
+        ``outcome``, record its last fire (``fire_at``, ``run_id``); ``paused`` is kept.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def schedule_pause(self, workspace: str, name: str, paused: bool, *,
+                       now: float | None = None) -> bool:
+        """Pause (or resume) the schedule; True when that changed its state. Nothing
+        else of its state changes.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def schedule_fired(self, workspace: str, name: str, after: float, until: float
+                       ) -> float | None:
+        """The newest scheduled fire time of ``name`` in ``(after, until]`` that has a
+        run (its ``schedule:<name>@<time>`` trigger key), or None."""
