@@ -13,8 +13,8 @@ from flwd.engine import open_engine
 from flwd.events import Trigger
 from flwd.schedule import fire_key
 from tests.conftest import write_job
-from tests.engine.test_engine import collect, make_plan, settings_for
 from tests.engine.scheduler_host import utc
+from tests.engine.test_engine import collect, make_plan, settings_for
 
 #: Seconds between two looks at the Core DB while waiting for the scheduler.
 POLL = 0.05
@@ -30,10 +30,13 @@ class SetWall:
         return self.start + trio.current_time() - self.origin
 
 
-async def wait_for(condition, timeout: float = 30.0) -> None:
-    with trio.fail_after(timeout):
-        while not await condition():
-            await trio.sleep(POLL)
+async def wait_for(condition) -> None:
+    """Until ``condition()`` holds: 30 s at most (a bounded loop, no fixed sleep)."""
+    for _ in range(int(30 / POLL)):
+        if await condition():
+            return
+        await trio.sleep(POLL)
+    raise AssertionError("the scheduler did not get there within 30 s")
 
 
 def tick_job(workspace: Path, **options: str) -> None:
