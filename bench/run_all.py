@@ -34,6 +34,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("replay_memory", [], ["--lines", "100000", "--readers", "1,3,10"]),
     ("container_overhead", [], ["--runs", "3"]),
     ("completion_latency", [], ["--calls", "100"]),
+    ("ui_page", [], ["--loads", "5", "--lines", "30000", "--log-loads", "2", "--steps", "30"]),
 ]
 
 
