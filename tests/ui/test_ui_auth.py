@@ -365,7 +365,7 @@ def test_revoking_the_token_ends_the_session_its_pages_and_their_live_stream(
         auth_server.revoke(name)
 
         # The server ends the open stream; the page's reconnection is refused, and it
-        # goes back to the login form, where it was is kept for afterwards.
+        # goes back to the login form, keeping the run page as where to return.
         expect(page).to_have_url(LOGIN_URL)
         expect(page.get_by_role("heading", name="Log in")).to_be_visible()
         expect(page).to_have_url(re.compile(rf".*next=%23%2Fruns%2F{run_id}$"))
