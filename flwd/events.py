@@ -28,6 +28,9 @@ STEP_FINISH = "step.finish"
 RUN_CANCELED = "run.canceled"
 RUN_FINISH = "run.finish"
 POLICY_DECISION = "policy.decision"
+#: One attempt to deliver a notification of the run (flwd.notify). It may come after
+#: the run's ``run.finish``: a run's own stream ends at ``run.finish`` and skips it.
+NOTIFY_DELIVERY = "notify.delivery"
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "interrupted"})
 

@@ -37,6 +37,12 @@ SCHEDULE_OUTCOMES: Final = (
     "skipped_misfire", "skipped_outside_catchup_window", "skipped_catchup_limit",
     "skipped_paused", "skipped_disabled", "skipped_refused")
 
+#: The kinds of notification sink (``flwd.notify``); ``unknown`` for a run's
+#: notifications dropped before any rule was looked at (the notifier's queue was full).
+SINK_KINDS: Final = ("webhook", "email", "command", "unknown")
+#: How a notification's delivery attempt ended (``retrying``: another attempt follows).
+DELIVERY_OUTCOMES: Final = ("delivered", "retrying", "failed", "dropped", "abandoned")
+
 
 class Observer(Protocol):
     """A collector of the core's measurements (see the module docstring)."""
@@ -63,6 +69,10 @@ class Observer(Protocol):
     def schedule_lag(self, seconds: float) -> None:
         """A scheduled run was created ``seconds`` after its fire was due."""
 
+    def notification(self, sink_kind: str, outcome: str) -> None:
+        """A notification's delivery attempt to a sink of ``sink_kind`` ended as
+        ``outcome`` (:data:`DELIVERY_OUTCOMES`)."""
+
 
 class _Unobserved:
     """Drops every measurement (a CLI process, a server with ``--no-metrics``)."""
@@ -86,6 +96,9 @@ class _Unobserved:
         pass
 
     def schedule_lag(self, seconds: float) -> None:
+        pass
+
+    def notification(self, sink_kind: str, outcome: str) -> None:
         pass
 
 

@@ -207,7 +207,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         kv_namespace: list[str] | None = None,
                         ui: bool | None = None,
                         extension: list[str] | None = None,
-                        session_ttl: str = "12h") -> int:
+                        session_ttl: str = "12h",
+                        public_url: str | None = None) -> int:
     """Serve the REST + SSE API (and the web UI at /) until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -268,6 +269,9 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         How long a browser session lasts at most (POST /session trades a token for a
         cookie), e.g. 12h, 30m, 7d; never past its token's expiry, and revoking the
         token ends it at once.
+    public_url
+        The URL people reach this server at (behind a proxy, say), for the links to runs
+        in notifications (also FLWD_PUBLIC_URL); default the address it is bound to.
     """
     from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
     from flwd.kv import KvNamespaces
@@ -292,7 +296,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
         retention=RetentionPolicy(retain_runs, retain_days, max_db_mb),
         max_concurrent_runs=max_concurrent_runs, max_streams=max_streams,
-        kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl))
+        kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl,
+        public_url=public_url or os.environ.get("FLWD_PUBLIC_URL") or None))
     return 0
 
 

@@ -32,6 +32,7 @@ from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow, Trigger
 from flwd.execute import process_alive, signal_owner
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
 from flwd.kv import KvNamespaces, KvPage, KvSpace
+from flwd.notify import RunLinks
 from flwd.observe import UNOBSERVED, Observer
 from flwd.plan import (
     Plan,
@@ -244,6 +245,27 @@ class Engine:
         if run_id is None:
             return await trio.to_thread.run_sync(self.store.last_seq)
         return (await trio.to_thread.run_sync(self.store.event_bounds, run_id))[1]
+
+    async def stream_end(self, run_id: str) -> int:
+        """The seq a run's event stream ends at: its ``run.finish`` (what follows it, a
+        notification's deliveries, is not part of the stream), else its last event.
+
+        Cancellation: nothing is left behind.
+        """
+        def read() -> int:
+            finish = self.store.finish_seq(run_id)
+            return finish if finish is not None else self.store.event_bounds(run_id)[1]
+
+        return await trio.to_thread.run_sync(read)
+
+    async def notify_deliveries(self, run_id: str, *, limit: int = 100
+                                ) -> list[store.DeliveryRecord]:
+        """The run's notification delivery attempts, oldest first (at most ``limit``).
+
+        Cancellation: nothing is left behind.
+        """
+        return await trio.to_thread.run_sync(
+            partial(self.store.notify_deliveries, run_id, limit=limit))
 
     async def cursor_expired(self, run_id: str | None, cursor: int) -> bool:
         """Retention has evicted the events after ``cursor`` (of the run, or of the journal).
@@ -549,7 +571,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       profile: str | None = None,
                       kv_namespaces: KvNamespaces | None = None,
                       observer: Observer = UNOBSERVED, schedules: bool = False,
-                      clock: WallClock | None = None) -> AsyncIterator[Engine]:
+                      clock: WallClock | None = None,
+                      links: RunLinks | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block; the client to use it.
 
     ``sources``: the allow-list of a process that manages sources (serve);
@@ -558,8 +581,10 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     ``kv_namespaces``: the KV namespaces allowed (default: ``FLWD_KV_NAMESPACES``, else
     the reference's two), also handed to every host step;
     ``observer``: told how long Core DB operations take, what retention evicts, which
-    images are pulled for container steps and which sources are added (metrics);
-    ``schedules``: run the scheduler (a server), on ``clock`` (default: the system's).
+    images are pulled for container steps, which sources are added and how notifications'
+    deliveries end (metrics);
+    ``schedules``: run the scheduler (a server), on ``clock`` (default: the system's);
+    ``links``: where the runs can be looked at (a server's URL), for notifications.
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
     On exit, live runs are cancelled (TERM → grace → KILL), then the tree stops
@@ -576,7 +601,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     hub = EventHub()
     root = Root(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
                 retention=retention, max_concurrent_runs=max_concurrent_runs,
-                kv_namespaces=kv_namespaces, observer=observer, schedules=schedules)
+                kv_namespaces=kv_namespaces, observer=observer, schedules=schedules,
+                links=links)
     engine = Engine(root, policy=policy, runtime=runtime, profile=profile)
 
     async def run_scheduler(*, task_status: trio.TaskStatus[SchedulerRef]) -> None:

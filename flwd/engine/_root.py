@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import outcome
@@ -57,9 +58,10 @@ from flwd.events import (
 )
 from flwd.execute import owner_identity
 from flwd.ids import new_run_id
-from flwd.jobs import AliasIndex, Catalog, schedule_book
+from flwd.jobs import ALIASES_FILE, AliasIndex, Catalog, schedule_book
 from flwd.kv import ENV_VAR as KV_ENV_VAR
 from flwd.kv import KvNamespaces
+from flwd.notify import DRAIN_TIMEOUT, Notifier, RunLinks, WorkspaceRules, open_sinks
 from flwd.observe import UNOBSERVED, Observer
 from flwd.plan import (
     Plan,
@@ -92,6 +94,9 @@ _log = logging.getLogger("flwd.engine")
 
 #: How long an Idempotency-Key is remembered.
 IDEMPOTENCY_TTL = 24 * 3600.0
+#: How long a CLI process waits at exit for its run's pending notifications (a server
+#: waits DRAIN_TIMEOUT): a person is waiting for the prompt.
+CLI_NOTIFY_DRAIN = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +168,8 @@ class Root:
                  retention: RetentionPolicy | None = None,
                  max_concurrent_runs: int | None = None,
                  kv_namespaces: KvNamespaces | None = None,
-                 observer: Observer = UNOBSERVED, schedules: bool = False) -> None:
+                 observer: Observer = UNOBSERVED, schedules: bool = False,
+                 links: RunLinks | None = None) -> None:
         self.settings = settings
         #: Told how long Core DB operations take, what retention evicts, what is pulled.
         self.observer = observer
@@ -181,8 +187,20 @@ class Root:
         self.runs = DynamicSupervisor("runs", on_child_exit=self._run_exited,
                                       max_restarts=1_000_000)
         self.finisher = Finisher(self.store, hub, lambda: self.supervisor.child("journal"))
+        # Told of each run by start_run and, through the hub, of its start and finish.
+        self.notifier = Notifier(
+            self.store, self._journal_records, partial(open_sinks, settings.workspace),
+            rules=WorkspaceRules(settings.scripts_root, _shown(settings, settings.scripts_root
+                                                               / ALIASES_FILE)),
+            links=links, observer=observer,
+            drain_timeout=DRAIN_TIMEOUT if owner_kind == "serve" else CLI_NOTIFY_DRAIN)
+        hub.taps.append(self.notifier.observe)
         children: list[ChildSpec[Any]] = [
             ChildSpec("journal", self._run_journal, shutdown_timeout=60.0),
+            # Stops after the runs and the finisher (their run.finish may notify) and
+            # before the journal (its deliveries are journaled).
+            ChildSpec("notify", self.notifier.run,
+                      shutdown_timeout=self.notifier.drain_timeout + 15.0),
             # After the journal, before the runs: it stops after the last run
             # actor (finishing what they left) and before the journal.
             ChildSpec("finisher", self.finisher.run, shutdown_timeout=30.0),
@@ -348,6 +366,7 @@ class Root:
                                          f"{describe_crash(exc)}")
             raise
         self.finisher.own(run.id, run.job_id)
+        self.notifier.arm(run, plan.job.config.notify)
         # Before the run's first event: late subscribers replay it from memory.
         self.hub.track(run.id)
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
@@ -439,6 +458,16 @@ class Root:
             self.hub.untrack(name)
             _log.error("run %s crashed: %r", name, crash)
         self.finisher.actor_exited(name, crash)
+
+    async def _journal_records(self, records: Sequence[EventRecord]) -> None:
+        """Journal ``records`` through the journal's current incarnation; returns once
+        they are committed and published.
+
+        Cancellation: the records may be journaled all the same.
+        """
+        handle = self.supervisor.child("journal")
+        journal: JournalRef = await handle.wait_started()
+        await journal.call(lambda reply: Append(records, reply))
 
     async def _run_journal(
             self, *, task_status: trio.TaskStatus[JournalRef] = trio.TASK_STATUS_IGNORED) -> None:
@@ -537,3 +566,9 @@ def _cancel_nowait(ref: RunRef, reason: str, by: str, *, failure: bool = False) 
 def _source_exited(name: str, result: outcome.Outcome[None]) -> None:
     if isinstance(result, outcome.Error):
         _log.error("%s crashed: %r", name, result.error)
+
+
+def _shown(settings: Settings, path: Path) -> str:
+    """``path`` as messages name it: relative to the workspace when it is inside."""
+    return str(path.relative_to(settings.workspace)) if path.is_relative_to(
+        settings.workspace) else str(path)

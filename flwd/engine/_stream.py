@@ -158,6 +158,21 @@ async def read_journal(store: Store, run_id: str | None, after: int,
                                          limiter=replay_limiter())
 
 
+def _through_finish(batch: list[EventRecord], run_id: str | None
+                    ) -> tuple[list[EventRecord], bool]:
+    """A run's ``batch`` up to its ``run.finish`` (included), and whether it holds it.
+
+    A run's stream ends there: what the journal keeps of the run after it (the
+    deliveries of its notifications) is not part of it, and a reader that waited for
+    more after the terminal event would wait forever.
+    """
+    if run_id is not None:
+        for index, record in enumerate(batch):
+            if record.type == RUN_FINISH:
+                return batch[:index + 1], True
+    return batch, False
+
+
 async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
                         hub: EventHub | None = None, follow: bool = True,
                         poll_interval: float = 0.2,
@@ -176,8 +191,8 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
     With ``heartbeat``, an empty batch is yielded whenever that many seconds
     pass without events (SSE keep-alives; it also surfaces dead peers).
     ``observer`` is told how long each journal read took.
-    A per-run stream ends after ``run.finish``; ``follow=False`` ends after the
-    replay.
+    A per-run stream ends with ``run.finish`` (the run's records after it, its
+    notifications' deliveries, are left out); ``follow=False`` ends after the replay.
 
     Batches are bounded (see the module docstring) and the journal is read
     only when the consumer asks for the next batch: pace the consumer, and
@@ -201,10 +216,11 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
                 if not records:
                     break
                 for batch in batches(_drain(records), cursor):
+                    batch, finished = _through_finish(batch, run_id)
                     cursor = batch[-1].last_seq
                     quiet_since = trio.current_time()
                     yield batch
-                    if run_id is not None and batch[-1].type == RUN_FINISH:
+                    if finished:
                         return
             if not follow:
                 return
@@ -229,9 +245,10 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
                     continue
                 # Shared with every subscriber of the run: iterated, never drained.
                 for batch in batches(received, cursor):
+                    batch, finished = _through_finish(batch, run_id)
                     cursor = batch[-1].last_seq
                     yield batch
-                    if run_id is not None and batch[-1].type == RUN_FINISH:
+                    if finished:
                         return
             if not subscription.lagged:
                 return  # the hub closed: shutdown

@@ -87,7 +87,7 @@ async def run_events(run_id: str) -> Any:
     if after is not None:
         if state.metrics is not None:
             state.metrics.sse_resumes.inc()
-        if run.status in TERMINAL_STATUSES and after >= await engine.last_seq(run.id):
+        if run.status in TERMINAL_STATUSES and after >= await engine.stream_end(run.id):
             # The stream already ended for this client: 204 stops EventSource.
             return Response("", status=204)
     return await _sse(run.id, after or 0)

@@ -27,10 +27,12 @@ from flwd import __version__
 from flwd.errors import PROBLEMS
 from flwd.events import POLICY_DECISION, TERMINAL_STATUSES, EventRecord
 from flwd.observe import (
+    DELIVERY_OUTCOMES,
     EVICTION_KINDS,
     PERSISTENCE_OUTCOMES,
     PULL_OUTCOMES,
     SCHEDULE_OUTCOMES,
+    SINK_KINDS,
     SOURCE_TYPES,
 )
 
@@ -49,6 +51,8 @@ _EVICTION_KINDS = frozenset(EVICTION_KINDS)
 _PULL_OUTCOMES = frozenset(PULL_OUTCOMES)
 _SOURCE_TYPES = frozenset(SOURCE_TYPES)
 _SCHEDULE_OUTCOMES = frozenset(SCHEDULE_OUTCOMES)
+_SINK_KINDS = frozenset(SINK_KINDS)
+_DELIVERY_OUTCOMES = frozenset(DELIVERY_OUTCOMES)
 
 
 def bounded(value: str, known: frozenset[str]) -> str:
@@ -145,6 +149,13 @@ class Metrics:
         self.manifests_invalid = Counter("flwd_addon_manifest_invalid_total",
                                          "Add-on images whose manifest was missing or invalid",
                                          registry=registry)
+        self.notify_deliveries = Counter(
+            "flwd_notify_deliveries_total", "Notification delivery attempts, by sink kind "
+            "and outcome (retrying: another attempt follows; dropped: the sink had too many "
+            "pending)", ["sink_kind", "outcome"], registry=registry)
+        for kind in SINK_KINDS:
+            for outcome in DELIVERY_OUTCOMES:
+                self.notify_deliveries.labels(kind, outcome)
         self._persistence_metrics(registry)
         self.schedule_fire_count = Counter(
             "flwd_schedule_fires_total", "Fires of schedules, by how they ended: started "
@@ -206,6 +217,10 @@ class Metrics:
 
     def schedule_lag(self, seconds: float) -> None:
         self.schedule_lag_seconds.observe(max(0.0, seconds))
+
+    def notification(self, sink_kind: str, outcome: str) -> None:
+        self.notify_deliveries.labels(bounded(sink_kind, _SINK_KINDS),
+                                      bounded(outcome, _DELIVERY_OUTCOMES)).inc()
 
     def observe_request(self, method: str, route: str | None, status: int,
                         seconds: float) -> None:

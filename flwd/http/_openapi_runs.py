@@ -76,6 +76,36 @@ _ARG_FILTERS = (
     "that job declares secret is a 400 naming it.")
 
 
+_NULLABLE_INT = {"type": ["integer", "null"]}
+#: ``GET /runs/{run_id}/notifications``: the run's delivery attempts (flwd.notify).
+_NOTIFICATIONS = {
+    "type": "object", "required": ["run_id", "deliveries"],
+    "properties": {"run_id": {"type": "string"}, "deliveries": {"type": "array", "items": {
+        "type": "object",
+        "required": ["id", "run_id", "job_id", "sink", "event", "attempt", "outcome", "at"],
+        "properties": {
+            "id": {"type": "integer"}, "run_id": {"type": "string"},
+            "job_id": {"type": "string"},
+            "sink": {"type": "string", "description": "The rule's name, else where it is "
+                                                      "written (`notify[0]`)"},
+            "sink_kind": {"type": "string", "enum": ["webhook", "email", "command"]},
+            "event": {"type": "string", "enum": ["failure", "recovery", "success", "canceled",
+                                                 "running_longer_than"]},
+            "delivery": {"type": "string",
+                         "description": "The notification's id, the same for its attempts"},
+            "attempt": {"type": "integer", "minimum": 0}, "attempts": _NULLABLE_INT,
+            "outcome": {"type": "string", "enum": ["delivered", "retrying", "failed",
+                                                   "dropped", "abandoned"]},
+            "status": {**_NULLABLE_INT, "description": "HTTP status, SMTP reply code or "
+                                                       "exit status"},
+            "error": {"type": ["string", "null"]},
+            "next_retry_in": {"type": ["number", "null"],
+                              "description": "Seconds until the next attempt (retrying)"},
+            "at": _TIME}}}}}
+_LIMIT = {"name": "limit", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
+
+
 def run_paths() -> dict[str, Any]:
     return {
         "/runs": {
@@ -109,6 +139,10 @@ def run_paths() -> dict[str, Any]:
             {"202": _run_response("Cancel requested"),
              "200": _run_response("Already finished"), **_problems(401, 403, 404, 409)},
             parameters=[_RUN_ID])},
+        "/runs/{run_id}/notifications": {"get": _op(
+            "The run's notification delivery attempts, oldest first", ("runs:read",),
+            {"200": _json(_NOTIFICATIONS), **_problems(400, 401, 403, 404)},
+            parameters=[_RUN_ID, _LIMIT])},
     }
 
 

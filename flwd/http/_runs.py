@@ -13,7 +13,7 @@ from flwd.store import RunFilter, run_filter
 
 from ._canonical import canonical_sha256
 from ._models import RunRequest
-from ._params import quote
+from ._params import IntRange, parse_int, quote
 from ._problems import HttpProblem, bad_request
 from ._request import caller_name, canonical_body, json_body_and_bytes, page, plan_request
 from ._state import current_state
@@ -168,3 +168,25 @@ async def cancel_run(run_id: str) -> Response:
     response = jsonify(run_json(run))
     response.status_code = 202 if outcome == "requested" else 200
     return response
+
+
+#: How many delivery attempts ``GET /runs/<id>/notifications`` lists at most.
+NOTIFICATIONS_LIMIT = IntRange(1, 1000)
+
+
+@blueprint.get("/runs/<runid:run_id>/notifications")
+async def list_notifications(run_id: str) -> Response:
+    """The run's notification delivery attempts, oldest first (``?limit=``, default 100).
+
+    Cancellation: nothing is left behind (it only reads).
+    """
+    text = request.args.get("limit")
+    try:
+        limit = 100 if text is None else parse_int(text, NOTIFICATIONS_LIMIT)
+    except ValueError as exc:
+        raise bad_request(f"invalid limit: {exc}", errors=[{"arg": "limit", "message": str(exc)}],
+                          code="invalid-limit") from None
+    run = await exact_run(run_id)
+    deliveries = await current_state().engine.notify_deliveries(run.id, limit=limit)
+    return jsonify({"run_id": run.id,
+                    "deliveries": [delivery.to_json() for delivery in deliveries]})

@@ -23,6 +23,7 @@ ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     "runs.list_runs": ("runs:read",),
     "runs.get_run": ("runs:read",),
     "runs.cancel_run": ("runs:write",),
+    "runs.list_notifications": ("runs:read",),
     "events.run_events": ("runs:read", "events:read"),
     "events.run_events_ndjson": ("runs:read", "events:read"),
     "events.run_log_text": ("runs:read", "events:read"),

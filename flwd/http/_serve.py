@@ -37,6 +37,7 @@ from flwd.events import (
     EventRecord,
 )
 from flwd.kv import KvNamespaces
+from flwd.notify import RunLinks, public_url_valid
 from flwd.observe import UNOBSERVED
 from flwd.settings import Settings
 from flwd.sources import AllowList, OciContext
@@ -101,6 +102,9 @@ class ServeConfig:
     ui: bool = True
     #: Seconds a browser session lives at most (``--session-ttl``).
     session_ttl: float = DEFAULT_TTL
+    #: The URL people reach this server at (``--public-url``), for the links in
+    #: notifications; None: the address it is bound to.
+    public_url: str | None = None
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -111,6 +115,16 @@ def parse_bind(bind: str) -> tuple[str, int]:
         raise UsageError(f"invalid --bind {quote(bind)}",
                          hint="use HOST:PORT, e.g. 127.0.0.1:8080") from None
     return host.strip("[]") or "0.0.0.0", port
+
+
+def run_links(config: ServeConfig, listener: socket.socket) -> RunLinks:
+    """Where a notification points at a run: ``--public-url`` (checked by ``serve``), else
+    the address the server is bound to (a wildcard address by this host's name)."""
+    if config.public_url is not None:
+        return RunLinks(config.public_url, ui=config.ui)
+    host, port = listener.getsockname()[:2]
+    host = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    return RunLinks(f"http://{f'[{host}]' if ':' in host else host}:{port}", ui=config.ui)
 
 
 def is_loopback(host: str) -> bool:
@@ -180,6 +194,10 @@ async def serve(settings: Settings, config: ServeConfig, *,
     if config.dev and not loopback:
         raise UsageError(f"--dev is refused on the non-loopback address {host}",
                          hint="bind 127.0.0.1 for development, or configure tokens")
+    if config.public_url is not None and not public_url_valid(config.public_url):
+        raise UsageError(f"invalid --public-url {quote(config.public_url)}",
+                         hint="give the URL people reach this server at, e.g. "
+                              "https://flwd.example.com (http or https, no query)")
     checked = await trio.to_thread.run_sync(partial(
         preflight, settings, profile=config.profile, no_containers=config.no_containers))
     profile, runtime = checked.profile, checked.runtime
@@ -208,6 +226,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     hypercorn_config.logconfig_dict = None
 
+    links = run_links(config, listener)
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
@@ -215,7 +234,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
             runtime=runtime, profile=profile, kv_namespaces=kv_namespaces,
-            observer=metrics if metrics is not None else UNOBSERVED, schedules=True) as engine:
+            observer=metrics if metrics is not None else UNOBSERVED, schedules=True,
+            links=links) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(

@@ -47,6 +47,12 @@ from ._discovery import DuplicateId as DuplicateId
 from ._discovery import Job as Job
 from ._discovery import discover as discover
 from ._empty import NOTHING_TO_RUN as NOTHING_TO_RUN
+from ._notify import NOTIFY_EVENTS as NOTIFY_EVENTS
+from ._notify import RUNNING_LONG as RUNNING_LONG
+from ._notify import CommandSink as CommandSink
+from ._notify import EmailSink as EmailSink
+from ._notify import NotifyRule as NotifyRule
+from ._notify import WebhookSink as WebhookSink
 from ._paths import check_paths as check_paths
 from ._paths import path_problems as path_problems
 from ._schedule import ScheduleEntry as ScheduleEntry
@@ -56,6 +62,7 @@ from ._text import printable as printable
 from ._text import text_problem as text_problem
 from ._timetable import job_schedules as job_schedules
 from ._timetable import schedule_book as schedule_book
+from ._workspace_notify import load_workspace_notify as load_workspace_notify
 from ._yaml import CONFIG_LIMITS as CONFIG_LIMITS
 from ._yaml import YamlLimits as YamlLimits
 from ._yaml import YamlRefused as YamlRefused

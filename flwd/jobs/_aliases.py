@@ -34,6 +34,7 @@ from ..errors import (
     FlwdError,
 )
 from ._discovery import Catalog, DiscoveryIssue, Job
+from ._workspace_notify import notify_rules
 from ._yaml import YamlRefused, clip, load_yaml, read_yaml_file
 
 ALIASES_FILE = "flwd.yaml"
@@ -154,7 +155,11 @@ def read_alias_entries(root: Path, display: str) -> tuple[list[dict[str, Any]],
                                             "{from, to, description}", code="E_CONFIG")]
     # A key may hold any text (a line break too): an issue stays one line.
     issues = [DiscoveryIssue(display, f"unknown key '{clip(str(key))}' (ignored)", "warning")
-              for key in data if key != "aliases"]
+              for key in data if key not in ("aliases", "notify")]
+    if "notify" in data:
+        # Checked wherever the aliases are (flwd :jobs lists its problems); the rules
+        # themselves are the notifier's (load_workspace_notify).
+        issues += notify_rules(data["notify"], display)[1]
     entries = []
     for index, entry in enumerate(data.get("aliases") or []):
         if (not isinstance(entry, dict) or not isinstance(entry.get("from"), str)

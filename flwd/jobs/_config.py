@@ -35,6 +35,7 @@ from ..errors import ConfigInvalid, ConfigTooLarge, MixedExecutors
 from ._argspec import SPEC_ERROR, Arg, Loc, show, spec_error
 from ._duration import duration_validator, parse_duration
 from ._schedule import ScheduleEntry, check_schedules, schedule_problems
+from ._notify import NotifyRule, normalize_notify
 from ._suggest import did_you_mean
 from ._yaml import YamlRefused, clip, load_yaml
 
@@ -248,6 +249,8 @@ class JobConfig(_Model):
     #: When the job runs by itself (after ``args``: each entry's ``args`` are checked
     #: against them).
     schedule: list[ScheduleEntry] = Field(default_factory=list)
+    #: Who is told of this job's runs, and when (flwd/jobs/_notify.py, docs/automation.md).
+    notify: list[NotifyRule] = Field(default_factory=list)
 
     @field_validator("interpreter", mode="before")
     @classmethod
@@ -591,6 +594,8 @@ _TOP: Final[Mapping[str, Any]] = {
     # Each entry is checked whole (an unknown key there is an error: a misspelt
     # timezone: must not fire the job at another hour).
     "schedule": None,
+    # Checked whole too: a misspelt secret_env must not send unsigned notifications.
+    "notify": None,
 }
 
 
@@ -828,6 +833,8 @@ def parse_config(text: str, *, path: str) -> ParsedConfig:
         raise _invalid(path, [("", f"expected a mapping of settings (got {show(data)})")])
 
     warnings: list[str] = []
+    if "notify" in data:
+        data = {**data, "notify": normalize_notify(data["notify"])}
     try:
         pruned = _prune(data, _TOP, "", warnings)
         if "jobs" in pruned:

@@ -21,6 +21,7 @@ from ._kv import MAX_KEY_BYTES as MAX_KEY_BYTES
 from ._kv import MAX_VALUE_BYTES as MAX_VALUE_BYTES
 from ._kv import KvItem as KvItem
 from ._kv import check_key as check_key
+from ._notify import DeliveryRecord as DeliveryRecord
 from ._read import count_runs as count_runs
 from ._read import event_bounds as event_bounds
 from ._read import get_run as get_run

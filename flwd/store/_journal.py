@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from flwd.errors import RecordUnstorable, StorageError, StorageFull, TriggerAlreadyFired
 from flwd.events import (
+    NOTIFY_DELIVERY,
     RUN_FINISH,
     RUN_START,
     TERMINAL_STATUSES,
@@ -19,6 +20,8 @@ from flwd.events import (
     IdempotencyRecord,
     RunRow,
 )
+
+from ._notify import record_delivery
 
 JournalItem = EventRecord | RunRow | IdempotencyRecord
 #: What :func:`append_groups` answers per group: its committed events, or why it was refused.
@@ -149,6 +152,8 @@ def _write(conn: sqlite3.Connection, items: Sequence[JournalItem], next_seq: int
             _flush(conn, event_rows)
         if item.type in (RUN_START, RUN_FINISH):
             _apply_status(conn, item)
+        elif item.type == NOTIFY_DELIVERY:
+            record_delivery(conn, item)  # its row, in the event's transaction
     _flush(conn, event_rows)
     return next_seq, committed
 

@@ -185,6 +185,7 @@ def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None,
                      "CAST(excluded.value AS INTEGER))", (str(top),))
         conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", run_ids)
         conn.execute(f"DELETE FROM idempotency WHERE run_id IN ({marks})", run_ids)
+        conn.execute(f"DELETE FROM notify_deliveries WHERE run_id IN ({marks})", run_ids)
         conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", run_ids)
         conn.execute("COMMIT")
     except BaseException:

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from flwd.errors import RunNotFound, StorageError
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
-from . import _kv, _read, _retention, _schedules, _sessions
+from . import _kv, _notify, _read, _retention, _schedules, _sessions
 from ._db import connect
 from ._filter import EVERY_RUN, RunFilter
 from ._journal import JournalItem, append_batch
 from ._kv import KvItem
+from ._notify import DeliveryRecord
 from ._read import open_reader
 from ._retention import GcResult, RetentionPolicy
 from ._schedules import ScheduleState
@@ -312,6 +313,27 @@ class SqliteStore:
             return None
         with open_reader(self.path) as conn:
             return _schedules.fired_through(conn, workspace, name, after, until)
+
+    # -- notifications -------------------------------------------------------
+    def notify_deliveries(self, run_id: str, *, limit: int = 100) -> list[DeliveryRecord]:
+        if not self.exists():
+            return []
+        with open_reader(self.path) as conn:
+            return _notify.list_deliveries(conn, run_id, limit=limit)
+
+    def recent_outcomes(self, job_id: str, *, workspace: str | None, until: float,
+                        limit: int) -> list[str]:
+        if not self.exists():
+            return []
+        with open_reader(self.path) as conn:
+            return _notify.recent_outcomes(conn, job_id, workspace=workspace, until=until,
+                                           limit=limit)
+
+    def finish_seq(self, run_id: str) -> int | None:
+        if not self.exists():
+            return None
+        with open_reader(self.path) as conn:
+            return _notify.finish_seq(conn, run_id)
 
     def _touch_marker(self) -> None:
         marker = sources_marker(self.path.parent)

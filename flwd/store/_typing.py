@@ -32,6 +32,7 @@ from flwd.events import EventRecord, IdempotencyRecord, RunRow
 from ._filter import EVERY_RUN, RunFilter
 from ._journal import GroupResult, JournalItem
 from ._kv import KvItem
+from ._notify import DeliveryRecord
 from ._retention import GcResult, RetentionPolicy
 from ._schedules import ScheduleState
 from ._sessions import SessionRecord
@@ -145,6 +146,10 @@ class Store(Protocol):
 
     def last_seq(self) -> int:
         """The highest event seq in the journal (0: none)."""
+
+    def finish_seq(self, run_id: str) -> int | None:
+        """The seq of the run's ``run.finish``, where its stream ends (events after it,
+        a notification's deliveries, are not part of the stream); None without one."""
 
     # -- idempotency ---------------------------------------------------------
     def find_idempotent(self, key: str) -> IdempotencyRecord | None:
@@ -277,3 +282,14 @@ class Store(Protocol):
                        ) -> float | None:
         """The newest scheduled fire time of ``name`` in ``(after, until]`` that has a
         run (its ``schedule:<name>@<time>`` trigger key), or None."""
+
+    # -- notifications -------------------------------------------------------
+    # A delivery's row is written with its ``notify.delivery`` event, by the journal.
+    def notify_deliveries(self, run_id: str, *, limit: int = 100) -> list[DeliveryRecord]:
+        """The run's notification delivery attempts, oldest first, at most ``limit``."""
+
+    def recent_outcomes(self, job_id: str, *, workspace: str | None, until: float,
+                        limit: int) -> list[str]:
+        """The statuses of the job's last ``limit`` runs of ``workspace`` finished at or
+        before ``until``, newest first: ``completed``, ``failed`` or ``interrupted``
+        (canceled runs break no streak and make none, so they are left out)."""

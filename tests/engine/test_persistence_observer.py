@@ -40,6 +40,9 @@ class Recorder:
     def source_added(self, kind: str) -> None:
         raise AssertionError("no source is added here")
 
+    def notification(self, sink_kind: str, outcome: str) -> None:
+        raise AssertionError("no job here notifies")
+
     def outcomes(self, operation: str) -> list[str]:
         with self.lock:
             return [outcome for name, outcome, _ in self.timed if name == operation]

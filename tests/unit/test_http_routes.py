@@ -31,6 +31,7 @@ EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     ("GET", "/runs"): ("runs:read",),
     ("GET", "/runs/<runid:run_id>"): ("runs:read",),
     ("POST", "/runs/<runid:run_id>:cancel"): ("runs:write",),
+    ("GET", "/runs/<runid:run_id>/notifications"): ("runs:read",),
     ("GET", "/runs/<runid:run_id>/events"): ("runs:read", "events:read"),
     ("GET", "/events"): ("events:read",),
     ("GET", "/runs/<runid:run_id>/events.ndjson"): ("runs:read", "events:read"),
