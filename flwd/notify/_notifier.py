@@ -23,8 +23,9 @@ Bounds (every one of them says what happens beyond it):
 - a sink has at most :data:`SINK_PENDING` deliveries pending (in flight or waiting to
   retry): one more is *dropped* — journaled with outcome ``dropped`` and counted — so a
   sink that hangs or fails costs at most that much and never delays the other sinks;
-- at most :data:`SENDS` attempts are in flight at once; each is bounded by its sink's
-  ``timeout``; a delivery makes at most its sink's ``attempts``.
+- at most :data:`SENDS` attempts per sink are in flight at once (a sink's own limit: a
+  hanging sink never holds the others' turn); each is bounded by its sink's ``timeout``;
+  a delivery makes at most its sink's ``attempts``.
 
 Stopping (the root stops it after the runs, before the journal): the queue is closed
 and what it holds is handled, pending deliveries get ``drain_timeout`` seconds, and
@@ -39,6 +40,8 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -62,8 +65,8 @@ _log = logging.getLogger("flwd.notify")
 QUEUE = 1024
 #: Deliveries pending per sink (in flight, or waiting to retry); one more is dropped.
 SINK_PENDING = 32
-#: Attempts in flight at once, over every sink (sockets, SMTP threads, processes).
-SENDS = 16
+#: Attempts in flight at once per sink (sockets, SMTP threads, processes).
+SENDS = 4
 #: The longest wait between two attempts.
 MAX_BACKOFF = 300.0
 #: How long stopping waits for pending deliveries (a CLI run: see flwd.engine).
@@ -76,6 +79,21 @@ _LAST_RECORD = 5.0
 
 #: Journals records (as the root's journal does: committed, then published).
 Journal = Callable[[Sequence[EventRecord]], Awaitable[object]]
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs a blocking call (a Core DB read, a stat of flwd.yaml) away from trio's thread."""
+
+    def __call__(self, call: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def in_thread(call: Callable[[], T]) -> T:
+    """The notifier's :class:`Offload`: a worker thread.
+
+    Cancellation: the call finishes in its thread; its result is discarded.
+    """
+    return await trio.to_thread.run_sync(call)
 #: Makes the sinks of one incarnation (``open_sinks``; a test's scripted sinks).
 SenderFactory = Callable[[], AbstractAsyncContextManager[Sender]]
 
@@ -89,6 +107,8 @@ class _Arm:
 @dataclass(frozen=True, slots=True)
 class _Started:
     run_id: str
+    #: When its run.start was published (trio's clock): running_longer_than counts from it.
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +148,7 @@ class Notifier:
     def __init__(self, store: Store, journal: Journal, sinks: SenderFactory, *,
                  rules: WorkspaceRules, links: RunLinks | None = None,
                  observer: Observer = UNOBSERVED, drain_timeout: float = DRAIN_TIMEOUT,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, offload: Offload = in_thread) -> None:
         self.store = store
         self._journal = journal
         self._sinks = sinks
@@ -137,12 +157,15 @@ class Notifier:
         self._observer = observer
         self.drain_timeout = drain_timeout
         self._random = rng or random.Random()
+        #: Where blocking reads run (a test on trio's autojump clock runs them inline).
+        self._offload = offload
         self._send, self._receive = trio.open_memory_channel[_Message](QUEUE)
         #: Runs armed whose run.finish was not seen yet (what the tap forwards).
         self._watched: dict[str, None] = {}
         self._live: dict[str, _Live] = {}
+        #: Per sink (its key): deliveries pending, and the limiter of its attempts.
         self._pending: dict[str, int] = {}
-        self._sends = trio.CapacityLimiter(SENDS)
+        self._sends: dict[str, trio.CapacityLimiter] = {}
         self._current: _Incarnation | None = None
 
     # -- told by the root and the hub (synchronous, never waits) -----------------------
@@ -161,7 +184,7 @@ class Notifier:
             if record.run_id not in self._watched:
                 continue
             if record.type == RUN_START:
-                self._post(_Started(record.run_id))
+                self._post(_Started(record.run_id, trio.current_time()))
             elif record.type == RUN_FINISH:
                 del self._watched[record.run_id]
                 self._post(_Finished(record))
@@ -213,13 +236,13 @@ class Notifier:
             live = self._live.get(message.run_id)
             if live is not None and any(a.rule.running_longer_than for a in live.armed):
                 live.timer = trio.CancelScope()
-                current.nursery.start_soon(self._timer, live, live.timer, trio.current_time())
+                current.nursery.start_soon(self._timer, live, live.timer, message.at)
         else:
             await self._finished(message.record)
 
     async def _arm(self, message: _Arm) -> None:
         run = message.run
-        workspace_rules = await trio.to_thread.run_sync(self._rules.current)
+        workspace_rules = await self._offload(self._rules.current)
         armed = arm(run.job_id, message.rules, workspace_rules)
         if not armed:
             self._watched.pop(run.id, None)
@@ -246,7 +269,7 @@ class Notifier:
                 assert armed.rule.running_longer_than is not None
                 await trio.sleep_until(started + armed.rule.running_longer_than)
                 try:
-                    run = await trio.to_thread.run_sync(self.store.get_run, live.run.id)
+                    run = await self._offload(partial(self.store.get_run, live.run.id))
                 except FlwdError as exc:
                     _log.error("flwd: notifications not sent: %s", exc)
                     return
@@ -261,8 +284,9 @@ class Notifier:
         depth = history_depth(live.armed) if status in ("failed", "completed") else 0
         outcomes = [status]
         if depth:
-            outcomes = await trio.to_thread.run_sync(lambda: self.store.recent_outcomes(
-                live.run.job_id, workspace=live.run.workspace, until=record.ts, limit=depth))
+            outcomes = await self._offload(partial(
+                self.store.recent_outcomes, live.run.job_id, workspace=live.run.workspace,
+                until=record.ts, limit=depth))
             if not outcomes or outcomes[0] != status:
                 outcomes = [status, *outcomes]  # the run itself, whatever the clock said
         history = streaks(outcomes)
@@ -270,7 +294,7 @@ class Notifier:
                if (event := finish_event(armed.rule, status, history)) is not None]
         if not due:
             return
-        run = await trio.to_thread.run_sync(self.store.get_run, record.run_id)
+        run = await self._offload(partial(self.store.get_run, record.run_id))
         for armed, event in due:
             failures = (history.current if armed.rule.after_failures and event == "failure"
                         else None)
@@ -311,7 +335,7 @@ class Notifier:
         try:
             while True:
                 attempt += 1
-                async with self._sends:
+                async with self._limiter(armed.key):
                     result = await self._attempt(armed.rule, note, current.sender)
                 if result.delivered:
                     settled = True
@@ -331,6 +355,7 @@ class Notifier:
             self._pending[armed.key] -= 1
             if not self._pending[armed.key]:
                 del self._pending[armed.key]
+                self._sends.pop(armed.key, None)
             current.busy -= 1
             if not current.busy:
                 current.idle.set()
@@ -340,6 +365,12 @@ class Notifier:
                 with trio.CancelScope(shield=True), trio.move_on_after(_LAST_RECORD):
                     await self._record(armed, note, attempt + 1 if waiting else attempt, "abandoned", Attempt(
                         False, error=f"flwd stopped: {what}"))
+
+    def _limiter(self, key: str) -> trio.CapacityLimiter:
+        limiter = self._sends.get(key)
+        if limiter is None:
+            limiter = self._sends[key] = trio.CapacityLimiter(SENDS)
+        return limiter
 
     @staticmethod
     async def _attempt(rule: NotifyRule, note: Notification, sender: Sender) -> Attempt:
