@@ -29,6 +29,7 @@ ROUTES: list[tuple[str, str, dict | None, tuple[str | frozenset[str], ...] | Non
     ("GET", "/runs/{run}/events", None, ("runs:read", "events:read")),
     ("GET", "/runs/{run}/events.ndjson", None, ("runs:read", "events:read")),
     ("GET", "/runs/{run}/log.txt", None, ("runs:read", "events:read")),
+    ("GET", "/runs/{run}/notifications", None, ("runs:read",)),
     ("GET", "/events", None, ("events:read",)),
     ("GET", "/sources", None, ("sources:read",)),
     ("GET", "/sources/none", None, ("sources:read",)),
