@@ -34,8 +34,8 @@ from pydantic_core import PydanticCustomError
 from ..errors import ConfigInvalid, ConfigTooLarge, MixedExecutors
 from ._argspec import SPEC_ERROR, Arg, Loc, show, spec_error
 from ._duration import duration_validator, parse_duration
-from ._schedule import ScheduleEntry, check_schedules, schedule_problems
 from ._notify import NotifyRule, normalize_notify
+from ._schedule import ScheduleEntry, check_schedules, schedule_problems
 from ._suggest import did_you_mean
 from ._yaml import YamlRefused, clip, load_yaml
 

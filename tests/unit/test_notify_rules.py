@@ -134,11 +134,13 @@ def test_a_webhook_needs_one_url_and_one_secret_at_most() -> None:
         ("notify[0].webhook.secret_env", "give secret_file or secret_env, not both")]
 
 
-def test_unknown_keys_of_a_rule_are_warnings() -> None:
-    parsed = parse_config("notify:\n  - on: [failure]\n    webhok: {}\n    command: [x]\n",
-                          path="config.yaml")
-    assert parsed.warnings == ["notify[0]: unknown key 'webhok' (ignored; did you mean "
-                               "'webhook'?)"]
+def test_an_unknown_key_of_a_rule_is_an_error() -> None:
+    # A misspelt secret_env would send unsigned notifications: never silently.
+    errors = problems_of("notify:\n  - on: [failure]\n    webhook: {url: 'http://a.example', "
+                         "secert_env: S}\n  - on: [failure]\n    webhok: {}\n    "
+                         "command: [x]\n")
+    assert [(error["arg"], error["message"]) for error in errors] == [
+        ("notify[0].webhook.secert_env", "unknown key"), ("notify[1].webhok", "unknown key")]
 
 
 def test_the_workspace_rules_of_flwd_yaml_skip_a_bad_rule_and_keep_the_good(
@@ -156,11 +158,11 @@ notify:
     extra: 1
 """)
     rules, issues = load_workspace_notify(tmp_path, "scripts/flwd.yaml")
-    assert [rule.kind for rule in rules] == ["webhook", "command"]
+    assert [rule.kind for rule in rules] == ["webhook"]
     assert [(issue.level, issue.message) for issue in issues] == [
         ("error", "notify[1].on[0]: 'nope' is not one of: 'failure', 'recovery', 'success' "
                   "or 'canceled' (the rule is not used)"),
-        ("warning", "notify[2]: unknown key 'extra' (ignored)")]
+        ("error", "notify[2].extra: unknown key (the rule is not used)")]
     # flwd :jobs reports them with the aliases' (and no longer calls notify unknown).
     _, alias_issues = read_alias_entries(tmp_path, "scripts/flwd.yaml")
     assert [issue.message for issue in alias_issues] == [issue.message for issue in issues]
