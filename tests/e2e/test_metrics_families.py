@@ -43,6 +43,9 @@ AT_ZERO = [
     series("flwd_container_pull_seconds_count"),
     *(series("flwd_sources_added_total", type=kind) for kind in ("local", "git", "oci")),
     series("flwd_addon_manifest_invalid_total"),
+    *(series("flwd_notify_deliveries_total", sink_kind=kind, outcome=outcome)
+      for kind in ("webhook", "email", "command", "unknown")
+      for outcome in ("delivered", "retrying", "failed", "dropped", "abandoned")),
 ]
 
 
