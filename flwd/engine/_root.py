@@ -4,6 +4,7 @@
 
     Root supervisor "flwd" (one_for_one)
     ├── journal    owns the Core DB writer thread; batches events; publishes to the hub
+    ├── notify     delivers notifications of run outcomes (flwd.notify); a hub tap
     ├── finisher   journals a failed run.finish for runs whose actor is gone without one
     ├── runs       dynamic supervisor; one TEMPORARY run actor per run
     ├── checkouts, sources   (serve) the source registry and its checkouts

@@ -210,7 +210,7 @@ class EmailSink(_Delivery):
     to: list[str] = Field(min_length=1, max_length=_MAX_RECIPIENTS)
     #: A file holding ``USER:PASSWORD`` (one line; mode 0600, owned by flwd's user).
     credentials_file: str | None = None
-    #: CA certificates to trust for STARTTLS besides the system's (a private mail relay).
+    #: CA certificates to trust for STARTTLS instead of the system's (a private relay).
     ca_file: str | None = None
     timeout: float = 30.0
     attempts: int = Field(default=3, ge=1, le=20)
