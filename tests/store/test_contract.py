@@ -26,6 +26,7 @@ from flwd.errors import (
     StorageError,
 )
 from flwd.events import (
+    NOTIFY_DELIVERY,
     RUN_FINISH,
     RUN_START,
     STEP_LOG,
@@ -928,3 +929,56 @@ def test_the_cap_holds_under_concurrent_logins(backend: Backend) -> None:
     assert len(evicted) == len(set(evicted)) == 60 - 5
     kept = [f"s{i}-{n}" for i in range(6) for n in range(10) if f"s{i}-{n}" not in evicted]
     assert len(kept) == 5 and all(first.session_get(digest) is not None for digest in kept)
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+
+def delivery(run_id: str, attempt: int, outcome: str, *, ts: float = T0 + 5) -> EventRecord:
+    return event(run_id, NOTIFY_DELIVERY, ts=ts, sink="ops", sink_kind="webhook",
+                 event="failure", delivery=f"{run_id}.failure.x", attempt=attempt,
+                 outcome=outcome, status=500 if outcome == "retrying" else 200, error=None,
+                 next_retry_in=1.5 if outcome == "retrying" else None)
+
+
+def test_a_delivery_event_is_listed_with_its_run_and_goes_with_it(store: Store) -> None:
+    store.append([run_row("r1"), event("r1"), finish("r1", "failed", ts=T0 + 1),
+                  delivery("r1", 1, "retrying"), delivery("r1", 2, "delivered", ts=T0 + 7)])
+    rows = store.notify_deliveries("r1")
+    assert [(row.sink, row.event, row.attempt, row.outcome) for row in rows] == [
+        ("ops", "failure", 1, "retrying"), ("ops", "failure", 2, "delivered")]
+    assert rows[0].detail == {"sink_kind": "webhook", "delivery": "r1.failure.x",
+                              "status": 500, "error": None, "next_retry_in": 1.5}
+    assert rows[1].to_json()["at"] == "2023-11-14T22:13:27.000000Z"
+    assert store.notify_deliveries("r1", limit=1) == rows[:1]
+    assert store.notify_deliveries("nope") == []
+    # The run's stream ends at run.finish: the deliveries come after it.
+    assert store.finish_seq("r1") == 2 and store.event_bounds("r1") == (1, 4)
+    store.append([run_row("r2", created=T0 + 1), finish("r2", ts=T0 + 2)])
+    assert store.collect(RetentionPolicy(retain_runs=1), runs_dir=None).evicted == ["r1"]
+    assert store.notify_deliveries("r1") == []
+
+
+def test_recent_outcomes_are_a_job_s_finished_runs_of_one_workspace_newest_first(
+        store: Store) -> None:
+    history = [("a", "failed", "/ws"), ("b", "canceled", "/ws"), ("c", "completed", "/ws"),
+               ("d", "interrupted", "/ws"), ("e", "failed", "/other"), ("f", "failed", "/ws")]
+    for index, (run_id, status, workspace) in enumerate(history):
+        store.append([run_row(run_id, created=T0 + index, workspace=workspace),
+                      finish(run_id, status, ts=T0 + 10 + index)])
+    store.append([run_row("live", workspace="/ws")])  # unfinished: no outcome yet
+    assert store.recent_outcomes("demo", workspace="/ws", until=T0 + 100, limit=10) == [
+        "failed", "interrupted", "completed", "failed"]
+    assert store.recent_outcomes("demo", workspace="/ws", until=T0 + 13, limit=2) == [
+        "interrupted", "completed"]
+    assert store.recent_outcomes("demo", workspace="/other", until=T0 + 100, limit=10) == [
+        "failed"]
+    assert store.recent_outcomes("other", workspace="/ws", until=T0 + 100, limit=10) == []
+
+
+def test_notification_reads_without_a_database_are_empty_and_create_nothing(
+        backend: Backend) -> None:
+    store = backend.fresh()
+    assert store.notify_deliveries("r1") == [] and store.finish_seq("r1") is None
+    assert store.recent_outcomes("demo", workspace=None, until=T0, limit=5) == []
+    assert not store.exists()
