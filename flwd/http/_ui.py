@@ -46,21 +46,39 @@ async def index() -> Response:
 
     Cancellation: nothing is left behind (here as in ``asset``).
     """
-    return await _serve(ui.INDEX)
+    return _answer(await trio.to_thread.run_sync(ui.index), ui.INDEX, NO_CACHE)
 
 
 @blueprint.get("/ui/<path:asset_path>")
 async def asset(asset_path: str) -> Response:
-    return await _serve(asset_path)
+    wanted, path = ui.split_release(asset_path)
+
+    def find() -> tuple[ui.Asset | None, bool]:
+        if wanted is None:
+            return ui.asset(path), False
+        # The release before and after the read: a file edited meanwhile must not be
+        # kept for good under a release it is not part of.
+        before = ui.release()
+        found = ui.asset(path)
+        return found, wanted == before == ui.release()
+
+    found, current = await trio.to_thread.run_sync(find)
+    # A name of the current release never changes: kept for good. A file asked under an
+    # older release (a page loaded before an upgrade) is today's, revalidated each time.
+    return _answer(found, path, IMMUTABLE if current else NO_CACHE)
 
 
-async def _serve(path: str) -> Response:
-    found = await trio.to_thread.run_sync(ui.asset, path)
+#: Kept, but revalidated on every use (an upgraded server's files show at once; an
+#: unchanged one costs a 304).
+NO_CACHE = "no-cache"
+#: A file under its release's name (``/ui/~<release>/…``): the same bytes for ever.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _answer(found: ui.Asset | None, path: str, cache: str) -> Response:
     if found is None:
         raise not_found("UI file", f"the web UI has no file {quote(path)}", "ui.file.not.found")
-    # no-cache: kept, but revalidated on every use (an upgraded server's files show at
-    # once; an unchanged one costs a 304).
-    headers = {"ETag": found.etag, "Cache-Control": "no-cache"}
+    headers = {"ETag": found.etag, "Cache-Control": cache}
     if request.if_none_match.contains(found.etag.strip('"')):
         return Response(b"", status=304, headers=headers)
     return Response(found.body, status=200, content_type=found.content_type, headers=headers)

@@ -22,7 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-__all__ = ["CONTENT_TYPES", "INDEX", "STATIC_DIR", "Asset", "asset"]
+__all__ = ["CONTENT_TYPES", "INDEX", "RELEASE_MARK", "STATIC_DIR", "Asset", "asset", "index",
+           "release", "split_release"]
 
 #: The folder whose files are the UI (package data: see pyproject's package-data).
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
@@ -47,6 +48,9 @@ CONTENT_TYPES: Final[dict[str, str]] = {
 
 #: One path segment: no leading dot (so no ``.``, ``..`` nor dotfile), no
 #: separator, no character a file of ours would not have in its name.
+#: Starts the path segment naming a release of the files (``/ui/~<release>/js/app.js``).
+RELEASE_MARK: Final = "~"
+_RELEASE: Final = re.compile(r"~([0-9a-f]{1,64})")
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _MAX_PATH: Final = 512
 
@@ -100,3 +104,45 @@ def _load(path: Path, mtime_ns: int, size: int, content_type: str) -> Asset | No
         return None
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     return Asset(body, etag, content_type)
+
+
+def release() -> str:
+    """A digest of every file of the UI: it changes whenever any of them does.
+
+    The shell names its modules and styles under ``/ui/~<release>/``: their relative
+    imports stay under it, so a browser may keep all of them for good (they never
+    change under one name) and an upgraded server's shell names new ones at once.
+    Blocking, as :func:`asset`.
+    """
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(STATIC_DIR):
+        dirs.sort()
+        for name in sorted(files):
+            relative = os.path.relpath(os.path.join(folder, name), STATIC_DIR)
+            found = asset(relative.replace(os.sep, "/"))
+            if found is not None:
+                digest.update(relative.encode() + b"\0" + found.etag.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def index() -> Asset | None:
+    """The shell, its ``/ui/`` references under the current :func:`release`. Blocking."""
+    shell = asset(INDEX)
+    if shell is None:
+        return None
+    return _versioned(shell, release())
+
+
+@lru_cache(maxsize=4)
+def _versioned(shell: Asset, version: str) -> Asset:
+    body = shell.body.replace(b'"/ui/', f'"/ui/{RELEASE_MARK}{version}/'.encode())
+    return Asset(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', shell.content_type)
+
+
+def split_release(path: str) -> tuple[str | None, str]:
+    """(the release a ``/ui/`` path names, if it does; the file's path within the UI)."""
+    first, _, rest = path.partition("/")
+    matched = _RELEASE.fullmatch(first)
+    if matched is None or not rest:
+        return None, path
+    return matched.group(1), rest

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from flwd import __version__
+from flwd import __version__, ui
 from flwd.http._ui import CONTENT_SECURITY_POLICY
 from tests.conftest import run_cli
 
@@ -47,7 +47,9 @@ def test_the_shell_and_its_files_are_served_without_a_token(server_factory: Any)
     assert index.status_code == 200, index.text
     assert index.headers["content-type"] == "text/html; charset=utf-8"
     assert index.headers["Cache-Control"] == "no-cache"
-    assert '<script type="module" src="/ui/js/app.js">' in index.text
+    release = ui.release()
+    assert f'<script type="module" src="/ui/~{release}/js/app.js">' in index.text
+    assert "/ui/js/" not in index.text and "/ui/css/" not in index.text
     _secured(index)
     for path, kind in (("/ui/js/app.js", "text/javascript; charset=utf-8"),
                        ("/ui/css/app.css", "text/css; charset=utf-8"),
@@ -74,10 +76,28 @@ def test_an_unchanged_file_is_a_304_by_its_etag(dev_server: Any) -> None:
     assert head.status_code == 200 and head.content == b"" and head.headers["ETag"]
 
 
+def test_a_file_under_the_current_release_is_kept_for_good(dev_server: Any) -> None:
+    release = ui.release()
+    plain = httpx.get(f"{dev_server.url}/ui/js/app.js", timeout=30)
+    current = httpx.get(f"{dev_server.url}/ui/~{release}/js/app.js", timeout=30)
+    assert current.status_code == 200 and current.content == plain.content
+    assert current.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert current.headers["content-type"] == "text/javascript; charset=utf-8"
+    _secured(current)
+    # A page loaded before an upgrade asks for its old release: it gets today's file,
+    # revalidated on every use (never kept for good under a name it does not belong to).
+    older = httpx.get(f"{dev_server.url}/ui/~0123456789abcdef/js/app.js", timeout=30)
+    assert older.status_code == 200 and older.content == plain.content
+    assert older.headers["Cache-Control"] == "no-cache"
+    # Its relative imports stay under the release, which the shell names.
+    assert "from './api.js'" in current.text
+
+
 NOT_UI = ["/ui/../flwd.db", "/ui/..%2f..%2fpyproject.toml", "/ui/%2e%2e/__init__.py",
           "/ui/js/../../__init__.py", "/ui/.hidden", "/ui/nope.js", "/ui/__init__.py",
           "/ui/js/app.js%00.css", "/ui/js", "/ui/",
-          "/ui/js/app.js/", "/ui/js%5capp.js"]
+          "/ui/js/app.js/", "/ui/js%5capp.js", "/ui/~abc/../flwd.db", "/ui/~abc/",
+          "/ui/~abc", "/ui/~xyz/js/app.js", "/ui/~abc/~abc/js/app.js", "/ui/~abc/.hidden"]
 
 
 def test_a_path_that_is_not_a_ui_file_is_404(dev_server: Any) -> None:

@@ -85,3 +85,20 @@ def test_every_ui_file_is_package_data_of_a_wheel() -> None:
     assert {Path(name).suffix for name in files} <= set(CONTENT_TYPES)
     assert any(name.startswith("flwd") for name in
                pyproject["tool"]["setuptools"]["packages"]["find"]["include"])
+
+
+def test_the_shell_names_its_files_under_the_release() -> None:
+    release = flwd.ui.release()
+    assert release == flwd.ui.release() and len(release) == 16
+    shell = flwd.ui.index()
+    assert shell is not None
+    assert f'src="/ui/~{release}/js/app.js"'.encode() in shell.body
+    assert f'href="/ui/~{release}/css/app.css"'.encode() in shell.body
+    assert shell.etag != flwd.ui.asset(flwd.ui.INDEX).etag  # type: ignore[union-attr]
+
+
+def test_split_release() -> None:
+    assert flwd.ui.split_release("~abc123/js/app.js") == ("abc123", "js/app.js")
+    assert flwd.ui.split_release("js/app.js") == (None, "js/app.js")
+    assert flwd.ui.split_release("~abc123") == (None, "~abc123")  # no file: not a release path
+    assert flwd.ui.split_release("~XYZ/js/app.js") == (None, "~XYZ/js/app.js")
