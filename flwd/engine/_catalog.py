@@ -66,6 +66,8 @@ class CatalogCache:
         self.alias_entries: list[dict[str, Any]] = []
         self.alias_issues: list[DiscoveryIssue] = []
         self._checked_at = -float("inf")
+        #: When the check that made ``_catalog`` began (it saw every file written before).
+        self._check_started = -float("inf")
         self._lock = trio.Lock()
 
     def _refresh(self) -> Catalog:
@@ -82,12 +84,24 @@ class CatalogCache:
             self._fingerprint = fingerprint
         return self._catalog
 
-    async def get(self) -> Catalog:
-        """The current catalog (blocking work runs in a thread; one refresh at a time)."""
+    async def get(self, *, fresh_since: float | None = None) -> Catalog:
+        """The current catalog (blocking work runs in a thread; one refresh at a time).
+
+        ``fresh_since`` (a ``trio.current_time()``): the answer comes from a check that
+        began at or after it — so it sees every file written before then. Callers that
+        arrived while one check ran share the next one.
+
+        Cancellation: nothing is left behind (a check under way finishes in its thread).
+        """
         async with self._lock:
             now = trio.current_time()
-            if self._catalog is None or now - self._checked_at >= self.check_interval:
+            stale = self._catalog is None or now - self._checked_at >= self.check_interval
+            if fresh_since is not None and self._check_started < fresh_since:
+                stale = True
+            if stale or self._catalog is None:
+                started = trio.current_time()
                 self._catalog = await trio.to_thread.run_sync(self._refresh)
+                self._check_started = started
                 self._checked_at = trio.current_time()
             return self._catalog
 

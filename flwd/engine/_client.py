@@ -23,6 +23,7 @@ from flwd import store
 from flwd.containers import Runtime
 from flwd.errors import (
     FlwdError,
+    JobNotFound,
     RunOwnedElsewhere,
     ScheduleNotFound,
     SourceNotFound,
@@ -136,8 +137,16 @@ class Engine:
         """
         if source is not None:
             source = self.source(source).source.name
+        arrived = trio.current_time()
+        target = PlanRequest(job_id, source=source)
         catalog, aliases = await self.root.catalog_view()
-        return resolve_target(catalog, aliases, PlanRequest(job_id, source=source))
+        try:
+            return resolve_target(catalog, aliases, target)
+        except JobNotFound:
+            # The cached catalog may predate a job written just before this request
+            # (checks are shared for a second): look again, from a check begun since.
+            catalog, aliases = await self.root.catalog_view(fresh_since=arrived)
+            return resolve_target(catalog, aliases, target)
 
     def _planning(self) -> Planning:
         settings = self.settings

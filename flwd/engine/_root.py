@@ -274,8 +274,9 @@ class Root:
         return (run_id in self._live or self.hub.tracking(run_id)
                 or self.finisher.owns(run_id))
 
-    async def catalog_view(self) -> tuple[Catalog, AliasIndex]:
-        local = await self.catalog_cache.get()
+    async def catalog_view(self, *, fresh_since: float | None = None
+                           ) -> tuple[Catalog, AliasIndex]:
+        local = await self.catalog_cache.get(fresh_since=fresh_since)
         key = (id(local), self.source_book.generation)
         if key != self._merged_key:
             cache = self.catalog_cache
