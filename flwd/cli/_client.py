@@ -442,4 +442,7 @@ def query_params(where: RunFilter) -> list[tuple[str, str]]:
     if where.until is not None:
         params.append(("until", format_ts(where.until)))
     params += [(f"arg.{name}", value) for name, value in where.args]
+    if where.trigger is not None:
+        kind, name = where.trigger
+        params.append(("trigger", kind if name is None else f"{kind}:{name}"))
     return params

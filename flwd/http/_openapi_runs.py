@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flwd.store import MAX_ARG_FILTERS, MAX_ARG_VALUE, MAX_JOB_ID, MAX_WORKSPACE, STATUSES
+from flwd.store import (
+    MAX_ARG_FILTERS,
+    MAX_ARG_VALUE,
+    MAX_JOB_ID,
+    MAX_TRIGGER_NAME,
+    MAX_WORKSPACE,
+    STATUSES,
+    TRIGGER_KINDS,
+)
 
 from ._openapi_parts import PAGING, RUN_BODY, SSE
 from ._openapi_parts import json_response as _json
@@ -65,6 +73,12 @@ _RUN_FILTERS: list[dict[str, Any]] = [
                     "as runs show theirs)"},
     {"name": "until", "in": "query", "schema": _TIME,
      "description": "Only runs created before this time (RFC 3339)"},
+    {"name": "trigger", "in": "query",
+     "description": "Only runs started by a schedule (`schedule`) or a webhook (`hook`), or "
+                    "by no trigger — the API or the CLI (`none`); `KIND:NAME`: by that "
+                    "schedule or hook; empty: any run",
+     "schema": {"type": "string", "maxLength": MAX_TRIGGER_NAME + 9,
+                "pattern": f"^(({'|'.join(TRIGGER_KINDS)})(:[^\\x00]+)?)?$"}},
 ]
 _ARG_FILTERS = (
     "Also `arg.<name>=<value>` (repeatable, at most "

@@ -104,15 +104,16 @@ async def create_run() -> Response:
 
 def _filters() -> RunFilter:
     """``GET /runs``'s filters: ``job_id`` (or ``job``), ``status`` (repeatable, or a comma
-    list), ``workspace``, ``since`` and ``until`` (RFC 3339, on ``created_at``), and
-    ``arg.<name>=<value>`` (repeatable), each checked and bounded (``run_filter``)."""
+    list), ``workspace``, ``since`` and ``until`` (RFC 3339, on ``created_at``),
+    ``arg.<name>=<value>`` (repeatable) and ``trigger`` (``KIND`` or ``KIND:NAME``), each
+    checked and bounded (``run_filter``)."""
     query = request.args
     return run_filter(
         job_id=query.get("job_id") or query.get("job") or None,
         statuses=query.getlist("status"), workspace=query.get("workspace"),
         since=query.get("since"), until=query.get("until"),
         args=[(key[4:], value) for key, value in query.items(multi=True)
-              if key.startswith("arg.")])
+              if key.startswith("arg.")], trigger=query.get("trigger") or None)
 
 
 async def _refuse_secret_filters(where: RunFilter) -> None:

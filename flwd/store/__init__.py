@@ -6,9 +6,11 @@ from ._filter import EVERY_RUN as EVERY_RUN
 from ._filter import MAX_ARG_FILTERS as MAX_ARG_FILTERS
 from ._filter import MAX_ARG_VALUE as MAX_ARG_VALUE
 from ._filter import MAX_JOB_ID as MAX_JOB_ID
+from ._filter import MAX_TRIGGER_NAME as MAX_TRIGGER_NAME
 from ._filter import MAX_WORKSPACE as MAX_WORKSPACE
 from ._filter import SECRET_MARK as SECRET_MARK
 from ._filter import STATUSES as STATUSES
+from ._filter import TRIGGER_KINDS as TRIGGER_KINDS
 from ._filter import RunFilter as RunFilter
 from ._filter import run_filter as run_filter
 from ._idempotency import body_digest as body_digest

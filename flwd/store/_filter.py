@@ -11,6 +11,11 @@ it is, a number in decimal (``5`` matches ``5`` and ``5.0``), a boolean ``true``
 entries is ``KEY=VALUE``. A secret's value is never stored, so no filter matches
 it — not even ``[secret]``, which is what is stored in its place (nor, therefore,
 a plain argument whose value is that very text).
+
+**Trigger filters.** ``trigger=KIND`` matches the runs something other than a person
+started — ``schedule`` (a schedule's fire, by hand too) or ``hook`` (a webhook's
+delivery) — and ``none`` the runs the API or the CLI started; ``KIND:NAME`` those of one
+schedule or hook (``runs.trigger``'s ``kind`` and ``name``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ MAX_ARG_FILTERS: Final = 16
 MAX_ARG_VALUE: Final = 1024
 MAX_JOB_ID: Final = 256
 MAX_WORKSPACE: Final = 4096
+#: What ``trigger=`` takes before an optional ``:NAME`` (``none``: no trigger at all).
+TRIGGER_KINDS: Final = ("schedule", "hook", "none")
+#: A schedule's or a hook's name in ``trigger=KIND:NAME``, at most (a schedule is named
+#: after its job: a job id's bound and a suffix).
+MAX_TRIGGER_NAME: Final = 300
 #: An argument's name (``flwd.jobs``' rule) — also what makes the JSON path safe.
 ARG_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}", re.ASCII)
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)", re.ASCII)
@@ -62,6 +72,9 @@ class RunFilter:
     until: float | None = None
     #: ``(name, value)``: the run's argument ``name`` is ``value`` (see the module doc).
     args: tuple[tuple[str, str], ...] = ()
+    #: What started the run: a :data:`TRIGGER_KINDS` kind (``none``: no trigger), and
+    #: the name of its schedule or hook (None: any of that kind).
+    trigger: tuple[str, str | None] | None = None
 
 
 #: A filter that selects every run.
@@ -70,12 +83,14 @@ EVERY_RUN: Final = RunFilter()
 
 def run_filter(*, job_id: str | None = None, statuses: Iterable[str] = (),
                workspace: str | None = None, since: str | None = None,
-               until: str | None = None, args: Sequence[tuple[str, str]] = ()) -> RunFilter:
+               until: str | None = None, args: Sequence[tuple[str, str]] = (),
+               trigger: str | None = None) -> RunFilter:
     """A :class:`RunFilter` from text as a user wrote it.
 
     ``job_id``: empty or None, any job; ``statuses``: each a status or a
     comma-separated list of them; ``since`` and
-    ``until``: RFC 3339 date-times; ``args``: ``(name, value)`` pairs.
+    ``until``: RFC 3339 date-times; ``args``: ``(name, value)`` pairs; ``trigger``:
+    ``KIND`` or ``KIND:NAME`` (empty or None: any run).
 
     Raises:
         RunFilterInvalid: every unusable part, each in ``errors`` under its query
@@ -100,12 +115,31 @@ def run_filter(*, job_id: str | None = None, statuses: Iterable[str] = (),
     instants = {name: _instant(name, text, errors)
                 for name, text in (("since", since), ("until", until))}
     checked = _arg_filters(args, errors)
+    started_by = _trigger(trigger, errors) if trigger else None
     if errors:
         first = errors[0]
         raise RunFilterInvalid(f"invalid run filter {first['arg']}: {first['message']}",
                                errors=errors)
     return RunFilter(job_id=job_id or None, statuses=tuple(wanted), workspace=workspace,
-                     since=instants["since"], until=instants["until"], args=checked)
+                     since=instants["since"], until=instants["until"], args=checked,
+                     trigger=started_by)
+
+
+def _trigger(text: str, errors: list[dict[str, str]]) -> tuple[str, str | None] | None:
+    kind, colon, name = text.partition(":")
+    if kind not in TRIGGER_KINDS:
+        errors.append({"arg": "trigger", "message": f"{_show(kind)} is not a trigger kind: use "
+                                                    f"{', '.join(TRIGGER_KINDS)} (or KIND:NAME)"})
+    elif colon and kind == "none":
+        errors.append({"arg": "trigger", "message": "none has no name: use trigger=none"})
+    elif colon and not 0 < len(name) <= MAX_TRIGGER_NAME:
+        errors.append({"arg": "trigger", "message": f"name the {kind} after the colon "
+                                                    f"(at most {MAX_TRIGGER_NAME} characters)"})
+    elif "\0" in name:
+        errors.append({"arg": "trigger", "message": "a name cannot hold a NUL character"})
+    else:
+        return kind, name if colon else None
+    return None
 
 
 def _instant(name: str, text: str | None, errors: list[dict[str, str]]) -> float | None:
@@ -165,11 +199,13 @@ _ELEMENT_IS = ("((v.type = 'text' AND v.atom = {t} AND v.atom <> '" + SECRET_MAR
                " OR (v.type = 'true' AND {t} = 'true') OR (v.type = 'false' AND {t} = 'false'))")
 
 
-def where_clause(query: RunFilter, *, has_workspace: bool = True) -> tuple[str, dict[str, Any]]:
+def where_clause(query: RunFilter, *, has_workspace: bool = True, has_trigger: bool = True
+                 ) -> tuple[str, dict[str, Any]]:
     """``WHERE …`` (or ``""``) over the ``runs`` table, and its named parameters.
 
     ``has_workspace``: the table has the ``workspace`` column (a reader of a Core DB
-    older than schema 6 does not migrate it: its runs belong to no workspace).
+    older than schema 6 does not migrate it: its runs belong to no workspace);
+    ``has_trigger``: likewise the ``trigger`` column (schema 10: older runs have none).
     """
     where: list[str] = []
     params: dict[str, Any] = {}
@@ -191,6 +227,17 @@ def where_clause(query: RunFilter, *, has_workspace: bool = True) -> tuple[str, 
     if query.until is not None:
         where.append("created_at < :until")
         params["until"] = query.until - _HALF_MICROSECOND
+    if query.trigger is not None:
+        kind, name = query.trigger
+        column = "runs.trigger" if has_trigger else "NULL"
+        if kind == "none":
+            where.append(f"{column} IS NULL")
+        else:
+            where.append(f"json_extract({column}, '$.kind') = :trigger_kind")
+            params["trigger_kind"] = kind
+            if name is not None:
+                where.append(f"json_extract({column}, '$.name') = :trigger_name")
+                params["trigger_name"] = name
     for index, (name, value) in enumerate(query.args):
         key, _, entry = value.partition("=")
         # The name was checked against ARG_NAME: quoting it makes the path exact.

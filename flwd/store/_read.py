@@ -41,6 +41,16 @@ def _run_columns(conn: sqlite3.Connection) -> tuple[str, bool]:
             "workspace" in present)
 
 
+def _where(conn: sqlite3.Connection, query: RunFilter) -> tuple[str, str, dict[str, Any]]:
+    """(the SELECT list of a run row, and ``query``'s WHERE clause and parameters) on
+    ``conn``, whose runs may lack the columns a later schema added (see _run_columns)."""
+    columns, has_workspace = _run_columns(conn)
+    has_trigger = not (isinstance(conn, Connection) and conn.schema_version < SCHEMA_VERSION
+                       and "trigger" not in conn.columns("runs"))
+    clause, params = where_clause(query, has_workspace=has_workspace, has_trigger=has_trigger)
+    return columns, clause, params
+
+
 @contextmanager
 def open_reader(path: Path) -> Iterator[sqlite3.Connection]:
     conn = connect(path, readonly=True)
@@ -100,15 +110,14 @@ def get_run(conn: sqlite3.Connection, run_ref: str, *, workspace: str | None = N
 
 
 def count_runs(conn: sqlite3.Connection, query: RunFilter = EVERY_RUN) -> int:
-    clause, params = where_clause(query, has_workspace=_run_columns(conn)[1])
+    _, clause, params = _where(conn, query)
     return int(conn.execute(f"SELECT COUNT(*) FROM runs {clause}", params).fetchone()[0])
 
 
 def list_runs(conn: sqlite3.Connection, query: RunFilter = EVERY_RUN, *, limit: int = 50,
               offset: int = 0) -> list[RunRow]:
     """The runs ``query`` selects, newest first."""
-    columns, has_workspace = _run_columns(conn)
-    clause, params = where_clause(query, has_workspace=has_workspace)
+    columns, clause, params = _where(conn, query)
     rows = conn.execute(
         f"SELECT {columns} FROM runs {clause} ORDER BY created_at DESC, id DESC"
         " LIMIT :limit OFFSET :offset", {**params, "limit": limit, "offset": offset}).fetchall()

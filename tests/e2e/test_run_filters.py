@@ -5,6 +5,8 @@ local and remote (``--server``)."""
 from __future__ import annotations
 
 import json
+import select
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,32 @@ def test_status_lists_and_a_time_range(history: tuple[Server, list[str], list[st
     assert listed(server, [("until", shifted.isoformat())]) == ([world, first], 2)
     assert listed(server, "since=2999-01-01T00:00:00Z") == ([], 0)
     assert listed(server, "since=2999-01-01T00:00:00Z&until=2000-01-01T00:00:00Z") == ([], 0)
+
+
+def test_runs_by_what_started_them(server_factory: Any, workspace: Path) -> None:
+    """``trigger=``: a schedule's runs (its scheduler fires them for real), one schedule's,
+    a webhook's, and the runs the API started."""
+    write_job(workspace, "tick", 'schedule:\n  - {cron: "@every 1s", name: ticker}\n',
+              {"100_tick.sh": "echo tick\n"})
+    write_job(workspace, "greet", GREET, {"100_main.sh": 'echo "hi $name"\n'})
+    server = server_factory("--dev")
+    mine = start(server, {"name": "by hand"})
+    deadline = time.monotonic() + 60
+    while not (fired := listed(server, "trigger=schedule")[0]):
+        assert time.monotonic() < deadline, "the schedule never fired"
+        select.select([], [], [], 0.1)
+    response = httpx.get(f"{server.url}/runs", params={"trigger": "schedule:ticker"},
+                         headers=DEV, timeout=30)
+    assert response.status_code == 200 and response.json(), response.text
+    assert {(run["job_id"], run["trigger"]["kind"], run["trigger"]["name"])
+            for run in response.json()} == {("tick", "schedule", "ticker")}
+    assert mine["id"] not in fired
+    assert listed(server, "trigger=none") == ([mine["id"]], 1)
+    assert listed(server, "trigger=schedule:nope") == ([], 0)
+    assert listed(server, "trigger=hook") == ([], 0)
+    assert refused(server, "trigger=cron")["errors"] == [{
+        "arg": "trigger", "message": "'cron' is not a trigger kind: use schedule, hook, none "
+                                     "(or KIND:NAME)"}]
 
 
 def test_hostile_queries_are_clear_400s(history: tuple[Server, list[str], list[str]]) -> None:

@@ -510,6 +510,36 @@ def test_runs_are_found_by_their_arguments_as_the_cli_writes_them(store: Store) 
                                               offset=1)] == ["run-2"]
 
 
+def test_runs_are_found_by_what_started_them(store: Store) -> None:
+    """``trigger=KIND[:NAME]``: a schedule's or a hook's runs, or the runs of no trigger."""
+    nightly = {"kind": "schedule", "name": "backup#0", "fire_at": "2027-01-01T02:30:00Z"}
+    store.append([
+        run_row("run-1", created=T0),
+        run_row("run-2", created=T0 + 1, trigger=nightly, trigger_key="schedule:backup#0@1"),
+        run_row("run-3", created=T0 + 2, trigger={**nightly, "name": "other", "manual": True},
+                trigger_key="schedule:other@manual-x"),
+        run_row("run-4", created=T0 + 3, trigger={"kind": "hook", "name": "push",
+                                                  "delivery": "d-1"}, trigger_key="hook:push:d-1"),
+        run_row("run-5", created=T0 + 4, trigger={"kind": "hook", "name": "backup#0",
+                                                  "delivery": None}, trigger_key="hook:b:~x"),
+    ])
+
+    def ids(kind: str, name: str | None = None, **fields: Any) -> list[str]:
+        query = RunFilter(trigger=(kind, name), **fields)
+        found = [run.id for run in store.list_runs(query)]
+        assert store.count_runs(query) == len(found)
+        return found
+
+    assert ids("schedule") == ["run-3", "run-2"]
+    assert ids("schedule", "backup#0") == ["run-2"]
+    assert ids("hook") == ["run-5", "run-4"]
+    assert ids("hook", "push") == ["run-4"]
+    assert ids("hook", "backup#0") == ["run-5"]  # a hook's name is not a schedule's
+    assert ids("hook", "nope") == []
+    assert ids("none") == ["run-1"]
+    assert ids("schedule", since=T0 + 2) == ["run-3"]
+
+
 def test_run_events_move_the_status_and_terminal_is_sticky(store: Store) -> None:
     store.append([run_row("run-a"), event("run-a", ts=T0 + 1)])
     run = store.get_run("run-a")

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from flwd.errors import RunFilterInvalid
 from flwd.events import format_ts, parse_ts
 from flwd.jobs import SECRET_MARK as JOBS_SECRET_MARK
-from flwd.store import MAX_ARG_FILTERS, MAX_ARG_VALUE, SECRET_MARK, RunFilter, run_filter
+from flwd.store import (
+    MAX_ARG_FILTERS,
+    MAX_ARG_VALUE,
+    MAX_TRIGGER_NAME,
+    SECRET_MARK,
+    RunFilter,
+    run_filter,
+)
 
 
 def test_the_store_knows_how_a_secret_is_stored() -> None:
@@ -63,6 +70,21 @@ def test_hostile_argument_filters_are_refused_and_bounded(args: list[tuple[str, 
     errors = errors_of(args=args)
     assert len(errors) == 1 and len(errors[0]["arg"]) <= 4 + 128
     assert len(errors[0]["message"]) < 200  # a huge value is never echoed
+
+
+def test_a_trigger_filter_is_a_kind_and_maybe_a_name() -> None:
+    assert run_filter(trigger="hook").trigger == ("hook", None)
+    assert run_filter(trigger="schedule:backup#0").trigger == ("schedule", "backup#0")
+    assert run_filter(trigger="hook:a:b").trigger == ("hook", "a:b")  # the first colon splits
+    assert run_filter(trigger="none").trigger == ("none", None)
+    assert run_filter(trigger="").trigger is None
+    for text, says in [("cron", "'cron' is not a trigger kind: use schedule, hook, none"),
+                       ("none:x", "none has no name"), ("hook:", "name the hook after the colon"),
+                       ("schedule:" + "n" * (MAX_TRIGGER_NAME + 1), "at most"),
+                       ("hook:a\0b", "NUL"), ("x" * 5000, "is not a trigger kind")]:
+        [error] = errors_of(trigger=text)
+        assert error["arg"] == "trigger" and says in error["message"], (text, error)
+        assert len(error["message"]) < 200  # a huge value is never echoed
 
 
 def test_unicode_values_are_fine() -> None:

@@ -24,6 +24,7 @@ from flwd.store import (
     SqliteStore,
     append_batch,
     connect,
+    count_runs,
     db_path,
     event_bounds,
     get_run,
@@ -112,6 +113,22 @@ def test_reader_sees_committed_data_and_cannot_write(path, conn):
         assert get_run(reader, "run-1").status == "queued"
         with pytest.raises(sqlite3.OperationalError):
             reader.execute("DELETE FROM runs")
+
+
+def test_a_reader_of_a_db_before_triggers_filters_them_as_absent(path, conn):
+    """A Core DB of schema 9 (no ``runs.trigger``) read without migrating: its runs were
+    started by no trigger, so ``trigger=none`` is every run and ``trigger=hook`` none."""
+    append_batch(conn, [run_row("run-1"), run_row("run-2", created=T0 + 1)])
+    conn.execute("DROP INDEX runs_by_trigger_key")
+    conn.execute("ALTER TABLE runs DROP COLUMN trigger_key")
+    conn.execute("ALTER TABLE runs DROP COLUMN trigger")
+    conn.execute("PRAGMA user_version = 9")
+    with open_reader(path) as reader:
+        assert reader.schema_version == 9
+        none = list_runs(reader, RunFilter(trigger=("none", None)))
+        assert [run.id for run in none] == ["run-2", "run-1"]
+        assert list_runs(reader, RunFilter(trigger=("hook", "push"))) == []
+        assert count_runs(reader, RunFilter(trigger=("schedule", None))) == 0
 
 
 def test_reader_of_a_missing_db_is_a_storage_error(tmp_path):
