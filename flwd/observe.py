@@ -43,6 +43,14 @@ SINK_KINDS: Final = ("webhook", "email", "command", "unknown")
 #: How a notification's delivery attempt ended (``retrying``: another attempt follows).
 DELIVERY_OUTCOMES: Final = ("delivered", "retrying", "failed", "dropped", "abandoned")
 
+#: How a request to ``POST /hooks/<name>`` ended: ``accepted`` (a run started), a
+#: refusal's reason (``flwd.hooks.REFUSALS``), or ``unknown`` (no such hook; its
+#: ``hook`` label is then :data:`UNKNOWN_HOOK`, never the name that was asked).
+HOOK_OUTCOMES: Final = ("accepted", "ip", "signature", "timestamp", "token", "bearer", "scope",
+                        "replay", "request", "too_large", "timeout", "args", "refused",
+                        "unavailable", "unknown")
+UNKNOWN_HOOK: Final = "(unknown)"
+
 
 class Observer(Protocol):
     """A collector of the core's measurements (see the module docstring)."""
@@ -73,6 +81,10 @@ class Observer(Protocol):
         """A notification's delivery attempt to a sink of ``sink_kind`` ended as
         ``outcome`` (:data:`DELIVERY_OUTCOMES`)."""
 
+    def hook_request(self, hook: str, outcome: str) -> None:
+        """A request to a hook ended with ``outcome`` (:data:`HOOK_OUTCOMES`); ``hook``
+        is a configured hook's name, or :data:`UNKNOWN_HOOK`."""
+
 
 class _Unobserved:
     """Drops every measurement (a CLI process, a server with ``--no-metrics``)."""
@@ -99,6 +111,9 @@ class _Unobserved:
         pass
 
     def notification(self, sink_kind: str, outcome: str) -> None:
+        pass
+
+    def hook_request(self, hook: str, outcome: str) -> None:
         pass
 
 

@@ -77,8 +77,11 @@ class LocalBackend:
 
         **Cancellation:** no checkpoint.
         """
+        from flwd.hooks import load_hooks  # only :jobs reports the hooks' problems
+
         settings = self._settings()
         catalog, aliases = load_workspace(settings, quiet=not report_problems)
+        hooks = load_hooks(settings.scripts_root, settings.workspace, catalog, dev=None)
         document = {
             "jobs": [{
                 "id": job.id, "name": job.name,
@@ -89,7 +92,7 @@ class LocalBackend:
                 **({"source": job_source(job)} if job.source else {}),
             } for job in catalog.jobs],
             **aliases.to_json(),
-            **discovery_problems(catalog, aliases),
+            **discovery_problems(catalog, aliases, hooks.issues),
         }
         return JobListing(
             jobs=[JobRow(job.id, job.name, job.summary or "(no summary)", job.source or None)

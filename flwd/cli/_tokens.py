@@ -66,7 +66,7 @@ def create_command(*, name: str, scope: Annotated[list[str], Parameter(negative=
     scope
         A scope to grant (repeat the flag): jobs:read, jobs:write, runs:read, runs:write,
         events:read, sources:read, sources:write, metrics:read, ruley:read, ruley:write,
-        or * for all.
+        hooks:trigger, or * for all.
     expires
         When the token stops working: a duration from now (30d, 12h, 90m, 1d12h) or a
         time with its zone (2027-01-01T00:00:00Z). Default: never.

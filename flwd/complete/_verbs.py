@@ -36,8 +36,9 @@ PROFILES = ("secure", "permissive", "disabled")
 SHELLS = ("bash", "zsh", "fish", "powershell")
 INIT_KINDS = ("bash", "sh", "python", "pwsh")
 RUN_STATUSES = ("queued", "running", "completed", "failed", "canceled", "interrupted")
-TOKEN_SCOPES = ("*", "events:read", "jobs:read", "jobs:write", "metrics:read", "ruley:read",
-                "ruley:write", "runs:read", "runs:write", "sources:read", "sources:write")
+TOKEN_SCOPES = ("*", "events:read", "hooks:trigger", "jobs:read", "jobs:write", "metrics:read",
+                "ruley:read", "ruley:write", "runs:read", "runs:write", "sources:read",
+                "sources:write")
 
 _JSON: Flag = ("json", "print JSON", BOOLEAN, False)
 

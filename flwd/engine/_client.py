@@ -234,6 +234,41 @@ class Engine:
         records = decision_records("", job_id, profile, decisions)
         await journal.call(lambda reply: Append(records, reply))
 
+    @property
+    def observer(self) -> Observer:
+        """What this engine's measurements are told to (metrics; a no-op without)."""
+        return self.root.observer
+
+    async def claim_delivery(self, hook: str, delivery: str, *, window: float, keep: int,
+                             stale: float) -> store.DeliveryClaim:
+        """Record that ``hook`` received ``delivery`` unless it did (see
+        ``Store.hook_delivery_claim``).
+
+        Raises:
+            StorageError: the Core DB cannot be written.
+
+        Cancellation: the claim may be recorded all the same (it finishes in its
+        thread); a claim that never gets its run is taken over after ``stale``.
+        """
+        return await trio.to_thread.run_sync(partial(
+            self.store.hook_delivery_claim, hook, delivery, window=window, keep=keep,
+            stale=stale))
+
+    async def settle_delivery(self, hook: str, delivery: str, run_id: str | None) -> None:
+        """The claimed delivery started ``run_id`` (None: nothing; it is forgotten, so
+        that the sender may deliver it again).
+
+        Raises:
+            StorageError: the Core DB cannot be written.
+
+        Cancellation: the change may be committed all the same (in its thread).
+        """
+        if run_id is None:
+            await trio.to_thread.run_sync(self.store.hook_delivery_release, hook, delivery)
+        else:
+            await trio.to_thread.run_sync(self.store.hook_delivery_settle, hook, delivery,
+                                          run_id)
+
     async def list_runs(self, query: store.RunFilter = store.EVERY_RUN, *, limit: int = 50,
                         offset: int = 0) -> tuple[list[RunRow], int]:
         """A page of the runs ``query`` selects, newest first, and how many it selects.

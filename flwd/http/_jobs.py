@@ -37,6 +37,7 @@ async def list_jobs() -> Response:
     first, per_page = page(request.args)
     catalog = await state.engine.catalog()
     aliases = await state.engine.aliases()
+    hooks = await state.hooks.index(state.engine, dev=state.options.dev)
     entries = [job_json(job) for job in catalog.jobs]
     if sees_aliases(state.options.aliases_public):
         for alias in aliases.listing():
@@ -52,7 +53,7 @@ async def list_jobs() -> Response:
         entries.sort(key=lambda entry: entry["id"].casefold())
     page_entries = entries[(first - 1) * per_page: first * per_page]
     response = jsonify(page_entries)
-    problems = discovery_problems(catalog, aliases)
+    problems = discovery_problems(catalog, aliases, hooks.issues)
     errors = str(len(problems["errors"]) + len(aliases.collisions))
     response.headers["X-Flwd-Discovery-Errors"] = errors
     # The reference's name of the same count (its clients read that one).
@@ -72,7 +73,8 @@ async def list_discovery_issues() -> Response:
     state = current_state()
     catalog = await state.engine.catalog()
     aliases = await state.engine.aliases()
-    document: dict[str, Any] = discovery_problems(catalog, aliases)
+    hooks = await state.hooks.index(state.engine, dev=state.options.dev)
+    document: dict[str, Any] = discovery_problems(catalog, aliases, hooks.issues)
     if sees_aliases(state.options.aliases_public):
         named = aliases.to_json()
         document["alias_collisions"] = named["alias_collisions"]

@@ -29,11 +29,13 @@ from flwd.events import POLICY_DECISION, TERMINAL_STATUSES, EventRecord
 from flwd.observe import (
     DELIVERY_OUTCOMES,
     EVICTION_KINDS,
+    HOOK_OUTCOMES,
     PERSISTENCE_OUTCOMES,
     PULL_OUTCOMES,
     SCHEDULE_OUTCOMES,
     SINK_KINDS,
     SOURCE_TYPES,
+    UNKNOWN_HOOK,
 )
 
 OTHER = "other"
@@ -53,6 +55,10 @@ _SOURCE_TYPES = frozenset(SOURCE_TYPES)
 _SCHEDULE_OUTCOMES = frozenset(SCHEDULE_OUTCOMES)
 _SINK_KINDS = frozenset(SINK_KINDS)
 _DELIVERY_OUTCOMES = frozenset(DELIVERY_OUTCOMES)
+_HOOK_OUTCOMES = frozenset(HOOK_OUTCOMES)
+#: Hook names counted apart: they are the configured ones (the adapter sends any other
+#: as UNKNOWN_HOOK); past this many, a config that keeps renaming them is "other".
+MAX_HOOK_LABELS = 1000
 
 
 def bounded(value: str, known: frozenset[str]) -> str:
@@ -156,6 +162,12 @@ class Metrics:
         for kind in SINK_KINDS:
             for outcome in DELIVERY_OUTCOMES:
                 self.notify_deliveries.labels(kind, outcome)
+        self.hook_requests = Counter("flwd_hook_requests_total",
+                                     "Requests to POST /hooks/<name>, by hook and outcome "
+                                     "(accepted, or why it was refused)", ["hook", "outcome"],
+                                     registry=registry)
+        self.hook_requests.labels(UNKNOWN_HOOK, "unknown")  # at 0: an alert's series exists
+        self._hook_labels: set[str] = {UNKNOWN_HOOK}
         self._persistence_metrics(registry)
         self.schedule_fire_count = Counter(
             "flwd_schedule_fires_total", "Fires of schedules, by how they ended: started "
@@ -221,6 +233,14 @@ class Metrics:
     def notification(self, sink_kind: str, outcome: str) -> None:
         self.notify_deliveries.labels(bounded(sink_kind, _SINK_KINDS),
                                       bounded(outcome, _DELIVERY_OUTCOMES)).inc()
+
+    def hook_request(self, hook: str, outcome: str) -> None:
+        if hook not in self._hook_labels:
+            if len(self._hook_labels) >= MAX_HOOK_LABELS:
+                hook = OTHER
+            else:
+                self._hook_labels.add(hook)
+        self.hook_requests.labels(hook, bounded(outcome, _HOOK_OUTCOMES)).inc()
 
     def observe_request(self, method: str, route: str | None, status: int,
                         seconds: float) -> None:

@@ -42,8 +42,11 @@ ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     "ops.storage_health": (AnyScope(("jobs:read", "metrics:read")),),
     "ops.metrics": ("metrics:read",),
     "ops.server_info": ("jobs:read",),
+    "hooks.list_hooks": ("jobs:read",),
 }
 #: The web UI's files hold no data (its pages ask the API, with credentials). A login
 #: and a logout need no token (``GET /session`` needs one, and no scope).
 OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.openapi", "ui.index", "ui.asset",
-                            "session.create_session", "session.delete_session"})
+                            "session.create_session", "session.delete_session",
+                            # Each hook authenticates its requests itself (flwd.hooks).
+                            "hooks.trigger_hook"})

@@ -17,6 +17,7 @@ from flwd.engine import Engine
 
 from ._auth import Authenticator
 from ._grants import DEFAULT_TTL, Sessions
+from ._hook_book import HookBook
 from ._metrics import Metrics
 from ._origins import HostCheck
 from ._streams import MAX_STREAMS, StreamSlots
@@ -64,6 +65,8 @@ class AppState:
     #: clock its uptime is measured on (a clock step does not change the uptime).
     started_at: float = field(default_factory=time.time)
     started_monotonic: float = field(default_factory=time.monotonic)
+    #: The hooks served (``POST /hooks/<name>``), rebuilt when the configs change.
+    hooks: HookBook = field(default_factory=HookBook)
 
     @classmethod
     def build(cls, engine: Engine, options: ServeOptions, authenticator: Authenticator,

@@ -41,6 +41,9 @@ ALIASES_FILE = "flwd.yaml"
 #: Verbs of flwd itself: an alias may not shadow them.
 BUILTIN_VERBS = frozenset({"completion", "init", "help", "__complete"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: The top-level keys of ``flwd.yaml`` (``notify:`` is the notifier's, ``hooks:`` is read
+#: by flwd.hooks).
+FILE_KEYS = frozenset({"aliases", "notify", "hooks"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +115,17 @@ class AliasIndex:
         }
 
 
-def discovery_problems(catalog: Catalog, aliases: AliasIndex) -> dict[str, list[dict[str, str]]]:
+def discovery_problems(catalog: Catalog, aliases: AliasIndex,
+                       more: Iterable[DiscoveryIssue] = ()) -> dict[str, list[dict[str, str]]]:
     """The ``errors`` and ``warnings`` of ``flwd :jobs --json`` and ``GET /discovery``:
-    every problem of the configs and of the aliases files, each under its level (one
-    classification for both, so that the CLI's lines, local or remote, agree with it).
+    every problem of the configs and of the aliases files (and ``more``: the hooks'),
+    each under its level (one classification for both, so that the CLI's lines, local
+    or remote, agree with it).
 
     A colliding alias is in neither: ``alias_collisions`` lists it (as the reference
     does); it counts among the errors of ``X-Flwd-Discovery-Errors``.
     """
-    issues = [*catalog.errors, *catalog.warnings, *aliases.issues()]
+    issues = [*catalog.errors, *catalog.warnings, *aliases.issues(), *more]
     return {"errors": [issue.to_json() for issue in issues if issue.level == "error"],
             "warnings": [issue.to_json() for issue in issues if issue.level == "warning"]}
 
@@ -155,7 +160,7 @@ def read_alias_entries(root: Path, display: str) -> tuple[list[dict[str, Any]],
                                             "{from, to, description}", code="E_CONFIG")]
     # A key may hold any text (a line break too): an issue stays one line.
     issues = [DiscoveryIssue(display, f"unknown key '{clip(str(key))}' (ignored)", "warning")
-              for key in data if key not in ("aliases", "notify")]
+              for key in data if key not in FILE_KEYS]
     if "notify" in data:
         # Checked wherever the aliases are (flwd :jobs lists its problems); the rules
         # themselves are the notifier's (load_workspace_notify).

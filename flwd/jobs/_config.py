@@ -251,6 +251,14 @@ class JobConfig(_Model):
     schedule: list[ScheduleEntry] = Field(default_factory=list)
     #: Who is told of this job's runs, and when (flwd/jobs/_notify.py, docs/automation.md).
     notify: list[NotifyRule] = Field(default_factory=list)
+    #: ``hooks:`` entries as written: flwd.hooks checks them (a bad one is reported and
+    #: not served; the job itself stays usable).
+    hooks: list[Any] = Field(default_factory=list)
+
+    @field_validator("hooks", mode="before")
+    @classmethod
+    def _hooks(cls, value: Any) -> Any:
+        return [] if value is None else value
 
     @field_validator("interpreter", mode="before")
     @classmethod
@@ -596,6 +604,7 @@ _TOP: Final[Mapping[str, Any]] = {
     "schedule": None,
     # Checked whole too: a misspelt secret_env must not send unsigned notifications.
     "notify": None,
+    "hooks": None,  # checked by flwd.hooks
 }
 
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from flwd.errors import RunNotFound, StorageError
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
-from . import _kv, _notify, _read, _retention, _schedules, _sessions
+from . import _hook_deliveries, _kv, _notify, _read, _retention, _schedules, _sessions
 from ._db import connect
 from ._filter import EVERY_RUN, RunFilter
+from ._hook_deliveries import DeliveryClaim
 from ._journal import JournalItem, append_batch
 from ._kv import KvItem
 from ._notify import DeliveryRecord
@@ -334,6 +335,37 @@ class SqliteStore:
             return None
         with open_reader(self.path) as conn:
             return _notify.finish_seq(conn, run_id)
+
+    # -- inbound webhooks: delivery ids seen -----------------------------------
+    def hook_delivery_claim(self, hook: str, delivery: str, *, window: float, keep: int,
+                            stale: float, now: float | None = None) -> DeliveryClaim:
+        conn = connect(self.path)
+        try:
+            return _hook_deliveries.claim(conn, hook, delivery,
+                                          now=time.time() if now is None else now,
+                                          window=window, keep=keep, stale=stale)
+        finally:
+            conn.close()
+
+    def hook_delivery_settle(self, hook: str, delivery: str, run_id: str) -> None:
+        conn = connect(self.path)
+        try:
+            _hook_deliveries.settle(conn, hook, delivery, run_id)
+        finally:
+            conn.close()
+
+    def hook_delivery_release(self, hook: str, delivery: str) -> None:
+        conn = connect(self.path)
+        try:
+            _hook_deliveries.release(conn, hook, delivery)
+        finally:
+            conn.close()
+
+    def hook_delivery_count(self, hook: str | None = None) -> int:
+        if not self.exists():
+            return 0
+        with open_reader(self.path) as conn:
+            return _hook_deliveries.count(conn, hook)
 
     def _touch_marker(self) -> None:
         marker = sources_marker(self.path.parent)

@@ -30,6 +30,7 @@ import outcome
 from flwd.events import EventRecord, IdempotencyRecord, RunRow
 
 from ._filter import EVERY_RUN, RunFilter
+from ._hook_deliveries import DeliveryClaim
 from ._journal import GroupResult, JournalItem
 from ._kv import KvItem
 from ._notify import DeliveryRecord
@@ -293,3 +294,33 @@ class Store(Protocol):
         """The statuses of the job's last ``limit`` runs of ``workspace`` finished at or
         before ``until``, newest first: ``completed``, ``failed`` or ``interrupted``
         (canceled runs break no streak and make none, so they are left out)."""
+
+    # -- inbound webhooks: delivery ids seen (replay protection) ------------------
+    # Only requests that passed their hook's authentication claim a delivery; the
+    # rows are bounded by each hook's window and ``keep`` (see _hook_deliveries).
+    def hook_delivery_claim(self, hook: str, delivery: str, *, window: float, keep: int,
+                            stale: float, now: float | None = None) -> DeliveryClaim:
+        """Record ``delivery`` of ``hook`` unless it was seen within ``window`` seconds
+        (then the earlier one's run, if any); purge what is older, keep at most ``keep``
+        rows per hook. A claim without a run for ``stale`` seconds is taken over.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def hook_delivery_settle(self, hook: str, delivery: str, run_id: str) -> None:
+        """The claimed delivery started ``run_id``.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def hook_delivery_release(self, hook: str, delivery: str) -> None:
+        """Forget a claimed delivery that started no run (it may be delivered again).
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+
+    def hook_delivery_count(self, hook: str | None = None) -> int:
+        """Deliveries remembered, of ``hook`` or of every hook (0 without a database)."""

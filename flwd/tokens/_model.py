@@ -16,6 +16,8 @@ SCOPES: tuple[str, ...] = (
     "sources:read", "sources:write", "metrics:read",
     # The Rule-Y KV (GET /kv…; PUT and DELETE /kv/…), named as the reference names them.
     "ruley:read", "ruley:write",
+    # POST /hooks/<name> of a hook whose auth lists bearer (flwd.hooks).
+    "hooks:trigger",
 )
 TOKEN_PREFIX = "flwd_"
 #: Longest token name; names show in logs and tables.

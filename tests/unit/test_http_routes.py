@@ -55,6 +55,10 @@ EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     ("POST", "/session"): OPEN,
     ("GET", "/session"): (),
     ("DELETE", "/session"): OPEN,
+    # Inbound webhooks: each hook authenticates its requests itself (HMAC, a token with
+    # hooks:trigger, addresses); listing them is reading the jobs' configuration.
+    ("POST", "/hooks/<hookname:name>"): OPEN,
+    ("GET", "/hooks"): ("jobs:read",),
 }
 UI_ROUTES = {("GET", "/"), ("GET", "/ui/<path:asset_path>")}
 

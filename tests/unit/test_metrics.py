@@ -77,3 +77,23 @@ def test_observer_values_outside_the_known_sets_are_other() -> None:
     assert ("flwd_container_pulls_total", {"outcome": "other"}, 1.0) in samples
     # An image that failed to pull is not timed as a pull.
     assert ("flwd_container_pull_seconds_count", {}, 0.0) in samples
+
+
+def test_hook_requests_take_only_known_outcomes_and_a_bounded_set_of_hooks() -> None:
+    from flwd.http._metrics import MAX_HOOK_LABELS
+    from flwd.observe import HOOK_OUTCOMES, UNKNOWN_HOOK
+
+    metrics = Metrics("secure")
+    # The alerting series of unknown hooks exists at 0 from the start.
+    assert ("flwd_hook_requests_total", {"hook": UNKNOWN_HOOK, "outcome": "unknown"}, 0.0) \
+        in _samples(metrics)
+    metrics.hook_request("github-push", "signature")
+    metrics.hook_request("github-push", "made-up")
+    for number in range(MAX_HOOK_LABELS + 50):  # a config renaming its hooks for ever
+        metrics.hook_request(f"hook-{number}", "accepted")
+    series = [(labels["hook"], labels["outcome"]) for name, labels, _ in _samples(metrics)
+              if name == "flwd_hook_requests_total"]
+    assert {outcome for _, outcome in series} <= {*HOOK_OUTCOMES, "other"}
+    assert ("github-push", "signature") in series and ("github-push", "other") in series
+    assert len({hook for hook, _ in series}) <= MAX_HOOK_LABELS + 1
+    assert ("other", "accepted") in series

@@ -80,7 +80,7 @@ def test_create_stores_a_digest_with_scopes_created_and_expiry_0600(tmp_path: Pa
     assert item == {"name": "ci", "sha256": digest(minted.token),
                     "scopes": ["jobs:read", "jobs:write", "runs:read", "runs:write",
                                "events:read", "sources:read", "sources:write", "metrics:read",
-                               "ruley:read", "ruley:write"],
+                               "ruley:read", "ruley:write", "hooks:trigger"],
                     "created_at": "2027-01-15T08:00:00Z", "expires_at": "2027-01-16T08:00:00Z"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     [entry] = load_tokens(path)
