@@ -22,6 +22,7 @@ from ._models import (
     RunRequest,
     StorageHealth,
 )
+from ._openapi_hooks import hook_paths
 from ._openapi_kv import kv_paths
 from ._openapi_parts import PAGING as _PAGING
 from ._openapi_parts import RUN_BODY as _RUN_BODY
@@ -165,6 +166,7 @@ def _paths() -> dict[str, Any]:
                                  **_problems(401, 403)}, optional_auth=True)},
         "/openapi.json": {"get": _op("This document", (), {"200": _json({"type": "object"})})},
         **session_paths(),
+        **hook_paths(),
     }
 
 
