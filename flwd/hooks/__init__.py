@@ -34,6 +34,7 @@ from ._request import Inbound as Inbound
 from ._request import Refusal as Refusal
 from ._request import Rejected as Rejected
 from ._secrets import read_secret as read_secret
+from ._secrets import secret_exposed as secret_exposed
 from ._secrets import secret_problem as secret_problem
 from ._verify import check_peer as check_peer
 from ._verify import delivery_of as delivery_of

@@ -15,7 +15,6 @@ that each secret can be read (blocking: call it from a thread in trio).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +35,7 @@ from flwd.jobs import (
 
 from ._model import Hook
 from ._parse import HookInvalid, parse_hook
-from ._secrets import secret_problem
+from ._secrets import secret_exposed, secret_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +209,7 @@ def _check_secrets(index: HookIndex, *, server: bool) -> None:
                     hook.declared_in, f"hook {name}: {problem}; the hook is not served until "
                                       "it can be read", code="hook.secret.unavailable"))
                 index.hooks.pop(name, None)
-            elif ref.kind == "file" and os.stat(ref.where).st_mode & 0o077:
+            elif ref.kind == "file" and secret_exposed(ref):
                 index.issues.append(DiscoveryIssue(
                     hook.declared_in, f"hook {name}: the secret file {ref.where} can be read "
                                       "by other users (chmod 600 it)", "warning",

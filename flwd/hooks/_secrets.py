@@ -37,6 +37,14 @@ def secret_problem(ref: SecretRef) -> str | None:
     return None
 
 
+def secret_exposed(ref: SecretRef) -> bool:
+    """The secret file may be read by other users than its owner (group or others)."""
+    try:
+        return bool(os.stat(ref.where).st_mode & 0o077)
+    except OSError:
+        return False  # gone since: the request that needs it says so
+
+
 def read_secret(ref: SecretRef) -> bytes:
     """The secret's bytes (a file's trailing line break is not part of it).
 
