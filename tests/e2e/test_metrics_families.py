@@ -46,6 +46,7 @@ AT_ZERO = [
     *(series("flwd_notify_deliveries_total", sink_kind=kind, outcome=outcome)
       for kind in ("webhook", "email", "command", "unknown")
       for outcome in ("delivered", "retrying", "failed", "dropped", "abandoned")),
+    series("flwd_hook_requests_total", hook="(unknown)", outcome="unknown"),
 ]
 
 

@@ -43,6 +43,9 @@ class Recorder:
     def notification(self, sink_kind: str, outcome: str) -> None:
         raise AssertionError("no job here notifies")
 
+    def hook_request(self, hook: str, outcome: str) -> None:
+        raise AssertionError("the engine counts no webhook (the HTTP layer does)")
+
     def outcomes(self, operation: str) -> list[str]:
         with self.lock:
             return [outcome for name, outcome, _ in self.timed if name == operation]
