@@ -29,6 +29,9 @@ class SecretRef:
 
     kind: Literal["file", "env"]
     where: str
+    #: ``text``: the secret is the text's bytes; ``base64``: it is what the text decodes
+    #: to (Standard Webhooks' ``whsec_…`` secrets, the prefix left out).
+    encoding: Literal["text", "base64"] = "text"
 
     def __str__(self) -> str:
         return f"secret_file {self.where}" if self.kind == "file" else f"secret_env {self.where}"

@@ -34,8 +34,8 @@ MIN_REPLAY_WINDOW: Final = 60.0
 
 _HOOK_KEYS: Final = ("name", "job", "description", "args", "auth", "delivery_header",
                      "replay_window")
-_HMAC_KEYS: Final = ("secret_file", "secret_env", "header", "algorithm", "format",
-                     "timestamp_header", "signed_payload", "tolerance")
+_HMAC_KEYS: Final = ("secret_file", "secret_env", "secret_encoding", "header", "algorithm",
+                     "format", "timestamp_header", "signed_payload", "tolerance")
 _TOKEN_KEYS: Final = ("secret_file", "secret_env", "header")
 _AUTH_KEYS: Final = ("hmac", "token", "bearer", "allow_ips")
 _SOURCES: Final = ("body", "query", "header", "value")
@@ -189,16 +189,20 @@ def _secret(data: Mapping[str, Any], where: str, base: Path, problems: _Problems
         problems.add(where, "give exactly one of secret_file (a path) and secret_env "
                             "(a variable of the server's environment)")
         return SecretRef("env", "")
+    encoding = data.get("secret_encoding", "text")
+    if encoding not in ("text", "base64"):
+        problems.add(f"{where}.secret_encoding", "must be text (the default) or base64")
+        encoding = "text"
     if file is not None:
         if not isinstance(file, str) or not file.strip() or "\0" in file:
             problems.add(f"{where}.secret_file", "must be a path")
             return SecretRef("file", "")
         path = Path(file.strip()).expanduser()
-        return SecretRef("file", str(path if path.is_absolute() else base / path))
+        return SecretRef("file", str(path if path.is_absolute() else base / path), encoding)
     if not isinstance(env, str) or not _ENV.fullmatch(env):
         problems.add(f"{where}.secret_env", "must be an environment variable name")
         return SecretRef("env", "")
-    return SecretRef("env", env)
+    return SecretRef("env", env, encoding)
 
 
 def _mapping(value: Any, where: str, known: tuple[str, ...], problems: _Problems

@@ -7,6 +7,8 @@ and no long-lived object (an index, a listing, a log record) ever holds a secret
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import stat
 from typing import Final
@@ -21,7 +23,7 @@ MAX_SECRET_BYTES: Final = 64 * 1024
 def secret_problem(ref: SecretRef) -> str | None:
     """Why the secret ``ref`` names cannot be read now (None: it can)."""
     if ref.kind == "env":
-        return None if os.environ.get(ref.where) else (
+        return _decode_problem(ref) if os.environ.get(ref.where) else (
             f"the environment variable {ref.where} is not set (or empty) in the server's "
             "environment")
     try:
@@ -34,6 +36,16 @@ def secret_problem(ref: SecretRef) -> str | None:
         return f"the secret file {ref.where} is empty or larger than {MAX_SECRET_BYTES} bytes"
     if not os.access(ref.where, os.R_OK):
         return f"the secret file {ref.where} is not readable by the server"
+    return _decode_problem(ref)
+
+
+def _decode_problem(ref: SecretRef) -> str | None:
+    if ref.encoding != "base64":
+        return None
+    try:
+        read_secret(ref)
+    except Rejected as exc:
+        return exc.detail
     return None
 
 
@@ -69,6 +81,18 @@ def read_secret(ref: SecretRef) -> bytes:
             raise Rejected("unavailable", f"the secret file {ref.where} is larger than "
                                           f"{MAX_SECRET_BYTES} bytes")
         value = value.rstrip(b"\r\n")
+    if ref.encoding == "base64":
+        value = _decoded(ref, value)
     if not value:
         raise Rejected("unavailable", f"the secret ({ref}) is empty")
     return value
+
+
+def _decoded(ref: SecretRef, text: bytes) -> bytes:
+    encoded = text.strip()
+    encoded = encoded.removeprefix(b"whsec_")  # Standard Webhooks' (and Svix's) prefix
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (ValueError, binascii.Error):
+        raise Rejected("unavailable", f"the secret ({ref}) is not base64 (secret_encoding: "
+                                      "base64)") from None

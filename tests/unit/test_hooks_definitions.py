@@ -94,6 +94,8 @@ def test_no_auth_is_refused_and_none_must_be_written() -> None:
      "auth.hmac.signed_payload", "{body} once"),
     ({"hmac": {"secret_env": "S", "tolerance": "2h"}}, "auth.hmac.tolerance", "between"),
     ({"hmac": {"secret_env": "S", "header": "Bad Header"}}, "auth.hmac.header", "header name"),
+    ({"hmac": {"secret_env": "S", "secret_encoding": "hex"}}, "auth.hmac.secret_encoding",
+     "base64"),
     ({"bearer": False}, "auth.bearer", "bearer: true"),
     ({"allow_ips": ["10.0.0.300"]}, "auth.allow_ips[0]", "not an address"),
     ({"allow_ips": []}, "auth.allow_ips", "list of addresses"),

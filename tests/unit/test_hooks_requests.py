@@ -268,3 +268,21 @@ def test_read_secret_from_a_file_or_the_environment(tmp_path: Path,
         assert ref is not None and reason(read_secret, ref.secret) == "unavailable"
     path.write_bytes(b"\n")
     assert reason(read_secret, spec.secret) == "unavailable"
+
+
+def test_a_standard_webhooks_secret_is_base64_after_its_prefix(tmp_path: Path) -> None:
+    key = bytes(range(250, 256)) + b"\n\r"  # a key may end in any byte
+    path = tmp_path / "whsec"
+    path.write_text("whsec_" + base64.b64encode(key).decode() + "\n")
+    spec = hook({"hmac": {"secret_file": str(path), "secret_encoding": "base64",
+                          "header": "webhook-signature", "format": "v1,{base64}"}}).auth.hmac
+    assert spec is not None and read_secret(spec.secret) == key
+    signature = base64.b64encode(hmac.new(key, b"{}", hashlib.sha256).digest()).decode()
+    verify_hmac(spec, read_secret(spec.secret),
+                inbound(b"{}", ("webhook-signature", f"v1,{signature}")), None, NOW)
+    path.write_text("whsec_not base64!")
+    assert reason(read_secret, spec.secret) == "unavailable"
+    from flwd.hooks import secret_problem
+
+    problem = secret_problem(spec.secret)
+    assert problem is not None and "not base64" in problem
