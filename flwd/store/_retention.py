@@ -201,6 +201,34 @@ def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None,
             shutil.rmtree(runs_dir / run_id, ignore_errors=True)
 
 
+def _evict_runless(conn: sqlite3.Connection, policy: RetentionPolicy, now: float,
+                   result: GcResult) -> None:
+    """Delete the events of no run (refused requests, schedule skips, refused webhooks)
+    older than the oldest run kept: they go with the runs of their time, so they are
+    bounded by the same limits (without this they would be kept for ever)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        oldest = conn.execute("SELECT min(created_at) FROM runs").fetchone()[0]
+        if oldest is None:
+            oldest = now - policy.retain_days * 86400 if policy.retain_days is not None else now
+        top, count, size = conn.execute(
+            "SELECT coalesce(max(last_seq), 0), count(*), "
+            "coalesce(sum(length(CAST(data AS BLOB))), 0) "
+            "FROM events WHERE run_id = '' AND ts < ?", (oldest,)).fetchone()
+        if count:
+            conn.execute("DELETE FROM events WHERE run_id = '' AND ts < ?", (oldest,))
+            # A stream resumed from before them is told 410, as for evicted runs.
+            conn.execute("INSERT INTO meta(key, value) VALUES ('evicted_through_seq', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), "
+                         "CAST(excluded.value AS INTEGER))", (str(top),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    result.events_deleted += int(count)
+    result.event_bytes_deleted += int(size)
+
+
 def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path | None,
             now: float | None = None, dry_run: bool = False) -> GcResult:
     """Apply ``policy``: the count and age limits, then the size limit, oldest runs first."""
@@ -228,6 +256,7 @@ def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path
                 break  # only live runs left: they are never evicted
             _evict(conn, oldest, runs_dir, result)
     if result.evicted:
+        _evict_runless(conn, policy, now, result)
         # Hand the WAL's pages back too (the main file keeps its free pages for reuse).
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     result.bytes_after = used_bytes(conn)

@@ -114,3 +114,29 @@ def test_dry_run_changes_nothing(conn: sqlite3.Connection) -> None:
 def test_limits_must_be_positive(kwargs: dict[str, float]) -> None:
     with pytest.raises(UsageError, match="must be positive"):
         RetentionPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_events_of_no_run_go_with_the_runs_of_their_time(conn: sqlite3.Connection,
+                                                         tmp_path: Path) -> None:
+    # Schedule skips and refused webhooks are journaled with no run: without this they
+    # would be kept for ever, whatever the limits.
+    def runless(ts: float) -> None:
+        append_batch(conn, [EventRecord(run_id="", job_id="demo", type="schedule.skip", ts=ts,
+                                        data={"reason": "overlap"})])
+
+    runless(NOW - 10)
+    add_run(conn, "old", created=NOW)
+    runless(NOW + 5)
+    add_run(conn, "new", created=NOW + 10)
+    runless(NOW + 15)
+    result = collect(conn, RetentionPolicy(retain_runs=1), runs_dir=tmp_path, now=NOW + 20)
+    assert result.evicted == ["old"]
+    kept = [row[0] for row in conn.execute("SELECT ts FROM events WHERE run_id = '' ORDER BY ts")]
+    assert kept == [NOW + 15], "those older than the oldest run kept are gone"
+    # A stream resuming from before them is told its cursor expired.
+    newest_gone = conn.execute("SELECT max(seq) FROM events WHERE run_id = 'new'").fetchone()[0]
+    assert evicted_through(conn) < newest_gone
+    assert evicted_through(conn) >= 1
+    # Nothing evicted, nothing of no run touched.
+    assert collect(conn, RetentionPolicy(retain_runs=5), runs_dir=tmp_path,
+                   now=NOW + 30).events_deleted == 0
