@@ -38,6 +38,7 @@ from ._render import (
     render_runs,
     use_color,
 )
+from ._schedules import schedules_app
 from ._secret_input import bind_job_command_line
 from ._sources import sources_app
 from ._tokens import tokens_app
@@ -362,6 +363,7 @@ app.command(sources_app)
 app.command(tokens_app)
 
 app.command(kv_app)
+app.command(schedules_app)
 
 
 @app.command(name="init")

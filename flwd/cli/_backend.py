@@ -62,6 +62,8 @@ class JobRow:
     summary: str
     #: The source the job comes from; None for a job of the workspace.
     source: str | None = None
+    #: When its schedules fire it next (on the schedule's zone's clock, zone named).
+    next_fire: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,15 @@ class AliasRow:
     name: str
     target_id: str
     description: str = ""
+
+
+def next_fire_text(document: Any) -> str | None:
+    """A ``next_fire`` of ``GET /jobs`` as ``:jobs`` shows it: ``2027-05-04 02:30:00
+    +02:00 Europe/Berlin``."""
+    if not isinstance(document, dict) or not isinstance(document.get("at"), str):
+        return None
+    at = document["at"]
+    return f"{at[:10]} {at[11:19]} {at[19:]} {document.get('timezone', '')}".strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +132,10 @@ class EventSink(Protocol):
     @property
     def broken(self) -> bool:
         """The output was closed (a broken pipe): the run is to be cancelled."""
+
+    @property
+    def canceled_by_sigterm(self) -> bool:
+        """The run it showed was canceled by SIGTERM (exit 143, not 130)."""
 
     def write(self, records: list[EventRecord]) -> None: ...
 
@@ -294,4 +309,23 @@ class Backend(Protocol):
         ``cursor`` (the ``nextCursor`` of the page before).
 
         **Cancellation:** leaves nothing behind.
+        """
+
+    async def list_schedules(self) -> dict[str, Any]:
+        """``GET /schedules``'s document: ``{timezone, schedules, errors}``.
+
+        **Cancellation:** leaves nothing behind.
+        """
+
+    async def pause_schedule(self, name: str, paused: bool) -> dict[str, Any]:
+        """Pause (or resume) the schedule ``name``; its document after.
+
+        **Cancellation:** the change may have been made.
+        """
+
+    async def trigger_schedule(self, name: str, output: EventSink) -> int:
+        """Fire ``name`` now, by hand; stream the run's events to ``output``; the run's
+        exit status (as :func:`exit_status`).
+
+        **Cancellation:** the run may have been started.
         """

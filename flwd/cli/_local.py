@@ -27,11 +27,12 @@ import trio
 from flwd.containers import RUNTIME_MEMORY, require_runtime
 from flwd.engine import Engine, journal_refusal_sync, open_engine, recover, stream_events
 from flwd.errors import FlwdError, UsageError
-from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, RunRow
+from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, RunRow, Trigger, now
 from flwd.execute import process_alive, signal_owner
 from flwd.jobs import Alias, Arg, Binding, Job, discovery_problems
 from flwd.plan import Plan, Planning, PlanRequest, plan_request, uses_container
 from flwd.policy import decisions_of, load_policy, resolve_profile
+from flwd.schedule import fire_data
 from flwd.settings import Settings
 
 from ._backend import (
@@ -42,8 +43,10 @@ from ._backend import (
     JobRow,
     RunListing,
     exit_status,
+    next_fire_text,
 )
 from ._context import Context, load_workspace, resolve_job
+from ._local_schedules import list_local, manual_fire, next_fires, pause_local
 
 if TYPE_CHECKING:
     from flwd.kv import KvSpace
@@ -82,6 +85,7 @@ class LocalBackend:
         settings = self._settings()
         catalog, aliases = load_workspace(settings, quiet=not report_problems)
         hooks = load_hooks(settings.scripts_root, settings.workspace, catalog, dev=None)
+        fires = next_fires(settings, catalog)
         document = {
             "jobs": [{
                 "id": job.id, "name": job.name,
@@ -90,12 +94,14 @@ class LocalBackend:
                     job.rel_dir and f"{settings.scripts_root.name}/{job.rel_dir}"),
                 "args": [arg.to_json() for arg in job.config.args],
                 **({"source": job_source(job)} if job.source else {}),
+                **({"next_fire": fires[job.id]} if job.id in fires else {}),
             } for job in catalog.jobs],
             **aliases.to_json(),
             **discovery_problems(catalog, aliases, hooks.issues),
         }
         return JobListing(
-            jobs=[JobRow(job.id, job.name, job.summary or "(no summary)", job.source or None)
+            jobs=[JobRow(job.id, job.name, job.summary or "(no summary)", job.source or None,
+                         next_fire_text(fires.get(job.id)))
                   for job in catalog.jobs],
             aliases=[AliasRow(alias.name, alias.target_id, alias.description or "")
                      for alias in aliases.listing()],
@@ -265,6 +271,31 @@ class LocalBackend:
         """**Cancellation:** no checkpoint."""
         self._kv().delete(namespace, key)
 
+    # -- schedules -------------------------------------------------------------
+    async def list_schedules(self) -> dict[str, Any]:
+        """The schedules of the workspace's (and sources') jobs, with their state.
+
+        **Cancellation:** no checkpoint.
+        """
+        return list_local(self._settings())
+
+    async def pause_schedule(self, name: str, paused: bool) -> dict[str, Any]:
+        """Pause or resume ``name`` in the Core DB.
+
+        **Cancellation:** no checkpoint.
+        """
+        return pause_local(self._settings(), name, paused)
+
+    async def trigger_schedule(self, name: str, output: EventSink) -> int:
+        """Fire ``name`` now, in this process; the run's exit status.
+
+        **Cancellation:** not expected; as ``LocalLaunch.run``.
+        """
+        settings = self._settings()
+        job, binding, trigger, fire_at = manual_fire(settings, name)
+        launch = await LocalTarget(settings, job, None, []).prepare_run(binding, None)
+        return await launch.triggered(trigger, fire_at).run(output, detach=False)
+
     async def kv_list(self, namespace: str, *, prefix: str, cursor: str | None,
                       limit: int) -> dict[str, Any]:
         """**Cancellation:** no checkpoint."""
@@ -364,10 +395,36 @@ class LocalLaunch:
 
     settings: Settings
     plan: Plan
+    #: What started it when a schedule did (a manual fire), and when.
+    trigger: Trigger | None = None
+    fired_at: float = 0.0
 
     @property
     def prefix_steps(self) -> bool:
         return self.plan.composition == "steps"
+
+    def triggered(self, trigger: Trigger, fired_at: float) -> LocalLaunch:
+        """This launch, as the manual fire ``trigger`` of a schedule (journaled with it)."""
+        return replace(self, trigger=trigger, fired_at=fired_at)
+
+    async def _start(self, engine: Engine) -> RunRow:
+        run = await engine.start_run(self.plan, trigger=self.trigger)
+        if self.trigger is not None:
+            name = str(self.trigger.detail.get("name"))
+            await engine.journal_events([EventRecord(
+                run_id="", job_id=run.job_id, type="schedule.fire", ts=now(),
+                data=fire_data(name, self.fired_at, run.id, self.fired_at, run.created_at,
+                               manual=True))])
+            await trio.to_thread.run_sync(self._record_fire, name, run.id)
+        return run
+
+    def _record_fire(self, name: str, run_id: str) -> None:
+        # The schedule's last fire; its watermark stays (its scheduled fires are owed).
+        store, workspace = self.settings.open_store(), self.settings.workspace_key
+        state = store.schedule_states(workspace).get(name)
+        mark = state.watermark if state is not None and state.watermark else self.fired_at
+        store.schedule_record(workspace, name, watermark=mark, fire_at=self.fired_at,
+                              outcome="manual", run_id=run_id)
 
     async def run(self, output: EventSink, *, detach: bool) -> int:
         """Run the engine for this one run, streaming its events to ``output``.
@@ -381,7 +438,7 @@ class LocalLaunch:
         caught: list[int] = []
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with open_engine(self.settings) as engine:
-                run = await engine.start_run(self.plan)
+                run = await self._start(engine)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_watch_signals, engine, run.id, signals, caught)
                     async with aclosing(engine.events(run.id)) as stream:

@@ -41,6 +41,7 @@ from ._backend import (
     JobRow,
     RunListing,
     exit_status,
+    next_fire_text,
     source_not_found,
 )
 from ._client import (
@@ -119,7 +120,8 @@ class RemoteBackend:
             jobs=[JobRow(str(job.get("id")), str(job.get("name")),
                          str(job.get("summary") or "(no summary)"),
                          str((job.get("source") or {}).get("name", "-"))
-                         if isinstance(job.get("source"), dict) else None)
+                         if isinstance(job.get("source"), dict) else None,
+                         next_fire_text(job.get("next_fire")))
                   for job in jobs],
             aliases=[AliasRow(alias["name"], alias["target_id"], alias.get("description", ""))
                      for alias in aliases],
@@ -262,6 +264,39 @@ class RemoteBackend:
         **Cancellation:** the request may have reached the server, which goes on.
         """
         await self.client.request("DELETE", _kv_path(namespace, key))
+
+    # -- schedules -------------------------------------------------------------
+    async def list_schedules(self) -> dict[str, Any]:
+        """``GET /schedules``.
+
+        **Cancellation:** leaves nothing behind.
+        """
+        document: dict[str, Any] = await self.client.json("GET", "/schedules")
+        return document
+
+    async def pause_schedule(self, name: str, paused: bool) -> dict[str, Any]:
+        """``POST /schedules/{name}:pause`` (or ``:resume``).
+
+        **Cancellation:** the change may have reached the server.
+        """
+        verb = "pause" if paused else "resume"
+        document: dict[str, Any] = await self.client.json(
+            "POST", f"/schedules/{quote(name, safe='/')}:{verb}")
+        return document
+
+    async def trigger_schedule(self, name: str, output: EventSink) -> int:
+        """``POST /schedules/{name}:trigger``, then the run's SSE stream until it ends.
+
+        **Cancellation:** the run may have been started (the server owns it).
+        """
+        client = self.client
+        run = await client.json("POST", f"/schedules/{quote(name, safe='/')}:trigger")
+
+        async def handle(records: list[EventRecord]) -> None:
+            output.write(records)
+
+        status = await client.follow_run(str(run["id"]), handle)
+        return exit_status(status, output.canceled_by_sigterm)
 
     async def kv_list(self, namespace: str, *, prefix: str, cursor: str | None,
                       limit: int) -> dict[str, Any]:

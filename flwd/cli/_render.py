@@ -205,11 +205,14 @@ def render_jobs(listing: JobListing) -> str:
     if not listing.jobs:
         return listing.empty
     rows = [[job.id, job.name, job.summary] for job in listing.jobs]
+    headers = ["ID", "NAME", "SUMMARY"]
     if any(job.source is not None for job in listing.jobs):
         rows = [[*row, job.source or "-"] for row, job in zip(rows, listing.jobs, strict=True)]
-        text = table(["ID", "NAME", "SUMMARY", "SOURCE"], rows)
-    else:
-        text = table(["ID", "NAME", "SUMMARY"], rows)
+        headers.append("SOURCE")
+    if any(job.next_fire is not None for job in listing.jobs):
+        rows = [[*row, job.next_fire or "-"] for row, job in zip(rows, listing.jobs, strict=True)]
+        headers.append("NEXT FIRE")
+    text = table(headers, rows)
     if listing.aliases:
         text += "\n\n" + table(["ALIAS", "RUNS", "DESCRIPTION"],
                                [[alias.name, alias.target_id, alias.description]

@@ -116,9 +116,19 @@ KV_COMMANDS: dict[str, Verb] = {
             (KV_NAMESPACES, (), ())),
 }
 
+SCHEDULES_COMMANDS: dict[str, Verb] = {
+    "list": ("list the schedules: next three fires on their zone's clock, last fire",
+             (_JSON,), ()),
+    "pause": ("pause a schedule (kept across restarts)", (_JSON,), ((),)),
+    "resume": ("resume a paused schedule", (_JSON,), ((),)),
+    "trigger": ("fire a schedule now, by hand (its output; its exit status)", (_JSON,),
+                ((),)),
+}
+
 #: Verbs whose first operand is a subcommand with its own flags and operands.
 SUBCOMMANDS: dict[str, dict[str, Verb]] = {
     ":kv": KV_COMMANDS,
+    ":schedules": SCHEDULES_COMMANDS,
     ":sources": SOURCES_COMMANDS,
     ":tokens": TOKENS_COMMANDS,
 }
@@ -178,6 +188,8 @@ VERBS: dict[str, Verb] = {
     ":tokens": ("manage API tokens", (), (tuple(sorted(TOKENS_COMMANDS)),)),
     ":kv": ("read and write the Rule-Y KV (values jobs keep between runs)", (),
             (tuple(sorted(KV_COMMANDS)),)),
+    ":schedules": ("list, pause, resume or fire the jobs' schedules", (_JSON,),
+                   (tuple(sorted(SCHEDULES_COMMANDS)),)),
     "completion": ("print a shell completion script", (), (SHELLS,)),
     "init": ("scaffold a job under scripts/", (
         ("force", "overwrite an existing job's files", BOOLEAN, False),

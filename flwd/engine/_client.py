@@ -281,6 +281,13 @@ class Engine:
 
         return await trio.to_thread.run_sync(read)
 
+    async def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each of these runs that exists.
+
+        Cancellation: nothing is left behind (a read under way finishes in its thread).
+        """
+        return await trio.to_thread.run_sync(self.store.run_statuses, list(run_ids))
+
     async def last_seq(self, run_id: str | None = None) -> int:
         """The last event seq of the run (or of the whole journal).
 

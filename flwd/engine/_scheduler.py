@@ -45,6 +45,7 @@ from flwd.schedule import (
     ScheduleBook,
     Skip,
     due,
+    fire_data,
     fire_key,
     format_fire,
     manual_key,
@@ -387,10 +388,9 @@ class Scheduler:
         lane.active.append(run.id)
         self._watched[run.id] = schedule.name
         lane.last = (fire_at, "started" if outcome != "manual" else "manual", run.id)
-        await self.host.journal(schedule.job_id, "schedule.fire", {
-            "name": schedule.name, "fire_at": format_fire(fire_at), "run_id": run.id,
-            "due_at": format_fire(due_at), "lag_seconds": round(lag, 3),
-            "catchup": outcome == "catchup", "manual": outcome == "manual"})
+        await self.host.journal(schedule.job_id, "schedule.fire", fire_data(
+            schedule.name, fire_at, run.id, due_at, run.created_at,
+            catchup=outcome == "catchup", manual=outcome == "manual"))
 
     async def _skip(self, schedule: Schedule, lane: _Lane, skip: Skip, *,
                     previous: str | None = None, error: FlwdError | None = None) -> None:

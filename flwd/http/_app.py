@@ -25,7 +25,7 @@ from werkzeug.routing import BaseConverter, WebsocketMismatch
 from flwd.engine import Engine
 from flwd.errors import FlwdError
 
-from . import _events, _hooks, _jobs, _kv, _runs, _session, _sources, _ui
+from . import _events, _hooks, _jobs, _kv, _runs, _schedules, _session, _sources, _ui
 from ._auth import Authenticator, Principal, Refusal
 from ._metrics import Metrics
 from ._ops import ops_blueprint
@@ -67,6 +67,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     app.url_map.converters["kvpath"] = _kv.KvPath
     app.url_map.converters["kvkey"] = _kv.KvKey
     app.url_map.converters["hookname"] = _hooks.HookName
+    app.url_map.converters["schedule_name"] = _schedules.ScheduleName
     app.url_map.strict_slashes = False
 
     app.before_request(_begin_request)
@@ -95,7 +96,7 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     # Within a blueprint, order matters where rules share a path: an OPTIONS
     # request is routed to the first (see _runs and _sources).
     for blueprint in (_jobs.blueprint, _runs.blueprint, _events.blueprint, _sources.blueprint,
-                      _kv.blueprint, _session.blueprint, _hooks.blueprint,
+                      _kv.blueprint, _session.blueprint, _hooks.blueprint, _schedules.blueprint,
                       ops_blueprint(with_metrics=options.metrics and metrics is not None)):
         app.register_blueprint(blueprint)
     if options.ui:

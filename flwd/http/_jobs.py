@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
 from flwd.jobs import Job, discovery_problems
+from flwd.schedule import next_fire
 
 from ._models import RunRequest
 from ._request import json_body, page, plan_request, sees_aliases
@@ -15,7 +17,7 @@ from ._state import current_state
 blueprint = Blueprint("jobs", __name__)
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def job_json(job: Job, next_fire: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"id": job.id, "name": job.name}
     if job.summary:
         out["summary"] = job.summary
@@ -24,7 +26,25 @@ def job_json(job: Job) -> dict[str, Any]:
     if job.source:
         out["source"] = {"name": job.source,
                          "type": str((job.origin or {}).get("type", "local"))}
+    if next_fire is not None:
+        out["next_fire"] = next_fire
     return out
+
+
+async def next_fires() -> dict[str, dict[str, Any]]:
+    """Each scheduled job's next fire (the soonest of its active schedules).
+
+    Cancellation: nothing is left behind (it only reads).
+    """
+    engine = current_state().engine
+    book = await engine.schedules()
+    if not len(book):
+        return {}
+    states = await engine.schedule_states()
+    now = time.time()
+    fires = {job_id: next_fire(book.of_job(job_id), states, now)
+             for job_id in {schedule.job_id for schedule in book}}
+    return {job_id: fire for job_id, fire in fires.items() if fire is not None}
 
 
 @blueprint.get("/jobs")
@@ -38,7 +58,8 @@ async def list_jobs() -> Response:
     catalog = await state.engine.catalog()
     aliases = await state.engine.aliases()
     hooks = await state.hooks.index(state.engine, dev=state.options.dev)
-    entries = [job_json(job) for job in catalog.jobs]
+    fires = await next_fires()
+    entries = [job_json(job, fires.get(job.id)) for job in catalog.jobs]
     if sees_aliases(state.options.aliases_public):
         for alias in aliases.listing():
             target = job_json(catalog.get(alias.target_id))
@@ -87,7 +108,7 @@ async def get_job(job_id: str) -> Response:
     # Running through an alias needs no elevated scope, so neither does
     # resolving one name (listing them all does, see GET /jobs).
     job, alias = await current_state().engine.find_job(job_id)
-    detail = job_json(job)
+    detail = job_json(job, (await next_fires()).get(job.id))
     if alias is not None:
         detail["alias"] = alias.to_json()
     detail["executor"] = job.config.executor

@@ -56,6 +56,15 @@ class ArgSchema(BaseModel):
     secret: bool | None = None
 
 
+class NextFire(BaseModel):
+    """The soonest fire of a job's active schedules."""
+
+    at: str = Field(description="On the schedule's zone's clock, with its offset (RFC 3339)")
+    utc: str = Field(description="The same instant in UTC")
+    timezone: str = Field(description="The schedule's IANA zone")
+    schedule: str = Field(description="The schedule's name")
+
+
 class JobSummary(BaseModel):
     """A job of ``GET /jobs``; an alias entry adds ``alias_of`` (the target job id) and
     has its target's path and args (an alias a source declares: ``source`` ``{name,
@@ -70,6 +79,8 @@ class JobSummary(BaseModel):
     source: dict[str, str] | None = None
     alias_of: str | None = None
     alias: dict[str, Any] | None = None
+    next_fire: NextFire | None = Field(default=None, description="A job with schedules: "
+                                       "when it runs next by itself (GET /schedules)")
 
 
 class Run(BaseModel):
@@ -94,6 +105,9 @@ class Run(BaseModel):
         default=None, description="The container runtime of a `container` run")
     result: dict[str, Any]
     provenance: dict[str, Any] | None = None
+    trigger: dict[str, Any] | None = Field(default=None, description=(
+        "What started it when no one asked: a schedule's fire ({kind: schedule, name, "
+        "fire_at, catchup?, manual?}) or a webhook's delivery; absent otherwise"))
 
 
 class StorageHealth(BaseModel):

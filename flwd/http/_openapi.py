@@ -32,6 +32,7 @@ from ._openapi_parts import problem as _problem
 from ._openapi_parts import problems as _problems
 from ._openapi_parts import ref as _ref
 from ._openapi_runs import event_paths, run_paths
+from ._openapi_schedules import SCHEDULE, schedule_paths
 from ._openapi_session import SESSION_SCHEME, session_paths
 from ._session import SessionInfo, SessionRequest
 from ._source_models import Source, SourceRequest
@@ -158,6 +159,7 @@ def _paths() -> dict[str, Any]:
         "/server": {"get": _op("What this server is: version, profile, runtime, UI",
                                ("jobs:read",), {"200": _json(_SERVER), **_problems(401, 403)})},
         **_source_paths(),
+        **schedule_paths(),
         **kv_paths(),
         "/metrics": {"get": _op("Prometheus metrics (open on loopback binds)", ("metrics:read",),
                                 {"200": {"description": "Prometheus text exposition",
@@ -186,7 +188,7 @@ def openapi_document() -> dict[str, Any]:
                              "identifier": "AGPL-3.0-or-later"}},
         "paths": _paths(),
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": {**schemas["$defs"], "Schedule": SCHEDULE},
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "Tokens with scopes: " + ", ".join(SCOPES)},

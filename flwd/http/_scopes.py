@@ -43,6 +43,12 @@ ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     "ops.metrics": ("metrics:read",),
     "ops.server_info": ("jobs:read",),
     "hooks.list_hooks": ("jobs:read",),
+    # Schedules are read like jobs; pausing, resuming and firing one decide runs.
+    "schedules.list_schedules": ("jobs:read",),
+    "schedules.get_schedule": ("jobs:read",),
+    "schedules.pause_schedule": ("runs:write",),
+    "schedules.resume_schedule": ("runs:write",),
+    "schedules.trigger_schedule": ("runs:write",),
 }
 #: The web UI's files hold no data (its pages ask the API, with credentials). A login
 #: and a logout need no token (``GET /session`` needs one, and no scope).

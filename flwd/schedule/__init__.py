@@ -26,10 +26,15 @@ from ._spec import OVERLAP_MODES as OVERLAP_MODES
 from ._spec import Misfire as Misfire
 from ._spec import Overlap as Overlap
 from ._spec import Schedule as Schedule
+from ._spec import fire_data as fire_data
 from ._spec import fire_key as fire_key
 from ._spec import format_fire as format_fire
 from ._spec import jitter_for as jitter_for
 from ._spec import manual_key as manual_key
+from ._view import NEXT_FIRES as NEXT_FIRES
+from ._view import next_fire as next_fire
+from ._view import schedule_view as schedule_view
+from ._view import status_of as status_of
 from ._when import At as At
 from ._when import Cron as Cron
 from ._when import Every as Every

@@ -25,6 +25,7 @@ __all__ = [
     "Misfire",
     "Overlap",
     "Schedule",
+    "fire_data",
     "fire_key",
     "format_fire",
     "jitter_for",
@@ -57,6 +58,15 @@ def manual_key(name: str, run_token: str) -> str:
     """The trigger key of a manual fire (``flwd :schedules trigger``): unique per request,
     and never read as a scheduled fire (a letter follows the ``@``, never a digit)."""
     return f"schedule:{name}@manual-{run_token}"
+
+
+def fire_data(name: str, fire_at: float, run_id: str, due_at: float, created_at: float, *,
+              catchup: bool = False, manual: bool = False) -> dict[str, Any]:
+    """The data of a ``schedule.fire`` event (journaled with ``run_id`` ``""``, as it is
+    decided outside the run, and naming the run it started)."""
+    return {"name": name, "fire_at": format_fire(fire_at), "run_id": run_id,
+            "due_at": format_fire(due_at), "lag_seconds": round(max(0.0, created_at - due_at), 3),
+            "catchup": catchup, "manual": manual}
 
 
 def jitter_for(name: str, instant: float, jitter: float) -> float:
@@ -124,7 +134,7 @@ class Schedule:
 
     def local_text(self, instant: float) -> str:
         """``instant`` on the schedule's zone's clock, with its offset (RFC 3339)."""
-        return datetime.fromtimestamp(instant, self.zone).isoformat()
+        return datetime.fromtimestamp(math.floor(instant), self.zone).isoformat()
 
     def to_json(self) -> dict[str, Any]:
         """The schedule as configured (resolved): what ``GET /schedules`` shows of it."""

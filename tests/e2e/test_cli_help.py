@@ -12,6 +12,7 @@ from tests.conftest import run_cli, write_job
 VERBS = [":jobs", ":plan", ":runs", ":logs", ":cancel", ":serve", ":gc", ":sources list",
          ":sources add", ":sources refresh", ":sources remove", ":tokens create",
          ":tokens list", ":tokens revoke", ":kv get", ":kv put", ":kv delete", ":kv list",
+         ":schedules list", ":schedules pause", ":schedules resume", ":schedules trigger",
          "init"]
 
 
@@ -43,6 +44,7 @@ def test_job_help_has_the_same_shape(workspace: Path, data_dir: Path) -> None:
     ([":cancel"], ":cancel needs RUN (see 'flwd :cancel --help')"),
     (["init", "bash"], "init needs PATH (see 'flwd init --help')"),
     ([":sources", "remove"], ":sources remove needs NAME (see 'flwd :sources remove --help')"),
+    ([":schedules", "pause"], ":schedules pause needs NAME (see 'flwd :schedules pause --help')"),
 ])
 def test_a_missing_positional_is_named_as_shown_in_help(
         workspace: Path, data_dir: Path, args: list[str], expected: str) -> None:

@@ -48,6 +48,11 @@ EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     ("GET", "/metrics"): ("metrics:read",),
     ("GET", "/openapi.json"): OPEN,
     ("GET", "/server"): ("jobs:read",),
+    ("GET", "/schedules"): ("jobs:read",),
+    ("GET", "/schedules/<schedule_name:name>"): ("jobs:read",),
+    ("POST", "/schedules/<schedule_name:name>:pause"): ("runs:write",),
+    ("POST", "/schedules/<schedule_name:name>:resume"): ("runs:write",),
+    ("POST", "/schedules/<schedule_name:name>:trigger"): ("runs:write",),
     # The web UI's files (they hold no data); not there with --ui=false.
     ("GET", "/"): OPEN,
     ("GET", "/ui/<path:asset_path>"): OPEN,
