@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import trio
 from quart import Blueprint, Response, jsonify, request
 
 from flwd.jobs import Job, discovery_problems
@@ -54,9 +55,12 @@ async def list_jobs() -> Response:
     Cancellation: nothing is left behind (here as in every read below).
     """
     state = current_state()
+    arrived = trio.current_time()
     first, per_page = page(request.args)
-    catalog = await state.engine.catalog()
-    aliases = await state.engine.aliases()
+    # What was written before the request is listed: the cached catalog may be up to a
+    # second older (another client's check, or the scheduler's).
+    catalog = await state.engine.catalog(fresh_since=arrived)
+    aliases = await state.engine.aliases(fresh_since=arrived)
     hooks = await state.hooks.index(state.engine, dev=state.options.dev)
     fires = await next_fires()
     entries = [job_json(job, fires.get(job.id)) for job in catalog.jobs]
@@ -92,8 +96,9 @@ async def list_discovery_issues() -> Response:
     # what kept a config out of it — and why a job id is ambiguous — is here, with
     # the unusable aliases by name for who may see the aliases (as in GET /jobs).
     state = current_state()
-    catalog = await state.engine.catalog()
-    aliases = await state.engine.aliases()
+    arrived = trio.current_time()
+    catalog = await state.engine.catalog(fresh_since=arrived)
+    aliases = await state.engine.aliases(fresh_since=arrived)
     hooks = await state.hooks.index(state.engine, dev=state.options.dev)
     document: dict[str, Any] = discovery_problems(catalog, aliases, hooks.issues)
     if sees_aliases(state.options.aliases_public):
