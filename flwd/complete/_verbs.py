@@ -170,6 +170,8 @@ VERBS: dict[str, Verb] = {
         ("metrics", "serve GET /metrics", BOOLEAN, False),
         ("no-containers", "start without a container runtime", BOOLEAN, False),
         ("profile", "security profile (FLWD_PROFILE wins)", PROFILES, False),
+        ("public-url", "the server's URL as others reach it (links in notifications)", (),
+         False),
         ("retain-days", "evict finished runs older than this many days", (), False),
         ("retain-runs", "keep at most this many runs in the Core DB", (), False),
         ("session-ttl", "how long a browser session lasts at most (e.g. 12h)", (), False),
