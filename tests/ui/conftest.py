@@ -55,7 +55,27 @@ argspec:
     - {name: api_key, type: string, format: secret, required: true}
     - {name: config, type: string, format: file, description: A file the job reads}
 """, {"100_main.sh": 'echo "args: $FLWD_ARGS_JSON"\n'}),
+    # Schedules that never fire while the tests run (29 February, and 2099), and a webhook.
+    "uitest/nightly": ("""\
+job: {summary: A nightly backup (schedules and a webhook)}
+interpreter: bash
+argspec:
+  args:
+    - {name: target, type: string, default: /srv}
+schedule:
+  - {cron: "30 2 29 2 *", timezone: Europe/Berlin, name: nightly, args: {target: /srv/nightly}}
+  - {at: "2099-01-01T09:00:00+01:00", name: new-year}
+hooks:
+  - name: backup-push
+    description: Back up the repository that was pushed
+    args:
+      target: {body: /repository/name}
+    auth:
+      hmac: {secret_file: hooks/backup.secret}
+""", {"100_main.sh": 'echo "backing up $target"\n'}),
 }
+#: The secret of the ``backup-push`` hook (a 0600 file of the workspace, as a real one is).
+UI_HOOK_SECRET = "ui-hook-secret-7f3a"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -95,6 +115,10 @@ def ui_workspace(root: Path) -> Path:
     workspace = copy_bundled_scripts(root)
     for rel, (config, scripts) in UI_JOBS.items():
         write_job(workspace, rel, config, scripts)
+    secret = workspace / "hooks" / "backup.secret"
+    secret.parent.mkdir(mode=0o700, exist_ok=True)
+    secret.write_text(UI_HOOK_SECRET)
+    secret.chmod(0o600)
     return workspace
 
 

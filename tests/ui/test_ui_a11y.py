@@ -42,6 +42,8 @@ def test_every_control_has_a_name(new_page, ui_server: UiServer, viewport: dict[
         "#/jobs/uitest.types": page.get_by_role("button", name="Preview plan"),
         f"#/runs/{run['id']}": page.locator(".title-badge", has_text="completed"),
         "#/runs": page.get_by_role("navigation", name="Pages"),
+        "#/automation": page.get_by_role("region", name="backup-push"),
+        "#/jobs/uitest.nightly": page.get_by_role("region", name="Automation"),
         "#/sources": page.get_by_role("button", name="Add source"),
         "#/status": page.get_by_role("region", name="Storage"),
         "#/login": page.get_by_role("button", name="Log in"),

@@ -193,7 +193,7 @@ def test_a_read_only_session_sees_no_control_its_scopes_do_not_allow(
     expect(page).to_have_url(re.compile(r".*#/jobs/demo$"))
     expect(page.get_by_role("heading", name="Demo job (demo)")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link")).to_have_text(["Jobs", "History", "Status"])
+    expect(nav.get_by_role("link")).to_have_text(["Jobs", "History", "Automation", "Status"])
     # No Run (runs:write); the plan preview needs jobs:read only, and its POST passes the
     # CSRF check (the page sends the session's token).
     expect(page.get_by_role("button", name="Run", exact=True)).to_have_count(0)
@@ -207,6 +207,13 @@ def test_a_read_only_session_sees_no_control_its_scopes_do_not_allow(
     expect(page.get_by_role("region", name="Run output")).to_contain_text("demo: Hello, Ro!")
     expect(page.get_by_role("button", name="Download log")).to_be_visible()
     for hidden in ("Cancel", "Re-run", "Edit and re-run"):
+        expect(page.get_by_role("button", name=hidden, exact=True)).to_have_count(0)
+    # Schedules are seen, not paused, resumed or fired (runs:write).
+    page.goto(f"{auth_server.url}/#/automation")
+    nightly = page.get_by_role("region", name="nightly", exact=True)
+    expect(nightly.get_by_role("listitem")).to_have_count(3)
+    expect(page.get_by_role("region", name="backup-push")).to_be_visible()
+    for hidden in ("Pause", "Resume", "Trigger now"):
         expect(page.get_by_role("button", name=hidden, exact=True)).to_have_count(0)
     page.goto(f"{auth_server.url}/#/sources")
     expect(page.get_by_role("alert")).to_have_text(

@@ -22,7 +22,7 @@ def test_history_updates_live_and_filters_are_links(page, ui_server: UiServer) -
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run["id"]))
     expect(row).to_contain_text("who=live")
     expect(row).to_contain_text("completed")
-    expect(row.get_by_role("cell").nth(4)).to_have_text(re.compile(r"^\d+(\.\d)? (ms|s)$"))
+    expect(row.get_by_role("cell").nth(5)).to_have_text(re.compile(r"^\d+(\.\d)? (ms|s)$"))
 
     page.get_by_role("group", name="Status").get_by_role("checkbox", name="failed").check()
     page.get_by_role("button", name="Apply filters").click()

@@ -1,4 +1,5 @@
-"""Screenshots of the job form, a run and history — light and dark, desktop and phone.
+"""Screenshots of the job form, a run, history and automation — light and dark, desktop
+and phone.
 
 They are taken by this test on every run (into a temporary folder), so the pages they
 show are the pages the other tests check. ``FLWD_UI_SCREENSHOTS=docs/images`` writes
@@ -51,6 +52,14 @@ def test_screenshots(new_page: Callable[..., Any], ui_server: UiServer, tmp_path
         page.goto(f"{ui_server.url}/#/runs?job_id=demo")
         expect(page.get_by_role("link", name=run_id)).to_be_visible()
         taken[f"ui-history-{scheme}-{size}"] = page.screenshot(full_page=True)
+
+        # In a browser whose zone is not the schedules' (both clocks show).
+        page = new_page(viewport=viewport, color_scheme=scheme, timezone_id="America/New_York")
+        page.goto(f"{ui_server.url}/#/automation")
+        expect(page.get_by_role("region", name="nightly", exact=True).get_by_role(
+            "listitem")).to_have_count(3)
+        expect(page.get_by_role("region", name="backup-push")).to_contain_text("none yet")
+        taken[f"ui-automation-{scheme}-{size}"] = page.screenshot(full_page=True)
 
     for name, image in taken.items():
         assert image.startswith(PNG), name

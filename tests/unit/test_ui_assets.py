@@ -6,6 +6,7 @@ The e2e side (headers, 304, routes) is tests/e2e/test_ui_serving.py.
 from __future__ import annotations
 
 import glob
+import re
 import tomllib
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def test_the_shell_and_its_modules_are_served_with_their_types() -> None:
     assert style is not None and style.content_type == "text/css; charset=utf-8"
     assert index.etag.startswith('"') and index.etag.endswith('"')
     assert asset("index.html") == index  # the same bytes, the same validator
+
+
+def test_the_shell_preloads_every_module() -> None:
+    """Each module is named in the shell (``modulepreload``): the browser fetches them all
+    at once instead of discovering each import one round trip after another."""
+    index = asset("index.html")
+    assert index is not None
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/(js/[^"]+)">',
+                               index.body.decode()))
+    modules = {f"js/{path.name}" for path in (STATIC_DIR / "js").glob("*.js")}
+    assert modules - {"js/app.js"} == preloaded
 
 
 @pytest.mark.parametrize("path", [

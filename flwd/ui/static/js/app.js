@@ -9,18 +9,22 @@ import { historyPage } from './history.js';
 import { sourcesPage } from './sources.js';
 import { statusPage } from './status.js';
 import { loginPage } from './login.js';
+import { automationPage } from './automation.js';
 
 const ROUTES = [
   [/^\/jobs$/, jobsPage, 'Jobs', 'jobs:read'],
   [/^\/jobs\/(.+)$/, jobPage, 'Job', 'jobs:read'],
   [/^\/runs$/, historyPage, 'History', 'runs:read'],
   [/^\/runs\/([^/]+)$/, runPage, 'Run', 'runs:read'],
+  // Schedules and webhooks on one page (#/schedules: the same page).
+  [/^\/(?:automation|schedules)$/, automationPage, 'Automation', 'jobs:read'],
   [/^\/sources$/, sourcesPage, 'Sources', 'sources:read'],
   [/^\/status$/, statusPage, 'Status', 'jobs:read'],
   [/^\/login$/, loginPage, 'Log in', null],
 ];
 const NAV = [['#/jobs', 'Jobs', 'jobs:read'], ['#/runs', 'History', 'runs:read'],
-  ['#/sources', 'Sources', 'sources:read'], ['#/status', 'Status', 'jobs:read']];
+  ['#/automation', 'Automation', 'jobs:read'], ['#/sources', 'Sources', 'sources:read'],
+  ['#/status', 'Status', 'jobs:read']];
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');

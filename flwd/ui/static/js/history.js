@@ -3,11 +3,14 @@
 import { h, fill, heading, errorBox, badge, hashFor } from './dom.js';
 import { get, can, url } from './api.js';
 import { timeEl, duration, runDuration, localToIso, isoToLocal, zoneLabel } from './time.js';
+import { triggerBadge } from './trigger.js';
 
 const STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled', 'interrupted'];
 const PER_PAGE = 50;
 const LIVE = ['run.start', 'run.finish', 'run.canceled'];
-const COLUMNS = ['Run', 'Job', 'Status', 'Created', 'Duration', 'Arguments', 'Workspace'];
+const COLUMNS = ['Run', 'Job', 'Status', 'Trigger', 'Created', 'Duration', 'Arguments', 'Workspace'];
+// GET /runs?trigger=: what started the runs (KIND:NAME, from a link, names one schedule or hook).
+const TRIGGERS = [['', 'anything'], ['schedule', 'a schedule'], ['hook', 'a webhook'], ['none', 'the API or the CLI']];
 
 function argSummary(run) {
   const args = (run.result && run.result.resolved_args) || {};
@@ -32,6 +35,14 @@ export async function historyPage(view, { query, signal }) {
     h('p', { class: 'help', id: 'f-status-help' }, 'None checked: any status.'));
   const since = h('input', { type: 'datetime-local', id: 'f-since', value: isoToLocal(query.get('since')) });
   const until = h('input', { type: 'datetime-local', id: 'f-until', value: isoToLocal(query.get('until')) });
+  const wantedTrigger = query.get('trigger') || '';
+  const triggerOptions = [...TRIGGERS];
+  if (wantedTrigger && !TRIGGERS.some(([value]) => value === wantedTrigger)) {
+    const [kind, ...name] = wantedTrigger.split(':');
+    triggerOptions.push([wantedTrigger, `${kind === 'hook' ? 'webhook' : kind} ${name.join(':')}`]);
+  }
+  const trigger = h('select', { id: 'f-trigger' }, triggerOptions.map(([value, text]) =>
+    h('option', { value, selected: value === wantedTrigger }, text)));
   const argRows = h('div', { class: 'arg-filters' });
   let argN = 0;
   const addArgRow = (name = '', value = '') => {
@@ -55,7 +66,8 @@ export async function historyPage(view, { query, signal }) {
     h('div', { class: 'filter-grid' },
       h('div', null, h('label', { for: 'f-job' }, 'Job'), job, jobsList),
       h('div', null, h('label', { for: 'f-since' }, 'Since'), since),
-      h('div', null, h('label', { for: 'f-until' }, 'Until'), until)),
+      h('div', null, h('label', { for: 'f-until' }, 'Until'), until),
+      h('div', null, h('label', { for: 'f-trigger' }, 'Started by'), trigger)),
     statusGroup,
     h('fieldset', null, h('legend', null, 'Argument values'), argRows, more),
     workspace ? h('p', { class: 'muted' }, `Workspace: ${workspace}`) : null,
@@ -69,6 +81,7 @@ export async function historyPage(view, { query, signal }) {
     for (const box of statusBoxes) if (box.checked) q.append('status', box.value);
     if (since.value) q.set('since', localToIso(since.value));
     if (until.value) q.set('until', localToIso(until.value));
+    if (trigger.value) q.set('trigger', trigger.value);
     if (workspace) q.set('workspace', workspace);
     for (const row of argRows.children) {
       const name = row.querySelector('.arg-name').value.trim();
@@ -99,6 +112,7 @@ export async function historyPage(view, { query, signal }) {
       h('td', null, h('a', { href: hashFor('runs', run.id) }, run.id)),
       h('td', null, h('a', { href: hashFor('jobs', run.job_id) }, run.job_id)),
       status,
+      h('td', null, triggerBadge(run)),
       h('td', null, timeEl(run.created_at)),
       dur,
       h('td', { class: 'args-cell' }, h('code', null, argSummary(run))),

@@ -2,6 +2,8 @@
 import { h, add, heading, errorBox, hashFor } from './dom.js';
 import { get, seg, can } from './api.js';
 import { jobForm, rerunValues } from './form.js';
+import { jobAutomation } from './automation.js';
+import { fireEl, timeEl } from './time.js';
 
 /** The group a job is listed under: its source, or the folder of its path. */
 function groupOf(job) {
@@ -58,6 +60,7 @@ export async function jobsPage(view, { query, signal }) {
             job.name && job.name !== job.id ? h('span', null, ' — ' + job.name) : null),
           job.summary || job.description ? h('p', { class: 'muted' }, job.summary || job.description) : null,
           job.aliasOf ? h('p', { class: 'aliases' }, `alias of ${job.aliasOf}`) : null,
+          job.next_fire ? h('p', { class: 'aliases' }, `next fire (${job.next_fire.schedule}): `, timeEl(job.next_fire.utc)) : null,
           also.length ? h('p', { class: 'aliases' }, 'aliases: ', also.map((a, i) => [i ? ', ' : '',
             h('a', { href: hashFor('jobs', a.id) }, a.id)])) : null);
       })))));
@@ -107,8 +110,11 @@ export async function jobPage(view, { params, query, signal }) {
       h('dt', null, 'Id'), h('dd', null, h('code', null, job.id)),
       job.alias_of ? [h('dt', null, 'Alias of'), h('dd', null, h('a', { href: hashFor('jobs', job.alias_of) }, job.alias_of))] : null,
       h('dt', null, 'Path'), h('dd', null, job.path || '—'),
-      source ? [h('dt', null, 'Source'), h('dd', null, `${source} (${job.source.type})`)] : null),
+      source ? [h('dt', null, 'Source'), h('dd', null, `${source} (${job.source.type})`)] : null,
+      job.next_fire ? [h('dt', null, 'Next fire'), h('dd', null, fireEl(job.next_fire, job.next_fire.timezone),
+        h('span', { class: 'muted' }, ` (schedule ${job.next_fire.schedule})`))] : null),
     can('runs:read') ? h('p', null, h('a', { href: '#/runs?' + new URLSearchParams({ job_id: job.id }) }, 'Runs of this job')) : null,
+    jobAutomation(job, { signal }),
     h('h2', null, 'Run it'),
     jobForm(job, { initial, note })]);
 }

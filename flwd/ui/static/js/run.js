@@ -13,6 +13,8 @@ import { get, post, can, url, seg, server, idempotencyKey, ApiError, toLogin } f
 import { timeEl, duration, runDuration, clockText } from './time.js';
 import { LogStore, LogView, STDERR, META, FAILED } from './log.js';
 import { rerunValues } from './form.js';
+import { triggerEl } from './trigger.js';
+import { notificationsSection } from './notifications.js';
 
 // interrupted: its flwd process died before it finished (marked so at the next start).
 const TERMINAL = new Set(['completed', 'failed', 'canceled', 'interrupted']);
@@ -50,9 +52,17 @@ export async function runPage(view, { params, signal }) {
   const source = run.provenance && run.provenance.source;
   const args = Object.entries((run.result && run.result.resolved_args) || {});
   const permalink = location.origin + location.pathname + hashFor('runs', run.id);
+  // A scheduled fire is shown on its schedule's clock, once GET /schedules/<name> says which.
+  const triggerCell = h('dd', null, triggerEl(run, null));
+  const scheduled = run.trigger && run.trigger.kind === 'schedule' && !run.trigger.manual && run.trigger.name;
+  if (scheduled && can('jobs:read')) {
+    get(`schedules/${seg(run.trigger.name)}`, { signal }).then(
+      (schedule) => triggerCell.replaceChildren(triggerEl(run, schedule.timezone)), () => {});
+  }
   const facts = h('dl', { class: 'facts' },
     h('dt', null, 'Job'), h('dd', null, h('a', { href: hashFor('jobs', run.job_id) }, run.job_id)),
     h('dt', null, 'Status'), statusCell,
+    h('dt', null, 'Trigger'), triggerCell,
     h('dt', null, 'Created'), h('dd', null, timeEl(run.created_at)),
     h('dt', null, 'Started'), startedCell,
     h('dt', null, 'Finished'), finishedCell,
@@ -229,16 +239,19 @@ export async function runPage(view, { params, signal }) {
     h('label', { for: 'log-search' }, 'Search log'), search, prevButton, nextButton, matchInfo,
     errButton, stepFilterBox, follow, connection);
 
+  const notes = notificationsSection(run, { signal });
   view.append(
     h('div', { class: 'title-row' }, heading(`Run ${run.id}`), titleBadge),
     actions, actionAlert, ladder.el,
     h('div', { class: 'run-grid' }, h('section', { 'aria-label': 'Details' }, facts), stepsSection),
+    notes.el,
     h('section', { class: 'output', 'aria-label': 'Output' }, h('h2', null, 'Output'),
       readsEvents ? [toolbar, logView.el]
         : h('p', { class: 'muted' }, 'Your session may not read events (scope events:read): no output shown.')));
   const refreshAll = () => {
     refreshFacts();
     titleBadge.replaceChildren(badge(run.status));
+    notes.update(run);
   };
   refreshAll();
   const ticker = setInterval(() => { if (!TERMINAL.has(run.status)) durationCell.textContent = duration(runDuration(run)); }, 1000);

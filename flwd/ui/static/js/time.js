@@ -60,3 +60,42 @@ export function isoToLocal(iso) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
     `T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
+
+// -- other zones (a schedule's) --------------------------------------------------------------
+const inZone = new Map(); // IANA zone → its formatter (null: this browser does not know it)
+
+function zoneFormat(timeZone) {
+  if (!inZone.has(timeZone)) {
+    let format = null;
+    try {
+      format = new Intl.DateTimeFormat(undefined, {
+        timeZone, weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit',
+        hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
+      });
+    } catch (_) { /* a zone this browser's tables lack: the server's text is shown */ }
+    inZone.set(timeZone, format);
+  }
+  return inZone.get(timeZone);
+}
+
+/** An instant on the clock of `timeZone` (an IANA name), e.g. "Mon, 01/04/2027, 02:30 CET";
+ *  `fallback` (the server's own text of it) when the browser does not know that zone. */
+export function zoneText(iso, timeZone, fallback = iso) {
+  const date = new Date(iso);
+  const format = zoneFormat(timeZone);
+  if (!format || Number.isNaN(date.getTime())) return fallback;
+  return format.format(date);
+}
+
+/**
+ * A schedule's fire time twice: on its zone's clock, and on this browser's, each zone
+ * named — `{utc, at}` as GET /schedules gives them (`at`: the schedule's wall clock).
+ */
+export function fireEl(fire, timeZone) {
+  // The zone is named after the time, unless its short name ("UTC") already did.
+  const named = (text, name) => [text, text.endsWith(' ' + name) ? null : h('span', { class: 'zone' }, ` (${name})`)];
+  const there = h('time', { datetime: fire.utc, title: fire.utc }, named(zoneText(fire.utc, timeZone, fire.at), timeZone));
+  const here = timeZone === zone ? h('span', { class: 'here' }, 'your zone too')
+    : h('span', { class: 'here' }, named(zoneText(fire.utc, zone), zone));
+  return h('span', { class: 'fire' }, there, here);
+}
