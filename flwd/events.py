@@ -12,6 +12,7 @@ Sans-IO: nothing here imports trio.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -302,6 +303,17 @@ class RunRow:
         if self.provenance:
             out["provenance"] = self.provenance
         return out
+
+
+def schedule_key_prefix(workspace: str | None, name: str) -> str:
+    """What the trigger keys of schedule ``name`` of ``workspace`` start with.
+
+    The workspace is part of it: several workspaces may share a data dir (and its Core
+    DB), each with a schedule of the same name (a job id), and one's fire must never
+    stand for the other's. A digest, so the key stays short whatever the path.
+    """
+    scope = hashlib.sha256((workspace or "").encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"schedule:{scope}/{name}@"
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,6 @@ def manual_fire(settings: Settings, name: str) -> tuple[Job, Binding, Trigger, f
     job = catalog.get(schedule.job_id)
     binding = bind_json(job.config.args, schedule.args, job_id=job.id)
     fire_at = time.time()
-    trigger = Trigger(manual_key(name, new_run_id()), {
+    trigger = Trigger(manual_key(settings.workspace_key, name, new_run_id()), {
         "kind": "schedule", "name": name, "fire_at": format_fire(fire_at), "manual": True})
     return job, binding, trigger, fire_at

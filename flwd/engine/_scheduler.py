@@ -83,6 +83,9 @@ class SchedulerHost(Protocol):
     @property
     def observer(self) -> Observer: ...
 
+    #: The workspace whose schedules these are (part of their fires' trigger keys).
+    workspace: str
+
     async def book(self) -> ScheduleBook:
         """The schedules of the current catalog."""
 
@@ -364,7 +367,8 @@ class Scheduler:
         if fire.catchup:
             detail["catchup"] = True
         try:
-            run = await self.host.start(schedule, Trigger(fire_key(schedule.name, fire.at),
+            run = await self.host.start(schedule, Trigger(fire_key(self.host.workspace,
+                                                                   schedule.name, fire.at),
                                                           detail))
         except TriggerAlreadyFired:
             # Its run exists (a fire recorded before a crash): nothing to start or journal.
@@ -446,7 +450,7 @@ class Scheduler:
             raise ScheduleNotFound(f"no schedule named {name!r}",
                                    hint="'flwd :schedules' lists them")
         now = self.clock.now()
-        trigger = Trigger(manual_key(name, new_run_id()), {
+        trigger = Trigger(manual_key(self.host.workspace, name, new_run_id()), {
             "kind": "schedule", "name": name, "fire_at": format_fire(now), "manual": True})
         run = await self.host.start(schedule, trigger)
         lane = self.lanes.get(name)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final, Literal
 
+from flwd.events import schedule_key_prefix
+
 from ._when import At, Cron, Every, Reboot
 from ._zone import resolve_zone
 
@@ -48,16 +50,16 @@ def format_fire(instant: float) -> str:
     return datetime.fromtimestamp(math.floor(instant), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def fire_key(name: str, instant: float) -> str:
-    """The trigger key of the scheduled fire of ``name`` at ``instant``: the Core DB keeps
-    one run per key, so a fire never starts two runs."""
-    return f"schedule:{name}@{format_fire(instant)}"
+def fire_key(workspace: str | None, name: str, instant: float) -> str:
+    """The trigger key of the scheduled fire of ``name`` (of ``workspace``) at ``instant``:
+    the Core DB keeps one run per key, so a fire never starts two runs."""
+    return schedule_key_prefix(workspace, name) + format_fire(instant)
 
 
-def manual_key(name: str, run_token: str) -> str:
+def manual_key(workspace: str | None, name: str, run_token: str) -> str:
     """The trigger key of a manual fire (``flwd :schedules trigger``): unique per request,
     and never read as a scheduled fire (a letter follows the ``@``, never a digit)."""
-    return f"schedule:{name}@manual-{run_token}"
+    return schedule_key_prefix(workspace, name) + f"manual-{run_token}"
 
 
 def fire_data(name: str, fire_at: float, run_id: str, due_at: float, created_at: float, *,

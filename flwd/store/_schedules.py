@@ -19,6 +19,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flwd.events import schedule_key_prefix
+
 from ._db import Connection
 from ._kv import _write
 from ._schema import AUTOMATION_SCHEMA
@@ -95,7 +97,7 @@ def fired_through(conn: sqlite3.Connection, workspace: str, name: str, after: fl
     """The newest scheduled fire time of ``name`` in ``(after, until]`` that has a run."""
     if not _has_table(conn):
         return None
-    prefix = f"schedule:{name}@"
+    prefix = schedule_key_prefix(workspace, name)
     row = conn.execute(
         "SELECT max(trigger_key) FROM runs WHERE trigger_key > ? AND trigger_key <= ? "
         "AND workspace = ?", (prefix + _text(after), prefix + _text(until), workspace)

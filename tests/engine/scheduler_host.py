@@ -92,6 +92,7 @@ class FakeHost:
         self.schedules = list(schedules)
         self.duration = duration
         self.observer = Observed()
+        self.workspace = "/fake/workspace"
         self.accepting = True
         self.saved: dict[str, ScheduleState] = {}
         self.runs: dict[str, FakeRun] = {}

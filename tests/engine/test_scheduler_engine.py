@@ -55,7 +55,7 @@ async def test_a_fire_committed_before_a_crash_is_not_run_again(workspace: Path,
     async with open_engine(settings, owner_kind="serve") as engine:
         store.schedule_record(settings.workspace_key, "tick", watermark=utc(2027, 5, 3, 8, 0, 30))
         run = await engine.start_run(make_plan(settings, "tick"), trigger=Trigger(
-            fire_key("tick", fire), {"kind": "schedule", "name": "tick",
+            fire_key(settings.workspace_key, "tick", fire), {"kind": "schedule", "name": "tick",
                                      "fire_at": "2027-05-03T08:10:00Z"}))
         await collect(engine, run.id)
     # Started again at 08:15:30: the 08:10 fire is missed (misfire: skip) — but it ran.

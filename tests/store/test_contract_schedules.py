@@ -4,6 +4,7 @@ fires that already have a run, found by their trigger keys."""
 
 from __future__ import annotations
 
+from flwd.events import schedule_key_prefix
 from flwd.store import ScheduleState, Store
 
 from .conftest import Backend
@@ -53,11 +54,16 @@ def test_fires_with_a_run_are_found_by_their_trigger_keys(store: Store) -> None:
         store.append([run_row(run_id, workspace=workspace, trigger={"kind": "schedule"},
                               trigger_key=key)])
 
-    run("run-a", "schedule:nightly@2023-11-14T22:00:00Z")
-    run("run-b", "schedule:nightly@2023-11-14T23:00:00Z")
-    run("run-c", "schedule:nightly@manual-run-c")
-    run("run-d", "schedule:nightly-2@2023-11-15T00:00:00Z")
-    run("run-e", "schedule:nightly@2023-11-15T01:00:00Z", workspace="/other/space")
+    nightly, other = schedule_key_prefix(WS, "nightly"), schedule_key_prefix(WS, "nightly-2")
+    run("run-a", nightly + "2023-11-14T22:00:00Z")
+    run("run-b", nightly + "2023-11-14T23:00:00Z")
+    run("run-c", nightly + "manual-run-c")
+    run("run-d", other + "2023-11-15T00:00:00Z")
+    # Another workspace's schedule of the same name, in the same Core DB: its own key.
+    run("run-e", schedule_key_prefix("/other/space", "nightly") + "2023-11-15T01:00:00Z",
+        workspace="/other/space")
+    run("run-f", schedule_key_prefix("/other/space", "nightly") + "2023-11-14T22:00:00Z",
+        workspace="/other/space")
     hour = 3600.0
     ten = 1_699_999_200.0  # 2023-11-14T22:00:00Z
     assert store.schedule_fired(WS, "nightly", ten - hour, ten + 5 * hour) == ten + hour
