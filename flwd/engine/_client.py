@@ -29,7 +29,7 @@ from flwd.errors import (
     SourceNotFound,
     StorageError,
 )
-from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow, Trigger
+from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow, Trigger, now
 from flwd.execute import process_alive, signal_owner
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
 from flwd.kv import KvNamespaces, KvPage, KvSpace
@@ -572,6 +572,11 @@ class Engine:
         schedule = await self.find_schedule(name)
         changed = await trio.to_thread.run_sync(partial(
             self.store.schedule_pause, self.settings.workspace_key, name, paused))
+        if changed:
+            # Journaled, so /events subscribers (the UI's Automation page) see it at once.
+            await self.journal_events([EventRecord(
+                run_id="", job_id=schedule.job_id, ts=now(), data={"name": name},
+                type="schedule.pause" if paused else "schedule.resume")])
         ref = self._scheduler_ref()
         if ref is not None:
             try:

@@ -81,6 +81,7 @@ async def test_pause_survives_a_restart_and_a_manual_fire_is_marked(workspace: P
                            clock=SetWall(utc(2027, 5, 3, 8, 9, 59))) as engine:
         schedule, changed = await engine.pause_schedule("tick", True)
         assert changed and schedule.name == "tick"
+        assert (await engine.pause_schedule("tick", True))[1] is False
         # 08:10 comes while paused: skipped (journaled), not run.
         async def skipped() -> bool:
             return any(record.type == "schedule.skip"
@@ -106,3 +107,5 @@ async def test_pause_survives_a_restart_and_a_manual_fire_is_marked(workspace: P
     fire = next(data for run_id, kind, data in journaled if kind == "schedule.fire")
     assert fire["run_id"] == run.id and fire["manual"] is True
     assert {run_id for run_id, _, _ in journaled} == {""}
+    # The pause is journaled once (a second pause changes nothing and journals nothing).
+    assert [data for _, kind, data in journaled if kind == "schedule.pause"] == [{"name": "tick"}]
