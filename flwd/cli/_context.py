@@ -117,9 +117,9 @@ def _source_indexes(settings: Settings, *, quiet: bool) -> list[SourceIndex] | N
     reported, unless ``quiet``: ``flwd :sources refresh NAME`` brings it back.
     """
     store = settings.open_store()
-    if not store.exists():
+    # The rows first: a data dir without sources never loads flwd.sources (start-up).
+    if not store.exists() or not store.load_sources():
         return None
-    # Imported here to keep start-up fast: a workspace without sources never loads them.
     from flwd.sources import index_source, load_sources
 
     sources = load_sources(store)

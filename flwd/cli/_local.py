@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from flwd.containers import RUNTIME_MEMORY, require_runtime
 from flwd.engine import Engine, journal_refusal_sync, open_engine, recover, stream_events
 from flwd.errors import FlwdError, UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, RunRow, Trigger, now
@@ -375,6 +374,8 @@ class LocalTarget:
         config = self.job.config
         runtime = None
         if uses_container(config.executor, config.interpreter):
+            from flwd.containers import RUNTIME_MEMORY, require_runtime  # start-up: see above
+
             runtime = require_runtime(memory=self.settings.data_dir / RUNTIME_MEMORY)
         request = PlanRequest(self.job.id, binding=binding, resolved=(self.job, self.alias),
                               profile=requested, profile_from="--profile")

@@ -14,13 +14,12 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from actors import ActorStopped, ChildNotFound
 from flwd import store
-from flwd.containers import Runtime
 from flwd.errors import (
     FlwdError,
     JobNotFound,
@@ -47,7 +46,6 @@ from flwd.plan import (
 from flwd.policy import Decision, PolicyContext, decisions_of
 from flwd.schedule import Schedule, ScheduleBook
 from flwd.settings import Settings
-from flwd.sources import Add, AllowList, Entry, OciContext, Refresh, Remove, Source, SourceSpec
 from flwd.store import KvItem, RetentionPolicy, ScheduleState
 
 from ._decisions import decision_records
@@ -59,6 +57,11 @@ from ._root import CancelRun, Root, StartRun
 from ._schedule_host import EngineHost
 from ._scheduler import FireNow, Poke, Scheduler, SchedulerRef, WallClock
 from ._stream import stream_events
+
+if TYPE_CHECKING:
+    # Start-up: a CLI run loads neither the container executor nor the sources.
+    from flwd.containers import Runtime
+    from flwd.sources import AllowList, Entry, OciContext, Source, SourceSpec
 
 
 class Engine:
@@ -374,6 +377,8 @@ class Engine:
         Cancellation: the source actor finishes what it started (the source may be
         registered); only the answer is lost.
         """
+        from flwd.sources import Add
+
         result: tuple[Source, bool] = await self.root.sources_ref.call(lambda reply: Add(spec, reply))
         return result
 
@@ -385,6 +390,8 @@ class Engine:
 
         Cancellation: the source actor finishes the refresh; only the answer is lost.
         """
+        from flwd.sources import Refresh
+
         source: Source = await self.root.sources_ref.call(lambda reply: Refresh(name, reply))
         return source
 
@@ -396,6 +403,8 @@ class Engine:
 
         Cancellation: the source actor finishes the removal; only the answer is lost.
         """
+        from flwd.sources import Remove
+
         source: Source = await self.root.sources_ref.call(lambda reply: Remove(name, reply))
         return source
 

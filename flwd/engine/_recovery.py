@@ -13,7 +13,6 @@ import logging
 import socket
 from pathlib import Path
 
-from flwd.containers import reap_run_containers
 from flwd.errors import StorageError
 from flwd.events import RUN_FINISH, EventRecord, format_ts, now
 from flwd.execute import (
@@ -42,6 +41,8 @@ def recover(settings: Settings) -> list[str]:
                      exc.one_line())
         return []
     if marked:
+        from flwd.containers import reap_run_containers  # start-up: only after a crash
+
         reap_run_containers(marked)
     return marked
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
@@ -69,18 +69,6 @@ from flwd.plan import (
 )
 from flwd.schedule import ScheduleBook, system_zone
 from flwd.settings import Settings
-from flwd.sources import (
-    AllowList,
-    OciContext,
-    PinDigest,
-    SourceBook,
-    SourcesActor,
-    SourcesConfig,
-    SourcesMessage,
-    TreeLease,
-    lease_checkout,
-    merge,
-)
 from flwd.store import JournalItem, JournalSink, RetentionPolicy, Store
 
 from ._catalog import CatalogCache
@@ -90,6 +78,18 @@ from ._journal import Append, JournalRef, run_journal
 from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
 from ._slots import Slots
+
+if TYPE_CHECKING:
+    # Start-up: flwd.sources is loaded where sources are used (a server's registry, a
+    # source's job); a CLI run of a workspace job never loads it.
+    from flwd.sources import (
+        AllowList,
+        OciContext,
+        SourceBook,
+        SourcesConfig,
+        SourcesMessage,
+        TreeLease,
+    )
 
 _log = logging.getLogger("flwd.engine")
 
@@ -207,9 +207,11 @@ class Root:
             ChildSpec("finisher", self.finisher.run, shutdown_timeout=30.0),
             ChildSpec("runs", self.runs.run, shutdown_timeout=settings.grace + 10.0),
         ]
-        self.source_book = SourceBook()
+        self._source_book: SourceBook | None = None
         self.sources_config: SourcesConfig | None = None
         if sources is not None:
+            from flwd.sources import SourcesActor, SourcesConfig
+
             # A source whose actor keeps crashing is given up on, alone: the
             # supervisor's intensity is per child and escalation is logged.
             self.checkouts = DynamicSupervisor("checkouts", on_child_exit=_source_exited,
@@ -274,8 +276,19 @@ class Root:
         return (run_id in self._live or self.hub.tracking(run_id)
                 or self.finisher.owns(run_id))
 
+    @property
+    def source_book(self) -> SourceBook:
+        """The sources' jobs this engine knows (empty but for a server's registry)."""
+        if self._source_book is None:
+            from flwd.sources import SourceBook
+
+            self._source_book = SourceBook()
+        return self._source_book
+
     async def catalog_view(self, *, fresh_since: float | None = None
                            ) -> tuple[Catalog, AliasIndex]:
+        from flwd.sources import merge
+
         local = await self.catalog_cache.get(fresh_since=fresh_since)
         key = (id(local), self.source_book.generation)
         if key != self._merged_key:
@@ -315,6 +328,8 @@ class Root:
         process writes the data dir's row itself.
         """
         if self.sources_config is not None:
+            from flwd.sources import PinDigest
+
             try:
                 self.sources_ref.cast_nowait(PinDigest(name, image, digest))
             except (trio.WouldBlock, ActorStopped):
@@ -398,6 +413,8 @@ class Root:
         """
         if plan.job.roots is None:
             return
+        from flwd.sources import lease_checkout
+
         lease = await trio.to_thread.run_sync(
             lease_checkout, self.settings.data_dir / "sources", plan.job.roots[0])
         if lease is not None:

@@ -13,19 +13,11 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from actors import ActorRef, Inbox
-from flwd.containers import (
-    SECRETS_MOUNT,
-    ContainerSpec,
-    ContainerStopper,
-    StepOutcome,
-    container_name,
-    run_container_step,
-)
 from flwd.errors import FlwdError
 from flwd.events import (
     POLICY_DECISION,
@@ -56,6 +48,9 @@ from flwd.plan import Plan, StepPlan, display_command, step_environment
 from ._journal import Append, JournalRef
 from ._slots import Slots
 from ._state import RunState
+
+if TYPE_CHECKING:
+    from flwd.containers import ContainerStopper, StepOutcome
 
 #: Cancel requests are rare and tiny; a few slots absorb a double Ctrl-C plus
 #: an HTTP cancel arriving together.
@@ -313,8 +308,14 @@ class RunActor:
         await self._emit(STEP_START, {
             "step": step.id, "attempt": attempt, "max_attempts": self.state.max_attempts,
             "command": display_command(step.argv, self.plan.workspace)})
-        terminator: GroupTerminator | ContainerStopper = (
-            GroupTerminator(self.grace) if step.container is None else ContainerStopper())
+        terminator: GroupTerminator | ContainerStopper
+        if step.container is None:
+            terminator = GroupTerminator(self.grace)
+        else:
+            # Start-up: a host job's run never loads the container executor.
+            from flwd.containers import ContainerStopper
+
+            terminator = ContainerStopper()
         self._terminators[step.id] = terminator
         if self.state.stopping:
             terminator.request()
@@ -324,7 +325,7 @@ class RunActor:
         error: str | None = None
         data: dict[str, Any] = {"step": step.id}
         try:
-            if isinstance(terminator, ContainerStopper):
+            if not isinstance(terminator, GroupTerminator):
                 outcome = await self._run_container(step, terminator)
                 code = outcome.exit_code
                 data.update(outcome.data)
@@ -397,6 +398,13 @@ class RunActor:
     # -- container steps -----------------------------------------------------------
     async def _run_container(self, step: StepPlan, stopper: ContainerStopper) -> StepOutcome:
         """Run a container step: its spec and environment from the plan, then the container."""
+        from flwd.containers import (
+            SECRETS_MOUNT,
+            ContainerSpec,
+            container_name,
+            run_container_step,
+        )
+
         plan, container = self.plan, step.container
         assert container is not None and plan.runtime is not None
         secret_names = list(self._secret_files)

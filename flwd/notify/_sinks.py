@@ -1,24 +1,28 @@
-"""The sinks a notifier delivers to: the :class:`Sender` port and its real implementation."""
+"""The sinks a notifier delivers to: the :class:`Sender` port and its real implementation.
+
+Each sink's machinery (httpx and its TLS context, smtplib) is imported and set up at its
+first delivery: every CLI run starts a notifier, and most runs notify nobody.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 import trio
 
 from flwd.jobs import CommandSink, EmailSink, NotifyRule, WebhookSink
 
 from ._attempt import Attempt
 from ._command import run_command
-from ._email import post_mail
 from ._payload import Notification
-from ._webhook import post_webhook
+
+if TYPE_CHECKING:
+    import httpx
 
 #: SMTP conversations at once (each holds a worker thread).
 MAIL_THREADS = 4
@@ -35,23 +39,36 @@ class Sender(Protocol):
         """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sinks:
     """The real sinks: webhooks (one HTTP client, its connections pooled), mail (SMTP in
     worker threads), commands (processes)."""
 
-    client: httpx.AsyncClient
     workspace: Path
     environ: Mapping[str, str]
     mail_threads: trio.CapacityLimiter
+    #: The webhooks' client, made at the first webhook delivery (closed by open_sinks).
+    client: httpx.AsyncClient | None = field(default=None)
+
+    def webhook_client(self) -> httpx.AsyncClient:
+        """The webhooks' HTTP client (made now if this is the first delivery)."""
+        if self.client is None:
+            import httpx  # start-up: only when a webhook is delivered
+
+            self.client = httpx.AsyncClient(follow_redirects=False)
+        return self.client
 
     async def send(self, rule: NotifyRule, note: Notification) -> Attempt:
         """See :meth:`Sender.send`."""
         sink = rule.sink
         if isinstance(sink, WebhookSink):
-            return await post_webhook(self.client, sink, note, environ=self.environ,
+            from ._webhook import post_webhook  # start-up: see the module docstring
+
+            return await post_webhook(self.webhook_client(), sink, note, environ=self.environ,
                                       workspace=self.workspace)
         if isinstance(sink, EmailSink):
+            from ._email import post_mail  # start-up: see the module docstring
+
             return await post_mail(sink, note, workspace=self.workspace,
                                    limiter=self.mail_threads)
         assert isinstance(sink, CommandSink)
@@ -71,6 +88,11 @@ async def open_sinks(workspace: Path, environ: Mapping[str, str] | None = None
 
     Cancellation: the client's connections are closed on the way out.
     """
-    async with httpx.AsyncClient(follow_redirects=False) as client:
-        yield Sinks(client, workspace, os.environ if environ is None else environ,
-                    trio.CapacityLimiter(MAIL_THREADS))
+    sinks = Sinks(workspace, os.environ if environ is None else environ,
+                  trio.CapacityLimiter(MAIL_THREADS))
+    try:
+        yield sinks
+    finally:
+        if sinks.client is not None:
+            with trio.CancelScope(shield=True):
+                await sinks.client.aclose()

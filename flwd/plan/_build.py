@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from flwd.containers import Runtime
 from flwd.errors import (
     AddonRunUnsupported,
     ConfigInvalid,
@@ -40,6 +39,9 @@ from ._container import (
     plan_container,
     uses_container,
 )
+
+if TYPE_CHECKING:
+    from flwd.containers import Runtime
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flwd.containers import Runtime
 from flwd.jobs import Alias, AliasIndex, Binding, Catalog, Job, bind_json
 from flwd.policy import PolicyContext, Profile, resolve_profile
 
 from ._build import Plan, build_plan
 from ._container import uses_container
+
+if TYPE_CHECKING:
+    from flwd.containers import Runtime
 
 
 @dataclass(frozen=True, slots=True)
