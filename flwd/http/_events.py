@@ -3,7 +3,7 @@ and the run's WebSocket.
 
 Every stream takes a slot of the process-wide cap (``_streams``) before its
 first byte, and gives it back when its body ends — or, for a body that never
-started, when the body is collected.
+started, when the body is collected (see ``_streaming``).
 """
 
 from __future__ import annotations
@@ -29,27 +29,13 @@ from ._params import quote
 from ._problems import HttpProblem, bad_request
 from ._request import current_principal, cursor
 from ._runs import exact_run
-from ._sse import KEEP_ALIVE, PREAMBLE, frames, writes
-from ._state import AppState, current_state
-from ._streams import RETRY_AFTER, StreamSlot
+from ._sse import writes
+from ._state import current_state
+from ._streaming import sse_response, take_stream_slot
 
 blueprint = Blueprint("events", __name__)
 #: What ``/runs/<id>`` accepts as a run id (the app's ``runid`` converter).
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-
-
-def _stream_slot(kind: str) -> StreamSlot:
-    """A slot for one more event stream, or 503 streams.busy (before any byte is sent)."""
-    state = current_state()
-    slot = state.streams.try_take()
-    if slot is None:
-        if state.metrics is not None:
-            state.metrics.stream_refusals.labels(kind).inc()
-        raise HttpProblem(503, "too many event streams",
-                          f"this server has {state.streams.limit} event streams open "
-                          "(flwd :serve --max-streams); retry shortly",
-                          code="streams.busy", headers={"Retry-After": str(RETRY_AFTER)})
-    return slot
 
 
 async def _gone_if_evicted(run_id: str | None, after: int | None, transport: str) -> None:
@@ -77,7 +63,7 @@ async def run_events(run_id: str) -> Any:
     if cursor() is None and engine.is_live(run_id):
         # A live run of this process, streamed from its first event: it
         # exists and the answer cannot be 204, so no journal lookup.
-        return await _sse(run_id, 0)
+        return await sse_response(run_id, 0)
     try:
         run = await exact_run(run_id)
     except RunNotFound:
@@ -90,7 +76,7 @@ async def run_events(run_id: str) -> Any:
         if run.status in TERMINAL_STATUSES and after >= await engine.stream_end(run.id):
             # The stream already ended for this client: 204 stops EventSource.
             return Response("", status=204)
-    return await _sse(run.id, after or 0)
+    return await sse_response(run.id, after or 0)
 
 
 @blueprint.get("/events")
@@ -114,49 +100,7 @@ async def all_events() -> Any:
     if after is None:
         # A new global subscriber starts at "now", not at the beginning of history.
         after = await current_state().engine.last_seq()
-    return await _sse(None, after)
-
-
-async def _sse(run_id: str | None, after: int) -> Any:
-    slot = _stream_slot("sse")
-    body = _event_stream(current_state(), run_id, after, slot, current_principal())
-    slot.release_with(body)  # a body never started never runs its finally
-    response = await make_response(body, 200, {"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-store",
-                                               "X-Accel-Buffering": "no"})
-    response.timeout = None  # type: ignore[union-attr]  # an event stream must not be cut
-    return response
-
-
-async def _event_stream(state: AppState, run_id: str | None, after: int, slot: StreamSlot,
-                        principal: Principal | None) -> AsyncGenerator[bytes, None]:
-    # ``state`` is the handler's: the body is iterated after the handler returned.
-    # It ends when its credentials no longer hold (see _grants).
-    engine, metrics = state.engine, state.metrics
-    if metrics is not None:
-        metrics.sse_streams.inc()
-    try:
-        # A live run's replay comes from the hub's backlog without waiting:
-        # the preamble then travels with it (one socket send, one client
-        # wake-up less). Otherwise it goes first, on its own.
-        preamble = PREAMBLE
-        if run_id is None or not engine.has_backlog_after(run_id, after):
-            yield PREAMBLE
-            preamble = b""
-        with state.sessions.grant(principal) as grant:
-            async with aclosing(guarded(grant, state.options.keep_alive, lambda beat: engine.events(
-                    run_id, after=after, heartbeat=beat))) as stream:
-                async for batch in stream:
-                    # Bounded writes, each awaited until the socket takes it:
-                    # a slow reader paces its own replay (see engine._stream).
-                    pieces = [frames(record) for record in batch] if batch else [KEEP_ALIVE]
-                    for body in writes([preamble, *pieces] if preamble else pieces):
-                        yield body
-                    preamble = b""
-    finally:
-        slot.release()
-        if metrics is not None:
-            metrics.sse_streams.dec()
+    return await sse_response(None, after)
 
 
 @blueprint.get("/runs/<runid:run_id>/events.ndjson")
@@ -222,7 +166,7 @@ async def _export(run_id: str, after: int, kind: str,
         finally:
             slot.release()
 
-    slot = _stream_slot(kind)
+    slot = take_stream_slot(kind)
     stream = body()
     slot.release_with(stream)
     response = await make_response(stream, 200, {**headers, "Cache-Control": "no-store"})
@@ -238,7 +182,7 @@ async def run_ws(run_id: str) -> None:
     Cancellation: a cancel the client sent may already be with the run (it stops).
     """
     run = await exact_run(run_id)
-    slot = _stream_slot("websocket")
+    slot = take_stream_slot("websocket")
     try:
         await _ws_stream(run)
     finally:

@@ -43,6 +43,16 @@ def _run_response(description: str) -> dict[str, Any]:
     return {**_json(_ref("Run"), description), "links": _RUN_LINKS}
 
 
+def _created_run() -> dict[str, Any]:
+    """``POST /runs``' 201: the run, or (``Accept: text/event-stream``) its events."""
+    answer = _run_response("Created (or replayed: Idempotent-Replay). With `Accept: "
+                           "text/event-stream` (and runs:read, events:read), the run's "
+                           "events as Server-Sent Events until it ends, as "
+                           "`GET /runs/{run_id}/events` sends them; `Location` names the run")
+    answer["content"] = {**answer["content"], **SSE["content"]}
+    return answer
+
+
 #: ``GET /events?run_id=``: one run's stream (as ``/runs/{id}/events``).
 _RUN_FILTER = {"name": "run_id", "in": "query", "required": False,
                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}}
@@ -124,8 +134,8 @@ def run_paths() -> dict[str, Any]:
     return {
         "/runs": {
             "post": _op("Start a run", ("runs:write",),
-                        {"201": _run_response("Created (or replayed: Idempotent-Replay)"),
-                         **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501)},
+                        {"201": _created_run(),
+                         **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503)},
                         requestBody=RUN_BODY,
                         parameters=[{"name": "Idempotency-Key", "in": "header",
                                      "required": False,

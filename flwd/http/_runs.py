@@ -1,4 +1,8 @@
-"""Runs: ``POST /runs``, ``GET /runs``, ``GET /runs/<id>``, ``POST /runs/<id>:cancel``."""
+"""Runs: ``POST /runs``, ``GET /runs``, ``GET /runs/<id>``, ``POST /runs/<id>:cancel``.
+
+``POST /runs`` answers the run as JSON, or — asked for ``text/event-stream`` — the
+run's events as SSE in the same response, until it ends: one request per run.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,17 @@ from flwd.store import RunFilter, run_filter
 from ._canonical import canonical_sha256
 from ._models import RunRequest
 from ._params import IntRange, parse_int, quote
-from ._problems import HttpProblem, bad_request
-from ._request import caller_name, canonical_body, json_body_and_bytes, page, plan_request
+from ._problems import HttpProblem, bad_request, forbidden
+from ._request import (
+    caller_name,
+    canonical_body,
+    current_principal,
+    json_body_and_bytes,
+    page,
+    plan_request,
+)
 from ._state import current_state
+from ._streaming import sse_response, take_stream_slot
 
 blueprint = Blueprint("runs", __name__)
 
@@ -81,7 +93,8 @@ def _check_body_sha256(raw: bytes) -> None:
 # Registered before GET /runs: an OPTIONS /runs is routed to the first rule.
 @blueprint.post("/runs")
 async def create_run() -> Response:
-    """Plan and start a run (at most once per ``Idempotency-Key``).
+    """Plan and start a run (at most once per ``Idempotency-Key``); with ``Accept:
+    text/event-stream``, answer its events until it ends (201, the run's SSE stream).
 
     Cancellation: as :meth:`Engine.submit <flwd.engine.Engine.submit>`: once the
     root has the request, the run starts all the same; only the answer is lost.
@@ -92,14 +105,45 @@ async def create_run() -> Response:
     # Scoped to the caller: two tokens choosing the same key are two requests.
     idempotency = (None if key is None
                    else (f"{caller_name()}:{key}", canonical_body(data)))
-    run, replayed = await current_state().engine.submit(plan_request(body),
-                                                        idempotency=idempotency)
+    # The stream's slot (and the right to read it) before the run: a refusal starts nothing.
+    slot = take_stream_slot("sse") if wants_event_stream() else None
+    try:
+        run, replayed = await current_state().engine.submit(plan_request(body),
+                                                            idempotency=idempotency)
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
+    headers = {"Location": f"/runs/{run.id}"}
+    if replayed:
+        headers["Idempotent-Replay"] = "true"
+    if slot is not None:
+        return await sse_response(run.id, 0, slot=slot, status=201, headers=headers)  # type: ignore[no-any-return]
     response = jsonify(run_json(run))
     response.status_code = 201
-    response.headers["Location"] = f"/runs/{run.id}"
-    if replayed:
-        response.headers["Idempotent-Replay"] = "true"
+    response.headers.update(headers)
     return response
+
+
+def wants_event_stream() -> bool:
+    """The request prefers ``text/event-stream`` to JSON (``Accept``; JSON on a tie).
+
+    Raises:
+        HttpProblem: 403, the caller may not read what the stream carries (``runs:read``,
+        ``events:read``, as ``GET /runs/<id>/events``).
+    """
+    best = request.accept_mimetypes.best_match(["application/json", "text/event-stream"])
+    if best != "text/event-stream":
+        return False
+    principal = current_principal()
+    missing = principal.missing(STREAM_SCOPES) if principal is not None else []
+    if missing:
+        raise forbidden(missing)
+    return True
+
+
+#: What reading a run's event stream needs besides ``runs:write``.
+STREAM_SCOPES = ("runs:read", "events:read")
 
 
 def _filters() -> RunFilter:
