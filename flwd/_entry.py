@@ -9,13 +9,19 @@ blocked from the moment this module loads until :func:`main` stands inside the `
 that turns a ``KeyboardInterrupt`` into exit status 130, so a press during start-up is
 held pending and delivered there instead of unwinding an import with a traceback.
 Blocking (not ignoring) keeps the press: the user asked to stop, and flwd stops.
+
+Once a command is done, flwd leaves without the interpreter's teardown (see :func:`leave`):
+freeing, one by one, every object that trio, pydantic and the engine made at import takes
+longer than the run of a small job, and the system reclaims the memory at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
+from typing import NoReturn
 
 # No thread exists yet, so the main thread's mask is the process's. Every child process
 # is started after main() unblocks it (a child inherits the mask it was forked with).
@@ -40,11 +46,33 @@ def _exit_quietly(code: int, message: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         sys.stderr.write(message)
-        sys.stdout.flush()
-        sys.stderr.flush()
     except OSError:
         pass
-    sys.exit(code)
+    leave(code)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code`` once what the interpreter's teardown would do that matters is done.
+
+    Everything flwd opened is closed by then (the run's engine closes the Core DB's
+    writer, after its last commit, before the command returns). What is left are the
+    exit callbacks (logging's handlers flushed and closed, finalizers registered with
+    :mod:`weakref`, a coverage measurement saved), run here, and the output buffers,
+    flushed. A thread that is not a daemon would be waited for by the interpreter: then
+    flwd exits the ordinary way.
+    """
+    threading = sys.modules.get("threading")
+    if threading is not None and any(
+            thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+            for thread in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe or stream: what it lost is lost either way
+    os._exit(code)
 
 
 def _main(args: list[str]) -> None:

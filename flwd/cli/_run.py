@@ -9,6 +9,7 @@ gracefully (exit 130), a second one stops at once (see each backend).
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,9 @@ def run_job_command(tokens: Sequence[str]) -> int:
     """``flwd JOB [flags]`` (dispatched before cyclopts: the most common command stays lean)."""
     # Chosen before trio starts: the backend's imports run as plain code.
     backend = choose_backend()
+    # What the imports made lives as long as the process: the collector need not walk
+    # it again at each full collection while the run goes on.
+    gc.freeze()
     return trio.run(_run_job, backend, list(tokens))
 
 
