@@ -35,6 +35,7 @@ from flwd.execute import (
     GroupTerminator,
     ProcessSpec,
     StepError,
+    inherited_environment,
     profile_levels,
     remove_secret_files,
     render_profile,
@@ -391,7 +392,8 @@ class RunActor:
     def _environment(self, step: StepPlan) -> dict[str, str]:
         """The environment of a host step: secrets as paths of the files on the host."""
         return step_environment(
-            self.plan, step, run_id=self.run_id, run_dir=self.run_dir, host_env=os.environ,
+            self.plan, step, run_id=self.run_id, run_dir=self.run_dir,
+            host_env=inherited_environment(),
             secret_files=self._secret_files, in_container=False,
             bash_env=self._profile_path if step.bash else None, local_access=self.local_access)
 
@@ -418,7 +420,8 @@ class RunActor:
             secrets_dir=self._secrets_dir if secret_names else None)
         # Inside the container the secret files are at the read-only mount.
         env = step_environment(
-            plan, step, run_id=self.run_id, run_dir=self.run_dir, host_env=os.environ,
+            plan, step, run_id=self.run_id, run_dir=self.run_dir,
+            host_env=inherited_environment(),
             secret_files={name: f"{SECRETS_MOUNT}/{name}" for name in secret_names},
             in_container=True)
         origin = plan.job.origin or {}

@@ -7,11 +7,13 @@ completion tests do: the real console script with ``-X importtime``.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.complete.conftest import FLWD_SCRIPT, imported
-from tests.conftest import flwd_env
+from tests.conftest import flwd_env, write_job
 
 #: Modules a host run of a workspace job never imports (a server's, sources', containers',
 #: the verbs' parser, the notification sinks').
@@ -39,3 +41,53 @@ def test_a_host_run_loads_no_server_source_container_or_sink(workspace: Path,
                                for heavy in NOT_ON_A_HOST_RUN))
         assert loaded == [], loaded
         assert "trio" in names  # the measurement saw the run's imports
+
+
+def _plugin_site(root: Path) -> Path:
+    """A directory for PYTHONPATH holding an installed pydantic plugin that says when it is
+    loaded (pydantic finds plugins through the ``pydantic`` entry points)."""
+    site = root / "site"
+    info = site / "flwd_test_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flwd-test-plugin\n"
+                                   "Version: 1.0\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nflwd_test = flwd_test_plugin:plugin\n")
+    (site / "flwd_test_plugin.py").write_text(
+        "import os, pathlib\n"
+        "pathlib.Path(os.environ['PLUGIN_LOADED']).write_text('loaded')\n"
+        "class _Plugin:\n"
+        "    def new_schema_validator(self, *args, **kwargs):\n"
+        "        return None, None, None\n"
+        "plugin = _Plugin()\n")
+    return site
+
+
+def test_flwd_loads_no_pydantic_plugin_and_its_jobs_keep_theirs(tmp_path: Path,
+                                                               data_dir: Path) -> None:
+    site = _plugin_site(tmp_path)
+    workspace = tmp_path / "ws"
+    # It inherits the environment (the "disabled" profile lets it).
+    write_job(workspace, "show", "job: {summary: prints the plugins setting}\n"
+              "env_inheritance: true\n",
+              {"100_main.sh": 'echo "plugins=${PYDANTIC_DISABLE_PLUGINS-unset}"\n'})
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    env = flwd_env(data_dir, PYTHONPATH=path, PLUGIN_LOADED=str(tmp_path / "loaded"))
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    # The plugin is found when pydantic looks (the test's premise)...
+    subprocess.run([sys.executable, "-c", "import pydantic\nclass M(pydantic.BaseModel): x: int"],
+                   env=env, check=True, timeout=60)
+    assert (tmp_path / "loaded").exists()
+    (tmp_path / "loaded").unlink()
+    # ...flwd does not look (its discovery builds models), and its job does not inherit that.
+    done = subprocess.run([str(FLWD_SCRIPT), "show", "--profile", "disabled"], cwd=workspace,
+                          env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "loaded").exists()
+    assert "plugins=unset" in done.stdout
+    # A setting of the user's own is the job's too.
+    done = subprocess.run([str(FLWD_SCRIPT), "show", "--profile", "disabled"], cwd=workspace,
+                          check=False,
+                          env={**env, "PYDANTIC_DISABLE_PLUGINS": "flwd_test"},
+                          capture_output=True, text=True, timeout=120)
+    assert "plugins=flwd_test" in done.stdout
