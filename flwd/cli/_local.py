@@ -46,6 +46,7 @@ from ._backend import (
 )
 from ._context import Context, load_workspace, resolve_job
 from ._local_schedules import list_local, manual_fire, next_fires, pause_local
+from ._run_index import discover_for_run, lookup
 
 if TYPE_CHECKING:
     from flwd.kv import KvSpace
@@ -112,8 +113,11 @@ class LocalBackend:
         **Cancellation:** no checkpoint.
         """
         settings = self._settings()
-        catalog, aliases = load_workspace(settings)
-        job, rest, alias = resolve_job(catalog, tokens, settings, aliases)
+        found = lookup(settings, tokens)
+        if found is None:
+            catalog, aliases = discover_for_run(settings)
+            found = resolve_job(catalog, tokens, settings, aliases)
+        job, rest, alias = found
         return LocalTarget(settings, job, alias, rest)
 
     # -- runs ------------------------------------------------------------------

@@ -7,6 +7,10 @@ trio, pydantic, yaml, cyclopts and httpx (and of ``flwd.cli``). The index builde
 needed.
 """
 
+from ._cache import cache_path as cache_path
+from ._cache import is_fresh as is_fresh
+from ._cache import save as save
+from ._cache import stamp as stamp
 from ._main import load_index as load_index
 from ._main import run as run
 from ._protocol import Candidate as Candidate

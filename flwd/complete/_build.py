@@ -20,10 +20,7 @@ from typing import Any
 
 from flwd.jobs import (
     ALIASES_FILE,
-    CONFIG_DIR,
-    CONFIG_FILE,
     PATH_FORMATS,
-    SKIPPED_DIRS,
     AliasIndex,
     Arg,
     Catalog,
@@ -34,6 +31,7 @@ from flwd.jobs import (
     plain,
 )
 
+from ._cache import stamp
 from ._index import FORMAT, empty_node
 from ._verbs import BOOLEAN, PATHS
 
@@ -55,54 +53,6 @@ def build_index(root: str, data: str | None = None) -> Index:
     tree, jobs = job_tree(catalog, aliases)
     return {"format": FORMAT, "root": root, "dirs": dirs, "files": files,
             "tree": tree, "jobs": jobs}
-
-
-def stamp(root: str) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]]:
-    """Every directory discovery enters and every file it reads, with their stats.
-
-    A ``config.d`` without a config is recorded as a directory (size ``-1``): a
-    config created in it changes its modification time.
-    """
-    dirs: list[tuple[str, int]] = []
-    files: list[tuple[str, int, int]] = []
-    aliases = os.path.join(root, ALIASES_FILE)
-    try:
-        result = os.stat(aliases)
-        files.append((aliases, result.st_mtime_ns, result.st_size))
-    except OSError:
-        pass  # created later, it changes the root's modification time
-    pending = [root]
-    while pending:
-        directory = pending.pop()
-        try:
-            dirs.append((directory, os.stat(directory).st_mtime_ns))
-        except OSError:
-            continue
-        config_dir = os.path.join(directory, CONFIG_DIR)
-        config = os.path.join(config_dir, CONFIG_FILE)
-        try:
-            result = os.stat(config)
-            if os.path.isfile(config):
-                files.append((config, result.st_mtime_ns, result.st_size))
-            else:
-                files.append((config_dir, os.stat(config_dir).st_mtime_ns, -1))
-        except OSError:
-            if os.path.isdir(config_dir):
-                try:
-                    files.append((config_dir, os.stat(config_dir).st_mtime_ns, -1))
-                except OSError:
-                    pass
-        try:
-            with os.scandir(directory) as entries:
-                pending.extend(
-                    entry.path for entry in entries
-                    if entry.is_dir(follow_symlinks=False)
-                    and entry.name not in SKIPPED_DIRS
-                    and not entry.name.startswith(".")
-                )
-        except OSError:
-            continue  # unreadable: discovery finds nothing there either
-    return dirs, files
 
 
 def _with_sources(root: str, data: str, catalog: Catalog, dirs: list[tuple[str, int]],

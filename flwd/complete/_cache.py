@@ -22,18 +22,23 @@ from ._index import FORMAT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from ._index import Index
 
 CACHE_DIR = "completion"
 
 
-def cache_path(data_dir: str, root: str) -> str:
-    """Where the index of ``root`` is kept (FNV-1a of the path names the file)."""
+def cache_path(data_dir: str, root: str, *, folder: str = CACHE_DIR, suffix: str = ".idx"
+               ) -> str:
+    """Where the index of ``root`` is kept (FNV-1a of the path names the file); another
+    ``folder`` and ``suffix`` for another cache of the same root."""
     digest = 0xCBF29CE484222325
     for byte in os.fsencode(root):
         digest = ((digest ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     name = os.path.basename(root)[:40] or "root"
-    return os.path.join(data_dir, CACHE_DIR, f"{digest:016x}-{name}.idx")
+    return os.path.join(data_dir, folder, f"{digest:016x}-{name}{suffix}")
 
 
 def load(path: str, root: str) -> Index | None:
@@ -50,7 +55,7 @@ def load(path: str, root: str) -> Index | None:
     return index  # type: ignore[return-value]  # written by save(), checked above
 
 
-def is_fresh(index: Index) -> bool:
+def is_fresh(index: Mapping[str, Any]) -> bool:
     """Whether nothing the index was built from has changed since (``stat`` only)."""
     stat = os.stat
     try:
@@ -66,7 +71,60 @@ def is_fresh(index: Index) -> bool:
     return True
 
 
-def save(path: str, index: Index) -> bool:
+def stamp(root: str) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]]:
+    """Every directory discovery enters and every file it reads, with their stats: what
+    :func:`is_fresh` checks (the completion index's, and ``flwd JOB``'s run index's).
+
+    A ``config.d`` without a config is recorded as a directory (size ``-1``): a
+    config created in it changes its modification time. The walk mirrors
+    ``flwd.jobs._discovery._config_files`` (same skipped directories, symlinked
+    directories not followed). Blocking; it imports flwd.jobs (only a rebuild stamps).
+    """
+    from flwd.jobs import ALIASES_FILE, CONFIG_DIR, CONFIG_FILE, SKIPPED_DIRS
+
+    dirs: list[tuple[str, int]] = []
+    files: list[tuple[str, int, int]] = []
+    aliases = os.path.join(root, ALIASES_FILE)
+    try:
+        result = os.stat(aliases)
+        files.append((aliases, result.st_mtime_ns, result.st_size))
+    except OSError:
+        pass  # created later, it changes the root's modification time
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            dirs.append((directory, os.stat(directory).st_mtime_ns))
+        except OSError:
+            continue
+        config_dir = os.path.join(directory, CONFIG_DIR)
+        config = os.path.join(config_dir, CONFIG_FILE)
+        try:
+            result = os.stat(config)
+            if os.path.isfile(config):
+                files.append((config, result.st_mtime_ns, result.st_size))
+            else:
+                files.append((config_dir, os.stat(config_dir).st_mtime_ns, -1))
+        except OSError:
+            if os.path.isdir(config_dir):
+                try:
+                    files.append((config_dir, os.stat(config_dir).st_mtime_ns, -1))
+                except OSError:
+                    pass
+        try:
+            with os.scandir(directory) as entries:
+                pending.extend(
+                    entry.path for entry in entries
+                    if entry.is_dir(follow_symlinks=False)
+                    and entry.name not in SKIPPED_DIRS
+                    and not entry.name.startswith(".")
+                )
+        except OSError:
+            continue  # unreadable: discovery finds nothing there either
+    return dirs, files
+
+
+def save(path: str, index: Index | Mapping[str, Any]) -> bool:
     """Store ``index`` atomically; False (and nothing left behind) if that failed."""
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
