@@ -1,8 +1,12 @@
 """CLI overhead: `flwd demo --name x` vs the script run directly vs just / task running it.
 
-Medians of >= 20 whole-process runs each, in the same run. just and task come
-from PyPI (rust-just, go-task-bin: `pip install -e '.[bench]'`); they are
-skipped, and said so, when missing.
+Medians of >= 20 whole-process runs each, interleaved, in the same run. flwd runs the
+bundled workspace's demo in two workspaces: the bundled jobs with fillers to 8 jobs, and
+to 1,001 (a run must not cost more in a bigger workspace: issue 17's run index). Their
+files are dated an hour back, as a workspace whose configs are not being edited (flwd
+trusts no index over files modified in the last two seconds). just and task come from
+PyPI (rust-just, go-task-bin: `pip install -e '.[bench]'`); they are skipped, and said
+so, when missing.
 
     python bench/cli_overhead.py [--runs N]
 """
@@ -11,14 +15,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, header, median, percentile, record, time_command, tool
+from _common import REPO, header, median, percentile, record, time_command, tool, write_job
 
 SCRIPT = "scripts/demo/100_main.sh"
+#: The goals of issue 17 for the standalone path (no server).
+TASK_TARGET = 2.5
+GROWTH_TARGET = 1.1
+
+
+def workspace(root: Path, jobs: int) -> Path:
+    """The bundled scripts, with filler jobs up to ``jobs`` jobs, dated an hour back."""
+    shutil.copytree(REPO / "scripts", root / "scripts")
+    bundled = sum(1 for _ in (root / "scripts").rglob("config.d/config.yaml"))
+    for number in range(jobs - bundled):
+        write_job(root, f"filler/job{number:04d}",
+                  f"job: {{summary: filler {number}}}\nargspec:\n  args:\n"
+                  f"    - {{name: name, type: string}}\n",
+                  {"100_main.sh": 'echo "$ARG_NAME"\n'})
+    past = time.time() - 3600
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            os.utime(Path(folder) / name, (past, past))
+    return root
 
 
 def main() -> None:
@@ -33,11 +58,14 @@ def main() -> None:
         (Path(tmp) / "Taskfile.yml").write_text(
             "version: '3'\ntasks:\n  demo:\n    cmds:\n"
             f"      - name=x loud=false bash {REPO / SCRIPT}\n")
+        small = workspace(Path(tmp) / "ws8", 8)
+        big = workspace(Path(tmp) / "ws1001", 1001)
+        flwd = [str(Path(sys.executable).parent / "flwd"), "demo", "--name", "x"]
         commands: list[tuple[str, list[str], Path, dict[str, str]]] = [
             ("bash 100_main.sh (direct)", ["bash", SCRIPT], REPO, direct_env),
             ("python -c pass (floor)", [sys.executable, "-c", "pass"], REPO, env),
-            ("flwd demo --name x", [str(Path(sys.executable).parent / "flwd"), "demo",
-                                    "--name", "x"], REPO, env),
+            ("flwd demo (8 jobs)", flwd, small, env),
+            ("flwd demo (1,001 jobs)", flwd, big, env),
         ]
         just, task = tool("just"), tool("task")
         if just:
@@ -47,25 +75,42 @@ def main() -> None:
             commands.append(("task demo", [task, "--taskfile", str(Path(tmp) / "Taskfile.yml"),
                                            "demo"], Path(tmp), env))
         timings: dict[str, list[float]] = {name: [] for name, *_ in commands}
-        for _ in range(2):  # warm the page cache and the Core DB
+        for _ in range(2):  # warm the page cache, the Core DB and flwd's run index
             for _name, argv, cwd, cmd_env in commands:
                 time_command(argv, cwd=cwd, env=cmd_env)
+        load = os.getloadavg()
         for _ in range(options.runs):
             for name, argv, cwd, cmd_env in commands:
                 timings[name].append(time_command(argv, cwd=cwd, env=cmd_env))
+        load = tuple(max(a, b) for a, b in zip(load, os.getloadavg(), strict=True))
         header(f"cli_overhead (median of {options.runs} runs, interleaved)")
+        print("load average (1, 5, 15 min; the higher of before and after): "
+              + ", ".join(f"{value:.2f}" for value in load))
         base = median(timings["bash 100_main.sh (direct)"])
         print(f"{'command':28} {'median ms':>10} {'p95 ms':>8} {'overhead ms':>12}")
         for name, values in timings.items():
             print(f"{name:28} {median(values) * 1000:10.1f} {percentile(values, 0.95) * 1000:8.1f} "
                   f"{(median(values) - base) * 1000:12.1f}")
-        flwd_name = next(name for name in timings if name.startswith("flwd"))
-        record("cli_overhead", f"{flwd_name} (median)", median(timings[flwd_name]) * 1000, "ms",
+        ours, grown = median(timings["flwd demo (8 jobs)"]), median(timings["flwd demo (1,001 jobs)"])
+        record("cli_overhead", "flwd demo --name x, 8 jobs (median)", ours * 1000, "ms",
                baseline=("bash script direct", base * 1000))
+        growth = grown / ours
+        print(f"flwd, 1,001 jobs vs 8: {growth:.2f}x (target <= {GROWTH_TARGET}x)")
+        record("cli_overhead", "flwd demo, 1,001 jobs vs 8 (ratio of medians)", growth, "x",
+               baseline=("8 jobs", 1.0), target=f"<= {GROWTH_TARGET}x",
+               met=growth <= GROWTH_TARGET)
         for name in ("just demo", "task demo"):
             if name in timings:
                 record("cli_overhead", f"{name} (median)", median(timings[name]) * 1000, "ms",
                        baseline=("bash script direct", base * 1000))
+        if task:
+            versus = ours / median(timings["task demo"])
+            print(f"flwd (8 jobs) vs task: {versus:.2f}x (target <= {TASK_TARGET}x)")
+            record("cli_overhead", "flwd demo vs task demo (ratio of medians)", versus, "x",
+                   baseline=("task demo", 1.0), target=f"<= {TASK_TARGET}x",
+                   met=versus <= TASK_TARGET)
+        if just:
+            print(f"flwd (8 jobs) vs just: {ours / median(timings['just demo']):.1f}x")
         for missing, found in (("just (rust-just)", just), ("task (go-task-bin)", task)):
             if not found:
                 print(f"{missing}: not installed, skipped (pip install -e '.[bench]')")
