@@ -27,7 +27,7 @@ import trio
 from flwd.engine import Engine, journal_refusal_sync, open_engine, recover, stream_events
 from flwd.errors import FlwdError, UsageError
 from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, RunRow, Trigger, now
-from flwd.execute import process_alive, signal_owner
+from flwd.execute import prelaunch_keeper, process_alive, signal_owner
 from flwd.jobs import Alias, Arg, Binding, Job, discovery_problems
 from flwd.plan import Plan, Planning, PlanRequest, plan_request, uses_container
 from flwd.policy import decisions_of, load_policy, resolve_profile
@@ -441,6 +441,9 @@ class LocalLaunch:
         status = "failed"
         finished = False
         caught: list[int] = []
+        if any(step.container is None for step in self.plan.steps):
+            # The keeper of host steps boots (a Python process) while the engine starts.
+            prelaunch_keeper()
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with open_engine(self.settings) as engine:
                 run = await self._start(engine)

@@ -1,9 +1,10 @@
 """flwd's side of the process keeper (``_keeper_main.py``): start leaders, learn their exits.
 
-One keeper per trio run, started at the first host step. It is flwd's child in
-its own session; the step leaders are the keeper's children. Requests go over a
-Unix socket with the leader's output pipes attached; a system task reads the
-keeper's replies and hands each to whoever waits for it.
+One keeper per trio run, started at the first host step (or earlier by
+:func:`prelaunch_keeper`, and taken up then). It is flwd's child in its own
+session; the step leaders are the keeper's children. Requests go over a Unix
+socket with the leader's output pipes attached; a system task reads the keeper's
+replies and hands each to whoever waits for it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ _START_TIMEOUT = 60.0
 _EXIT_WAIT = 1.0
 #: Keepers whose exit was not seen yet (reaped at the next launch).
 _unreaped: list[int] = []
+#: A keeper started by :func:`prelaunch_keeper` for this process's next trio run: (its
+#: pid, our end of its control socket, our pid: a forked child does not take it up).
+_prelaunched: tuple[int, socket.socket, int] | None = None
 
 
 class KeeperLost(Exception):
@@ -73,26 +77,15 @@ class Keeper:
     # -- lifecycle ------------------------------------------------------------
     @classmethod
     def launch(cls) -> Keeper:
-        """Start a keeper process (blocking, about a millisecond) and its reader task."""
+        """This trio run's keeper and its reader task: the one :func:`prelaunch_keeper`
+        started, else a new one (blocking, about a millisecond)."""
+        global _prelaunched
         _reap_old()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            child_end = theirs.fileno()
-            if child_end == 3:  # dup2(3, 3) would keep close-on-exec set
-                child_end = os.dup(child_end)
-            pid = os.posix_spawn(
-                sys.executable, [sys.executable, "-I", "-S", "-B", str(_MAIN)], {},
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, child_end, 3),
-                ],
-                setsid=True, setsigmask=())
-            if child_end != theirs.fileno():
-                os.close(child_end)
-        finally:
-            theirs.close()
+        early, _prelaunched = _prelaunched, None
+        if early is not None and early[2] == os.getpid():
+            pid, ours = early[0], early[1]
+        else:
+            pid, ours = _spawn()
         keeper = cls(pid, trio.socket.from_stdlib_socket(ours))
         trio.lowlevel.spawn_system_task(keeper._serve, name=f"flwd keeper {pid}")
         return keeper
@@ -207,6 +200,47 @@ class Keeper:
     def forget(self, pid: int) -> None:
         """Drop what is kept for leader ``pid`` (its waiter will not ask any more)."""
         self._exits.pop(pid, None)
+
+
+def prelaunch_keeper() -> None:
+    """Start the keeper of this process's next trio run now (blocking, about a millisecond).
+
+    A keeper is a Python process: it is ready tens of milliseconds after it is started,
+    and the first host step waits for it. Started while the caller still plans and
+    starts its engine, it boots meanwhile; the first host step takes it up (see
+    :meth:`Keeper.launch`). Not taken up, it leaves with this process (its control
+    socket closes). Does nothing when one is waiting already.
+    """
+    global _prelaunched
+    if _prelaunched is None or _prelaunched[2] != os.getpid():
+        pid, ours = _spawn()
+        _prelaunched = (pid, ours, os.getpid())
+
+
+def _spawn() -> tuple[int, socket.socket]:
+    """Start a keeper process; its pid and our end of its control socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        child_end = theirs.fileno()
+        if child_end == 3:  # dup2(3, 3) would keep close-on-exec set
+            child_end = os.dup(child_end)
+        pid = os.posix_spawn(
+            sys.executable, [sys.executable, "-I", "-S", "-B", str(_MAIN)], {},
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, child_end, 3),
+            ],
+            setsid=True, setsigmask=())
+        if child_end != theirs.fileno():
+            os.close(child_end)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return pid, ours
 
 
 def _reap_old() -> None:

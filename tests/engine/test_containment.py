@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from flwd.execute import (
     StepError,
     _cgroup,
     _contain,
+    _keeper,
     kill_run_processes,
+    prelaunch_keeper,
     run_process_tree,
 )
 from flwd.execute._procfs import descendants, stat
@@ -326,3 +329,39 @@ async def test_cgroups_that_stop_working_mean_the_keepers_subtree_unless_forced(
         assert out.lines == ["ran"]
         assert _contain._setups[os.getpid()].mode == "subreaper"
     assert list(base.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+async def test_a_prelaunched_keeper_starts_the_first_step(tmp_path: Path, mode: str) -> None:
+    # Started before the trio run needs it (the CLI does it before its engine starts),
+    # the keeper is the one the first host step's leader is the child of.
+    assert _keeper._prelaunched is None
+    prelaunch_keeper()
+    assert _keeper._prelaunched is not None
+    early = _keeper._prelaunched[0]
+    prelaunch_keeper()  # one is waiting already: nothing more is started
+    assert _keeper._prelaunched[0] == early
+    out = Output()
+    code = await run_process_tree(
+        spec(tmp_path, "", "t/early", argv=["cat", "/proc/self/stat"]), out.sink,
+        GroupTerminator(1))
+    assert code == 0 and _keeper._prelaunched is None
+    assert int(out.lines[-1].rsplit(")", 1)[1].split()[1]) == early
+    assert comm(early) == "flwd-keeper"
+
+
+def test_a_keeper_never_taken_up_leaves_with_its_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from flwd.execute import _keeper, prelaunch_keeper\n"
+                               "prelaunch_keeper()\nprint(_keeper._prelaunched[0])"],
+        capture_output=True, text=True, timeout=60, check=True)
+    pid = int(done.stdout)
+    try:
+        exited = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # gone already
+    try:  # re-parented, it sees its socket closed and exits at once
+        readable, _, _ = select.select([exited], [], [], 30)
+        assert readable, f"keeper {pid} outlived its process"
+    finally:
+        os.close(exited)
