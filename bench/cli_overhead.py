@@ -8,6 +8,11 @@ trusts no index over files modified in the last two seconds). just and task come
 PyPI (rust-just, go-task-bin: `pip install -e '.[bench]'`); they are skipped, and said
 so, when missing.
 
+The 8-job demo is also timed through the local daemon: a `flwd :serve` owns another data
+dir on the same workspace, and flwd's thin client hands the run to it over its Unix
+socket (issue 17's target: at most 0.6x go-task's time in the same run). `--no-daemon`
+leaves it out.
+
     python bench/cli_overhead.py [--runs N]
 """
 
@@ -19,15 +24,29 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, header, median, percentile, record, time_command, tool, write_job
+from _common import (
+    REPO,
+    header,
+    median,
+    percentile,
+    record,
+    start_server,
+    time_command,
+    tool,
+    write_job,
+)
 
 SCRIPT = "scripts/demo/100_main.sh"
 #: The goals of issue 17 for the standalone path (no server).
 TASK_TARGET = 2.5
 GROWTH_TARGET = 1.1
+#: ... and through the local daemon: at most this times go-task's time.
+DAEMON_TARGET = 0.6
+DAEMON = "flwd demo (local daemon)"
 
 
 def workspace(root: Path, jobs: int) -> Path:
@@ -49,8 +68,10 @@ def workspace(root: Path, jobs: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--no-daemon", action="store_true",
+                        help="leave out the run through a local flwd :serve")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="flwd-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="flwd-bench-") as tmp, ExitStack() as stack:
         env = {**os.environ, "NO_COLOR": "1", "FLWD_DATA_DIR": str(Path(tmp) / "data")}
         direct_env = {**env, "name": "x", "loud": "false"}
         (Path(tmp) / "justfile").write_text(
@@ -67,6 +88,10 @@ def main() -> None:
             ("flwd demo (8 jobs)", flwd, small, env),
             ("flwd demo (1,001 jobs)", flwd, big, env),
         ]
+        if not options.no_daemon:  # the same command line, on a data dir a server owns
+            served = Path(tmp) / "daemon-data"
+            stack.callback(start_server(small, served).stop)
+            commands.append((DAEMON, flwd, small, {**env, "FLWD_DATA_DIR": str(served)}))
         just, task = tool("just"), tool("task")
         if just:
             commands.append(("just demo", [just, "--justfile", str(Path(tmp) / "justfile"),
@@ -109,6 +134,13 @@ def main() -> None:
             record("cli_overhead", "flwd demo vs task demo (ratio of medians)", versus, "x",
                    baseline=("task demo", 1.0), target=f"<= {TASK_TARGET}x",
                    met=versus <= TASK_TARGET)
+        if task and DAEMON in timings:
+            versus = median(timings[DAEMON]) / median(timings["task demo"])
+            print(f"flwd (8 jobs) through the local daemon vs task: {versus:.2f}x "
+                  f"(target <= {DAEMON_TARGET}x)")
+            record("cli_overhead", "flwd demo through the local daemon vs task demo (ratio of "
+                   "medians)", versus, "x", baseline=("task demo", 1.0),
+                   target=f"<= {DAEMON_TARGET}x", met=versus <= DAEMON_TARGET)
         if just:
             print(f"flwd (8 jobs) vs just: {ours / median(timings['just demo']):.1f}x")
         for missing, found in (("just (rust-just)", just), ("task (go-task-bin)", task)):

@@ -2,7 +2,9 @@
 
 ``flwd __complete ...`` runs on every TAB of a shell, so it is dispatched here,
 before :mod:`flwd.cli` (and with it the error classes, the job loader and
-pydantic) is imported; everything else goes to :func:`flwd.cli.main`.
+pydantic) is imported; so is ``flwd JOB ...`` when a local ``flwd :serve`` serves
+the workspace (:mod:`flwd.thin` hands it over); everything else goes to
+:func:`flwd.cli.main`.
 
 Ctrl-C may come at any moment, also while Python is still importing flwd: SIGINT is
 blocked from the moment this module loads until :func:`main` stands inside the ``try``
@@ -50,7 +52,7 @@ def main() -> None:
         _exit_quietly(code if isinstance(code, int) else (0 if code is None else 1), "")
 
 
-def _exit_quietly(code: int, message: str) -> None:
+def _exit_quietly(code: int, message: str, *, teardown: bool = True) -> None:
     # The work is done (or abandoned): a press now must not print a traceback out of the
     # interpreter's teardown. Ignoring is process-wide, unlike a thread's signal mask.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -102,6 +104,13 @@ def _main(args: list[str]) -> None:
             # Skip the interpreter's teardown (freeing the index object by object,
             # finalising modules): on every TAB it is a millisecond or more of nothing.
             os._exit(code)
+    # A job's command line goes to a local server when one serves this workspace: before
+    # anything heavy is imported (flwd.thin is stdlib only), so that it is instant.
+    from flwd.thin import run as run_thin
+
+    handed = run_thin(args)
+    if handed is not None:
+        leave(handed)
     from flwd.cli import main as cli_main
 
     cli_main(args)

@@ -12,7 +12,6 @@ Sans-IO: nothing here imports trio.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -312,6 +311,8 @@ def schedule_key_prefix(workspace: str | None, name: str) -> str:
     DB), each with a schedule of the same name (a job id), and one's fire must never
     stand for the other's. A digest, so the key stays short whatever the path.
     """
+    import hashlib  # start-up: the thin client renders events and never makes a key
+
     scope = hashlib.sha256((workspace or "").encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"schedule:{scope}/{name}@"
 

@@ -93,6 +93,16 @@ def resolve_settings(*, scripts: str | None = None, data_dir: str | None = None,
                 )
             found = cwd / "scripts"
         root = found.absolute()
+    return Settings(workspace=root.parent, scripts_root=root,
+                    data_dir=resolve_data_dir(data_dir, env), grace=resolve_grace(env))
+
+
+def resolve_grace(env: Mapping[str, str]) -> float:
+    """``FLWD_GRACE`` (seconds between TERM and KILL), else the default.
+
+    Raises:
+        UsageError: not a number of seconds from 0 to 3600.
+    """
     grace_text = env.get("FLWD_GRACE")
     grace = DEFAULT_GRACE
     if grace_text:
@@ -102,5 +112,4 @@ def resolve_settings(*, scripts: str | None = None, data_dir: str | None = None,
             grace = -1.0
         if not 0 <= grace <= 3600:
             raise UsageError(f"FLWD_GRACE={grace_text!r} is not a number of seconds (0–3600)")
-    return Settings(workspace=root.parent, scripts_root=root,
-                    data_dir=resolve_data_dir(data_dir, env), grace=grace)
+    return grace

@@ -19,7 +19,7 @@ from flwd.jobs import printable, text_problem
 from ._context import CONTEXT
 
 USAGE = """\
-usage: flwd [--scripts DIR] [--data-dir DIR] [--server URL] [--debug] COMMAND ...
+usage: flwd [--scripts DIR] [--data-dir DIR] [--server URL] [--local] [--debug] COMMAND ...
 
 Run a job:
   flwd JOB [FLAGS]            e.g. flwd demo --name alice (words or dots: flwd examples fail)
@@ -48,6 +48,8 @@ Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_SERVE
   --data-dir DIR              where the Core DB and run directories live
   --server URL                remote mode: jobs, plans, runs, logs and cancel go to a
                               running 'flwd :serve' (the token comes from FLWD_TOKEN)
+  --local                     run here even when a local 'flwd :serve' owns the data dir
+                              (also FLWD_LOCAL=1); otherwise a job's run goes to it
   --debug                     show tracebacks for internal errors
 """
 
@@ -81,6 +83,8 @@ def _split_globals(args: list[str]) -> list[str]:
                              hint="set the token in the FLWD_TOKEN environment variable")
         elif token == "--debug":
             CONTEXT.debug = True
+        elif token == "--local":
+            pass  # this process does the work: flwd._entry read it, and did not hand it over
         else:
             break
         index += 1
@@ -221,6 +225,14 @@ def _os_error_line(exc: OSError) -> str:
     return line
 
 
+def error_report(exc: FlwdError) -> tuple[str, int]:
+    """What the CLI says of ``exc`` on stderr (its lines), and its exit status."""
+    named = f"{exc.problem.code}: " if exc.problem.code in CODES_IN_CLI_LINE else ""
+    text = f"flwd: error: {named}{exc.one_line()}\n"
+    text += "".join(f"  {line}\n" for line in exc.field_lines())
+    return text, exc.problem.exit_status
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``flwd``)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -234,11 +246,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise
             raise sole from None
     except FlwdError as exc:
-        named = f"{exc.problem.code}: " if exc.problem.code in CODES_IN_CLI_LINE else ""
-        sys.stderr.write(f"flwd: error: {named}{exc.one_line()}\n")
-        for line in exc.field_lines():
-            sys.stderr.write(f"  {line}\n")
-        code = exc.problem.exit_status
+        text, code = error_report(exc)
+        sys.stderr.write(text)
     except KeyboardInterrupt:
         sys.stderr.write("flwd: interrupted\n")
         code = 130

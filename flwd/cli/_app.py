@@ -277,6 +277,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
     from flwd.kv import KvNamespaces
 
+    from ._served import ServedCommandLines
+
     parse_extensions(extension, os.environ)  # flowd's switches: checked, nothing to turn on
     if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise UsageError(f"--max-concurrent-runs must be at least 1 (got {max_concurrent_runs})")
@@ -298,7 +300,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         retention=RetentionPolicy(retain_runs, retain_days, max_db_mb),
         max_concurrent_runs=max_concurrent_runs, max_streams=max_streams,
         kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl,
-        public_url=public_url or os.environ.get("FLWD_PUBLIC_URL") or None))
+        public_url=public_url or os.environ.get("FLWD_PUBLIC_URL") or None,
+        command_lines=ServedCommandLines()))
     return 0
 
 

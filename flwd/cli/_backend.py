@@ -29,20 +29,18 @@ from flwd.errors import SourceNotFound
 from flwd.events import EventRecord, RunRow
 from flwd.jobs import Arg, Binding
 
+# The exit statuses are flwd.output's (the thin client's renderer computes them too).
+from flwd.output import EXIT_FAILED as EXIT_FAILED
+from flwd.output import EXIT_OK as EXIT_OK
+from flwd.output import EXIT_SIGINT as EXIT_SIGINT
+from flwd.output import EXIT_SIGTERM as EXIT_SIGTERM
+from flwd.output import EXIT_USAGE as EXIT_USAGE
+from flwd.output import exit_status as exit_status
+
 if TYPE_CHECKING:
     from flwd.sources import SourceSpec
     from flwd.store import RunFilter
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-
-
-def exit_status(status: str, canceled_by_sigterm: bool = False) -> int:
-    """The CLI's exit status for a run that ended ``status`` (a live run and ``:logs --follow``)."""
-    if status == "completed":
-        return EXIT_OK
-    if status == "canceled":
-        return EXIT_SIGTERM if canceled_by_sigterm else EXIT_SIGINT
-    return EXIT_FAILED
 
 
 def source_not_found(name: str) -> SourceNotFound:

@@ -191,6 +191,15 @@ class LocalBackend:
                              hint="cancel it on that host")
         if run.owner_pid and process_alive(run.owner_pid, run.owner_start):
             if run.owner_kind != "cli":
+                # The server of this data dir, through its socket (a thin client's run is
+                # then cancelled by that client, as a CLI's run by its CLI).
+                from flwd.thin import cancel_through_server
+
+                answer = cancel_through_server(settings.data_dir, run.id, run.owner_pid)
+                if answer is not None:
+                    status = str(answer.get("status"))
+                    return (CancelAnswer(run.id, "finished", status)
+                            if status in TERMINAL_STATUSES else CancelAnswer(run.id, "requested"))
                 raise UsageError(f"run {run.id} is live in a flwd server (pid {run.owner_pid})",
                                  hint=f"cancel it through the server: flwd --server URL :cancel "
                                       f"{run.id}")
@@ -360,27 +369,37 @@ class LocalTarget:
 
         **Cancellation:** no checkpoint.
         """
-        plan = self._plan(binding, profile, journal_refusals=True)
-        plan.require_runnable()
-        return LocalLaunch(self.settings, plan)
+        return LocalLaunch(self.settings, self.plan_run(binding, profile))
 
-    def _plan(self, binding: Binding, requested: str | None, *, journal_refusals: bool
-              ) -> Plan:
+    def plan_run(self, binding: Binding, profile: str | None,
+                 environ: Mapping[str, str] = os.environ) -> Plan:
+        """:meth:`prepare_run`'s plan, in plain blocking code; ``environ``: the environment
+        of the command line (a thin client's, when a server plans it for that client).
+
+        Raises:
+            as :meth:`prepare_run`.
+        """
+        plan = self._plan(binding, profile, journal_refusals=True, environ=environ)
+        plan.require_runnable()
+        return plan
+
+    def _plan(self, binding: Binding, requested: str | None, *, journal_refusals: bool,
+              environ: Mapping[str, str] = os.environ) -> Plan:
         """:func:`flwd.plan.plan_request` with this host's policy bundle and container
         runtime (a container job fails fast, ``container.runtime.unavailable``, when
         there is none or it does not work: :func:`flwd.containers.require_runtime`,
         blocking for a fraction of a second, before anything else of the run exists)."""
-        environment = os.environ.get("FLWD_PROFILE")
+        environment = environ.get("FLWD_PROFILE")
         # Resolved first, as its own error comes before any other of the request.
         profile = resolve_profile(requested=requested, requested_by="--profile",
                                   environment=environment)
-        policy = load_policy(os.environ, self.settings.workspace)
+        policy = load_policy(environ, self.settings.workspace)
         config = self.job.config
         runtime = None
         if uses_container(config.executor, config.interpreter):
             from flwd.containers import RUNTIME_MEMORY, require_runtime  # start-up: see above
 
-            runtime = require_runtime(memory=self.settings.data_dir / RUNTIME_MEMORY)
+            runtime = require_runtime(environ, memory=self.settings.data_dir / RUNTIME_MEMORY)
         request = PlanRequest(self.job.id, binding=binding, resolved=(self.job, self.alias),
                               profile=requested, profile_from="--profile")
         planning = Planning(self.settings.workspace, self.settings.scripts_root, policy, runtime,

@@ -69,8 +69,12 @@ async def run_job(backend: Backend, tokens: Sequence[str]) -> int:
 
 def warn_short_secrets(binding: Binding) -> None:
     """One warning line per secret argument shorter than :data:`SHORT_SECRET` characters."""
-    for name, value in binding.secrets.items():
-        if len(value) < SHORT_SECRET:
-            sys.stderr.write(
-                f"flwd: warning: --{name} is shorter than {SHORT_SECRET} characters; every "
-                "occurrence of it in the output is still masked as [secret]\n")
+    for line in short_secret_warnings(binding):
+        sys.stderr.write(line)
+
+
+def short_secret_warnings(binding: Binding) -> list[str]:
+    """The lines of :func:`warn_short_secrets`."""
+    return [f"flwd: warning: --{name} is shorter than {SHORT_SECRET} characters; every "
+            "occurrence of it in the output is still masked as [secret]\n"
+            for name, value in binding.secrets.items() if len(value) < SHORT_SECRET]

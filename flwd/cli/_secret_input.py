@@ -29,7 +29,8 @@ from typing import Final, TextIO
 
 from flwd.jobs import Arg, Binding, JobFlags, SecretSource, bind_job_flags, parse_job_flags
 
-__all__ = ["MAX_SECRET_BYTES", "bind_job_command_line"]
+__all__ = ["MAX_SECRET_BYTES", "argv_secret_warning", "bind_job_command_line",
+           "bind_without_input"]
 
 #: The most a secret source may hold: a token, a password or a PEM key fits many
 #: times over; anything bigger is surely the wrong file (and is never read whole).
@@ -68,10 +69,33 @@ def bind_job_command_line(args: Sequence[Arg], tokens: Sequence[str], *,
                          flags.sources, flags.in_argv)
     binding = bind_job_flags(args, flags, read, job_id=job_id, unreadable=unreadable)
     for name in flags.in_argv:  # said once the command goes on (an error is one line)
-        sys.stderr.write(f"flwd: warning: --{name} on the command line shows in ps and in "
-                         f"the shell's history; pass it with --{name}-file PATH or "
-                         f"--{name} - (stdin)\n")
+        sys.stderr.write(argv_secret_warning(name))
     return binding
+
+
+def argv_secret_warning(name: str) -> str:
+    """The warning line for the secret ``--name`` typed on the command line."""
+    return (f"flwd: warning: --{name} on the command line shows in ps and in the shell's "
+            f"history; pass it with --{name}-file PATH or --{name} - (stdin)\n")
+
+
+def bind_without_input(args: Sequence[Arg], tokens: Sequence[str], *, job_id: str,
+                       can_prompt: bool) -> tuple[Binding, list[str]] | None:
+    """:func:`bind_job_command_line` for a command line whose terminal and files are
+    another process's (a server binding the thin client's words): the binding and its
+    warning lines, or None when it would read something — a secret source (a file,
+    standard input) or a prompt (``can_prompt``: that process's stdin and stderr are
+    terminals) — which only that process can do as the command line means it.
+
+    Raises:
+        ArgsInvalid: as :func:`bind_job_command_line` (what would not be read is not
+        the reason).
+    """
+    flags = parse_job_flags(args, tokens, job_id=job_id)
+    if flags.sources or (can_prompt and flags.unanswered(args)):
+        return None
+    binding = bind_job_flags(args, flags, {}, job_id=job_id, unreadable={})
+    return binding, [argv_secret_warning(name) for name in flags.in_argv]
 
 
 def _can_prompt() -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -50,7 +49,7 @@ class DataDirLock:
             raise RuntimeError("the data dir lock was released")
         self.owner = owner
         target = self.data_dir / OWNER_FILE
-        temporary = self.data_dir / f".{OWNER_FILE}.{secrets.token_hex(4)}"
+        temporary = self.data_dir / f".{OWNER_FILE}.{os.urandom(4).hex()}"
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:

@@ -31,11 +31,16 @@ class Owner:
     scripts_root: str | None = None
     #: sources: the command, e.g. ``:sources refresh tools``.
     command: str | None = None
+    #: serve: its Unix socket (``<data dir>/serve.sock``) and the version of the thin
+    #: client's protocol it speaks there (``flwd.daemon.CLIENT_PROTOCOL``).
+    socket: str | None = None
+    protocol: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in (
             ("kind", self.kind), ("pid", self.pid), ("start", self.start), ("url", self.url),
-            ("scripts_root", self.scripts_root), ("command", self.command))
+            ("scripts_root", self.scripts_root), ("command", self.command),
+            ("socket", self.socket), ("protocol", self.protocol))
             if value is not None}
 
     @classmethod
@@ -47,10 +52,14 @@ class Owner:
         if kind not in ("serve", "sources") or type(pid) is not int or pid <= 0 or \
                 not (start is None or type(start) is int):
             return None
-        texts = {key: value.get(key) for key in ("url", "scripts_root", "command")}
+        texts = {key: value.get(key) for key in ("url", "scripts_root", "command", "socket")}
         if any(text is not None and not isinstance(text, str) for text in texts.values()):
             return None
-        return cls(kind, pid, start, texts["url"], texts["scripts_root"], texts["command"])
+        protocol = value.get("protocol")
+        if not (protocol is None or type(protocol) is int):
+            return None
+        return cls(kind, pid, start, texts["url"], texts["scripts_root"], texts["command"],
+                   texts["socket"], protocol)
 
     def describe(self) -> str:
         if self.kind == "serve":

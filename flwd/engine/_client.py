@@ -426,9 +426,10 @@ class Engine:
         """
         return await trio.to_thread.run_sync(self.store.get_run, run_ref)
 
-    async def request_cancel(self, run_id: str, *, reason: str, by: str
+    async def request_cancel(self, run_id: str, *, reason: str, by: str, force: bool = False
                              ) -> tuple[str, RunRow]:
-        """Cancel a run wherever it lives on this host.
+        """Cancel a run wherever it lives on this host (``force``: a run of this engine is
+        killed at once, as by a second Ctrl-C).
 
         Returns ``("requested", run)`` when a live run was asked to stop, or
         ``("terminal", run)`` when it had already finished.
@@ -448,7 +449,7 @@ class Engine:
         run = await self.get_run(run_id)
         if run.status in TERMINAL_STATUSES:
             return "terminal", run
-        if await self.cancel_run(run.id, reason=reason, by=by) == "requested":
+        if await self.cancel_run(run.id, reason=reason, by=by, force=force) == "requested":
             return "requested", run
         if run.owner_pid and process_alive(run.owner_pid, run.owner_start):
             if run.owner_kind == "cli":

@@ -386,14 +386,16 @@ class Root:
         self.notifier.arm(run, plan.job.config.notify)
         # Before the run's first event: late subscribers replay it from memory.
         self.hub.track(run.id)
+        # A thin client's run is cancelled with that client's grace, as locally.
+        grace = self.settings.grace if plan.grace is None else plan.grace
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
-                         grace=self.settings.grace, on_digest=self.record_digest,
+                         grace=grace, on_digest=self.record_digest,
                          slots=self.slots, local_access=self.local_access,
                          observer=self.observer)
         try:
             ref: RunRef = await self.runs.start_child(ChildSpec(
                 run.id, actor.run, restart=RestartPolicy.TEMPORARY,
-                shutdown_timeout=self.settings.grace + 5.0,
+                shutdown_timeout=grace + 5.0,
                 stop=lambda ref: _cancel_nowait(ref, "flwd is shutting down", "shutdown"),
             ))
         except BaseException as exc:

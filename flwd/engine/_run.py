@@ -389,11 +389,15 @@ class RunActor:
         if self.plan.binding.secrets:  # also after a write that failed half-way
             remove_secret_files(self.runs_dir, [self.run_id])
 
+    @property
+    def _host_env(self) -> Mapping[str, str]:
+        # A thin client's run starts from its environment, as it would in its own process.
+        return inherited_environment() if self.plan.host_env is None else self.plan.host_env
+
     def _environment(self, step: StepPlan) -> dict[str, str]:
         """The environment of a host step: secrets as paths of the files on the host."""
         return step_environment(
-            self.plan, step, run_id=self.run_id, run_dir=self.run_dir,
-            host_env=inherited_environment(),
+            self.plan, step, run_id=self.run_id, run_dir=self.run_dir, host_env=self._host_env,
             secret_files=self._secret_files, in_container=False,
             bash_env=self._profile_path if step.bash else None, local_access=self.local_access)
 
@@ -420,8 +424,7 @@ class RunActor:
             secrets_dir=self._secrets_dir if secret_names else None)
         # Inside the container the secret files are at the read-only mount.
         env = step_environment(
-            plan, step, run_id=self.run_id, run_dir=self.run_dir,
-            host_env=inherited_environment(),
+            plan, step, run_id=self.run_id, run_dir=self.run_dir, host_env=self._host_env,
             secret_files={name: f"{SECRETS_MOUNT}/{name}" for name in secret_names},
             in_container=True)
         origin = plan.job.origin or {}

@@ -26,7 +26,9 @@ from flwd.engine import Engine
 from flwd.errors import FlwdError
 
 from . import _events, _hooks, _jobs, _kv, _runs, _schedules, _session, _sources, _ui
-from ._auth import Authenticator, Principal, Refusal
+from ._auth import LOCAL_PRINCIPAL, Authenticator, Principal, Refusal
+from ._command_line import CommandLines
+from ._local_socket import PEER_SCOPE_KEY
 from ._metrics import Metrics
 from ._ops import ops_blueprint
 from ._origins import DEV_ORIGIN, is_dev_origin
@@ -55,11 +57,13 @@ class _SourceName(BaseConverter):
 
 
 def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticator,
-               metrics: Metrics | None) -> QuartTrio:
-    """Build the application around a running ``engine``."""
+               metrics: Metrics | None, command_lines: CommandLines | None = None) -> QuartTrio:
+    """Build the application around a running ``engine`` (``command_lines``: what plans
+    the thin client's command lines; see ``_command_line``)."""
     # No Quart static route: the UI's files are served by _ui, with their headers.
     app = QuartTrio("flwd", static_folder=None)
-    app.extensions[EXTENSION] = AppState.build(engine, options, authenticator, metrics)
+    app.extensions[EXTENSION] = AppState.build(engine, options, authenticator, metrics,
+                                               command_lines)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["runid"] = _RunId
@@ -149,6 +153,10 @@ async def _begin_request() -> None:
     given = request.headers.get("X-Request-ID", "")
     g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
     g.principal = None
+    if PEER_SCOPE_KEY in request.scope:
+        # The local socket: its peer is the data dir's owner (checked as it connected).
+        g.principal = LOCAL_PRINCIPAL
+        return
     _dev_gate(request.headers)
     g.principal = await _authorize(request.endpoint, request.headers, request.method)
 
@@ -158,6 +166,9 @@ async def _begin_websocket() -> None:
     # one) would refuse an unknown route with 400 before it is found missing.
     if websocket.routing_exception is not None:
         raise websocket.routing_exception
+    if PEER_SCOPE_KEY in websocket.scope:
+        g.principal = LOCAL_PRINCIPAL
+        return
     _dev_gate(websocket.headers)
     g.principal = await _authorize(websocket.endpoint, websocket.headers, "GET",
                                    websocket=True)

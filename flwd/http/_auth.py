@@ -15,7 +15,7 @@ from flwd.tokens import SCOPES, TokenStore, format_time
 
 from ._browser import SessionGrant
 
-__all__ = ["DEV_TOKEN", "SCOPES", "AnyScope", "Authenticator", "Principal", "Refusal",
+__all__ = ["DEV_TOKEN", "LOCAL_PRINCIPAL", "SCOPES", "AnyScope", "Authenticator", "Principal", "Refusal",
            "Requirement"]
 
 DEV_TOKEN = "dev-token"
@@ -54,6 +54,11 @@ class Principal:
         return [need for need in required
                 if (self.scopes.isdisjoint(need.scopes) if isinstance(need, AnyScope)
                     else need not in self.scopes)]
+
+
+#: Who calls through the local Unix socket (``_local_socket``): a process of the OS user
+#: owning the data dir, who may do anything flwd does with it.
+LOCAL_PRINCIPAL = Principal("local", frozenset(SCOPES))
 
 
 @dataclass(frozen=True, slots=True)

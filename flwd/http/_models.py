@@ -32,6 +32,16 @@ class RunRequest(_Strict):
         description="secure, permissive or disabled (any other name: 422 E_POLICY)")
 
 
+class CancelRequest(_Strict):
+    """Optional body of ``POST /runs/{id}:cancel``."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=200,
+                               pattern=r"^[^\x00-\x1f\x7f]*$",
+                               description="Why (one line; `run.canceled` shows it)")
+    force: bool = Field(default=False, description="Kill the run's processes at once "
+                                                   "(no TERM and grace)")
+
+
 class ArgSchema(BaseModel):
     """One argument of a job, as ``flwd.jobs.Arg.to_json`` gives it (empty members left out):
     what a form for it needs. A secret (``secret: true``) never has a default."""

@@ -11,6 +11,7 @@ from flwd import __version__
 
 from ._auth import SCOPES, AnyScope
 from ._models import (
+    CancelRequest,
     Event,
     JobSummary,
     KvEntry,
@@ -175,7 +176,8 @@ def _paths() -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(model, "validation") for model in (RunRequest, JobSummary, Run, Event, Problem, Plan,
+        [(model, "validation") for model in (RunRequest, CancelRequest, JobSummary, Run, Event,
+                                                    Problem, Plan,
                                                     SourceRequest, Source, KvPutRequest,
                                                     KvEntry, KvPage, StorageHealth,
                                                     SessionRequest, SessionInfo)],

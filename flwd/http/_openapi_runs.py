@@ -161,8 +161,11 @@ def run_paths() -> dict[str, Any]:
         "/runs/{run_id}:cancel": {"post": _op(
             "Cancel a run (TERM, grace, KILL of its whole process tree)", ("runs:write",),
             {"202": _run_response("Cancel requested"),
-             "200": _run_response("Already finished"), **_problems(401, 403, 404, 409)},
-            parameters=[_RUN_ID])},
+             "200": _run_response("Already finished"),
+             **_problems(400, 401, 403, 404, 409, 415)},
+            parameters=[_RUN_ID], requestBody={
+                "required": False,
+                "content": {"application/json": {"schema": _ref("CancelRequest")}}})},
         "/runs/{run_id}/notifications": {"get": _op(
             "The run's notification delivery attempts, oldest first", ("runs:read",),
             {"200": _json(_NOTIFICATIONS), **_problems(400, 401, 403, 404)},

@@ -74,6 +74,19 @@ async def json_body_and_bytes(model: type[T]) -> tuple[T, Any, bytes]:
     # Only application/json: a cross-site form (urlencoded, multipart, text/plain)
     # or a fetch() without a Content-Type is sent without a CORS preflight, and
     # in --dev it needs no token either.
+    data, received = await json_data_and_bytes()
+    return validate_body(model, data), data, received
+
+
+async def json_data_and_bytes() -> tuple[Any, bytes]:
+    """The request's body as decoded JSON, and as the bytes received (for a handler
+    choosing the model by the body).
+
+    Raises:
+        HttpProblem: 415 (not ``application/json``), 400 (empty, not JSON).
+
+    Cancellation: as :func:`json_body_and_bytes`.
+    """
     content_type = request.headers.get("Content-Type")
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "application/json":
@@ -85,8 +98,7 @@ async def json_body_and_bytes(model: type[T]) -> tuple[T, Any, bytes]:
     raw = await request.get_data(cache=False, as_text=False)
     g.body_read = True  # the connection may be kept alive (see _app's after_request)
     received = raw if isinstance(raw, bytes) else raw.encode()
-    data = parse_json_body(received)
-    return validate_body(model, data), data, received
+    return parse_json_body(received), received
 
 
 def plan_request(body: RunRequest) -> PlanRequest:

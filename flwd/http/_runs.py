@@ -16,16 +16,19 @@ from flwd.events import RunRow
 from flwd.store import RunFilter, run_filter
 
 from ._canonical import canonical_sha256
-from ._models import RunRequest
+from ._command_line import is_command_line, run_command_line
+from ._local_socket import local_peer, signal_client
+from ._models import CancelRequest, RunRequest
 from ._params import IntRange, parse_int, quote
 from ._problems import HttpProblem, bad_request, forbidden
 from ._request import (
     caller_name,
     canonical_body,
     current_principal,
-    json_body_and_bytes,
+    json_data_and_bytes,
     page,
     plan_request,
+    validate_body,
 )
 from ._state import current_state
 from ._streaming import sse_response, take_stream_slot
@@ -99,7 +102,10 @@ async def create_run() -> Response:
     Cancellation: as :meth:`Engine.submit <flwd.engine.Engine.submit>`: once the
     root has the request, the run starts all the same; only the answer is lost.
     """
-    body, data, raw = await json_body_and_bytes(RunRequest)
+    data, raw = await json_data_and_bytes()
+    if is_command_line(data):  # the thin client's command line
+        return await run_command_line(data)
+    body = validate_body(RunRequest, data)
     _check_body_sha256(raw)
     key = _idempotency_key()
     # Scoped to the caller: two tokens choosing the same key are two requests.
@@ -203,16 +209,36 @@ async def get_run(run_id: str) -> Response:
 
 @blueprint.post("/runs/<runid:run_id>:cancel")
 async def cancel_run(run_id: str) -> Response:
-    """Ask the run to stop: 202 while it stops, 200 if it had finished.
+    """Ask the run to stop: 202 while it stops, 200 if it had finished. An optional body
+    ``{reason, force}`` says why (shown in ``run.canceled``) and kills it at once.
 
     Cancellation: the cancel may have been sent all the same (the run then stops).
     """
-    await exact_run(run_id)
-    outcome, run = await current_state().engine.request_cancel(
-        run_id, reason="canceled by request", by=f"api:{caller_name()}")
+    reason, force = await _cancel_body()
+    run = await exact_run(run_id)
+    state = current_state()
+    client, caller = state.command_line_clients.get(run_id), local_peer()
+    if client is not None and (caller is None or caller.pid != client.pid) \
+            and signal_client(client):
+        # A thin client's run is cancelled by its client, as a CLI's run by its CLI.
+        response = jsonify(run_json(run))
+        response.status_code = 202
+        return response
+    # Through the local socket it is the thin client's Ctrl-C: journaled as a CLI's.
+    by = "cli" if caller is not None else f"api:{caller_name()}"
+    outcome, run = await state.engine.request_cancel(
+        run_id, reason=reason, by=by, force=force)
     response = jsonify(run_json(run))
     response.status_code = 202 if outcome == "requested" else 200
     return response
+
+
+async def _cancel_body() -> tuple[str, bool]:
+    """A cancel's ``{reason?, force?}`` (no body: ``canceled by request``, not forced)."""
+    if not request.content_length and "transfer-encoding" not in request.headers:
+        return "canceled by request", False
+    body = validate_body(CancelRequest, (await json_data_and_bytes())[0])
+    return body.reason or "canceled by request", body.force
 
 
 #: How many delivery attempts ``GET /runs/<id>/notifications`` lists at most.

@@ -25,7 +25,7 @@ import trio
 from hypercorn.config import Config, Sockets
 
 from flwd.containers import reap_orphans
-from flwd.daemon import DataDirLock, client_url, hold_data_dir
+from flwd.daemon import CLIENT_PROTOCOL, DataDirLock, client_url, hold_data_dir
 from flwd.engine import open_engine
 from flwd.errors import RunNotFound, UsageError
 from flwd.events import (
@@ -46,8 +46,10 @@ from flwd.tokens import TokenStore
 
 from ._app import create_app
 from ._auth import Authenticator
+from ._command_line import CommandLines
 from ._grants import DEFAULT_TTL
 from ._listen import listen, owning
+from ._local_socket import open_local_socket, serve_local_socket
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
@@ -105,6 +107,8 @@ class ServeConfig:
     #: The URL people reach this server at (``--public-url``), for the links in
     #: notifications; None: the address it is bound to.
     public_url: str | None = None
+    #: What plans the thin client's command lines (the CLI's; None: they run locally).
+    command_lines: CommandLines | None = None
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -230,7 +234,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
-    async with owning(listener), _own_data_dir(settings) as owned, open_engine(
+    async with owning(listener), _own_data_dir(settings) as owned, open_local_socket(settings.data_dir) as local, \
+            open_engine(
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
             runtime=runtime, profile=profile, kv_namespaces=kv_namespaces,
@@ -242,14 +247,17 @@ async def serve(settings: Settings, config: ServeConfig, *,
                 reap_orphans, runtime, partial(run_is_live, settings.open_store())))
         if metrics is not None:
             engine.hub.taps.append(_metrics_tap(metrics))  # type: ignore[arg-type]
-        app = create_app(engine, options, authenticator, metrics)
+        app = create_app(engine, options, authenticator, metrics, config.command_lines)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutting_down, engine.hub.close)
             binds: list[str] = await nursery.start(partial(
                 hypercorn.trio.serve, app, hypercorn_config, shutdown_trigger=shutting_down.wait))
+            nursery.start_soon(serve_local_socket, app, hypercorn_config, local,
+                               shutting_down.wait)
             # Before "serving": a CLI told of this server learns where to send its change.
-            await trio.to_thread.run_sync(owned.publish,
-                                          replace(owned.owner, url=client_url(binds[0])))
+            await trio.to_thread.run_sync(owned.publish, replace(
+                owned.owner, url=client_url(binds[0]), socket=str(local.path),
+                protocol=CLIENT_PROTOCOL))
             lifecycle("serving", urls=binds, profile=profile, dev=config.dev, ui=config.ui,
                       container_runtime=runtime.kind if runtime else "none",
                       policy_bundle=str(checked.bundle_path) if checked.bundle_path else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from quart import current_app
 
@@ -21,6 +22,10 @@ from ._hook_book import HookBook
 from ._metrics import Metrics
 from ._origins import HostCheck
 from ._streams import MAX_STREAMS, StreamSlots
+
+if TYPE_CHECKING:
+    from ._command_line import CommandLines
+    from ._local_socket import Peer
 
 #: Seconds between SSE keep-alive comments (also how fast a dead peer shows).
 KEEP_ALIVE_INTERVAL = 15.0
@@ -67,13 +72,21 @@ class AppState:
     started_monotonic: float = field(default_factory=time.monotonic)
     #: The hooks served (``POST /hooks/<name>``), rebuilt when the configs change.
     hooks: HookBook = field(default_factory=HookBook)
+    #: What plans a thin client's command line (``POST /runs``' words form; see
+    #: ``_command_line``); None: that form is answered ``cli.local``.
+    command_lines: CommandLines | None = None
+    #: The command line each of their runs belongs to, while its stream is open: the
+    #: client process (``_local_socket.Peer``), which a cancel is sent to as SIGTERM.
+    command_line_clients: dict[str, Peer] = field(default_factory=dict)
 
     @classmethod
     def build(cls, engine: Engine, options: ServeOptions, authenticator: Authenticator,
-              metrics: Metrics | None) -> AppState:
+              metrics: Metrics | None, command_lines: CommandLines | None = None
+              ) -> AppState:
         return cls(engine, options, authenticator, metrics, StreamSlots(options.max_streams),
                    HostCheck(options.bind_host),
-                   Sessions(engine, authenticator, ttl=options.session_ttl))
+                   Sessions(engine, authenticator, ttl=options.session_ttl),
+                   command_lines=command_lines)
 
 
 #: The key of :class:`AppState` in ``app.extensions``.

@@ -6,6 +6,7 @@ run actor executes, so the preview cannot drift from what runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -74,6 +75,13 @@ class Plan:
     #: runs in the same one), an add-on's image, a DAG of exactly one step (reference
     #: §5); None when the verify mode is ``disabled`` or the job has no single image.
     image_trust: ImageTrust | None = None
+    #: The environment its host steps start with (inherited variables, ``PATH``) when it
+    #: is not that of the process running it: a thin client's, whose command line a
+    #: server runs. Never journaled nor shown (it may hold anything).
+    host_env: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
+    #: Seconds between TERM and KILL when it is cancelled, when not the engine's own
+    #: (that client's ``FLWD_GRACE``).
+    grace: float | None = None
 
     @property
     def runnable(self) -> bool:

@@ -523,10 +523,21 @@ def test_local_cancel_of_a_run_whose_owner_died(workspace: Path, data_dir: Path)
     assert not processes_under(f"FLWD_RUN_ID={run_id}")
 
 
-def test_local_cancel_of_a_server_run_points_at_the_server(
+def test_local_cancel_of_a_server_run_goes_through_its_socket(
         dev_server: Server, workspace: Path, data_dir: Path, elsewhere: Path) -> None:
     started = remote(dev_server, ["examples", "long", "--detach"], elsewhere, data_dir)
     run_id = started.stdout.strip()
+    local = run_cli([":cancel", run_id], cwd=workspace, data_dir=data_dir)
+    assert (local.returncode, local.stdout) == (0, f"cancel requested for run {run_id}\n")
+    followed = remote(dev_server, [":logs", run_id, "--follow", "--json"], elsewhere, data_dir)
+    assert events_of(followed.stdout)[-1]["data"]["status"] == "canceled"
+
+
+def test_local_cancel_of_a_server_run_it_cannot_reach_points_at_the_server(
+        dev_server: Server, workspace: Path, data_dir: Path, elsewhere: Path) -> None:
+    started = remote(dev_server, ["examples", "long", "--detach"], elsewhere, data_dir)
+    run_id = started.stdout.strip()
+    (data_dir / "serve.sock").unlink()  # no way to it but its URL (and a token)
     local = run_cli([":cancel", run_id], cwd=workspace, data_dir=data_dir)
     assert local.returncode == 2
     assert "--server" in local.stderr

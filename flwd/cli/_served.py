@@ -1,0 +1,138 @@
+"""A thin client's ``flwd JOB …``, resolved, bound and planned by ``flwd :serve`` exactly as
+the CLI does it in its own process (:func:`flwd.cli._run.run_job` with a local backend).
+
+The server runs this code in place of the client's: the same job resolution (aliases,
+a broken config named), the same common flags, the same ``--help``, the same binding
+and warnings, the same planning — with the client's environment (its profile, policy
+and runtime variables) — and the same one-line errors with their exit statuses. What
+only the client's process can do as the command line means it — reading a secret from
+a file, standard input or its terminal, a traceback with ``--debug``, notifications
+(their sinks' variables are the client's, and it waits for the delivery) — makes the
+command line :class:`~flwd.http.Declined`: the client runs it itself. So does anything
+of the server that a local run would not share: another workspace, or a ``FLWD_*``
+variable the engine reads while running that differs from the client's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from flwd.engine import Engine
+from flwd.errors import FlwdError
+from flwd.http import Answered, CommandLine, Declined, Ready
+from flwd.jobs import NotifyRule
+from flwd.notify import WorkspaceRules
+from flwd.settings import resolve_grace
+
+from . import error_report
+from ._common import split_common_flags
+from ._context import resolve_job
+from ._local import LocalTarget
+from ._render import help_text
+from ._run import short_secret_warnings
+from ._secret_input import bind_without_input
+
+#: ``FLWD_*`` variables the server need not share with the client: where the client
+#: found its workspace and data dir (checked otherwise), remote mode, this switch, what
+#: flwd sets in a run's own environment (a job calling flwd), what only ``:serve``
+#: reads — and what the run takes from the client's environment itself: the planning's
+#: (profile, policy bundle, images and their signatures, container runtime) and the
+#: grace. Every other one (containment, KV namespaces, and any added later) must be the
+#: same for both, or the command line runs in the client.
+IRRELEVANT = frozenset({
+    "FLWD_SCRIPTS", "FLWD_DATA_DIR", "FLWD_SERVER", "FLWD_TOKEN", "FLWD_LOCAL",
+    "FLWD_RUN_ID", "FLWD_RUN_DIR", "FLWD_JOB_ID", "FLWD_JOB_DIR", "FLWD_STEP",
+    "FLWD_STEP_KEY", "FLWD_ARGS_JSON", "FLWD_NOTIFY_EVENT", "FLWD_NOTIFY_DELIVERY",
+    "FLWD_UI", "FLWD_EXTENSIONS", "FLWD_PUBLIC_URL", "FLWD_ALIASES_PUBLIC",
+    "FLWD_TCP_USER_TIMEOUT_MS", "FLWD_ALLOW_PATHS", "FLWD_GIT_ALLOW_HOSTS",
+    "FLWD_PROFILE", "FLWD_POLICY_FILE", "FLWD_POLICY_PUBKEY", "FLWD_IMAGE_MAP",
+    "FLWD_IMAGE_PUBKEY", "FLWD_COSIGN_IDENTITY", "FLWD_COSIGN_OIDC_ISSUER",
+    "FLWD_CONTAINER_RUNTIME", "FLWD_GRACE",
+})
+
+
+def differing_variable(client: Mapping[str, str], server: Mapping[str, str]) -> str | None:
+    """The first ``FLWD_*`` variable (by name) that matters to a run and differs between
+    the client's environment and the server's, else None."""
+    names = {name for name in (*client, *server)
+             if name.startswith("FLWD_") and name not in IRRELEVANT}
+    for name in sorted(names):
+        if client.get(name) != server.get(name):
+            return name
+    return None
+
+
+def same_folder(given: str, served: Path) -> bool:
+    """``given`` names the folder ``served`` is (symlinks resolved)."""
+    try:
+        return os.path.samefile(given, served)
+    except OSError:
+        return False
+
+
+class ServedCommandLines:
+    """The :class:`~flwd.http.CommandLines` of ``flwd :serve``."""
+
+    def __init__(self) -> None:
+        self._workspace_rules: WorkspaceRules | None = None
+
+    def _notifies(self, scripts_root: Path, job_id: str, rules: Sequence[NotifyRule]) -> bool:
+        """A run of ``job_id`` would notify (its rules, or ``flwd.yaml``'s): a local run
+        reads the sinks' variables from its own environment and waits for the delivery
+        before it exits, which only the client's process can do."""
+        if self._workspace_rules is None or self._workspace_rules.root != scripts_root:
+            self._workspace_rules = WorkspaceRules(scripts_root)
+        return any(rule.applies_to(job_id)
+                   for rule in (*rules, *self._workspace_rules.current()))
+
+    async def prepare(self, engine: Engine, line: CommandLine) -> Declined | Answered | Ready:
+        """See :class:`~flwd.http.CommandLines`.
+
+        **Cancellation:** leaves nothing behind but a journaled refusal (a plan being
+        made in its thread finishes there).
+        """
+        settings = engine.settings
+        if not same_folder(line.scripts_root, settings.scripts_root):
+            return Declined(f"the server serves {settings.scripts_root}")
+        variable = differing_variable(line.env, os.environ)
+        if variable is not None:
+            return Declined(f"{variable} is not the server's")
+        # Every config written before the command line ran is seen, as a local run sees it.
+        arrived = trio.current_time()
+        catalog = await engine.catalog(fresh_since=arrived)
+        aliases = await engine.aliases(fresh_since=arrived)
+        output: list[tuple[str, str]] = []
+        try:
+            job, rest, alias = resolve_job(catalog, line.words, settings, aliases)
+            common, rest = split_common_flags(rest)
+            if common.debug:
+                return Declined("--debug shows tracebacks of this process")
+            target = LocalTarget(settings, job, alias, rest)
+            args = target.args()
+            if common.help:
+                text = help_text(target.words, target.name, target.summary, args)
+                return Answered([("stdout", text + "\n")], 0)
+            if self._notifies(settings.scripts_root, job.id, job.config.notify):
+                return Declined("its runs notify: from the client's environment, and the "
+                                "command waits for the delivery")
+            bound = bind_without_input(args, rest, job_id=job.id, can_prompt=line.can_prompt)
+            if bound is None:
+                return Declined("a secret is read from a file, standard input or the terminal")
+            binding, warnings = bound
+            output += [("stderr", text) for text in warnings + short_secret_warnings(binding)]
+            # A thread: the policy bundle is read, a refusal journaled, a runtime probed.
+            plan = await trio.to_thread.run_sync(partial(
+                target.plan_run, binding, common.profile, line.env))
+            grace = resolve_grace(line.env)
+        except FlwdError as exc:
+            text, code = error_report(exc)
+            return Answered([*output, ("stderr", text)], code)
+        # It runs as it would in the client's process: its host steps start with the
+        # client's environment, and a cancel waits the client's grace.
+        return Ready(output, replace(plan, host_env=dict(line.env), grace=grace), common.json)

@@ -1,0 +1,54 @@
+"""Which command lines the thin client takes, read from argv (sans-IO).
+
+Only a plain ``flwd [--scripts DIR] [--data-dir DIR] JOB [WORDS…]`` goes to a local
+server: anything else — a verb, remote mode (``--server``, ``FLWD_SERVER``), ``--local``
+or ``FLWD_LOCAL``, ``--debug`` (tracebacks are this process's), a global option the CLI
+would refuse — is left to the CLI in this process, which says what it says of it. The
+global options are read as ``flwd.cli`` reads them (the same names, ``--opt VALUE`` and
+``--opt=VALUE``, the last one winning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+#: Words in first place that are the CLI's own, never a job's.
+_VERBS = frozenset({"init", "help", "completion", "__complete"})
+#: The true values of FLWD_LOCAL.
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A job's command line: its words after the global options, and where to look."""
+
+    words: list[str]
+    scripts: str | None = None
+    data_dir: str | None = None
+
+
+def job_invocation(args: Sequence[str], env: Mapping[str, str]) -> Invocation | None:
+    """The job command line ``args`` (argv without the program) is, or None when it is
+    not one for a server (see the module docstring)."""
+    if env.get("FLWD_LOCAL", "").strip().lower() in _TRUE:
+        return None
+    if env.get("FLWD_SERVER", "").strip():
+        return None
+    values: dict[str, str] = {}
+    index = 0
+    while index < len(args):
+        name, equals, value = args[index].partition("=")
+        if name not in ("--scripts", "--data-dir"):
+            break
+        if not equals:
+            if index + 1 >= len(args):
+                return None  # the CLI says what is missing
+            index += 1
+            value = args[index]
+        values[name] = value
+        index += 1
+    words = list(args[index:])
+    if not words or words[0].startswith((":", "-")) or words[0] in _VERBS:
+        return None
+    return Invocation(words, values.get("--scripts"), values.get("--data-dir"))
