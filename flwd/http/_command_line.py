@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,7 +39,7 @@ from flwd.engine import Engine
 from flwd.events import RUN_FINISH, STEP_LOG, EventRecord
 from flwd.plan import Plan
 
-from ._local_socket import is_local_peer, local_peer
+from ._local_socket import Client, is_local_peer, local_peer
 from ._problems import HttpProblem
 from ._request import current_principal, validate_body
 from ._sse import frames
@@ -158,13 +159,16 @@ async def run_command_line(data: Any) -> Response:
 
     events = event_stream(state, run.id, 0, slot, current_principal(),
                           head=b"".join([*output, started]), encode=encode)
-    client = local_peer()
-    if client is not None:  # a cancel from anyone else goes to it, as a CLI run's to its CLI
-        state.command_line_clients[run.id] = client
-    return await stream_response(  # type: ignore[no-any-return]
-        _run_stream(state.engine, run.id, events, finished,
-                    lambda: state.command_line_clients.pop(run.id, None)),
-        slot, status=201, headers={"Location": f"/runs/{run.id}"})
+    clients = state.command_line_clients
+    stream = _run_stream(state.engine, run.id, events, finished,
+                         lambda: clients.pop(run.id, None))
+    peer = local_peer()
+    if peer is not None:  # a cancel from anyone else goes to it, as a CLI run's to its CLI
+        clients[run.id] = Client.of(peer)
+        # A body never started (the client left first) never says it is done.
+        weakref.finalize(stream, clients.pop, run.id, None)
+    return await stream_response(stream, slot, status=201,  # type: ignore[no-any-return]
+                                 headers={"Location": f"/runs/{run.id}"})
 
 
 def _answer(pieces: Sequence[bytes]) -> Response:

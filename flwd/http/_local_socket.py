@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import socket
 import stat
 import struct
@@ -42,6 +41,7 @@ from quart import request
 
 from flwd.daemon import LOCAL_SOCKET, socket_address
 from flwd.errors import ListenFailed
+from flwd.execute import process_alive, process_start_time, signal_owner
 
 #: Where a request that came through the local socket carries its peer (pid, uid, gid).
 PEER_SCOPE_KEY = "flwd.peer"
@@ -75,14 +75,22 @@ def local_peer() -> Peer | None:
     return peer if isinstance(peer, Peer) else None
 
 
-def signal_client(client: Peer) -> bool:
-    """Ask a thin client to cancel its run as a local CLI is asked (SIGTERM: it cancels
-    with its own reason and exits 143); False when it is gone."""
-    try:
-        os.kill(client.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    return True
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A thin client following its run: its process, told apart from a later one with
+    the same pid by its start time."""
+
+    pid: int
+    start: int | None
+
+    @classmethod
+    def of(cls, peer: Peer) -> Client:
+        return cls(peer.pid, process_start_time(peer.pid))
+
+    def signal(self) -> bool:
+        """Ask it to cancel its run as a local CLI is asked (SIGTERM: it cancels with
+        its own reason and exits 143); False when it is gone."""
+        return process_alive(self.pid, self.start) and signal_owner(self.pid)
 
 
 def peer_allowed(peer: Peer, own_uid: int) -> bool:

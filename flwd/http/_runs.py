@@ -17,7 +17,7 @@ from flwd.store import RunFilter, run_filter
 
 from ._canonical import canonical_sha256
 from ._command_line import is_command_line, run_command_line
-from ._local_socket import local_peer, signal_client
+from ._local_socket import local_peer
 from ._models import CancelRequest, RunRequest
 from ._params import IntRange, parse_int, quote
 from ._problems import HttpProblem, bad_request, forbidden
@@ -218,8 +218,7 @@ async def cancel_run(run_id: str) -> Response:
     run = await exact_run(run_id)
     state = current_state()
     client, caller = state.command_line_clients.get(run_id), local_peer()
-    if client is not None and (caller is None or caller.pid != client.pid) \
-            and signal_client(client):
+    if client is not None and (caller is None or caller.pid != client.pid) and client.signal():
         # A thin client's run is cancelled by its client, as a CLI's run by its CLI.
         response = jsonify(run_json(run))
         response.status_code = 202

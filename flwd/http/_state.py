@@ -25,7 +25,7 @@ from ._streams import MAX_STREAMS, StreamSlots
 
 if TYPE_CHECKING:
     from ._command_line import CommandLines
-    from ._local_socket import Peer
+    from ._local_socket import Client
 
 #: Seconds between SSE keep-alive comments (also how fast a dead peer shows).
 KEEP_ALIVE_INTERVAL = 15.0
@@ -76,8 +76,8 @@ class AppState:
     #: ``_command_line``); None: that form is answered ``cli.local``.
     command_lines: CommandLines | None = None
     #: The command line each of their runs belongs to, while its stream is open: the
-    #: client process (``_local_socket.Peer``), which a cancel is sent to as SIGTERM.
-    command_line_clients: dict[str, Peer] = field(default_factory=dict)
+    #: client process, which a cancel is sent to as SIGTERM.
+    command_line_clients: dict[str, Client] = field(default_factory=dict)
 
     @classmethod
     def build(cls, engine: Engine, options: ServeOptions, authenticator: Authenticator,

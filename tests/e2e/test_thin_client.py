@@ -387,6 +387,20 @@ def test_a_client_killed_takes_its_run_with_it(workspace: Path, data_dir: Path,
     _wait_for(lambda: not _alive(grandchild), "the run's processes to go")
 
 
+def test_a_server_stopping_under_a_run_ends_the_command_in_one_line(
+        workspace: Path, data_dir: Path, server: Server) -> None:
+    with _start_long(workspace, data_dir) as process:
+        run_id, grandchild = _wait_for_tree(process)
+        server.stop()  # SIGTERM: the streams end, the server cancels its runs
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1, stderr
+    assert stderr.splitlines()[-1] == (f"flwd: run {run_id} ended without a recorded result: "
+                                       "the flwd server stopped (it cancels its runs)")
+    assert "Traceback" not in stderr
+    assert not _alive(grandchild)
+    assert not (data_dir / "serve.sock").exists()
+
+
 def test_a_closed_stdout_cancels_the_run(workspace: Path, data_dir: Path,
                                          server: Server) -> None:
     with subprocess.Popen(f"{' '.join(FLWD)} examples long | head -n 1", shell=True,
