@@ -289,6 +289,13 @@ def test_pause_resume_and_trigger_now(page: Any, auto_server: UiServer) -> None:
     started = nightly.locator(".card-alert").get_by_role("link", name=re.compile("^run-"))
     expect(started).to_be_visible()
     run_id = started.inner_text()
+    # The cards are drawn again on every schedule event; the note stays with its card.
+    assert api.post("/schedules/nightly:pause").status_code == 200
+    expect(nightly.locator(".card-head")).to_contain_text("paused")
+    expect(started).to_have_text(run_id)
+    assert api.post("/schedules/nightly:resume").status_code == 200
+    expect(nightly.locator(".card-head")).to_contain_text("active")
+    expect(started).to_have_text(run_id)
     run = api.get(f"/runs/{run_id}").json()
     assert run["trigger"]["kind"] == "schedule" and run["trigger"]["name"] == "nightly"
     assert run["trigger"]["manual"] is True

@@ -94,17 +94,18 @@ function scheduleCard(schedule, n, { onAction, showJob = true, compact = false, 
     h('div', { class: 'card-alert', 'aria-live': 'polite' }));
 }
 
-/** Pause, resume or fire a schedule; the card is drawn again from the answer. */
-function actions(reload) {
+/** Pause, resume or fire a schedule; the card is drawn again from the answer. A card's
+ * note (the run it started, a refusal) is kept in `notes` by schedule name: the cards are
+ * drawn again on every schedule event, and a note must not vanish under the reader's
+ * pointer with the card it was written in. */
+function actions(reload, notes) {
   return async (button, schedule, action) => {
-    const card = button.closest('.schedule');
-    const alert = card.querySelector('.card-alert');
     if (action === 'trigger' && !confirm(`Run ${schedule.job_id} now, as schedule ${schedule.name} would` +
       `${argsText(schedule.args) ? ' (with ' + argsText(schedule.args) + ')' : ''}? Its next fires stay as they are.`)) {
       return;
     }
     button.disabled = true;
-    alert.replaceChildren();
+    notes.show(schedule.name, null);
     let started = null;
     try {
       const answer = await post(`schedules/${seg(schedule.name)}:${action}`);
@@ -115,17 +116,35 @@ function actions(reload) {
         announce(action === 'pause' ? `Schedule ${schedule.name} paused` : `Schedule ${schedule.name} resumed`);
       }
     } catch (err) {
-      alert.replaceChildren(errorBox(err, `${action[0].toUpperCase()}${action.slice(1)} refused: `));
+      notes.show(schedule.name, errorBox(err, `${action[0].toUpperCase()}${action.slice(1)} refused: `));
       button.disabled = false;
       return;
+    }
+    if (started) {
+      notes.show(schedule.name, h('p', { class: 'note' }, 'Started run ', h('a', { href: hashFor('runs', started.id) }, started.id), '.'));
     }
     // The button that replaces this one (Pause ↔ Resume) takes the focus.
     const next = action === 'pause' ? 'resume' : action === 'resume' ? 'pause' : 'trigger';
     await reload({ focus: [schedule.name, next] });
-    if (started) {
-      const fresh = document.querySelector(`.schedule[data-name="${CSS.escape(schedule.name)}"] .card-alert`);
-      if (fresh) fresh.replaceChildren(h('p', { class: 'note' }, 'Started run ', h('a', { href: hashFor('runs', started.id) }, started.id), '.'));
-    }
+  };
+}
+
+/** The schedules' notes, by name, shown in their cards' alert areas across redraws. */
+function scheduleNotes(region) {
+  const kept = new Map();
+  const place = (name) => {
+    const alert = region.querySelector(`.schedule[data-name="${CSS.escape(name)}"] .card-alert`);
+    const node = kept.get(name);
+    // The same node moves into a fresh card: a link being pointed at stays the same link.
+    if (alert && (node ? alert.firstChild !== node : alert.firstChild)) alert.replaceChildren(...(node ? [node] : []));
+  };
+  return {
+    show(name, node) {
+      if (node) kept.set(name, node); else kept.delete(name);
+      place(name);
+    },
+    /** After the cards were drawn again. */
+    restore() { for (const name of kept.keys()) place(name); },
   };
 }
 
@@ -255,13 +274,15 @@ export async function automationPage(view, { query, signal }) {
     fill(scheduleRegion, issues(answer.errors, 'schedule declarations'),
       list.length ? list.map((s, i) => scheduleCard(s, i, { onAction: act }))
         : h('p', { class: 'muted' }, 'No schedules: a job\'s config.yaml may have a schedule: list (see docs/automation.md).'));
+    notes.restore();
     if (keep) {
       const card = scheduleRegion.querySelector(`.schedule[data-name="${CSS.escape(keep[0])}"]`);
       const target = card && (card.querySelector(`[data-action="${keep[1]}"]`) || card.querySelector('button'));
       if (target) target.focus();
     }
   };
-  const act = actions(loadSchedules);
+  const notes = scheduleNotes(scheduleRegion);
+  const act = actions(loadSchedules, notes);
 
   const hookCards = new Map();
   const loadHooks = async () => {
