@@ -3,10 +3,13 @@
 venv := ".venv"
 python := venv / "bin/python"
 
-# Create the virtualenv and install flwd with its development tools.
+# Create the virtualenv and install flwd with its development tools. An editable install
+# writes no .pyc of flwd's own modules (a normal `pip install` compiles them): compile them
+# here, or each start compiles what it imports (PYTHONDONTWRITEBYTECODE=1 keeps it so).
 setup:
     python3 -m venv {{venv}}
     {{venv}}/bin/pip install -e '.[dev]'
+    {{python}} -m compileall -q flwd actors
 
 # Run the whole test suite.
 test *args:
