@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from playwright.sync_api import expect
@@ -126,3 +127,28 @@ def test_the_servers_message_shows_next_to_its_field(page, ui_server) -> None:
         "A file the job reads 'nope.txt' does not exist (format: file)")
     expect(page.get_by_role("alert").first).to_contain_text("argument validation failed")
     assert page.url.endswith("#/jobs/uitest.types")
+
+
+def test_the_first_load_asks_for_the_jobs_beside_the_session(page: Any, ui_server: UiServer) -> None:
+    # GET /session is held until GET /jobs has been asked for: a page that waited for the
+    # session before asking for its list (two round trips in a row) never gets here.
+    held: list[Any] = []
+    page.route("**/session", lambda route: held.append(route))
+    with page.expect_request(lambda request: request.url.endswith("/jobs"), timeout=15_000):
+        page.goto(f"{ui_server.url}/#/jobs", wait_until="commit")
+    # The held route reaches this process as its own message: wait for it (round trips).
+    deadline = time.monotonic() + 15
+    while not held and time.monotonic() < deadline:
+        page.evaluate("0")
+    assert len(held) == 1
+    held[0].continue_()
+    jobs = ui_server.api().get("/jobs").json()
+    real = [job for job in jobs if not job.get("alias_of")]
+    expect(page.get_by_text(f"{len(real)} of {len(real)} jobs")).to_be_visible()
+    # Only the landing page's list, once: a navigation asks again (its data is current).
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.get_by_role("link", name="demo — Demo job").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
+    expect(page.get_by_text(f"{len(real)} of {len(real)} jobs")).to_be_visible()
+    assert any(url.endswith("/jobs") for url in asked), asked

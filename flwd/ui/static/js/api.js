@@ -76,7 +76,27 @@ export async function request(method, path, { body, headers = {}, full = false, 
   return full ? { data, response } : data;
 }
 
-export const get = (path, opts) => request('GET', path, opts);
+// A first page's data asked for beside GET /session rather than after it: the first load
+// waits for one round trip instead of two. Taken once by the page's own get; a refused or
+// failed one is asked again by that get (its errors and its 401 handling are the page's).
+const early = new Map();
+
+/** Ask for `path` now, for the get that will follow. */
+export function prefetch(path) {
+  const answer = request('GET', path, { login: false });
+  answer.catch(() => { /* the page's own get asks again */ });
+  early.set(path, answer);
+}
+
+/** Forget what `prefetch` asked for (the session turned out to be missing). */
+export function dropPrefetched() { early.clear(); }
+
+export const get = (path, opts) => {
+  const answer = early.get(path);
+  if (!answer) return request('GET', path, opts);
+  early.delete(path);
+  return answer.catch(() => request('GET', path, opts));
+};
 export const post = (path, body, opts) => request('POST', path, { ...opts, body });
 export const del = (path, opts) => request('DELETE', path, opts);
 

@@ -1,7 +1,7 @@
 // The shell: hash routes → pages, the navigation (only what the session's scopes
 // allow), log out, and the time zone every time is shown in.
 import { h, announce } from './dom.js';
-import { session, loadSession, can, del, setSession } from './api.js';
+import { session, loadSession, can, del, setSession, prefetch, dropPrefetched } from './api.js';
 import { zoneLabel } from './time.js';
 import { jobsPage, jobPage } from './jobs.js';
 import { runPage } from './run.js';
@@ -60,14 +60,18 @@ async function route() {
   const controller = new AbortController();
   current = controller;
   if (!session.info && path !== '/login') {
+    // The landing page's list is asked for beside the session (see prefetch).
+    if (path === '/jobs') prefetch('jobs');
     try {
       await loadSession();
     } catch (err) {
+      dropPrefetched();
       main.replaceChildren(h('div', { class: 'alert', role: 'alert' }, 'Cannot reach the server: ' + err.message));
       return;
     }
-    if (controller.signal.aborted) return;
+    if (controller.signal.aborted) { dropPrefetched(); return; }
     if (!session.info) {
+      dropPrefetched();
       location.replace('#/login?next=' + encodeURIComponent('#' + raw));
       return;
     }
