@@ -117,6 +117,12 @@ def _dispatch(args: list[str]) -> int:
         return _run_cyclopts(args)
     if args[0].startswith("-"):
         raise_usage(f"unknown option {args[0]}")
+    if CONTEXT.runs_here():
+        # The keeper of the run's host steps boots (on the other core) while the engine
+        # loads: it is a Python process the first step would otherwise wait for.
+        from flwd._keeper_boot import prelaunch_keeper
+
+        prelaunch_keeper()
     from ._run import run_job_command
 
     return run_job_command(args)

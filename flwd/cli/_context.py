@@ -48,6 +48,11 @@ class Context:
         raw = self.server if self.server is not None else os.environ.get("FLWD_SERVER", "")
         return normalize_server_url(raw) if raw.strip() else None
 
+    def runs_here(self) -> bool:
+        """Local mode: no server is named (a malformed one is remote mode's error)."""
+        raw = self.server if self.server is not None else os.environ.get("FLWD_SERVER", "")
+        return not raw.strip()
+
 
 def normalize_server_url(raw: str) -> str:
     """``host:port`` → ``http://host:port``; no trailing ``/``.

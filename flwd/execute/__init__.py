@@ -1,7 +1,8 @@
 """Executors: contained host process trees with the TERM → grace → KILL ladder."""
 
+from flwd._keeper_boot import prelaunch_keeper as prelaunch_keeper
+
 from ._environ import inherited_environment as inherited_environment
-from ._keeper import prelaunch_keeper as prelaunch_keeper
 from ._lines import LineSplitter as LineSplitter
 from ._owners import owner_identity as owner_identity
 from ._owners import signal_owner as signal_owner

@@ -14,16 +14,16 @@ import itertools
 import os
 import socket
 import struct
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
+from flwd._keeper_boot import spawn_keeper, take_prelaunched
+
 from ._procfs import process_start_time
 
-_MAIN = Path(__file__).with_name("_keeper_main.py")
 _HEADER = struct.Struct("!cII")
 _REPLY = struct.Struct("!c3xiii")
 #: Stages of a failed start, as the keeper reports them.
@@ -35,9 +35,6 @@ _START_TIMEOUT = 60.0
 _EXIT_WAIT = 1.0
 #: Keepers whose exit was not seen yet (reaped at the next launch).
 _unreaped: list[int] = []
-#: A keeper started by :func:`prelaunch_keeper` for this process's next trio run: (its
-#: pid, our end of its control socket, our pid: a forked child does not take it up).
-_prelaunched: tuple[int, socket.socket, int] | None = None
 
 
 class KeeperLost(Exception):
@@ -79,13 +76,8 @@ class Keeper:
     def launch(cls) -> Keeper:
         """This trio run's keeper and its reader task: the one :func:`prelaunch_keeper`
         started, else a new one (blocking, about a millisecond)."""
-        global _prelaunched
         _reap_old()
-        early, _prelaunched = _prelaunched, None
-        if early is not None and early[2] == os.getpid():
-            pid, ours = early[0], early[1]
-        else:
-            pid, ours = _spawn()
+        pid, ours = take_prelaunched() or spawn_keeper()
         keeper = cls(pid, trio.socket.from_stdlib_socket(ours))
         trio.lowlevel.spawn_system_task(keeper._serve, name=f"flwd keeper {pid}")
         return keeper
@@ -200,47 +192,6 @@ class Keeper:
     def forget(self, pid: int) -> None:
         """Drop what is kept for leader ``pid`` (its waiter will not ask any more)."""
         self._exits.pop(pid, None)
-
-
-def prelaunch_keeper() -> None:
-    """Start the keeper of this process's next trio run now (blocking, about a millisecond).
-
-    A keeper is a Python process: it is ready tens of milliseconds after it is started,
-    and the first host step waits for it. Started while the caller still plans and
-    starts its engine, it boots meanwhile; the first host step takes it up (see
-    :meth:`Keeper.launch`). Not taken up, it leaves with this process (its control
-    socket closes). Does nothing when one is waiting already.
-    """
-    global _prelaunched
-    if _prelaunched is None or _prelaunched[2] != os.getpid():
-        pid, ours = _spawn()
-        _prelaunched = (pid, ours, os.getpid())
-
-
-def _spawn() -> tuple[int, socket.socket]:
-    """Start a keeper process; its pid and our end of its control socket."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        child_end = theirs.fileno()
-        if child_end == 3:  # dup2(3, 3) would keep close-on-exec set
-            child_end = os.dup(child_end)
-        pid = os.posix_spawn(
-            sys.executable, [sys.executable, "-I", "-S", "-B", str(_MAIN)], {},
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_DUP2, child_end, 3),
-            ],
-            setsid=True, setsigmask=())
-        if child_end != theirs.fileno():
-            os.close(child_end)
-    except BaseException:
-        ours.close()
-        raise
-    finally:
-        theirs.close()
-    return pid, ours
 
 
 def _reap_old() -> None:

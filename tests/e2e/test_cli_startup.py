@@ -43,6 +43,35 @@ def test_a_host_run_loads_no_server_source_container_or_sink(workspace: Path,
         assert "trio" in names  # the measurement saw the run's imports
 
 
+#: Run as ``python -c``: flwd's own entry point, saying which of the engine's modules were
+#: loaded when each process keeper was started.
+_KEEPER_WATCH = """\
+import atexit, sys
+seen = []
+def hook(event, args):
+    if event == "os.posix_spawn" and str(args[1][-1]).endswith("_keeper_main.py"):
+        seen.append(sorted(name for name in ("trio", "flwd.engine", "flwd.plan")
+                           if name in sys.modules))
+sys.addaudithook(hook)
+atexit.register(lambda: sys.stderr.write(f"keepers started with {seen}\\n"))
+sys.argv = ["flwd", *sys.argv[1:]]
+from flwd._entry import main
+main()
+"""
+
+
+def test_a_host_run_starts_its_keeper_before_loading_the_engine(workspace: Path,
+                                                                 data_dir: Path) -> None:
+    # The keeper is a Python process the first host step waits for: started before
+    # trio, the engine and the planner are loaded, it boots meanwhile (on another core).
+    done = subprocess.run([sys.executable, "-c", _KEEPER_WATCH, "demo", "--name", "x"],
+                          cwd=workspace, env=flwd_env(data_dir), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Hello, x!" in done.stdout
+    assert "keepers started with [[]]" in done.stderr  # one keeper, before any of them
+
+
 def _plugin_site(root: Path) -> Path:
     """A directory for PYTHONPATH holding an installed pydantic plugin that says when it is
     loaded (pydantic finds plugins through the ``pydantic`` entry points)."""

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 import trio
 
+from flwd import _keeper_boot
 from flwd.execute import (
     GroupTerminator,
     ProcessSpec,
     StepError,
     _cgroup,
     _contain,
-    _keeper,
     kill_run_processes,
     prelaunch_keeper,
     run_process_tree,
@@ -335,25 +335,26 @@ async def test_cgroups_that_stop_working_mean_the_keepers_subtree_unless_forced(
 async def test_a_prelaunched_keeper_starts_the_first_step(tmp_path: Path, mode: str) -> None:
     # Started before the trio run needs it (the CLI does it before its engine starts),
     # the keeper is the one the first host step's leader is the child of.
-    assert _keeper._prelaunched is None
+    assert _keeper_boot._prelaunched is None
     prelaunch_keeper()
-    assert _keeper._prelaunched is not None
-    early = _keeper._prelaunched[0]
+    assert _keeper_boot._prelaunched is not None
+    early = _keeper_boot._prelaunched[0]
     prelaunch_keeper()  # one is waiting already: nothing more is started
-    assert _keeper._prelaunched[0] == early
+    assert _keeper_boot._prelaunched[0] == early
     out = Output()
     code = await run_process_tree(
         spec(tmp_path, "", "t/early", argv=["cat", "/proc/self/stat"]), out.sink,
         GroupTerminator(1))
-    assert code == 0 and _keeper._prelaunched is None
+    assert code == 0 and _keeper_boot._prelaunched is None
     assert int(out.lines[-1].rsplit(")", 1)[1].split()[1]) == early
     assert comm(early) == "flwd-keeper"
 
 
 def test_a_keeper_never_taken_up_leaves_with_its_process() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from flwd.execute import _keeper, prelaunch_keeper\n"
-                               "prelaunch_keeper()\nprint(_keeper._prelaunched[0])"],
+        [sys.executable, "-c", "from flwd import _keeper_boot\n"
+                               "_keeper_boot.prelaunch_keeper()\n"
+                               "print(_keeper_boot._prelaunched[0])"],
         capture_output=True, text=True, timeout=60, check=True)
     pid = int(done.stdout)
     try:
