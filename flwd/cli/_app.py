@@ -272,7 +272,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         token ends it at once.
     public_url
         The URL people reach this server at (behind a proxy, say), for the links to runs
-        in notifications (also FLWD_PUBLIC_URL); default the address it is bound to.
+        in notifications and the web UI's webhook addresses (also FLWD_PUBLIC_URL); default
+        the address it is bound to.
     """
     from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
     from flwd.kv import KvNamespaces

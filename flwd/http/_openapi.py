@@ -91,7 +91,10 @@ _SERVER: dict[str, Any] = {
         "started_at": {"type": "string", "format": "date-time"},
         "uptime_seconds": {"type": "number", "minimum": 0},
         "grace_seconds": {"type": "number", "minimum": 0, "description":
-                          "How long a cancelled step has between TERM and KILL (FLWD_GRACE)"}}}
+                          "How long a cancelled step has between TERM and KILL (FLWD_GRACE)"},
+        "public_url": {"type": ["string", "null"], "description":
+                       "--public-url (FLWD_PUBLIC_URL): where people reach this server; "
+                       "null when not set"}}}
 
 
 

@@ -60,6 +60,7 @@ async def server_info() -> Response:
         "uptime_seconds": round(time.monotonic() - state.started_monotonic, 3),
         # The UI counts a cancel's grace down (TERM → grace → KILL) with it.
         "grace_seconds": engine.settings.grace,
+        "public_url": options.public_url,
     })
     response.headers.update(_NO_STORE)
     return response

@@ -213,7 +213,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
                            aliases_public=config.aliases_public, keep_alive=config.keep_alive,
                            bind_host=host, max_streams=config.max_streams, ui=config.ui,
-                           session_ttl=config.session_ttl)
+                           session_ttl=config.session_ttl, public_url=config.public_url)
     metrics = Metrics(profile) if config.metrics else None
 
     hypercorn_config = _Config()

@@ -49,6 +49,9 @@ class ServeOptions:
     ui: bool = True
     #: Seconds a browser session lives at most (see flwd.http._grants).
     session_ttl: float = DEFAULT_TTL
+    #: ``--public-url``: where people reach this server (``GET /server``; the UI shows
+    #: webhook addresses under it). None: the address the browser used.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

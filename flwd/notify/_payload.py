@@ -53,13 +53,15 @@ class RunLinks:
 
 
 def public_url_valid(url: str) -> bool:
-    """Whether ``url`` can be a server's public URL: http(s), a host, no query."""
+    """Whether ``url`` can be a server's public URL: http(s), a host, no query, no
+    credentials (it is sent in every notification and shown by ``GET /server``)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (a port out of range raises here)
     except ValueError:
         return False
     return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
+            and parts.username is None and parts.password is None
             and not parts.fragment and not any(ch.isspace() for ch in url))
 
 

@@ -152,7 +152,9 @@ def test_server_says_what_it_is_and_nothing_secret(server_factory: Any, workspac
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     info = response.json()
     assert set(info) == {"version", "profile", "runtime", "ui", "dev", "workspace",
-                         "scripts_root", "started_at", "uptime_seconds", "grace_seconds"}
+                         "scripts_root", "started_at", "uptime_seconds", "grace_seconds",
+                         "public_url"}
+    assert info["public_url"] is None  # no --public-url
     assert info["grace_seconds"] == 5  # FLWD_GRACE's default
     assert info["version"] == __version__ and info["profile"] == "secure"
     assert info["runtime"] == "none"  # started with --no-containers

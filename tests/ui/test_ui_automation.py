@@ -34,6 +34,8 @@ from .conftest import UI_HOOK_SECRET, UiServer, ui_workspace
 #: The browser's zone in these tests: neither the server's (UTC) nor a schedule's.
 BROWSER_ZONE = "Asia/Tokyo"
 
+PUBLIC_URL = "https://flwd.example.test/ops"
+
 
 class Gate:
     """An HTTP receiver on 127.0.0.1:0 that holds each POST until :meth:`open` (so a page
@@ -113,7 +115,9 @@ def auto_server(tmp_path_factory: pytest.TempPathFactory, gate: Gate, soon: date
         "    webhook: {url_env: UITEST_ALERT_URL, attempts: 3, backoff: 1s, timeout: 90s}\n"),
         {"100_main.sh": "echo broken >&2\nexit 1\n"})
     data_dir = root / "data"
-    server = UiServer(start_server(workspace, data_dir, "--dev", UITEST_ALERT_URL=gate.url),
+    # People reach this server elsewhere (a proxy): its webhook addresses are shown there.
+    server = UiServer(start_server(workspace, data_dir, "--dev", "--public-url", PUBLIC_URL + "/",
+                                   UITEST_ALERT_URL=gate.url),
                       workspace, data_dir)
     yield server
     for client in server.clients:
@@ -318,7 +322,7 @@ def test_webhooks_with_their_url_and_live_deliveries(new_page: Callable[..., Any
     page.goto(f"{auto_server.url}/#/automation")
     hook = page.get_by_role("region", name="backup-push")
     expect(hook.get_by_role("link", name="uitest.nightly")).to_be_visible()
-    address = f"{auto_server.url}/hooks/backup-push"
+    address = f"{PUBLIC_URL}/hooks/backup-push"
     expect(hook.locator("code.hook-url")).to_have_text(address)
     expect(hook).to_contain_text("HMAC-SHA256 signature in X-Hub-Signature-256")
     expect(hook).to_contain_text("target ← body /repository/name")
@@ -330,7 +334,7 @@ def test_webhooks_with_their_url_and_live_deliveries(new_page: Callable[..., Any
 
     body = json.dumps({"repository": {"name": "site"}}).encode()
     signature = "sha256=" + hmac.new(UI_HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    sent = httpx.post(address, content=body, timeout=30, headers={
+    sent = httpx.post(f"{auto_server.url}/hooks/backup-push", content=body, timeout=30, headers={
         "Content-Type": "application/json", "X-Hub-Signature-256": signature,
         "X-GitHub-Delivery": "ui-delivery-1"})
     assert sent.status_code == 202, sent.text

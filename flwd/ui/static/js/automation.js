@@ -3,7 +3,7 @@
 // inbound webhooks (GET /hooks: job, how a request authenticates, the URL to call, recent
 // deliveries). Kept current from GET /events; a job's page shows its own part.
 import { h, add, fill, heading, errorBox, badge, announce, hashFor, copyText } from './dom.js';
-import { get, post, can, url, seg } from './api.js';
+import { get, post, can, url, seg, server } from './api.js';
 import { timeEl, fireEl, zoneLabel } from './time.js';
 
 // Events after which the page reads the schedules again (a burst reads them once).
@@ -181,9 +181,15 @@ function mappingText(hook) {
   });
 }
 
-function hookCard(hook, n, signal, { showJob = true, level = 3 } = {}) {
+/** Where people reach this server: its --public-url, else the address this page came from. */
+async function publicBase() {
+  const info = await server();
+  return (info && info.public_url ? info.public_url : location.origin).replace(/\/+$/, '');
+}
+
+function hookCard(hook, n, signal, { showJob = true, level = 3, base = location.origin } = {}) {
   const titleId = `hook-${n}`;
-  const address = location.origin + (hook.url || `/hooks/${hook.name}`);
+  const address = base + (hook.url || `/hooks/${hook.name}`);
   const addressEl = h('code', { class: 'hook-url' }, address);
   const copy = h('button', { type: 'button', 'aria-label': `Copy the URL of ${hook.name}` }, 'Copy URL');
   copy.addEventListener('click', async () => {
@@ -298,10 +304,11 @@ export async function automationPage(view, { query, signal }) {
       return;
     }
     const list = answer.hooks || [];
+    const base = await publicBase();
     hookCards.clear();
     fill(hookRegion, issues(answer.errors, 'hook declarations'),
       list.length ? list.map((hook, i) => {
-        const card = hookCard(hook, i, signal);
+        const card = hookCard(hook, i, signal, { base });
         hookCards.set(hook.name, card);
         return card;
       }) : h('p', { class: 'muted' }, 'No webhooks: scripts/flwd.yaml or a job\'s config.yaml may declare hooks: (see docs/automation.md).'));
@@ -361,14 +368,15 @@ export function jobAutomation(job, { signal }) {
   const el = h('section', { class: 'job-automation', 'aria-labelledby': 'job-automation-title', hidden: true },
     h('h2', { id: 'job-automation-title' }, 'Automation'));
   const draw = async () => {
-    const [schedules, hooks] = await Promise.all([
-      optional('schedules', signal).catch(() => null), optional('hooks', signal).catch(() => null)]);
+    const [schedules, hooks, base] = await Promise.all([
+      optional('schedules', signal).catch(() => null), optional('hooks', signal).catch(() => null),
+      publicBase()]);
     const mine = ((schedules && schedules.schedules) || []).filter((s) => s.job_id === job.id);
     const ours = ((hooks && hooks.hooks) || []).filter((hk) => hk.job === job.id);
     if (!mine.length && !ours.length) return;
     add(el, [
       mine.length ? [h('h3', null, 'Schedules'), h('div', { class: 'cards' }, mine.map((s, i) => scheduleCard(s, `job-${i}`, { showJob: false, compact: true, level: 4 })))] : null,
-      ours.length ? [h('h3', null, 'Webhooks'), h('div', { class: 'cards' }, ours.map((hk, i) => hookCard(hk, `job-${i}`, signal, { showJob: false, level: 4 })))] : null,
+      ours.length ? [h('h3', null, 'Webhooks'), h('div', { class: 'cards' }, ours.map((hk, i) => hookCard(hk, `job-${i}`, signal, { showJob: false, level: 4, base })))] : null,
       h('p', null, h('a', { href: '#/automation' }, 'All schedules and webhooks'))]);
     el.hidden = false;
   };
