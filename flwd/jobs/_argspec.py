@@ -170,7 +170,7 @@ class Arg(BaseModel):
     writes an empty value as null, and people mean "nothing" by it).
     """
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", defer_build=True)
 
     name: str
     type: ArgType = "string"

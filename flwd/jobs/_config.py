@@ -64,7 +64,10 @@ NO_STEPS: Final = "composition: steps lists no steps, so the job runs its NNN_ s
 class _Model(BaseModel):
     # Strict: YAML already yields real booleans and numbers; a quoted "3" where a
     # number belongs is a mistake worth reporting, not something to guess about.
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+    # Deferred: the validators are built by the first validation (discovery), not when
+    # flwd.jobs is imported; a run from the run index validates nothing (its jobs were
+    # validated by the discovery that wrote it) and never builds them.
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", defer_build=True)
 
 
 class JobMeta(_Model):

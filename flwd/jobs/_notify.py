@@ -73,8 +73,9 @@ _MAX_ARGV: Final = 64
 
 
 class _Model(BaseModel):
-    # As the job config's models: YAML already yields real booleans and numbers.
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+    # As the job config's models: YAML already yields real booleans and numbers (and
+    # built at the first validation, as theirs: flwd/jobs/_config.py).
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", defer_build=True)
 
 
 def _problem(kind: str, message: str) -> PydanticCustomError:
@@ -201,7 +202,8 @@ def _address(value: Any) -> Any:
 class EmailSink(_Delivery):
     """Send a plain-text mail through SMTP, STARTTLS by default."""
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", defer_build=True,
+                              populate_by_name=True)
 
     smtp_host: str
     port: int = Field(default=587, ge=1, le=65535)

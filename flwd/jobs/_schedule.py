@@ -59,7 +59,7 @@ def _seconds(text: str) -> float:
 class ScheduleEntry(BaseModel):
     """One entry of ``schedule:`` (see docs/automation.md#schedules)."""
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", defer_build=True)
 
     name: str | None = None
     cron: str | None = None

@@ -14,6 +14,7 @@ import marshal
 import os
 import pickle
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest
 
 from flwd.cli import _run_index
 from flwd.complete import cache_path
-from tests.conftest import run_cli, write_job
+from tests.conftest import flwd_env, run_cli, write_job
 
 DEMO = """\
 job: {summary: greets}
@@ -85,6 +86,41 @@ def test_a_fresh_index_is_used_for_jobs_and_aliases(ws: Path, data_dir: Path) ->
     assert run(ws, data_dir, "greet", "--name", "b").stdout == "planted b\n"
     assert run(ws, data_dir, "hi", "--name", "c").stdout == "planted c\n"
     assert run(ws, data_dir, "tools", "lint").stdout == "lint\n"
+
+
+#: Run as ``python -c``: flwd's entry point, saying at its exit whether the validators of
+#: the config's models were built (pydantic builds a deferred one at its first use).
+_BUILT = """\
+import atexit, sys
+def built():
+    from flwd.jobs import Arg, JobConfig, Step
+    done = [model.__pydantic_complete__ for model in (JobConfig, Arg, Step)]
+    sys.stderr.write(f"validators built: {done}\\n")
+atexit.register(built)
+sys.argv = ["flwd", *sys.argv[1:]]
+from flwd._entry import main
+main()
+"""
+
+
+def test_a_run_from_the_index_builds_no_validator(ws: Path, data_dir: Path) -> None:
+    # Its jobs were validated by the discovery that wrote it: building the validators
+    # (a third of the cost of loading the models) would be for nothing.
+    indexed(ws, data_dir)
+
+    def run_watched(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _BUILT, "greet", "--name", name], cwd=ws,
+                              env=flwd_env(data_dir), capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    done = run_watched("i")
+    assert done.stdout == "planted i\n", done.stderr  # the index answered
+    assert "validators built: [False, False, False]" in done.stderr
+    # Discovery validates the configs: then the config's is built (its members' inside it).
+    (ws / "scripts/greet/config.d/config.yaml").write_text(DEMO.replace("hello", "howdy"))
+    done = run_watched("j")
+    assert done.stdout == "howdy j\n", done.stderr
+    assert "validators built: [True, " in done.stderr
 
 
 def test_an_edited_config_runs_as_edited(ws: Path, data_dir: Path) -> None:
