@@ -96,3 +96,28 @@ def test_history_filters_by_several_statuses(page: Any, ui_server: UiServer) -> 
     for status in STATUSES:
         expect(page.get_by_role("group", name="Status").get_by_role(
             "checkbox", name=status, exact=True)).not_to_be_checked()
+
+
+def test_live_rows_under_a_status_filter(page: Any, ui_server: UiServer) -> None:
+    api = ui_server.api()
+    # A run that comes to a status asked for shows up without a reload (it started as
+    # a run the filter did not show).
+    page.goto(f"{ui_server.url}/#/runs?status=failed")
+    expect(page.get_by_role("group", name="Status").get_by_role("checkbox", name="failed")
+           ).to_be_checked()
+    failed = api.post("/runs", json={"job_id": "examples.fail"}).json()["id"]
+    assert finished(ui_server, failed) == "failed"
+    expect(page.get_by_role("link", name=failed)).to_be_visible()
+
+    # One that leaves the statuses asked for stays in place, marked.
+    long_run = api.post("/runs", json={"job_id": "examples.long", "args": {"seconds": 60}}).json()["id"]
+    page.goto(f"{ui_server.url}/#/runs?status=running")
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=long_run))
+    expect(row.get_by_role("cell").nth(2)).to_have_text("running")
+    assert api.post(f"/runs/{long_run}:cancel").status_code in (200, 202)
+    assert finished(ui_server, long_run) == "canceled"
+    expect(row.get_by_role("cell").nth(2)).to_have_text("canceled no longer matches the filter")
+    expect(row).to_have_class(re.compile(r"\bunmatched\b"))
+    # Read again, the page shows what matches now.
+    page.reload()
+    expect(page.get_by_text("No runs match.")).to_be_visible()

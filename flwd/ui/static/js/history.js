@@ -26,7 +26,7 @@ export async function historyPage(view, { query, signal }) {
   const jobsList = h('datalist', { id: 'f-jobs' });
   // Statuses: any number of them (GET /runs takes a list), none checked meaning any. The
   // address holds one status= per status; a comma list (as the API takes) reads the same.
-  const wanted = new Set(query.getAll('status').flatMap((v) => v.split(',')).map((v) => v.trim()));
+  const wanted = new Set(query.getAll('status').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean));
   const statusBoxes = STATUSES.map((s) => h('input', { type: 'checkbox', name: 'status', value: s,
     checked: wanted.has(s) }));
   const statusGroup = h('fieldset', { class: 'status-filter', 'aria-describedby': 'f-status-help' },
@@ -169,11 +169,18 @@ export async function historyPage(view, { query, signal }) {
       if (ev.type === 'run.start') { row.run.status = 'running'; row.run.started_at = d.started_at || ev.ts; }
       if (ev.type === 'run.finish') { row.run.status = d.status; row.run.finished_at = d.finished_at || ev.ts; }
       if (ev.type !== 'run.canceled') {
-        row.status.replaceChildren(badge(row.run.status));
+        // A row whose run left the statuses asked for stays where it is (rows do not
+        // vanish under the reader), marked as no longer matching.
+        const left = wanted.size > 0 && !wanted.has(row.run.status);
+        row.tr.classList.toggle('unmatched', left);
+        row.status.replaceChildren(badge(row.run.status),
+          left ? h('span', { class: 'muted unmatched-note' }, ' no longer matches the filter') : null);
         row.dur.textContent = duration(runDuration(row.run));
       }
-    } else if (page === 1 && ev.type === 'run.start' && !reload) {
-      // A run this page does not show: fetch the page again (once, whatever the burst).
+    } else if (page === 1 && !reload && (ev.type === 'run.start' ||
+        (ev.type === 'run.finish' && wanted.size > 0 && wanted.has(ev.data && ev.data.status)))) {
+      // A run this page does not show, and may: a new one, or one that has just come to
+      // a status asked for. Fetch the page again (once, whatever the burst).
       reload = setTimeout(() => { reload = 0; load(); }, 300);
     }
   };
