@@ -29,6 +29,8 @@ from typing import Any, Final
 from flwd.errors import RunFilterInvalid
 from flwd.events import TERMINAL_STATUSES, parse_ts
 
+from ._dialect import SQLITE, Dialect
+
 #: What a secret argument's value is stored as (``flwd.jobs.SECRET_MARK``; the
 #: store does not import the job model — a test pins the two equal).
 SECRET_MARK: Final = "[secret]"
@@ -192,15 +194,8 @@ def _number(text: str) -> int | float | None:
     return None
 
 
-#: One element of ``json_each`` (an array's element, an object's entry, or the
-#: scalar itself) equals the value written as text (``:t``) or as a number (``:n``).
-_ELEMENT_IS = ("((v.type = 'text' AND v.atom = {t} AND v.atom <> '" + SECRET_MARK + "')"
-               " OR (v.type IN ('integer', 'real') AND v.atom = {n})"
-               " OR (v.type = 'true' AND {t} = 'true') OR (v.type = 'false' AND {t} = 'false'))")
-
-
-def where_clause(query: RunFilter, *, has_workspace: bool = True, has_trigger: bool = True
-                 ) -> tuple[str, dict[str, Any]]:
+def where_clause(query: RunFilter, *, has_workspace: bool = True, has_trigger: bool = True,
+                 dialect: Dialect = SQLITE) -> tuple[str, dict[str, Any]]:
     """``WHERE …`` (or ``""``) over the ``runs`` table, and its named parameters.
 
     ``has_workspace``: the table has the ``workspace`` column (a reader of a Core DB
@@ -210,7 +205,7 @@ def where_clause(query: RunFilter, *, has_workspace: bool = True, has_trigger: b
     where: list[str] = []
     params: dict[str, Any] = {}
     if query.job_id:
-        where.append("job_id = :job_id COLLATE NOCASE")
+        where.append(f"{dialect.fold('job_id')} = {dialect.fold(':job_id')}")
         params["job_id"] = query.job_id
     if query.statuses:
         names = [f":status{index}" for index in range(len(query.statuses))]
@@ -233,22 +228,16 @@ def where_clause(query: RunFilter, *, has_workspace: bool = True, has_trigger: b
         if kind == "none":
             where.append(f"{column} IS NULL")
         else:
-            where.append(f"json_extract({column}, '$.kind') = :trigger_kind")
+            where.append(f"{dialect.json_field(column, 'kind')} = :trigger_kind")
             params["trigger_kind"] = kind
             if name is not None:
-                where.append(f"json_extract({column}, '$.name') = :trigger_name")
+                where.append(f"{dialect.json_field(column, 'name')} = :trigger_name")
                 params["trigger_name"] = name
     for index, (name, value) in enumerate(query.args):
         key, _, entry = value.partition("=")
         # The name was checked against ARG_NAME: quoting it makes the path exact.
-        params.update({f"path{index}": f'$."{name}"', f"t{index}": value,
+        params.update({f"path{index}": f'$."{name}"', f"name{index}": name, f"t{index}": value,
                        f"n{index}": _number(value), f"k{index}": key if _ else None,
                        f"e{index}": entry, f"en{index}": _number(entry)})
-        whole = _ELEMENT_IS.format(t=f":t{index}", n=f":n{index}")
-        pair = _ELEMENT_IS.format(t=f":e{index}", n=f":en{index}")
-        # An object's entries have text keys, an array's elements integer ones, a
-        # scalar none.
-        where.append(f"EXISTS (SELECT 1 FROM json_each(runs.args, :path{index}) AS v WHERE "
-                     f"CASE WHEN typeof(v.key) = 'text' THEN v.key = :k{index} AND {pair} "
-                     f"ELSE {whole} END)")
+        where.append(dialect.arg_matches(index, SECRET_MARK))
     return (f"WHERE {' AND '.join(where)}" if where else ""), params

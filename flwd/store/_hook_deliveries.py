@@ -12,16 +12,16 @@ most ``keep`` rows, its oldest dropped. Only requests that passed the hook's
 authentication claim anything, so an anonymous flood cannot grow the table nor
 push a real delivery out.
 
-Blocking (sqlite3): call from a worker thread inside trio.
+Blocking: call from a worker thread inside trio.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Final
 
 from ._db import Connection
+from ._dialect import Db
 from ._kv import _write
 from ._schema import AUTOMATION_SCHEMA
 
@@ -38,7 +38,7 @@ class DeliveryClaim:
     run_id: str | None = None
 
 
-def claim(conn: sqlite3.Connection, hook: str, delivery: str, *, now: float, window: float,
+def claim(conn: Db, hook: str, delivery: str, *, now: float, window: float,
           keep: int, stale: float) -> DeliveryClaim:
     """Record that ``hook`` received ``delivery`` at ``now``, unless it did already.
 
@@ -71,7 +71,7 @@ def claim(conn: sqlite3.Connection, hook: str, delivery: str, *, now: float, win
     return DeliveryClaim(True)
 
 
-def settle(conn: sqlite3.Connection, hook: str, delivery: str, run_id: str) -> None:
+def settle(conn: Db, hook: str, delivery: str, run_id: str) -> None:
     """The claimed delivery started ``run_id``.
 
     Raises:
@@ -82,7 +82,7 @@ def settle(conn: sqlite3.Connection, hook: str, delivery: str, run_id: str) -> N
                      (run_id, hook, delivery))
 
 
-def release(conn: sqlite3.Connection, hook: str, delivery: str) -> None:
+def release(conn: Db, hook: str, delivery: str) -> None:
     """Forget a claimed delivery that started nothing (it may be delivered again).
 
     Raises:
@@ -93,7 +93,7 @@ def release(conn: sqlite3.Connection, hook: str, delivery: str) -> None:
                      "run_id IS NULL", (hook, delivery))
 
 
-def count(conn: sqlite3.Connection, hook: str | None = None) -> int:
+def count(conn: Db, hook: str | None = None) -> int:
     """Deliveries remembered (of ``hook``, or of every hook)."""
     if isinstance(conn, Connection) and conn.schema_version < AUTOMATION_SCHEMA:
         return 0  # a reader of a Core DB left by an older flwd (it does not migrate)

@@ -7,10 +7,9 @@ by start-up recovery.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
-from flwd.errors import RecordUnstorable, StorageError, StorageFull, TriggerAlreadyFired
+from flwd.errors import RecordUnstorable, StorageError, TriggerAlreadyFired
 from flwd.events import (
     NOTIFY_DELIVERY,
     RUN_FINISH,
@@ -21,6 +20,7 @@ from flwd.events import (
     RunRow,
 )
 
+from ._dialect import Db, Dialect, dialect_of
 from ._notify import record_delivery
 
 JournalItem = EventRecord | RunRow | IdempotencyRecord
@@ -32,7 +32,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _REASON_CHARS = 300
 
 
-def append_batch(conn: sqlite3.Connection, items: Sequence[JournalItem]) -> list[EventRecord]:
+def append_batch(conn: Db, items: Sequence[JournalItem]) -> list[EventRecord]:
     """Write ``items`` in one transaction; return the events with their ``seq`` set.
 
     ``seq`` is global and increasing across runs *and processes*: it is read
@@ -51,12 +51,12 @@ def append_batch(conn: sqlite3.Connection, items: Sequence[JournalItem]) -> list
     return result
 
 
-def append_groups(conn: sqlite3.Connection, groups: Sequence[Sequence[JournalItem]]
+def append_groups(conn: Db, groups: Sequence[Sequence[JournalItem]]
                   ) -> list[GroupResult]:
     """Write every group that can be stored, in one transaction; one result per group.
 
     A group is all or nothing (a run row with its idempotency key, a chunk of
-    output). A group holding a record SQLite cannot take — text that is not
+    output). A group holding a record the database cannot take — text that is not
     UTF-8 (a lone surrogate), an integer beyond 64 bits, a value of a type it
     cannot bind or too big, a constraint it breaks — is left out and answered
     with a :class:`RecordUnstorable`; the other groups are committed as if it
@@ -78,12 +78,13 @@ class _RecordFault(Exception):
     """A record, not the database, failed (fast path only: redo the batch carefully)."""
 
 
-def _transaction(conn: sqlite3.Connection, groups: Sequence[Sequence[JournalItem]], *,
+def _transaction(conn: Db, groups: Sequence[Sequence[JournalItem]], *,
                  careful: bool) -> list[GroupResult]:
+    dialect = dialect_of(conn)
     try:
         conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        raise _storage_error(exc) from exc
+    except dialect.errors as exc:
+        raise _storage_error(dialect, exc) from exc
     results: list[GroupResult] = []
     try:
         row = conn.execute("SELECT last_seq FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -98,11 +99,11 @@ def _transaction(conn: sqlite3.Connection, groups: Sequence[Sequence[JournalItem
             try:
                 next_seq, committed = _write(conn, group, next_seq, current=current)
             except Exception as exc:
-                if not _is_record_fault(exc):
+                if not dialect.is_record_fault(exc):
                     raise
                 conn.execute("ROLLBACK TO journal_group")
                 _unnumber(group)
-                results.append(_refusal(current[0], exc))
+                results.append(_refusal(dialect, current[0], exc))
             else:
                 results.append(committed)
             conn.execute("RELEASE journal_group")
@@ -110,19 +111,19 @@ def _transaction(conn: sqlite3.Connection, groups: Sequence[Sequence[JournalItem
     except BaseException as exc:
         try:
             conn.execute("ROLLBACK")
-        except sqlite3.Error:
+        except dialect.errors:
             pass
         for group in groups:
             _unnumber(group)
-        if not careful and isinstance(exc, Exception) and _is_record_fault(exc):
+        if not careful and isinstance(exc, Exception) and dialect.is_record_fault(exc):
             raise _RecordFault() from exc
-        if isinstance(exc, sqlite3.Error):
-            raise _storage_error(exc) from exc
+        if isinstance(exc, dialect.errors):
+            raise _storage_error(dialect, exc) from exc
         raise
     return results
 
 
-def _write(conn: sqlite3.Connection, items: Sequence[JournalItem], next_seq: int, *,
+def _write(conn: Db, items: Sequence[JournalItem], next_seq: int, *,
            current: list[JournalItem | None] | None = None) -> tuple[int, list[EventRecord]]:
     """Write ``items`` inside the open transaction; the next free seq and the events.
 
@@ -139,8 +140,10 @@ def _write(conn: sqlite3.Connection, items: Sequence[JournalItem], next_seq: int
             _insert_run(conn, item)
             continue
         if isinstance(item, IdempotencyRecord):
-            conn.execute("INSERT OR REPLACE INTO idempotency(key, body_sha256, run_id, created_at)"
-                         " VALUES (?,?,?,?)",
+            conn.execute("INSERT INTO idempotency(key, body_sha256, run_id, created_at)"
+                         " VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+                         " body_sha256 = excluded.body_sha256, run_id = excluded.run_id,"
+                         " created_at = excluded.created_at",
                          (item.key, item.body_sha256, item.run_id, item.created_at))
             continue
         item.seq = next_seq
@@ -164,35 +167,16 @@ def _unnumber(items: Sequence[JournalItem]) -> None:
             item.seq = 0
 
 
-def _is_record_fault(exc: Exception) -> bool:
-    """Whether ``exc`` comes from a record's content rather than from the database.
-
-    Anything that is not a database error is the record's doing (an encoding,
-    a conversion, a JSON encoding, a record of the wrong shape). Of the
-    database's own errors, a broken constraint, a value too big and a value it
-    cannot bind are the record's; the rest (full, I/O, locked, closed) are not.
-    """
-    if not isinstance(exc, sqlite3.Error):
-        return True
-    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
-        return True
-    return (isinstance(exc, sqlite3.InterfaceError | sqlite3.ProgrammingError)
-            and str(exc).startswith("Error binding parameter"))
+def _storage_error(dialect: Dialect, exc: Exception) -> StorageError:
+    # StorageFull (a full disk) is told apart for the journal's metrics; it is
+    # reported as any other StorageError.
+    return dialect.storage_error(
+        exc, hint=f"{dialect.check_hint}; the journal keeps everything committed so far")
 
 
-def _storage_error(exc: sqlite3.Error) -> StorageError:
-    # SQLITE_FULL: the disk, or a page limit, has no room left (StorageFull tells it
-    # apart for the journal's metrics; it is reported as any other StorageError).
-    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-    return (StorageFull if full else StorageError)(
-        f"cannot write the Core DB: {exc}",
-        hint="free space in the data dir; the journal keeps everything committed so far",
-    )
-
-
-def _refusal(item: JournalItem | None, exc: Exception) -> RecordUnstorable:
+def _refusal(dialect: Dialect, item: JournalItem | None, exc: Exception) -> RecordUnstorable:
     if (isinstance(item, RunRow) and item.trigger_key is not None
-            and isinstance(exc, sqlite3.IntegrityError) and "trigger_key" in str(exc)):
+            and dialect.is_unique_violation(exc, "trigger_key")):
         duplicate = TriggerAlreadyFired(
             f"a run for {_printable(item.trigger_key)} already exists",
             key=item.trigger_key, hint="a fire or a delivery starts one run at most")
@@ -230,7 +214,7 @@ def _printable(text: str) -> str:
     return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 1] + "…"
 
 
-def _flush(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+def _flush(conn: Db, rows: list[tuple[object, ...]]) -> None:
     if rows:
         conn.executemany(
             "INSERT INTO events(seq, last_seq, run_id, job_id, type, ts, data, lines)"
@@ -240,7 +224,7 @@ def _flush(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
         rows.clear()
 
 
-def _insert_run(conn: sqlite3.Connection, run: RunRow) -> None:
+def _insert_run(conn: Db, run: RunRow) -> None:
     conn.execute(
         "INSERT INTO runs(id, job_id, status, created_at, started_at, finished_at, exit_code,"
         " error, profile, args, plan, provenance, owner_pid, owner_start, owner_host, owner_kind,"
@@ -259,7 +243,7 @@ def _insert_run(conn: sqlite3.Connection, run: RunRow) -> None:
 _TERMINAL_SQL = ",".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 
 
-def _apply_status(conn: sqlite3.Connection, event: EventRecord) -> None:
+def _apply_status(conn: Db, event: EventRecord) -> None:
     # Terminal statuses are sticky: a late event never rewrites a finished run.
     if event.type == RUN_START:
         conn.execute(

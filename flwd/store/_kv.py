@@ -1,26 +1,26 @@
 """Rule-Y key/value in the Core DB: small values jobs and triggers keep between runs.
 
 Keys and values are bytes; keys sort in byte order (SQLite compares BLOBs with
-``memcmp``). Each namespace keeps the sum of ``len(key) + len(value)`` of its
+``memcmp``, PostgreSQL its ``bytea``). Each namespace keeps the sum of ``len(key) + len(value)`` of its
 entries in ``kv_usage``, updated in the transaction of every put and delete:
 a quota check reads one row instead of summing the namespace, and two
 processes putting at once (the server and a job's ``flwd :kv``) both see the
 other's write, since each holds the write lock from its read to its commit.
 
-Blocking (sqlite3): call from a worker thread inside trio.
+Blocking: call from a worker thread inside trio.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from flwd.errors import KvKeyRequired, KvKeyTooLong, KvQuotaExceeded, KvValueTooLong, StorageError
+from flwd.errors import KvKeyRequired, KvKeyTooLong, KvQuotaExceeded, KvValueTooLong
 
 from ._db import Connection
+from ._dialect import Db, dialect_of
 from ._schema import KV_SCHEMA
 
 #: The reference's limits (its §15.4): a key of at most 256 bytes, a value of at most 8 KiB.
@@ -52,12 +52,12 @@ def check_value(value: bytes) -> None:
                              f"{MAX_VALUE_BYTES} ({MAX_VALUE_BYTES // 1024} KiB) are allowed")
 
 
-def _has_tables(conn: sqlite3.Connection) -> bool:
+def _has_tables(conn: Db) -> bool:
     # A reader of a Core DB left by an older flwd does not migrate it.
     return not isinstance(conn, Connection) or conn.schema_version >= KV_SCHEMA
 
 
-def get(conn: sqlite3.Connection, namespace: str, key: bytes) -> KvItem | None:
+def get(conn: Db, namespace: str, key: bytes) -> KvItem | None:
     if not _has_tables(conn):
         return None
     row = conn.execute("SELECT value, updated_ms FROM kv WHERE namespace = ? AND key = ?",
@@ -73,7 +73,7 @@ def prefix_end(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
-def scan(conn: sqlite3.Connection, namespace: str, *, prefix: bytes, after: bytes | None,
+def scan(conn: Db, namespace: str, *, prefix: bytes, after: bytes | None,
          limit: int) -> tuple[list[KvItem], bool]:
     """Up to ``limit`` entries whose key starts with ``prefix`` and sorts after ``after``,
     in key order; and whether there are more."""
@@ -93,7 +93,7 @@ def scan(conn: sqlite3.Connection, namespace: str, *, prefix: bytes, after: byte
     return items, len(rows) > limit
 
 
-def usage(conn: sqlite3.Connection, namespace: str) -> int:
+def usage(conn: Db, namespace: str) -> int:
     """Bytes the namespace holds: the sum of its keys' and values' lengths."""
     if not _has_tables(conn):
         return 0
@@ -101,7 +101,7 @@ def usage(conn: sqlite3.Connection, namespace: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def put(conn: sqlite3.Connection, namespace: str, key: bytes, value: bytes, *, quota: int,
+def put(conn: Db, namespace: str, key: bytes, value: bytes, *, quota: int,
         now: float | None = None) -> None:
     """Store ``value`` under ``key``, unless the namespace would then hold over ``quota`` bytes.
 
@@ -134,7 +134,7 @@ def put(conn: sqlite3.Connection, namespace: str, key: bytes, value: bytes, *, q
         _add_usage(conn, namespace, delta)
 
 
-def delete(conn: sqlite3.Connection, namespace: str, key: bytes) -> bool:
+def delete(conn: Db, namespace: str, key: bytes) -> bool:
     """Remove ``key``; True when it was there.
 
     Raises:
@@ -150,31 +150,28 @@ def delete(conn: sqlite3.Connection, namespace: str, key: bytes) -> bool:
     return True
 
 
-def _add_usage(conn: sqlite3.Connection, namespace: str, delta: int) -> None:
+def _add_usage(conn: Db, namespace: str, delta: int) -> None:
     conn.execute("INSERT INTO kv_usage(namespace, bytes) VALUES (?, ?) ON CONFLICT(namespace) "
-                 "DO UPDATE SET bytes = bytes + excluded.bytes", (namespace, delta))
+                 "DO UPDATE SET bytes = kv_usage.bytes + excluded.bytes", (namespace, delta))
 
 
 @contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    """One ``BEGIN IMMEDIATE`` transaction, committed when the block ends, else rolled
-    back; an SQLite failure is a StorageError (the request fails, nothing half-written)."""
+def _write(conn: Db) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction (the Core DB's write lock), committed when the
+    block ends, else rolled back; a database failure is a StorageError (the request
+    fails, nothing half-written)."""
+    dialect = dialect_of(conn)
     try:
         conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        raise _storage_error(exc) from exc
+    except dialect.errors as exc:
+        raise dialect.storage_error(exc) from exc
     try:
         yield
         conn.execute("COMMIT")
     except BaseException as exc:
         if conn.in_transaction:  # SQLite may have rolled back already (a full disk does)
-            with suppress(sqlite3.Error):  # the error that matters is ``exc``
+            with suppress(*dialect.errors):  # the error that matters is ``exc``
                 conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise _storage_error(exc) from exc
+        if isinstance(exc, dialect.errors):
+            raise dialect.storage_error(exc) from exc
         raise
-
-
-def _storage_error(exc: sqlite3.Error) -> StorageError:
-    return StorageError(f"cannot write the Core DB: {exc}",
-                        hint="free space in the data dir (--data-dir), then retry")

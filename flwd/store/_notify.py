@@ -1,4 +1,4 @@
-"""Notification deliveries and the run history their rules read (blocking, sqlite3).
+"""Notification deliveries and the run history their rules read (blocking).
 
 A delivery attempt is journaled as a ``notify.delivery`` event of its run, and the
 same transaction writes its row in ``notify_deliveries`` (:func:`record_delivery`,
@@ -12,13 +12,13 @@ What ``after_failures`` and ``recovery`` count is read from the runs themselves
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from flwd.events import RUN_FINISH, EventRecord, format_ts
 
 from ._db import Connection
+from ._dialect import Db
 
 #: The version whose migration made ``notify_deliveries`` (an older Core DB has none).
 NOTIFY_SCHEMA = 10
@@ -51,12 +51,12 @@ class DeliveryRecord:
                 "outcome": self.outcome, **self.detail, "at": format_ts(self.at)}
 
 
-def _has_table(conn: sqlite3.Connection) -> bool:
+def _has_table(conn: Db) -> bool:
     # A reader of a Core DB left by an older flwd does not migrate it.
     return not isinstance(conn, Connection) or conn.schema_version >= NOTIFY_SCHEMA
 
 
-def record_delivery(conn: sqlite3.Connection, event: EventRecord) -> None:
+def record_delivery(conn: Db, event: EventRecord) -> None:
     """Write the row of a ``notify.delivery`` event, inside the journal's open transaction."""
     data = event.data
     detail = {key: value for key, value in data.items() if key not in _COLUMNS}
@@ -67,7 +67,7 @@ def record_delivery(conn: sqlite3.Connection, event: EventRecord) -> None:
          int(data.get("attempt") or 0), str(data.get("outcome", "")), _dumps(detail), event.ts))
 
 
-def list_deliveries(conn: sqlite3.Connection, run_id: str, *, limit: int) -> list[DeliveryRecord]:
+def list_deliveries(conn: Db, run_id: str, *, limit: int) -> list[DeliveryRecord]:
     """The run's delivery attempts, oldest first, at most ``limit``."""
     if not _has_table(conn):
         return []
@@ -78,7 +78,7 @@ def list_deliveries(conn: sqlite3.Connection, run_id: str, *, limit: int) -> lis
                            json.loads(row[7]) if row[7] else {}, row[8]) for row in rows]
 
 
-def recent_outcomes(conn: sqlite3.Connection, job_id: str, *, workspace: str | None,
+def recent_outcomes(conn: Db, job_id: str, *, workspace: str | None,
                     until: float, limit: int) -> list[str]:
     """The statuses of the job's last ``limit`` runs finished at or before ``until``
     (``completed``, ``failed`` or ``interrupted``; canceled runs are skipped), newest
@@ -93,7 +93,7 @@ def recent_outcomes(conn: sqlite3.Connection, job_id: str, *, workspace: str | N
     return [row[0] for row in rows]
 
 
-def finish_seq(conn: sqlite3.Connection, run_id: str) -> int | None:
+def finish_seq(conn: Db, run_id: str) -> int | None:
     """The seq of the run's ``run.finish`` (where its stream ends), if it has one."""
     row = conn.execute("SELECT seq FROM events WHERE run_id = ? AND type = ? "
                        "ORDER BY seq DESC LIMIT 1", (run_id, RUN_FINISH)).fetchone()

@@ -17,6 +17,7 @@ from flwd.errors import RunNotFound
 from flwd.events import EventRecord, IdempotencyRecord, RunRow
 
 from ._db import Connection, connect
+from ._dialect import Db, dialect_of
 from ._filter import EVERY_RUN, RunFilter, where_clause
 from ._schema import SCHEMA_VERSION
 
@@ -27,7 +28,7 @@ _RUN_FIELDS = ("id", "job_id", "status", "created_at", "started_at", "finished_a
 _RUN_COLUMNS = ", ".join(_RUN_FIELDS)
 
 
-def _run_columns(conn: sqlite3.Connection) -> tuple[str, bool]:
+def _run_columns(conn: Db) -> tuple[str, bool]:
     """(the SELECT list of a run row, whether runs record their workspace) on ``conn``.
 
     A reader does not migrate (it must not write), so on a Core DB left by an
@@ -41,13 +42,14 @@ def _run_columns(conn: sqlite3.Connection) -> tuple[str, bool]:
             "workspace" in present)
 
 
-def _where(conn: sqlite3.Connection, query: RunFilter) -> tuple[str, str, dict[str, Any]]:
+def _where(conn: Db, query: RunFilter) -> tuple[str, str, dict[str, Any]]:
     """(the SELECT list of a run row, and ``query``'s WHERE clause and parameters) on
     ``conn``, whose runs may lack the columns a later schema added (see _run_columns)."""
     columns, has_workspace = _run_columns(conn)
     has_trigger = not (isinstance(conn, Connection) and conn.schema_version < SCHEMA_VERSION
                        and "trigger" not in conn.columns("runs"))
-    clause, params = where_clause(query, has_workspace=has_workspace, has_trigger=has_trigger)
+    clause, params = where_clause(query, has_workspace=has_workspace, has_trigger=has_trigger,
+                                  dialect=dialect_of(conn))
     return columns, clause, params
 
 
@@ -79,7 +81,7 @@ def _event_from_row(row: tuple[Any, ...]) -> EventRecord:
                        lines=lines, n=last_seq - seq + 1, seq=seq)
 
 
-def get_run(conn: sqlite3.Connection, run_ref: str, *, workspace: str | None = None) -> RunRow:
+def get_run(conn: Db, run_ref: str, *, workspace: str | None = None) -> RunRow:
     """The run with id ``run_ref``, or the only one whose id starts with it.
 
     ``last`` names the most recently created run (of ``workspace``, when given).
@@ -109,12 +111,12 @@ def get_run(conn: sqlite3.Connection, run_ref: str, *, workspace: str | None = N
     raise RunNotFound(f"no run '{run_ref}'", hint="'flwd :runs' lists runs")
 
 
-def count_runs(conn: sqlite3.Connection, query: RunFilter = EVERY_RUN) -> int:
+def count_runs(conn: Db, query: RunFilter = EVERY_RUN) -> int:
     _, clause, params = _where(conn, query)
     return int(conn.execute(f"SELECT COUNT(*) FROM runs {clause}", params).fetchone()[0])
 
 
-def list_runs(conn: sqlite3.Connection, query: RunFilter = EVERY_RUN, *, limit: int = 50,
+def list_runs(conn: Db, query: RunFilter = EVERY_RUN, *, limit: int = 50,
               offset: int = 0) -> list[RunRow]:
     """The runs ``query`` selects, newest first."""
     columns, clause, params = _where(conn, query)
@@ -124,13 +126,13 @@ def list_runs(conn: sqlite3.Connection, query: RunFilter = EVERY_RUN, *, limit: 
     return [_run_from_row(r) for r in rows]
 
 
-def unfinished_runs(conn: sqlite3.Connection) -> list[RunRow]:
+def unfinished_runs(conn: Db) -> list[RunRow]:
     rows = conn.execute(f"SELECT {_run_columns(conn)[0]} FROM runs WHERE status IN ('queued','running')"
                         ).fetchall()
     return [_run_from_row(r) for r in rows]
 
 
-def read_events(conn: sqlite3.Connection, run_id: str | None, *, after: int = 0,
+def read_events(conn: Db, run_id: str | None, *, after: int = 0,
                 limit: int = 500, max_bytes: int | None = None) -> list[EventRecord]:
     """Journal rows holding events with seq > ``after`` (of one run, or of all runs).
 
@@ -172,14 +174,14 @@ def read_events(conn: sqlite3.Connection, run_id: str | None, *, after: int = 0,
     return records
 
 
-def event_bounds(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
+def event_bounds(conn: Db, run_id: str) -> tuple[int, int]:
     """(first seq, last seq) retained for the run; (0, 0) when it has none."""
     row = conn.execute("SELECT MIN(seq), MAX(last_seq) FROM events WHERE run_id = ?",
                        (run_id,)).fetchone()
     return (row[0] or 0, row[1] or 0)
 
 
-def find_idempotent(conn: sqlite3.Connection, key: str) -> IdempotencyRecord | None:
+def find_idempotent(conn: Db, key: str) -> IdempotencyRecord | None:
     """The record stored for a scoped idempotency key, however old."""
     row = conn.execute("SELECT body_sha256, run_id, created_at FROM idempotency WHERE key = ?",
                        (key,)).fetchone()

@@ -19,6 +19,8 @@ from typing import Any
 
 from flwd.errors import UsageError
 
+from ._dialect import Db, dialect_of
+
 #: Finished runs are evicted in batches of this many (one transaction each), so
 #: the journal writer never waits long for the write lock.
 BATCH = 200
@@ -67,12 +69,9 @@ class GcResult:
                 "used_bytes_after": self.bytes_after, "dry_run": self.dry_run}
 
 
-def used_bytes(conn: sqlite3.Connection) -> int:
-    """Bytes of the DB's pages in use (free pages are reused before the file grows)."""
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    return int((pages - free) * page_size)
+def used_bytes(conn: Db) -> int:
+    """What ``--max-db-mb`` is checked against (see the connection's dialect)."""
+    return dialect_of(conn).used_bytes(conn)
 
 
 def storage_usage(conn: sqlite3.Connection, db_path: Path) -> dict[str, Any]:
@@ -120,18 +119,18 @@ def _max_bytes(db_path: Path, pages: int, page_size: int, page_limit: int) -> in
     return min(ceiling, pages * page_size + stats.f_bavail * stats.f_frsize)
 
 
-def evicted_through(conn: sqlite3.Connection) -> int:
+def evicted_through(conn: Db) -> int:
     """The highest event sequence number ever evicted (0: none)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'evicted_through_seq'").fetchone()
     return int(row[0]) if row else 0
 
 
-def was_evicted(conn: sqlite3.Connection, run_id: str) -> bool:
+def was_evicted(conn: Db, run_id: str) -> bool:
     return conn.execute("SELECT 1 FROM evicted_runs WHERE run_id = ?",
                         (run_id,)).fetchone() is not None
 
 
-def _candidates(conn: sqlite3.Connection, policy: RetentionPolicy, now: float) -> list[str]:
+def _candidates(conn: Db, policy: RetentionPolicy, now: float) -> list[str]:
     """Finished runs the count and age limits evict, oldest first."""
     chosen: dict[str, None] = {}
     marks = ",".join("?" * len(_TERMINAL))
@@ -152,11 +151,12 @@ def _candidates(conn: sqlite3.Connection, policy: RetentionPolicy, now: float) -
     return list(chosen)
 
 
-def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None,
+def _evict(conn: Db, run_ids: list[str], runs_dir: Path | None,
            result: GcResult) -> None:
     """Delete whole runs in one transaction; add them and what they held to ``result``."""
     if not run_ids:
         return
+    dialect = dialect_of(conn)
     marks = ",".join("?" * len(run_ids))
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -171,18 +171,17 @@ def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None,
         # length() of a BLOB reads its size, not its pages: the output lines are not loaded.
         top, count, size = conn.execute(
             f"SELECT coalesce(max(last_seq), 0), coalesce(sum(last_seq - seq + 1), 0), "
-            f"coalesce(sum(length(CAST(data AS BLOB)) + coalesce(length(lines), 0)), 0) "
+            f"coalesce(sum({dialect.octets('data')} + coalesce(length(lines), 0)), 0) "
             f"FROM events WHERE run_id IN ({marks})", run_ids).fetchone()
         keys, key_size = conn.execute(
-            f"SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) "
-            f"+ length(CAST(body_sha256 AS BLOB)) + length(CAST(run_id AS BLOB))), 0) "
+            f"SELECT count(*), coalesce(sum({dialect.octets('key')} "
+            f"+ {dialect.octets('body_sha256')} + {dialect.octets('run_id')}), 0) "
             f"FROM idempotency WHERE run_id IN ({marks})", run_ids).fetchone()
         stamp = time.time()
-        conn.executemany("INSERT OR REPLACE INTO evicted_runs(run_id, evicted_at) VALUES (?, ?)",
+        conn.executemany("INSERT INTO evicted_runs(run_id, evicted_at) VALUES (?, ?) "
+                         "ON CONFLICT(run_id) DO UPDATE SET evicted_at = excluded.evicted_at",
                          [(run_id, stamp) for run_id in run_ids])
-        conn.execute("INSERT INTO meta(key, value) VALUES ('evicted_through_seq', ?) "
-                     "ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), "
-                     "CAST(excluded.value AS INTEGER))", (str(top),))
+        _raise_evicted_through(conn, top)
         conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", run_ids)
         conn.execute(f"DELETE FROM idempotency WHERE run_id IN ({marks})", run_ids)
         conn.execute(f"DELETE FROM notify_deliveries WHERE run_id IN ({marks})", run_ids)
@@ -201,7 +200,15 @@ def _evict(conn: sqlite3.Connection, run_ids: list[str], runs_dir: Path | None,
             shutil.rmtree(runs_dir / run_id, ignore_errors=True)
 
 
-def _evict_runless(conn: sqlite3.Connection, policy: RetentionPolicy, now: float,
+def _raise_evicted_through(conn: Db, top: int) -> None:
+    """``evicted_through_seq`` becomes ``top`` unless it is higher already."""
+    later = dialect_of(conn).greatest("CAST(meta.value AS BIGINT)",
+                                      "CAST(excluded.value AS BIGINT)")
+    conn.execute("INSERT INTO meta(key, value) VALUES ('evicted_through_seq', ?) "
+                 f"ON CONFLICT(key) DO UPDATE SET value = {later}", (str(top),))
+
+
+def _evict_runless(conn: Db, policy: RetentionPolicy, now: float,
                    result: GcResult) -> None:
     """Delete the events of no run (refused requests, schedule skips, refused webhooks)
     older than the oldest run kept: they go with the runs of their time, so they are
@@ -213,14 +220,12 @@ def _evict_runless(conn: sqlite3.Connection, policy: RetentionPolicy, now: float
             oldest = now - policy.retain_days * 86400 if policy.retain_days is not None else now
         top, count, size = conn.execute(
             "SELECT coalesce(max(last_seq), 0), count(*), "
-            "coalesce(sum(length(CAST(data AS BLOB))), 0) "
+            f"coalesce(sum({dialect_of(conn).octets('data')}), 0) "
             "FROM events WHERE run_id = '' AND ts < ?", (oldest,)).fetchone()
         if count:
             conn.execute("DELETE FROM events WHERE run_id = '' AND ts < ?", (oldest,))
             # A stream resumed from before them is told 410, as for evicted runs.
-            conn.execute("INSERT INTO meta(key, value) VALUES ('evicted_through_seq', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), "
-                         "CAST(excluded.value AS INTEGER))", (str(top),))
+            _raise_evicted_through(conn, top)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -229,7 +234,7 @@ def _evict_runless(conn: sqlite3.Connection, policy: RetentionPolicy, now: float
     result.event_bytes_deleted += int(size)
 
 
-def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path | None,
+def collect(conn: Db, policy: RetentionPolicy, *, runs_dir: Path | None,
             now: float | None = None, dry_run: bool = False) -> GcResult:
     """Apply ``policy``: the count and age limits, then the size limit, oldest runs first."""
     now = time.time() if now is None else now
@@ -257,7 +262,6 @@ def collect(conn: sqlite3.Connection, policy: RetentionPolicy, *, runs_dir: Path
             _evict(conn, oldest, runs_dir, result)
     if result.evicted:
         _evict_runless(conn, policy, now, result)
-        # Hand the WAL's pages back too (the main file keeps its free pages for reuse).
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dialect_of(conn).after_eviction(conn)
     result.bytes_after = used_bytes(conn)
     return result

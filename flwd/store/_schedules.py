@@ -10,18 +10,18 @@ Which scheduled fires already have a run is read from ``runs.trigger_key``
 time): a run committed by a server that died before it moved the watermark is
 found there, and is never started again.
 
-Blocking (sqlite3): call from a worker thread inside trio.
+Blocking: call from a worker thread inside trio.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flwd.events import schedule_key_prefix
 
 from ._db import Connection
+from ._dialect import Db, dialect_of
 from ._kv import _write
 from ._schema import AUTOMATION_SCHEMA
 
@@ -44,12 +44,12 @@ class ScheduleState:
     updated_at: float | None = None
 
 
-def _has_table(conn: sqlite3.Connection) -> bool:
+def _has_table(conn: Db) -> bool:
     # A reader of a Core DB left by an older flwd does not migrate it.
     return not isinstance(conn, Connection) or conn.schema_version >= AUTOMATION_SCHEMA
 
 
-def states(conn: sqlite3.Connection, workspace: str) -> dict[str, ScheduleState]:
+def states(conn: Db, workspace: str) -> dict[str, ScheduleState]:
     if not _has_table(conn):
         return {}
     rows = conn.execute("SELECT name, watermark, paused, last_fire_at, last_outcome, "
@@ -59,24 +59,26 @@ def states(conn: sqlite3.Connection, workspace: str) -> dict[str, ScheduleState]
             for row in rows}
 
 
-def record(conn: sqlite3.Connection, workspace: str, name: str, *, watermark: float,
+def record(conn: Db, workspace: str, name: str, *, watermark: float,
            fire_at: float | None, outcome: str | None, run_id: str | None,
            now: float) -> None:
     """Move the watermark (never back) and, given ``outcome``, record the last fire."""
+    later = dialect_of(conn).greatest(
+        "coalesce(schedule_state.watermark, excluded.watermark)", "excluded.watermark")
     with _write(conn):
         conn.execute(
             "INSERT INTO schedule_state(workspace, name, watermark, last_fire_at, "
             "last_outcome, last_run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(workspace, name) DO UPDATE SET "
-            "watermark = max(coalesce(watermark, excluded.watermark), excluded.watermark), "
-            "last_fire_at = coalesce(excluded.last_fire_at, last_fire_at), "
-            "last_outcome = coalesce(excluded.last_outcome, last_outcome), "
-            "last_run_id = CASE WHEN excluded.last_outcome IS NULL THEN last_run_id "
-            "ELSE excluded.last_run_id END, updated_at = excluded.updated_at",
+            f"ON CONFLICT(workspace, name) DO UPDATE SET watermark = {later}, "
+            "last_fire_at = coalesce(excluded.last_fire_at, schedule_state.last_fire_at), "
+            "last_outcome = coalesce(excluded.last_outcome, schedule_state.last_outcome), "
+            "last_run_id = CASE WHEN excluded.last_outcome IS NULL THEN "
+            "schedule_state.last_run_id ELSE excluded.last_run_id END, "
+            "updated_at = excluded.updated_at",
             (workspace, name, watermark, fire_at, outcome, run_id, now))
 
 
-def set_paused(conn: sqlite3.Connection, workspace: str, name: str, paused: bool,
+def set_paused(conn: Db, workspace: str, name: str, paused: bool,
                now: float) -> bool:
     """Pause or resume; True when that changed anything."""
     with _write(conn):
@@ -92,7 +94,7 @@ def set_paused(conn: sqlite3.Connection, workspace: str, name: str, paused: bool
     return True
 
 
-def fired_through(conn: sqlite3.Connection, workspace: str, name: str, after: float,
+def fired_through(conn: Db, workspace: str, name: str, after: float,
                   until: float) -> float | None:
     """The newest scheduled fire time of ``name`` in ``(after, until]`` that has a run."""
     if not _has_table(conn):

@@ -9,15 +9,15 @@ Bounded: a login first deletes every expired session, and a token keeps at
 most ``keep`` sessions (its oldest are evicted), so however many logins one
 token makes, its rows stay few.
 
-Blocking (sqlite3): call from a worker thread inside trio.
+Blocking: call from a worker thread inside trio.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from ._db import Connection
+from ._dialect import Db
 from ._kv import _write
 
 #: The version whose migration made the sessions table (an older Core DB has none).
@@ -38,12 +38,12 @@ class SessionRecord:
         return now >= self.expires_at
 
 
-def _has_table(conn: sqlite3.Connection) -> bool:
+def _has_table(conn: Db) -> bool:
     # A reader of a Core DB left by an older flwd does not migrate it.
     return not isinstance(conn, Connection) or conn.schema_version >= SESSION_SCHEMA
 
 
-def get(conn: sqlite3.Connection, id_hash: str) -> SessionRecord | None:
+def get(conn: Db, id_hash: str) -> SessionRecord | None:
     """The session with this digest, expired or not (the caller judges the time)."""
     if not _has_table(conn):
         return None
@@ -52,7 +52,7 @@ def get(conn: sqlite3.Connection, id_hash: str) -> SessionRecord | None:
     return None if row is None else SessionRecord(id_hash, row[0], row[1], row[2])
 
 
-def create(conn: sqlite3.Connection, record: SessionRecord, *, keep: int, now: float
+def create(conn: Db, record: SessionRecord, *, keep: int, now: float
            ) -> list[str]:
     """Store ``record``; delete expired sessions, and the oldest of its token beyond
     ``keep``. Returns the digests of the sessions evicted for the cap (not the expired).
@@ -75,13 +75,13 @@ def create(conn: sqlite3.Connection, record: SessionRecord, *, keep: int, now: f
     return evicted
 
 
-def delete(conn: sqlite3.Connection, id_hash: str) -> bool:
+def delete(conn: Db, id_hash: str) -> bool:
     """Remove the session; True when it was there.
 
     Raises:
         StorageError: the Core DB cannot be written.
     """
     with _write(conn):
-        return conn.execute("DELETE FROM sessions WHERE id_hash = ?",
-                            (id_hash,)).rowcount > 0
+        return bool(conn.execute("DELETE FROM sessions WHERE id_hash = ?",
+                                 (id_hash,)).rowcount > 0)
 
