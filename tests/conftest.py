@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+# The throw-away PostgreSQL cluster of the session, and a fresh database per test.
+from tests._postgres import postgres_cluster as postgres_cluster
+from tests._postgres import postgres_dsn as postgres_dsn
+
 REPO = Path(__file__).resolve().parent.parent
 FLWD = [sys.executable, "-m", "flwd"]
 

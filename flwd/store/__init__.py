@@ -1,4 +1,6 @@
-"""The Core DB: the :class:`Store` port (``_typing``) and its embedded SQLite implementation."""
+"""The Core DB: the :class:`Store` port (``_typing``), its embedded SQLite implementation,
+and :func:`open_store` (a SQLite file, or a PostgreSQL database: ``flwd.store.postgres``,
+imported only when a ``postgresql://`` URL is opened)."""
 
 from ._db import connect as connect
 from ._db import db_path as db_path
@@ -25,6 +27,8 @@ from ._kv import MAX_VALUE_BYTES as MAX_VALUE_BYTES
 from ._kv import KvItem as KvItem
 from ._kv import check_key as check_key
 from ._notify import DeliveryRecord as DeliveryRecord
+from ._open import POSTGRES_SCHEMES as POSTGRES_SCHEMES
+from ._open import open_store as open_store
 from ._read import count_runs as count_runs
 from ._read import event_bounds as event_bounds
 from ._read import get_run as get_run

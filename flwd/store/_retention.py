@@ -85,22 +85,29 @@ def storage_usage(conn: sqlite3.Connection, db_path: Path) -> dict[str, Any]:
     page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
     pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
     page_limit = int(conn.execute("PRAGMA max_page_count").fetchone()[0])
+    return {"driver": "sqlite",
+            "bytes_used": pages * page_size,
+            "max_bytes": _max_bytes(db_path, pages, page_size, page_limit),
+            # Read from the file (a reader does not migrate): what it really is.
+            "schema_version": int(conn.execute("PRAGMA user_version").fetchone()[0]),
+            "db_bytes": size(db_path), "wal_bytes": size(db_path.with_name(db_path.name + "-wal")),
+            **journal_usage(conn)}
+
+
+def journal_usage(conn: Db) -> dict[str, Any]:
+    """What ``GET /health/storage`` reports of the rows, on any backend: ``journal_bytes``,
+    ``used_bytes``, ``runs``, ``events``, ``oldest_run_created_at``, ``evicted_runs``
+    and ``evicted_through_seq``."""
     runs, oldest = conn.execute("SELECT count(*), min(created_at) FROM runs").fetchone()
     # One pass over the journal. The blob's length comes from the row header; the
     # data's (small JSON) is counted in bytes, not characters.
     events, journal = conn.execute(
         "SELECT coalesce(sum(last_seq - seq + 1), 0), coalesce(sum("
-        "length(CAST(data AS BLOB)) + coalesce(length(lines), 0)), 0) FROM events").fetchone()
+        f"{dialect_of(conn).octets('data')} + coalesce(length(lines), 0)), 0) FROM events"
+    ).fetchone()
     evicted = conn.execute("SELECT count(*) FROM evicted_runs").fetchone()[0]
-    return {"driver": "sqlite",
-            "bytes_used": pages * page_size,
-            "max_bytes": _max_bytes(db_path, pages, page_size, page_limit),
-            "journal_bytes": int(journal),
-            # Read from the file (a reader does not migrate): what it really is.
-            "schema_version": int(conn.execute("PRAGMA user_version").fetchone()[0]),
-            "db_bytes": size(db_path), "wal_bytes": size(db_path.with_name(db_path.name + "-wal")),
-            "used_bytes": used_bytes(conn), "runs": runs, "events": int(events),
-            "oldest_run_created_at": oldest, "evicted_runs": evicted,
+    return {"journal_bytes": int(journal), "used_bytes": used_bytes(conn), "runs": int(runs),
+            "events": int(events), "oldest_run_created_at": oldest, "evicted_runs": int(evicted),
             "evicted_through_seq": evicted_through(conn)}
 
 

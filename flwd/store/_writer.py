@@ -1,8 +1,11 @@
-"""The journal writer: one sqlite connection owned by one dedicated OS thread.
+"""The journal writer: one connection owned by one dedicated OS thread.
 
-SQLite objects are thread-affine and a trio ``CapacityLimiter(1)`` does not pin
-a thread (trio hands the job to any idle worker), so the connection lives in a
-plain ``threading.Thread`` fed through a ``queue.SimpleQueue``.
+SQLite objects are thread-affine (and a psycopg connection must not be used by two
+threads at once), and a trio ``CapacityLimiter(1)`` does not pin a thread (trio hands
+the job to any idle worker), so the connection lives in a plain ``threading.Thread``
+fed through a ``queue.SimpleQueue``. :class:`ThreadedJournal` is that thread;
+:class:`JournalWriter` is SQLite's (with its ballast file), the PostgreSQL store's
+opens its connection to the server instead.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import outcome
 
 from ._db import connect
+from ._dialect import Db
 from ._journal import GroupResult, JournalItem, append_groups
 
 Done = Callable[[outcome.Outcome[list[GroupResult]]], None]
@@ -30,7 +34,11 @@ _STOP = object()
 RESERVE_BYTES = 256 * 1024
 
 
-class JournalWriter:
+class ClosingDb(Db, Protocol):
+    def close(self) -> None: ...
+
+
+class ThreadedJournal:
     """Commits batches in order, one transaction each, in its own thread.
 
     A batch is a list of groups; a group whose records cannot be stored is
@@ -41,8 +49,7 @@ class JournalWriter:
     outcome, so trio callers hand it to ``TrioToken.run_sync_soon``.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
@@ -55,6 +62,60 @@ class JournalWriter:
         if self._open_error is not None:
             self._thread.join()
             raise self._open_error
+
+    def _connect(self) -> ClosingDb:
+        """Open the thread's connection, the schema migrated (in the thread)."""
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Once connected, before the first batch (in the thread)."""
+
+    def release_reserve(self) -> bool:
+        """Free the space kept for finishing runs on a full disk; True if some was freed."""
+        return False
+
+    def submit(self, groups: Sequence[Sequence[JournalItem]], done: Done) -> None:
+        """Queue ``groups`` for one transaction (see :func:`flwd.store.append_groups`)."""
+        self._queue.put((groups, done))
+
+    def close(self) -> None:
+        """Commit everything submitted so far, then stop the thread (blocking)."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def _main(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self._open_error = exc
+            self._ready.set()
+            return
+        self._prepare()
+        self._ready.set()
+        try:
+            while True:
+                job = self._queue.get()
+                if job is _STOP:
+                    break
+                groups, done = cast(tuple[Sequence[Sequence[JournalItem]], Done], job)
+                done(outcome.capture(append_groups, conn, groups))
+        finally:
+            conn.close()
+
+
+class JournalWriter(ThreadedJournal):
+    """The journal of a SQLite Core DB, and its ballast file (see :data:`RESERVE_BYTES`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def _connect(self) -> ClosingDb:
+        return connect(self.path)
+
+    def _prepare(self) -> None:
+        self._make_reserve()
 
     @property
     def reserve_path(self) -> Path:
@@ -87,32 +148,3 @@ class JournalWriter:
                 os.unlink(path)
             except OSError:
                 pass
-
-    def submit(self, groups: Sequence[Sequence[JournalItem]], done: Done) -> None:
-        """Queue ``groups`` for one transaction (see :func:`flwd.store.append_groups`)."""
-        self._queue.put((groups, done))
-
-    def close(self) -> None:
-        """Commit everything submitted so far, then stop the thread (blocking)."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
-
-    def _main(self) -> None:
-        try:
-            conn = connect(self.path)
-        except BaseException as exc:
-            self._open_error = exc
-            self._ready.set()
-            return
-        self._make_reserve()
-        self._ready.set()
-        try:
-            while True:
-                job = self._queue.get()
-                if job is _STOP:
-                    break
-                groups, done = cast(tuple[Sequence[Sequence[JournalItem]], Done], job)
-                done(outcome.capture(append_groups, conn, groups))
-        finally:
-            conn.close()

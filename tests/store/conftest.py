@@ -7,14 +7,16 @@ here with the same four methods and its name to :data:`BACKENDS`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
 from flwd.store import SqliteStore, Store
+from tests._postgres import Cluster
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 class Backend(Protocol):
@@ -58,10 +60,54 @@ class SqliteBackend:
         return SqliteStore(store.path)
 
 
+class PostgresBackend:
+    """One fresh database per store in the session's throw-away cluster (tests/_postgres.py)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.made: list[Any] = []
+
+    def _store(self, dsn: str) -> Store:
+        from flwd.store.postgres import PostgresStore
+
+        store = PostgresStore(dsn)
+        self.made.append(store)
+        return store
+
+    def fresh(self) -> Store:
+        return self._store(self.cluster.fresh_database())
+
+    def unopenable(self) -> Store:
+        # A database the server does not have.
+        return self._store(self.cluster.dsn("no_such_database"))
+
+    def footprint(self, store: Store) -> list[str]:
+        import psycopg
+
+        with psycopg.connect(store.dsn) as conn:  # type: ignore[attr-defined]
+            return sorted(row[0] for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+
+    def same(self, store: Store) -> Store:
+        return self._store(store.dsn)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for store in self.made:
+            store.close()
+
+
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
-        return SqliteBackend(tmp_path)
+        yield SqliteBackend(tmp_path)
+        return
+    if request.param == "postgres":
+        made = PostgresBackend(request.getfixturevalue("postgres_cluster"))
+        try:
+            yield made
+        finally:
+            made.close()
+        return
     raise AssertionError(f"unknown backend {request.param}")
 
 

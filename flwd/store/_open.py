@@ -1,0 +1,46 @@
+"""Which Core DB a location names: a ``postgresql://`` URL, or a SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flwd.errors import StorageError, UsageError
+
+from ._sqlite import SqliteStore
+from ._typing import Store
+
+#: The schemes of a PostgreSQL Core DB's URL (libpq's).
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_store(location: str | Path) -> Store:
+    """The store of ``location`` (nothing is opened until it is used).
+
+    ``postgresql://…`` (or ``postgres://…``): a :class:`~flwd.store.postgres.PostgresStore`
+    (psycopg is imported only then). ``sqlite:///PATH`` or a plain path: a
+    :class:`~flwd.store.SqliteStore` of that file.
+
+    Raises:
+        UsageError: a URL of another kind.
+        StorageError: a PostgreSQL URL without psycopg installed.
+    """
+    text = str(location)
+    if text.startswith(POSTGRES_SCHEMES):
+        try:
+            from .postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not exc.name.startswith("psycopg"):
+                raise
+            raise StorageError("a PostgreSQL Core DB needs psycopg, which is not installed",
+                               hint="pip install 'flwd[postgres]'") from None
+        return PostgresStore(text)
+    if text.startswith("sqlite://"):
+        text = text.removeprefix("sqlite://")
+    elif "://" in text:
+        scheme = text.partition("://")[0][:20]
+        raise UsageError(f"--db: {scheme}:// is not a Core DB flwd knows",
+                         hint="use postgresql://USER@HOST/DATABASE, or the path of a "
+                              "SQLite file")
+    if not text:
+        raise UsageError("--db: no path after sqlite://", hint="use sqlite:///PATH/flwd.db")
+    return SqliteStore(Path(text).expanduser().absolute())
