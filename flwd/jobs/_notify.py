@@ -34,7 +34,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ._argspec import Loc, show, spec_error
@@ -125,6 +125,9 @@ class WebhookSink(_Delivery):
     secret_file: str | None = None
     secret_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Headers whose values are secrets (``Authorization: Bearer …``): header name →
+    #: the variable of the flwd process holding the value, read for each attempt.
+    headers_env: dict[str, str] = Field(default_factory=dict)
     attempts: int = Field(default=5, ge=1, le=20)
 
     @field_validator("url")
@@ -155,19 +158,26 @@ class WebhookSink(_Delivery):
     def _secret_file(cls, value: str | None) -> str | None:
         return _file_name(value)
 
-    @field_validator("headers", mode="before")
+    @field_validator("headers", "headers_env", mode="before")
     @classmethod
-    def _headers(cls, value: Any) -> Any:
+    def _headers(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, dict):
             return value
         headers: dict[str, str] = {}
         problems: list[tuple[Loc, str]] = []
+        from_env = info.field_name == "headers_env"
         for key, item in value.items():
             name = str(key)
             if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
                 problems.append(((name,), "not a header name"))
             elif key.lower() in _RESERVED_HEADERS or key.lower().startswith("x-flwd-"):
                 problems.append(((name,), "flwd sets this header itself"))
+            elif from_env:
+                if not isinstance(item, str) or not _ENV_NAME.fullmatch(item):
+                    problems.append(((name,), "must name an environment variable of the flwd "
+                                              "process (letters, digits and '_')"))
+                else:
+                    headers[key] = item
             elif isinstance(item, bool) or not isinstance(item, str | int | float):
                 problems.append(((name,), "must be a string"))
             elif any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in str(item)):
@@ -186,6 +196,9 @@ class WebhookSink(_Delivery):
                                  "not both"))
         if self.secret_file is not None and self.secret_env is not None:
             problems.append((("secret_env",), "give secret_file or secret_env, not both"))
+        plain = {name.lower() for name in self.headers}
+        problems.extend(((("headers_env", name), "also in headers: give it in one of them"))
+                        for name in self.headers_env if name.lower() in plain)
         if problems:
             raise spec_error(problems)
         return self

@@ -25,8 +25,9 @@ MAX_RETRY_AFTER = 300.0
 
 
 def _target(sink: WebhookSink, environ: Mapping[str, str], workspace: Path
-            ) -> tuple[str, bytes | None]:
-    """(the URL, the signing secret) of ``sink``; blocking (a secret file).
+            ) -> tuple[str, bytes | None, dict[str, str]]:
+    """(the URL, the signing secret, the secret headers) of ``sink``; blocking (a secret
+    file).
 
     Raises:
         SecretUnavailable.
@@ -37,7 +38,15 @@ def _target(sink: WebhookSink, environ: Mapping[str, str], workspace: Path
         secret = read_secret_file(sink.secret_file, workspace)
     elif sink.secret_env is not None:
         secret = read_env(sink.secret_env, environ).encode()
-    return url, secret
+    headers: dict[str, str] = {}
+    for header, name in sink.headers_env.items():
+        value = read_env(name, environ)
+        # A line break would end the header and start another (header injection).
+        if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value):
+            raise SecretUnavailable(f"the environment variable {name} (header {header}) is "
+                                    "not one line of text")
+        headers[header] = value
+    return url, secret, headers
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -62,17 +71,19 @@ async def post_webhook(client: httpx.AsyncClient, sink: WebhookSink, note: Notif
     Cancellation: the request is abandoned (its connection closed).
     """
     try:
-        url, secret = await trio.to_thread.run_sync(partial(_target, sink, environ, workspace))
+        url, secret, secret_headers = await trio.to_thread.run_sync(
+            partial(_target, sink, environ, workspace))
     except SecretUnavailable as exc:
         return Attempt(False, error=str(exc))
     body = note.body
     stamp = int(time.time())
-    headers = {**sink.headers, "Content-Type": "application/json",
+    headers = {**sink.headers, **secret_headers, "Content-Type": "application/json",
                "User-Agent": f"flwd/{__version__}", "X-Flwd-Event": note.event,
                "X-Flwd-Delivery": note.delivery, TIMESTAMP_HEADER: str(stamp)}
     if secret is not None:
         headers[SIGNATURE_HEADER] = signature(secret, stamp, body)
-    hidden = (url, _path_of(url), secret.decode("utf-8", "replace") if secret else "")
+    hidden = (url, _path_of(url), secret.decode("utf-8", "replace") if secret else "",
+              *secret_headers.values())
     try:
         # httpx's timeout bounds each read and write; the scope bounds the whole attempt
         # (a receiver dripping one byte a second would otherwise hold it for hours).

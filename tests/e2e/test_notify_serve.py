@@ -25,6 +25,7 @@ from tests.conftest import Server, scrape, sse_events, write_job
 DEV = {"Authorization": "Bearer dev-token"}
 SECRET = "whsec-0f9a3c-notify-test"
 RUN_SECRET = "tok-run-secret-4711"
+AUTH = "Bearer rcv-6d1f0a-receiver-token"
 
 
 class Receiver:
@@ -127,6 +128,7 @@ notify:
       secret_file: "{secret}"
       backoff: 200ms
       headers: {{X-Team: ops}}
+      headers_env: {{Authorization: UITEST_RECEIVER_AUTH}}
 """
 
 
@@ -138,7 +140,7 @@ def test_a_failing_job_notifies_a_signed_webhook_retried_after_a_500_then_recove
     secret.chmod(0o600)
     write_job(workspace, "alert", ALERT_JOB.format(url=receiver.url, secret=secret),
               {"100_main.sh": 'echo "outcome $ARG_OUTCOME"\n[ "$ARG_OUTCOME" = pass ]\n'})
-    server: Server = server_factory("--dev")
+    server: Server = server_factory("--dev", UITEST_RECEIVER_AUTH=AUTH)
 
     failed = start(server, "alert", outcome="fail", api_key=RUN_SECRET)
     first, retry = receiver.wait(2)
@@ -153,6 +155,7 @@ def test_a_failing_job_notifies_a_signed_webhook_retried_after_a_500_then_recove
                                     request["body"], headers["X-Flwd-Signature"],
                                     now=request["at"])
         assert headers["X-Flwd-Event"] == "failure" and headers["X-Team"] == "ops"
+        assert headers["Authorization"] == AUTH  # headers_env: read from flwd's environment
         assert headers["Content-Type"] == "application/json"
     assert first["headers"]["X-Flwd-Delivery"] == retry["headers"]["X-Flwd-Delivery"]
     note = json.loads(first["body"])
@@ -202,7 +205,9 @@ def test_a_failing_job_notifies_a_signed_webhook_retried_after_a_500_then_recove
         if path.is_file():
             data = path.read_bytes()
             assert SECRET.encode() not in data and RUN_SECRET.encode() not in data, path
+            assert AUTH.encode() not in data, path
     assert SECRET not in "".join(server.log) and RUN_SECRET not in "".join(server.log)
+    assert AUTH not in "".join(server.log)
 
 
 def _streams_end_at_run_finish(server: Server, run_id: str) -> None:

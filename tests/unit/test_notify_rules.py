@@ -99,7 +99,8 @@ notify:
             starttls: false, credentials_file: creds}
   - on: [failure]
     webhook: {url: "http://example.com", headers: {Content-Type: text/plain,
-              X-Flwd-Signature: forged, "bad name": x, X-Two: "a\\nb"}}
+              X-Flwd-Signature: forged, "bad name": x, X-Two: "a\\nb", X-Key: k},
+              headers_env: {Host: H, X-Token: "not a name", x-key: K, "a b": C}}
   - on: [failure]
     running_longer_than: 0
     after_failures: 0
@@ -118,6 +119,9 @@ notify:
     assert by_path["notify[5].webhook.headers.X-Flwd-Signature"] == "flwd sets this header itself"
     assert by_path["notify[5].webhook.headers.bad name"] == "not a header name"
     assert by_path["notify[5].webhook.headers.X-Two"] == "must be one line of text"
+    assert by_path["notify[5].webhook.headers_env.Host"] == "flwd sets this header itself"
+    assert "must name an environment variable" in by_path["notify[5].webhook.headers_env.X-Token"]
+    assert by_path["notify[5].webhook.headers_env.a b"] == "not a header name"
     assert "greater than 0" in by_path["notify[6].running_longer_than"]
     assert "at least 1" in by_path["notify[6].after_failures"]
     assert "notify[6].command.argv" in by_path
@@ -339,3 +343,37 @@ def test_credentials_are_one_user_password_line(tmp_path: Path) -> None:
     creds.write_text("no-colon\n")
     with pytest.raises(SecretUnavailable, match="USER:PASSWORD"):
         read_credentials("smtp", tmp_path)
+
+
+def test_a_header_is_given_in_headers_or_headers_env_not_both() -> None:
+    errors = problems_of("notify:\n  on: [failure]\n  webhook: {url: 'http://a.example', "
+                         "headers: {X-Key: k}, headers_env: {x-key: K, X-Other: O}}\n")
+    assert [(error["arg"], error["message"]) for error in errors] == [
+        ("notify[0].webhook.headers_env.x-key", "also in headers: give it in one of them")]
+
+
+def test_a_secret_header_of_more_than_one_line_fails_the_attempt_without_quoting_it(
+        tmp_path: Path) -> None:
+    import httpx
+    import trio
+
+    from flwd.notify import Notification
+    from flwd.notify._webhook import post_webhook
+
+    [rule] = rules_of("notify:\n  on: [failure]\n  webhook: {url: 'http://127.0.0.1:9/x', "
+                      "headers_env: {Authorization: RCV_AUTH}}\n")
+    assert rule.webhook is not None and rule.webhook.headers_env == {"Authorization": "RCV_AUTH"}
+    note = Notification("run-1", "job", "failure", "d-1", {"event": "failure"})
+
+    async def attempt(value: str | None) -> Any:
+        environ = {} if value is None else {"RCV_AUTH": value}
+        async with httpx.AsyncClient() as client:
+            return await post_webhook(client, rule.webhook, note, environ=environ,
+                                      workspace=tmp_path)
+
+    injected = trio.run(attempt, "Bearer t0k\r\nX-Evil: 1")
+    assert not injected.delivered and not injected.retry
+    assert injected.error == ("the environment variable RCV_AUTH (header Authorization) is not "
+                              "one line of text")
+    unset = trio.run(attempt, None)
+    assert unset.error == "the environment variable RCV_AUTH is not set in the flwd process"
