@@ -8,6 +8,7 @@ error, 130 cancelled by Ctrl-C.
 from __future__ import annotations
 
 import errno
+import gc
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -114,6 +115,7 @@ def _dispatch(args: list[str]) -> int:
         return _completion(args[1:])
     if args[0].startswith(":") or args[0] in _VERBS:
         _refuse_bad_text(args)
+        gc.enable()  # disabled for the start-up by flwd._entry; a verb may run for days
         return _run_cyclopts(args)
     if args[0].startswith("-"):
         raise_usage(f"unknown option {args[0]}")

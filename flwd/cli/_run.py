@@ -34,8 +34,10 @@ def run_job_command(tokens: Sequence[str]) -> int:
     # Chosen before trio starts: the backend's imports run as plain code.
     backend = choose_backend()
     # What the imports made lives as long as the process: the collector need not walk
-    # it again at each full collection while the run goes on.
+    # it again at each full collection while the run goes on. It was off while they ran
+    # (flwd._entry): on again for the run itself.
     gc.freeze()
+    gc.enable()
     return trio.run(_run_job, backend, list(tokens))
 
 

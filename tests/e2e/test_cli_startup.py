@@ -72,6 +72,45 @@ def test_a_host_run_starts_its_keeper_before_loading_the_engine(workspace: Path,
     assert "keepers started with [[]]" in done.stderr  # one keeper, before any of them
 
 
+#: Run as ``python -c``: flwd's entry point, counting the collector's runs from the moment
+#: flwd.cli starts loading until the imports are frozen (a run's ``gc.freeze()``), and
+#: whether it is on at the exit.
+_GC_WATCH = """\
+import atexit, gc, sys
+loading, before = [], []
+def hook(event, args):
+    if event == "import" and args[0] == "flwd.cli":
+        loading.append(True)
+def watch(phase, info):
+    if phase == "start" and loading and gc.get_freeze_count() == 0:
+        before.append(info["generation"])
+sys.addaudithook(hook)
+gc.callbacks.append(watch)
+atexit.register(lambda: sys.stderr.write(
+    f"collections before the freeze: {len(before)}; on at the exit: {gc.isenabled()}\\n"))
+sys.argv = ["flwd", *sys.argv[1:]]
+from flwd._entry import main
+main()
+"""
+
+
+def test_the_collector_is_off_while_a_command_loads(workspace: Path, data_dir: Path) -> None:
+    # What the imports make lives as long as the process: collecting while they run
+    # (a hundred times) frees next to nothing. A run turns it on again for the run...
+    done = subprocess.run([sys.executable, "-c", _GC_WATCH, "demo", "--name", "x"],
+                          cwd=workspace, env=flwd_env(data_dir), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Hello, x!" in done.stdout
+    assert "collections before the freeze: 0; on at the exit: True" in done.stderr
+    # ...and a verb (a server may run for days) as soon as it is dispatched.
+    done = subprocess.run([sys.executable, "-c", _GC_WATCH, ":jobs"], cwd=workspace,
+                          env=flwd_env(data_dir), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on at the exit: True" in done.stderr
+
+
 def _plugin_site(root: Path) -> Path:
     """A directory for PYTHONPATH holding an installed pydantic plugin that says when it is
     loaded (pydantic finds plugins through the ``pydantic`` entry points)."""
