@@ -12,6 +12,20 @@ itself if it is root (and says so); otherwise the baseline is skipped.
 Target: flwd runs/s >= 1.0x webhook.
 
     python bench/serve_throughput.py [--runs N] [--concurrency C] [--await sse|poll]
+
+--cost measures the server's CPU per run instead (issue 17: <= 4 ms on this VM):
+each run is one ``POST /runs`` with ``Accept: text/event-stream`` read to its end,
+sent by a lean client (bench/_lean.py: raw sockets, a few threads, no httpx),
+interleaved in rounds with the same number of requests to a bare hypercorn-trio
+hello app (and to webhook when installed). It reports, per run, the server's own
+CPU (every thread of the flwd process, from /proc/<pid>/stat utime+stime) and
+separately its children's (the process keeper and each job: live descendants'
+own and reaped CPU), medians over the rounds, and their ratios to the hello's.
+--profile FILE also records the server with py-spy (``$PY_SPY`` or PATH) over
+extra runs and prints where its CPU goes.
+
+    python bench/serve_throughput.py --cost [--rounds R] [--per-round N] [--threads T]
+                                            [--profile FILE] [--compare-with TREE]
 """
 
 from __future__ import annotations
@@ -214,8 +228,25 @@ def main() -> None:
     parser.add_argument("--await", dest="wait", choices=("sse", "poll"), default="sse",
                         help="await each run via its SSE stream (default) or by polling "
                              f"GET /runs/{{id}} every {POLL_INTERVAL * 1000:.0f} ms")
+    parser.add_argument("--cost", action="store_true",
+                        help="measure the server's CPU per run beside a bare hypercorn hello")
+    parser.add_argument("--rounds", type=int, default=9, help="--cost: interleaved rounds")
+    parser.add_argument("--per-round", type=int, default=100,
+                        help="--cost: runs (and hello requests) per round")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="--cost: client threads, one kept-alive connection each")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="--cost: record the server with py-spy into this file (raw "
+                             "collapsed stacks) and summarise it")
+    parser.add_argument("--compare-with", type=Path, default=None,
+                        help="--cost: also measure a flwd server importing flwd from this "
+                             "source tree (PYTHONPATH), e.g. the main branch's checkout")
     options = parser.parse_args()
     webhook, note = ensure_webhook()
+    if options.cost:
+        from _cost import main as cost_main
+        cost_main(options, webhook, note)
+        return
     with tempfile.TemporaryDirectory(prefix="flwd-bench-") as tmp_name:
         tmp = Path(tmp_name)
         workspace, data = tmp / "ws", tmp / "data"
