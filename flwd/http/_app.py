@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +26,7 @@ from flwd.errors import FlwdError
 from . import _events, _hooks, _jobs, _kv, _runs, _schedules, _session, _sources, _ui
 from ._auth import LOCAL_PRINCIPAL, Authenticator, Principal, Refusal
 from ._command_line import CommandLines
+from ._fast import MAX_BODY, FastPath, log_request, request_id
 from ._local_socket import PEER_SCOPE_KEY
 from ._metrics import Metrics
 from ._ops import ops_blueprint
@@ -41,9 +40,6 @@ __all__ = ["MAX_BODY", "OPEN_ENDPOINTS", "ROUTE_SCOPES", "ServeOptions", "create
 
 _log = logging.getLogger("flwd.http")
 
-#: An X-Request-ID a client may choose (anything else is replaced by one of ours).
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-MAX_BODY = 1 << 20
 
 
 class _RunId(BaseConverter):
@@ -62,8 +58,11 @@ def create_app(engine: Engine, options: ServeOptions, authenticator: Authenticat
     the thin client's command lines; see ``_command_line``)."""
     # No Quart static route: the UI's files are served by _ui, with their headers.
     app = QuartTrio("flwd", static_folder=None)
-    app.extensions[EXTENSION] = AppState.build(engine, options, authenticator, metrics,
-                                               command_lines)
+    state = app.extensions[EXTENSION] = AppState.build(engine, options, authenticator, metrics,
+                                                       command_lines)
+    # The hot requests (a run and its stream, /healthz) are answered before Quart's
+    # machinery; everything else, refusals included, by the app (see _fast).
+    app.asgi_app = FastPath(app.asgi_app, state)  # type: ignore[method-assign,assignment]
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["runid"] = _RunId
@@ -150,8 +149,7 @@ def _dev_gate(headers: Any) -> None:
 async def _begin_request() -> None:
     g.started = time.perf_counter()
     # A client's id is echoed and logged only when it is a short token.
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+    g.request_id = request_id(request.headers.get("X-Request-ID", ""))
     g.principal = None
     if PEER_SCOPE_KEY in request.scope:
         # The local socket: its peer is the data dir's owner (checked as it connected).
@@ -194,12 +192,8 @@ async def _end_request(response: Response) -> Response:
     if metrics is not None:
         metrics.observe_request(request.method, route, response.status_code, elapsed)
     principal: Principal | None = g.get("principal")
-    _log.info("request", extra={"fields": {
-        "method": request.method, "route": route or "(unmatched)",
-        "status": response.status_code,
-        "duration_ms": round(elapsed * 1000, 2),
-        "subject": principal.name if principal else None,
-        "request_id": g.get("request_id")}})
+    log_request(request.method, route, response.status_code, elapsed, principal,
+                g.get("request_id"))
     return response
 
 

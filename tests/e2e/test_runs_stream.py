@@ -7,12 +7,17 @@ port 0 over TCP, real HTTP clients.
 
 from __future__ import annotations
 
+import json
+import select
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import sse_events, start_server
+from tests.conftest import scrape, sse_events, start_server, write_job
 
 DEV = {"Authorization": "Bearer dev-token"}
 SSE = {**DEV, "Accept": "text/event-stream"}
@@ -81,3 +86,108 @@ def test_the_stream_needs_the_scopes_of_reading_events(workspace: Path, data_dir
         assert plain.status_code == 201
     finally:
         server.stop()
+
+
+# -- the fast path (flwd.http._fast) answers as the app does -----------------------------
+
+
+def _wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        select.select([], [], [], 0.05)
+    return result
+
+
+def _request_log(server: Any, request_id: str) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        for line in list(server.log):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("msg") == "request" and record.get("request_id") == request_id:
+                return dict(record)
+        return None
+
+    return dict(_wait_until(found, f"the log line of {request_id}"))
+
+
+def _stream(url: str, accept: str, request_id: str, body: dict[str, Any]
+            ) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    with httpx.stream("POST", f"{url}/runs", json=body, timeout=60,
+                      headers={**DEV, "Accept": accept, "X-Request-ID": request_id}) as response:
+        if response.status_code != 201:
+            response.read()
+            return response, []
+        return response, list(sse_events(response.iter_lines()))
+
+
+def test_the_fast_path_answers_logs_and_counts_as_the_app(dev_server: Any) -> None:
+    # Exactly "text/event-stream" is the fast path's; with a q= it is the app's.
+    fast, fast_events = _stream(dev_server.url, "text/event-stream", "fast-1",
+                                {"job_id": "demo", "args": {"name": "x"}})
+    slow, slow_events = _stream(dev_server.url, "text/event-stream;q=1", "slow-1",
+                                {"job_id": "demo", "args": {"name": "x"}})
+    assert fast.status_code == slow.status_code == 201
+    varying = {"date", "location"}
+    assert [(k, v) for k, v in fast.headers.multi_items() if k not in varying] == \
+        [(k, v.replace("slow-1", "fast-1")) for k, v in slow.headers.multi_items()
+         if k not in varying]
+    assert fast.headers["x-request-id"] == "fast-1"
+    assert [e["type"] for e in fast_events] == [e["type"] for e in slow_events]
+    assert fast_events[-1]["data"]["status"] == "completed"
+    assert fast.headers["location"] == f"/runs/{fast_events[0]['run_id']}"
+    logged = [_request_log(dev_server, rid) for rid in ("fast-1", "slow-1")]
+    for record in logged:
+        record.pop("ts"), record.pop("duration_ms"), record.pop("request_id")
+    assert logged[0] == logged[1] == {"level": "info", "logger": "flwd.http", "msg": "request",
+                                      "method": "POST", "route": "/runs", "status": 201,
+                                      "subject": "dev"}
+    counted = scrape(dev_server.url)
+    key = ("flwd_http_requests_total",
+           frozenset({("method", "POST"), ("route", "/runs"), ("code", "201")}))
+    assert counted[key] == 2
+
+
+def test_a_run_that_cannot_start_is_the_same_problem_on_the_fast_path(dev_server: Any) -> None:
+    # Refused once submitted (the job is unknown): rendered by the fast path itself.
+    answers = [_stream(dev_server.url, accept, f"r-{index}", {"job_id": "nope", "args": {}})[0]
+               for index, accept in enumerate(("text/event-stream", "text/event-stream;q=1"))]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["code"] == "job.not.found"
+    assert answers[0].headers["content-type"] == answers[1].headers["content-type"] == \
+        "application/problem+json"
+    assert _request_log(dev_server, "r-0")["status"] == 404
+
+
+def test_a_client_leaving_the_stream_gives_its_slot_back(workspace: Path, data_dir: Path,
+                                                        server_factory: Any) -> None:
+    write_job(workspace, "wait", "interpreter: bash\n", {"100_wait.sh": "exec sleep 120\n"})
+    server = server_factory("--dev", "--max-streams", "1")
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps({"job_id": "wait", "args": {}}).encode()
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(b"POST /runs HTTP/1.1\r\nHost: " + f"{host}:{port}".encode() +
+                     b"\r\nAuthorization: Bearer dev-token\r\nAccept: text/event-stream\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: " +
+                     str(len(body)).encode() + b"\r\n\r\n" + body)
+        head = b""
+        while b"event: step.start" not in head:
+            chunk = sock.recv(65536)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 201")
+        # The only slot is taken while the stream is open.
+        busy = httpx.post(f"{server.url}/runs", json={"job_id": "demo", "args": {"name": "x"}},
+                          headers=SSE, timeout=60)
+        assert busy.status_code == 503 and busy.json()["code"] == "streams.busy"
+    # The client left: its stream ends and the slot is free again (the run goes on).
+    _wait_until(lambda: _stream(server.url, "text/event-stream", "after",
+                                {"job_id": "demo", "args": {"name": "x"}})[0].status_code == 201,
+                "the slot given back")
+    runs = httpx.get(f"{server.url}/runs", params={"job_id": "wait"}, headers=DEV,
+                     timeout=60).json()
+    assert [run["status"] for run in runs] == ["running"]

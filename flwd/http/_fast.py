@@ -1,0 +1,309 @@
+"""The hot endpoints in raw ASGI, beside the Quart app: ``GET /healthz`` and ``POST /runs``
+answering the run's event stream (one request per run, what the thin client and a
+load of API runs send).
+
+Quart's machinery per request (a request object, its contexts, routing, the
+before/after hooks, a response object) costs about as much server CPU as a trivial
+run's own work. :class:`FastPath` sits in front of the app (its ``asgi_app``)
+and answers the plain, well-formed form of these requests itself, with what
+``_app`` does for every request done the same way: the request id, the --dev
+gate, credentials and scopes, the stream cap, the metrics and the log line.
+
+Anything else goes to the app, unchanged — so every refusal is the app's own
+problem document. A request is handed over only before anything happened (its
+body, if read, is replayed to the app as it came): whatever this path does not
+recognise (another Accept, an Origin, cookies, idempotency headers, a body of the
+thin client's command-line form, a body the model refuses, a missing scope, no
+stream slot left…) is answered by the app as before. Once the run is submitted,
+the answer is this path's: a failure to submit is rendered here, as the app's
+error handlers render it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import aclosing
+from typing import Any
+
+import trio
+from pydantic import ValidationError
+
+from flwd.errors import FlwdError
+
+from ._auth import LOCAL_PRINCIPAL, Principal
+from ._local_socket import PEER_SCOPE_KEY
+from ._models import RunRequest
+from ._problems import PROBLEM_JSON, HttpProblem, domain_problem
+from ._request import plan_request
+from ._scopes import ROUTE_SCOPES
+from ._state import AppState
+from ._streaming import SSE_HEADERS, event_stream
+
+__all__ = ["MAX_BODY", "FastPath", "log_request", "request_id"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+_log = logging.getLogger("flwd.http")
+
+#: Request bodies are limited to this many bytes (Quart's MAX_CONTENT_LENGTH: a 413).
+MAX_BODY = 1 << 20
+#: An X-Request-ID a client may choose (anything else is replaced by one of ours).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: What ``POST /runs`` needs, besides reading the stream (``_runs.STREAM_SCOPES``).
+_CREATE_SCOPES = ROUTE_SCOPES["runs.create_run"]
+_STREAM_SCOPES = ("runs:read", "events:read")
+#: Request headers whose presence hands ``POST /runs`` to the app: each asks for
+#: something this path does not do (CORS, a browser session and its CSRF checks,
+#: idempotency, chunked bodies).
+_TO_THE_APP = frozenset({b"origin", b"cookie", b"idempotency-key", b"idempotency-sha256",
+                         b"transfer-encoding"})
+
+
+def request_id(given: str) -> str:
+    """The id a request is logged and answered with: the client's, when it is a short
+    token, else one of ours."""
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+
+
+def log_request(method: str, route: str | None, status: int, elapsed: float,
+                principal: Principal | None, request_id: str | None) -> None:
+    """The one log line of every request (the fast path's and the app's alike)."""
+    _log.info("request", extra={"fields": {
+        "method": method, "route": route or "(unmatched)", "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+        "subject": principal.name if principal else None,
+        "request_id": request_id}})
+
+
+class FastPath:
+    """An ASGI app answering the hot requests itself and handing the rest to ``app``."""
+
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Cancellation: as the app's (a cancelled stream releases its slot)."""
+        if scope["type"] == "http" and not scope.get("query_string"):
+            path, method = scope["path"], scope["method"]
+            if path == "/runs" and method == "POST":
+                await self._create_run(scope, receive, send)
+                return
+            if path == "/healthz" and method == "GET" and self._gate_passes(scope):
+                await self._healthz(scope, send)
+                return
+        await self.app(scope, receive, send)
+
+    # -- what every request goes through (as _app's hooks) ----------------------------
+
+    def _gate_passes(self, scope: Scope) -> bool:
+        """The --dev gate lets the request through (else the app refuses it)."""
+        if not self.state.options.dev:
+            return True
+        host = origin = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value
+        return origin is None and self.state.host_check.allows(host)
+
+    def _finish_headers(self, headers: list[tuple[bytes, bytes]], rid: str
+                        ) -> list[tuple[bytes, bytes]]:
+        headers.append((b"x-request-id", rid.encode()))
+        if self.state.options.dev:
+            headers.append((b"vary", b"Origin"))  # quart-cors', on every answer in --dev
+        return headers
+
+    def _observe(self, method: str, route: str, status: int, started: float,
+                 principal: Principal | None, rid: str) -> None:
+        elapsed = time.perf_counter() - started
+        metrics = self.state.metrics
+        if metrics is not None:
+            metrics.observe_request(method, route, status, elapsed)
+        log_request(method, route, status, elapsed, principal, rid)
+
+    # -- GET /healthz -----------------------------------------------------------------
+
+    async def _healthz(self, scope: Scope, send: Send) -> None:
+        started = time.perf_counter()
+        rid = request_id(_header(scope, b"x-request-id"))
+        headers = self._finish_headers([(b"cache-control", b"no-store")], rid)
+        self._observe("GET", "/healthz", 204, started, None, rid)
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # -- POST /runs with Accept: text/event-stream ------------------------------------
+
+    def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:
+        """Who may create and read the run, or None: the app answers (a refusal, a
+        browser session, --dev's gate)."""
+        if PEER_SCOPE_KEY in scope:
+            return LOCAL_PRINCIPAL  # the local socket's peer (checked as it connected)
+        if not self._gate_passes(scope):
+            return None
+        header = headers.get(b"authorization")
+        found = self.state.authenticator.authenticate(
+            header.decode("latin-1") if header is not None else None)
+        if not isinstance(found, Principal):
+            return None
+        if found.missing(_CREATE_SCOPES) or found.missing(_STREAM_SCOPES):
+            return None
+        return found
+
+    async def _create_run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        if (len(headers) != len(scope["headers"])  # a repeated header: the app decides
+                or headers.get(b"accept") != b"text/event-stream"
+                or headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+                != b"application/json"
+                or not _TO_THE_APP.isdisjoint(headers)):
+            await self.app(scope, receive, send)
+            return
+        principal = self._principal(scope, headers)
+        length = _content_length(headers.get(b"content-length"))
+        if principal is None or length is None:
+            await self.app(scope, receive, send)
+            return
+        received, raw = await _read_body(receive, length)
+        body = _run_request(raw) if raw is not None else None
+        slot = self.state.streams.try_take() if body is not None else None
+        if body is None or slot is None:
+            await self.app(scope, _replay(received, receive), send)
+            return
+        rid = request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
+        try:
+            run, _ = await self.state.engine.submit(plan_request(body), idempotency=None)
+        except BaseException as exc:
+            slot.release()
+            if not isinstance(exc, Exception):
+                raise
+            status, document = _problem_of(exc, scope["path"])
+            answer = (json.dumps(document) + "\n").encode()
+            problem_headers = [(b"content-type", PROBLEM_JSON.encode()),
+                               (b"content-length", str(len(answer)).encode())]
+            if isinstance(exc, HttpProblem):
+                problem_headers += [(key.lower().encode(), value.encode())
+                                    for key, value in exc.headers.items()]
+            self._observe("POST", "/runs", status, started, principal, rid)
+            await send({"type": "http.response.start", "status": status,
+                        "headers": self._finish_headers(problem_headers, rid)})
+            await send({"type": "http.response.body", "body": answer, "more_body": False})
+            return
+        stream = event_stream(self.state, run.id, 0, slot, principal)
+        slot.release_with(stream)  # a body never started never runs its finally
+        answer_headers = [(key.lower().encode(), value.encode())
+                          for key, value in SSE_HEADERS.items()]
+        answer_headers.append((b"location", f"/runs/{run.id}".encode()))
+        self._observe("POST", "/runs", 201, started, principal, rid)
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": self._finish_headers(answer_headers, rid)})
+        await _send_stream(stream, receive, send)
+
+
+async def _send_stream(stream: Any, receive: Receive, send: Send) -> None:
+    """Send the body until it ends or the client leaves (as quart-trio does: a task
+    waits for ``http.disconnect`` and cancels the body).
+
+    Cancellation: the body is closed (its slot released).
+    """
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        async with aclosing(stream):
+            async for chunk in stream:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        nursery.cancel_scope.cancel()
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _content_length(value: bytes | None) -> int | None:
+    """A body length this path reads (None: absent, odd or over the limit: the app's)."""
+    if value is None or not value.isdigit() or len(value) > 8:
+        return None
+    length = int(value)
+    return length if 0 < length <= MAX_BODY else None
+
+
+async def _read_body(receive: Receive, length: int) -> tuple[list[Message], bytes | None]:
+    """The messages received, and the body (None: it is not ``length`` bytes of one
+    request — the client left, say — and the app is to see the messages as they came).
+
+    Cancellation: the messages read so far are lost with the request.
+    """
+    received: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        received.append(message)
+        if message["type"] != "http.request":
+            return received, None
+        size += len(message.get("body", b""))
+        if size > length:
+            return received, None
+        if not message.get("more_body", False):
+            break
+    if size != length:
+        return received, None
+    return received, b"".join(message.get("body", b"") for message in received)
+
+
+def _run_request(raw: bytes) -> RunRequest | None:
+    """The body as a run request, or None: the app answers (not JSON, the thin client's
+    words form, a body the model refuses)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or "words" in data:
+        return None
+    try:
+        return RunRequest.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _replay(received: list[Message], receive: Receive) -> Receive:
+    """``receive`` as the app sees it: the messages already taken first."""
+    pending = list(received)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+def _problem_of(error: Exception, path: str) -> tuple[int, dict[str, Any]]:
+    """(status, document) of a failure to submit, as the app's error handlers give it."""
+    if isinstance(error, HttpProblem):
+        return error.status, error.document(path)
+    if isinstance(error, FlwdError):
+        return domain_problem(error, path)
+    _log.exception("unexpected error on POST %s", path, exc_info=error)
+    return 500, HttpProblem(500, "internal error",
+                            "an unexpected error occurred; see the server log",
+                            code="internal").document(path)
