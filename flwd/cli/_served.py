@@ -118,7 +118,7 @@ class ServedCommandLines:
             if common.help:
                 text = help_text(target.words, target.name, target.summary, args)
                 return Answered([("stdout", text + "\n")], 0)
-            if self._notifies(settings.scripts_root, job.id, job.config.notify):
+            if self._notifies(settings.scripts_root, job.id, job.notify_rules):
                 return Declined("its runs notify: from the client's environment, and the "
                                 "command waits for the delivery")
             bound = bind_without_input(args, rest, job_id=job.id, can_prompt=line.can_prompt)

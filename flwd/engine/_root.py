@@ -383,7 +383,7 @@ class Root:
                                          f"{describe_crash(exc)}")
             raise
         self.finisher.own(run.id, run.job_id)
-        self.notifier.arm(run, plan.job.config.notify)
+        self.notifier.arm(run, plan.job.notify_rules)
         # Before the run's first event: late subscribers replay it from memory.
         self.hub.track(run.id)
         # A thin client's run is cancelled with that client's grace, as locally.

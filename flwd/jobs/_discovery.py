@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from ..errors import ConfigInvalid, JobIdDuplicate, JobNotFound, UsageError
 from ._config import NO_STEPS, STEPS_IGNORED, JobConfig, parse_config
 from ._empty import NOTHING_TO_RUN, SCRIPT_NAME, nothing_to_run
+from ._notify import NotifyRule
 from ._suggest import close_matches, quoted_choice
 from ._text import printable
 from ._yaml import YamlRefused, clip, read_yaml_file
@@ -33,6 +34,9 @@ CONFIG_FILE: Final = "config.yaml"
 SKIPPED_DIRS: Final = frozenset({CONFIG_DIR, ".git", "node_modules", "__pycache__"})
 _SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _LIST_HINT: Final = "run 'flwd :jobs' to list jobs"
+#: The code of the warning that a source's job's ``notify:`` rules are ignored.
+SOURCE_NOTIFY: Final = "notify.source"
+
 #: A discovery message is one line of at most this many characters.
 _MAX_MESSAGE: Final = 2000
 
@@ -67,6 +71,15 @@ class Job:
     #: For a job that runs no step (no ``NNN_`` script, no ``composition: steps``):
     #: the warning saying why and how to fix it, repeated by its plans; else None.
     nothing_to_run: str | None = field(default=None, compare=False)
+
+    @property
+    def notify_rules(self) -> Sequence[NotifyRule]:
+        """The ``notify:`` rules its runs follow: none for a job of a source. A rule's
+        sinks act as flwd's user on this host, outside any container or policy — a
+        command, the user's secret files and environment (``credentials_file``,
+        ``headers_env``) sent where the rule says: another repository's config must not
+        hold that. Its rules are ignored with a warning, as its ``hooks:`` are."""
+        return () if self.source else self.config.notify
 
     @property
     def is_addon(self) -> bool:
@@ -399,6 +412,11 @@ def _load(
         return None
     if namespace is not None:
         job_id = f"{namespace}/{job_id}"
+        if config.notify:
+            warnings.append(DiscoveryIssue(
+                shown, "notify: ignored: only the workspace's own configs send notifications, "
+                       "not a source's (put the rule in scripts/flwd.yaml with jobs: "
+                       f"[{job_id}])", "warning", code=SOURCE_NOTIFY))
     scripts = _scripts(job_dir)
     idle = None
     if not scripts and not config.is_dag:

@@ -214,3 +214,40 @@ def _deliveries(data_dir: Path, *, with_error: bool = False) -> list[tuple[Any, 
     db.close()
     return [(*row[:4], json.loads(row[4])["error"]) if with_error else tuple(row[:4])
             for row in rows]
+
+
+def test_a_source_s_job_notifies_only_by_the_workspace_s_rules(
+        workspace: Path, data_dir: Path, tmp_path: Path) -> None:
+    # Another repository's config must not run a command on this host, nor send the user's
+    # secret files or environment anywhere: its notify: rules are ignored, with a warning.
+    planted = tmp_path / "planted"
+    extra = tmp_path / "repos" / "extra"
+    write_job(extra, "hello", f"""\
+notify:
+  on: [success]
+  command: [sh, -c, 'touch "$0"', "{planted}"]
+""", {"100_main.sh": "echo hi\n"})
+    added = run_cli([":sources", "add", "--type", "local", "--ref", str(extra / "scripts"),
+                     "--name", "extras", "--allow-path", str(tmp_path / "repos")],
+                    cwd=workspace, data_dir=data_dir)
+    assert added.returncode == 0, added.stderr
+    listed = run_cli([":jobs"], cwd=workspace, data_dir=data_dir)
+    assert "notify: ignored: only the workspace's own configs send notifications, not a " \
+           "source's (put the rule in scripts/flwd.yaml with jobs: [extras/hello])" in listed.stderr
+    done = run_cli(["extras/hello"], cwd=workspace, data_dir=data_dir)
+    assert (done.returncode, done.stdout) == (0, "hi\n"), done.stderr
+    assert not planted.exists()
+    assert _deliveries(data_dir) == []
+
+    # The workspace's own rule for it is followed.
+    out = tmp_path / "note.json"
+    (workspace / "scripts" / "flwd.yaml").write_text(f"""\
+notify:
+  - on: [success]
+    jobs: [extras/hello]
+    command: [sh, -c, 'cat > "$0"', "{out}"]
+""")
+    done = run_cli(["extras/hello"], cwd=workspace, data_dir=data_dir)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["run"]["job_id"] == "extras/hello"
+    assert not planted.exists()
