@@ -10,8 +10,9 @@ so, when missing.
 
 The 8-job demo is also timed through the local daemon: a `flwd :serve` owns another data
 dir on the same workspace, and flwd's thin client hands the run to it over its Unix
-socket (issue 17's target: at most 0.6x go-task's time in the same run). `--no-daemon`
-leaves it out.
+socket (issue 17's target: at most 0.6x go-task's time in the same run); so are `flwd
+:jobs` and `flwd :runs` on that data dir, through the daemon and in flwd's own process
+(`FLWD_LOCAL=1`), beside each other. `--no-daemon` leaves them out.
 
     python bench/cli_overhead.py [--runs N]
 """
@@ -47,6 +48,8 @@ GROWTH_TARGET = 1.1
 #: ... and through the local daemon: at most this times go-task's time.
 DAEMON_TARGET = 0.6
 DAEMON = "flwd demo (local daemon)"
+#: The verbs timed through the daemon and locally, on the same data dir.
+VERBS = (":jobs", ":runs")
 
 
 def workspace(root: Path, jobs: int) -> Path:
@@ -91,7 +94,13 @@ def main() -> None:
         if not options.no_daemon:  # the same command line, on a data dir a server owns
             served = Path(tmp) / "daemon-data"
             stack.callback(start_server(small, served).stop)
-            commands.append((DAEMON, flwd, small, {**env, "FLWD_DATA_DIR": str(served)}))
+            daemon_env = {**env, "FLWD_DATA_DIR": str(served)}
+            commands.append((DAEMON, flwd, small, daemon_env))
+            for verb in VERBS:
+                argv = [flwd[0], verb]
+                commands += [(f"flwd {verb} (local daemon)", argv, small, daemon_env),
+                             (f"flwd {verb} (local)", argv, small,
+                              {**daemon_env, "FLWD_LOCAL": "1"})]
         just, task = tool("just"), tool("task")
         if just:
             commands.append(("just demo", [just, "--justfile", str(Path(tmp) / "justfile"),
@@ -112,9 +121,9 @@ def main() -> None:
         print("load average (1, 5, 15 min; the higher of before and after): "
               + ", ".join(f"{value:.2f}" for value in load))
         base = median(timings["bash 100_main.sh (direct)"])
-        print(f"{'command':28} {'median ms':>10} {'p95 ms':>8} {'overhead ms':>12}")
+        print(f"{'command':30} {'median ms':>10} {'p95 ms':>8} {'overhead ms':>12}")
         for name, values in timings.items():
-            print(f"{name:28} {median(values) * 1000:10.1f} {percentile(values, 0.95) * 1000:8.1f} "
+            print(f"{name:30} {median(values) * 1000:10.1f} {percentile(values, 0.95) * 1000:8.1f} "
                   f"{(median(values) - base) * 1000:12.1f}")
         ours, grown = median(timings["flwd demo (8 jobs)"]), median(timings["flwd demo (1,001 jobs)"])
         record("cli_overhead", "flwd demo --name x, 8 jobs (median)", ours * 1000, "ms",
@@ -141,6 +150,14 @@ def main() -> None:
             record("cli_overhead", "flwd demo through the local daemon vs task demo (ratio of "
                    "medians)", versus, "x", baseline=("task demo", 1.0),
                    target=f"<= {DAEMON_TARGET}x", met=versus <= DAEMON_TARGET)
+        for verb in VERBS:
+            if f"flwd {verb} (local daemon)" in timings:
+                versus = (median(timings[f"flwd {verb} (local daemon)"])
+                          / median(timings[f"flwd {verb} (local)"]))
+                print(f"flwd {verb} through the local daemon vs in its own process: "
+                      f"{versus:.2f}x")
+                record("cli_overhead", f"flwd {verb} through the local daemon vs local (ratio "
+                       "of medians)", versus, "x", baseline=(f"flwd {verb} local", 1.0))
         if just:
             print(f"flwd (8 jobs) vs just: {ours / median(timings['just demo']):.1f}x")
         for missing, found in (("just (rust-just)", just), ("task (go-task-bin)", task)):

@@ -17,7 +17,7 @@ from cyclopts import App, Parameter
 from flwd import __version__
 from flwd.engine import recover
 from flwd.errors import UsageError
-from flwd.store import RetentionPolicy, run_filter
+from flwd.store import RetentionPolicy
 from flwd.tokens import parse_duration
 
 from ._backend import EXIT_OK, exit_status
@@ -27,21 +27,19 @@ from ._help import VerbHelp
 from ._init import KINDS, job_parts, missing_interpreter, scaffold
 from ._kv import kv_app
 from ._mode import open_backend
-from ._render import (
-    RunOutput,
-    Style,
-    dumps,
-    render_cancel,
-    render_discovery_problems,
-    render_jobs,
-    render_plan,
-    render_runs,
-    use_color,
-)
+from ._render import RunOutput, dumps, use_color
 from ._schedules import schedules_app
 from ._secret_input import bind_job_command_line
 from ._sources import sources_app
 from ._tokens import tokens_app
+from ._verb_output import (
+    RUNS_LIMIT,
+    cancel_printed,
+    jobs_printed,
+    plan_printed,
+    runs_printed,
+    runs_where,
+)
 
 Tokens = Annotated[str, Parameter(allow_leading_hyphen=True)]
 
@@ -70,9 +68,7 @@ async def jobs_command(*, json: bool = False) -> int:
     """
     async with open_backend() as backend:
         listing = await backend.list_jobs(report_problems=not json)
-    if not json:  # the JSON lists them, the table does not: stderr says them
-        sys.stderr.write(render_discovery_problems(listing.document))
-    print(dumps(listing.document) if json else render_jobs(listing))
+    jobs_printed(listing, as_json=json).emit()
     return 0
 
 
@@ -92,7 +88,7 @@ async def plan_command(*tokens: Tokens) -> int:
         job_id = target.job_id
         binding = bind_job_command_line(target.args(), rest, job_id=job_id)
         plan = await target.plan(binding, common.profile)
-    print(dumps(plan) if common.json else render_plan(plan, Style(use_color(sys.stdout))))
+    plan_printed(plan, as_json=common.json, color=use_color(sys.stdout)).emit()
     return 0
 
 
@@ -103,7 +99,7 @@ Status = Literal["queued", "running", "completed", "failed", "canceled", "interr
 async def runs_command(*, job: str | None = None, status: Status | None = None,
                        arg: list[str] | None = None, since: str | None = None,
                        until: str | None = None,
-                       limit: int = 20, every: Annotated[bool, Parameter(name="--all")] = False,
+                       limit: int = RUNS_LIMIT, every: Annotated[bool, Parameter(name="--all")] = False,
                        json: bool = False) -> int:
     """List recent runs of this workspace from the Core DB, newest first.
 
@@ -129,26 +125,11 @@ async def runs_command(*, job: str | None = None, status: Status | None = None,
     json
         Print the runs as a JSON array (each with its `workspace`).
     """
-    if not 1 <= limit <= 1000:
-        raise UsageError(f"--limit must be between 1 and 1000 (got {limit})")
-    where = run_filter(job_id=job, statuses=[status] if status else [], since=since,
-                       until=until, args=[_name_value(text) for text in arg or ()])
+    where = runs_where(job=job, status=status, arg=arg, since=since, until=until, limit=limit)
     async with open_backend() as backend:
         listing = await backend.list_runs(where, limit=limit, every=every)
-    if json:
-        print(dumps(listing.documents))
-    else:
-        print(render_runs(listing.runs, Style(use_color(sys.stdout)), workspaces=every,
-                          empty=listing.empty))
+    runs_printed(listing, as_json=json, every=every, color=use_color(sys.stdout)).emit()
     return 0
-
-
-def _name_value(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not equals:
-        raise UsageError(f"--arg {text!r} is not NAME=VALUE",
-                         hint="e.g. --arg name=world (an argument of the job, and its value)")
-    return name, value
 
 
 @app.command(name=":logs")
@@ -186,7 +167,7 @@ async def cancel_command(run: str, /) -> int:
     """
     async with open_backend() as backend:
         answer = await backend.cancel(run)
-    print(render_cancel(answer))
+    cancel_printed(answer).emit()
     return 0
 
 

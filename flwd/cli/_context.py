@@ -88,9 +88,11 @@ def normalize_server_url(raw: str) -> str:
 CONTEXT = Context()
 
 
-def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, AliasIndex]:
+def load_workspace(settings: Settings, *, quiet: bool = True,
+                   warnings: list[str] | None = None) -> tuple[Catalog, AliasIndex]:
     """The jobs and aliases of the workspace and of every source registered in the data
-    dir (``<source>/<id>``); unless ``quiet``, a source whose files are gone on stderr.
+    dir (``<source>/<id>``); unless ``quiet``, a source whose files are gone on stderr
+    (or in ``warnings``, when given: a server says it to its client).
 
     The problems of the configs and aliases are the caller's to report (``flwd :jobs``
     says them from its listing, in local and remote mode alike); an unusable alias
@@ -101,7 +103,7 @@ def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, 
     shown = str(path.relative_to(settings.workspace)) if path.is_relative_to(
         settings.workspace) else str(path)
     entries, entry_issues = read_alias_entries(settings.scripts_root, shown)
-    indexes = _source_indexes(settings, quiet=quiet)
+    indexes = _source_indexes(settings, quiet=quiet, warnings=warnings)
     if indexes is None:  # no sources: the workspace alone (no import of flwd.sources)
         catalog = local
         aliases = index_aliases(entries, catalog)
@@ -113,7 +115,8 @@ def load_workspace(settings: Settings, *, quiet: bool = True) -> tuple[Catalog, 
     return catalog, aliases
 
 
-def _source_indexes(settings: Settings, *, quiet: bool) -> list[SourceIndex] | None:
+def _source_indexes(settings: Settings, *, quiet: bool,
+                    warnings: list[str] | None = None) -> list[SourceIndex] | None:
     """What each ready source of the data dir contributes; None when there are none.
 
     An absent Core DB means no sources: it is not created just to be read (a
@@ -137,10 +140,13 @@ def _source_indexes(settings: Settings, *, quiet: bool) -> list[SourceIndex] | N
             continue
         if not Path(state.checkout_path).is_dir():
             if not quiet:
-                sys.stderr.write(
-                    f"flwd: warning: source '{source.name}': its files are gone "
-                    f"({state.checkout_path}); its jobs are skipped (run "
-                    f"'flwd :sources refresh {source.name}')\n")
+                line = (f"flwd: warning: source '{source.name}': its files are gone "
+                        f"({state.checkout_path}); its jobs are skipped (run "
+                        f"'flwd :sources refresh {source.name}')\n")
+                if warnings is None:
+                    sys.stderr.write(line)
+                else:
+                    warnings.append(line)
             continue
         indexes.append(index_source(source))
     return indexes

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from functools import partial
@@ -74,16 +74,18 @@ class LocalBackend:
         return self.context.settings(require_scripts=require_scripts)
 
     # -- jobs ------------------------------------------------------------------
-    async def list_jobs(self, *, report_problems: bool) -> JobListing:
+    async def list_jobs(self, *, report_problems: bool,
+                        warnings: list[str] | None = None) -> JobListing:
         """The workspace's jobs and those of registered sources (``report_problems``: a
-        source whose files are gone is said on stderr).
+        source whose files are gone is said on stderr, or in ``warnings`` when given).
 
         **Cancellation:** no checkpoint.
         """
         from flwd.hooks import load_hooks  # only :jobs reports the hooks' problems
 
         settings = self._settings()
-        catalog, aliases = load_workspace(settings, quiet=not report_problems)
+        catalog, aliases = load_workspace(settings, quiet=not report_problems,
+                                          warnings=warnings)
         hooks = load_hooks(settings.scripts_root, settings.workspace, catalog, dev=None)
         fires = next_fires(settings, catalog)
         document = {
@@ -145,6 +147,22 @@ class LocalBackend:
 
         **Cancellation:** leaves nothing behind.
         """
+        run, events = await self.open_events(run_ref, follow=follow)
+        final = run.status
+        async with aclosing(events):
+            async for records in events:
+                write(records)
+                if records[-1].type == RUN_FINISH:
+                    final = records[-1].data.get("status", final)
+        return final
+
+    async def open_events(self, run_ref: str, *, follow: bool
+                          ) -> tuple[RunRow, AsyncGenerator[list[EventRecord], None]]:
+        """The run ``run_ref`` names (``last``: this workspace's last run), and its events
+        from the journal in batches (see :meth:`show_events`; the caller closes them).
+
+        **Cancellation:** leaves nothing behind.
+        """
         settings = self._settings(require_scripts=False)
         store = settings.open_store()
         if not store.exists():
@@ -157,14 +175,9 @@ class LocalBackend:
             if run.owner_pid and not process_alive(run.owner_pid, run.owner_start):
                 recover(settings)
 
-        final = run.status
-        async for records in stream_events(store, run.id,
-                                           follow=follow and run.status not in TERMINAL_STATUSES,
-                                           on_idle=owner_gone):
-            write(records)
-            if records[-1].type == RUN_FINISH:
-                final = records[-1].data.get("status", final)
-        return final
+        return run, stream_events(store, run.id,
+                                  follow=follow and run.status not in TERMINAL_STATUSES,
+                                  on_idle=owner_gone)
 
     async def cancel(self, run_ref: str) -> CancelAnswer:
         """Cancel a run of another flwd process on this host, without an engine.
@@ -355,13 +368,14 @@ class LocalTarget:
     def args(self) -> Sequence[Arg]:
         return self.job.config.args
 
-    async def plan(self, binding: Binding, profile: str | None) -> dict[str, Any]:
+    async def plan(self, binding: Binding, profile: str | None,
+                   environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         """The plan's document (``:plan``); a refusal is not journaled (nothing was asked
-        to run).
+        to run). ``environ``: as for :meth:`plan_run`.
 
         **Cancellation:** no checkpoint.
         """
-        return self._plan(binding, profile, journal_refusals=False).to_json()
+        return self._plan(binding, profile, journal_refusals=False, environ=environ).to_json()
 
     async def prepare_run(self, binding: Binding, profile: str | None) -> LocalLaunch:
         """The run's plan, checked runnable; the decisions of a refused request are

@@ -11,6 +11,12 @@ a file, standard input or its terminal, a traceback with ``--debug``, notificati
 command line :class:`~flwd.http.Declined`: the client runs it itself. So does anything
 of the server that a local run would not share: another workspace, or a ``FLWD_*``
 variable the engine reads while running that differs from the client's.
+
+The verbs ``:jobs``, ``:plan``, ``:runs``, ``:logs`` and ``:cancel`` (in the forms
+:func:`flwd.thin.parse_verb` takes) are answered the same way: by the CLI's own code — a
+:class:`~flwd.cli._local.LocalBackend` on the client's workspace and this data dir, and
+:mod:`flwd.cli._verb_output` — with the client's environment and colours; ``:logs``
+hands the run's events from the journal to the client, which renders them.
 """
 
 from __future__ import annotations
@@ -25,18 +31,28 @@ import trio
 
 from flwd.engine import Engine
 from flwd.errors import FlwdError
-from flwd.http import Answered, CommandLine, Declined, Ready
+from flwd.http import Answered, CommandLine, Declined, Ready, Replay
 from flwd.jobs import NotifyRule
 from flwd.notify import WorkspaceRules
 from flwd.settings import resolve_grace
+from flwd.thin import VerbLine, parse_verb
 
 from . import error_report
 from ._common import split_common_flags
-from ._context import resolve_job
-from ._local import LocalTarget
+from ._context import Context, resolve_job
+from ._local import LocalBackend, LocalTarget
 from ._render import help_text
 from ._run import short_secret_warnings
 from ._secret_input import bind_without_input
+from ._verb_output import (
+    RUNS_LIMIT,
+    Printed,
+    cancel_printed,
+    jobs_printed,
+    plan_printed,
+    runs_printed,
+    runs_where,
+)
 
 #: ``FLWD_*`` variables the server need not share with the client: where the client
 #: found its workspace and data dir (checked otherwise), remote mode, this switch, what
@@ -91,7 +107,8 @@ class ServedCommandLines:
         return any(rule.applies_to(job_id)
                    for rule in (*rules, *self._workspace_rules.current()))
 
-    async def prepare(self, engine: Engine, line: CommandLine) -> Declined | Answered | Ready:
+    async def prepare(self, engine: Engine, line: CommandLine
+                      ) -> Declined | Answered | Ready | Replay:
         """See :class:`~flwd.http.CommandLines`.
 
         **Cancellation:** leaves nothing behind but a journaled refusal (a plan being
@@ -103,6 +120,11 @@ class ServedCommandLines:
         variable = differing_variable(line.env, os.environ)
         if variable is not None:
             return Declined(f"{variable} is not the server's")
+        if line.words and line.words[0].startswith(":"):
+            verb = parse_verb(line.words)
+            if verb is None:
+                return Declined("the CLI reads this command line itself")
+            return await _answer_verb(engine, line, verb)
         # Every config written before the command line ran is seen, as a local run sees it.
         arrived = trio.current_time()
         catalog = await engine.catalog(fresh_since=arrived)
@@ -136,3 +158,76 @@ class ServedCommandLines:
         # It runs as it would in the client's process: its host steps start with the
         # client's environment, and a cancel waits the client's grace.
         return Ready(output, replace(plan, host_env=dict(line.env), grace=grace), common.json)
+
+
+async def _answer_verb(engine: Engine, line: CommandLine, verb: VerbLine
+                       ) -> Declined | Answered | Replay:
+    """``flwd :VERB …`` of a thin client, answered by the CLI's own code with the client's
+    workspace, on this server's data dir (a :class:`LocalBackend`, as the CLI's process
+    would use).
+
+    **Cancellation:** ``:logs`` leaves nothing behind; the other verbs finish in their
+    thread (they only read, but ``:cancel``, which asks for the cancel first).
+    """
+    if verb.verb == ":jobs" and line.env.get("TZ") != os.environ.get("TZ"):
+        return Declined("TZ is not the server's (the next fires are shown in its zone)")
+    backend = LocalBackend(Context(scripts=line.scripts_root,
+                                   data_dir=str(engine.settings.data_dir)))
+    if verb.verb == ":logs":
+        try:
+            run, events = await backend.open_events(verb.positional[0],
+                                                    follow=verb.flag("--follow"))
+        except FlwdError as exc:
+            text, code = error_report(exc)
+            return Answered([("stderr", text)], code)
+        return Replay([], run.id, run.status, verb.flag("--json"), verb.flag("--follow"),
+                      events)
+    # Blocking work (discovery, the Core DB, a cancel through this server's own socket):
+    # in a thread, in a trio run of its own, as the CLI's process runs it.
+    return await trio.to_thread.run_sync(partial(trio.run, _verb_output, backend, line, verb))
+
+
+async def _verb_output(backend: LocalBackend, line: CommandLine, verb: VerbLine
+                       ) -> Declined | Answered:
+    """What the verb prints and its exit status (as :mod:`flwd.cli._app`'s verbs).
+
+    **Cancellation:** no checkpoint.
+    """
+    printed = Printed()
+    try:
+        if verb.verb == ":jobs":
+            as_json = verb.flag("--json")
+            warnings: list[str] = []
+            jobs = await backend.list_jobs(report_problems=not as_json, warnings=warnings)
+            for text in warnings:
+                printed.err(text)
+            printed.pieces += jobs_printed(jobs, as_json=as_json).pieces
+        elif verb.verb == ":plan":
+            target = await backend.find_job(verb.positional)
+            common, rest = split_common_flags(target.rest)
+            bound = bind_without_input(target.args(), rest, job_id=target.job_id,
+                                       can_prompt=line.can_prompt)
+            if bound is None:
+                return Declined("a secret is read from a file, standard input or the terminal")
+            binding, warnings = bound
+            for text in warnings:
+                printed.err(text)
+            plan = await target.plan(binding, common.profile, line.env)
+            printed.pieces += plan_printed(plan, as_json=common.json, color=line.color).pieces
+        elif verb.verb == ":runs":
+            limit = int(verb.value("--limit") or RUNS_LIMIT)
+            where = runs_where(job=verb.value("--job"), status=verb.value("--status"),
+                               arg=verb.options.get("--arg"), since=verb.value("--since"),
+                               until=verb.value("--until"), limit=limit)
+            every = verb.flag("--all")
+            runs = await backend.list_runs(where, limit=limit, every=every)
+            printed.pieces += runs_printed(runs, as_json=verb.flag("--json"), every=every,
+                                           color=line.color).pieces
+        else:
+            answer = await backend.cancel(verb.positional[0])
+            printed.pieces += cancel_printed(answer).pieces
+    except FlwdError as exc:
+        text, code = error_report(exc)
+        printed.err(text)
+        return Answered(printed.pieces, code)
+    return Answered(printed.pieces, 0)

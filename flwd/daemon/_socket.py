@@ -11,8 +11,10 @@ from typing import Final
 LOCAL_SOCKET: Final = "serve.sock"
 #: The version of what the thin client and a server say to each other on that socket
 #: (the ``words`` form of ``POST /runs`` and its stream's ``cli.*`` frames). A client
-#: runs locally rather than talk to a server of another version.
-CLIENT_PROTOCOL: Final = 1
+#: runs locally rather than talk to a server of another version. 2: the verbs ``:jobs``,
+#: ``:plan``, ``:runs``, ``:logs``, ``:cancel`` in the words form too (a server of 1 would
+#: take ``:jobs`` for a job's name), with ``color``.
+CLIENT_PROTOCOL: Final = 2
 #: The longest path a ``sockaddr_un`` holds (108 bytes with its NUL, on Linux).
 _MAX_PATH: Final = 107
 

@@ -8,6 +8,7 @@ from ._command_line import CommandLine as CommandLine
 from ._command_line import CommandLines as CommandLines
 from ._command_line import Declined as Declined
 from ._command_line import Ready as Ready
+from ._command_line import Replay as Replay
 from ._extensions import KNOWN_EXTENSIONS as KNOWN_EXTENSIONS
 from ._extensions import parse_extensions as parse_extensions
 from ._openapi import openapi_document as openapi_document

@@ -19,6 +19,15 @@ hands ``:serve``), starts the run and answers with an event stream:
 
 A run started this way belongs to its command line as a local run to its CLI: the
 client leaving before the run ends cancels it.
+
+The words may also be one of the CLI's verbs ``:jobs``, ``:plan``, ``:runs``, ``:logs``,
+``:cancel`` (in the plain forms :func:`flwd.thin.parse_verb` takes; ``color``: the
+client's stdout shows colours): they are answered as a job's ``--help`` is, with
+``cli.output`` and ``cli.exit``, but ``:logs`` (200): ``cli.logs`` ``{run_id, status,
+json, follow}`` (the run found, its status then), the run's events framed as above
+(``cli.bytes`` included) as the journal gives them — up to its end with ``follow``, else
+up to what is journaled — and ``cli.done`` ``{}`` once they are all sent. Nothing of a
+run follows its client there: leaving early only ends the stream.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from ._sse import frames
 from ._state import current_state
 from ._streaming import SSE_HEADERS, event_stream, stream_response, take_stream_slot
 
-__all__ = ["Answered", "CommandLine", "CommandLines", "Declined", "Ready",
+__all__ = ["Answered", "CommandLine", "CommandLines", "Declined", "Ready", "Replay",
            "run_command_line"]
 
 
@@ -62,6 +71,8 @@ class CommandLine:
     env: Mapping[str, str]
     #: Its standard input and error are terminals (a missing secret would be asked for).
     can_prompt: bool
+    #: Its standard output shows colours (``flwd.output.use_color``: a verb's tables).
+    color: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +101,30 @@ class Ready:
     as_json: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A run's events to print (``flwd :logs``); ``output``: what was printed first."""
+
+    output: Sequence[tuple[str, str]]
+    run_id: str
+    #: The run's status when it was found (what ``:logs --follow`` exits with, unless
+    #: the events end with the run's end).
+    status: str
+    #: ``--json``: the client prints the events as NDJSON.
+    as_json: bool
+    #: ``--follow``: ``events`` goes on until the run's end.
+    follow: bool
+    #: The events, in the batches the journal gives (closed when the stream ends).
+    events: AsyncGenerator[list[EventRecord], None]
+
+
 class CommandLines(Protocol):
     """What turns a command line into a plan as the CLI would (``flwd.cli`` gives one)."""
 
-    async def prepare(self, engine: Engine, line: CommandLine) -> Declined | Answered | Ready:
-        """Resolve, bind and plan ``line`` as ``flwd JOB …`` does in its own process.
+    async def prepare(self, engine: Engine, line: CommandLine
+                      ) -> Declined | Answered | Ready | Replay:
+        """Resolve, bind and plan ``line`` as ``flwd JOB …`` does in its own process (or
+        answer the verb it is, as ``flwd :VERB …`` does).
 
         **Cancellation:** leaves nothing behind but a journaled refusal.
         """
@@ -108,6 +138,7 @@ class _CommandLineBody(BaseModel):
     protocol: int
     env: dict[str, str] = Field(max_length=65536)
     can_prompt: bool = False
+    color: bool = False
 
 
 def is_command_line(data: Any) -> bool:
@@ -134,7 +165,7 @@ async def run_command_line(data: Any) -> Response:
     state = current_state()
     if body.protocol != CLIENT_PROTOCOL or state.command_lines is None:
         return _answer([_frame("cli.local", {"reason": "this server speaks another protocol"})])
-    line = CommandLine(body.words, body.scripts_root, body.env, body.can_prompt)
+    line = CommandLine(body.words, body.scripts_root, body.env, body.can_prompt, body.color)
     outcome = await state.command_lines.prepare(state.engine, line)
     if isinstance(outcome, Declined):
         return _answer([_frame("cli.local", {"reason": outcome.reason})])
@@ -142,6 +173,8 @@ async def run_command_line(data: Any) -> Response:
               for stream, text in outcome.output]
     if isinstance(outcome, Answered):
         return _answer([*output, _frame("cli.exit", {"code": outcome.code})])
+    if isinstance(outcome, Replay):
+        return await _replay_response(outcome, output)
     slot = take_stream_slot("sse")  # before the run: a refusal leaves nothing behind
     try:
         run = await state.engine.start_run(outcome.plan)
@@ -169,6 +202,37 @@ async def run_command_line(data: Any) -> Response:
         weakref.finalize(stream, clients.pop, run.id, None)
     return await stream_response(stream, slot, status=201,  # type: ignore[no-any-return]
                                  headers={"Location": f"/runs/{run.id}"})
+
+
+async def _replay_response(replay: Replay, output: Sequence[bytes]) -> Response:
+    """``flwd :logs``' stream (see the module docstring).
+
+    Cancellation: nothing is left behind (the events are closed with the body).
+    """
+    try:
+        slot = take_stream_slot("sse")
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await replay.events.aclose()
+        raise
+    head = b"".join([*output, _frame("cli.logs", {
+        "run_id": replay.run_id, "status": replay.status, "json": replay.as_json,
+        "follow": replay.follow})])
+    return await stream_response(  # type: ignore[no-any-return]
+        _replay_stream(head, replay.events, slot.release), slot)
+
+
+async def _replay_stream(head: bytes, events: AsyncGenerator[list[EventRecord], None],
+                         release: Callable[[], object]) -> AsyncGenerator[bytes, None]:
+    try:
+        yield head
+        async for records in events:
+            yield b"".join(_exact_frames(record) for record in records)
+        yield _frame("cli.done", {})
+    finally:
+        release()
+        with trio.CancelScope(shield=True):
+            await events.aclose()
 
 
 def _answer(pieces: Sequence[bytes]) -> Response:

@@ -1,4 +1,5 @@
-"""The thin client: ``flwd JOB …`` handed to a local ``flwd :serve`` (stdlib only).
+"""The thin client: ``flwd JOB …`` handed to a local ``flwd :serve`` (stdlib only), and
+``flwd :jobs``, ``:plan``, ``:runs``, ``:logs``, ``:cancel`` with it (:mod:`._verbs`).
 
 When a server owns the data dir and serves this workspace, a job's command line is one
 request on the server's Unix socket, and the run's events come back rendered here as
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 from ._argv import job_invocation
+from ._verbs import VerbLine, parse_verb
 
 
 def run(args: Sequence[str]) -> int | None:
@@ -47,7 +49,8 @@ def run(args: Sequence[str]) -> int | None:
         return None
     from ._run import ThinRun
 
-    return ThinRun(socket_path, invocation.words, settings.scripts_root).run()
+    return ThinRun(socket_path, invocation.words, settings.scripts_root,
+                   verb=invocation.verb is not None).run()
 
 
 def cancel_through_server(data_dir: Path, run_id: str, server_pid: int) -> dict[str, Any] | None:
@@ -73,4 +76,4 @@ def cancel_through_server(data_dir: Path, run_id: str, server_pid: int) -> dict[
     return document if status in (200, 202) and isinstance(document, dict) else None
 
 
-__all__ = ["cancel_through_server", "run"]
+__all__ = ["VerbLine", "cancel_through_server", "parse_verb", "run"]

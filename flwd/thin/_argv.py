@@ -1,7 +1,8 @@
 """Which command lines the thin client takes, read from argv (sans-IO).
 
 Only a plain ``flwd [--scripts DIR] [--data-dir DIR] JOB [WORDS…]`` goes to a local
-server: anything else — a verb, remote mode (``--server``, ``FLWD_SERVER``), ``--local``
+server, and the verbs it answers in their plain forms (``:jobs``, ``:plan``, ``:runs``,
+``:logs``, ``:cancel``: :mod:`flwd.thin._verbs`): anything else — another verb, remote mode (``--server``, ``FLWD_SERVER``), ``--local``
 or ``FLWD_LOCAL``, ``--debug`` (tracebacks are this process's), a global option the CLI
 would refuse — is left to the CLI in this process, which says what it says of it. The
 global options are read as ``flwd.cli`` reads them (the same names, ``--opt VALUE`` and
@@ -13,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ._verbs import VerbLine, parse_verb
+
 #: Words in first place that are the CLI's own, never a job's.
 _VERBS = frozenset({"init", "help", "completion", "__complete"})
 #: The true values of FLWD_LOCAL.
@@ -21,11 +24,14 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 @dataclass(frozen=True, slots=True)
 class Invocation:
-    """A job's command line: its words after the global options, and where to look."""
+    """A job's (or a verb's) command line: its words after the global options, and where
+    to look."""
 
     words: list[str]
     scripts: str | None = None
     data_dir: str | None = None
+    #: A verb's command line, parsed; None: a job's.
+    verb: VerbLine | None = None
 
 
 def job_invocation(args: Sequence[str], env: Mapping[str, str]) -> Invocation | None:
@@ -49,6 +55,7 @@ def job_invocation(args: Sequence[str], env: Mapping[str, str]) -> Invocation | 
         values[name] = value
         index += 1
     words = list(args[index:])
-    if not words or words[0].startswith((":", "-")) or words[0] in _VERBS:
+    verb = parse_verb(words)
+    if verb is None and (not words or words[0].startswith((":", "-")) or words[0] in _VERBS):
         return None
-    return Invocation(words, values.get("--scripts"), values.get("--data-dir"))
+    return Invocation(words, values.get("--scripts"), values.get("--data-dir"), verb)

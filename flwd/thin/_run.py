@@ -32,7 +32,7 @@ from typing import Any
 import flwd
 from flwd.daemon import CLIENT_PROTOCOL
 from flwd.events import RUN_FINISH, EventRecord
-from flwd.output import RunOutput, exit_status
+from flwd.output import EXIT_OK, EXIT_SIGINT, RunOutput, exit_status, use_color
 from flwd.sse import SSEDecoder, SSEFrame
 
 from ._http import ProtocolError, ResponseReader, connect, request, request_bytes
@@ -80,10 +80,14 @@ def _noting_signals() -> Iterator[_Noted]:
 class ThinRun:
     """One command line sent to the server at ``path``, and its answer rendered."""
 
-    def __init__(self, path: Path, words: list[str], scripts_root: Path) -> None:
+    def __init__(self, path: Path, words: list[str], scripts_root: Path, *,
+                 verb: bool = False) -> None:
         self.path = path
         self.words = words
         self.scripts_root = scripts_root
+        #: A verb's command line (``:runs``…), not a job's: a Ctrl-C ends it as
+        #: cyclopts ends a verb, with 130 and no word.
+        self.verb = verb
         self.run_id: str | None = None
         self.output: RunOutput | None = None
         #: The signals taken as the local run takes them (SIGPIPE: the output closed).
@@ -94,6 +98,10 @@ class ThinRun:
         self.committed = False
         self.exact: dict[int, bytes] = {}
         self.exit_code: int | None = None
+        #: ``flwd :logs``: a run's events replayed (nothing here is cancelled), and
+        #: whether it follows them to the run's end (then exits with its status).
+        self.replaying = False
+        self.follow = False
 
     def run(self) -> int | None:
         """The command's exit status; None: it runs in this process instead (nothing
@@ -111,7 +119,7 @@ class ThinRun:
                 return self._exchange(sock, noted)
         except _Fallback:
             if self.caught:  # pressed while the server looked at it: stop, as planned
-                _die_of(self.caught[0])
+                self._die(self.caught[0])
             return None
         finally:
             sock.close()
@@ -119,7 +127,8 @@ class ThinRun:
     def _exchange(self, sock: socket.socket, noted: _Noted) -> int | None:
         body = {"words": self.words, "scripts_root": str(self.scripts_root),
                 "protocol": CLIENT_PROTOCOL, "env": _inherited_environment(),
-                "can_prompt": _is_terminal(sys.stdin) and _is_terminal(sys.stderr)}
+                "can_prompt": _is_terminal(sys.stdin) and _is_terminal(sys.stderr),
+                "color": _shows_color(sys.stdout)}
         try:
             sock.sendall(request_bytes("POST", "/runs", body, {"Accept": "text/event-stream"}))
         except OSError:
@@ -196,6 +205,17 @@ class ThinRun:
                                     prefix_steps=bool(document.get("prefix_steps")))
             for index, signum in enumerate(self.caught):  # pressed while it was planned
                 self._cancel(signum, force=index > 0)
+        elif event == "cli.logs" and isinstance(document.get("run_id"), str):
+            self.committed = self.replaying = True
+            self.follow = bool(document.get("follow"))
+            self.status = str(document.get("status", "failed"))
+            self.output = RunOutput(bool(document.get("json")))
+            if self.caught:  # pressed while the server looked for the run
+                self._die(self.caught[0])
+        elif event == "cli.done" and self.replaying and self.output is not None:
+            # :logs exits 0 once printed; with --follow, as the run did.
+            self.exit_code = (exit_status(self.status, self.output.canceled_by_sigterm)
+                              if self.follow else EXIT_OK)
         elif event == "cli.bytes":
             with suppress(WireError):
                 seq, line = exact_line(document)
@@ -211,6 +231,10 @@ class ThinRun:
         output.write(records)
         for seen in records:
             self.exact.pop(seen.seq, None)
+        if self.replaying:  # :logs: the run is not this command's to end
+            if records[-1].type == RUN_FINISH:
+                self.status = str(records[-1].data.get("status", self.status))
+            return
         if output.broken and not self.caught:
             self.caught.append(signal.SIGPIPE)
             self._cancel(signal.SIGPIPE)
@@ -223,10 +247,12 @@ class ThinRun:
     # -- signals -----------------------------------------------------------------
     def _on_signal(self, signum: int) -> None:
         self.caught.append(signum)
+        if self.replaying:
+            self._die(signum)  # as a local :logs: it stops printing, nothing else
         if self.run_id is not None:
             self._cancel(signum, force=len(self.caught) > 1)
         elif len(self.caught) > 1:
-            _die_of(self.caught[0])  # a second press while it is planned: stop waiting
+            self._die(self.caught[0])  # a second press while it is planned: stop waiting
         # else the run, if the server starts one, is cancelled as it starts
 
     def _cancel(self, signum: int, *, force: bool = False) -> None:
@@ -246,17 +272,26 @@ class ThinRun:
             with suppress(OSError):
                 sys.stderr.write(f"flwd: warning: cannot cancel run {self.run_id}: {exc}\n")
 
+    def _die(self, signum: int) -> None:
+        """End as the command line interrupted in the CLI's process ends (see
+        :func:`_die_of`); a verb's Ctrl-C is 130 without a word (cyclopts' way)."""
+        if self.verb and signum == signal.SIGINT:
+            raise SystemExit(EXIT_SIGINT)
+        _die_of(signum)
+
     # -- the end -----------------------------------------------------------------
     def _result(self) -> int | None:
         if self.exit_code is not None:
             if self.run_id is None and self.caught:
-                _die_of(self.caught[0])  # interrupted while it was being planned
+                self._die(self.caught[0])  # interrupted while it was being planned
             return self.exit_code
         if self.run_id is None:
             if self.caught:
-                _die_of(self.caught[0])
+                self._die(self.caught[0])
             if not self.committed:
                 raise _Fallback  # the server went away before it did anything
+            if self.replaying and self.output is not None:
+                self.output.error("flwd: error: the connection to the flwd server was lost")
             return exit_status("failed")
         assert self.output is not None
         self.output.error(f"flwd: run {self.run_id} ended without a recorded result: the "
@@ -291,6 +326,14 @@ def _inherited_environment() -> dict[str, str]:
     (as ``flwd.execute.inherited_environment``: not what flwd set for itself)."""
     own = flwd.OWN_ENVIRONMENT
     return {name: value for name, value in os.environ.items() if own.get(name) != value}
+
+
+def _shows_color(stream: Any) -> bool:
+    """The CLI's tables use colours on ``stream`` (:func:`flwd.output.use_color`)."""
+    try:
+        return use_color(stream)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -30,6 +30,7 @@ from flwd.sse import SSEDecoder
 from flwd.thin._argv import Invocation, job_invocation
 from flwd.thin._http import ProtocolError, ResponseReader
 from flwd.thin._locate import server_socket
+from flwd.thin._verbs import VerbLine, parse_verb
 from flwd.thin._wire import exact_line, record
 
 # -- the wire: records → frames → records, rendered alike ------------------------
@@ -163,7 +164,12 @@ def test_an_answer_cut_short_is_an_error() -> None:
     (["--debug", "demo"], {}, None),
     (["--token=x", "demo"], {}, None),
     (["--scripts"], {}, None),
-    ([":jobs"], {}, None),
+    ([":jobs"], {}, Invocation([":jobs"], verb=VerbLine(":jobs"))),
+    (["--data-dir", "d", ":logs", "r"], {},
+     Invocation([":logs", "r"], None, "d", VerbLine(":logs", ["r"]))),
+    ([":jobs"], {"FLWD_LOCAL": "1"}, None),
+    ([":jobs", "--help"], {}, None),
+    ([":serve"], {}, None),
     (["init", "bash", "x"], {}, None),
     (["completion", "bash"], {}, None),
     (["--help"], {}, None),
@@ -172,6 +178,37 @@ def test_an_answer_cut_short_is_an_error() -> None:
 def test_which_command_lines_are_handed_over(args: list[str], env: dict[str, str],
                                              expected: Invocation | None) -> None:
     assert job_invocation(args, env) == expected
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ([":jobs"], VerbLine(":jobs")),
+    ([":jobs", "--json"], VerbLine(":jobs", [], {"--json": [""]})),
+    ([":runs", "--job", "a", "--status=failed", "--limit", "5", "--all", "--arg", "n=1",
+      "--arg=m=2", "--since", "2026-01-01T00:00:00Z"],
+     VerbLine(":runs", [], {"--job": ["a"], "--status": ["failed"], "--limit": ["5"],
+                            "--all": [""], "--arg": ["n=1", "m=2"],
+                            "--since": ["2026-01-01T00:00:00Z"]})),
+    ([":logs", "--follow", "last", "--json"],
+     VerbLine(":logs", ["last"], {"--follow": [""], "--json": [""]})),
+    ([":cancel", "run-1"], VerbLine(":cancel", ["run-1"])),
+    ([":plan", "demo", "--name", "x", "--json"], VerbLine(":plan", ["demo", "--name", "x",
+                                                                    "--json"])),
+    # cyclopts' to read (and to say what is wrong with): the CLI's process runs them
+    ([":plan", "demo", "--help"], None), ([":plan", "demo", "--help=1"], None),
+    ([":plan", "demo", "--"], None), ([":plan"], None), ([":plan", "--name"], None),
+    ([":runs", "-h"], None), ([":runs", "--version"], None),
+    ([":runs", "--status", "bogus"], None), ([":runs", "--limit", "-1"], None),
+    ([":runs", "--limit", "x"], None), ([":runs", "--limit", "\u0665"], None),
+    ([":runs", "--limit"], None), ([":runs", "--job", "--json"], None),
+    ([":runs", "--job="], None), ([":runs", "--json", "--json"], None),
+    ([":runs", "--json=false"], None), ([":runs", "extra"], None), ([":runs", "--nope"], None),
+    ([":logs"], None), ([":logs", "a", "b"], None), ([":logs", "-x"], None),
+    ([":cancel"], None), ([":logs", "last\udcff"], None), ([":logs", "a\x00"], None),
+    ([":sources", "list"], None), ([":serve"], None), ([":jobs", "x"], None), ([], None),
+])
+def test_which_verb_command_lines_a_server_answers(words: list[str],
+                                                   expected: VerbLine | None) -> None:
+    assert parse_verb(words) == expected
 
 
 def test_flwd_variables_that_matter_must_match() -> None:
