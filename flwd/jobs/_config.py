@@ -155,6 +155,13 @@ class ErrorHandling(_Model):
     def _backoff(cls, value: Any) -> Any:
         return duration_validator(value, allow_zero=True)
 
+    def to_json(self) -> dict[str, Any]:
+        """``error_handling`` of a plan: every member (what ``model_dump`` says, without
+        building a serializer: a run's plan is journaled, and a run from the run index
+        builds none of pydantic's schemas, nor loads what the first one needs)."""
+        return {"policy": self.policy, "retries": self.retries,
+                "retry_backoff": self.retry_backoff}
+
 
 class Step(_Model):
     """One step of a ``composition: steps`` job.

@@ -190,7 +190,7 @@ class Plan:
             out["image_trust"] = self.image_trust.to_json()
         if config.timeout is not None:
             out["timeout_seconds"] = config.timeout
-        out["error_handling"] = config.error_handling.model_dump()
+        out["error_handling"] = config.error_handling.to_json()
         out["provenance"] = self.provenance()
         return out
 

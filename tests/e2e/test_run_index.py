@@ -96,6 +96,10 @@ def built():
     from flwd.jobs import Arg, JobConfig, Step
     done = [model.__pydantic_complete__ for model in (JobConfig, Arg, Step)]
     sys.stderr.write(f"validators built: {done}\\n")
+    # What building a first one loads (pydantic's plugin loader reads packages' metadata).
+    loaded = [name for name in ("pydantic.plugin._loader", "importlib.metadata")
+              if name in sys.modules]
+    sys.stderr.write(f"loaded for building: {loaded}\\n")
 atexit.register(built)
 sys.argv = ["flwd", *sys.argv[1:]]
 from flwd._entry import main
@@ -116,6 +120,7 @@ def test_a_run_from_the_index_builds_no_validator(ws: Path, data_dir: Path) -> N
     done = run_watched("i")
     assert done.stdout == "planted i\n", done.stderr  # the index answered
     assert "validators built: [False, False, False]" in done.stderr
+    assert "loaded for building: []" in done.stderr  # nor built anything else
     # Discovery validates the configs: then the config's is built (its members' inside it).
     (ws / "scripts/greet/config.d/config.yaml").write_text(DEMO.replace("hello", "howdy"))
     done = run_watched("j")

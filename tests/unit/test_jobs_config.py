@@ -102,6 +102,17 @@ def test_full_config() -> None:
     assert config.error_handling.retry_backoff == 5
 
 
+
+@pytest.mark.parametrize("block", ["", "error_handling: {policy: Retry, retries: 2, "
+                                       "retry_backoff: 5s}\n",
+                                   "error_handling: {policy: continue}\n"])
+def test_error_handling_json_is_its_model_dump(block: str) -> None:
+    # A plan's error_handling, written without pydantic's serializer: every member, as
+    # model_dump says them (a member added to the model must be added to it too).
+    handling = load("interpreter: bash\n" + block).error_handling
+    assert handling.to_json() == handling.model_dump()
+    assert list(handling.to_json()) == list(type(handling).model_fields)
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
