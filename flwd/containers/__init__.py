@@ -21,6 +21,7 @@ from ._reap import reap_run_containers as reap_run_containers
 from ._runtime import RUNTIME_MEMORY as RUNTIME_MEMORY
 from ._runtime import Runtime as Runtime
 from ._runtime import detect_runtime as detect_runtime
+from ._runtime import installed_runtimes as installed_runtimes
 from ._runtime import require_runtime as require_runtime
 from ._step import StepOutcome as StepOutcome
 from ._step import run_container_step as run_container_step

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ._argv import RUN_LABEL
 from ._ps import labels, names, ps_argv, ps_entries
-from ._runtime import Runtime, detect_runtime
+from ._runtime import Runtime, installed_runtimes
 
 _log = logging.getLogger("flwd.containers")
 _TIMEOUT = 30.0
@@ -64,9 +64,12 @@ def reap_orphans(runtime: Runtime, is_live: Callable[[str], bool],
 
 def reap_run_containers(run_ids: Sequence[str], env: Mapping[str, str] | None = None
                         ) -> list[str]:
-    """Remove the containers of ``run_ids`` (runs just found orphaned), if a runtime exists."""
-    runtime = detect_runtime(env)
-    if runtime is None or not run_ids:
+    """Remove the containers of ``run_ids`` (runs just found orphaned) from every runtime
+    installed: the dead process may have used another one than this one would."""
+    if not run_ids:
         return []
     wanted = set(run_ids)
-    return reap_orphans(runtime, lambda run_id: run_id not in wanted, env)
+    removed: list[str] = []
+    for runtime in installed_runtimes(env):
+        removed += reap_orphans(runtime, lambda run_id: run_id not in wanted, env)
+    return removed

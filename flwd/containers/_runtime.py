@@ -63,6 +63,23 @@ def detect_runtime(env: Mapping[str, str] | None = None) -> Runtime | None:
     return None
 
 
+def installed_runtimes(env: Mapping[str, str] | None = None) -> list[Runtime]:
+    """Every runtime on PATH — ``FLWD_CONTAINER_RUNTIME``'s, podman and docker — once each.
+
+    For cleaning up after a dead process: it may have used another runtime than this
+    process would (its own ``FLWD_CONTAINER_RUNTIME``, or docker because its podman did
+    not work), so its containers are looked for in each.
+    """
+    env = os.environ if env is None else env
+    wanted = env.get("FLWD_CONTAINER_RUNTIME", "").strip()
+    found: dict[str, Runtime] = {}
+    for name in ([wanted] if wanted else []) + list(RUNTIMES):
+        runtime = _found(name, env)
+        if runtime is not None:
+            found.setdefault(os.path.realpath(runtime.path), runtime)
+    return list(found.values())
+
+
 #: Runtimes found usable by this process, per environment: a server checks once at
 #: start-up, a CLI run once. A refusal is not kept: the next check sees a fix.
 _usable: dict[tuple[tuple[str, str], ...], Runtime] = {}

@@ -271,6 +271,38 @@ def test_orphans_of_a_crashed_server_are_removed_at_restart(container_server, wo
     assert processes_under(f"FLWD_RUN_ID={run['id']}") == []
 
 
+def test_orphans_are_removed_whichever_runtime_the_recovering_process_would_use(
+        container_server, workspace, data_dir, podman_env, policy_file):
+    # The crashed server used podman; the process that recovers its run is told to use
+    # docker (FLWD_CONTAINER_RUNTIME), which has no daemon here or is not installed: the
+    # container is looked for in every runtime installed, not only in its own.
+    write_job(workspace, "sleepy", f"executor: container\ncontainer:\n  image: {IMAGE}\n",
+              {"100_main.sh": "#!/bin/sh\necho ready\nsleep 300\n"})
+    server = container_server()
+    run = httpx.post(f"{server.url}/runs", headers=AUTH,
+                     json={"job_id": "sleepy"}).raise_for_status().json()
+    for event in follow(server.url, run["id"]):
+        if event["data"].get("message") == "ready":
+            break
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(timeout=10)
+    # A container of the run outside the processes flwd started — as docker's are (its
+    # daemon's children): killing the run's processes does not end it, reaping does.
+    detached = f"flwd-{run['id']}-detached"
+    podman("run", "--detach", "--name", detached, "--label", f"flwd.run={run['id']}",
+           IMAGE, "sleep", "300")
+    assert sorted(flwd_containers()) == sorted([f"flwd-{run['id']}-100_main.sh", detached])
+    # A host run recovers the dead server's run before its own.
+    done = run_cli(["demo", "--name", "x"], cwd=workspace, data_dir=data_dir,
+                   **{**podman_env, "FLWD_CONTAINER_RUNTIME": "docker"})
+    assert done.returncode == 0, done.stderr
+    assert flwd_containers() == []
+    shown = run_cli([":runs", "--json"], cwd=workspace, data_dir=data_dir, **podman_env)
+    statuses = {row["id"]: row["status"] for row in json.loads(shown.stdout)}
+    assert statuses[run["id"]] == "interrupted"
+    assert processes_under(f"FLWD_RUN_ID={run['id']}") == []
+
+
 def test_a_foreign_container_holding_the_name_is_a_conflict(tmp_path, podman_env):
     runtime = detect_runtime()
     assert runtime is not None and runtime.kind == "podman"
