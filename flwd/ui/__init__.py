@@ -112,16 +112,32 @@ def release() -> str:
     The shell names its modules and styles under ``/ui/~<release>/``: their relative
     imports stay under it, so a browser may keep all of them for good (they never
     change under one name) and an upgraded server's shell names new ones at once.
-    Blocking, as :func:`asset`.
+    Blocking, as :func:`asset`: a walk with a ``stat`` per file (every versioned file's
+    request asks twice); the files are read and digested again only when one of them
+    changed.
     """
-    digest = hashlib.sha256()
+    stamps = []
     for folder, dirs, files in os.walk(STATIC_DIR):
         dirs.sort()
         for name in sorted(files):
-            relative = os.path.relpath(os.path.join(folder, name), STATIC_DIR)
-            found = asset(relative.replace(os.sep, "/"))
-            if found is not None:
-                digest.update(relative.encode() + b"\0" + found.etag.encode() + b"\0")
+            path = os.path.join(folder, name)
+            try:
+                # Followed: a symlink edited to point elsewhere changes the stamp.
+                info = os.stat(path)
+            except OSError:
+                continue
+            stamps.append((os.path.relpath(path, STATIC_DIR).replace(os.sep, "/"),
+                           info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size))
+    return _release(tuple(stamps))
+
+
+@lru_cache(maxsize=4)
+def _release(stamps: tuple[tuple[str, int, int, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for relative, *_ in stamps:
+        found = asset(relative)
+        if found is not None:
+            digest.update(relative.encode() + b"\0" + found.etag.encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
