@@ -24,16 +24,21 @@ class Settings:
     data_dir: Path
     #: Seconds between SIGTERM and SIGKILL when a run is cancelled.
     grace: float = DEFAULT_GRACE
+    #: The Core DB when it is not the data dir's SQLite file: ``--db`` / ``FLWD_DB``, a
+    #: ``postgresql://`` URL or a SQLite file's path (the run directories, sockets and
+    #: sources stay in the data dir).
+    db: str | None = None
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "flwd.db"
 
     def open_store(self) -> Store:
-        """The Core DB of this data dir (nothing is opened until it is used)."""
-        from flwd.store import SqliteStore  # not at import: the completion path reads settings
+        """The Core DB (``db``, else the data dir's); nothing is opened until it is used."""
+        # Not at import: the completion path reads settings.
+        from flwd.store import SqliteStore, open_store
 
-        return SqliteStore(self.db_path)
+        return SqliteStore(self.db_path) if self.db is None else open_store(self.db)
 
     @property
     def runs_dir(self) -> Path:
@@ -68,7 +73,7 @@ def resolve_data_dir(flag: str | None, env: Mapping[str, str]) -> Path:
 
 def resolve_settings(*, scripts: str | None = None, data_dir: str | None = None,
                      env: Mapping[str, str] | None = None, cwd: Path | None = None,
-                     require_scripts: bool = True) -> Settings:
+                     require_scripts: bool = True, db: str | None = None) -> Settings:
     """Settings from flags, then the environment, then defaults.
 
     Raises:
@@ -94,7 +99,8 @@ def resolve_settings(*, scripts: str | None = None, data_dir: str | None = None,
             found = cwd / "scripts"
         root = found.absolute()
     return Settings(workspace=root.parent, scripts_root=root,
-                    data_dir=resolve_data_dir(data_dir, env), grace=resolve_grace(env))
+                    data_dir=resolve_data_dir(data_dir, env), grace=resolve_grace(env),
+                    db=db or env.get("FLWD_DB") or None)
 
 
 def resolve_grace(env: Mapping[str, str]) -> float:

@@ -20,7 +20,7 @@ from flwd.jobs import printable, text_problem
 from ._context import CONTEXT
 
 USAGE = """\
-usage: flwd [--scripts DIR] [--data-dir DIR] [--server URL] [--local] [--debug] COMMAND ...
+usage: flwd [--scripts DIR] [--data-dir DIR] [--db URL] [--server URL] [--local] [--debug] COMMAND ...
 
 Run a job:
   flwd JOB [FLAGS]            e.g. flwd demo --name alice (words or dots: flwd examples fail)
@@ -39,14 +39,18 @@ Commands:
   flwd :tokens list|create|revoke [--tokens FILE]
                               API tokens: create --name N --scope S [--expires 30d]
   flwd :gc --retain-runs N    evict old finished runs from the Core DB
+  flwd :db migrate|status     create or upgrade the Core DB's schema; say where it is
   flwd :kv get|put|delete|list NAMESPACE [KEY]
                               the KV jobs keep values in between runs (no token)
   flwd init KIND PATH         scaffold a job (bash, sh, python, pwsh)
   flwd completion SHELL       print the completion script of bash, zsh, fish or powershell
 
-Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_SERVER):
+Global options (before the command; also FLWD_SCRIPTS, FLWD_DATA_DIR, FLWD_DB, FLWD_SERVER):
   --scripts DIR               the scripts directory (default: ./scripts, searched upwards)
   --data-dir DIR              where the Core DB and run directories live
+  --db URL                    the Core DB elsewhere: postgresql://USER@HOST/DB (password in
+                              PGPASSWORD, ~/.pgpass or FLWD_DB, never here), or a SQLite
+                              file; also after a :command (flwd :serve --db URL)
   --server URL                remote mode: jobs, plans, runs, logs and cancel go to a
                               running 'flwd :serve' (the token comes from FLWD_TOKEN)
   --local                     run here even when a local 'flwd :serve' owns the data dir
@@ -63,7 +67,10 @@ def _split_globals(args: list[str]) -> list[str]:
     while index < len(args):
         token = args[index]
         name, eq, value = token.partition("=")
-        if name in ("--scripts", "--data-dir", "--server"):
+        if name == "--db":
+            CONTEXT.db = _db_option(args, index, value if eq else None)
+            index += 0 if eq else 1
+        elif name in ("--scripts", "--data-dir", "--server"):
             what = "a URL" if name == "--server" else "a directory"
             if not eq:
                 if index + 1 >= len(args):
@@ -92,6 +99,47 @@ def _split_globals(args: list[str]) -> list[str]:
     return args[index:]
 
 
+def _db_option(args: list[str], index: int, value: str | None) -> str:
+    """The value of ``--db`` at ``args[index]`` (``value``: given as ``--db=VALUE``).
+
+    Raises:
+        UsageError: no value, or one holding a password (``ps`` would show it).
+    """
+    if value is None:
+        if index + 1 >= len(args):
+            raise_usage("--db needs a URL (postgresql://USER@HOST/DATABASE) or a SQLite file")
+        value = args[index + 1]
+    if not value.strip():
+        raise_usage("--db needs a URL (postgresql://USER@HOST/DATABASE) or a SQLite file")
+    from flwd.store import names_a_password  # start-up: only when --db is given
+
+    if names_a_password(value):
+        # A password in argv would show in `ps` and in shell history (as a token would).
+        raise UsageError("--db: a password is not accepted on the command line",
+                         hint="put it in PGPASSWORD or ~/.pgpass, or the whole URL in FLWD_DB")
+    return value
+
+
+def _verb_db_option(args: list[str]) -> list[str]:
+    """``flwd :VERB … --db URL …``: ``--db`` after a verb is the global option (up to a
+    ``--``). Not for ``:plan``, whose words after the job are the job's own flags."""
+    if args[0] == ":plan":
+        return args
+    rest = [args[0]]
+    index = 1
+    while index < len(args):
+        name, eq, value = args[index].partition("=")
+        if args[index] == "--":
+            return rest + args[index:]
+        if name == "--db":
+            CONTEXT.db = _db_option(args, index, value if eq else None)
+            index += 1 if eq else 2
+            continue
+        rest.append(args[index])
+        index += 1
+    return rest
+
+
 def raise_usage(message: str) -> None:
     raise UsageError(message, hint="see 'flwd --help'")
 
@@ -116,7 +164,7 @@ def _dispatch(args: list[str]) -> int:
     if args[0].startswith(":") or args[0] in _VERBS:
         _refuse_bad_text(args)
         gc.enable()  # disabled for the start-up by flwd._entry; a verb may run for days
-        return _run_cyclopts(args)
+        return _run_cyclopts(_verb_db_option(args))
     if args[0].startswith("-"):
         raise_usage(f"unknown option {args[0]}")
     if CONTEXT.runs_here():

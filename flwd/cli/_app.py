@@ -23,6 +23,7 @@ from flwd.tokens import parse_duration
 from ._backend import EXIT_OK, exit_status
 from ._common import split_common_flags
 from ._context import CONTEXT
+from ._db import db_app
 from ._help import VerbHelp
 from ._init import KINDS, job_parts, missing_interpreter, scaffold
 from ._kv import kv_app
@@ -195,6 +196,9 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
 
     One server per data dir: it owns the data dir's sources while it runs (local
     `:sources add|remove|refresh` are refused and name the --server command to use).
+    Its Core DB is the data dir's, or the one `--db URL` names (before or after
+    `:serve`; also FLWD_DB): postgresql://USER@HOST/DATABASE, the password in
+    PGPASSWORD, ~/.pgpass or FLWD_DB (never on the command line; docs/scale-out.md).
 
     Parameters
     ----------
@@ -349,6 +353,7 @@ app.command(tokens_app)
 
 app.command(kv_app)
 app.command(schedules_app)
+app.command(db_app)
 
 
 @app.command(name="init")

@@ -1,4 +1,4 @@
-"""Process-wide CLI options (``--scripts``, ``--data-dir``, ``--server``, ``--debug``), and
+"""Process-wide CLI options (``--scripts``, ``--data-dir``, ``--db``, ``--server``, ``--debug``), and
 the workspace as local mode reads it (its jobs, aliases and sources)."""
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ if TYPE_CHECKING:
 class Context:
     scripts: str | None = None
     data_dir: str | None = None
+    #: ``--db URL`` (``FLWD_DB`` when None): the Core DB, when not the data dir's.
+    db: str | None = None
     #: ``--server URL`` (``FLWD_SERVER`` when None): remote mode.
     server: str | None = None
     debug: bool = False
 
     def settings(self, *, require_scripts: bool = True) -> Settings:
         return resolve_settings(scripts=self.scripts, data_dir=self.data_dir,
-                                require_scripts=require_scripts)
+                                require_scripts=require_scripts, db=self.db)
 
     def server_url(self) -> str | None:
         """The server of remote mode (``--server`` > ``FLWD_SERVER``), normalised; None: local."""

@@ -1,5 +1,5 @@
 """flwd's global options in front of a command (``--scripts DIR``, ``--data-dir DIR``,
-``--server URL``, ``--debug``), read without importing the CLI.
+``--db URL``, ``--server URL``, ``--debug``), read without importing the CLI.
 
 The completion fast path needs them twice: in front of ``__complete`` (where the
 shell scripts put nothing, but a user may) and at the start of the completed
@@ -10,7 +10,7 @@ mirror of ``flwd.cli._split_globals``: it never raises, it only stops.
 from __future__ import annotations
 
 #: Global options that take a value, and those that do not.
-VALUED_GLOBALS = ("--scripts", "--data-dir", "--server")
+VALUED_GLOBALS = ("--scripts", "--data-dir", "--db", "--server")
 FLAG_GLOBALS = ("--debug",)
 
 

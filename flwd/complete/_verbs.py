@@ -45,6 +45,7 @@ _JSON: Flag = ("json", "print JSON", BOOLEAN, False)
 #: Options of flwd itself, before the command (see ``flwd --help``).
 GLOBAL_FLAGS: tuple[Flag, ...] = (
     ("data-dir", "where the Core DB and run directories live", (), False),
+    ("db", "the Core DB elsewhere: postgresql://USER@HOST/DB or a SQLite file", (), False),
     ("debug", "show tracebacks for internal errors", BOOLEAN, False),
     ("help", "show the usage", BOOLEAN, False),
     ("scripts", "the scripts directory (default: ./scripts, searched upwards)", (), False),
@@ -125,8 +126,14 @@ SCHEDULES_COMMANDS: dict[str, Verb] = {
                 ((),)),
 }
 
+DB_COMMANDS: dict[str, Verb] = {
+    "migrate": ("create the Core DB's schema or bring it up to date", (_JSON,), ()),
+    "status": ("say which Core DB is used, its schema version, what it holds", (_JSON,), ()),
+}
+
 #: Verbs whose first operand is a subcommand with its own flags and operands.
 SUBCOMMANDS: dict[str, dict[str, Verb]] = {
+    ":db": DB_COMMANDS,
     ":kv": KV_COMMANDS,
     ":schedules": SCHEDULES_COMMANDS,
     ":sources": SOURCES_COMMANDS,
@@ -188,6 +195,8 @@ VERBS: dict[str, Verb] = {
     ":sources": ("manage job sources (local folders, git repositories, OCI add-ons)", (),
                  (tuple(sorted(SOURCES_COMMANDS)),)),
     ":tokens": ("manage API tokens", (), (tuple(sorted(TOKENS_COMMANDS)),)),
+    ":db": ("the Core DB's schema: migrate it, or say where it is", (),
+            (tuple(sorted(DB_COMMANDS)),)),
     ":kv": ("read and write the Rule-Y KV (values jobs keep between runs)", (),
             (tuple(sorted(KV_COMMANDS)),)),
     ":schedules": ("list, pause, resume or fire the jobs' schedules", (_JSON,),

@@ -181,6 +181,8 @@ class Root:
         #: the OS user that owns the data dir is the authority (docs/jobs.md).
         self.local_access = {"FLWD_DATA_DIR": str(settings.data_dir),
                              KV_ENV_VAR: self.kv_namespaces.to_env()}
+        if settings.db is not None:  # and its Core DB, when elsewhere (flwd :kv in a job)
+            self.local_access["FLWD_DB"] = settings.db
         self.hub = hub
         self.writer = writer
         self.owner_kind = owner_kind

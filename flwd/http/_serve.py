@@ -262,7 +262,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
                       container_runtime=runtime.kind if runtime else "none",
                       policy_bundle=str(checked.bundle_path) if checked.bundle_path else None,
                       policy_verified_by=checked.verified_by, tokens_file=str(tokens_path),
-                      data_dir=str(settings.data_dir))
+                      data_dir=str(settings.data_dir), db=settings.open_store().location)
             task_status.started(binds)
             # The nursery ends when Hypercorn returns after its graceful
             # shutdown; it is never cancelled from here.

@@ -28,6 +28,7 @@ from ._kv import KvItem as KvItem
 from ._kv import check_key as check_key
 from ._notify import DeliveryRecord as DeliveryRecord
 from ._open import POSTGRES_SCHEMES as POSTGRES_SCHEMES
+from ._open import names_a_password as names_a_password
 from ._open import open_store as open_store
 from ._read import count_runs as count_runs
 from ._read import event_bounds as event_bounds

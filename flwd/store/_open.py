@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flwd.errors import StorageError, UsageError
 
@@ -12,12 +15,17 @@ from ._typing import Store
 #: The schemes of a PostgreSQL Core DB's URL (libpq's).
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
+#: One PostgreSQL store per URL in a process: its pool of connections is shared by
+#: every caller (the engine, the HTTP layer and recovery each ask for the store).
+_servers: dict[str, Store] = {}
+_servers_lock = threading.Lock()
+
 
 def open_store(location: str | Path) -> Store:
     """The store of ``location`` (nothing is opened until it is used).
 
     ``postgresql://…`` (or ``postgres://…``): a :class:`~flwd.store.postgres.PostgresStore`
-    (psycopg is imported only then). ``sqlite:///PATH`` or a plain path: a
+    (psycopg is imported only then; one per URL in a process). ``sqlite:///PATH`` or a plain path: a
     :class:`~flwd.store.SqliteStore` of that file.
 
     Raises:
@@ -33,7 +41,10 @@ def open_store(location: str | Path) -> Store:
                 raise
             raise StorageError("a PostgreSQL Core DB needs psycopg, which is not installed",
                                hint="pip install 'flwd[postgres]'") from None
-        return PostgresStore(text)
+        with _servers_lock:
+            if text not in _servers:
+                _servers[text] = PostgresStore(text)
+            return _servers[text]
     if text.startswith("sqlite://"):
         text = text.removeprefix("sqlite://")
     elif "://" in text:
@@ -44,3 +55,16 @@ def open_store(location: str | Path) -> Store:
     if not text:
         raise UsageError("--db: no path after sqlite://", hint="use sqlite:///PATH/flwd.db")
     return SqliteStore(Path(text).expanduser().absolute())
+
+
+def names_a_password(location: str) -> bool:
+    """The location holds a password (``user:PASSWORD@`` or ``?password=``): it must not be
+    given on a command line, where ``ps`` and the shell's history show it."""
+    if not location.startswith(POSTGRES_SCHEMES):
+        return False
+    if re.search(r"[?&]password=", location):
+        return True
+    try:
+        return urlsplit(location).password is not None
+    except ValueError:
+        return ":" in location.partition("://")[2].rpartition("@")[0]

@@ -104,7 +104,7 @@ def _password(dsn: str) -> str | None:
 def _reason(exc: BaseException, secret: str | None) -> str:
     """The first line of a driver's message, without the password should it quote it."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = re.sub(r"^connection failed: ", "", text)
+    text = re.sub(r"^(connection failed: |connection is bad: )+", "", text)
     return text.replace(secret, "***") if secret else text
 
 

@@ -13,7 +13,7 @@ VERBS = [":jobs", ":plan", ":runs", ":logs", ":cancel", ":serve", ":gc", ":sourc
          ":sources add", ":sources refresh", ":sources remove", ":tokens create",
          ":tokens list", ":tokens revoke", ":kv get", ":kv put", ":kv delete", ":kv list",
          ":schedules list", ":schedules pause", ":schedules resume", ":schedules trigger",
-         "init"]
+         ":db migrate", ":db status", "init"]
 
 
 @pytest.mark.parametrize("verb", VERBS)
