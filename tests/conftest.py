@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,19 @@ def flwd_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env.update({"FLWD_DATA_DIR": str(data_dir), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """Poll ``condition`` until it returns something true (its value); fail after ``timeout``
+    seconds. A bounded wait on a condition, never a sleep as synchronisation."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        select.select([], [], [], 0.05)
+    return result
 
 
 def processes_under(marker: str) -> list[int]:

@@ -8,28 +8,17 @@ in the URL is accepted and ignored: what is checked is that it never shows.
 from __future__ import annotations
 
 import os
-import select
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server, run_cli, start_server, write_job
+from tests.conftest import Server, run_cli, start_server, wait_until, write_job
 
 DEV = {"Authorization": "Bearer dev-token"}
 SECRET = "pw-e2e-4b9f-never-shown"
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        select.select([], [], [], 0.05)
-    return result
 
 
 def _with_password(dsn: str) -> str:
