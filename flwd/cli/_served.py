@@ -70,6 +70,8 @@ IRRELEVANT = frozenset({
     "FLWD_PROFILE", "FLWD_POLICY_FILE", "FLWD_POLICY_PUBKEY", "FLWD_IMAGE_MAP",
     "FLWD_IMAGE_PUBKEY", "FLWD_COSIGN_IDENTITY", "FLWD_COSIGN_OIDC_ISSUER",
     "FLWD_CONTAINER_RUNTIME", "FLWD_GRACE",
+    # Compared with the server's Core DB itself, which --db may have named (prepare).
+    "FLWD_DB",
 })
 
 
@@ -120,6 +122,8 @@ class ServedCommandLines:
         variable = differing_variable(line.env, os.environ)
         if variable is not None:
             return Declined(f"{variable} is not the server's")
+        if (line.env.get("FLWD_DB") or None) != settings.db:
+            return Declined("the server's Core DB is not the command line's")
         if line.words and line.words[0].startswith(":"):
             verb = parse_verb(line.words)
             if verb is None:
