@@ -54,6 +54,8 @@ class ThreadedJournal:
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="flwd-journal", daemon=True)
+        #: The thread's connection (set, used and closed in the thread only).
+        self._conn: ClosingDb
 
     def start(self) -> None:
         """Start the thread and wait until the connection is open (blocking, short)."""
@@ -69,6 +71,11 @@ class ThreadedJournal:
 
     def _prepare(self) -> None:
         """Once connected, before the first batch (in the thread)."""
+
+    def _usable(self, conn: ClosingDb) -> ClosingDb:
+        """The connection for the next batch: ``conn``, or a new one if it was lost (in the
+        thread). SQLite's file cannot be lost; a server's connection can."""
+        return conn
 
     def release_reserve(self) -> bool:
         """Free the space kept for finishing runs on a full disk; True if some was freed."""
@@ -86,7 +93,7 @@ class ThreadedJournal:
 
     def _main(self) -> None:
         try:
-            conn = self._connect()
+            self._conn = self._connect()
         except BaseException as exc:
             self._open_error = exc
             self._ready.set()
@@ -99,9 +106,14 @@ class ThreadedJournal:
                 if job is _STOP:
                     break
                 groups, done = cast(tuple[Sequence[Sequence[JournalItem]], Done], job)
-                done(outcome.capture(append_groups, conn, groups))
+                done(outcome.capture(self._append, groups))
         finally:
-            conn.close()
+            self._conn.close()
+
+    def _append(self, groups: Sequence[Sequence[JournalItem]]) -> list[GroupResult]:
+        # The connection is only ever touched here, in the thread.
+        self._conn = self._usable(self._conn)
+        return append_groups(self._conn, groups)
 
 
 class JournalWriter(ThreadedJournal):

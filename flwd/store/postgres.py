@@ -27,6 +27,7 @@ and every message name the server, port, database and user only. Prefer
 from __future__ import annotations
 
 import re
+import select
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -273,8 +274,7 @@ class _Pool:
 
     @contextmanager
     def borrow(self) -> Iterator[PgConnection]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
+        conn = self._take_idle()
         if conn is None:
             conn = connect(self.dsn)
         try:
@@ -287,6 +287,17 @@ class _Pool:
             raise
         finally:
             self._give_back(conn)
+
+    def _take_idle(self) -> PgConnection | None:
+        """An idle connection the server has not dropped meanwhile, if there is one."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                conn = self._idle.pop()
+            if not _dropped(conn):
+                return conn
+            conn.close()
 
     def _give_back(self, conn: PgConnection) -> None:
         if conn.in_transaction and not conn.raw.closed and not conn.raw.broken:
@@ -306,6 +317,16 @@ class _Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _dropped(conn: PgConnection) -> bool:
+    """An idle connection has nothing to read: if it has, the server said goodbye (a
+    restart, ``pg_terminate_backend``, an idle timeout) or closed it."""
+    try:
+        readable, _, _ = select.select([conn.raw.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
 
 
 # -- the schema ------------------------------------------------------------------------------
@@ -367,7 +388,11 @@ def migrate(conn: PgConnection, location: str) -> int:
 # -- the store -------------------------------------------------------------------------------
 
 class PostgresJournal(ThreadedJournal):
-    """The journal of a PostgreSQL Core DB: its own connection, in its own thread."""
+    """The journal of a PostgreSQL Core DB: its own connection, in its own thread.
+
+    A connection the server dropped (a restart, a failover, the network) fails the batch
+    that found it broken, as any storage error does; the next batch connects again.
+    """
 
     def __init__(self, dsn: str) -> None:
         super().__init__()
@@ -381,6 +406,13 @@ class PostgresJournal(ThreadedJournal):
             conn.close()
             raise
         return conn
+
+    def _usable(self, conn: ClosingDb) -> ClosingDb:
+        assert isinstance(conn, PgConnection)
+        if not (conn.raw.broken or conn.raw.closed):
+            return conn
+        conn.close()
+        return self._connect()
 
 
 class PostgresStore(SqlStore):

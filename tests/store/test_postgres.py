@@ -19,6 +19,7 @@ from flwd.errors import StorageError
 from flwd.events import EventRecord, RunRow
 from flwd.store import SCHEMA_VERSION, Store, open_store
 from tests._postgres import Cluster
+from tests.conftest import wait_until
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -121,6 +122,56 @@ def test_a_reader_following_the_journal_never_skips_a_seq(pg: PostgresStore) -> 
             thread.join()
         for store in stores:
             store.close()
+
+
+def test_the_journal_connects_again_after_the_server_dropped_its_connection(
+        pg: PostgresStore) -> None:
+    import queue
+
+    import outcome
+
+    answers: queue.Queue[outcome.Outcome[object]] = queue.Queue()
+    pg.append([RunRow(id="run-a", job_id="j", status="running", created_at=1.0)])
+    pg.close()  # its pooled connections: only the journal's is left to drop
+    sink = pg.open_journal()
+    sink.start()
+
+    def commit() -> outcome.Outcome[object]:
+        sink.submit([[EventRecord(run_id="run-a", job_id="j", type="step.log", ts=1.0,
+                                  data={})]], answers.put)
+        return answers.get(timeout=60)
+
+    try:
+        assert isinstance(commit(), outcome.Value)
+        with psycopg.connect(pg.dsn, autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND pid <> pg_backend_pid()").fetchall()
+        assert dropped == [(True,)]
+        lost = commit()  # the batch that finds the connection gone fails, as storage
+        assert isinstance(lost, outcome.Error) and isinstance(lost.error, StorageError)
+        assert isinstance(commit(), outcome.Value)  # the next one connects again
+    finally:
+        sink.close()
+    assert [event.seq for event in pg.read_events("run-a")] == [1, 2]
+
+
+def test_readers_do_not_trip_on_connections_the_server_dropped(pg: PostgresStore) -> None:
+    pg.append([RunRow(id="run-a", job_id="j", status="running", created_at=1.0)])
+    threads = [threading.Thread(target=pg.list_runs) for _ in range(4)]
+    for thread in threads:  # several pooled connections
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with psycopg.connect(pg.dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                      "current_database() AND pid <> pg_backend_pid()")
+        # Until each is gone: a dropped connection's goodbye reaches it before it closes.
+        wait_until(lambda: admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchone() == (1,), "the backends to end")
+    assert [run.id for run in pg.list_runs()] == ["run-a"]
+    assert pg.get_run("run-a").status == "running"
 
 
 def test_stores_migrating_at_once_make_one_schema(pg: PostgresStore) -> None:
