@@ -7,7 +7,6 @@ in the URL is accepted and ignored: what is checked is that it never shows.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -139,37 +138,28 @@ def test_an_unreachable_database_is_one_line(workspace: Path, data_dir: Path,
     assert done.stderr.count("\n") == 1 and SECRET not in done.stderr
 
 
-def _started_for_a_command_line(server: Server) -> int:
-    """How many runs the server started for a thin client (201 on its local socket)."""
-    count = 0
-    for line in list(server.log):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        count += (record.get("msg") == "request" and record.get("route") == "/runs"
-                  and record.get("method") == "POST" and record.get("subject") == "local"
-                  and record.get("status") == 201)
-    return count
-
-
 def test_a_command_line_goes_to_a_local_server_only_on_the_same_core_db(
         workspace: Path, data_dir: Path, postgres_dsn: str) -> None:
+    from flwd.store import SqliteStore
+    from flwd.store.postgres import PostgresStore
+
     server = start_server(workspace, data_dir, "--db", postgres_dsn)
     try:
         # Without FLWD_DB the command line means the data dir's SQLite file: it runs here.
         here = run_cli(["demo", "--name", "sqlite"], cwd=workspace, data_dir=data_dir)
         assert here.returncode == 0, here.stderr
-        assert (data_dir / "flwd.db").exists() and _started_for_a_command_line(server) == 0
         # With the server's Core DB, the server runs it (and it is recorded there).
         there = run_cli(["demo", "--name", "pg"], cwd=workspace, data_dir=data_dir,
                         FLWD_DB=postgres_dsn)
         assert there.returncode == 0 and "Hello, pg!" in there.stdout, there.stderr
-        wait_until(lambda: _started_for_a_command_line(server) == 1, "the server's run")
     finally:
         server.stop()
-    listed = run_cli([":runs", "--json"], cwd=workspace, data_dir=data_dir,
-                     FLWD_DB=postgres_dsn, FLWD_LOCAL="1")
-    assert [run["job_id"] for run in json.loads(listed.stdout)] == ["demo"]
-    local = run_cli([":runs", "--json"], cwd=workspace, data_dir=data_dir, FLWD_LOCAL="1")
-    assert len(json.loads(local.stdout)) == 1
+    [local] = SqliteStore(data_dir / "flwd.db").list_runs()
+    assert local.owner_kind == "cli"
+    postgres = PostgresStore(postgres_dsn)
+    try:
+        [served] = postgres.list_runs()
+    finally:
+        postgres.close()
+    assert served.owner_kind == "serve" and served.args == {"name": "pg", "loud": False,
+                                                             "tags": []}
