@@ -134,6 +134,46 @@ def summarise_profile(raw: Path, runs: int) -> None:
         print(f"  {count / total * 100:5.1f}%  {frame[:110]}")
 
 
+def request_log_cost(calls: int = 10_000) -> float:
+    """Seconds of CPU one request's log line and metrics take in flwd's server code
+    (``log_request`` as ``--log json`` writes it to a pipe, ``observe_request``):
+    the calling thread's CPU over ``calls`` of both, while another thread drains the
+    pipe (as the bench drains the server's stderr)."""
+    import logging
+    import os
+    import threading
+    import time
+
+    from flwd.http._fast import log_request
+    from flwd.http._logging import JsonFormatter
+    from flwd.http._metrics import Metrics
+
+    read_end, write_end = os.pipe()
+    drain = threading.Thread(target=lambda: [None for _ in iter(
+        lambda: os.read(read_end, 1 << 16), b"")], daemon=True)
+    drain.start()
+    stream = os.fdopen(write_end, "w")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("flwd.http")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:], logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)
+    metrics = Metrics("secure")
+    try:
+        begin = time.thread_time()
+        for index in range(calls):
+            metrics.observe_request("POST", "/runs", 201, 0.004)
+            log_request("POST", "/runs", 201, 0.004, None, f"{index:016x}")
+        spent = time.thread_time() - begin
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+        stream.close()
+        drain.join(timeout=10)
+        os.close(read_end)
+    return spent / calls
+
+
 def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
     with tempfile.TemporaryDirectory(prefix="flwd-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -205,6 +245,10 @@ def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
     if profiled is not None:
         summarise_profile(*profiled)
     flwd = median(targets[1].own)
+    logging_ms = request_log_cost() * 1000
+    print(f"request log line (--log json, to a pipe) + request metrics: {logging_ms:.3f} ms "
+          f"per request in-process = {logging_ms / flwd * 100:.1f}% of the server's own CPU "
+          f"per run (target <= 3%)")
     if other is not None:
         before = median(targets[2].own)
         print(f"flwd under test vs {options.compare_with}: {flwd:.2f} / {before:.2f} ms own "

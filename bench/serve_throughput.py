@@ -1,7 +1,8 @@
 """Serve throughput: 2,000 trivial runs (`echo ok`) through `flwd :serve`, 8 at a time.
 
 Each client task POSTs /runs, then follows the run's SSE stream until
-`run.finish`; the wall time runs from the first submit to the last completion.
+`run.finish` (``--await stream``: one POST /runs answering the stream, from the lean
+client of bench/_lean.py, which also drives webhook then); the wall time runs from the first submit to the last completion.
 Afterwards the Core DB must hold every run as completed (checked with sqlite3).
 
 Baseline in the same run: adnanh/webhook (Debian package `webhook`) executing
@@ -11,7 +12,7 @@ When /usr/bin/webhook is missing the bench runs `apt-get install -y webhook`
 itself if it is root (and says so); otherwise the baseline is skipped.
 Target: flwd runs/s >= 1.0x webhook.
 
-    python bench/serve_throughput.py [--runs N] [--concurrency C] [--await sse|poll]
+    python bench/serve_throughput.py [--runs N] [--concurrency C] [--await sse|poll|stream]
 
 --cost measures the server's CPU per run instead (issue 17: <= 4 ms on this VM):
 each run is one ``POST /runs`` with ``Accept: text/event-stream`` read to its end,
@@ -59,6 +60,8 @@ from _common import (
 )
 
 TARGET = 1.0
+#: How each run is awaited (--await), as the table names it.
+WAYS = {"sse": "SSE", "poll": "poll GET", "stream": "its stream (lean)"}
 OK_SCRIPT = "#!/bin/bash\necho ok\n"
 #: Seconds between GET /runs/{id} with --await poll.
 POLL_INTERVAL = 0.01
@@ -184,7 +187,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_webhook(binary: str, script: Path, tmp: Path, runs: int, concurrency: int) -> Result:
+def lean_drive(count: int, concurrency: int, call: object, url: str) -> Result:
+    """``--await stream``: the lean client (bench/_lean.py), one thread per connection."""
+    from _lean import drive as lean
+
+    load = lean(url, call, count, concurrency)  # type: ignore[arg-type]
+    result = Result()
+    result.wall, result.latencies, result.failures = load.wall, load.latencies, load.failures
+    result.client_cpu = load.client_cpu
+    return result
+
+
+def run_webhook(binary: str, script: Path, tmp: Path, runs: int, concurrency: int,
+                lean: bool = False) -> Result:
     hooks = tmp / "hooks.json"
     hooks.write_text(json.dumps([{"id": "ok", "execute-command": str(script),
                                   "include-command-output-in-response": True}]))
@@ -203,7 +218,12 @@ def run_webhook(binary: str, script: Path, tmp: Path, runs: int, concurrency: in
                     raise SystemExit(f"webhook did not start (exit {process.poll()})") from None
                 time.sleep(0.02)
         cpu0 = cpu_seconds(process.pid)
-        result = trio.run(drive, runs, concurrency, webhook_one, f"http://127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}"
+        if lean:
+            from _cost import webhook_call
+            result = lean_drive(runs, concurrency, webhook_call, url)
+        else:
+            result = trio.run(drive, runs, concurrency, webhook_one, url)
         result.server_cpu = cpu_seconds(process.pid) - cpu0
         return result
     finally:
@@ -225,9 +245,11 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--await", dest="wait", choices=("sse", "poll"), default="sse",
+    parser.add_argument("--await", dest="wait", choices=("sse", "poll", "stream"), default="sse",
                         help="await each run via its SSE stream (default) or by polling "
-                             f"GET /runs/{{id}} every {POLL_INTERVAL * 1000:.0f} ms")
+                             f"GET /runs/{{id}} every {POLL_INTERVAL * 1000:.0f} ms), or "
+                             "(stream) as one POST /runs answering its stream, sent by the "
+                             "lean client (both servers)")
     parser.add_argument("--cost", action="store_true",
                         help="measure the server's CPU per run beside a bare hypercorn hello")
     parser.add_argument("--rounds", type=int, default=9, help="--cost: interleaved rounds")
@@ -253,14 +275,18 @@ def main() -> None:
         job = write_job(workspace, "ok", "interpreter: bash\n", {"100_ok.sh": OK_SCRIPT})
         script = job / "100_ok.sh"
 
-        baseline = (run_webhook(webhook, script, tmp, options.runs, options.concurrency)
-                    if webhook else None)
+        baseline = (run_webhook(webhook, script, tmp, options.runs, options.concurrency,
+                                lean=options.wait == "stream") if webhook else None)
 
         server = start_server(workspace, data)
         try:
             cpu0 = cpu_seconds(server.pid)
-            one = flwd_one if options.wait == "sse" else flwd_poll_one
-            flwd = trio.run(drive, options.runs, options.concurrency, one, server.url)
+            if options.wait == "stream":
+                from _cost import flwd_run
+                flwd = lean_drive(options.runs, options.concurrency, flwd_run, server.url)
+            else:
+                one = flwd_one if options.wait == "sse" else flwd_poll_one
+                flwd = trio.run(drive, options.runs, options.concurrency, one, server.url)
             flwd.server_cpu = cpu_seconds(server.pid) - cpu0
         finally:
             code = server.stop()
@@ -274,7 +300,7 @@ def main() -> None:
     print(f"{'system':34} {'wall s':>8} {'runs/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'srv CPU s':>9} {'cli CPU s':>9} {'vs baseline':>11}")
     rows = [("webhook (baseline)", baseline),
-            (f"flwd :serve POST + {'SSE' if options.wait == 'sse' else 'poll GET'}", flwd)]
+            (f"flwd :serve POST + {WAYS[options.wait]}", flwd)]
     for name, result in rows:
         if result is None:
             print(f"{name:34} {'skipped':>8}")

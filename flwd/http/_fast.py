@@ -1,6 +1,6 @@
-"""The hot endpoints in raw ASGI, beside the Quart app: ``GET /healthz`` and ``POST /runs``
-answering the run's event stream (one request per run, what the thin client and a
-load of API runs send).
+"""The hot endpoints in raw ASGI, beside the Quart app: ``GET /healthz``, ``POST /runs``
+answering the run's event stream (one request per run, what a load of API runs
+sends) and ``GET /runs/<id>/events`` of a run live in this process, from its start.
 
 Quart's machinery per request (a request object, its contexts, routing, the
 before/after hooks, a response object) costs about as much server CPU as a trivial
@@ -26,7 +26,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from flwd.errors import FlwdError
 
-from ._auth import LOCAL_PRINCIPAL, Principal
+from ._auth import LOCAL_PRINCIPAL, Principal, Requirement
 from ._local_socket import PEER_SCOPE_KEY
 from ._models import RunRequest
 from ._problems import PROBLEM_JSON, HttpProblem, domain_problem
@@ -43,6 +43,7 @@ from ._request import plan_request
 from ._scopes import ROUTE_SCOPES
 from ._state import AppState
 from ._streaming import SSE_HEADERS, event_stream
+from ._streams import StreamSlot
 
 __all__ = ["MAX_BODY", "FastPath", "log_request", "request_id"]
 
@@ -58,9 +59,13 @@ _log = logging.getLogger("flwd.http")
 MAX_BODY = 1 << 20
 #: An X-Request-ID a client may choose (anything else is replaced by one of ours).
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-#: What ``POST /runs`` needs, besides reading the stream (``_runs.STREAM_SCOPES``).
-_CREATE_SCOPES = ROUTE_SCOPES["runs.create_run"]
-_STREAM_SCOPES = ("runs:read", "events:read")
+#: What ``POST /runs`` needs, and reading its stream besides (``_runs.STREAM_SCOPES``).
+_CREATE_SCOPES = (*ROUTE_SCOPES["runs.create_run"], "runs:read", "events:read")
+_EVENTS_SCOPES = ROUTE_SCOPES["events.run_events"]
+#: The rule ``GET /runs/<id>/events`` is logged and counted under (the app's).
+_EVENTS_ROUTE = "/runs/<runid:run_id>/events"
+#: ``/runs/<id>/events`` with an id the app's ``runid`` converter takes.
+_EVENTS_PATH = re.compile(r"/runs/([A-Za-z0-9_.-]{1,128})/events")
 #: Request headers whose presence hands ``POST /runs`` to the app: each asks for
 #: something this path does not do (CORS, a browser session and its CSRF checks,
 #: idempotency, chunked bodies).
@@ -100,6 +105,9 @@ class FastPath:
                 return
             if path == "/healthz" and method == "GET" and self._gate_passes(scope):
                 await self._healthz(scope, send)
+                return
+            if method == "GET" and (match := _EVENTS_PATH.fullmatch(path)):
+                await self._run_events(scope, receive, send, match.group(1))
                 return
         await self.app(scope, receive, send)
 
@@ -144,9 +152,10 @@ class FastPath:
 
     # -- POST /runs with Accept: text/event-stream ------------------------------------
 
-    def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:
-        """Who may create and read the run, or None: the app answers (a refusal, a
-        browser session, --dev's gate)."""
+    def _principal(self, scope: Scope, headers: dict[bytes, bytes],
+                   required: Sequence[Requirement]) -> Principal | None:
+        """Who sent the request, holding the ``required`` scopes, or None: the app
+        answers (a refusal, a browser session, --dev's gate)."""
         if PEER_SCOPE_KEY in scope:
             return LOCAL_PRINCIPAL  # the local socket's peer (checked as it connected)
         if not self._gate_passes(scope):
@@ -156,9 +165,43 @@ class FastPath:
             header.decode("latin-1") if header is not None else None)
         if not isinstance(found, Principal):
             return None
-        if found.missing(_CREATE_SCOPES) or found.missing(_STREAM_SCOPES):
-            return None
-        return found
+        return None if found.missing(required) else found
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, *, run_id: str,
+                      slot: StreamSlot, principal: Principal, route: str, status: int,
+                      headers: list[tuple[bytes, bytes]], started: float, rid: str) -> None:
+        """Answer the run's events from its first (``_streaming.sse_response``'s body).
+
+        Cancellation: the body is closed and its slot released.
+        """
+        stream = event_stream(self.state, run_id, 0, slot, principal)
+        slot.release_with(stream)  # a body never started never runs its finally
+        answer = [(key.lower().encode(), value.encode()) for key, value in SSE_HEADERS.items()]
+        self._observe(scope["method"], route, status, started, principal, rid)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": self._finish_headers([*answer, *headers], rid)})
+        await _send_stream(stream, receive, send)
+
+    # -- GET /runs/<id>/events of a live run, from its start ---------------------------
+
+    async def _run_events(self, scope: Scope, receive: Receive, send: Send,
+                          run_id: str) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        if (len(headers) != len(scope["headers"]) or b"last-event-id" in headers
+                or b"content-length" in headers or not _TO_THE_APP.isdisjoint(headers)
+                or not self.state.engine.is_live(run_id)):
+            await self.app(scope, receive, send)  # a cursor, a finished run, a 404…
+            return
+        principal = self._principal(scope, headers, _EVENTS_SCOPES)
+        slot = self.state.streams.try_take() if principal is not None else None
+        if principal is None or slot is None:
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
+        await self._stream(scope, receive, send, run_id=run_id, slot=slot,
+                           principal=principal, route=_EVENTS_ROUTE, status=200, headers=[],
+                           started=started, rid=rid)
 
     async def _create_run(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -170,7 +213,7 @@ class FastPath:
                 or not _TO_THE_APP.isdisjoint(headers)):
             await self.app(scope, receive, send)
             return
-        principal = self._principal(scope, headers)
+        principal = self._principal(scope, headers, _CREATE_SCOPES)
         length = _content_length(headers.get(b"content-length"))
         if principal is None or length is None:
             await self.app(scope, receive, send)
@@ -200,15 +243,10 @@ class FastPath:
                         "headers": self._finish_headers(problem_headers, rid)})
             await send({"type": "http.response.body", "body": answer, "more_body": False})
             return
-        stream = event_stream(self.state, run.id, 0, slot, principal)
-        slot.release_with(stream)  # a body never started never runs its finally
-        answer_headers = [(key.lower().encode(), value.encode())
-                          for key, value in SSE_HEADERS.items()]
-        answer_headers.append((b"location", f"/runs/{run.id}".encode()))
-        self._observe("POST", "/runs", 201, started, principal, rid)
-        await send({"type": "http.response.start", "status": 201,
-                    "headers": self._finish_headers(answer_headers, rid)})
-        await _send_stream(stream, receive, send)
+        await self._stream(scope, receive, send, run_id=run.id, slot=slot,
+                           principal=principal, route="/runs", status=201,
+                           headers=[(b"location", f"/runs/{run.id}".encode())],
+                           started=started, rid=rid)
 
 
 async def _send_stream(stream: Any, receive: Receive, send: Send) -> None:

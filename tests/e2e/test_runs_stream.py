@@ -191,3 +191,44 @@ def test_a_client_leaving_the_stream_gives_its_slot_back(workspace: Path, data_d
     runs = httpx.get(f"{server.url}/runs", params={"job_id": "wait"}, headers=DEV,
                      timeout=60).json()
     assert [run["status"] for run in runs] == ["running"]
+
+
+def test_a_live_runs_events_are_the_same_on_the_fast_path(workspace: Path, data_dir: Path,
+                                                          server_factory: Any) -> None:
+    write_job(workspace, "wait", "interpreter: bash\n", {"100_wait.sh": "exec sleep 120\n"})
+    server = server_factory("--dev")
+    run = httpx.post(f"{server.url}/runs", json={"job_id": "wait", "args": {}}, headers=DEV,
+                     timeout=60).json()
+    # No cursor: the fast path's (a live run); ?after=0 (a cursor): the app's, same frames.
+    targets = {"ev-fast": f"/runs/{run['id']}/events", "ev-slow": f"/runs/{run['id']}/events?after=0"}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        opened = {rid: client.stream("GET", target, headers={**DEV, "X-Request-ID": rid})
+                  for rid, target in targets.items()}
+        responses = {rid: stream.__enter__() for rid, stream in opened.items()}
+        try:
+            seen: dict[str, list[dict[str, Any]]] = {}
+            following = {rid: sse_events(response.iter_lines())
+                         for rid, response in responses.items()}
+            for rid, events in following.items():
+                assert responses[rid].status_code == 200
+                seen[rid] = [next(events)]
+                while seen[rid][-1]["type"] != "step.start":
+                    seen[rid].append(next(events))
+            cancel = client.post(f"/runs/{run['id']}:cancel", headers=DEV)
+            assert cancel.status_code == 202
+            for rid, events in following.items():
+                seen[rid] += list(events)
+        finally:
+            for stream in opened.values():
+                stream.__exit__(None, None, None)
+    fast, slow = responses["ev-fast"], responses["ev-slow"]
+    assert [(k, v) for k, v in fast.headers.multi_items() if k != "date"] == \
+        [(k, v.replace("ev-slow", "ev-fast")) for k, v in slow.headers.multi_items()
+         if k != "date"]
+    assert [e["type"] for e in seen["ev-fast"]] == [e["type"] for e in seen["ev-slow"]]
+    assert seen["ev-fast"][-1]["type"] == "run.finish"
+    logged = [_request_log(server, rid) for rid in ("ev-fast", "ev-slow")]
+    for record in logged:
+        record.pop("ts"), record.pop("duration_ms"), record.pop("request_id")
+    assert logged[0] == logged[1]
+    assert logged[0]["route"] == "/runs/<runid:run_id>/events" and logged[0]["status"] == 200

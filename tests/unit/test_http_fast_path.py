@@ -184,3 +184,19 @@ def test_the_app_is_built_behind_the_fast_path(tmp_path: Path) -> None:
     app = create_app(cast(Any, None), ServeOptions(), cast(Any, None), None)
     assert isinstance(app.asgi_app, FastPath)
     assert app.asgi_app.state is app.extensions[EXTENSION]
+
+
+@pytest.mark.parametrize("headers", [
+    [(b"last-event-id", b"3")],
+    [(b"origin", b"http://localhost:3000")],
+    [(b"cookie", b"flwd_session=x")],
+    [(b"content-length", b"2")],
+    [(b"authorization", b"Bearer dev-token"), (b"authorization", b"Bearer dev-token")],
+])
+async def test_event_streams_with_a_cursor_or_a_browser_go_to_the_app(
+        tmp_path: Path, headers: list[tuple[bytes, bytes]]) -> None:
+    # (Whether the run is live is asked last: these never reach the engine.)
+    inner = Recorder()
+    await _call(FastPath(inner, _state(tmp_path)), "GET", "/runs/run-1/events",
+                [(b"host", b"127.0.0.1:8080"), *headers], [])
+    assert len(inner.calls) == 1
