@@ -87,11 +87,19 @@ def boot_ticks() -> int:
 
 def boot_id() -> str:
     """This boot's id: pids recorded in another boot mean nothing."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    global _boot_id
+    # Read once per process: a boot's id does not change while it runs (every step's
+    # ledger line names it; an open and a read per step were a server's CPU per run).
+    if _boot_id is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                _boot_id = f.read().strip()
+        except OSError:
+            return ""
+    return _boot_id
+
+
+_boot_id: str | None = None
 
 
 def children(pid: int) -> list[int]:
