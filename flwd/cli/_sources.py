@@ -47,6 +47,7 @@ async def add_command(
     pull_policy: str | None = None,
     trusted: bool = False,
     verify_signatures: bool = False,
+    schedules: bool = False,
     allow_path: list[str] | None = None,
     git_allow_host: list[str] | None = None,
     json: bool = False,
@@ -78,6 +79,9 @@ async def add_command(
     verify_signatures
         oci: refuse the image unless its signature verifies (with cosign), whatever
         the verify mode of the policy; refused while that mode is `disabled`.
+    schedules
+        local, git: let the schedule: entries of its jobs fire (by default a source's
+        jobs run only when asked: its schedules are listed as ignored).
     allow_path
         Local mode: another folder sources may come from, besides the scripts root
         (repeatable; also FLWD_ALLOW_PATHS). A server uses its own `:serve --allow-path`.
@@ -93,7 +97,8 @@ async def add_command(
     body: dict[str, Any] = {key: value for key, value in (
         ("type", kind), ("name", name), ("ref", ref), ("url", url), ("expose", expose),
         ("pull_policy", pull_policy), ("trusted", True if trusted else None),
-        ("verify_signatures", True if verify_signatures else None))
+        ("verify_signatures", True if verify_signatures else None),
+        ("schedules", True if schedules else None))
         if value is not None}
     # Checked here in both modes: the same one-line errors, before any git or HTTP.
     spec = parse_request(body)

@@ -23,6 +23,9 @@ class LocalSourceRequest(_Strict):
                              description="One word; default: the folder's name")
     expose: Literal["none", "read", "readwrite"] = "read"
     trusted: bool | None = None
+    schedules: bool = Field(default=False, description="true: the schedule: entries of its "
+                                                       "jobs fire (off by default: a source "
+                                                       "does not start runs on its own)")
 
 
 class GitSourceRequest(_Strict):
@@ -38,6 +41,9 @@ class GitSourceRequest(_Strict):
                              description="One word; default: the repository's name")
     expose: Literal["none", "read", "readwrite"] = "read"
     trusted: bool | None = None
+    schedules: bool = Field(default=False, description="true: the schedule: entries of its "
+                                                       "jobs fire (off by default: a source "
+                                                       "does not start runs on its own)")
 
 
 def _pull_policy(text: str) -> str:
@@ -108,6 +114,8 @@ class Source(BaseModel):
     pull_policy: Literal["on-add", "on-run"] | None = None
     trusted: bool | None = None
     verify_signatures: bool | None = Field(default=None, description="oci: as requested")
+    schedules: bool | None = Field(default=None, description="local, git: whether the "
+                                                           "schedules of its jobs fire")
     jobs: int | None = None
     aliases: list[dict[str, Any]] | None = None
     provenance: dict[str, Any] = Field(description="`provenance.source` of plans and runs of "

@@ -71,6 +71,9 @@ class Job:
     #: For a job that runs no step (no ``NNN_`` script, no ``composition: steps``):
     #: the warning saying why and how to fix it, repeated by its plans; else None.
     nothing_to_run: str | None = field(default=None, compare=False)
+    #: Whether its ``schedule:`` entries fire: a workspace job's do; a source's job's
+    #: only when the source was added with ``schedules: true`` (flwd.sources).
+    scheduled: bool = field(default=True, compare=False)
 
     @property
     def notify_rules(self) -> Sequence[NotifyRule]:

@@ -10,8 +10,9 @@ __all__ = ["job_schedules", "schedule_book"]
 
 
 def job_schedules(job: Job, default_zone: str) -> list[Schedule]:
-    """The job's schedules, resolved (named, zoned; a zone-less one on ``default_zone``)."""
-    entries = job.config.schedule
+    """The job's schedules, resolved (named, zoned; a zone-less one on ``default_zone``);
+    none for a job whose schedules do not fire (a source's, unless it allows them)."""
+    entries = job.config.schedule if job.scheduled else []
     return [entry.resolve(job.id, index, len(entries), args=job.config.args,
                           default_zone=default_zone, path=str(job.config_path))
             for index, entry in enumerate(entries)]

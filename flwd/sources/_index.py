@@ -23,6 +23,16 @@ from flwd.jobs import (
 from ._model import Source
 from ._oci import MANIFEST_FILE, read_manifest
 
+#: The code of the warning that a source's job's ``schedule:`` does not fire.
+SOURCE_SCHEDULE = "schedule.source"
+
+
+def _shown_config(job: Job, checkout: Path) -> str:
+    try:
+        return job.config_path.relative_to(checkout).as_posix()
+    except ValueError:
+        return str(job.config_path)
+
 
 @dataclass(slots=True)
 class SourceIndex:
@@ -44,11 +54,18 @@ def index_source(source: Source) -> SourceIndex:
         return _index_addon(source, checkout)
     found = discover(root, namespace=source.name, display_base=checkout)
     origin = source.provenance()
-    jobs = [dataclasses.replace(job, origin=origin, roots=(checkout, root))
+    scheduled = source.spec.schedules
+    jobs = [dataclasses.replace(job, origin=origin, roots=(checkout, root), scheduled=scheduled)
             for job in found.jobs]
     label = f"{source.name}:"
     issues = [DiscoveryIssue(f"{label}{issue.path}", issue.message, issue.level, issue.code)
               for issue in found.errors + found.warnings]
+    if not scheduled:
+        issues += [DiscoveryIssue(
+            f"{label}{_shown_config(job, checkout)}",
+            f"schedule: ignored: source {source.name} was added without schedules (add it "
+            "again with --schedules, or \"schedules\": true, to let them fire)", "warning",
+            SOURCE_SCHEDULE) for job in jobs if job.config.schedule]
     duplicates = {key: DuplicateId(found_id.id, tuple(f"{label}{p}" for p in found_id.paths))
                   for key, found_id in found.duplicates.items()}
     catalog = Catalog(jobs=jobs,

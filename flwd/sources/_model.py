@@ -50,7 +50,7 @@ def pull_policy_named(text: object) -> PullPolicy | None:
 #: Like a job id segment (a namespace must be one), at most 64 characters.
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _REQUEST_KEYS: Final = frozenset({"name", "type", "ref", "url", "expose", "trusted",
-                                  "pull_policy", "verify_signatures", "trust"})
+                                  "pull_policy", "verify_signatures", "trust", "schedules"})
 _BAD_REF_CHARS: Final = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
@@ -72,12 +72,18 @@ class SourceSpec:
     #: oci only: the image's signature must verify, whatever the verify mode
     #: (``verify_signatures: true``; see ``_oci.source_image_trust``).
     verify_signatures: bool = False
+    #: local and git: the ``schedule:`` entries of its jobs fire (``schedules: true``).
+    #: Off by default: a repository added to run its jobs by hand must not start runs on
+    #: its own — nor start to when a refresh brings a schedule in.
+    schedules: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "ref": self.ref}
         if self.url is not None:
             out["url"] = self.url
         out["expose"] = self.expose
+        if self.type != "oci":
+            out["schedules"] = self.schedules
         if self.type == "oci":
             out["pull_policy"] = self.pull_policy or "on-add"
             out["trusted"] = self.trusted
@@ -90,7 +96,8 @@ class SourceSpec:
                           url=data.get("url"), expose=data.get("expose", "read"),
                           pull_policy=data.get("pull_policy"),
                           trusted=bool(data.get("trusted", False)),
-                          verify_signatures=bool(data.get("verify_signatures", False)))
+                          verify_signatures=bool(data.get("verify_signatures", False)),
+                          schedules=bool(data.get("schedules", False)))
 
     def same_location(self, other: SourceSpec) -> bool:
         """Whether ``other`` names the same thing (a new ref of one repo is an update)."""
@@ -262,7 +269,7 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
 
     for key in sorted(set(data) - _REQUEST_KEYS):
         bad(key, "unknown field (fields: name, type, ref, url, expose, trusted, pull_policy, "
-                 "verify_signatures)")
+                 "verify_signatures, schedules)")
     kind = data.get("type")
     if kind is None:
         bad("type", "required: 'local', 'git' or 'oci'")
@@ -285,6 +292,11 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
         bad("verify_signatures", "must be true or false")
     elif verify_signatures and kind in TYPES and kind != "oci":
         bad("verify_signatures", "only oci sources have an image signature to verify")
+    schedules = data.get("schedules")
+    if schedules is not None and not isinstance(schedules, bool):
+        bad("schedules", "must be true or false")
+    elif schedules and kind == "oci":
+        bad("schedules", "an oci add-on's jobs have no schedules")
     ref, url = fields["ref"], fields["url"]
     pull_policy = data.get("pull_policy")
     if pull_policy is not None and kind != "oci":
@@ -330,7 +342,8 @@ def parse_request(data: Mapping[str, Any]) -> SourceSpec:
         return SourceSpec(name=name, type=kind, ref=ref, expose=expose,
                           pull_policy=pull_policy, trusted=True,
                           verify_signatures=verify_signatures is True)
-    return SourceSpec(name=name, type=kind, ref=ref, url=url or None, expose=expose)
+    return SourceSpec(name=name, type=kind, ref=ref, url=url or None, expose=expose,
+                      schedules=schedules is True)
 
 
 def _check_oci(data: Mapping[str, Any], ref: str | None, url: str | None,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, git, make_git_repo, run_cli
+from tests.conftest import Server, git, make_git_repo, run_cli, write_job
 
 HELLO_CONFIG = """\
 job: {id: gitjob, summary: From a repository}
@@ -421,3 +421,42 @@ def test_the_cli_example_of_docs_sources_md_runs(cli: Cli, tmp_path: Path) -> No
         expected = expected.replace("/srv", str(srv)).replace("9c50bd5693e1", commit[:12])
         assert words_of(done.stdout) == words_of(expected), command
     assert cli.ok("tools/gitjob") == "from-tools\n"
+
+
+def test_a_source_s_schedules_fire_only_when_it_was_added_with_them(cli: Cli, repos: Path
+                                                                    ) -> None:
+    # A repository added to run its jobs by hand does not start runs on its own.
+    extra = repos / "timed"
+    write_job(extra, "tick", "schedule:\n  - {name: extra-tick, cron: '*/5 * * * *', "
+                             "timezone: UTC}\n", {"100_run.sh": "echo tick\n"})
+    added = json.loads(cli.ok(":sources", "add", "--type", "local", "--ref",
+                              str(extra / "scripts"), "--name", "timed", "--allow-path",
+                              str(repos), "--json"))
+    assert added["schedules"] is False
+    listed = json.loads(cli.ok(":schedules", "list", "--json"))
+    assert [s["name"] for s in listed["schedules"]] == []
+    jobs = cli(":jobs")
+    assert ("schedule: ignored: source timed was added without schedules (add it again with "
+            "--schedules, or \"schedules\": true, to let them fire)") in jobs.stderr
+    assert cli.ok("timed/tick") == "tick\n"  # by hand, as ever
+
+    # Added again with --schedules (an update): they fire, and stay allowed on refresh.
+    again = json.loads(cli.ok(":sources", "add", "--type", "local", "--ref",
+                              str(extra / "scripts"), "--name", "timed", "--allow-path",
+                              str(repos), "--schedules", "--json"))
+    assert again["schedules"] is True
+    cli.ok(":sources", "refresh", "timed")
+    listed = json.loads(cli.ok(":schedules", "list", "--json"))
+    [schedule] = listed["schedules"]
+    assert (schedule["name"], schedule["job_id"], schedule["status"]) == (
+        "extra-tick", "timed/tick", "active")
+    assert "schedule: ignored" not in cli(":jobs").stderr
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--type", "oci", "--ref", "127.0.0.1:5000/x/addon:1", "--trusted", "--schedules"],
+     "schedules: an oci add-on's jobs have no schedules"),
+])
+def test_schedules_of_an_add_on_are_refused(cli: Cli, flags: list[str], message: str) -> None:
+    done = cli(":sources", "add", *flags)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
