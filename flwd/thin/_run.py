@@ -32,7 +32,7 @@ from typing import Any
 import flwd
 from flwd.daemon import CLIENT_PROTOCOL
 from flwd.events import RUN_FINISH, EventRecord
-from flwd.output import EXIT_OK, EXIT_SIGINT, RunOutput, exit_status, use_color
+from flwd.output import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, RunOutput, exit_status, use_color
 from flwd.sse import SSEDecoder, SSEFrame
 
 from ._http import ProtocolError, ResponseReader, connect, request, request_bytes
@@ -102,6 +102,8 @@ class ThinRun:
         #: whether it follows them to the run's end (then exits with its status).
         self.replaying = False
         self.follow = False
+        #: A ``cli.output`` met a closed pipe (``flwd :jobs | head``).
+        self.pipe_broken = False
 
     def run(self) -> int | None:
         """The command's exit status; None: it runs in this process instead (nothing
@@ -192,12 +194,18 @@ class ThinRun:
         if event == "cli.output":
             self.committed = True
             stream = sys.stdout if document.get("stream") == "stdout" else sys.stderr
-            with suppress(OSError):
+            try:
                 stream.write(str(document.get("text", "")))
                 stream.flush()
+            except BrokenPipeError:
+                self.pipe_broken = True
+            except OSError:
+                pass
         elif event == "cli.exit":
             code = document.get("code")
-            self.exit_code = code if type(code) is int else 1
+            # What the CLI prints before it exits, cut short by a closed pipe: it exits 1.
+            self.exit_code = EXIT_FAILED if self.pipe_broken else (
+                code if type(code) is int else 1)
         elif event == "cli.run" and isinstance(document.get("run_id"), str):
             self.committed = True
             self.run_id = document["run_id"]

@@ -242,3 +242,20 @@ def test_the_verbs_thin_path_imports_nothing_heavy(
         assert heavy == [], words
         assert not any(name.startswith(("flwd.cli", "flwd.engine", "flwd.jobs", "flwd.store"))
                        for name in modules), words
+
+
+def test_a_closed_pipe_ends_a_verb_as_in_the_clis_process(
+        workspace: Path, data_dir: Path, server: Server) -> None:
+    """``flwd :jobs | true``: the CLI's print meets a pipe nobody reads any more and it
+    exits 1, quietly; through the server the same."""
+    script = f"{' '.join(FLWD)} :jobs | true; echo \"status=${{PIPESTATUS[0]}}\""
+    outcomes = []
+    for local in (False, True):
+        before = _handed_over(server)
+        done = subprocess.run(["bash", "-c", script], cwd=workspace, capture_output=True,
+                              timeout=60, check=False, env=flwd_env(
+                                  data_dir, **({"FLWD_LOCAL": "1"} if local else {})))
+        if not local:
+            _wait_for(lambda seen=before: _handed_over(server) > seen, "the thin :jobs")
+        outcomes.append((done.stdout, done.stderr))
+    assert outcomes[0] == outcomes[1] == (b"status=1\n", b"")
