@@ -175,8 +175,10 @@ async def _answer_verb(engine: Engine, line: CommandLine, verb: VerbLine
     """
     if verb.verb == ":jobs" and line.env.get("TZ") != os.environ.get("TZ"):
         return Declined("TZ is not the server's (the next fires are shown in its zone)")
+    # The server's Core DB, which is the command line's (prepare checked it).
     backend = LocalBackend(Context(scripts=line.scripts_root,
-                                   data_dir=str(engine.settings.data_dir)))
+                                   data_dir=str(engine.settings.data_dir),
+                                   db=engine.settings.db))
     if verb.verb == ":logs":
         try:
             run, events = await backend.open_events(verb.positional[0],

@@ -7,6 +7,7 @@ in the URL is accepted and ignored: what is checked is that it never shows.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -138,6 +139,20 @@ def test_an_unreachable_database_is_one_line(workspace: Path, data_dir: Path,
     assert done.stderr.count("\n") == 1 and SECRET not in done.stderr
 
 
+def _answered_for_a_command_line(server: Any) -> int:
+    """How many command lines the server answered without a run (200 on the socket)."""
+    count = 0
+    for line in list(server.log):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        count += (record.get("msg") == "request" and record.get("route") == "/runs"
+                  and record.get("method") == "POST" and record.get("subject") == "local"
+                  and record.get("status") == 200)
+    return count
+
+
 def test_a_command_line_goes_to_a_local_server_only_on_the_same_core_db(
         workspace: Path, data_dir: Path, postgres_dsn: str) -> None:
     from flwd.store import SqliteStore
@@ -152,6 +167,15 @@ def test_a_command_line_goes_to_a_local_server_only_on_the_same_core_db(
         there = run_cli(["demo", "--name", "pg"], cwd=workspace, data_dir=data_dir,
                         FLWD_DB=postgres_dsn)
         assert there.returncode == 0 and "Hello, pg!" in there.stdout, there.stderr
+        # A verb the server answers reads the server's Core DB, the command line's.
+        answered = _answered_for_a_command_line(server)  # the declined demo's, so far
+        thin = run_cli([":runs", "--json"], cwd=workspace, data_dir=data_dir,
+                       FLWD_DB=postgres_dsn)
+        wait_until(lambda: _answered_for_a_command_line(server) > answered, "the answer")
+        listed = run_cli([":runs", "--json"], cwd=workspace, data_dir=data_dir,
+                         FLWD_DB=postgres_dsn, FLWD_LOCAL="1")
+        sqlite = run_cli([":runs", "--json"], cwd=workspace, data_dir=data_dir, FLWD_LOCAL="1")
+        assert thin.stdout == listed.stdout != sqlite.stdout
     finally:
         server.stop()
     [local] = SqliteStore(data_dir / "flwd.db").list_runs()
