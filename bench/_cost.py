@@ -39,6 +39,18 @@ def hello_call(connection: LeanConnection, index: int) -> str | None:
     return None if status == 200 and body == b"hello\n" else f"hello -> {status} {body!r}"
 
 
+def healthz_fast(connection: LeanConnection, index: int) -> str | None:
+    status, _, body = connection.request("GET", "/healthz", {})
+    return None if status == 204 else f"GET /healthz -> {status} {body!r}"
+
+
+def healthz_app(connection: LeanConnection, index: int) -> str | None:
+    # A query string is the app's (the fast path answers the plain request only): the
+    # same answer through Quart's machinery, what the fast path saves per request.
+    status, _, body = connection.request("GET", "/healthz?via=app", {})
+    return None if status == 204 else f"GET /healthz?via=app -> {status} {body!r}"
+
+
 def webhook_call(connection: LeanConnection, index: int) -> str | None:
     status, _, body = connection.request("POST", "/hooks/ok", {}, b"")
     return None if status == 200 and body.strip() == b"ok" else f"webhook -> {status} {body!r}"
@@ -180,18 +192,20 @@ def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
         workspace, data = tmp / "ws", tmp / "data"
         job = write_job(workspace, "ok", "interpreter: bash\n", {"100_ok.sh": OK_SCRIPT})
         server = start_server(workspace, data)
-        other = (start_server(workspace, tmp / "data-other",
-                              PYTHONPATH=str(options.compare_with))
-                 if options.compare_with is not None else None)
+        others = [(tree, start_server(workspace, tmp / f"data-other-{index}",
+                                      PYTHONPATH=str(tree)))
+                  for index, tree in enumerate(options.compare_with)]
         hello = Hello()
         hook = start_webhook(webhook, job / "100_ok.sh", tmp) if webhook else None
         targets = [Target("hello (hypercorn-trio, bare ASGI)", hello.pid, hello.url,
                           hello_call),
                    Target("flwd :serve POST /runs + stream", server.pid, server.url,
                           flwd_run)]
-        if other is not None:
-            targets.append(Target(f"flwd :serve from {options.compare_with}", other.pid,
-                                  other.url, flwd_run))
+        for tree, other in others:
+            targets.append(Target(f"flwd :serve from {tree}", other.pid, other.url, flwd_run))
+        probes = [Target("flwd GET /healthz (fast path)", server.pid, server.url, healthz_fast),
+                  Target("flwd GET /healthz?via=app (Quart)", server.pid, server.url,
+                         healthz_app)]
         if hook is not None:
             targets.append(Target("webhook (runs the script)", hook[0].pid, hook[1],
                                   webhook_call))
@@ -203,13 +217,15 @@ def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
                 order = targets[index % len(targets):] + targets[:index % len(targets)]
                 for target in order:
                     target.round(options.per_round, options.threads)
+                for probe in probes if index % 2 else probes[::-1]:
+                    probe.round(options.per_round * 10, options.threads)
             loads.append(load_average())
             profiled = None
             if options.profile is not None:
                 profiled = profile(server.pid, server.url, options)
         finally:
             code = server.stop()
-            if other is not None:
+            for _, other in others:
                 other.stop()
             hello.stop()
             if hook is not None:
@@ -235,7 +251,13 @@ def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
         print(f"{target.name:36} {own:7.2f} {min(target.own):6.2f} {max(target.own):6.2f} "
               f"{own / hello_own:7.1f}x {median(target.children):8.2f} "
               f"{median(target.rates):7.1f} {median(target.client):9.2f}")
-    failures = [f"{target.name}: {failure}" for target in targets for failure in target.failures]
+    for probe in probes:
+        own = median(probe.own)
+        print(f"{probe.name:36} {own:7.3f} {min(probe.own):6.3f} {max(probe.own):6.3f} "
+              f"{own / hello_own:7.1f}x {'':8} {median(probe.rates):7.1f} "
+              f"{median(probe.client):9.2f}   ({options.per_round * 10} requests a round)")
+    failures = [f"{target.name}: {failure}" for target in [*targets, *probes]
+                for failure in target.failures]
     for failure in failures[:10]:
         print(f"FAILED {failure}")
     print(f"server exit status after SIGTERM: {code}; warnings/errors in its log: "
@@ -249,11 +271,11 @@ def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
     print(f"request log line (--log json, to a pipe) + request metrics: {logging_ms:.3f} ms "
           f"per request in-process = {logging_ms / flwd * 100:.1f}% of the server's own CPU "
           f"per run (target <= 3%)")
-    if other is not None:
-        before = median(targets[2].own)
-        print(f"flwd under test vs {options.compare_with}: {flwd:.2f} / {before:.2f} ms own "
+    for index, (tree, _) in enumerate(others, start=2):
+        before = median(targets[index].own)
+        print(f"flwd under test vs {tree}: {flwd:.2f} / {before:.2f} ms own "
               f"= {flwd / before:.2f}x; children {median(targets[1].children):.2f} / "
-              f"{median(targets[2].children):.2f} ms")
+              f"{median(targets[index].children):.2f} ms")
     met = flwd <= TARGET_MS and not failures
     print(f"target server CPU per trivial run <= {TARGET_MS:.0f} ms: "
           f"{'met' if met else 'NOT met'} ({flwd:.2f} ms own, {flwd / hello_own:.1f}x the "

@@ -260,9 +260,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None,
                         help="--cost: record the server with py-spy into this file (raw "
                              "collapsed stacks) and summarise it")
-    parser.add_argument("--compare-with", type=Path, default=None,
+    parser.add_argument("--compare-with", type=Path, action="append", default=[],
                         help="--cost: also measure a flwd server importing flwd from this "
-                             "source tree (PYTHONPATH), e.g. the main branch's checkout")
+                             "source tree (PYTHONPATH), e.g. an older checkout; repeatable")
     options = parser.parse_args()
     webhook, note = ensure_webhook()
     if options.cost:
