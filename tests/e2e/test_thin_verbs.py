@@ -259,3 +259,19 @@ def test_a_closed_pipe_ends_a_verb_as_in_the_clis_process(
             _wait_for(lambda seen=before: _handed_over(server) > seen, "the thin :jobs")
         outcomes.append((done.stdout, done.stderr))
     assert outcomes[0] == outcomes[1] == (b"status=1\n", b"")
+
+
+def test_a_killed_servers_stale_socket_leaves_the_verbs_here(
+        workspace: Path, data_dir: Path, server_factory: Any) -> None:
+    """A server killed leaves its socket and serve.json behind: the verbs run in the CLI's
+    process, and print as they do there."""
+    server = server_factory(FLWD_GRACE=GRACE)
+    assert _flwd(["demo", "--name", "k"], workspace, data_dir).returncode == 0
+    server.stop(signal.SIGKILL)
+    assert (data_dir / "serve.sock").exists() and (data_dir / "serve.json").exists()
+    for words in ([":runs"], [":logs", "last"], [":jobs", "--json"]):
+        stale = _flwd(words, workspace, data_dir)
+        local = _flwd(words, workspace, data_dir, local=True)
+        assert (stale.returncode, stale.stdout, stale.stderr) == (
+            local.returncode, local.stdout, local.stderr), words
+        assert stale.returncode == 0, stale.stderr
