@@ -62,6 +62,10 @@ _WRITE_LOCK: Final = 0x666C7764
 POOL_SIZE: Final = 8
 #: Seconds to wait for the server before saying it cannot be reached.
 CONNECT_TIMEOUT: Final = 10
+#: Seconds a writer waits for the write lock (SQLite's busy timeout is as long).
+LOCK_TIMEOUT = 10.0
+#: Seconds a session may sit inside a transaction doing nothing before the server ends it.
+IDLE_IN_TRANSACTION = 60.0
 _HINT = ("check that the server is up and the URL (--db or FLWD_DB); keep the password in "
          "PGPASSWORD or ~/.pgpass rather than in the URL")
 
@@ -258,6 +262,18 @@ def connect(dsn: str) -> PgConnection:
                               application_name="flwd")
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to the Core DB {location}: "
+                           f"{_reason(exc, _password(dsn))}", hint=_HINT) from None
+    try:
+        # As SQLite's busy timeout: a writer waits this long for the write lock, then
+        # fails (a StorageError) rather than hang behind a writer that does not finish;
+        # and a session that stops inside a transaction (a stopped or frozen process)
+        # is ended by the server, releasing the lock, after IDLE_IN_TRANSACTION.
+        raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT * 1000)}")
+        raw.execute("SET idle_in_transaction_session_timeout = "
+                    f"{int(IDLE_IN_TRANSACTION * 1000)}")
+    except psycopg.Error as exc:
+        raw.close()
+        raise StorageError(f"cannot set up the connection to the Core DB {location}: "
                            f"{_reason(exc, _password(dsn))}", hint=_HINT) from None
     return PgConnection(raw)
 

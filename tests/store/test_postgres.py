@@ -7,6 +7,7 @@ the store says. The schema is versioned like SQLite's and migrated in one transa
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 import threading
@@ -172,6 +173,32 @@ def test_readers_do_not_trip_on_connections_the_server_dropped(pg: PostgresStore
         ).fetchone() == (1,), "the backends to end")
     assert [run.id for run in pg.list_runs()] == ["run-a"]
     assert pg.get_run("run-a").status == "running"
+
+
+def test_a_writer_stuck_in_a_transaction_neither_hangs_nor_blocks_the_others(
+        pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flwd.store import postgres
+
+    pg.migrate()
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", 0.2)
+    monkeypatch.setattr(postgres, "IDLE_IN_TRANSACTION", 1.0)
+    stuck = postgres.connect(pg.dsn)  # a process frozen while it holds the write lock
+    stuck.execute("BEGIN IMMEDIATE")
+    writer = PostgresStore(pg.dsn)
+    try:
+        with pytest.raises(StorageError, match="lock timeout"):
+            writer.append([RunRow(id="run-a", job_id="j", status="queued", created_at=1.0)])
+        # The server ends the frozen session, and with it the lock (its goodbye makes the
+        # socket readable; reading it here would be activity and keep the session alive).
+        wait_until(lambda: select.select([stuck.raw.fileno()], [], [], 0)[0],
+                   "the session's end", timeout=30)
+        assert [event.seq for event in writer.append(
+            [RunRow(id="run-a", job_id="j", status="queued", created_at=1.0),
+             EventRecord(run_id="run-a", job_id="j", type="step.log", ts=1.0, data={})])] \
+            == [1]
+    finally:
+        writer.close()
+        stuck.close()
 
 
 def test_stores_migrating_at_once_make_one_schema(pg: PostgresStore) -> None:
