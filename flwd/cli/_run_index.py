@@ -5,7 +5,10 @@ A run needs one job; discovery reads and validates each config of the workspace 
 of a millisecond or more each). The run index of a scripts root keeps what discovery
 found: each usable job as discovery made it (pickled: its validated config with the
 argspec, the interpreter, the env, the policy's and the notifier's settings, its scripts),
-the ids several configs claim, the usable aliases and the names of the unusable ones.
+the ids several configs claim, the usable aliases and the names of the unusable ones,
+and what the notifier of a run reads of ``flwd.yaml`` (its ``notify:`` value, unchecked,
+for the file as it was: see :func:`flwd.jobs.know_workspace_notify`), so that a run
+parses no YAML.
 With it comes the completion index's stamp of everything discovery read
 (:func:`flwd.complete.stamp`): checking it is ``stat`` calls only. It is kept at
 ``<data dir>/run-index/<hash>-<root name>.idx``.
@@ -35,12 +38,22 @@ import pickle
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import flwd
 from flwd.complete import cache_path, is_fresh, stamp
 from flwd.complete import save as save_index
-from flwd.jobs import Alias, AliasIndex, Catalog, Job
+from flwd.jobs import (
+    ALIASES_FILE,
+    Alias,
+    AliasIndex,
+    Catalog,
+    Job,
+    file_key,
+    know_workspace_notify,
+    read_workspace_notify,
+)
 from flwd.settings import Settings
 
 from ._context import load_workspace
@@ -48,7 +61,7 @@ from ._context import load_workspace
 #: The data dir's folder of run indexes (one file per scripts root).
 FOLDER = "run-index"
 #: Bumped whenever the layout (or what is pickled in it) changes.
-FORMAT = 1
+FORMAT = 2
 #: What was modified this recently (by the system's clock) is not trusted to its stamp.
 RACY_NS = 2_000_000_000
 #: The packages whose classes are pickled in an index or whose code decides what it holds.
@@ -77,11 +90,16 @@ def lookup(settings: Settings, tokens: Sequence[str]) -> Found | None:
         job_key, rest, alias_key = found
         job = pickle.loads(index["jobs"][job_key])
         alias = pickle.loads(index["aliases"][alias_key][1]) if alias_key else None
+        notify = index["notify"]
+        notify_read = None if notify is None else (tuple(notify[0]), pickle.loads(notify[1]))
     except Exception:  # unreadable, corrupt, of another pickle: discovery knows
         return None
     if (not isinstance(job, Job) or not (alias is None or isinstance(alias, Alias))
             or index.get("pydantic") != _pydantic_version()):
         return None
+    if notify_read is not None:
+        # The notifier's read of flwd.yaml, kept for the file as it was (it checks).
+        know_workspace_notify(Path(root), *notify_read)
     return job, rest, alias
 
 
@@ -165,8 +183,15 @@ def _write(settings: Settings, root: str, stamped: tuple[list[tuple[str, int]],
     if any(job.source is not None for job in catalog.jobs):
         return  # a source registered meanwhile: its jobs are not the workspace's
     try:
+        # What the notifier of a run reads of flwd.yaml (its notify: rules), taken with the
+        # file's identity first: a file changed meanwhile is read again by the run.
+        notify_path = Path(root) / ALIASES_FILE
+        notify_key = file_key(notify_path)
+        notify = None if notify_key is None else (
+            notify_key, pickle.dumps(read_workspace_notify(Path(root)), pickle.HIGHEST_PROTOCOL))
         index = {
             "format": FORMAT, "root": root, "code": code_key(), "pydantic": _pydantic_version(),
+            "notify": notify,
             "dirs": dirs, "files": files,
             "jobs": {job.id.casefold(): pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
                      for job in catalog.jobs},

@@ -62,7 +62,11 @@ from ._text import printable as printable
 from ._text import text_problem as text_problem
 from ._timetable import job_schedules as job_schedules
 from ._timetable import schedule_book as schedule_book
+from ._workspace_notify import NotifyRead as NotifyRead
+from ._workspace_notify import file_key as file_key
+from ._workspace_notify import know_workspace_notify as know_workspace_notify
 from ._workspace_notify import load_workspace_notify as load_workspace_notify
+from ._workspace_notify import read_workspace_notify as read_workspace_notify
 from ._yaml import CONFIG_LIMITS as CONFIG_LIMITS
 from ._yaml import YamlLimits as YamlLimits
 from ._yaml import YamlRefused as YamlRefused

@@ -14,8 +14,9 @@ Each rule is checked on its own: a bad rule is a discovery error of the file (``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -55,19 +56,57 @@ def notify_rules(value: Any, display: str) -> tuple[list[NotifyRule], list[Disco
     return valid, issues
 
 
+#: What a file's ``notify:`` read as: nothing (no file, no ``notify:``), a reason it
+#: cannot be read, or the value of ``notify:`` (plain YAML data, not yet checked).
+NotifyRead = tuple[Literal["none", "unreadable", "value"], Any]
+#: Reads of flwd.yaml files made by an earlier process (the run index), each with the
+#: identity of the file it read: (mtime_ns, size, inode).
+_known: dict[str, tuple[tuple[int, int, int], NotifyRead]] = {}
+
+
+def file_key(path: Path) -> tuple[int, int, int] | None:
+    """The identity of ``path``'s content as flwd.yaml's readers compare it, or None."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
+
+
+def read_workspace_notify(root: Path) -> NotifyRead:
+    """What ``<root>/flwd.yaml`` says of ``notify:`` (blocking: the file is read and
+    parsed, unless :func:`know_workspace_notify` told it for the file as it is)."""
+    path = root / ALIASES_FILE
+    known = _known.pop(os.path.abspath(path), None)
+    if known is not None and known[0] == file_key(path):
+        return known[1]
+    try:
+        if not path.is_file():
+            return "none", None
+        data = load_yaml(read_yaml_file(path))
+    except FileNotFoundError:
+        return "none", None
+    except (OSError, UnicodeDecodeError, YamlRefused) as exc:
+        return "unreadable", str(exc)
+    if not isinstance(data, dict) or "notify" not in data:
+        return "none", None
+    return "value", data["notify"]
+
+
+def know_workspace_notify(root: Path, key: tuple[int, int, int], read: NotifyRead) -> None:
+    """Take ``read`` as what ``<root>/flwd.yaml`` says while the file's identity is ``key``
+    (the run index kept it from the discovery that wrote it): the next
+    :func:`load_workspace_notify` of that file, as it is, parses nothing (nor loads yaml)."""
+    _known[os.path.abspath(root / ALIASES_FILE)] = (key, read)
+
+
 def load_workspace_notify(root: Path, display: str | None = None
                           ) -> tuple[list[NotifyRule], list[DiscoveryIssue]]:
     """The ``notify:`` rules of ``<root>/flwd.yaml`` (none without the file); blocking."""
-    path = root / ALIASES_FILE
-    shown = display or str(path)
-    try:
-        if not path.is_file():
-            return [], []
-        data = load_yaml(read_yaml_file(path))
-    except FileNotFoundError:
+    shown = display or str(root / ALIASES_FILE)
+    kind, value = read_workspace_notify(root)
+    if kind == "none":
         return [], []
-    except (OSError, UnicodeDecodeError, YamlRefused) as exc:
-        return [], [DiscoveryIssue(shown, f"cannot read: {exc}", code="E_CONFIG")]
-    if not isinstance(data, dict) or "notify" not in data:
-        return [], []
-    return notify_rules(data["notify"], shown)
+    if kind == "unreadable":
+        return [], [DiscoveryIssue(shown, f"cannot read: {value}", code="E_CONFIG")]
+    return notify_rules(value, shown)

@@ -27,17 +27,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+if TYPE_CHECKING:
+    import yaml
+    from yaml.nodes import Node
 
 __all__ = ["CLIP", "CONFIG_LIMITS", "YamlLimits", "YamlRefused", "clip", "load_yaml",
            "read_yaml_file"]
-
-#: libyaml's parser is ~10x faster than the pure-Python one, with the same
-#: semantics; it also refuses nesting beyond 1000 levels on its own.
-_Loader: Final[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Quoted values and foreign messages are cut to this many characters.
 CLIP: Final = 80
@@ -121,7 +118,13 @@ def load_yaml(text: str, limits: YamlLimits = CONFIG_LIMITS) -> Any:
             len(text) * 4 > limits.max_bytes
             and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes):
         raise _over(len(text), limits)
-    loader = _Loader(text)
+    # Loaded by the first document (~10 ms of a start-up: a run from the run index parses
+    # none).
+    import yaml
+
+    # libyaml's parser is ~10x faster than the pure-Python one, with the same
+    # semantics; it also refuses nesting beyond 1000 levels on its own.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
         try:
             node = loader.get_single_node()
@@ -156,14 +159,6 @@ def _too_deep(limits: YamlLimits) -> YamlRefused:
                        limit=True)
 
 
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, MappingNode):
-        return [part for pair in node.value for part in pair]
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    return []
-
-
 def _measure(root: Node, limits: YamlLimits) -> None:
     """Refuse ``root`` if its expansion is over ``limits``.
 
@@ -172,6 +167,15 @@ def _measure(root: Node, limits: YamlLimits) -> None:
     the document, not of its expansion. A node met again while it is still on
     the walk's path is a recursive alias.
     """
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    def _children(node: Node) -> list[Node]:
+        if isinstance(node, MappingNode):
+            return [part for pair in node.value for part in pair]
+        if isinstance(node, SequenceNode):
+            return list(node.value)
+        return []
+
     measured: dict[int, tuple[int, int, int]] = {}  # id → (nodes, chars, depth)
     on_path: set[int] = {id(root)}
     stack: list[tuple[Node, list[Node]]] = [(root, _children(root))]

@@ -10,6 +10,7 @@ index is not written over files modified in the last two seconds.
 
 from __future__ import annotations
 
+import json
 import marshal
 import os
 import pickle
@@ -126,6 +127,26 @@ def test_a_run_from_the_index_builds_no_validator(ws: Path, data_dir: Path) -> N
     done = run_watched("j")
     assert done.stdout == "howdy j\n", done.stderr
     assert "validators built: [True, " in done.stderr
+
+
+
+def test_the_workspace_notify_rules_apply_to_a_run_from_the_index(ws: Path, data_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    # The index keeps the notifier's read of flwd.yaml: a run from it parses no YAML, and
+    # its notifier still applies the good rules and says what is wrong with the others.
+    out = tmp_path / "note.json"
+    (ws / "scripts" / "flwd.yaml").write_text(
+        "aliases:\n  - {from: greet, to: hi, description: say hi}\n"
+        "notify:\n"
+        f"  - {{on: [success], command: [sh, -c, 'cat > \"$0\"', '{out}']}}\n"
+        "  - {on: [nope], command: [x]}\n")
+    age(ws / "scripts")
+    indexed(ws, data_dir)
+    out.unlink()
+    done = run(ws, data_dir, "greet", "--name", "k")
+    assert done.stdout == "planted k\n", done.stderr  # the index answered
+    assert json.loads(out.read_text())["event"] == "success"
+    assert "notify[1].on[0]: 'nope' is not one of" in done.stderr
 
 
 def test_an_edited_config_runs_as_edited(ws: Path, data_dir: Path) -> None:

@@ -13,7 +13,15 @@ import pytest
 
 from flwd.errors import ConfigInvalid
 from flwd.events import RunRow
-from flwd.jobs import NotifyRule, load_workspace_notify, parse_config, read_alias_entries
+from flwd.jobs import (
+    NotifyRule,
+    file_key,
+    know_workspace_notify,
+    load_workspace_notify,
+    parse_config,
+    read_alias_entries,
+    read_workspace_notify,
+)
 from flwd.notify import (
     RunLinks,
     SecretUnavailable,
@@ -170,6 +178,30 @@ notify:
     # flwd :jobs reports them with the aliases' (and no longer calls notify unknown).
     _, alias_issues = read_alias_entries(tmp_path, "scripts/flwd.yaml")
     assert [issue.message for issue in alias_issues] == [issue.message for issue in issues]
+
+
+
+def test_a_read_of_flwd_yaml_kept_by_the_run_index_is_used_only_for_the_file_as_it_was(
+        tmp_path: Path) -> None:
+    path = tmp_path / "flwd.yaml"
+    path.write_text("notify:\n  on: [failure]\n  command: [kept]\n")
+    key = file_key(path)
+    assert key is not None
+    read = read_workspace_notify(tmp_path)
+    assert read == ("value", {True: ["failure"], "command": ["kept"]})  # YAML 1.1: on is true
+    # Known for this file as it is: used (once) instead of reading it.
+    know_workspace_notify(tmp_path, key, ("value", {"on": ["success"], "command": ["told"]}))
+    [rule] = load_workspace_notify(tmp_path, "scripts/flwd.yaml")[0]
+    assert rule.command is not None and rule.command.argv == ["told"]
+    # The file changed since (another size): it is read again.
+    know_workspace_notify(tmp_path, key, ("value", {"on": ["success"], "command": ["told"]}))
+    path.write_text("notify:\n  on: [failure]\n  command: [changed]\n")
+    [rule] = load_workspace_notify(tmp_path, "scripts/flwd.yaml")[0]
+    assert rule.command is not None and rule.command.argv == ["changed"]
+    # What could not be read is said as when it was read.
+    know_workspace_notify(tmp_path, file_key(path) or key, ("unreadable", "invalid YAML: x"))
+    assert [issue.message for issue in load_workspace_notify(tmp_path, "f")[1]] == [
+        "cannot read: invalid YAML: x"]
 
 
 # -- which events a run sends ---------------------------------------------------------------
