@@ -75,6 +75,7 @@ SOURCES_COMMANDS: dict[str, Verb] = {
         ("pull-policy", "oci: pull the image now (on-add) or at runs (on-run)",
          ("on-add", "on-run"), False),
         ("ref", "local: the folder; git: a branch, tag or commit", (), False),
+        ("schedules", "local, git: let the schedules of its jobs fire", BOOLEAN, False),
         ("trusted", "oci: opt in to running the image to read its manifest", BOOLEAN, False),
         ("type", "local (a folder), git (a repository) or oci (an add-on image)",
          ("local", "git", "oci"), False),
