@@ -29,7 +29,6 @@ sink reads it when it delivers.
 from __future__ import annotations
 
 import re
-from email.utils import parseaddr
 from fnmatch import fnmatchcase
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -207,6 +206,8 @@ class WebhookSink(_Delivery):
 def _address(value: Any) -> Any:
     if not isinstance(value, str):
         return value
+    from email.utils import parseaddr  # start-up: read when a rule names a mailbox
+
     if any(ord(ch) < 0x20 for ch in value) or "@" not in parseaddr(value)[1]:
         raise _problem("address", f"{show(value)} is not an e-mail address")
     return value

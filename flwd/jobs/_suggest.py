@@ -6,7 +6,6 @@ the wording lives here once.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -16,6 +15,8 @@ def close_matches(word: str, candidates: Iterable[str], *, n: int = 3) -> list[s
     The original spelling of each candidate is returned, so a hint shows what
     the user should actually type.
     """
+    import difflib  # start-up: a hint is made for a mistake only
+
     by_folded: dict[str, str] = {}
     for candidate in candidates:
         by_folded.setdefault(candidate.casefold(), candidate)

@@ -26,7 +26,9 @@ NOT_ON_A_HOST_RUN = ("flwd.sources", "flwd.containers", "flwd.http", "flwd.hooks
 #: built loads pydantic's plugin loader, which reads the installed packages' metadata.
 NOT_ON_AN_INDEXED_RUN = ("pydantic.plugin._loader", "importlib.metadata", "zipfile", "csv",
                          # nor parses YAML: the notifier's read of flwd.yaml is in the index
-                         "yaml")
+                         "yaml",
+                         # what only a mistake's hint or a checked mailbox needs
+                         "difflib", "email")
 
 
 def _run_demo(workspace: Path, data_dir: Path) -> set[str]:
