@@ -24,9 +24,10 @@ from flwd.engine import Engine
 from flwd.errors import FlwdError
 
 from . import _events, _hooks, _jobs, _kv, _runs, _schedules, _session, _sources, _ui
+from ._asgi import MAX_BODY, log_request, request_id
 from ._auth import LOCAL_PRINCIPAL, Authenticator, Principal, Refusal
 from ._command_line import CommandLines
-from ._fast import MAX_BODY, FastPath, log_request, request_id
+from ._fast import FastPath
 from ._local_socket import PEER_SCOPE_KEY
 from ._metrics import Metrics
 from ._ops import ops_blueprint

@@ -25,16 +25,26 @@ import json
 import logging
 import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from contextlib import aclosing
+from collections.abc import Sequence
 from typing import Any
 
-import trio
 from pydantic import ValidationError
 
 from flwd.errors import FlwdError
 
+from ._asgi import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    content_length,
+    header,
+    log_request,
+    read_body,
+    replay,
+    request_id,
+    send_stream,
+)
 from ._auth import LOCAL_PRINCIPAL, Principal, Requirement
 from ._local_socket import PEER_SCOPE_KEY
 from ._models import RunRequest
@@ -45,20 +55,10 @@ from ._state import AppState
 from ._streaming import SSE_HEADERS, event_stream
 from ._streams import StreamSlot
 
-__all__ = ["MAX_BODY", "FastPath", "log_request", "request_id"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[..., Awaitable[None]]
+__all__ = ["FastPath"]
 
 _log = logging.getLogger("flwd.http")
 
-#: Request bodies are limited to this many bytes (Quart's MAX_CONTENT_LENGTH: a 413).
-MAX_BODY = 1 << 20
-#: An X-Request-ID a client may choose (anything else is replaced by one of ours).
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: What ``POST /runs`` needs, and reading its stream besides (``_runs.STREAM_SCOPES``).
 _CREATE_SCOPES = (*ROUTE_SCOPES["runs.create_run"], "runs:read", "events:read")
 _EVENTS_SCOPES = ROUTE_SCOPES["events.run_events"]
@@ -71,22 +71,6 @@ _EVENTS_PATH = re.compile(r"/runs/([A-Za-z0-9_.-]{1,128})/events")
 #: idempotency, chunked bodies).
 _TO_THE_APP = frozenset({b"origin", b"cookie", b"idempotency-key", b"idempotency-sha256",
                          b"transfer-encoding"})
-
-
-def request_id(given: str) -> str:
-    """The id a request is logged and answered with: the client's, when it is a short
-    token, else one of ours."""
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
-
-
-def log_request(method: str, route: str | None, status: int, elapsed: float,
-                principal: Principal | None, request_id: str | None) -> None:
-    """The one log line of every request (the fast path's and the app's alike)."""
-    _log.info("request", extra={"fields": {
-        "method": method, "route": route or "(unmatched)", "status": status,
-        "duration_ms": round(elapsed * 1000, 2),
-        "subject": principal.name if principal else None,
-        "request_id": request_id}})
 
 
 class FastPath:
@@ -144,7 +128,7 @@ class FastPath:
 
     async def _healthz(self, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
-        rid = request_id(_header(scope, b"x-request-id"))
+        rid = request_id(header(scope, b"x-request-id"))
         headers = self._finish_headers([(b"cache-control", b"no-store")], rid)
         self._observe("GET", "/healthz", 204, started, None, rid)
         await send({"type": "http.response.start", "status": 204, "headers": headers})
@@ -180,7 +164,7 @@ class FastPath:
         self._observe(scope["method"], route, status, started, principal, rid)
         await send({"type": "http.response.start", "status": status,
                     "headers": self._finish_headers([*answer, *headers], rid)})
-        await _send_stream(stream, receive, send)
+        await send_stream(stream, receive, send)
 
     # -- GET /runs/<id>/events of a live run, from its start ---------------------------
 
@@ -214,15 +198,15 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         principal = self._principal(scope, headers, _CREATE_SCOPES)
-        length = _content_length(headers.get(b"content-length"))
+        length = content_length(headers.get(b"content-length"))
         if principal is None or length is None:
             await self.app(scope, receive, send)
             return
-        received, raw = await _read_body(receive, length)
+        received, raw = await read_body(receive, length)
         body = _run_request(raw) if raw is not None else None
         slot = self.state.streams.try_take() if body is not None else None
         if body is None or slot is None:
-            await self.app(scope, _replay(received, receive), send)
+            await self.app(scope, replay(received, receive), send)
             return
         rid = request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
         try:
@@ -249,65 +233,6 @@ class FastPath:
                            started=started, rid=rid)
 
 
-async def _send_stream(stream: Any, receive: Receive, send: Send) -> None:
-    """Send the body until it ends or the client leaves (as quart-trio does: a task
-    waits for ``http.disconnect`` and cancels the body).
-
-    Cancellation: the body is closed (its slot released).
-    """
-    async with trio.open_nursery() as nursery:
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(watch)
-        async with aclosing(stream):
-            async for chunk in stream:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        nursery.cancel_scope.cancel()
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
-
-
-def _content_length(value: bytes | None) -> int | None:
-    """A body length this path reads (None: absent, odd or over the limit: the app's)."""
-    if value is None or not value.isdigit() or len(value) > 8:
-        return None
-    length = int(value)
-    return length if 0 < length <= MAX_BODY else None
-
-
-async def _read_body(receive: Receive, length: int) -> tuple[list[Message], bytes | None]:
-    """The messages received, and the body (None: it is not ``length`` bytes of one
-    request — the client left, say — and the app is to see the messages as they came).
-
-    Cancellation: the messages read so far are lost with the request.
-    """
-    received: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        received.append(message)
-        if message["type"] != "http.request":
-            return received, None
-        size += len(message.get("body", b""))
-        if size > length:
-            return received, None
-        if not message.get("more_body", False):
-            break
-    if size != length:
-        return received, None
-    return received, b"".join(message.get("body", b"") for message in received)
-
-
 def _run_request(raw: bytes) -> RunRequest | None:
     """The body as a run request, or None: the app answers (not JSON, the thin client's
     words form, a body the model refuses)."""
@@ -321,18 +246,6 @@ def _run_request(raw: bytes) -> RunRequest | None:
         return RunRequest.model_validate(data)
     except ValidationError:
         return None
-
-
-def _replay(received: list[Message], receive: Receive) -> Receive:
-    """``receive`` as the app sees it: the messages already taken first."""
-    pending = list(received)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed
 
 
 def _problem_of(error: Exception, path: str) -> tuple[int, dict[str, Any]]:
