@@ -46,6 +46,7 @@ from ._asgi import (
     send_stream,
 )
 from ._auth import LOCAL_PRINCIPAL, Principal, Requirement
+from ._fast_ui import UI_PREFIX, serve_asset
 from ._local_socket import PEER_SCOPE_KEY
 from ._models import RunRequest
 from ._problems import PROBLEM_JSON, HttpProblem, domain_problem
@@ -93,6 +94,13 @@ class FastPath:
             if method == "GET" and (match := _EVENTS_PATH.fullmatch(path)):
                 await self._run_events(scope, receive, send, match.group(1))
                 return
+            if (method == "GET" and path.startswith(UI_PREFIX) and self.state.options.ui
+                    and self._gate_passes(scope)):
+                started = time.perf_counter()
+                if await serve_asset(scope, send, self._finish_headers,
+                                     lambda route, status, rid: self._observe(
+                                         "GET", route, status, started, None, rid)):
+                    return
         await self.app(scope, receive, send)
 
     # -- what every request goes through (as _app's hooks) ----------------------------

@@ -22,8 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-__all__ = ["CONTENT_TYPES", "INDEX", "RELEASE_MARK", "STATIC_DIR", "Asset", "asset", "index",
-           "release", "split_release"]
+__all__ = ["CONTENT_TYPES", "INDEX", "RELEASE_MARK", "STATIC_DIR", "Asset", "asset",
+           "etag_matches", "index", "release", "split_release"]
 
 #: The folder whose files are the UI (package data: see pyproject's package-data).
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
@@ -162,3 +162,14 @@ def split_release(path: str) -> tuple[str | None, str]:
     if matched is None or not rest:
         return None, path
     return matched.group(1), rest
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header value names ``etag`` (quoted): ``*``, or one
+    of its comma-separated entity tags, weak or strong (RFC 9110 §13.1.2 compares
+    weakly)."""
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False

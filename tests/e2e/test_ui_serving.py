@@ -91,6 +91,19 @@ def test_a_file_under_the_current_release_is_kept_for_good(dev_server: Any) -> N
     assert older.headers["Cache-Control"] == "no-cache"
     # Its relative imports stay under the release, which the shell names.
     assert "from './api.js'" in current.text
+    # Answered by the fast path (_fast_ui) as the app answers it (a query takes the app's).
+    by_app = httpx.get(f"{dev_server.url}/ui/~{release}/js/app.js?via=app", timeout=30)
+    assert (by_app.status_code, by_app.content) == (current.status_code, current.content)
+    ignored = {"date", "x-request-id"}
+    assert ({k: v for k, v in current.headers.items() if k not in ignored}
+            == {k: v for k, v in by_app.headers.items() if k not in ignored})
+    for answer in (current, by_app):
+        revalidated = httpx.get(str(answer.url), timeout=30,
+                                headers={"If-None-Match": answer.headers["ETag"]})
+        assert revalidated.status_code == 304
+        assert "content-type" not in revalidated.headers
+        assert "content-length" not in revalidated.headers or \
+            revalidated.headers["content-length"] == "0"
 
 
 NOT_UI = ["/ui/../flwd.db", "/ui/..%2f..%2fpyproject.toml", "/ui/%2e%2e/__init__.py",

@@ -200,3 +200,66 @@ async def test_event_streams_with_a_cursor_or_a_browser_go_to_the_app(
     await _call(FastPath(inner, _state(tmp_path)), "GET", "/runs/run-1/events",
                 [(b"host", b"127.0.0.1:8080"), *headers], [])
     assert len(inner.calls) == 1
+
+
+# -- the UI's files ------------------------------------------------------------------
+
+
+async def test_a_ui_file_of_the_release_is_answered_logged_and_counted_without_the_app(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from flwd import ui
+
+    state = _state(tmp_path, dev=False)
+    inner = Recorder()
+    path = FastPath(inner, state)
+    target = f"/ui/~{ui.release()}/js/app.js"
+    found = ui.asset("js/app.js")
+    assert found is not None
+    with caplog.at_level(logging.INFO, logger="flwd.http"):
+        sent = await _call(path, "GET", target, [(b"host", b"127.0.0.1:8080")], [])
+        again = await _call(path, "GET", target, [(b"if-none-match", b'"x", W/' +
+                                                   found.etag.encode())], [])
+    assert inner.calls == []
+    start = dict(sent[0]["headers"])
+    assert sent[0]["status"] == 200 and sent[1]["body"] == found.body
+    assert start[b"etag"] == found.etag.encode()
+    assert start[b"cache-control"] == b"public, max-age=31536000, immutable"
+    assert start[b"content-type"] == b"text/javascript; charset=utf-8"
+    assert start[b"content-security-policy"].startswith(b"default-src 'none'")
+    assert again[0]["status"] == 304 and again[1]["body"] == b""
+    assert b"content-type" not in dict(again[0]["headers"])
+    routes = [record.fields["route"] for record in caplog.records  # type: ignore[attr-defined]
+              if record.name == "flwd.http"]
+    assert routes == ["/ui/<path:asset_path>"] * 2
+    assert state.metrics is not None
+    assert state.metrics.registry.get_sample_value(
+        "flwd_http_requests_total",
+        {"method": "GET", "route": "/ui/<path:asset_path>", "code": "304"}) == 1.0
+
+
+@pytest.mark.parametrize(("target", "headers"), [
+    ("/ui/~{release}/js/nope.js", []),  # no such file: the app's 404 problem
+    ("/ui/~{release}/js/app.js?v=1", []),
+    ("/ui/~{release}/js/app.js", [(b"origin", b"http://localhost:3000")]),
+    ("/ui/~{release}/js/app.js", [(b"content-length", b"2")]),
+    ("/ui/js/app.js", []),  # no release named
+    ("/", []),
+])
+async def test_other_ui_requests_go_to_the_app(tmp_path: Path, target: str,
+                                               headers: list[tuple[bytes, bytes]]) -> None:
+    from flwd import ui
+
+    inner = Recorder()
+    await _call(FastPath(inner, _state(tmp_path)), "GET", target.format(release=ui.release()),
+                [(b"host", b"127.0.0.1:8080"), *headers], [b"{}"] if headers[1:] else [])
+    assert len(inner.calls) == 1
+
+
+async def test_without_the_ui_its_files_go_to_the_app(tmp_path: Path) -> None:
+    from flwd import ui
+
+    state = AppState.build(cast(Any, None), ServeOptions(ui=False),
+                           Authenticator(TokenStore(tmp_path / "tokens.json"), dev=False), None)
+    inner = Recorder()
+    await _call(FastPath(inner, state), "GET", f"/ui/~{ui.release()}/js/app.js", [], [])
+    assert len(inner.calls) == 1
