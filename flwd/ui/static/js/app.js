@@ -3,24 +3,23 @@
 import { h, announce } from './dom.js';
 import { session, loadSession, can, del, setSession, prefetch, dropPrefetched } from './api.js';
 import { zoneLabel } from './time.js';
+// The landing page's modules are imported here (the shell preloads exactly these, so a
+// first load fetches and compiles only them, at once); every other page's module is
+// imported when it is first shown.
 import { jobsPage, jobPage } from './jobs.js';
-import { runPage } from './run.js';
-import { historyPage } from './history.js';
-import { sourcesPage } from './sources.js';
-import { statusPage } from './status.js';
-import { loginPage } from './login.js';
 import { automationPage } from './automation.js';
 
+const later = (load, name) => async () => (await load())[name];
 const ROUTES = [
-  [/^\/jobs$/, jobsPage, 'Jobs', 'jobs:read'],
-  [/^\/jobs\/(.+)$/, jobPage, 'Job', 'jobs:read'],
-  [/^\/runs$/, historyPage, 'History', 'runs:read'],
-  [/^\/runs\/([^/]+)$/, runPage, 'Run', 'runs:read'],
+  [/^\/jobs$/, async () => jobsPage, 'Jobs', 'jobs:read'],
+  [/^\/jobs\/(.+)$/, async () => jobPage, 'Job', 'jobs:read'],
+  [/^\/runs$/, later(() => import('./history.js'), 'historyPage'), 'History', 'runs:read'],
+  [/^\/runs\/([^/]+)$/, later(() => import('./run.js'), 'runPage'), 'Run', 'runs:read'],
   // Schedules and webhooks on one page (#/schedules: the same page).
-  [/^\/(?:automation|schedules)$/, automationPage, 'Automation', 'jobs:read'],
-  [/^\/sources$/, sourcesPage, 'Sources', 'sources:read'],
-  [/^\/status$/, statusPage, 'Status', 'jobs:read'],
-  [/^\/login$/, loginPage, 'Log in', null],
+  [/^\/(?:automation|schedules)$/, async () => automationPage, 'Automation', 'jobs:read'],
+  [/^\/sources$/, later(() => import('./sources.js'), 'sourcesPage'), 'Sources', 'sources:read'],
+  [/^\/status$/, later(() => import('./status.js'), 'statusPage'), 'Status', 'jobs:read'],
+  [/^\/login$/, later(() => import('./login.js'), 'loginPage'), 'Log in', null],
 ];
 const NAV = [['#/jobs', 'Jobs', 'jobs:read'], ['#/runs', 'History', 'runs:read'],
   ['#/automation', 'Automation', 'jobs:read'], ['#/sources', 'Sources', 'sources:read'],
@@ -83,7 +82,7 @@ async function route() {
   if (!found) {
     view.append(h('h1', { tabindex: '-1', class: 'page-title' }, 'Not found'), h('p', null, h('a', { href: '#/jobs' }, 'Jobs')));
   } else {
-    const [re, page, title, scope] = found;
+    const [re, load, title, scope] = found;
     document.title = `${title} · flwd`;
     if (scope && !can(scope)) {
       view.append(h('h1', { tabindex: '-1', class: 'page-title' }, title),
@@ -91,6 +90,14 @@ async function route() {
     } else {
       const params = re.exec(path).slice(1).map(decodeURIComponent);
       try {
+        let page;
+        try {
+          page = await load();
+        } catch (err) {
+          // Its module could not be fetched (the server is away, say): say so, keep the rest.
+          throw new Error(`Cannot load this page: ${err && err.message || err}`);
+        }
+        if (controller.signal.aborted) return;
         await page(view, { params, query, signal: controller.signal });
       } catch (err) {
         if (err && err.name === 'AbortError') return;
