@@ -28,6 +28,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("output_throughput", [], ["--lines", "100000", "--repeat", "1"]),
     ("cli_overhead", [], ["--runs", "5"]),
     ("serve_throughput", [], ["--runs", "200"]),
+    # The server's own CPU per run beside a bare hypercorn-trio hello (issue 17: <= 4 ms).
+    ("serve_throughput", ["--cost"], ["--cost", "--rounds", "3", "--per-round", "30"]),
     ("sse_fanout", [], ["--subscribers", "50", "--lines", "500", "--rate", "200"]),
     ("idle_memory", [], ["--runs", "50"]),
     ("step_containment", [], ["--steps", "50", "--extra", "300"]),
@@ -98,10 +100,12 @@ def main() -> int:
         for name, full, quick in BENCHMARKS:
             if (options.only and name not in options.only) or name in options.skip:
                 continue
-            print(f"== {name}", flush=True)
+            # A benchmark run in two modes is told apart by its full run's flags.
+            label = " ".join([name, *full])
+            print(f"== {label}", flush=True)
             code, output, seconds = run_one(name, quick if options.quick else full, results)
             print(output, flush=True)
-            outputs.append((name, code, output, seconds))
+            outputs.append((label, code, output, seconds))
         figures = [json.loads(line) for line in results.read_text().splitlines() if line]
     options.report.write_text(render(outputs, figures, options.quick))
     print(f"report: {options.report}")
