@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flwd.containers import detect_runtime
+from flwd.containers import RUNTIME_MEMORY, require_runtime
 from flwd.daemon import hold_data_dir
-from flwd.errors import FlwdError
+from flwd.errors import ContainerRuntimeUnavailable, FlwdError
 from flwd.policy import load_policy, resolve_profile
 from flwd.settings import Settings
 from flwd.sources import (
@@ -177,10 +177,16 @@ async def _materialise(settings: Settings, spec: SourceSpec, allow: AllowList) -
 
 def _oci_context(settings: Settings) -> OciContext:
     """This host's runtime, policy bundle and profile (``FLWD_PROFILE``), as a CLI run
-    uses them: an oci source is checked here as the server would check it."""
-    return OciContext(detect_runtime(), load_policy(os.environ, settings.workspace),
+    uses them: an oci source is checked here as the server would check it — with the
+    runtime a container run would use (the first that works, not the first on PATH)."""
+    try:
+        runtime, unavailable = require_runtime(
+            os.environ, memory=settings.data_dir / RUNTIME_MEMORY), None
+    except ContainerRuntimeUnavailable as exc:
+        runtime, unavailable = None, exc
+    return OciContext(runtime, load_policy(os.environ, settings.workspace),
                       resolve_profile(environment=os.environ.get("FLWD_PROFILE")),
-                      dict(os.environ))
+                      dict(os.environ), unavailable)
 
 
 async def _save(settings: Settings, source: Source) -> SourceIndex:

@@ -80,6 +80,9 @@ class OciContext:
     profile: Profile = "secure"
     #: The runtime client's environment (CONTAINERS_CONF, registries.conf …).
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: Why ``runtime`` is None, when a runtime was looked for and none works (raised
+    #: after the policy checks, which come first whatever the runtime).
+    unavailable: ContainerRuntimeUnavailable | None = None
 
 
 # -- the pull policy (sans-IO) -----------------------------------------------------
@@ -308,6 +311,8 @@ async def materialise_oci(spec: SourceSpec, oci: OciContext | None, home: Path,
     trust = await check_image_policy(spec, oci)
     runtime = oci.runtime
     if runtime is None:
+        if oci.unavailable is not None:
+            raise oci.unavailable
         raise ContainerRuntimeUnavailable(
             f"oci source {spec.name!r} needs a container runtime to read its manifest",
             hint="install podman (preferred) or docker; a server started with "

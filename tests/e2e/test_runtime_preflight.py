@@ -8,6 +8,7 @@ Real podman made unusable by its configuration is in tests/containers/test_runti
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -152,3 +153,17 @@ def test_a_no_containers_server_answers_422(server_factory, workspace: Path,
                      FLWD_TOKEN="dev-token")
     assert "--no-containers" in _one_line(remote)
     assert httpx.get(f"{server.url}/runs", headers=AUTH).json() == []
+
+
+def test_adding_an_oci_source_asks_the_runtime_a_run_would_use(
+        workspace: Path, data_dir: Path, stand_in_docker: Path) -> None:
+    # The local CLI took the first runtime on PATH, worked or not, and failed later on
+    # its pull; it now finds the runtime as a container run does, and says why none works.
+    done = run_cli([":sources", "add", "--type", "oci", "--ref", "127.0.0.1:5000/x/addon:1",
+                    "--trusted"], cwd=workspace, data_dir=data_dir, PATH=str(stand_in_docker),
+                   FLWD_PROFILE="permissive")  # no signature to check: the runtime is next
+    line = _one_line(done)
+    assert f"docker ({stand_in_docker / 'docker'}): 'docker info' failed: {DAEMON_DOWN}" in line
+    assert (stand_in_docker / "calls").read_text().splitlines() == ["info"]  # no pull
+    listed = run_cli([":sources", "list", "--json"], cwd=workspace, data_dir=data_dir)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
