@@ -134,6 +134,21 @@ class TriggerAlreadyFired(RecordUnstorable):
         self.key = key
 
 
+class IdempotencyKeyTaken(RecordUnstorable):
+    """A fresh record of this ``Idempotency-Key`` already exists (another request took
+    it first, in this process or another one on the same Core DB): the Core DB refused
+    a second one, and nothing of the new run was kept. The engine answers the request
+    as a replay of ``run_id`` (or a conflict if ``body_digest`` is another body's)."""
+
+    def __init__(self, message: str, *, key: str, body_digest: str, run_id: str,
+                 created_at: float) -> None:
+        super().__init__(message, hint="the request is answered by the key's run")
+        self.key = key
+        self.body_digest = body_digest
+        self.run_id = run_id
+        self.created_at = created_at
+
+
 class ScheduleNotFound(FlwdError):
     """No schedule of the catalog has that name."""
 

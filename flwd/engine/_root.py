@@ -45,6 +45,7 @@ from actors import (
 )
 from flwd.errors import (
     IdempotencyConflict,
+    IdempotencyKeyTaken,
     RecordUnstorable,
     SourceNotFound,
     StorageError,
@@ -69,7 +70,13 @@ from flwd.plan import (
 )
 from flwd.schedule import ScheduleBook, system_zone
 from flwd.settings import Settings
-from flwd.store import JournalItem, JournalSink, RetentionPolicy, Store
+from flwd.store import (
+    IDEMPOTENCY_TTL,  # how long an Idempotency-Key is remembered (the store holds it)
+    JournalItem,
+    JournalSink,
+    RetentionPolicy,
+    Store,
+)
 
 from ._catalog import CatalogCache
 from ._finisher import Finisher, describe_crash, resync
@@ -93,8 +100,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("flwd.engine")
 
-#: How long an Idempotency-Key is remembered.
-IDEMPOTENCY_TTL = 24 * 3600.0
 #: How long a CLI process waits at exit for its run's pending notifications (a server
 #: waits DRAIN_TIMEOUT): a person is waiting for the prompt.
 CLI_NOTIFY_DRAIN = 5.0
@@ -350,12 +355,7 @@ class Root:
         if idempotency is not None:
             earlier = await self._find_idempotent(idempotency[0])
             if earlier is not None:
-                if not hmac.compare_digest(earlier.body_sha256, idempotency[1]):
-                    # No digest in the problem: they are keyed, and mean nothing to a client.
-                    raise IdempotencyConflict(
-                        "this Idempotency-Key was already used with a different request body",
-                        hint="use a new key for a new request")
-                return await trio.to_thread.run_sync(self.store.get_run, earlier.run_id), True
+                return await self._replay(earlier.body_sha256, earlier.run_id, idempotency[1])
         pid, start_time, host = owner_identity()
         run = RunRow(id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
                      profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
@@ -373,6 +373,12 @@ class Root:
             items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id, run.created_at))
         try:
             await self._create(journal, items, keyed=idempotency is not None)
+        except IdempotencyKeyTaken as taken:
+            # Another process on this Core DB took the key since the lookup: its
+            # run (committed with the key) answers this request, as a replay would.
+            self._release_tree(run.id)
+            assert idempotency is not None
+            return await self._replay(taken.body_digest, taken.run_id, idempotency[1])
         except RecordUnstorable:
             self._release_tree(run.id)
             raise  # nothing of it was kept
@@ -429,6 +435,22 @@ class Root:
         if lease is not None:
             lease.release()
 
+    async def _replay(self, stored_digest: str, run_id: str, digest: str
+                      ) -> tuple[RunRow, bool]:
+        """The answer to a request whose key is held by ``run_id``: that run, replayed.
+
+        Raises:
+            IdempotencyConflict: the key was taken with another body.
+
+        Cancellation: nothing is left behind (it only reads).
+        """
+        if not hmac.compare_digest(stored_digest, digest):
+            # No digest in the problem: they are keyed, and mean nothing to a client.
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used with a different request body",
+                hint="use a new key for a new request")
+        return await trio.to_thread.run_sync(self.store.get_run, run_id), True
+
     async def _find_idempotent(self, key: str) -> IdempotencyRecord | None:
         """The record of ``key`` if it is fresh; timed as an ``idempotency_lookup``.
 
@@ -463,6 +485,8 @@ class Root:
         started = time.perf_counter()
         try:
             await journal.call(lambda reply: Append(items, reply))
+        except IdempotencyKeyTaken:
+            raise  # not a failure to store: the key's run answers the request
         except Exception:
             if keyed:
                 self.observer.persistence("idempotency_store", "error",
@@ -537,6 +561,8 @@ class Root:
         ``failed`` with the refusal as its error. A refused run row is the
         caller's (``start_run`` raises it).
         """
+        if isinstance(error, IdempotencyKeyTaken):
+            return  # a request answered by the key's run (start_run): nothing failed
         _log.warning("flwd: %s", error.one_line())
         for run_id in dict.fromkeys(item.run_id for item in items
                                     if isinstance(item, EventRecord)):

@@ -16,6 +16,7 @@ from ._filter import TRIGGER_KINDS as TRIGGER_KINDS
 from ._filter import RunFilter as RunFilter
 from ._filter import run_filter as run_filter
 from ._hook_deliveries import DeliveryClaim as DeliveryClaim
+from ._idempotency import IDEMPOTENCY_TTL as IDEMPOTENCY_TTL
 from ._idempotency import body_digest as body_digest
 from ._idempotency import install_key as install_key
 from ._journal import GroupResult as GroupResult

@@ -19,6 +19,9 @@ from pathlib import Path
 
 from flwd.errors import StorageError
 
+#: How long a key is held: a request with a key whose record is older is a new
+#: request, and its record replaces the old one (``append_groups``).
+IDEMPOTENCY_TTL = 24 * 3600.0
 KEY_FILE = "idempotency.key"
 KEY_BYTES = 32
 #: Marks a stored digest as keyed. Rows written before it (a plain SHA-256) were

@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from flwd.errors import RecordUnstorable, StorageError, TriggerAlreadyFired
+from flwd.errors import (
+    IdempotencyKeyTaken,
+    RecordUnstorable,
+    StorageError,
+    TriggerAlreadyFired,
+)
 from flwd.events import (
     NOTIFY_DELIVERY,
     RUN_FINISH,
@@ -21,6 +26,7 @@ from flwd.events import (
 )
 
 from ._dialect import Db, Dialect, dialect_of
+from ._idempotency import IDEMPOTENCY_TTL
 from ._notify import record_delivery
 
 JournalItem = EventRecord | RunRow | IdempotencyRecord
@@ -58,8 +64,9 @@ def append_groups(conn: Db, groups: Sequence[Sequence[JournalItem]]
     A group is all or nothing (a run row with its idempotency key, a chunk of
     output). A group holding a record the database cannot take — text that is not
     UTF-8 (a lone surrogate), an integer beyond 64 bits, a value of a type it
-    cannot bind or too big, a constraint it breaks — is left out and answered
-    with a :class:`RecordUnstorable`; the other groups are committed as if it
+    cannot bind or too big, a constraint it breaks, an idempotency key a fresh
+    record holds (:class:`~flwd.errors.IdempotencyKeyTaken`, see :func:`_take_key`)
+    — is left out and answered with a :class:`RecordUnstorable`; the other groups are committed as if it
     had never been there (no hole in the sequence numbers). The common case
     costs nothing extra: the groups are first written in one go, and only if a
     record fails is the transaction redone with a savepoint per group.
@@ -140,11 +147,7 @@ def _write(conn: Db, items: Sequence[JournalItem], next_seq: int, *,
             _insert_run(conn, item)
             continue
         if isinstance(item, IdempotencyRecord):
-            conn.execute("INSERT INTO idempotency(key, body_sha256, run_id, created_at)"
-                         " VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
-                         " body_sha256 = excluded.body_sha256, run_id = excluded.run_id,"
-                         " created_at = excluded.created_at",
-                         (item.key, item.body_sha256, item.run_id, item.created_at))
+            _take_key(conn, item)
             continue
         item.seq = next_seq
         next_seq += item.n
@@ -161,6 +164,35 @@ def _write(conn: Db, items: Sequence[JournalItem], next_seq: int, *,
     return next_seq, committed
 
 
+def _take_key(conn: Db, record: IdempotencyRecord) -> None:
+    """Insert ``record``, or replace one of its key older than :data:`IDEMPOTENCY_TTL`.
+
+    The one place that decides which request a key belongs to, so that two
+    processes (two servers on one PostgreSQL database, a server and a CLI on one
+    SQLite file) that both looked the key up and found nothing cannot both start
+    a run: the loser's insert finds the winner's row — committed with its run
+    row, under the write lock — and is refused. Never overwritten while fresh.
+
+    Raises:
+        IdempotencyKeyTaken: a fresh record of the key exists (its group is left out).
+    """
+    taken = conn.execute(
+        "INSERT INTO idempotency(key, body_sha256, run_id, created_at) VALUES (?,?,?,?)"
+        " ON CONFLICT(key) DO UPDATE SET body_sha256 = excluded.body_sha256,"
+        " run_id = excluded.run_id, created_at = excluded.created_at"
+        " WHERE idempotency.created_at <= ?",
+        (record.key, record.body_sha256, record.run_id, record.created_at,
+         record.created_at - IDEMPOTENCY_TTL)).rowcount
+    if taken:
+        return
+    digest, run_id, created_at = conn.execute(
+        "SELECT body_sha256, run_id, created_at FROM idempotency WHERE key = ?",
+        (record.key,)).fetchone()
+    raise IdempotencyKeyTaken(f"the Idempotency-Key of run {run_id} is taken",
+                              key=record.key, body_digest=digest, run_id=run_id,
+                              created_at=created_at)
+
+
 def _unnumber(items: Sequence[JournalItem]) -> None:
     for item in items:
         if isinstance(item, EventRecord):
@@ -175,6 +207,8 @@ def _storage_error(dialect: Dialect, exc: Exception) -> StorageError:
 
 
 def _refusal(dialect: Dialect, item: JournalItem | None, exc: Exception) -> RecordUnstorable:
+    if isinstance(exc, IdempotencyKeyTaken):
+        return exc
     if (isinstance(item, RunRow) and item.trigger_key is not None
             and dialect.is_unique_violation(exc, "trigger_key")):
         duplicate = TriggerAlreadyFired(

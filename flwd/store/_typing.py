@@ -106,7 +106,14 @@ class Store(Protocol):
     def append(self, items: Sequence[JournalItem]) -> list[EventRecord]:
         """Commit ``items`` at once, in one transaction; the events as numbered.
 
-        For a process without a journal (see the module docstring).
+        For a process without a journal (see the module docstring). An
+        :class:`~flwd.events.IdempotencyRecord` takes its key only if no record of
+        it younger than ``IDEMPOTENCY_TTL`` exists — in any process on the same
+        database — and is never overwritten while it is; else nothing is committed.
+
+        Raises:
+            IdempotencyKeyTaken: the key is held (by the run it names).
+            RecordUnstorable: a record cannot be stored; StorageError.
         """
 
     # -- runs ----------------------------------------------------------------

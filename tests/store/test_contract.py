@@ -17,6 +17,7 @@ import outcome
 import pytest
 
 from flwd.errors import (
+    IdempotencyKeyTaken,
     KvKeyRequired,
     KvKeyTooLong,
     KvQuotaExceeded,
@@ -579,6 +580,73 @@ def test_an_idempotency_record_is_found_with_its_age(store: Store) -> None:
     assert store.find_idempotent("scope:key-1") == record
     assert store.find_idempotent("scope:key-2") is None
     assert store.find_idempotent("other:key-1") is None
+
+
+def test_a_fresh_key_is_never_taken_again_nor_overwritten(store: Store) -> None:
+    first = IdempotencyRecord("scope:k", "hmac-sha256:aa", "run-a", T0)
+    store.append([run_row("run-a"), first])
+    # A second request with the key, a second before its first's 24 h are up: refused
+    # whole (no run row), answered with the record that holds the key.
+    with pytest.raises(IdempotencyKeyTaken) as taken:
+        store.append([run_row("run-b", created=T0 + DAY - 1),
+                      IdempotencyRecord("scope:k", "hmac-sha256:bb", "run-b", T0 + DAY - 1)])
+    assert (taken.value.key, taken.value.body_digest, taken.value.run_id,
+            taken.value.created_at) == ("scope:k", "hmac-sha256:aa", "run-a", T0)
+    assert store.find_idempotent("scope:k") == first
+    assert [run.id for run in store.list_runs()] == ["run-a"]
+    # Through the journal too: only that group is left out; the others of its batch commit.
+    answers = journal(store, [[run_row("run-c", created=T0 + 1),
+                               IdempotencyRecord("scope:k", "hmac-sha256:cc", "run-c", T0 + 1)],
+                              [run_row("run-d", created=T0 + 2), event("run-d", ts=T0 + 2)]])
+    refused, kept = answers.results[0]
+    assert isinstance(refused, IdempotencyKeyTaken) and refused.run_id == "run-a"
+    assert isinstance(kept, list) and [record.type for record in kept] == [RUN_START]
+    assert sorted(run.id for run in store.list_runs()) == ["run-a", "run-d"]
+    # Once 24 h old the key is forgotten: a new request takes it (its record replaces the old).
+    later = IdempotencyRecord("scope:k", "hmac-sha256:ee", "run-e", T0 + DAY)
+    store.append([run_row("run-e", created=T0 + DAY), later])
+    assert store.find_idempotent("scope:k") == later
+
+
+def test_two_stores_racing_for_one_key_start_one_run(backend: Backend, store: Store) -> None:
+    # Two processes on one database (two servers on one PostgreSQL, two flwd on one
+    # SQLite file), each having looked the key up and found nothing, insert their run
+    # with the key at the same moment: exactly one run, the other is told whose it is.
+    store.migrate()
+    stores = [store, backend.same(store)]
+    rounds = 20
+    go = threading.Barrier(2)
+    answers: dict[tuple[int, int], object] = {}
+
+    def request(index: int) -> None:
+        for round_ in range(rounds):
+            key, run_id = f"scope:key-{round_}", f"run-{round_}-{index}"
+            created = T0 + round_
+            try:
+                assert stores[index].find_idempotent(key) is None
+                go.wait(WAIT)  # both looked and found nothing: now both insert
+                stores[index].append([run_row(run_id, created=created),
+                                      IdempotencyRecord(key, f"hmac-sha256:{index}", run_id,
+                                                        created)])
+                answers[round_, index] = run_id
+            except BaseException as exc:  # reported by the main thread
+                answers[round_, index] = exc
+
+    threads = [threading.Thread(target=request, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 4)
+    assert not any(thread.is_alive() for thread in threads)
+    for round_ in range(rounds):
+        outcomes = [answers[round_, index] for index in range(2)]
+        won = [answer for answer in outcomes if isinstance(answer, str)]
+        lost = [answer for answer in outcomes if isinstance(answer, IdempotencyKeyTaken)]
+        assert len(won) == 1 and len(lost) == 1, outcomes
+        assert lost[0].run_id == won[0]
+        record = store.find_idempotent(f"scope:key-{round_}")
+        assert record is not None and record.run_id == won[0]  # the winner's, never overwritten
+    assert store.count_runs() == rounds
 
 
 # -- retention ----------------------------------------------------------------------------------
