@@ -336,7 +336,7 @@ class IdempotencyRecord:
     """``POST /runs`` with an ``Idempotency-Key``: the scoped key, the body's digest, the run."""
 
     key: str
-    #: ``hmac-sha256:<hex>`` under the install's key (:func:`flwd.store.body_digest`),
+    #: ``hmac-sha256:<hex>@<key id>`` under the install's key (:func:`flwd.store.body_digest`),
     #: never a plain hash of the body, which may hold a secret. (The column kept
     #: its first name.)
     body_sha256: str

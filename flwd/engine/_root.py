@@ -20,7 +20,6 @@ not an actor: an extra hop would add latency and a queue to every batch for noth
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Sequence
@@ -76,6 +75,7 @@ from flwd.store import (
     JournalSink,
     RetentionPolicy,
     Store,
+    same_body,
 )
 
 from ._catalog import CatalogCache
@@ -444,7 +444,14 @@ class Root:
 
         Cancellation: nothing is left behind (it only reads).
         """
-        if not hmac.compare_digest(stored_digest, digest):
+        same = same_body(stored_digest, digest)
+        if same is None:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was taken through a flwd server with another "
+                "idempotency.key, which cannot tell whether the request body is the same",
+                hint="give every server of this Core DB the same <data dir>/idempotency.key, "
+                     "see docs/scale-out.md")
+        if not same:
             # No digest in the problem: they are keyed, and mean nothing to a client.
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request body",

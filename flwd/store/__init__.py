@@ -19,6 +19,7 @@ from ._hook_deliveries import DeliveryClaim as DeliveryClaim
 from ._idempotency import IDEMPOTENCY_TTL as IDEMPOTENCY_TTL
 from ._idempotency import body_digest as body_digest
 from ._idempotency import install_key as install_key
+from ._idempotency import same_body as same_body
 from ._journal import GroupResult as GroupResult
 from ._journal import JournalItem as JournalItem
 from ._journal import append_batch as append_batch

@@ -29,9 +29,35 @@ KEY_BYTES = 32
 DIGEST_PREFIX = "hmac-sha256:"
 
 
+#: Between a digest and the id of the key that made it.
+_KEY_ID_MARK = "@"
+
+
 def body_digest(key: bytes, canonical_body: bytes) -> str:
-    """What the Core DB keeps of a request body: ``hmac-sha256:<hex>`` under ``key``."""
-    return DIGEST_PREFIX + hmac.new(key, canonical_body, hashlib.sha256).hexdigest()
+    """What the Core DB keeps of a request body: ``hmac-sha256:<hex>@<key id>`` under
+    ``key`` (the id says which install key made it: see :func:`same_body`)."""
+    return (DIGEST_PREFIX + hmac.new(key, canonical_body, hashlib.sha256).hexdigest()
+            + _KEY_ID_MARK + _key_id(key))
+
+
+def _key_id(key: bytes) -> str:
+    # An HMAC of a fixed text: it names the key and tells nothing of it.
+    return hmac.new(key, b"flwd idempotency key id", hashlib.sha256).hexdigest()[:16]
+
+
+def same_body(stored: str, digest: str) -> bool | None:
+    """Whether a stored digest and a request's (:func:`body_digest`) are of one body.
+
+    None when they cannot be compared: ``stored`` was made with another install key —
+    by a server of the same Core DB whose data dir holds another ``idempotency.key``.
+    A digest stored before key ids were added (``hmac-sha256:<hex>``) is compared by
+    its HMAC alone, as it was.
+    """
+    stored_mac, _, stored_id = stored.partition(_KEY_ID_MARK)
+    mac, _, key_id = digest.partition(_KEY_ID_MARK)
+    if stored_id and key_id and stored_id != key_id:
+        return None
+    return hmac.compare_digest(stored_mac, mac)
 
 
 def install_key(data_dir: Path) -> bytes:

@@ -3,7 +3,9 @@
 Both servers (each with its own data dir, sharing the install's ``idempotency.key``
 as docs/scale-out.md says) are sent the same ``POST /runs`` with the same key at the
 same moment, many times: each key starts exactly one run, and the other request is
-answered as a replay of it (201, the same run, ``Idempotent-Replay: true``).
+answered as a replay of it (201, the same run, ``Idempotent-Replay: true``). Servers
+that were not given the same ``idempotency.key`` never start a second run either, and
+say why they cannot replay.
 """
 
 from __future__ import annotations
@@ -97,3 +99,38 @@ def test_one_key_fired_at_two_servers_at_once_starts_one_run(
         codes = [server.stop() for server in servers]
     assert codes == [0, 0]
     assert not processes_under(f"FLWD_RUN_DIR={other_dir}")
+
+
+def test_a_server_with_another_idempotency_key_says_so_and_starts_nothing(
+        workspace: Path, data_dir: Path, tmp_path: Path, postgres_dsn: str) -> None:
+    write_job(workspace, "noop", "interpreter: bash\n", {"100_main.sh": "true\n"})
+    other_dir = tmp_path / "data-b"  # each server makes its own key
+    servers = [start_server(workspace, data_dir, "--dev", "--db", postgres_dsn),
+               start_server(workspace, other_dir, "--dev", "--db", postgres_dsn)]
+    try:
+        request = {"json": {"job_id": "noop", "args": {}}, "timeout": WAIT,
+                   "headers": {**DEV, "Idempotency-Key": "deploy-1"}}
+        first = httpx.post(f"{servers[0].url}/runs", **request)  # type: ignore[arg-type]
+        assert first.status_code == 201, first.text
+        again = httpx.post(f"{servers[1].url}/runs", **request)  # type: ignore[arg-type]
+        assert again.status_code == 409, again.text
+        problem = again.json()
+        assert problem["code"] == "idempotency-key-conflict"
+        assert "another idempotency.key" in problem["detail"], problem
+        assert "same <data dir>/idempotency.key" in problem["detail"], problem  # the hint
+        listed = httpx.get(f"{servers[1].url}/runs", params={"job_id": "noop"},
+                           headers=DEV, timeout=WAIT)
+        assert [run["id"] for run in listed.json()] == [first.json()["id"]]
+        # Its own server still replays it.
+        replay = httpx.post(f"{servers[0].url}/runs", **request)  # type: ignore[arg-type]
+        assert replay.headers.get("Idempotent-Replay") == "true"
+        assert replay.json()["id"] == first.json()["id"]
+
+        def settled() -> bool:
+            return httpx.get(f"{servers[0].url}/runs/{first.json()['id']}", headers=DEV,
+                             timeout=WAIT).json()["status"] == "completed"
+
+        wait_until(settled, "the run to finish")
+    finally:
+        codes = [server.stop() for server in servers]
+    assert codes == [0, 0]

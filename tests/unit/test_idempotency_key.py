@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flwd.errors import StorageError
-from flwd.store import body_digest, connect, install_key
+from flwd.store import body_digest, connect, install_key, same_body
 from flwd.store._schema import MIGRATIONS
 
 BODY = b'{"args":{"name":"Ops","secret_token":"s3cr3t-9"},"job_id":"demo"}'
@@ -56,6 +56,22 @@ def test_the_digest_is_keyed_and_not_the_plain_hash() -> None:
     assert digest.startswith("hmac-sha256:") and digest == body_digest(one, BODY)
     assert digest != body_digest(other, BODY)
     assert hashlib.sha256(BODY).hexdigest() not in digest
+    assert one.hex()[:8] not in digest and other.hex()[:8] not in digest
+
+
+def test_digests_say_which_install_key_made_them() -> None:
+    # Two servers of one Core DB with different idempotency.key files: a digest of the
+    # other's is not "another body", it is one that cannot be compared (None).
+    one, other = b"k" * 32, b"K" * 32
+    digest = body_digest(one, BODY)
+    assert same_body(digest, body_digest(one, BODY)) is True
+    assert same_body(digest, body_digest(one, BODY + b" ")) is False
+    assert same_body(digest, body_digest(other, BODY)) is None
+    # A digest stored before key ids (hmac-sha256:<hex>) is compared by its HMAC, as before.
+    legacy = digest.partition("@")[0]
+    assert same_body(legacy, digest) is True
+    assert same_body(legacy, body_digest(one, b"{}")) is False
+    assert same_body("unkeyed (before schema 5)", digest) is False
 
 
 def test_migration_leaves_no_plain_hash_of_an_older_row(tmp_path: Path) -> None:
