@@ -2,9 +2,11 @@
 
 Messages arrive from run actors (output chunks, lifecycle events) through one
 bounded inbox. The actor takes whatever has queued up while the previous
-transaction was committing, commits it as one batch in the writer thread,
-then publishes the committed records to the hub — so an event is always
-journaled before anyone sees it, and batch size adapts to load without a timer.
+transaction was committing, and what the tasks already running send in the
+next few scheduler ticks (a run's ``step.finish`` and ``run.finish``, see
+:func:`_gather`), commits it as one batch in the writer thread, then publishes
+the committed records to the hub — so an event is always journaled before
+anyone sees it, and batch size adapts to load without a timer.
 
 Each message is stored all or nothing, and independently of the others in its
 batch: a message holding a record the Core DB cannot take is refused alone
@@ -35,6 +37,13 @@ JOURNAL_INBOX = 256
 #: Items committed in one transaction at most; keeps a transaction short so
 #: live subscribers see output with low latency under load.
 MAX_BATCH_ITEMS = 2048
+#: Scheduler ticks a batch always waits for the tasks already running to add to it
+#: (see :func:`_gather`): what a run actor takes from ``step.finish`` to its
+#: ``run.finish``, or from ``run.start`` to its first ``step.start``.
+GATHER_TICKS = 3
+#: Scheduler ticks a batch waits at most, while messages keep coming or other
+#: tasks are runnable: a busy process still commits every few ticks.
+MAX_GATHER_TICKS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +194,52 @@ async def _salvage(writer: JournalSink, hub: EventHub, batch: list[Append],
         on_storage_error(error, lost)
 
 
+def _take_queued(inbox: Inbox[Append], batch: list[Append]) -> int:
+    """Add what is queued to ``batch`` (up to :data:`MAX_BATCH_ITEMS`); how many messages."""
+    count = sum(len(message.items) for message in batch)
+    taken = 0
+    while count < MAX_BATCH_ITEMS:
+        try:
+            message = inbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        batch.append(message)
+        count += len(message.items)
+        taken += 1
+    return taken
+
+
+async def _gather(inbox: Inbox[Append], batch: list[Append]) -> None:
+    """Fill ``batch`` with what is queued, and with what the tasks already running send next.
+
+    A run's events come in bursts a few scheduler ticks apart (``run.start`` then
+    its first ``step.start``; ``step.finish`` then ``run.finish``), and runs
+    submitted together journal their rows together. Committing the first message
+    alone would cost a transaction, a hand-off to the writer thread and back, and
+    a publication (a wake-up of each stream) per message. So the batch gives the
+    other runnable tasks a few turns first — :data:`GATHER_TICKS` scheduler
+    ticks, more while messages keep coming or tasks are runnable, never more than
+    :data:`MAX_GATHER_TICKS`, never on a clock: nobody waits for a task that waits
+    for something itself (a process's output, a socket, a timer). Every promise
+    stands: a record is published, and a ``call`` answered, only once committed.
+
+    Cancellation: not a cancellation point (the checkpoints are shielded): the
+    messages taken from the inbox are committed and answered like those of a
+    batch in flight.
+    """
+    _take_queued(inbox, batch)
+    for tick in range(MAX_GATHER_TICKS):
+        if sum(len(message.items) for message in batch) >= MAX_BATCH_ITEMS:
+            return
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        arrived = _take_queued(inbox, batch)
+        # ``tasks_runnable`` counts the tasks woken during this tick, not those of
+        # this tick still to run after us: hence the first ticks whatever it says.
+        if (tick + 1 >= GATHER_TICKS and not arrived
+                and not trio.lowlevel.current_statistics().tasks_runnable):
+            return
+
+
 async def run_journal(writer: JournalSink, hub: EventHub, *,
                       on_storage_error: StorageFailureHandler | None = None,
                       on_refused: RefusalHandler | None = None,
@@ -232,14 +287,7 @@ async def run_journal(writer: JournalSink, hub: EventHub, *,
                 batch = [await inbox.receive()]
             except trio.EndOfChannel:
                 return
-            count = len(batch[0].items)
-            while count < MAX_BATCH_ITEMS:
-                try:
-                    message = inbox.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                batch.append(message)
-                count += len(message.items)
+            await _gather(inbox, batch)
             if muted:
                 batch = [message for message in batch
                          if message.reply is not None or not _muted_output(message, muted)]
