@@ -83,7 +83,7 @@ T = TypeVar("T")
 
 
 class Offload(Protocol):
-    """Runs a blocking call (a Core DB read, a stat of flwd.yaml) away from trio's thread."""
+    """Runs a blocking call (a Core DB read, a read of flwd.yaml) away from trio's thread."""
 
     def __call__(self, call: Callable[[], T], /) -> Awaitable[T]: ...
 
@@ -242,7 +242,10 @@ class Notifier:
 
     async def _arm(self, message: _Arm) -> None:
         run = message.run
-        workspace_rules = await self._offload(self._rules.current)
+        workspace_rules = self._rules.known()
+        if workspace_rules is None:
+            # flwd.yaml changed (or was never read): read and check it away from trio.
+            workspace_rules = await self._offload(self._rules.current)
         armed = arm(run.job_id, message.rules, workspace_rules)
         if not armed:
             self._watched.pop(run.id, None)

@@ -25,13 +25,23 @@ class WorkspaceRules:
         self._key: tuple[int, int, int] | None = None
         self._rules: list[NotifyRule] = []
 
+    def known(self) -> list[NotifyRule] | None:
+        """The rules that apply if the file did not change since it was read, else None.
+
+        One ``stat``, never a read: cheap enough for trio's thread (the notifier asks
+        for every run; a hand-off to a worker thread and back costs far more than the
+        ``stat``). None means :meth:`current` must read the file (in a thread).
+        """
+        key = self._stat()
+        if key is None:
+            self._key, self._rules = None, []
+        elif key != self._key:
+            return None
+        return self._rules
+
     def current(self) -> list[NotifyRule]:
         """The rules that apply (blocking: a ``stat``, and a read after a change)."""
-        try:
-            info = os.stat(self.root / ALIASES_FILE)
-            key: tuple[int, int, int] | None = (info.st_mtime_ns, info.st_size, info.st_ino)
-        except OSError:
-            key = None
+        key = self._stat()
         if key is None:
             self._key, self._rules = None, []
         elif key != self._key:
@@ -40,3 +50,10 @@ class WorkspaceRules:
                 _log.warning("flwd: %s: %s", issue.path, issue.message)
             self._key, self._rules = key, rules
         return self._rules
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(self.root / ALIASES_FILE)
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)

@@ -91,7 +91,7 @@ class Harness:
 
         return Notifier(self.store, journal, sinks, rules=WorkspaceRules(self.root),
                         observer=self.observer,
-                        rng=random.Random(16), offload=inline, **options)
+                        rng=random.Random(16), **{"offload": inline, **options})
 
     async def start(self, notifier: Notifier, rules: Sequence[NotifyRule], *,
                     job_id: str = "backup") -> RunRow:
@@ -268,3 +268,33 @@ async def test_a_full_queue_drops_the_run_s_notifications_and_counts_them(
         notifier.arm(RunRow(id=f"run-{index}", job_id="j", status="queued", created_at=0.0),
                      rules)
     assert harness.observer.counts == {("unknown", "dropped"): 1}
+
+
+async def test_the_workspace_rules_are_read_in_a_thread_only_when_flwd_yaml_changed(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    # Every run asks for them: a stat in trio's thread when nothing changed, not a hand-off
+    # to a worker thread and back per run; a change is still read (away from trio) and used.
+    harness = Harness(tmp_path, Script())
+    path = harness.root / "flwd.yaml"
+    path.write_text("notify:\n  name: first\n  on: [failure]\n  command: [x]\n")
+    offloaded: list[str] = []
+
+    async def counting(call: Callable[[], Any]) -> Any:
+        offloaded.append(getattr(call, "__name__", repr(call)))
+        return await inline(call)
+
+    async with running(harness.notifier(offload=counting)) as notifier:
+        for _ in range(3):
+            await harness.run(notifier, [], "failed")
+        await harness.until(lambda: len(harness.outcomes()) == 3)
+        assert offloaded.count("current") == 1
+        path.write_text("notify:\n  name: second\n  on: [failure]\n  command: [x, y]\n")
+        await harness.run(notifier, [], "failed")
+        await harness.until(lambda: len(harness.outcomes()) == 4)
+        assert offloaded.count("current") == 2
+        path.unlink()
+        await harness.run(notifier, [], "failed")
+        await harness.run(notifier, [], "failed")
+        await trio.sleep(HOUR)
+    assert [call[0] for call in harness.sender.calls] == ["first"] * 3 + ["second"]
+    assert offloaded.count("current") == 2
