@@ -148,7 +148,10 @@ CREATE INDEX notify_deliveries_by_run ON notify_deliveries(run_id);
 
 #: Each entry migrates from version ``BASELINE_VERSION + i`` to the next (SQL
 #: statements separated by ``;``). Never edit a released entry: append a new one.
-MIGRATIONS: Final[list[str]] = []
+MIGRATIONS: Final[list[str]] = [
+    # 10 -> 11: a run's job is looked up without regard to case (Dialect.fold is lower()).
+    "CREATE INDEX runs_by_job_folded ON runs((lower(job_id)), created_at)",
+]
 
 #: The version this flwd's PostgreSQL schema is at (equal to SQLite's: a test checks it).
 SCHEMA_VERSION: Final = BASELINE_VERSION + len(MIGRATIONS)

@@ -233,6 +233,12 @@ MIGRATIONS: list[Migration] = [
     # notify_deliveries: one row per delivery attempt of a notification (the UI lists
     # them; each is also a journaled event of its run).
     _automation,
+    # 10 -> 11: a run's job is looked up without regard to case (job ids are
+    # case-insensitive: Catalog.resolve), which runs_by_job (BINARY) cannot serve — a
+    # filtered history or a job's streak scanned every run. IF NOT EXISTS: as for 6 -> 7.
+    """
+    CREATE INDEX IF NOT EXISTS runs_by_job_nocase ON runs(job_id COLLATE NOCASE, created_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
