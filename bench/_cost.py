@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import subprocess
 import tempfile
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -56,9 +58,23 @@ def webhook_call(connection: LeanConnection, index: int) -> str | None:
     return None if status == 200 and body.strip() == b"ok" else f"webhook -> {status} {body!r}"
 
 
+def journal_transactions(url: str) -> float:
+    """The Core DB transactions a flwd server's journal committed so far (its /metrics)."""
+    request = urllib.request.Request(f"{url}/metrics", headers=RUN_HEADERS | {"Accept": "*/*"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        text = answer.read().decode()
+    found = re.search(r'^flwd_persistence_latency_seconds_count\{(?=[^}]*operation="journal_append")'
+                      r'(?=[^}]*outcome="ok")[^}]*\} ([0-9.e+]+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 class Target:
-    def __init__(self, name: str, pid: int, url: str, call: object) -> None:
+    def __init__(self, name: str, pid: int, url: str, call: object, *,
+                 journaled: bool = False) -> None:
         self.name, self.pid, self.url, self.call = name, pid, url, call
+        #: A flwd server: its journal's transactions per run are counted too.
+        self.journaled = journaled
+        self.transactions: list[float] = []
         self.own: list[float] = []
         self.children: list[float] = []
         self.rates: list[float] = []
@@ -66,9 +82,13 @@ class Target:
         self.failures: list[str] = []
 
     def round(self, count: int, threads: int) -> Load:
+        # Read outside the CPU bracket: /metrics is not part of a run's cost.
+        committed = journal_transactions(self.url) if self.journaled else 0.0
         before = tree_cpu(self.pid)
         load = drive(self.url, self.call, count, threads)  # type: ignore[arg-type]
         spent = tree_cpu(self.pid) - before
+        if self.journaled:
+            self.transactions.append((journal_transactions(self.url) - committed) / count)
         self.own.append(spent.own / count * 1000)
         self.children.append(spent.children / count * 1000)
         self.rates.append(count / load.wall)
@@ -200,9 +220,10 @@ def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
         targets = [Target("hello (hypercorn-trio, bare ASGI)", hello.pid, hello.url,
                           hello_call),
                    Target("flwd :serve POST /runs + stream", server.pid, server.url,
-                          flwd_run)]
+                          flwd_run, journaled=True)]
         for tree, other in others:
-            targets.append(Target(f"flwd :serve from {tree}", other.pid, other.url, flwd_run))
+            targets.append(Target(f"flwd :serve from {tree}", other.pid, other.url, flwd_run,
+                                  journaled=True))
         probes = [Target("flwd GET /healthz (fast path)", server.pid, server.url, healthz_fast),
                   Target("flwd GET /healthz?via=app (Quart)", server.pid, server.url,
                          healthz_app)]
@@ -256,6 +277,9 @@ def main(options: argparse.Namespace, webhook: str | None, note: str) -> None:
         print(f"{probe.name:36} {own:7.3f} {min(probe.own):6.3f} {max(probe.own):6.3f} "
               f"{own / hello_own:7.1f}x {'':8} {median(probe.rates):7.1f} "
               f"{median(probe.client):9.2f}   ({options.per_round * 10} requests a round)")
+    print("Core DB transactions per run (the journal's, from /metrics; medians): " + ", ".join(
+        f"{target.name.removeprefix('flwd :serve ')} {median(target.transactions):.2f}"
+        for target in targets if target.transactions))
     failures = [f"{target.name}: {failure}" for target in [*targets, *probes]
                 for failure in target.failures]
     for failure in failures[:10]:
