@@ -26,7 +26,15 @@ import httpx
 import pytest
 
 from tests.complete.conftest import HEAVY, imported
-from tests.conftest import FLWD, Server, flwd_env, processes_under, run_cli, write_job
+from tests.conftest import (
+    FLWD,
+    Server,
+    flwd_env,
+    processes_under,
+    run_cli,
+    wait_until,
+    write_job,
+)
 
 GRACE = "2"
 _VOLATILE = [
@@ -64,14 +72,6 @@ def _handed_over(server: Server, *, status: int | None = None) -> int:
                 and status in (None, record.get("status")):
             count += 1
     return count
-
-
-def _wait_for(condition: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def _assert_same(workspace: Path, data_dir: Path, server: Server, words: list[st
     _write_special_jobs(workspace)
     before = _handed_over(server)
     thin = _flwd(words, workspace, data_dir, **env)
-    _wait_for(lambda: _handed_over(server) > before, "the server to log the request")
+    wait_until(lambda: _handed_over(server) > before, "the server to log the request")
     local = _flwd(words, workspace, data_dir, local=True, **env)
     assert (thin.returncode, _normal(thin.stdout), _normal(thin.stderr)) == (
         local.returncode, _normal(local.stdout), _normal(local.stderr))
@@ -169,10 +169,10 @@ def test_a_job_that_notifies_runs_here(workspace: Path, data_dir: Path,
               "    command: [cat]\n", {"100_main.sh": "echo hi\n"})
     done = _flwd(["alerting"], workspace, data_dir)
     assert (done.returncode, done.stdout) == (0, b"hi\n")
-    _wait_for(lambda: _handed_over(server) == 1, "the server's answer")
+    wait_until(lambda: _handed_over(server) == 1, "the server's answer")
     assert _started_by_server(server) == 0  # declined: the run was this process's
     assert _flwd(["demo", "--name", "n"], workspace, data_dir).returncode == 0
-    _wait_for(lambda: _started_by_server(server) == 1, "a run the server starts")
+    wait_until(lambda: _started_by_server(server) == 1, "a run the server starts")
 
 
 def test_what_only_this_process_can_read_runs_here(workspace: Path, data_dir: Path,
@@ -203,7 +203,7 @@ def test_a_stopped_server_leaves_a_stale_socket_and_the_run_is_local(
     server = server_factory(FLWD_GRACE=GRACE)
     done = _flwd(["demo", "--name", "z"], workspace, data_dir)
     assert (done.returncode, done.stdout) == (0, b"demo: Hello, z!\ndemo: completed\n")
-    _wait_for(lambda: _handed_over(server) == 1, "the run through the new server")
+    wait_until(lambda: _handed_over(server) == 1, "the run through the new server")
 
 
 def test_a_server_of_another_workspace_is_not_used(tmp_path: Path, workspace: Path,
@@ -374,7 +374,7 @@ def test_flwd_cancel_reaches_a_run_the_server_started(workspace: Path, data_dir:
     run_id = json.loads(body)["id"]
     done = run_cli([":cancel", run_id], cwd=workspace, data_dir=data_dir)
     assert (done.returncode, done.stdout) == (0, f"cancel requested for run {run_id}\n")
-    _wait_for(lambda: _run(data_dir, run_id)["status"] == "canceled", "the cancel")
+    wait_until(lambda: _run(data_dir, run_id)["status"] == "canceled", "the cancel")
 
 
 def test_a_client_killed_takes_its_run_with_it(workspace: Path, data_dir: Path,
@@ -383,8 +383,8 @@ def test_a_client_killed_takes_its_run_with_it(workspace: Path, data_dir: Path,
         run_id, grandchild = _wait_for_tree(process)
         process.kill()
         process.communicate(timeout=10)
-    _wait_for(lambda: _run(data_dir, run_id)["status"] == "canceled", "the run's cancel")
-    _wait_for(lambda: not _alive(grandchild), "the run's processes to go")
+    wait_until(lambda: _run(data_dir, run_id)["status"] == "canceled", "the run's cancel")
+    wait_until(lambda: not _alive(grandchild), "the run's processes to go")
 
 
 def test_a_server_stopping_under_a_run_ends_the_command_in_one_line(
@@ -410,7 +410,7 @@ def test_a_closed_stdout_cancels_the_run(workspace: Path, data_dir: Path,
     assert stdout.startswith(b"long: ")
     runs = json.loads(_local_request(data_dir, "GET", "/runs")[1])
     assert len(runs) == 1
-    _wait_for(lambda: _run(data_dir, runs[0]["id"])["status"] == "canceled", "the cancel")
+    wait_until(lambda: _run(data_dir, runs[0]["id"])["status"] == "canceled", "the cancel")
     canceled = next(event["data"] for event in _events(data_dir, runs[0]["id"])
                     if event["type"] == "run.canceled")
     assert canceled["reason"] == "output closed (broken pipe)"
