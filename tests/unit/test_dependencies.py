@@ -64,11 +64,30 @@ def _distributions(top_levels: set[str]) -> dict[str, set[str]]:
     return {name: {_normalise(dist) for dist in owners.get(name, [])} for name in top_levels}
 
 
+#: Extras whose packages flwd imports only for the feature they install (psycopg, for a
+#: ``postgresql://`` Core DB, in flwd/store/postgres.py alone): declared there, not in
+#: ``dependencies``.
+RUNTIME_EXTRAS = ("postgres",)
+
+
 def test_every_imported_package_is_declared() -> None:
-    declared = _declared()
+    declared = _declared().union(*(_declared(extra) for extra in RUNTIME_EXTRAS))
     missing = {name: dists for name, dists in _distributions(_imported_top_levels()).items()
                if not dists & declared}
-    assert not missing, f"imported but not declared in [project].dependencies: {missing}"
+    assert not missing, ("imported but not declared in [project].dependencies or a runtime "
+                         f"extra {RUNTIME_EXTRAS}: {missing}")
+
+
+def test_a_runtime_extra_is_imported_by_its_own_module_only() -> None:
+    # Everything else imports flwd.store, which opens a PostgresStore only for its URL: a
+    # flwd on SQLite never loads psycopg (tests/e2e/test_cli_startup.py checks a run).
+    importers = sorted(
+        path.relative_to(ROOT).as_posix() for path in (ROOT / "flwd").rglob("*.py")
+        if any(isinstance(node, ast.Import | ast.ImportFrom) and any(
+            (alias.name if isinstance(node, ast.Import) else node.module or "").split(".")[0]
+            == "psycopg" for alias in getattr(node, "names", []))
+            for node in _runtime_nodes(ast.parse(path.read_text(), str(path)))))
+    assert importers == ["flwd/store/postgres.py"], importers
 
 
 def test_every_declared_package_is_imported() -> None:
