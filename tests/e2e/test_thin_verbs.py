@@ -21,13 +21,12 @@ from typing import Any
 import pytest
 
 from tests.complete.conftest import HEAVY, imported
-from tests.conftest import FLWD, Server, flwd_env, write_job
+from tests.conftest import FLWD, Server, flwd_env, wait_until, write_job
 from tests.e2e.test_thin_client import (
     GRACE,
     _flwd,
     _handed_over,
     _start_long,
-    _wait_for,
     _wait_for_tree,
     _write_special_jobs,
 )
@@ -43,7 +42,7 @@ def _same_both_ways(workspace: Path, data_dir: Path, server: Server, words: list
     before = _handed_over(server)
     thin = _flwd(words, workspace, data_dir, **env)
     if handed:
-        _wait_for(lambda: _handed_over(server) > before, f"the server to log {words}")
+        wait_until(lambda: _handed_over(server) > before, f"the server to log {words}")
     local = _flwd(words, workspace, data_dir, local=True, **env)
     assert (thin.returncode, thin.stdout, thin.stderr) == (
         local.returncode, local.stdout, local.stderr), words
@@ -180,7 +179,7 @@ def test_logs_follow_exits_as_the_run_did_both_ways(
             env=flwd_env(data_dir, FLWD_GRACE=GRACE, **({"FLWD_LOCAL": "1"} if local else {})),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for local in (False, True)]
         try:
-            _wait_for(lambda: _handed_over(server) > before, "the thin :logs")
+            wait_until(lambda: _handed_over(server) > before, "the thin :logs")
             cancel = _flwd([":cancel", run_id], workspace, data_dir)
             assert (cancel.returncode, cancel.stdout) == (0, f"cancel requested for run "
                                                              f"{run_id}\n".encode())
@@ -214,7 +213,7 @@ def test_ctrl_c_stops_logs_follow_as_in_the_clis_process(
                 assert follower.stdout is not None
                 json.loads(follower.stdout.readline())  # the replay is under way
                 if not local:
-                    _wait_for(lambda seen=before: _handed_over(server) > seen, "the thin :logs")
+                    wait_until(lambda seen=before: _handed_over(server) > seen, "the thin :logs")
                 follower.send_signal(signal.SIGINT)
                 _, stderr = follower.communicate(timeout=30)
             finally:
@@ -256,7 +255,7 @@ def test_a_closed_pipe_ends_a_verb_as_in_the_clis_process(
                               timeout=60, check=False, env=flwd_env(
                                   data_dir, **({"FLWD_LOCAL": "1"} if local else {})))
         if not local:
-            _wait_for(lambda seen=before: _handed_over(server) > seen, "the thin :jobs")
+            wait_until(lambda seen=before: _handed_over(server) > seen, "the thin :jobs")
         outcomes.append((done.stdout, done.stderr))
     assert outcomes[0] == outcomes[1] == (b"status=1\n", b"")
 
