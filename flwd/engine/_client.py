@@ -51,6 +51,7 @@ from flwd.store import KvItem, RetentionPolicy, ScheduleState
 from ._decisions import decision_records
 from ._hub import EventHub
 from ._journal import Append, JournalRef
+from ._leader import LeaderLease, lease_ttl
 from ._recovery import recover
 from ._retention import storage_health
 from ._root import CancelRun, Root, StartRun
@@ -676,8 +677,20 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                 links=links)
     engine = Engine(root, policy=policy, runtime=runtime, profile=profile)
 
+    # On a Core DB several servers share, the scheduler fires while it holds the
+    # leader lease of its workspace (``_leader.py``); the lease's length is read now,
+    # so a bad FLWD_SCHEDULER_LEASE refuses the start instead of crashing the scheduler.
+    ttl = lease_ttl() if schedules and root.store.clustered else None
+
     async def run_scheduler(*, task_status: trio.TaskStatus[SchedulerRef]) -> None:
-        await Scheduler(EngineHost(engine), clock).run(task_status=task_status)
+        if ttl is None:
+            await Scheduler(EngineHost(engine), clock).run(task_status=task_status)
+            return
+        lease = LeaderLease(root.store, f"scheduler:{settings.workspace_key}", ttl=ttl)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lease.run)
+            await Scheduler(EngineHost(engine), clock, lease).run(task_status=task_status)
+            nursery.cancel_scope.cancel()  # the lease is released on the way out
 
     root.scheduler = run_scheduler
     try:

@@ -15,6 +15,13 @@ how far both moved; when they disagree by more than :data:`JUMP_TOLERANCE`, the 
 that came due in the jump were missed, as during a downtime, and the schedules'
 ``misfire`` modes apply.
 
+**Several servers on one Core DB** (PostgreSQL): only the holder of the leader lease
+(:class:`Leader`, ``_leader.py``) fires. A server that does not hold it forgets its
+lanes and waits; when it takes the lease over it reads every watermark again, so it
+goes on where the last leader stopped (fires due meanwhile are fired late, as by a busy
+host). ``@reboot`` schedules fire when the process first leads. Manual fires, pauses and
+resumes work on every server (they are Core DB state).
+
 **A crash between a fire and its record.** The run's row and its trigger key commit
 together; the watermark is written after. A server that died in between finds the
 run by its key when it starts again (:meth:`SchedulerHost.fired`) and moves the
@@ -53,13 +60,15 @@ from flwd.schedule import (
 )
 from flwd.store import ScheduleState
 
-__all__ = ["JUMP_TOLERANCE", "QUEUE_LIMIT", "RECHECK", "FireNow", "Poke", "Scheduler",
+__all__ = ["JUMP_TOLERANCE", "QUEUE_LIMIT", "RECHECK", "FireNow", "Leader", "Poke", "Scheduler",
            "SchedulerHost", "SchedulerRef", "SystemClock", "WallClock"]
 
 _log = logging.getLogger("flwd.schedule")
 
 #: Seconds between two looks at the wall clock, at most.
 RECHECK: Final = 30.0
+#: Seconds between two looks at a paused schedule's state, on a shared Core DB.
+RESUME_RECHECK: Final = 1.0
 #: Wall and monotonic clocks drifting apart by more than this over one sleep is a jump.
 JUMP_TOLERANCE: Final = 5.0
 #: Fires waiting behind a live run (``overlap: queue``), per schedule; beyond, skipped.
@@ -75,6 +84,19 @@ class WallClock(Protocol):
 class SystemClock:
     def now(self) -> float:
         return time.time()
+
+
+class Leader(Protocol):
+    """Whether this server may fire now (``_leader.LeaderLease`` on a shared Core DB)."""
+
+    @property
+    def leading(self) -> bool: ...
+
+    #: Called when the lease is gained or lost (the scheduler pokes itself).
+    on_change: Callable[[], None] | None
+    #: How many times it was gained: a new count means another server may have fired
+    #: in between, whatever this one remembers.
+    gained: int
 
 
 class SchedulerHost(Protocol):
@@ -118,6 +140,10 @@ class SchedulerHost(Protocol):
     def watch_ends(self, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call ``callback(run_id)`` (synchronously, in trio) whenever a run finishes;
         returns the function that stops it."""
+
+
+class _LeaseLost(Exception):
+    """The leader lease lapsed during a pass: nothing more is fired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +191,16 @@ class _Lane:
 class Scheduler:
     """The scheduler actor (see the module docstring); start :meth:`run` in a nursery."""
 
-    def __init__(self, host: SchedulerHost, clock: WallClock | None = None) -> None:
+    def __init__(self, host: SchedulerHost, clock: WallClock | None = None,
+                 leader: Leader | None = None) -> None:
         self.host = host
         self.clock: WallClock = clock or SystemClock()
+        #: None: this server fires alone (SQLite); else only while it leads.
+        self.leader = leader
+        #: ``@reboot`` schedules were handled (at the start, or when it first led).
+        self._rebooted = False
+        #: ``leader.gained`` when the lanes were opened.
+        self._term = 0
         #: Since when it has been watching without a break (wall clock).
         self.started_at = self.clock.now()
         #: Counts the watches (a new one after each jump of the wall clock).
@@ -193,8 +226,11 @@ class Scheduler:
         with Inbox[SchedulerMessage]("scheduler", 64) as inbox:
             self._inbox = inbox
             stop_watching = self.host.watch_ends(self._run_ended)
+            if self.leader is not None:
+                self.leader.on_change = self._poke
             try:
-                await self._reboot()
+                if self._leads():
+                    await self._reboot()
                 task_status.started(inbox.ref)
                 while True:
                     await self._pass()
@@ -208,12 +244,18 @@ class Scheduler:
                 return
             finally:
                 stop_watching()
+                if self.leader is not None:
+                    self.leader.on_change = None
                 self._inbox = None
 
     async def _wait(self, inbox: Inbox[SchedulerMessage]) -> bool:
         """Sleep until the next fire is due (RECHECK at most) or a message comes; False
         once the inbox is closed."""
         wakes = [lane.wake for lane in self.lanes.values() if lane.wake is not None]
+        if self.leader is not None and any(lane.idle for lane in self.lanes.values()):
+            # A resume may be written through another server, which cannot poke this
+            # one: while a schedule is paused, the leader reads the states this often.
+            wakes.append(self.clock.now() + RESUME_RECHECK)
         delay = min([RECHECK, *(wake - self.clock.now() for wake in wakes)])
         try:
             with trio.move_on_after(max(delay, 0.0)):
@@ -227,11 +269,18 @@ class Scheduler:
             return False
 
     def _run_ended(self, run_id: str) -> None:
-        if self._watched.pop(run_id, None) is not None and self._inbox is not None:
+        if self._watched.pop(run_id, None) is not None:
+            self._poke()
+
+    def _poke(self) -> None:
+        if self._inbox is not None:
             try:
                 self._inbox.ref.cast_nowait(Poke())
             except (trio.WouldBlock, ActorStopped):
                 pass  # a pass comes soon anyway
+
+    def _leads(self) -> bool:
+        return self.leader is None or self.leader.leading
 
     async def _handle(self, message: SchedulerMessage) -> None:
         if isinstance(message, FireNow):
@@ -251,6 +300,16 @@ class Scheduler:
             self.started_at, self._because = now, "the wall clock jumped (suspend?)"
             self._watch += 1
         self._last_wall, self._last_mono = now, mono
+        if self.leader is not None and (not self.leader.leading
+                                        or self.leader.gained != self._term):
+            # Another server fires (or may have, between two terms of this one): what
+            # this one knew is stale; each lane is opened again from the Core DB.
+            self.lanes.clear()
+            self._term = self.leader.gained
+            if not self.leader.leading:
+                return
+        if not self._rebooted:
+            await self._reboot()
         book = await self.host.book()
         states = await self.host.states()
         for name in [name for name in self.lanes if book.get(name) is None]:
@@ -260,6 +319,9 @@ class Scheduler:
                 await self._visit(schedule, states.get(schedule.name), now)
             except StorageError as exc:
                 _log.warning("scheduler: %s: %s", schedule.name, exc.one_line())
+            except _LeaseLost:
+                self.lanes.clear()  # the next leader goes on from the Core DB
+                return
 
     async def _visit(self, schedule: Schedule, state: ScheduleState | None, now: float) -> None:
         lane = self.lanes.get(schedule.name)
@@ -316,7 +378,9 @@ class Scheduler:
         lane.queue.clear()
         lane.watermark, lane.idle = decided.watermark, idle
         lane.wake = decided.wake
-        if decided.wake is not None and decided.skips:
+        if idle is not None and decided.wake is not None and decided.skips:
+            # Still idle: its skips are recorded together. Resumed: its next fire is due
+            # at its time (and not settled before it).
             lane.wake = max(decided.wake, now + RECHECK)
 
     async def _drain(self, schedule: Schedule, lane: _Lane) -> None:
@@ -362,6 +426,10 @@ class Scheduler:
         await self._start(schedule, lane, fire)
 
     async def _start(self, schedule: Schedule, lane: _Lane, fire: Fire) -> None:
+        if not self._leads():
+            # Checked before each start: a leader whose lease ran out mid-pass stops at
+            # once (the fire stays after the watermark, for the next leader).
+            raise _LeaseLost
         detail: dict[str, Any] = {"kind": "schedule", "name": schedule.name,
                                   "fire_at": format_fire(fire.at)}
         if fire.catchup:
@@ -425,6 +493,7 @@ class Scheduler:
 
     # -- @reboot and manual fires ----------------------------------------------------------
     async def _reboot(self) -> None:
+        self._rebooted = True
         book = await self.host.book()
         states = await self.host.states()
         for schedule in book:
@@ -433,7 +502,10 @@ class Scheduler:
                 continue
             fire_at = math.floor(self.started_at)
             lane = self.lanes.setdefault(schedule.name, _Lane(watermark=self.started_at))
-            await self._start(schedule, lane, Fire(fire_at, fire_at))
+            try:
+                await self._start(schedule, lane, Fire(fire_at, fire_at))
+            except _LeaseLost:
+                return  # another server leads now: @reboot is its start's, not ours
 
     async def fire_now(self, name: str) -> RunRow:
         """Start a run of schedule ``name`` now, whatever its time and overlap mode

@@ -28,6 +28,7 @@ from ._kv import MAX_KEY_BYTES as MAX_KEY_BYTES
 from ._kv import MAX_VALUE_BYTES as MAX_VALUE_BYTES
 from ._kv import KvItem as KvItem
 from ._kv import check_key as check_key
+from ._leases import Lease as Lease
 from ._notify import DeliveryRecord as DeliveryRecord
 from ._open import POSTGRES_SCHEMES as POSTGRES_SCHEMES
 from ._open import names_a_password as names_a_password

@@ -105,6 +105,11 @@ class Dialect:
     def greatest(self, first: str, second: str) -> str:
         return f"max({first}, {second})"
 
+    def clock(self) -> str:
+        """The database server's wall clock, in Unix seconds (leases expire by it, so
+        the servers sharing a Core DB need not agree on the time)."""
+        return "((julianday('now') - 2440587.5) * 86400.0)"
+
     def octets(self, text: str) -> str:
         """The length in bytes of a TEXT expression."""
         return f"length(CAST({text} AS BLOB))"

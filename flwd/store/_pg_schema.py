@@ -151,6 +151,23 @@ CREATE INDEX notify_deliveries_by_run ON notify_deliveries(run_id);
 MIGRATIONS: Final[list[str]] = [
     # 10 -> 11: a run's job is looked up without regard to case (Dialect.fold is lower()).
     "CREATE INDEX runs_by_job_folded ON runs((lower(job_id)), created_at)",
+    # 11 -> 12: cluster-wide singletons: the leases (the scheduler's leader) and the
+    # API tokens of the cluster (see SQLite's entry).
+    f"""
+    CREATE TABLE leases (
+        name        {_TEXT} PRIMARY KEY,
+        holder      TEXT NOT NULL,
+        epoch       BIGINT NOT NULL,
+        expires_at  {_REAL} NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        name        {_TEXT} PRIMARY KEY,
+        sha256      {_TEXT} NOT NULL UNIQUE,
+        scopes      TEXT NOT NULL,
+        created_at  TEXT,
+        expires_at  {_REAL}
+    )
+    """,
 ]
 
 #: The version this flwd's PostgreSQL schema is at (equal to SQLite's: a test checks it).

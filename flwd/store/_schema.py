@@ -239,6 +239,28 @@ MIGRATIONS: list[Migration] = [
     """
     CREATE INDEX IF NOT EXISTS runs_by_job_nocase ON runs(job_id COLLATE NOCASE, created_at);
     """,
+    # 11 -> 12: cluster-wide singletons (issue 18). leases: a named lease held by one
+    # holder until expires_at (the database's clock), its epoch counting the hand-overs
+    # (flwd/store/_leases.py: the scheduler's leader on PostgreSQL). api_tokens: the API
+    # tokens of a Core DB shared by several servers (flwd/store/_tokens.py), as the
+    # tokens file keeps them: the SHA-256 of each token, never the token. Unused on
+    # SQLite, where one server owns the data dir and its tokens file; present so both
+    # backends stay at one version. IF NOT EXISTS: as for 6 -> 7.
+    """
+    CREATE TABLE IF NOT EXISTS leases (
+        name        TEXT PRIMARY KEY,
+        holder      TEXT NOT NULL,
+        epoch       INTEGER NOT NULL,
+        expires_at  REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS api_tokens (
+        name        TEXT PRIMARY KEY,
+        sha256      TEXT NOT NULL UNIQUE,
+        scopes      TEXT NOT NULL,
+        created_at  TEXT,
+        expires_at  REAL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -247,3 +269,5 @@ SCHEMA_VERSION = len(MIGRATIONS)
 KV_SCHEMA = 7
 #: The version whose migration made the automation tables and ``runs.trigger``.
 AUTOMATION_SCHEMA = 10
+#: The version whose migration made the leases and API tokens tables.
+CLUSTER_SCHEMA = 12

@@ -20,12 +20,13 @@ from pathlib import Path
 from flwd.errors import RunNotFound
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
-from . import _hook_deliveries, _kv, _notify, _read, _retention, _schedules, _sessions
+from . import _hook_deliveries, _kv, _leases, _notify, _read, _retention, _schedules, _sessions
 from ._dialect import Db, Dialect
 from ._filter import EVERY_RUN, RunFilter
 from ._hook_deliveries import DeliveryClaim
 from ._journal import JournalItem, append_batch
 from ._kv import KvItem
+from ._leases import Lease
 from ._notify import DeliveryRecord
 from ._retention import GcResult, RetentionPolicy
 from ._schedules import ScheduleState
@@ -39,6 +40,8 @@ class SqlStore:
     dialect: Dialect
     #: Where the data is, for messages (never a password).
     location: str
+    #: See ``Store.clustered``.
+    clustered = False
 
     def exists(self) -> bool:
         raise NotImplementedError
@@ -271,6 +274,23 @@ class SqlStore:
             return None
         with self._reader() as conn:
             return _schedules.fired_through(conn, workspace, name, after, until)
+
+    # -- leases --------------------------------------------------------------
+    def lease_take(self, name: str, holder: str, ttl: float) -> int | None:
+        with self._writer() as conn:
+            return _leases.take(conn, name, holder, ttl)
+
+    def lease_release(self, name: str, holder: str) -> bool:
+        if not self.exists():
+            return False
+        with self._writer() as conn:
+            return _leases.release(conn, name, holder)
+
+    def lease_read(self, name: str) -> Lease | None:
+        if not self.exists():
+            return None
+        with self._reader() as conn:
+            return _leases.read(conn, name)
 
     # -- notifications -------------------------------------------------------
     def notify_deliveries(self, run_id: str, *, limit: int = 100) -> list[DeliveryRecord]:

@@ -33,6 +33,7 @@ from ._filter import EVERY_RUN, RunFilter
 from ._hook_deliveries import DeliveryClaim
 from ._journal import GroupResult, JournalItem
 from ._kv import KvItem
+from ._leases import Lease
 from ._notify import DeliveryRecord
 from ._retention import GcResult, RetentionPolicy
 from ._schedules import ScheduleState
@@ -87,6 +88,10 @@ class Store(Protocol):
 
     #: Where the data is, for messages ("no runs yet (no Core DB at …)").
     location: str
+    #: Several servers may share this Core DB (PostgreSQL): what must happen once in
+    #: the cluster (the scheduler's fires) is done by a lease's holder only. False on
+    #: SQLite, whose data dir one server owns.
+    clustered: bool
 
     def exists(self) -> bool:
         """There is a database (a fresh data dir has none until the first write)."""
@@ -290,6 +295,18 @@ class Store(Protocol):
                        ) -> float | None:
         """The newest scheduled fire time of ``name`` in ``(after, until]`` that has a
         run (its ``schedule:<name>@<time>`` trigger key), or None."""
+
+    # -- leases (cluster-wide singletons) ------------------------------------
+    def lease_take(self, name: str, holder: str, ttl: float) -> int | None:
+        """Take or renew lease ``name`` for ``ttl`` seconds of the database's clock: its
+        epoch if ``holder`` holds it now, None while another holder's has not lapsed.
+        One statement, outside the write lock (a renewal never waits for the journal)."""
+
+    def lease_release(self, name: str, holder: str) -> bool:
+        """Let ``holder``'s lease ``name`` lapse now; True if it held it."""
+
+    def lease_read(self, name: str) -> Lease | None:
+        """Lease ``name`` as held now (lapsed or not); None if never taken."""
 
     # -- notifications -------------------------------------------------------
     # A delivery's row is written with its ``notify.delivery`` event, by the journal.

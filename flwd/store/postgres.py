@@ -164,6 +164,10 @@ class PostgresDialect(Dialect):
     def greatest(self, first: str, second: str) -> str:
         return f"GREATEST({first}, {second})"
 
+    def clock(self) -> str:
+        # clock_timestamp(): the time of the statement, not of its transaction's start.
+        return "extract(epoch FROM clock_timestamp())::double precision"
+
     def octets(self, text: str) -> str:
         return f"octet_length({text})"
 
@@ -440,6 +444,7 @@ class PostgresStore(SqlStore):
     """
 
     dialect = POSTGRES
+    clustered = True
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
