@@ -29,7 +29,7 @@ from flwd.errors import (
     StorageError,
 )
 from flwd.events import TERMINAL_STATUSES, EventRecord, RunRow, Trigger, now
-from flwd.execute import process_alive, signal_owner
+from flwd.execute import owner_identity, process_alive, signal_owner
 from flwd.jobs import Alias, AliasIndex, Catalog, Job
 from flwd.kv import KvNamespaces, KvPage, KvSpace
 from flwd.notify import RunLinks
@@ -437,11 +437,14 @@ class Engine:
 
         A run of a CLI process is cancelled by sending that process SIGTERM
         (its graceful Ctrl-C path); a run whose owner died is marked
-        ``interrupted`` first.
+        ``interrupted`` first. A run of another replica of a PostgreSQL Core DB (this
+        engine listens: :mod:`flwd.engine._listener`) is cancelled by recording the
+        request in the Core DB, which that replica takes (``"requested"``).
 
         Raises:
             RunNotFound: unknown run.
-            RunOwnedElsewhere: the run is live in another server process.
+            RunOwnedElsewhere: the run is live in another server process that is no
+                replica of a cluster (a server on the same SQLite Core DB).
 
         Cancellation: a cancel already handed to the run (or a signal already sent
         to its owner) goes on; recovery of a dead owner's runs, when under way in
@@ -452,11 +455,20 @@ class Engine:
             return "terminal", run
         if await self.cancel_run(run.id, reason=reason, by=by, force=force) == "requested":
             return "requested", run
-        if run.owner_pid and process_alive(run.owner_pid, run.owner_start):
-            if run.owner_kind == "cli":
-                if signal_owner(run.owner_pid):
-                    return "requested", run
-            else:
+        here = run.owner_host in (None, owner_identity()[2])
+        pid = run.owner_pid
+        alive = pid is not None and pid > 0 and here and process_alive(pid, run.owner_start)
+        if alive and run.owner_kind == "cli" and pid is not None:
+            if signal_owner(pid):
+                return "requested", run
+        elif run.owner_kind == "serve" and (alive or not here):
+            if self.root.wakes is not None:
+                # A replica of this cluster: it takes the request (flwd/engine/_listener.py).
+                # One of another host is not known dead here: its lease decides.
+                await trio.to_thread.run_sync(partial(
+                    self.store.request_cancel, run.id, reason=reason, by=by, force=force))
+                return "requested", run
+            if alive:
                 raise RunOwnedElsewhere(
                     f"run {run.id} is live in another flwd server (pid {run.owner_pid})",
                     hint="send the cancel to that server")
@@ -625,12 +637,14 @@ class Engine:
         """The run's events (or all events) in order, replayed then live; see ``stream_events``.
 
         Runs of this process (and the global stream) are followed through the
-        hub; runs of other processes by polling the journal.
+        hub; runs of other processes by reading the journal when the listener says they
+        moved (a server on PostgreSQL), else by polling it.
         """
         live = run_id is None or self.is_live(run_id)
         return stream_events(self.store, run_id, after=after,
                              hub=self.hub if live else None, follow=follow,
-                             heartbeat=heartbeat, observer=self.root.observer)
+                             heartbeat=heartbeat, observer=self.root.observer,
+                             wakes=self.root.wakes)
 
 
 @asynccontextmanager

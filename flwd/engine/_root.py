@@ -71,6 +71,7 @@ from flwd.schedule import ScheduleBook, system_zone
 from flwd.settings import Settings
 from flwd.store import (
     IDEMPOTENCY_TTL,  # how long an Idempotency-Key is remembered (the store holds it)
+    CancelRequest,
     JournalItem,
     JournalSink,
     RetentionPolicy,
@@ -82,9 +83,11 @@ from ._catalog import CatalogCache
 from ._finisher import Finisher, describe_crash, resync
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
+from ._listener import Listener, listener_of
 from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
 from ._slots import Slots
+from ._wakes import Wakes
 
 if TYPE_CHECKING:
     # Start-up: flwd.sources is loaded where sources are used (a server's registry, a
@@ -241,6 +244,16 @@ class Root:
                 run_retention, self.retention, self.store, settings.runs_dir,
                 observer=observer), shutdown_timeout=10.0))
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
+        #: A server of a PostgreSQL Core DB hears what the other replicas commit (runs
+        #: to follow, cancels to make: flwd/engine/_listener.py).
+        self.wakes: Wakes | None = None
+        if listener_of(settings.db, owner_kind):
+            assert settings.db is not None
+            self.wakes = Wakes()
+            self.listener = Listener(settings.db, self.store, self.wakes,
+                                     live_runs=lambda: self._live.keys(),
+                                     cancel=self._cancel_requested)
+            children.append(ChildSpec("listener", self.listener.run, shutdown_timeout=5.0))
         #: The scheduler's start function (it needs the Engine, made after the root:
         #: open_engine sets it before the tree starts). Last: it stops first.
         self.scheduler: StartFunction[Any] | None = None
@@ -602,6 +615,22 @@ class Root:
                 self.hub.untrack(record.run_id)
                 for subscription in list(self.hub.by_run.get(record.run_id, ())):
                     subscription.send.close()
+
+    async def _cancel_requested(self, request: CancelRequest) -> bool:
+        """Another replica was asked to cancel a run live here: cancel it as a local
+        cancel would (TERM → grace → KILL, journaled with the request's reason and
+        author); False when it is not live.
+
+        Cancellation: a cancel handed to the run goes on.
+        """
+        ref = self.live_run(request.run_id)
+        if ref is None:
+            return False
+        try:
+            await ref.cast(Cancel(request.reason, request.by, request.force))
+        except ActorStopped:
+            return False
+        return True
 
     async def shutdown(self) -> None:
         """Cancel every live run (they finish within the grace), then stop the tree in order."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from contextlib import nullcontext
 
 import trio
 
@@ -24,6 +25,7 @@ from flwd.observe import UNOBSERVED, Observer
 from flwd.store import Store
 
 from ._hub import EventHub
+from ._wakes import Wakes
 
 #: Payload bytes (output lines and event data) one journal read fetches; it
 #: stops at the row that reaches it, and a row holds at most MAX_LINE plus one
@@ -179,6 +181,7 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
                         on_idle: Callable[[], None] | None = None,
                         heartbeat: float | None = None,
                         observer: Observer = UNOBSERVED,
+                        wakes: Wakes | None = None,
                         ) -> AsyncGenerator[list[EventRecord], None]:
     """Yield batches of events with seq > ``after`` in order, each exactly once.
 
@@ -190,7 +193,9 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
     ``on_idle`` is called between polls (e.g. to detect a dead owner).
     With ``heartbeat``, an empty batch is yielded whenever that many seconds
     pass without events (SSE keep-alives; it also surfaces dead peers).
-    ``observer`` is told how long each journal read took.
+    ``observer`` is told how long each journal read took. With ``wakes`` (a server of
+    a cluster's Core DB: :mod:`flwd.engine._wakes`), a run of another process is read
+    again as soon as the journal announces it moved, and polled only as a fallback.
     A per-run stream ends with ``run.finish`` (the run's records after it, its
     notifications' deliveries, are left out); ``follow=False`` ends after the replay.
 
@@ -200,58 +205,67 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
 
     Cancellation: safe at any await; the subscription is released in ``finally``.
     """
-    cursor = after
-    quiet_since = trio.current_time()
-    while True:
-        subscription = hub.subscribe(run_id) if hub is not None and follow else None
-        # Taken right after subscribing, with no checkpoint in between.
-        backlog = (hub.backlog(run_id) if hub is not None and subscription is not None
-                   and run_id is not None else None)
-        try:
-            while True:
-                if backlog is not None:
-                    records, backlog = backlog, []  # a copy: ours to drain
-                else:
-                    records = await read_journal(store, run_id, cursor, observer)
-                if not records:
-                    break
-                for batch in batches(_drain(records), cursor):
-                    batch, finished = _through_finish(batch, run_id)
-                    cursor = batch[-1].last_seq
-                    quiet_since = trio.current_time()
-                    yield batch
-                    if finished:
-                        return
-            if not follow:
-                return
-            if subscription is None:
-                if on_idle is not None:
-                    on_idle()
-                await trio.sleep(poll_interval)
-                if heartbeat is not None and trio.current_time() - quiet_since >= heartbeat:
-                    quiet_since = trio.current_time()
-                    yield []
-                continue
-            while True:
-                received: list[EventRecord] | None = None
-                # The timeout scope wraps only the receive, never a yield.
-                with trio.move_on_after(heartbeat if heartbeat is not None else math.inf):
-                    try:
-                        received = await subscription.receive.receive()
-                    except trio.EndOfChannel:
+    following = (wakes.follow(run_id) if wakes is not None and hub is None and follow
+                 and run_id is not None else nullcontext(None))
+    with following as follower:
+        cursor = after
+        quiet_since = trio.current_time()
+        while True:
+            subscription = hub.subscribe(run_id) if hub is not None and follow else None
+            # Taken right after subscribing, with no checkpoint in between.
+            backlog = (hub.backlog(run_id) if hub is not None and subscription is not None
+                       and run_id is not None else None)
+            try:
+                while True:
+                    if backlog is not None:
+                        records, backlog = backlog, []  # a copy: ours to drain
+                    else:
+                        if follower is not None:
+                            follower.arm(cursor)  # before reading: no wake is lost
+                        records = await read_journal(store, run_id, cursor, observer)
+                    if not records:
                         break
-                if received is None:
-                    yield []
+                    for batch in batches(_drain(records), cursor):
+                        batch, finished = _through_finish(batch, run_id)
+                        cursor = batch[-1].last_seq
+                        quiet_since = trio.current_time()
+                        yield batch
+                        if finished:
+                            return
+                if not follow:
+                    return
+                if subscription is None:
+                    if on_idle is not None:
+                        on_idle()
+                    if follower is not None and wakes is not None:
+                        with trio.move_on_after(wakes.poll_interval(poll_interval)):
+                            await follower.wait()
+                    else:
+                        await trio.sleep(poll_interval)
+                    if heartbeat is not None and trio.current_time() - quiet_since >= heartbeat:
+                        quiet_since = trio.current_time()
+                        yield []
                     continue
-                # Shared with every subscriber of the run: iterated, never drained.
-                for batch in batches(received, cursor):
-                    batch, finished = _through_finish(batch, run_id)
-                    cursor = batch[-1].last_seq
-                    yield batch
-                    if finished:
-                        return
-            if not subscription.lagged:
-                return  # the hub closed: shutdown
-        finally:
-            if subscription is not None and hub is not None:
-                hub.unsubscribe(subscription)
+                while True:
+                    received: list[EventRecord] | None = None
+                    # The timeout scope wraps only the receive, never a yield.
+                    with trio.move_on_after(heartbeat if heartbeat is not None else math.inf):
+                        try:
+                            received = await subscription.receive.receive()
+                        except trio.EndOfChannel:
+                            break
+                    if received is None:
+                        yield []
+                        continue
+                    # Shared with every subscriber of the run: iterated, never drained.
+                    for batch in batches(received, cursor):
+                        batch, finished = _through_finish(batch, run_id)
+                        cursor = batch[-1].last_seq
+                        yield batch
+                        if finished:
+                            return
+                if not subscription.lagged:
+                    return  # the hub closed: shutdown
+            finally:
+                if subscription is not None and hub is not None:
+                    hub.unsubscribe(subscription)

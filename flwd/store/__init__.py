@@ -2,6 +2,7 @@
 and :func:`open_store` (a SQLite file, or a PostgreSQL database: ``flwd.store.postgres``,
 imported only when a ``postgresql://`` URL is opened)."""
 
+from ._cancels import CancelRequest as CancelRequest
 from ._db import connect as connect
 from ._db import db_path as db_path
 from ._filter import EVERY_RUN as EVERY_RUN
@@ -48,6 +49,10 @@ from ._retention import was_evicted as was_evicted
 from ._schedules import ScheduleState as ScheduleState
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sessions import SessionRecord as SessionRecord
+from ._signals import CANCELS_CHANNEL as CANCELS_CHANNEL
+from ._signals import EVENTS_CHANNEL as EVENTS_CHANNEL
+from ._signals import parse_cancel_payload as parse_cancel_payload
+from ._signals import parse_event_payload as parse_event_payload
 from ._sqlite import SOURCES_MARKER as SOURCES_MARKER
 from ._sqlite import SqliteStore as SqliteStore
 from ._sqlite import sources_marker as sources_marker

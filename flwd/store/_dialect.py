@@ -92,6 +92,10 @@ class Dialect:
         # The WAL's pages too (the main file keeps its free pages for reuse).
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def notify(self, conn: Db, channel: str, payloads: Iterable[str]) -> None:
+        """Tell the database's listeners ``payloads`` on ``channel`` when the open
+        transaction commits (``flwd.store._signals``). SQLite has no listeners."""
+
     # -- SQL fragments ---------------------------------------------------------
     def fold(self, expression: str) -> str:
         """``expression`` compared without regard to (ASCII) case."""

@@ -28,6 +28,7 @@ from flwd.events import (
 from ._dialect import Db, Dialect, dialect_of
 from ._idempotency import IDEMPOTENCY_TTL
 from ._notify import record_delivery
+from ._signals import EVENTS_CHANNEL, event_payloads, last_seqs
 
 JournalItem = EventRecord | RunRow | IdempotencyRecord
 #: What :func:`append_groups` answers per group: its committed events, or why it was refused.
@@ -114,6 +115,10 @@ def _transaction(conn: Db, groups: Sequence[Sequence[JournalItem]], *,
             else:
                 results.append(committed)
             conn.execute("RELEASE journal_group")
+        # Other processes following these runs read the journal when told (PostgreSQL).
+        dialect.notify(conn, EVENTS_CHANNEL, event_payloads(last_seqs(
+            event for result in results if not isinstance(result, RecordUnstorable)
+            for event in result)))
         conn.execute("COMMIT")
     except BaseException as exc:
         try:

@@ -168,6 +168,14 @@ MIGRATIONS: Final[list[str]] = [
         expires_at  {_REAL}
     )
     """,
+    # 12 -> 13: cancel requests for a run live in another replica (flwd/store/_cancels.py).
+    f"""CREATE TABLE cancel_requests (
+        run_id       {_TEXT} PRIMARY KEY,
+        reason       TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        force        BIGINT NOT NULL,
+        requested_at {_REAL} NOT NULL
+    )""",
 ]
 
 #: The version this flwd's PostgreSQL schema is at (equal to SQLite's: a test checks it).

@@ -261,6 +261,18 @@ MIGRATIONS: list[Migration] = [
         expires_at  REAL
     );
     """,
+    # 12 -> 13: cancel requests for a run live in another process of the Core DB (a
+    # cluster's replica takes them: flwd/store/_cancels.py). Unused by a lone SQLite
+    # process, kept at PostgreSQL's version. IF NOT EXISTS: as for 6 -> 7.
+    """
+    CREATE TABLE IF NOT EXISTS cancel_requests (
+        run_id       TEXT PRIMARY KEY,
+        reason       TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        force        INTEGER NOT NULL,
+        requested_at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -271,3 +283,5 @@ KV_SCHEMA = 7
 AUTOMATION_SCHEMA = 10
 #: The version whose migration made the leases and API tokens tables.
 CLUSTER_SCHEMA = 12
+#: The version whose migration made ``cancel_requests`` (flwd/store/_cancels.py).
+CANCELS_SCHEMA = 13

@@ -20,7 +20,18 @@ from pathlib import Path
 from flwd.errors import RunNotFound
 from flwd.events import TERMINAL_STATUSES, EventRecord, IdempotencyRecord, RunRow
 
-from . import _hook_deliveries, _kv, _leases, _notify, _read, _retention, _schedules, _sessions
+from . import (
+    _cancels,
+    _hook_deliveries,
+    _kv,
+    _leases,
+    _notify,
+    _read,
+    _retention,
+    _schedules,
+    _sessions,
+)
+from ._cancels import CancelRequest
 from ._dialect import Db, Dialect
 from ._filter import EVERY_RUN, RunFilter
 from ._hook_deliveries import DeliveryClaim
@@ -246,6 +257,22 @@ class SqlStore:
             return False  # nothing to delete, and a delete must not create the database
         with self._writer() as conn:
             return _sessions.delete(conn, id_hash)
+
+    # -- cancel requests across processes -----------------------------------
+    def request_cancel(self, run_id: str, *, reason: str, by: str, force: bool,
+                       now: float | None = None) -> None:
+        with self._writer() as conn:
+            _cancels.request(conn, run_id, reason=reason, by=by, force=force,
+                             now=time.time() if now is None else now)
+
+    def take_cancels(self, run_ids: Collection[str]) -> list[CancelRequest]:
+        if not run_ids or not self.exists():
+            return []
+        with self._reader() as conn:
+            if not _cancels.pending(conn, run_ids):
+                return []  # the common case: a read, no write lock
+        with self._writer() as conn:
+            return _cancels.take(conn, run_ids)
 
     # -- schedule state ------------------------------------------------------
     def schedule_states(self, workspace: str) -> dict[str, ScheduleState]:

@@ -29,6 +29,7 @@ import outcome
 
 from flwd.events import EventRecord, IdempotencyRecord, RunRow
 
+from ._cancels import CancelRequest
 from ._filter import EVERY_RUN, RunFilter
 from ._hook_deliveries import DeliveryClaim
 from ._journal import GroupResult, JournalItem
@@ -265,6 +266,24 @@ class Store(Protocol):
 
         Raises:
             StorageError: the database cannot be written.
+        """
+
+    # -- cancel requests across processes (flwd/store/_cancels.py) -----------
+    def request_cancel(self, run_id: str, *, reason: str, by: str, force: bool,
+                       now: float | None = None) -> None:
+        """Record a cancel of ``run_id`` for the process that runs it (another replica of
+        the Core DB), and notify it (PostgreSQL); see :meth:`take_cancels`.
+
+        Raises:
+            StorageError.
+        """
+
+    def take_cancels(self, run_ids: Collection[str]) -> list[CancelRequest]:
+        """The cancel requests recorded for any of ``run_ids``, each handed out once
+        (taken requests are deleted in the same transaction).
+
+        Raises:
+            StorageError.
         """
 
     # -- schedule state ------------------------------------------------------

@@ -208,6 +208,14 @@ class PostgresDialect(Dialect):
     def after_eviction(self, conn: Db) -> None:
         pass  # autovacuum hands the space back to the tables
 
+    def notify(self, conn: Db, channel: str, payloads: Iterable[str]) -> None:
+        # One statement for the batch's payloads: delivered at commit, one global
+        # lock per transaction however many there are (flwd.store._signals).
+        values = list(payloads)
+        if values:
+            conn.execute("SELECT pg_notify(?, payload) FROM unnest(?::text[]) AS payload",
+                         (channel, values))
+
 
 POSTGRES: Final = PostgresDialect()
 
@@ -245,8 +253,9 @@ class PgConnection:
         self.raw.close()
 
 
-def connect(dsn: str) -> PgConnection:
-    """A connection in autocommit (transactions are the SQL's own ``BEGIN``).
+def connect(dsn: str, *, application_name: str = "flwd") -> PgConnection:
+    """A connection in autocommit (transactions are the SQL's own ``BEGIN``);
+    ``application_name`` is what ``pg_stat_activity`` shows of it.
 
     Raises:
         StorageError: the URL is malformed or the server cannot be reached (one line
@@ -263,7 +272,7 @@ def connect(dsn: str) -> PgConnection:
                                 "(--db or FLWD_DB)") from None
     try:
         raw = psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                              application_name="flwd")
+                              application_name=application_name)
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to the Core DB {location}: "
                            f"{_reason(exc, _password(dsn))}", hint=_HINT) from None

@@ -1,0 +1,208 @@
+"""Events and cancels across replicas (issue 18, item 4): real ``flwd :serve --db``
+replicas on one throw-away PostgreSQL database.
+
+A run executing on replica B is read from replica A — its SSE stream is the journal,
+every event once, in order, through ``run.finish``, also with thousands of output lines,
+resumed with ``Last-Event-ID``, and when A's LISTEN connection is killed mid-run (its
+notifications lost) — and cancelled through A: B stops it (its process tree is gone)
+and the run is ``canceled`` with A's reason.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server, processes_under, sse_events, start_server, wait_until, write_job
+
+DEV = {"Authorization": "Bearer dev-token"}
+#: A bounded wait for a stream or a run (a broken cluster fails, it never hangs).
+WAIT = 60.0
+#: Output lines of the chatty run (several journal batches, pages and SSE writes).
+LINES = 3000
+
+
+@pytest.fixture
+def replicas(workspace: Path, data_dir: Path, tmp_path: Path, postgres_dsn: str
+             ) -> Iterator[tuple[Server, Server]]:
+    """Replicas A and B of one Core DB, each with its own data dir."""
+    gate = tmp_path / "gate"
+    # Prints LINES lines, waits for the test's gate file (the run stays live while A
+    # follows it), prints as many again.
+    write_job(workspace, "chatty", "interpreter: bash\n", {"100_main.sh": (
+        f'for i in $(seq 1 {LINES}); do echo "first $i"; done\n'
+        f'while [ ! -e "{gate}" ]; do sleep 0.05; done\n'
+        f'for i in $(seq 1 {LINES}); do echo "second $i"; done\n')})
+    write_job(workspace, "long", "interpreter: bash\n", {"100_main.sh": (
+        "sleep 300 &\nwait\n")})
+    servers: list[Server] = []
+    try:
+        for folder in (data_dir, tmp_path / "data-b"):
+            servers.append(start_server(workspace, folder, "--dev", "--db", postgres_dsn))
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _post(server: Server, job: str) -> str:
+    response = httpx.post(f"{server.url}/runs", headers=DEV, timeout=WAIT,
+                          json={"job_id": job, "args": {}})
+    assert response.status_code == 201, response.text
+    run_id: str = response.json()["id"]
+    return run_id
+
+
+def _journal(server: Server, run_id: str) -> list[dict[str, Any]]:
+    """The run's events as the journal holds them (the ndjson export, after the run)."""
+    text = httpx.get(f"{server.url}/runs/{run_id}/events.ndjson", headers=DEV,
+                     timeout=WAIT).text
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def _run(server: Server, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] = httpx.get(f"{server.url}/runs/{run_id}", headers=DEV,
+                                    timeout=WAIT).json()
+    return run
+
+
+class _Reader(threading.Thread):
+    """An SSE client of ``GET /runs/{id}/events`` in its own thread (events as they come)."""
+
+    def __init__(self, server: Server, run_id: str, *, last_event_id: int | None = None,
+                 stop_after: int | None = None) -> None:
+        super().__init__(daemon=True)
+        self.url = f"{server.url}/runs/{run_id}/events"
+        self.headers = dict(DEV)
+        if last_event_id is not None:
+            self.headers["Last-Event-ID"] = str(last_event_id)
+        self.stop_after = stop_after
+        self.events: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers=self.headers,
+                              timeout=httpx.Timeout(WAIT)) as response:
+                assert response.status_code == 200, response.read()
+                for event in sse_events(response.iter_lines()):
+                    self.events.append(event)
+                    if self.stop_after is not None and len(self.events) >= self.stop_after:
+                        return
+        except BaseException as exc:  # reported by the test's thread
+            self.error = exc
+
+    def result(self) -> list[dict[str, Any]]:
+        self.join(WAIT)
+        assert not self.is_alive(), "the stream did not end"
+        if self.error is not None:
+            raise self.error
+        return self.events
+
+
+def _lines(events: list[dict[str, Any]]) -> int:
+    return sum(1 for event in events if event["type"] == "step.log")
+
+
+def test_a_run_of_b_streamed_from_a_is_the_journal_every_event_once_in_order(
+        replicas: tuple[Server, Server], tmp_path: Path) -> None:
+    a, b = replicas
+    run_id = _post(b, "chatty")
+    reader = _Reader(a, run_id)
+    reader.start()
+    # A follows the live run of B: the first half is read while the run waits.
+    wait_until(lambda: _lines(reader.events) >= LINES or reader.error, "the first half via A")
+    (tmp_path / "gate").touch()
+    streamed = reader.result()
+    assert streamed[-1]["type"] == "run.finish"
+    assert streamed[-1]["data"]["status"] == "completed"
+    journal = _journal(b, run_id)
+    assert streamed == journal[:len(streamed)] and len(streamed) == len(journal)
+    seqs = [event["seq"] for event in streamed]
+    assert seqs == sorted(set(seqs))  # every event once, in order
+    assert _lines(streamed) == 2 * LINES
+    # Resumed from A with Last-Event-ID in the middle: exactly the rest.
+    middle = streamed[len(streamed) // 2]["seq"]
+    resumed = _Reader(a, run_id, last_event_id=middle)
+    resumed.start()
+    assert resumed.result() == [e for e in journal if e["seq"] > middle]
+
+
+def test_a_resume_from_a_while_the_run_is_live_on_b_has_no_gap_and_no_duplicate(
+        replicas: tuple[Server, Server], tmp_path: Path) -> None:
+    a, b = replicas
+    run_id = _post(b, "chatty")
+    first = _Reader(a, run_id, stop_after=LINES // 2)  # a client that drops mid-run
+    first.start()
+    head = first.result()
+    resumed = _Reader(a, run_id, last_event_id=head[-1]["seq"])
+    resumed.start()
+    wait_until(lambda: resumed.events or resumed.error, "the resumed stream")
+    (tmp_path / "gate").touch()
+    assert head + resumed.result() == _journal(b, run_id)
+
+
+def test_lost_notifications_never_lose_or_duplicate_events(
+        replicas: tuple[Server, Server], tmp_path: Path, postgres_dsn: str) -> None:
+    import psycopg
+
+    a, b = replicas
+    run_id = _post(b, "chatty")
+    reader = _Reader(a, run_id)
+    reader.start()
+    wait_until(lambda: reader.events or reader.error, "the stream via A")
+    # Every replica's LISTEN connection dropped mid-run: what is committed until they
+    # are back is announced to nobody.
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name"
+            " = 'flwd-listen' AND datname = current_database()").fetchall()
+    assert dropped == [(True,), (True,)]
+    (tmp_path / "gate").touch()
+    streamed = reader.result()
+    assert streamed == _journal(b, run_id) and streamed[-1]["type"] == "run.finish"
+    assert _lines(streamed) == 2 * LINES
+
+
+def test_a_cancel_sent_to_a_stops_the_run_live_on_b(
+        replicas: tuple[Server, Server], tmp_path: Path) -> None:
+    a, b = replicas
+    run_id = _post(b, "long")
+    wait_until(lambda: _run(b, run_id)["status"] == "running", "the long run on B")
+    wait_until(lambda: processes_under(run_id), "the run's processes on B")
+    reader = _Reader(a, run_id)
+    reader.start()
+    response = httpx.post(f"{a.url}/runs/{run_id}:cancel", headers=DEV, timeout=WAIT,
+                          json={"reason": "stopped through A"})
+    assert response.status_code == 202, response.text
+    run = wait_until(lambda: (r := _run(a, run_id))["status"] not in ("queued", "running")
+                     and r, "the run to stop")
+    assert run["status"] == "canceled"
+    events = reader.result()
+    assert events == _journal(b, run_id)
+    canceled = [e for e in events if e["type"] == "run.canceled"]
+    assert canceled and canceled[0]["data"]["reason"] == "stopped through A", events
+    assert canceled[0]["data"]["by"] == "api:dev", canceled
+    assert events[-1]["type"] == "run.finish"
+    # B's process tree of the run is gone (its steps' env names the run).
+    assert wait_until(lambda: not processes_under(run_id), "the run's processes to go", 30)
+
+
+def test_a_cancel_of_a_finished_run_through_a_is_answered_as_finished(
+        replicas: tuple[Server, Server]) -> None:
+    a, b = replicas
+    run_id = _post(b, "long")
+    wait_until(lambda: _run(b, run_id)["status"] == "running", "the long run on B")
+    assert httpx.post(f"{b.url}/runs/{run_id}:cancel", headers=DEV,
+                      timeout=WAIT).status_code == 202
+    wait_until(lambda: _run(a, run_id)["status"] == "canceled", "the run to stop")
+    again = httpx.post(f"{a.url}/runs/{run_id}:cancel", headers=DEV, timeout=WAIT)
+    assert again.status_code == 200 and again.json()["status"] == "canceled"
+
+
