@@ -45,7 +45,7 @@ from flwd.store import (
 from ._wakes import Wakes
 
 if TYPE_CHECKING:
-    from flwd.store.postgres import PgConnection
+    from flwd.store.postgres import Listening
 
 _log = logging.getLogger("flwd.engine")
 
@@ -125,22 +125,15 @@ class Listener:
             _log.warning("flwd: lost the LISTEN connection to the Core DB; followers poll "
                          "until it is back")
 
-    async def _receive(self, conn: PgConnection) -> None:
+    async def _receive(self, conn: Listening) -> None:
         """Hand out notifications until the connection breaks (then return)."""
-        import psycopg
-        from psycopg.pq import ConnStatus
-
-        pgconn = conn.raw.pgconn
         while True:
-            await trio.lowlevel.wait_readable(pgconn.socket)
-            try:
-                pgconn.consume_input()
-            except psycopg.OperationalError:
+            await trio.lowlevel.wait_readable(conn.socket)
+            received = conn.received()
+            if received is None:
                 return
-            if pgconn.status == ConnStatus.BAD:
-                return
-            while (notice := pgconn.notifies()) is not None:
-                self._heard(notice.relname.decode(), notice.extra.decode(errors="replace"))
+            for channel, payload in received:
+                self._heard(channel, payload)
 
     def _heard(self, channel: str, payload: str) -> None:
         if channel == EVENTS_CHANNEL:
@@ -172,21 +165,11 @@ class Listener:
                               request.run_id)
 
 
-def _open(dsn: str) -> PgConnection:
+def _open(dsn: str) -> Listening:
     """A connection listening on the journal's channels (blocking: a worker thread)."""
-    import psycopg
+    from flwd.store.postgres import Listening
 
-    from flwd.store.postgres import connect, describe
-
-    conn = connect(dsn, application_name=APPLICATION_NAME)
-    try:
-        conn.raw.execute(f"LISTEN {EVENTS_CHANNEL}")
-        conn.raw.execute(f"LISTEN {CANCELS_CHANNEL}")
-    except psycopg.Error as exc:
-        conn.close()
-        raise StorageError(f"cannot listen to the Core DB {describe(dsn)}: "
-                           f"{type(exc).__name__}") from None
-    return conn
+    return Listening(dsn, (EVENTS_CHANNEL, CANCELS_CHANNEL), application_name=APPLICATION_NAME)
 
 
 def listener_of(settings_db: str | None, owner_kind: str) -> bool:

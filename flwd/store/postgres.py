@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 
 from flwd.errors import StorageError
 
@@ -53,7 +53,7 @@ from ._writer import ClosingDb, ThreadedJournal
 if TYPE_CHECKING:
     from ._typing import Store
 
-__all__ = ["PostgresStore", "describe", "is_postgres_url"]
+__all__ = ["Listening", "PostgresStore", "describe", "is_postgres_url"]
 
 #: The advisory lock every writing transaction holds (an arbitrary key: "flwd").
 _WRITE_LOCK: Final = 0x666C7764
@@ -356,6 +356,47 @@ def _dropped(conn: PgConnection) -> bool:
     except (OSError, ValueError, psycopg.Error):
         return True
     return bool(readable)
+
+
+class Listening:
+    """A connection LISTENing on ``channels`` (flwd/engine/_listener.py reads its socket).
+
+    Opening it blocks (a worker thread); :meth:`received` does not: call it when
+    :attr:`socket` is readable.
+
+    Raises:
+        StorageError: the server cannot be reached or refuses the LISTEN.
+    """
+
+    def __init__(self, dsn: str, channels: Iterable[str], *, application_name: str) -> None:
+        self.conn = connect(dsn, application_name=application_name)
+        try:
+            for channel in channels:
+                self.conn.raw.execute(f"LISTEN {channel}")
+        except psycopg.Error as exc:
+            self.conn.close()
+            raise StorageError(f"cannot listen to the Core DB {describe(dsn)}: "
+                               f"{_reason(exc, _password(dsn))}", hint=_HINT) from None
+        self.socket = self.conn.raw.pgconn.socket
+
+    def received(self) -> list[tuple[str, str]] | None:
+        """The notifications the server sent, as ``(channel, payload)``; None once the
+        connection is lost (the server ended it, a restart, the network)."""
+        pgconn = self.conn.raw.pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.OperationalError:
+            return None
+        if pgconn.status == ConnStatus.BAD:
+            return None
+        got = []
+        while (notice := pgconn.notifies()) is not None:
+            got.append((notice.relname.decode(errors="replace"),
+                        notice.extra.decode(errors="replace")))
+        return got
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 # -- the schema ------------------------------------------------------------------------------
