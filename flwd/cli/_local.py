@@ -33,6 +33,7 @@ from flwd.plan import Plan, Planning, PlanRequest, plan_request, uses_container
 from flwd.policy import decisions_of, load_policy, resolve_profile
 from flwd.schedule import fire_data
 from flwd.settings import Settings
+from flwd.store import POSTGRES_SCHEMES
 
 from ._backend import (
     AliasRow,
@@ -184,7 +185,8 @@ class LocalBackend:
 
         A second engine would own nothing: the run's row says who owns it. A live
         CLI owner is sent SIGTERM, its graceful Ctrl-C path; a run of a live server
-        can only be cancelled through that server; a run whose owner died is
+        can only be cancelled through that server (a server of a PostgreSQL Core DB,
+        on any host, takes the request recorded there); a run whose owner died is
         marked ``interrupted`` and its processes reaped (``recover``). This is the
         logic of the engine's own cancel for a process that owns no runs.
 
@@ -199,6 +201,15 @@ class LocalBackend:
         if run.status in TERMINAL_STATUSES:
             return CancelAnswer(run.id, "finished", run.status)
         host = socket.gethostname()
+        replica = run.owner_kind == "serve" and settings.db is not None and \
+            settings.db.startswith(POSTGRES_SCHEMES)
+        if replica and (run.owner_host not in (None, host) or (
+                run.owner_pid and process_alive(run.owner_pid, run.owner_start)
+                and not _serves(settings, run.owner_pid))):
+            # A server of a PostgreSQL Core DB takes the requests recorded there
+            # (flwd/engine/_listener.py), on this host or another.
+            store.request_cancel(run.id, reason="canceled by request", by="cli", force=False)
+            return CancelAnswer(run.id, "requested")
         if run.owner_host not in (None, host):
             raise UsageError(f"run {run.id} belongs to a flwd process on host {run.owner_host}",
                              hint="cancel it on that host")
@@ -514,3 +525,11 @@ async def _watch_signals(engine: Engine, run_id: str, signals: AsyncIterator[int
 
 
 __all__ = ["LocalBackend", "LocalLaunch", "LocalTarget", "job_source"]
+
+
+def _serves(settings: Settings, pid: int) -> bool:
+    """``pid`` is the server of this data dir (which its local socket reaches)."""
+    from flwd.daemon import read_owner
+
+    owner = read_owner(settings.data_dir)
+    return owner is not None and owner.pid == pid

@@ -27,6 +27,7 @@ notification lost without the connection dropping delays by that much at most.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING
 
@@ -102,7 +103,7 @@ class Listener:
         backoff = BACKOFF_FIRST
         while True:
             try:
-                conn = await trio.to_thread.run_sync(_open, self.dsn)
+                conn = await _open_abandonable(self.dsn)
             except StorageError as exc:
                 _log.warning("flwd: cannot listen to the Core DB (%s); followers poll; "
                              "again in %.1f s", exc.one_line(), backoff)
@@ -170,6 +171,28 @@ def _open(dsn: str) -> Listening:
     from flwd.store.postgres import Listening
 
     return Listening(dsn, (EVENTS_CHANNEL, CANCELS_CHANNEL), application_name=APPLICATION_NAME)
+
+
+async def _open_abandonable(dsn: str) -> Listening:
+    """:func:`_open` in a worker thread that a cancelled caller does not wait for (a
+    server unreachable at shutdown would hold it for the connect timeout): a connection
+    made after the caller left is closed in the thread.
+
+    Cancellation: the caller leaves at once; the connection, if any, is closed.
+    """
+    abandoned = threading.Event()
+
+    def connect() -> Listening:
+        conn = _open(dsn)
+        if abandoned.is_set():
+            conn.close()
+        return conn
+
+    try:
+        return await trio.to_thread.run_sync(connect, abandon_on_cancel=True)
+    except trio.Cancelled:
+        abandoned.set()
+        raise
 
 
 def listener_of(settings_db: str | None, owner_kind: str) -> bool:

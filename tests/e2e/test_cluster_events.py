@@ -19,7 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, processes_under, sse_events, start_server, wait_until, write_job
+from tests.conftest import (
+    Server,
+    processes_under,
+    run_cli,
+    sse_events,
+    start_server,
+    wait_until,
+    write_job,
+)
 
 DEV = {"Authorization": "Bearer dev-token"}
 #: A bounded wait for a stream or a run (a broken cluster fails, it never hangs).
@@ -206,3 +214,19 @@ def test_a_cancel_of_a_finished_run_through_a_is_answered_as_finished(
     assert again.status_code == 200 and again.json()["status"] == "canceled"
 
 
+
+
+def test_the_cli_on_the_core_db_cancels_a_run_of_a_replica(
+        replicas: tuple[Server, Server], workspace: Path, tmp_path: Path,
+        postgres_dsn: str) -> None:
+    _, b = replicas
+    run_id = _post(b, "long")
+    wait_until(lambda: processes_under(run_id), "the run's processes on B")
+    # Another data dir (no server of its own): the request goes through the Core DB.
+    done = run_cli([":cancel", run_id, "--db", postgres_dsn], cwd=workspace,
+                   data_dir=tmp_path / "data-cli")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: _run(b, run_id)["status"] == "canceled", "the run to stop")
+    canceled = [e for e in _journal(b, run_id) if e["type"] == "run.canceled"]
+    assert canceled[0]["data"]["by"] == "cli"
+    assert wait_until(lambda: not processes_under(run_id), "the run's processes to go", 30)
