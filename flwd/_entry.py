@@ -19,12 +19,17 @@ longer than the run of a small job, and the system reclaims the memory at once.
 
 from __future__ import annotations
 
+# The C module under ``signal`` (which imports ``enum``: ~8 ms of every start, and the
+# thin client's start is ~20 ms in all).
+import _signal as signal
 import atexit
 import gc
 import os
-import signal
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the thin client ~4 ms
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 #: Set for flwd's own process when not set: looking for pydantic's plugins reads the
 #: metadata of every installed package (~30 ms of each start), and flwd uses none. Its jobs

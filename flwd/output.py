@@ -23,25 +23,25 @@ from flwd.events import (
     STEP_START,
     EventRecord,
 )
+from flwd.exits import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, exit_status
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM", "EXIT_USAGE", "RunOutput",
-           "Style", "exit_status", "use_color"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-
-
-def exit_status(status: str, canceled_by_sigterm: bool = False) -> int:
-    """The CLI's exit status for a run that ended ``status`` (a live run and ``:logs --follow``)."""
-    if status == "completed":
-        return EXIT_OK
-    if status == "canceled":
-        return EXIT_SIGTERM if canceled_by_sigterm else EXIT_SIGINT
-    return EXIT_FAILED
+           "Style", "exit_status", "shows_color", "use_color"]
 
 
 def use_color(stream: TextIO) -> bool:
     """Colour only on a TTY, and never when ``NO_COLOR`` is set (https://no-color.org)."""
     return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def shows_color(fd: int) -> bool:
+    """:func:`use_color` for a file descriptor (the thin client's streams; a closed or
+    odd one shows none). The thin client has its own copy: it imports nothing of this."""
+    try:
+        is_terminal = os.isatty(fd)
+    except OSError:
+        return False
+    return is_terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 class Style:
@@ -92,12 +92,18 @@ class RunOutput:
     terminal showing both gets them interleaved as the job wrote them.
     """
 
-    def __init__(self, as_json: bool, *, prefix_steps: bool = False) -> None:
+    def __init__(self, as_json: bool, *, prefix_steps: bool = False,
+                 streams: tuple[BinaryIO, BinaryIO] | None = None,
+                 color: bool | None = None) -> None:
         self.as_json = as_json
         self.prefix_steps = prefix_steps
-        self.stdout: BinaryIO = sys.stdout.buffer
-        self.stderr: BinaryIO = sys.stderr.buffer
-        self.style = Style(use_color(sys.stderr))
+        #: This process's stdout and stderr, or (a server rendering for a thin client,
+        #: ``flwd/http/_command_line.py``) writers standing for that client's.
+        self.stdout: BinaryIO
+        self.stderr: BinaryIO
+        self.stdout, self.stderr = (
+            (sys.stdout.buffer, sys.stderr.buffer) if streams is None else streams)
+        self.style = Style(use_color(sys.stderr) if color is None else color)
         self.broken = False
         #: A CLI run canceled by SIGTERM (``flwd :cancel``) exits 143, not 130.
         self.canceled_by_sigterm = False

@@ -7,14 +7,13 @@ import os
 from pathlib import Path
 from typing import Final
 
+from flwd.thin import CLIENT_PROTOCOL as _THIN_PROTOCOL
+
 #: The name of a server's Unix socket in its data dir.
 LOCAL_SOCKET: Final = "serve.sock"
 #: The version of what the thin client and a server say to each other on that socket
-#: (the ``words`` form of ``POST /runs`` and its stream's ``cli.*`` frames). A client
-#: runs locally rather than talk to a server of another version. 2: the verbs ``:jobs``,
-#: ``:plan``, ``:runs``, ``:logs``, ``:cancel`` in the words form too (a server of 1 would
-#: take ``:jobs`` for a job's name), with ``color``.
-CLIENT_PROTOCOL: Final = 2
+#: (the ``words`` form of ``POST /runs``): flwd.thin's, where the protocol is.
+CLIENT_PROTOCOL: Final = _THIN_PROTOCOL
 #: The longest path a ``sockaddr_un`` holds (108 bytes with its NUL, on Linux).
 _MAX_PATH: Final = 107
 

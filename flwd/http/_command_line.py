@@ -4,35 +4,39 @@ the thin client on the local socket (one request per run).
 The client sends its words and what a command line depends on besides them (its
 environment, whether it can prompt, the scripts root it found); the server resolves,
 binds and plans them exactly as the CLI does locally (the :class:`CommandLines` the CLI
-hands ``:serve``), starts the run and answers with an event stream:
+hands ``:serve``), starts the run and answers with what the command line prints,
+rendered here with the CLI's own renderer (:class:`flwd.output.RunOutput`) and the
+client's colours, in the frames of :mod:`flwd.thin._frames` (``Accept:``
+``application/x-flwd-terminal``):
 
-- ``cli.local`` ``{reason}``: this command line is not for the server (it reads a
-  secret from a file or the terminal, its environment asks for another policy, the
-  server serves another workspace…): the client runs it itself. Nothing was done.
-- ``cli.output`` ``{stream, text}``: what the command line prints before its run (a
-  warning, a job's ``--help``, an error); ``cli.exit`` ``{code}``: it is done, no run.
-- ``cli.run`` ``{run_id, json, prefix_steps}``: the run started (201, ``Location``);
-  its events follow, framed as ``GET /runs/<id>/events`` frames them, each output line
-  that is not UTF-8 preceded by ``cli.bytes`` ``{seq, base64}``, its exact bytes.
-- ``cli.error`` ``{text}``: the stream ended without the run's end (the server is
-  stopping, the journal failed).
+- ``l`` (local): this command line is not for the server (it reads a secret from a file
+  or the terminal, its environment asks for another policy, the server serves another
+  workspace…): the client runs it itself. Nothing was done.
+- ``o``/``e``: bytes for the client's stdout/stderr — what the command line prints
+  before its run (a warning, a job's ``--help``, an error), then the run's output and
+  status lines as a local run prints them (NDJSON with ``--json``).
+- ``x``: the command line is done; its exit status (no run, or ``:logs``).
+- ``r``: the run started (201, ``Location``), its id; ``f``: the run ended, its status
+  (the client exits as a local run: 130 or 143 for a cancel by its own signal).
+  A stream ending without the run's end says so on stderr, then ``x`` 1.
 
 A run started this way belongs to its command line as a local run to its CLI: the
 client leaving before the run ends cancels it.
 
 The words may also be one of the CLI's verbs ``:jobs``, ``:plan``, ``:runs``, ``:logs``,
 ``:cancel`` (in the plain forms :func:`flwd.thin.parse_verb` takes; ``color``: the
-client's stdout shows colours): they are answered as a job's ``--help`` is, with
-``cli.output`` and ``cli.exit``, but ``:logs`` (200): ``cli.logs`` ``{run_id, status,
-json, follow}`` (the run found, its status then), the run's events framed as above
-(``cli.bytes`` included) as the journal gives them — up to its end with ``follow``, else
-up to what is journaled — and ``cli.done`` ``{}`` once they are all sent. Nothing of a
-run follows its client there: leaving early only ends the stream.
+client's stdout shows colours): they are answered as a job's ``--help`` is, with ``o``,
+``e`` and ``x``, but ``:logs`` (200): ``g`` once the run is found, its events rendered —
+up to its end with ``follow``, else up to what is journaled — then ``x`` (``--follow``:
+as the run ended). Nothing of a run follows its client there: leaving early only ends
+the stream.
+
+A client of another protocol version gets ``cli.local`` as an SSE frame (what every
+earlier client understands): it then runs the command line itself.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -43,17 +47,18 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Response
 
-from flwd.daemon import CLIENT_PROTOCOL
 from flwd.engine import Engine
-from flwd.events import RUN_FINISH, STEP_LOG, EventRecord
+from flwd.events import RUN_FINISH, EventRecord
+from flwd.exits import EXIT_OK, exit_status
 from flwd.plan import Plan
+from flwd.thin import CLIENT_PROTOCOL, MEDIA_TYPE, frame
 
 from ._local_socket import Client, is_local_peer, local_peer
 from ._problems import HttpProblem
 from ._request import current_principal, validate_body
-from ._sse import frames
 from ._state import current_state
 from ._streaming import SSE_HEADERS, event_stream, stream_response, take_stream_slot
+from ._terminal import Renderer
 
 __all__ = ["Answered", "CommandLine", "CommandLines", "Declined", "Ready", "Replay",
            "run_command_line"]
@@ -139,6 +144,7 @@ class _CommandLineBody(BaseModel):
     env: dict[str, str] = Field(max_length=65536)
     can_prompt: bool = False
     color: bool = False
+    color_stderr: bool = False
 
 
 def is_command_line(data: Any) -> bool:
@@ -164,36 +170,43 @@ async def run_command_line(data: Any) -> Response:
     body = validate_body(_CommandLineBody, data)
     state = current_state()
     if body.protocol != CLIENT_PROTOCOL or state.command_lines is None:
-        return _answer([_frame("cli.local", {"reason": "this server speaks another protocol"})])
+        # An SSE frame: what a client of any protocol version understands.
+        return Response(b"event: cli.local\ndata: %s\n\n" % json.dumps(
+            {"reason": "this server speaks another protocol"}).encode(), status=200,
+            headers=dict(SSE_HEADERS))
     line = CommandLine(body.words, body.scripts_root, body.env, body.can_prompt, body.color)
     outcome = await state.command_lines.prepare(state.engine, line)
     if isinstance(outcome, Declined):
-        return _answer([_frame("cli.local", {"reason": outcome.reason})])
-    output = [_frame("cli.output", {"stream": stream, "text": text})
+        return _answer([frame(b"l", outcome.reason.encode("utf-8", "replace"))])
+    output = [frame(b"o" if stream == "stdout" else b"e",
+                    text.encode("utf-8", "surrogateescape"))
               for stream, text in outcome.output]
     if isinstance(outcome, Answered):
-        return _answer([*output, _frame("cli.exit", {"code": outcome.code})])
+        return _answer([*output, frame(b"x", b"%d" % outcome.code)])
     if isinstance(outcome, Replay):
-        return await _replay_response(outcome, output)
+        return await _replay_response(outcome, output, body.color_stderr)
     slot = take_stream_slot("sse")  # before the run: a refusal leaves nothing behind
     try:
         run = await state.engine.start_run(outcome.plan)
     except BaseException:
         slot.release()
         raise
-    started = _frame("cli.run", {"run_id": run.id, "json": outcome.as_json,
-                                 "prefix_steps": outcome.plan.composition == "steps"})
+    render = Renderer(outcome.as_json, color=body.color_stderr,
+                       prefix_steps=outcome.plan.composition == "steps")
     finished = trio.Event()
 
     def encode(record: EventRecord) -> bytes:
+        pieces = render([record])
         if record.type == RUN_FINISH:
             finished.set()
-        return _exact_frames(record)
+            pieces += frame(b"f", str(record.data.get("status", "failed")).encode())
+        return pieces
 
     events = event_stream(state, run.id, 0, slot, current_principal(),
-                          head=b"".join([*output, started]), encode=encode)
+                          head=b"".join([*output, frame(b"r", run.id.encode())]),
+                          encode=encode, preamble=b"", keep_alive=frame(b"k"))
     clients = state.command_line_clients
-    stream = _run_stream(state.engine, run.id, events, finished,
+    stream = _run_stream(state.engine, run.id, events, finished, render,
                          lambda: clients.pop(run.id, None))
     peer = local_peer()
     if peer is not None:  # a cancel from anyone else goes to it, as a CLI run's to its CLI
@@ -201,10 +214,11 @@ async def run_command_line(data: Any) -> Response:
         # A body never started (the client left first) never says it is done.
         weakref.finalize(stream, clients.pop, run.id, None)
     return await stream_response(stream, slot, status=201,  # type: ignore[no-any-return]
-                                 headers={"Location": f"/runs/{run.id}"})
+                                 headers={"Location": f"/runs/{run.id}",
+                                          "Content-Type": MEDIA_TYPE})
 
 
-async def _replay_response(replay: Replay, output: Sequence[bytes]) -> Response:
+async def _replay_response(replay: Replay, output: Sequence[bytes], color: bool) -> Response:
     """``flwd :logs``' stream (see the module docstring).
 
     Cancellation: nothing is left behind (the events are closed with the body).
@@ -215,60 +229,43 @@ async def _replay_response(replay: Replay, output: Sequence[bytes]) -> Response:
         with trio.CancelScope(shield=True):
             await replay.events.aclose()
         raise
-    head = b"".join([*output, _frame("cli.logs", {
-        "run_id": replay.run_id, "status": replay.status, "json": replay.as_json,
-        "follow": replay.follow})])
+    render = Renderer(replay.as_json, color=color)
     return await stream_response(  # type: ignore[no-any-return]
-        _replay_stream(head, replay.events, slot.release), slot)
+        _replay_stream(b"".join([*output, frame(b"g")]), replay, render, slot.release), slot,
+        headers={"Content-Type": MEDIA_TYPE})
 
 
-async def _replay_stream(head: bytes, events: AsyncGenerator[list[EventRecord], None],
+async def _replay_stream(head: bytes, replay: Replay, render: Renderer,
                          release: Callable[[], object]) -> AsyncGenerator[bytes, None]:
+    status = replay.status
     try:
         yield head
-        async for records in events:
-            yield b"".join(_exact_frames(record) for record in records)
-        yield _frame("cli.done", {})
+        async for records in replay.events:
+            for record in records:
+                if record.type == RUN_FINISH:
+                    status = str(record.data.get("status", status))
+            yield render(records)
+        # :logs exits 0 once printed; with --follow, as the run did.
+        code = exit_status(status, render.output.canceled_by_sigterm) \
+            if replay.follow else EXIT_OK
+        yield frame(b"x", b"%d" % code)
     finally:
         release()
         with trio.CancelScope(shield=True):
-            await events.aclose()
+            await replay.events.aclose()
 
 
 def _answer(pieces: Sequence[bytes]) -> Response:
-    return Response(b"".join(pieces), status=200, headers=dict(SSE_HEADERS))
-
-
-def _frame(event: str, data: Mapping[str, Any]) -> bytes:
-    return b"event: %s\ndata: %s\n\n" % (event.encode(), json.dumps(data).encode())
-
-
-def _exact_frames(record: EventRecord) -> bytes:
-    """The record's frames; before each output line that is not UTF-8 (which its frame
-    can only show with U+FFFD), a ``cli.bytes`` frame with the line's bytes."""
-    if record.type != STEP_LOG or record.lines is None:
-        return frames(record)
-    try:
-        record.lines.decode("utf-8")
-        return frames(record)
-    except UnicodeDecodeError:
-        pass
-    pieces = []
-    for offset, line in enumerate(record.line_list()):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            pieces.append(_frame("cli.bytes", {"seq": record.seq + offset,
-                                               "base64": base64.b64encode(line).decode()}))
-    return b"".join(pieces) + frames(record)
+    return Response(b"".join(pieces), status=200, headers={
+        "Content-Type": MEDIA_TYPE, "Cache-Control": "no-store"})
 
 
 async def _run_stream(engine: Engine, run_id: str, events: AsyncGenerator[bytes, None],
-                      finished: trio.Event, forget: Callable[[], object]
+                      finished: trio.Event, render: Renderer, forget: Callable[[], object]
                       ) -> AsyncGenerator[bytes, None]:
     """``events`` until the run's end (``finished``: its last event was framed); a client
     leaving earlier takes the run with it, and a stream ending without the run's end
-    says so (``cli.error``). ``forget``: the client no longer follows the run."""
+    says so (on stderr, then ``x`` 1). ``forget``: the client no longer follows the run."""
     try:
         async for piece in events:
             yield piece
@@ -291,4 +288,4 @@ async def _run_stream(engine: Engine, run_id: str, events: AsyncGenerator[bytes,
         text = (f"flwd: run {run_id} ended without a recorded result"
                 + (f": {cause.one_line()}" if cause is not None
                    else ": the flwd server stopped (it cancels its runs)"))
-        yield _frame("cli.error", {"text": text})
+        yield render.error(text) + frame(b"x", b"%d" % exit_status("failed"))

@@ -59,7 +59,8 @@ async def sse_response(run_id: str | None, after: int, *, slot: StreamSlot | Non
 
 async def stream_response(body: AsyncGenerator[bytes, None], slot: StreamSlot, *,
                           status: int = 200, headers: Mapping[str, str] | None = None) -> Any:
-    """``body`` as an SSE response that is never cut by a timeout.
+    """``body`` as an SSE response (or another streamed type, by ``headers``) that is never
+    cut by a timeout.
 
     Cancellation: nothing is left behind.
     """
@@ -71,10 +72,12 @@ async def stream_response(body: AsyncGenerator[bytes, None], slot: StreamSlot, *
 
 async def event_stream(state: AppState, run_id: str | None, after: int, slot: StreamSlot,
                        principal: Principal | None, *, head: bytes = b"",
-                       encode: Callable[[EventRecord], bytes] = frames
+                       encode: Callable[[EventRecord], bytes] = frames,
+                       preamble: bytes = PREAMBLE, keep_alive: bytes = KEEP_ALIVE
                        ) -> AsyncGenerator[bytes, None]:
-    """The body of an event stream: ``head`` (frames of its own) with the preamble, then
-    each event as ``encode`` frames it, until the run ends (or the server stops).
+    """The body of an event stream: ``head`` (frames of its own) with the ``preamble``, then
+    each event as ``encode`` frames it, until the run ends (or the server stops);
+    ``keep_alive`` when nothing happened for a while (SSE's by default).
 
     Cancellation: a client that leaves ends the body; its slot is released.
     """
@@ -87,7 +90,7 @@ async def event_stream(state: AppState, run_id: str | None, after: int, slot: St
         # A live run's replay comes from the hub's backlog without waiting:
         # the preamble then travels with it (one socket send, one client
         # wake-up less). Otherwise it goes first, on its own.
-        preamble = PREAMBLE + head
+        preamble = preamble + head
         if run_id is None or not engine.has_backlog_after(run_id, after):
             yield preamble
             preamble = b""
@@ -97,7 +100,7 @@ async def event_stream(state: AppState, run_id: str | None, after: int, slot: St
                 async for batch in stream:
                     # Bounded writes, each awaited until the socket takes it:
                     # a slow reader paces its own replay (see engine._stream).
-                    pieces = [encode(record) for record in batch] if batch else [KEEP_ALIVE]
+                    pieces = [encode(record) for record in batch] if batch else [keep_alive]
                     for body in writes([preamble, *pieces] if preamble else pieces):
                         yield body
                     preamble = b""

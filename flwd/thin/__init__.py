@@ -2,10 +2,12 @@
 ``flwd :jobs``, ``:plan``, ``:runs``, ``:logs``, ``:cancel`` with it (:mod:`._verbs`).
 
 When a server owns the data dir and serves this workspace, a job's command line is one
-request on the server's Unix socket, and the run's events come back rendered here as
-a local run renders them (:mod:`flwd.thin._run`). It is tried from the console entry
-point before anything heavy is imported: nothing here imports trio, pydantic, yaml,
-httpx or cyclopts (tests/e2e/test_thin_client.py checks it with ``-X importtime``).
+request on the server's Unix socket, and what it prints comes back rendered by the
+server as a local run renders it (:mod:`flwd.thin._frames`, :mod:`flwd.thin._run`). It
+is tried from the console entry point before anything else is imported: nothing here
+imports trio, pydantic, yaml, httpx or cyclopts — nor ``typing``, ``dataclasses``,
+``pathlib``, ``json``, ``socket`` or ``signal``, whose imports would cost more than the
+rest of the command (tests/e2e/test_thin_client.py checks it with ``-X importtime``).
 Without a server (or with ``--local``, ``FLWD_LOCAL=1``) :func:`run` answers None and
 the CLI runs the command in its own process, as before.
 """
@@ -13,14 +15,16 @@ the CLI runs the command in its own process, as before.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 from ._argv import job_invocation
+from ._frames import CLIENT_PROTOCOL, MEDIA_TYPE, FrameReader, frame
 from ._verbs import VerbLine, parse_verb
+
+TYPE_CHECKING = False  # not typing's: the thin client does not import typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any
 
 
 def run(args: Sequence[str]) -> int | None:
@@ -35,21 +39,22 @@ def run(args: Sequence[str]) -> int | None:
     if invocation is None:
         return None
     # Imported here: the few other command lines pay for nothing but the argv check.
-    from flwd.errors import FlwdError
-    from flwd.settings import resolve_settings
-
-    from ._locate import server_socket
+    from . import _locate
 
     try:
-        settings = resolve_settings(scripts=invocation.scripts, data_dir=invocation.data_dir)
-    except FlwdError:
+        cwd = os.getcwd()
+    except OSError:
         return None  # the CLI says what is wrong, as it always did
-    socket_path = server_socket(settings.data_dir, settings.scripts_root)
+    scripts_root = _locate.scripts_root(invocation.scripts, os.environ, cwd)
+    if scripts_root is None or not _locate.grace_ok(os.environ):
+        return None
+    socket_path = _locate.server_socket(_locate.data_dir(invocation.data_dir, os.environ),
+                                        scripts_root)
     if socket_path is None:
         return None
     from ._run import ThinRun
 
-    return ThinRun(socket_path, invocation.words, settings.scripts_root,
+    return ThinRun(socket_path, invocation.words, scripts_root,
                    verb=invocation.verb is not None).run()
 
 
@@ -58,22 +63,20 @@ def cancel_through_server(data_dir: Path, run_id: str, server_pid: int) -> dict[
     local socket (as ``flwd :cancel`` does a CLI's run: a thin client's run is cancelled
     by its client); the run's document, or None when that server cannot be reached so.
     """
-    import json
-    from pathlib import Path
-
-    from flwd.daemon import read_owner
-
     from ._http import ProtocolError, request
+    from ._json import loads
+    from ._locate import live_server
 
-    owner = read_owner(data_dir)
-    if owner is None or owner.pid != server_pid or owner.socket is None:
+    owner = live_server(data_dir)
+    if owner is None or owner["pid"] != server_pid:
         return None
     try:
-        status, body = request(Path(owner.socket), "POST", f"/runs/{run_id}:cancel")
-        document = json.loads(body)
+        status, body = request(str(owner["socket"]), "POST", f"/runs/{run_id}:cancel")
+        document = loads(body)
     except (OSError, ProtocolError, ValueError):
         return None
     return document if status in (200, 202) and isinstance(document, dict) else None
 
 
-__all__ = ["VerbLine", "cancel_through_server", "parse_verb", "run"]
+__all__ = ["CLIENT_PROTOCOL", "MEDIA_TYPE", "FrameReader", "VerbLine", "cancel_through_server",
+           "frame", "parse_verb", "run"]

@@ -11,10 +11,11 @@ global options are read as ``flwd.cli`` reads them (the same names, ``--opt VALU
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
 from ._verbs import VerbLine, parse_verb
+
+TYPE_CHECKING = False  # not typing's: the thin client does not import typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 #: Words in first place that are the CLI's own, never a job's.
 _VERBS = frozenset({"init", "help", "completion", "__complete"})
@@ -22,16 +23,31 @@ _VERBS = frozenset({"init", "help", "completion", "__complete"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
-@dataclass(frozen=True, slots=True)
 class Invocation:
     """A job's (or a verb's) command line: its words after the global options, and where
-    to look."""
+    to look. (A plain class: see :class:`VerbLine`.)"""
 
-    words: list[str]
-    scripts: str | None = None
-    data_dir: str | None = None
-    #: A verb's command line, parsed; None: a job's.
-    verb: VerbLine | None = None
+    __slots__ = ("data_dir", "scripts", "verb", "words")
+
+    def __init__(self, words: list[str], scripts: str | None = None,
+                 data_dir: str | None = None, verb: VerbLine | None = None) -> None:
+        self.words = words
+        self.scripts = scripts
+        self.data_dir = data_dir
+        #: A verb's command line, parsed; None: a job's.
+        self.verb = verb
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Invocation):
+            return NotImplemented
+        return (self.words, self.scripts, self.data_dir, self.verb) == (
+            other.words, other.scripts, other.data_dir, other.verb)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Invocation(words={self.words!r}, scripts={self.scripts!r}, "
+                f"data_dir={self.data_dir!r}, verb={self.verb!r})")
 
 
 def job_invocation(args: Sequence[str], env: Mapping[str, str]) -> Invocation | None:

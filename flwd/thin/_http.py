@@ -8,14 +8,19 @@ and :func:`request` are the few system calls around it.
 
 from __future__ import annotations
 
-import json
+# The C module under ``socket``: ``socket`` itself imports ``enum`` and ``selectors``
+# (~15 ms of a start-up that is ~25 ms without them), for names this client never uses.
+import _socket
 import os
-import socket
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from flwd.daemon import socket_address
+from ._json import dumps
+
+TYPE_CHECKING = False  # not typing's: the thin client does not import typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+#: The longest path a ``sockaddr_un`` holds (flwd.daemon.socket_address).
+_MAX_PATH = 107
 
 #: The most a status line and headers may take (the server's are a few hundred bytes).
 MAX_HEAD = 64 * 1024
@@ -132,19 +137,24 @@ class ResponseReader:
         return b"".join(pieces)
 
 
-def connect(path: Path, *, timeout: float = 5.0) -> socket.socket:
+def connect(path: str | os.PathLike[str], *, timeout: float = 5.0) -> _socket.socket:
     """A connection to the Unix socket ``path`` (blocking, not inherited by children).
 
     Raises:
         OSError: nothing listens there (a stale socket, no server), or it took too long.
     """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    path = os.fsdecode(path)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     directory = None
     try:
-        if len(os.fsencode(path)) > 107:
-            directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        address = path
+        if len(os.fsencode(path)) > _MAX_PATH:
+            # Too long for a sockaddr_un: the same name through its open folder.
+            directory = os.open(os.path.dirname(path) or ".",
+                                os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            address = f"/proc/self/fd/{directory}/{os.path.basename(path)}"
         sock.settimeout(timeout)
-        sock.connect(socket_address(path, directory))
+        sock.connect(address)
         sock.settimeout(None)
     except BaseException:
         sock.close()
@@ -155,10 +165,11 @@ def connect(path: Path, *, timeout: float = 5.0) -> socket.socket:
     return sock
 
 
-def request_bytes(method: str, target: str, body: Any = None,
+def request_bytes(method: str, target: str, body: object = None,
                   headers: Mapping[str, str] | None = None) -> bytes:
-    """A request as bytes: ``body`` (JSON-able) as ``application/json``."""
-    payload = b"" if body is None else json.dumps(body).encode()
+    """A request as bytes: ``body`` (JSON-able: see :func:`flwd.thin._json.dumps`) as
+    ``application/json``."""
+    payload = b"" if body is None else dumps(body).encode()
     lines = [f"{method} {target} HTTP/1.1", "Host: localhost", "Connection: close",
              f"Content-Length: {len(payload)}"]
     if body is not None:
@@ -167,7 +178,7 @@ def request_bytes(method: str, target: str, body: Any = None,
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
 
 
-def request(path: Path, method: str, target: str, body: Any = None, *,
+def request(path: str | os.PathLike[str], method: str, target: str, body: object = None, *,
             timeout: float = 10.0) -> tuple[int, bytes]:
     """One short request on its own connection: the status and the whole body.
 

@@ -1,15 +1,16 @@
-"""``flwd JOB …`` handed to a local ``flwd :serve``: one request, the run's events rendered
-here by the CLI's own renderer (stdlib only).
+"""``flwd JOB …`` (and the verbs it takes) handed to a local ``flwd :serve``: one request,
+and what the server renders for it copied to this process's stdout and stderr.
 
 The server resolves, binds and plans the words as this process would have (see
-``flwd/http/_command_line.py`` for the stream's frames), and the events come back to
-:class:`flwd.output.RunOutput` — the renderer of a local run, writing to this
-process's own stdout and stderr with this process's terminal's colours — so the bytes
-and the exit status are a local run's.
+``flwd/http/_command_line.py``), starts the run and renders its events with the CLI's
+own renderer and this terminal's colours (:mod:`flwd.thin._frames`), so the bytes and
+the exit status are a local run's while this process imports next to nothing: the C
+modules under ``socket``, ``signal``, ``select`` and ``json``, and none of the modules
+around them (each costs milliseconds of a start-up that is the whole point).
 
 Ctrl-C and SIGTERM do what they do to a local run: the first asks the server to cancel
 the run (journaled ``run.canceled``, with the local run's reason), the output goes on
-until ``run.finish`` and the exit status is 130 (143 for SIGTERM); a second one kills it
+until the run's end and the exit status is 130 (143 for SIGTERM); a second one kills it
 at once. A closed stdout (a broken pipe) cancels it too. Signals are caught by Python
 handlers that only note them; a wakeup fd makes the blocking wait on the socket return,
 and the cancels are sent from the main flow, each on its own short connection.
@@ -17,29 +18,40 @@ and the cancels are sent from the main flow, each on its own short connection.
 
 from __future__ import annotations
 
-import json
+# The C modules under ``signal`` and ``socket`` (which import ``enum``: see _http).
+import _signal
+import _socket
+import errno
 import os
 import select
-import signal
-import socket
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import flwd
-from flwd.daemon import CLIENT_PROTOCOL
-from flwd.events import RUN_FINISH, EventRecord
-from flwd.output import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, RunOutput, exit_status, use_color
-from flwd.sse import SSEDecoder, SSEFrame
+from flwd.exits import EXIT_FAILED, EXIT_SIGINT, exit_status
 
+from ._frames import (
+    CLIENT_PROTOCOL,
+    EXIT,
+    FINISHED,
+    LOCAL,
+    LOGS,
+    MEDIA_TYPE,
+    RUN,
+    STDERR,
+    STDOUT,
+    FrameError,
+    FrameReader,
+)
 from ._http import ProtocolError, ResponseReader, connect, request, request_bytes
-from ._wire import WireError, exact_line, record
+
+TYPE_CHECKING = False  # not typing's: the thin client does not import typing
+if TYPE_CHECKING:
+    from types import FrameType
 
 #: Seconds a cancel request may take (the server answers at once).
 CANCEL_TIMEOUT = 10.0
+SIGINT, SIGTERM, SIGPIPE = _signal.SIGINT, _signal.SIGTERM, _signal.SIGPIPE
+_NAMES = {SIGINT: "SIGINT", SIGTERM: "SIGTERM"}
 
 
 class _Fallback(Exception):
@@ -47,40 +59,31 @@ class _Fallback(Exception):
 
 
 class _Noted:
-    """Signals noted by their handlers, and the pipe the kernel writes to on each."""
+    """SIGINT and SIGTERM noted (and waking the wait on the socket up) instead of their
+    usual effect, until :meth:`close`."""
 
-    def __init__(self, wakeup: int) -> None:
-        self.wakeup = wakeup
+    def __init__(self) -> None:
         self.signals: list[int] = []
+        self.wakeup, self._write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._previous = {signum: _signal.signal(signum, self._note)
+                          for signum in (SIGINT, SIGTERM)}
+        self._old_wakeup = _signal.set_wakeup_fd(self._write_end, warn_on_full_buffer=False)
 
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
 
-@contextmanager
-def _noting_signals() -> Iterator[_Noted]:
-    """SIGINT and SIGTERM noted (and waking :func:`_wait` up) instead of their usual
-    effect, until the block ends."""
-    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    noted = _Noted(read_end)
-
-    def note(signum: int, frame: FrameType | None) -> None:
-        noted.signals.append(signum)
-
-    previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT,
-                                                                   signal.SIGTERM)}
-    old_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-    try:
-        yield noted
-    finally:
-        signal.set_wakeup_fd(old_wakeup)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        os.close(read_end)
-        os.close(write_end)
+    def close(self) -> None:
+        _signal.set_wakeup_fd(self._old_wakeup)
+        for signum, handler in self._previous.items():
+            _signal.signal(signum, handler)
+        os.close(self.wakeup)
+        os.close(self._write_end)
 
 
 class ThinRun:
-    """One command line sent to the server at ``path``, and its answer rendered."""
+    """One command line sent to the server at ``path``, and its answer copied out."""
 
-    def __init__(self, path: Path, words: list[str], scripts_root: Path, *,
+    def __init__(self, path: str, words: list[str], scripts_root: str, *,
                  verb: bool = False) -> None:
         self.path = path
         self.words = words
@@ -89,21 +92,16 @@ class ThinRun:
         #: cyclopts ends a verb, with 130 and no word.
         self.verb = verb
         self.run_id: str | None = None
-        self.output: RunOutput | None = None
         #: The signals taken as the local run takes them (SIGPIPE: the output closed).
         self.caught: list[int] = []
-        self.status = "failed"
-        self.finished = False
         #: Something was written: from here on, the command cannot run here instead.
         self.committed = False
-        self.exact: dict[int, bytes] = {}
         self.exit_code: int | None = None
-        #: ``flwd :logs``: a run's events replayed (nothing here is cancelled), and
-        #: whether it follows them to the run's end (then exits with its status).
+        #: ``flwd :logs``: a run's events replayed (nothing here is cancelled).
         self.replaying = False
-        self.follow = False
-        #: A ``cli.output`` met a closed pipe (``flwd :jobs | head``).
+        #: A write met a closed pipe (``flwd … | head``): nothing more is written.
         self.pipe_broken = False
+        self.stderr_color = _shows_color(2)
 
     def run(self) -> int | None:
         """The command's exit status; None: it runs in this process instead (nothing
@@ -117,8 +115,11 @@ class ThinRun:
         except OSError:
             return None  # a stale socket, a server stopping: run here
         try:
-            with _noting_signals() as noted:
+            noted = _Noted()
+            try:
                 return self._exchange(sock, noted)
+            finally:
+                noted.close()
         except _Fallback:
             if self.caught:  # pressed while the server looked at it: stop, as planned
                 self._die(self.caught[0])
@@ -126,16 +127,16 @@ class ThinRun:
         finally:
             sock.close()
 
-    def _exchange(self, sock: socket.socket, noted: _Noted) -> int | None:
-        body = {"words": self.words, "scripts_root": str(self.scripts_root),
+    def _exchange(self, sock: _socket.socket, noted: _Noted) -> int | None:
+        body = {"words": self.words, "scripts_root": self.scripts_root,
                 "protocol": CLIENT_PROTOCOL, "env": _inherited_environment(),
-                "can_prompt": _is_terminal(sys.stdin) and _is_terminal(sys.stderr),
-                "color": _shows_color(sys.stdout)}
+                "can_prompt": _is_terminal(0) and _is_terminal(2),
+                "color": _shows_color(1), "color_stderr": self.stderr_color}
         try:
-            sock.sendall(request_bytes("POST", "/runs", body, {"Accept": "text/event-stream"}))
+            sock.sendall(request_bytes("POST", "/runs", body, {"Accept": MEDIA_TYPE}))
         except OSError:
             raise _Fallback from None
-        reader, decoder = ResponseReader(), SSEDecoder()
+        reader, frames = ResponseReader(), FrameReader()
         seen = 0
         while self.exit_code is None:
             readable = _wait(sock, noted.wakeup)
@@ -155,102 +156,78 @@ class ThinRun:
                 piece = reader.feed(data)
             except ProtocolError:
                 break
-            if reader.head_done and not self.committed and not self._is_stream(reader):
+            if reader.head_done and not self.committed and not self._is_ours(reader):
                 raise _Fallback
-            self._frames(decoder.feed(piece))
+            try:
+                for kind, payload in frames.feed(piece):
+                    if self._frame(kind, payload):
+                        break
+            except FrameError:
+                break
             if reader.done:
                 break
         return self._result()
 
     @staticmethod
-    def _is_stream(reader: ResponseReader) -> bool:
+    def _is_ours(reader: ResponseReader) -> bool:
         media = reader.headers.get("content-type", "").split(";")[0].strip()
-        return reader.status in (200, 201) and media == "text/event-stream"
+        return reader.status in (200, 201) and media == MEDIA_TYPE
 
     # -- frames ----------------------------------------------------------------
-    def _frames(self, frames: list[SSEFrame]) -> None:
-        batch: list[EventRecord] = []
-        for frame in frames:
-            try:
-                document = json.loads(frame.data)
-            except ValueError:
-                continue
-            if not frame.event.startswith("cli."):
-                try:
-                    batch.append(record(document, self.exact))
-                except WireError:
-                    pass
-                continue
-            self._render(batch)
-            batch = []
-            self._cli_frame(frame.event, document)
-        self._render(batch)
-
-    def _cli_frame(self, event: str, document: Any) -> None:
-        if not isinstance(document, dict):
-            return
-        if event == "cli.local" and not self.committed and self.run_id is None:
-            raise _Fallback
-        if event == "cli.output":
+    def _frame(self, kind: bytes, payload: bytes) -> bool:
+        """Act on one frame; whether the command is done (its exit status known)."""
+        if kind in (STDOUT, STDERR):
             self.committed = True
-            stream = sys.stdout if document.get("stream") == "stdout" else sys.stderr
-            try:
-                stream.write(str(document.get("text", "")))
-                stream.flush()
-            except BrokenPipeError:
-                self.pipe_broken = True
-            except OSError:
-                pass
-        elif event == "cli.exit":
-            code = document.get("code")
-            # What the CLI prints before it exits, cut short by a closed pipe: it exits 1.
-            self.exit_code = EXIT_FAILED if self.pipe_broken else (
-                code if type(code) is int else 1)
-        elif event == "cli.run" and isinstance(document.get("run_id"), str):
+            self._write(1 if kind == STDOUT else 2, payload)
+        elif kind == LOCAL:
+            if not self.committed and self.run_id is None:
+                raise _Fallback
+        elif kind == RUN:
             self.committed = True
-            self.run_id = document["run_id"]
-            self.output = RunOutput(bool(document.get("json")),
-                                    prefix_steps=bool(document.get("prefix_steps")))
+            self.run_id = payload.decode("ascii", "replace")
             for index, signum in enumerate(self.caught):  # pressed while it was planned
                 self._cancel(signum, force=index > 0)
-        elif event == "cli.logs" and isinstance(document.get("run_id"), str):
+        elif kind == LOGS:
             self.committed = self.replaying = True
-            self.follow = bool(document.get("follow"))
-            self.status = str(document.get("status", "failed"))
-            self.output = RunOutput(bool(document.get("json")))
             if self.caught:  # pressed while the server looked for the run
                 self._die(self.caught[0])
-        elif event == "cli.done" and self.replaying and self.output is not None:
-            # :logs exits 0 once printed; with --follow, as the run did.
-            self.exit_code = (exit_status(self.status, self.output.canceled_by_sigterm)
-                              if self.follow else EXIT_OK)
-        elif event == "cli.bytes":
-            with suppress(WireError):
-                seq, line = exact_line(document)
-                self.exact[seq] = line
-        elif event == "cli.error" and self.output is not None:
-            self.output.error(str(document.get("text", "")))
-            self.exit_code = exit_status("failed")
+        elif kind == FINISHED:
+            self.exit_code = exit_status(payload.decode("ascii", "replace"), bool(
+                self.caught) and self.caught[0] == SIGTERM)
+        elif kind == EXIT:
+            try:
+                code = int(payload)
+            except ValueError:
+                code = EXIT_FAILED
+            # What the CLI prints before it exits, cut short by a closed pipe: it exits 1.
+            broken = self.pipe_broken and self.run_id is None and not self.replaying
+            self.exit_code = EXIT_FAILED if broken else code
+        return self.exit_code is not None
 
-    def _render(self, records: list[EventRecord]) -> None:
-        if not records or self.output is None:
+    def _write(self, fd: int, data: bytes) -> None:
+        if self.pipe_broken:
             return
-        output = self.output
-        output.write(records)
-        for seen in records:
-            self.exact.pop(seen.seq, None)
-        if self.replaying:  # :logs: the run is not this command's to end
-            if records[-1].type == RUN_FINISH:
-                self.status = str(records[-1].data.get("status", self.status))
-            return
-        if output.broken and not self.caught:
-            self.caught.append(signal.SIGPIPE)
-            self._cancel(signal.SIGPIPE)
-        if records[-1].type == RUN_FINISH:
-            self.status = str(records[-1].data.get("status", "failed"))
-            self.finished = True
-            self.exit_code = exit_status(self.status, canceled_by_sigterm=bool(
-                self.caught) and self.caught[0] == signal.SIGTERM)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except BrokenPipeError:
+            self.pipe_broken = True
+            # As the renderer of a local run: the rest goes nowhere, and so does the
+            # interpreter's last flush.
+            _to_devnull(fd)
+            if self.run_id is not None and not self.replaying and not self.caught:
+                self.caught.append(SIGPIPE)
+                self._cancel(SIGPIPE)
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                self.pipe_broken = True
+
+    def _error(self, text: str) -> None:
+        """One line on stderr, red on a terminal that shows colours (as RunOutput.error)."""
+        if self.stderr_color:
+            text = f"\x1b[31m{text}\x1b[0m"
+        self._write(2, (text + "\n").encode())
 
     # -- signals -----------------------------------------------------------------
     def _on_signal(self, signum: int) -> None:
@@ -265,25 +242,27 @@ class ThinRun:
 
     def _cancel(self, signum: int, *, force: bool = False) -> None:
         """Ask the server to cancel the run, with the reason a local run gives."""
-        if signum == signal.SIGPIPE:
+        if signum == SIGPIPE:
             reason = "output closed (broken pipe)"
         else:
-            name = signal.Signals(signum).name
+            name = _NAMES.get(signum, f"signal {signum}")
             reason = (f"killed by a second {name}" if force else f"interrupted by {name}"
-                      + (" (Ctrl-C)" if signum == signal.SIGINT else ""))
+                      + (" (Ctrl-C)" if signum == SIGINT else ""))
         try:
             status, _ = request(self.path, "POST", f"/runs/{self.run_id}:cancel",
                                 {"reason": reason, "force": force}, timeout=CANCEL_TIMEOUT)
             if status >= 400:
                 raise ProtocolError(f"HTTP {status}")
         except (OSError, ProtocolError) as exc:
-            with suppress(OSError):
+            try:
                 sys.stderr.write(f"flwd: warning: cannot cancel run {self.run_id}: {exc}\n")
+            except OSError:
+                pass
 
     def _die(self, signum: int) -> None:
         """End as the command line interrupted in the CLI's process ends (see
         :func:`_die_of`); a verb's Ctrl-C is 130 without a word (cyclopts' way)."""
-        if self.verb and signum == signal.SIGINT:
+        if self.verb and signum == SIGINT:
             raise SystemExit(EXIT_SIGINT)
         _die_of(signum)
 
@@ -298,35 +277,49 @@ class ThinRun:
                 self._die(self.caught[0])
             if not self.committed:
                 raise _Fallback  # the server went away before it did anything
-            if self.replaying and self.output is not None:
-                self.output.error("flwd: error: the connection to the flwd server was lost")
+            if self.replaying:
+                self._error("flwd: error: the connection to the flwd server was lost")
             return exit_status("failed")
-        assert self.output is not None
-        self.output.error(f"flwd: run {self.run_id} ended without a recorded result: the "
-                          "connection to the flwd server was lost")
+        self._error(f"flwd: run {self.run_id} ended without a recorded result: the "
+                    "connection to the flwd server was lost")
         return exit_status("failed")
 
 
-def _wait(sock: socket.socket, wakeup: int) -> bool:
+def _wait(sock: _socket.socket, wakeup: int) -> bool:
     """Block until ``sock`` is readable (True) or a signal arrived (False, the wakeup
     pipe drained)."""
     fd = sock.fileno()
     readable, _, _ = select.select([fd, wakeup], [], [])
     if wakeup in readable:
-        with suppress(BlockingIOError):
+        try:
             while os.read(wakeup, 512):
                 pass
+        except BlockingIOError:
+            pass
     return fd in readable
 
 
 def _die_of(signum: int) -> None:
     """End as a local run interrupted before it started ends: Ctrl-C is ``flwd:
     interrupted`` and 130 (flwd's entry point says it), SIGTERM the signal's death."""
-    if signum == signal.SIGINT:
+    if signum == SIGINT:
         raise KeyboardInterrupt
-    signal.signal(signum, signal.SIG_DFL)
+    _signal.signal(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     raise SystemExit(128 + signum)  # not reached: the signal is not blocked
+
+
+def _to_devnull(fd: int) -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _inherited_environment() -> dict[str, str]:
@@ -336,16 +329,18 @@ def _inherited_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if own.get(name) != value}
 
 
-def _shows_color(stream: Any) -> bool:
-    """The CLI's tables use colours on ``stream`` (:func:`flwd.output.use_color`)."""
+def _shows_color(fd: int) -> bool:
+    """``flwd.output.shows_color``: colours on ``fd`` (a terminal, no NO_COLOR, TERM not
+    dumb)."""
+    return _is_terminal(fd) and not os.environ.get("NO_COLOR") and \
+        os.environ.get("TERM") != "dumb"
+
+
+def _is_terminal(fd: int) -> bool:
     try:
-        return use_color(stream)
-    except (OSError, ValueError, AttributeError):
+        return os.isatty(fd)
+    except OSError:
         return False
 
 
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return stream is not None and bool(stream.isatty())
-    except (OSError, ValueError):
-        return False
+__all__ = ["ThinRun"]

@@ -1,9 +1,11 @@
 """The thin client's sans-IO parts and the server socket's checks (issue 17 item 1).
 
 The identity of a thin run's output with a local run's rests on one property: a run's
-records, framed by the server for the command line's stream and read back by the
-client, render to the same bytes as the records themselves. It is checked here over
-arbitrary output lines (bytes that are not UTF-8 included), timestamps and event data.
+records, rendered by the server into the command line's frames and copied out by the
+client, are the bytes the CLI's renderer writes to stdout and stderr in a local run.
+It is checked here over arbitrary output lines (bytes that are not UTF-8 included),
+timestamps, event data and ways the frames are cut into reads. The client's own JSON
+(on the C accelerator alone, for its start-up) is checked against :mod:`json`.
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ from flwd.daemon import CLIENT_PROTOCOL, socket_address
 from flwd.daemon._lock import start_time
 from flwd.errors import ListenFailed
 from flwd.events import RUN_CANCELED, RUN_FINISH, RUN_START, STEP_FINISH, STEP_LOG, EventRecord
-from flwd.http._command_line import _exact_frames
 from flwd.http._local_socket import Peer, bind_local_socket, peer_allowed, peer_of
+from flwd.http._terminal import Renderer
 from flwd.output import RunOutput, Style
-from flwd.sse import SSEDecoder
 from flwd.thin._argv import Invocation, job_invocation
+from flwd.thin._frames import FrameError, FrameReader, frame
 from flwd.thin._http import ProtocolError, ResponseReader
+from flwd.thin._json import dumps, loads
 from flwd.thin._locate import server_socket
 from flwd.thin._verbs import VerbLine, parse_verb
-from flwd.thin._wire import exact_line, record
 
 # -- the wire: records → frames → records, rendered alike ------------------------
 
@@ -44,17 +46,20 @@ def _render(records: list[EventRecord], *, as_json: bool, color: bool) -> tuple[
     return output.stdout.getvalue(), output.stderr.getvalue()  # type: ignore[attr-defined]
 
 
-def _through_the_wire(records: list[EventRecord]) -> list[EventRecord]:
-    decoder, exact, out = SSEDecoder(), {}, []
-    stream = b"retry: 2000\n:connected\n\n" + b"".join(_exact_frames(r) for r in records)
-    for frame in decoder.feed(stream):
-        document = json.loads(frame.data)
-        if frame.event == "cli.bytes":
-            seq, line = exact_line(document)
-            exact[seq] = line
-        else:
-            out.append(record(document, exact))
-    return out
+def _through_the_wire(records: list[EventRecord], *, as_json: bool, color: bool,
+                      cuts: list[int]) -> tuple[bytes, bytes]:
+    """What the client writes to its stdout and stderr for ``records`` rendered by the
+    server, the frames read in pieces cut at ``cuts``."""
+    render = Renderer(as_json, color=color)
+    stream = b"".join(render([record]) for record in records)
+    reader, out = FrameReader(), {b"o": b"", b"e": b""}
+    start = 0
+    for cut in [*sorted(cut % (len(stream) + 1) for cut in cuts), len(stream)]:
+        for kind, payload in reader.feed(stream[start:cut]):
+            out[kind] += payload
+        start = max(start, cut)
+    assert not reader.pending
+    return out[b"o"], out[b"e"]
 
 
 _LINE = st.binary(max_size=40).filter(lambda line: b"\n" not in line)
@@ -89,20 +94,53 @@ def _runs(draw: st.DrawFn) -> list[EventRecord]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(_runs(), st.booleans(), st.booleans())
-def test_a_run_renders_the_same_after_the_wire(records: list[EventRecord], as_json: bool,
-                                               color: bool) -> None:
-    assert _render(_through_the_wire(records), as_json=as_json, color=color) == _render(
+@given(_runs(), st.booleans(), st.booleans(), st.lists(st.integers(0, 10_000), max_size=6))
+def test_a_run_renders_the_same_through_the_server(records: list[EventRecord], as_json: bool,
+                                                   color: bool, cuts: list[int]) -> None:
+    assert _through_the_wire(records, as_json=as_json, color=color, cuts=cuts) == _render(
         records, as_json=as_json, color=color)
 
 
-def test_only_lines_that_are_not_utf8_travel_twice() -> None:
+def test_lines_that_are_not_utf8_arrive_as_they_were_written() -> None:
     chunk = EventRecord("r", "j", STEP_LOG, 1.7e9, {"step": "s", "channel": "stdout"},
                         lines=b"plain\ncaf\xe9\nok", n=3, seq=10)
-    frames = _exact_frames(chunk).decode()
-    assert frames.count("event: cli.bytes") == 1
-    assert '"seq": 11' in frames
-    assert [r.lines for r in _through_the_wire([chunk])] == [b"plain", b"caf\xe9", b"ok"]
+    assert _through_the_wire([chunk], as_json=False, color=False, cuts=[3]) == (
+        b"plain\ncaf\xe9\nok\n", b"")
+
+
+def test_frames_in_any_pieces_and_what_is_not_a_frame() -> None:
+    stream = frame(b"o", b"x" * 70_000) + frame(b"r", b"run-1") + frame(b"x", b"0")
+    reader = FrameReader()
+    got = [item for index in range(0, len(stream), 7) for item in
+           reader.feed(stream[index:index + 7])]
+    assert got == [(b"o", b"x" * 70_000), (b"r", b"run-1"), (b"x", b"0")]
+    with pytest.raises(FrameError, match="unknown frame kind"):
+        FrameReader().feed(b"?\0\0\0\0")
+    with pytest.raises(FrameError, match="a frame of"):  # never buffers a huge claim
+        FrameReader().feed(b"o\xff\xff\xff\xff")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_client_json_is_the_json_module(value: object) -> None:
+    assert dumps(value) == json.dumps(value)
+    assert loads(json.dumps(value)) == value
+    assert loads(json.dumps(value, indent=1).encode()) == value
+
+
+@pytest.mark.parametrize("text", ["", "   ", "{", "[1] 2", '{"a": }', '"\\x"', "\xff",
+                                  "nul", "[" * 100_000])
+def test_what_is_not_one_json_document_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):  # even where json's own raises RecursionError
+        loads(text)
+    with pytest.raises((ValueError, RecursionError)):
+        json.loads(text)
 
 
 # -- HTTP/1.1 answers ------------------------------------------------------------
@@ -246,7 +284,7 @@ def test_a_server_is_used_only_when_everything_says_so(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "ws")
     assert server_socket(data, scripts) is None  # no description
     _describe(data, scripts_root=str(tmp_path / "link" / "scripts"))
-    assert server_socket(data, scripts) == data / "serve.sock"
+    assert server_socket(data, scripts) == str(data / "serve.sock")
     for other in ({"protocol": CLIENT_PROTOCOL + 1}, {"protocol": None}, {"socket": None},
                   {"kind": "sources"}, {"scripts_root": str(tmp_path)}, {"scripts_root": None},
                   {"start": 1}, {"pid": 2 ** 22 + 1}):
