@@ -4,9 +4,9 @@ Run as ``python -I -S -B _keeper_main.py`` with its control socket on fd 3; it i
 nothing but the standard library (it must start fast and fork cheaply). One keeper
 serves one flwd process. It:
 
-- forks and execs every host step leader, after moving the child into the step's
-  cgroup (when flwd gives one) and before the step's program runs, so no process of
-  the step ever runs outside it;
+- forks and execs every host step leader, born in the step's cgroup (when flwd gives
+  one: ``clone3(CLONE_INTO_CGROUP)``, else moved there before the step's program
+  runs), so no process of the step ever runs outside it;
 - is a child subreaper: whatever a step's processes orphan (``setsid``, double
   forks, ``env -i``) is re-parented to the keeper, never to init, so every process
   a step ever started stays a descendant of the keeper;
@@ -87,8 +87,82 @@ def _default_internal_signals() -> None:
         pass
 
 
-def _exec_child(fields: list[bytes], fds: list[int], report: int) -> "NoReturn":
-    """In the forked child: session, umask, cwd, cgroup, stdio, exec. Never returns."""
+class _CloneArgs:
+    """``struct clone_args`` (Linux 5.7's, with ``cgroup``), built once ctypes is loaded."""
+
+    type: object = None
+
+
+#: clone3(2)'s number by machine (the same on every 64-bit Linux port), and its flag.
+_CLONE3 = {"x86_64": 435, "aarch64": 435, "riscv64": 435, "loongarch64": 435,
+           "ppc64le": 435, "ppc64": 435, "s390x": 435}
+_CLONE_INTO_CGROUP = 0x200000000
+#: What clone3 says when it cannot start a child in a cgroup: an older kernel, cgroup v1,
+#: a cgroup that takes no process (``domain invalid``, controllers in subtree_control),
+#: a sandbox that filters the call. The keeper then forks and moves the child.
+_NO_CLONE_INTO = frozenset({1, 9, 13, 16, 18, 22, 38, 95})  # EPERM EBADF (not a cgroup) EACCES
+#: EBUSY EXDEV EINVAL ENOSYS EOPNOTSUPP
+#: Set once clone3 turned out not to exist here (ENOSYS): not tried again.
+_clone3_missing = False
+
+
+def _fork_into(procs: bytes) -> int | None:
+    """Fork a child born in the cgroup whose ``cgroup.procs`` is ``procs``: its pid in
+    the parent, 0 in the child; None when this system cannot (see :data:`_NO_CLONE_INTO`).
+
+    Writing a pid to ``cgroup.procs`` takes the kernel's threadgroup lock for writing,
+    which waits for an RCU grace period: 5–20 ms of every step's start on a quiet
+    2-core machine, the largest part of a trivial run's latency. A child born in the
+    cgroup takes that lock for reading only. The raw system call forks this process
+    the way ``os.fork`` does, without CPython's after-fork bookkeeping: harmless here,
+    where nothing but this thread exists and the child only sets itself up and execs
+    (no lock of another thread can be held, no Python thread state is reused).
+
+    Raises:
+        OSError: the fork itself failed (no memory, no more processes).
+    """
+    global _clone3_missing
+    number = _CLONE3.get(os.uname().machine)
+    if number is None or _clone3_missing:
+        return None
+    try:
+        import ctypes
+    except ImportError:
+        return None
+    if _CloneArgs.type is None:
+        _CloneArgs.type = type("clone_args", (ctypes.Structure,), {"_fields_": [
+            (name, ctypes.c_uint64) for name in (
+                "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack",
+                "stack_size", "tls", "set_tid", "set_tid_size", "cgroup")]})
+    try:
+        directory = os.open(os.path.dirname(procs), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None  # the fork-and-move path reports what is wrong with it
+    pid = -1
+    try:
+        args = _CloneArgs.type(flags=_CLONE_INTO_CGROUP,  # type: ignore[operator]
+                               exit_signal=signal.SIGCHLD, cgroup=directory)
+        # PyDLL: the GIL stays held across the call, in the parent and in the child.
+        libc = ctypes.PyDLL(None, use_errno=True)
+        pid = libc.syscall(ctypes.c_long(number), ctypes.byref(args),
+                           ctypes.c_size_t(ctypes.sizeof(args)))
+        if pid == -1:
+            code = ctypes.get_errno()
+            if code == 38:  # ENOSYS
+                _clone3_missing = True
+            if code in _NO_CLONE_INTO:
+                return None
+            raise OSError(code, os.strerror(code))
+        return int(pid)
+    finally:
+        if pid != 0:
+            os.close(directory)  # the child's closes at exec (O_CLOEXEC)
+
+
+def _exec_child(fields: list[bytes], fds: list[int], report: int, *,
+                in_cgroup: bool = False) -> "NoReturn":
+    """In the forked child: session, umask, cwd, cgroup (unless born there: ``in_cgroup``),
+    stdio, exec. Never returns."""
     stage = STAGE_OTHER
     try:
         program, cwd, procs, umask, argc = fields[:5]
@@ -104,7 +178,7 @@ def _exec_child(fields: list[bytes], fds: list[int], report: int) -> "NoReturn":
         signal.set_wakeup_fd(-1)
         stage = STAGE_CWD
         os.chdir(cwd)
-        if procs:
+        if procs and not in_cgroup:
             stage = STAGE_CGROUP
             fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -176,8 +250,12 @@ class Keeper:
 
     def spawn(self, request: int, fields: list[bytes], fds: list[int]) -> None:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        procs = fields[2] if len(fields) > 2 else b""
         try:
-            pid = os.fork()
+            pid = _fork_into(procs) if procs else None
+            born_in = pid is not None
+            if pid is None:
+                pid = os.fork()
         except OSError as exc:
             os.close(read_end)
             os.close(write_end)
@@ -187,7 +265,7 @@ class Keeper:
             return
         if pid == 0:
             os.close(read_end)
-            _exec_child(fields, fds, write_end)
+            _exec_child(fields, fds, write_end, in_cgroup=born_in)
         os.close(write_end)
         for fd in fds:
             os.close(fd)

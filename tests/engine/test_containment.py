@@ -366,3 +366,49 @@ def test_a_keeper_never_taken_up_leaves_with_its_process() -> None:
         assert readable, f"keeper {pid} outlived its process"
     finally:
         os.close(exited)
+
+
+_BORN_IN = r'''
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from flwd.execute import _keeper_main
+procs = sys.argv[2].encode()
+read_end, write_end = os.pipe()
+pid = _keeper_main._fork_into(procs)
+if pid == 0:
+    with open("/proc/self/cgroup", "rb") as f:
+        os.write(write_end, f.read())
+    os._exit(0)
+print("none" if pid is None else "forked")
+if pid is not None:
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    print(os.read(read_end, 4096).decode().strip().splitlines()[-1])
+'''
+
+
+@pytest.mark.skipif(not CGROUPS, reason="no cgroups")
+def test_a_step_leader_is_born_in_its_cgroup(tmp_path: Path) -> None:
+    # clone3(CLONE_INTO_CGROUP): no write to cgroup.procs (an RCU grace period, 5-20 ms
+    # of every step's start); where the kernel cannot, None and the keeper moves it.
+    base = _cgroup.own_cgroup()
+    assert base is not None
+    cgroup = base / f"flwd-born-{os.getpid()}"
+    cgroup.mkdir()
+    repo = str(Path(__file__).resolve().parents[2])
+    try:
+        done = subprocess.run([sys.executable, "-c", _BORN_IN, repo,
+                               str(cgroup / "cgroup.procs")],
+                              capture_output=True, text=True, timeout=30, check=True)
+        lines = done.stdout.splitlines()
+        assert lines[0] == "forked"
+        assert lines[1].endswith("/" + cgroup.name), lines
+        # Not a cgroup (a plain directory): clone3 refuses, the fallback is taken.
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        done = subprocess.run([sys.executable, "-c", _BORN_IN, repo,
+                               str(plain / "cgroup.procs")],
+                              capture_output=True, text=True, timeout=30, check=True)
+        assert done.stdout.splitlines() == ["none"]
+    finally:
+        cgroup.rmdir()
