@@ -14,7 +14,15 @@ socket (issue 17's target: at most 0.6x go-task's time in the same run); so are 
 :jobs` and `flwd :runs` on that data dir, through the daemon and in flwd's own process
 (`FLWD_LOCAL=1`), beside each other. `--no-daemon` leaves them out.
 
-    python bench/cli_overhead.py [--runs N]
+The development install is editable: setuptools' finder for it, imported by ``site`` at
+every Python start, costs ~12 ms (pathlib, importlib.util…), which no user's install
+has. So the flwd commands are also timed as ``pip install`` installs flwd: a wheel built
+from this checkout, installed without its dependencies into a throw-away venv that sees
+the development venv's packages (a ``.pth``), with pip's own console script
+(``--no-wheel`` leaves that out, e.g. without access to the build backend's index).
+The targets are checked on that install when it is there.
+
+    python bench/cli_overhead.py [--runs N] [--no-daemon] [--no-wheel]
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,11 +77,43 @@ def workspace(root: Path, jobs: int) -> Path:
     return root
 
 
+def installed_flwd(tmp: Path) -> Path | None:
+    """``flwd`` as pip installs it (see the module docstring), or None when the wheel
+    cannot be built here (it says why)."""
+    wheels, venv = tmp / "wheel", tmp / "installed"
+    # Not the checkout on PYTHONPATH: pip would take flwd for installed already.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                        str(wheels), str(REPO)], check=True, timeout=600,
+                       capture_output=True, env=env)
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                       timeout=120, env=env)
+        python = venv / "bin" / "python"
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                        "--no-deps", "--no-index", *map(str, wheels.glob("flwd-*.whl"))],
+                       check=True, timeout=300, capture_output=True, env=env)
+        if not (venv / "bin" / "flwd").exists():
+            raise OSError("pip installed no flwd command")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        print(f"flwd as installed by pip: skipped ({exc}; {detail.decode()[-300:]})")
+        return None
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    ours = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
+    # Its dependencies from the development venv; flwd itself is the installed copy (the
+    # editable finder's .pth is not read: .pth files are read in site dirs only).
+    (site / "zz-dev-venv.pth").write_text(f"{ours}\n")
+    return venv / "bin" / "flwd"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-daemon", action="store_true",
                         help="leave out the run through a local flwd :serve")
+    parser.add_argument("--no-wheel", action="store_true",
+                        help="time the editable install only (no wheel is built)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flwd-bench-") as tmp, ExitStack() as stack:
         env = {**os.environ, "NO_COLOR": "1", "FLWD_DATA_DIR": str(Path(tmp) / "data")}
@@ -84,18 +125,28 @@ def main() -> None:
             f"      - name=x loud=false bash {REPO / SCRIPT}\n")
         small = workspace(Path(tmp) / "ws8", 8)
         big = workspace(Path(tmp) / "ws1001", 1001)
-        flwd = [str(Path(sys.executable).parent / "flwd"), "demo", "--name", "x"]
+        editable = [str(Path(sys.executable).parent / "flwd"), "demo", "--name", "x"]
+        installed = None if options.no_wheel else installed_flwd(Path(tmp))
+        # The targets are checked on what a user installs, when it could be built.
+        flwd = editable if installed is None else [str(installed), *editable[1:]]
         commands: list[tuple[str, list[str], Path, dict[str, str]]] = [
             ("bash 100_main.sh (direct)", ["bash", SCRIPT], REPO, direct_env),
             ("python -c pass (floor)", [sys.executable, "-c", "pass"], REPO, env),
             ("flwd demo (8 jobs)", flwd, small, env),
             ("flwd demo (1,001 jobs)", flwd, big, env),
         ]
+        if installed is not None:
+            commands += [
+                ("python -c pass (installed)", [str(installed.parent / "python"), "-c", "pass"],
+                 REPO, env),
+                ("flwd demo (8 jobs, editable)", editable, small, env)]
         if not options.no_daemon:  # the same command line, on a data dir a server owns
             served = Path(tmp) / "daemon-data"
             stack.callback(start_server(small, served).stop)
             daemon_env = {**env, "FLWD_DATA_DIR": str(served)}
             commands.append((DAEMON, flwd, small, daemon_env))
+            if installed is not None:
+                commands.append((f"{DAEMON[:-1]}, editable)", editable, small, daemon_env))
             for verb in VERBS:
                 argv = [flwd[0], verb]
                 commands += [(f"flwd {verb} (local daemon)", argv, small, daemon_env),
@@ -118,6 +169,8 @@ def main() -> None:
                 timings[name].append(time_command(argv, cwd=cwd, env=cmd_env))
         load = tuple(max(a, b) for a, b in zip(load, os.getloadavg(), strict=True))
         header(f"cli_overhead (median of {options.runs} runs, interleaved)")
+        print("flwd: " + ("the editable install" if installed is None else
+                          "installed from a wheel by pip (the editable install: marked)"))
         print("load average (1, 5, 15 min; the higher of before and after): "
               + ", ".join(f"{value:.2f}" for value in load))
         base = median(timings["bash 100_main.sh (direct)"])
