@@ -36,7 +36,7 @@ Commands:
                               job sources: folders, git repositories, OCI add-ons
   flwd :serve [--bind H:P] [--dev] ...
                               the REST + SSE server (flwd :serve --help)
-  flwd :tokens list|create|revoke [--tokens FILE]
+  flwd :tokens list|create|revoke|import [--tokens FILE]
                               API tokens: create --name N --scope S [--expires 30d]
   flwd :gc --retain-runs N    evict old finished runs from the Core DB
   flwd :db migrate|status     create or upgrade the Core DB's schema; say where it is

@@ -98,6 +98,9 @@ TOKENS_COMMANDS: dict[str, Verb] = {
         ("scope", "a scope to grant (repeat the flag)", TOKEN_SCOPES, True),
         _TOKENS_FILE,
     ), ()),
+    "import": ("copy a tokens file's tokens into the shared Core DB (--db)", (
+        ("tokens", "tokens file to import (default: DATA_DIR/tokens.json)", (), False),
+    ), ()),
     "list": ("list the tokens (never a token or its hash)", (_JSON, _TOKENS_FILE), ()),
     "revoke": ("remove a token (a running server refuses it at once)", (_TOKENS_FILE,),
                ((),)),

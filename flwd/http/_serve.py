@@ -42,7 +42,6 @@ from flwd.observe import UNOBSERVED
 from flwd.settings import Settings
 from flwd.sources import AllowList, OciContext
 from flwd.store import RetentionPolicy, Store
-from flwd.tokens import TokenStore
 
 from ._app import create_app
 from ._auth import Authenticator
@@ -54,6 +53,7 @@ from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
 from ._preflight import preflight
+from ._server_tokens import keep_tokens_fresh, open_server_tokens
 from ._state import ServeOptions
 from ._streams import MAX_STREAMS
 
@@ -206,8 +206,9 @@ async def serve(settings: Settings, config: ServeConfig, *,
         preflight, settings, profile=config.profile, no_containers=config.no_containers))
     profile, runtime = checked.profile, checked.runtime
     tokens_path = config.tokens or settings.data_dir / "tokens.json"
-    # Read now (a bad file refuses the start); afterwards it is reloaded when it changes.
-    authenticator = Authenticator(TokenStore(tokens_path), dev=config.dev)
+    # Read now (a bad file refuses the start), then kept up to date (_server_tokens.py).
+    tokens = await open_server_tokens(settings.open_store(), config.tokens, tokens_path)
+    authenticator = Authenticator(tokens, dev=config.dev)
     configure_logging(config.log)
     # The profile, policy and runtime requests are planned with are the engine's.
     options = ServeOptions(dev=config.dev, metrics=config.metrics, metrics_open=loopback,
@@ -250,6 +251,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
         app = create_app(engine, options, authenticator, metrics, config.command_lines)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutting_down, engine.hub.close)
+            nursery.start_soon(keep_tokens_fresh, tokens, shutting_down)
             binds: list[str] = await nursery.start(partial(
                 hypercorn.trio.serve, app, hypercorn_config, shutdown_trigger=shutting_down.wait))
             nursery.start_soon(serve_local_socket, app, hypercorn_config, local,
@@ -261,7 +263,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
             lifecycle("serving", urls=binds, profile=profile, dev=config.dev, ui=config.ui,
                       container_runtime=runtime.kind if runtime else "none",
                       policy_bundle=str(checked.bundle_path) if checked.bundle_path else None,
-                      policy_verified_by=checked.verified_by, tokens_file=str(tokens_path),
+                      policy_verified_by=checked.verified_by, tokens_file=tokens.where,
                       data_dir=str(settings.data_dir), db=settings.open_store().location)
             task_status.started(binds)
             # The nursery ends when Hypercorn returns after its graceful

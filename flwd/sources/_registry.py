@@ -37,6 +37,7 @@ from actors import (
     ActorStopped,
     ChildNotFound,
     ChildSpec,
+    DuplicateChildName,
     DynamicSupervisor,
     Inbox,
     ReplySlot,
@@ -59,6 +60,9 @@ _log = logging.getLogger("flwd.sources")
 
 #: Background retries of a failed refresh: 1 s, 2 s, 4 s … capped at 5 minutes.
 RETRY_BASE, RETRY_CAP = 1.0, 300.0
+#: Seconds between two reads of a shared Core DB's registry (a source added, refreshed
+#: or removed through another server is followed within about this long).
+SYNC_INTERVAL = 2.0
 
 
 @dataclass(slots=True)
@@ -122,7 +126,14 @@ class PinDigest:
     reply: None = None
 
 
-SourcesMessage = Add | Remove | Refresh | PinDigest
+@dataclass(frozen=True, slots=True)
+class SyncRegistry:
+    """Follow the registry of a Core DB other servers share (sent every SYNC_INTERVAL)."""
+
+    reply: None = None
+
+
+SourcesMessage = Add | Remove | Refresh | PinDigest | SyncRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +360,9 @@ class SourcesActor(Actor[SourcesMessage]):
         self.config = config
         self.checkouts = checkouts
         self.pending: set[str] = set()
+        #: The commit asked of each source to follow another server's refresh (asked
+        #: once: a checkout that fails here is retried by its actor, not every sync).
+        self.following: dict[str, str] = {}
 
     async def on_start(self) -> None:
         sources = await trio.to_thread.run_sync(_store.load_sources, self.config.store)
@@ -357,6 +371,54 @@ class SourcesActor(Actor[SourcesMessage]):
         await trio.to_thread.run_sync(sweep, self.config.sources_dir, pinned_trees(sources))
         for source in sources:
             await self._start(source.spec.name, SourceActor(self.book, self.config, source, None))
+        if self.config.store.clustered:
+            self._helpers.start_soon(self._tick)
+
+    async def _tick(self) -> None:
+        ref = self.ref
+        while True:
+            await trio.sleep(SYNC_INTERVAL)
+            try:
+                ref.cast_nowait(SyncRegistry())
+            except trio.WouldBlock:
+                pass  # busy: the next tick asks again
+            except ActorStopped:
+                return
+
+    async def _sync(self) -> None:
+        """Follow the shared registry: check out (here, on demand) the sources another
+        server added, follow its refreshes (their commit), drop the ones it removed.
+
+        A source's row names the checkout of the server that saved it last; each
+        server checks out into its own data dir and keeps its own path in its book.
+        """
+        sources = await trio.to_thread.run_sync(_store.load_sources, self.config.store)
+        listed = {source.spec.name.lower(): source for source in sources}
+        for key, source in listed.items():
+            if key in self.pending:
+                continue
+            entry = self.book.get(source.spec.name)
+            if entry is None:
+                try:
+                    await self._start(source.spec.name,
+                                      SourceActor(self.book, self.config, source, None))
+                except DuplicateChildName:
+                    pass  # its actor is still stopping (a remove here): next time
+                continue
+            commit = source.state.resolved_commit
+            if (source.spec != entry.source.spec or (commit is not None and commit
+                    != entry.source.state.resolved_commit)) and self.following.get(key) != (
+                    f"{source.spec!r}@{commit}"):
+                self.following[key] = f"{source.spec!r}@{commit}"
+                try:
+                    ref = self.checkouts.child(_child(source.spec.name)).value
+                    ref.cast_nowait(_Materialise(source.spec, None, commit))
+                except (ChildNotFound, ActorStopped, RuntimeError, trio.WouldBlock):
+                    self.following.pop(key, None)  # busy or gone: next time
+        for entry in self.book.listing():
+            key = entry.source.name.lower()
+            if key not in listed and key not in self.pending:
+                await self._forget(entry.source.name)
 
     async def _start(self, name: str, actor: SourceActor) -> None:
         await self.checkouts.start_child(ChildSpec(
@@ -370,6 +432,8 @@ class SourcesActor(Actor[SourcesMessage]):
                 await self._refresh(message)
             elif isinstance(message, PinDigest):
                 await self._pin(message)
+            elif isinstance(message, SyncRegistry):
+                await self._sync()
             else:
                 await self._remove(message)
         except FlwdError as exc:
@@ -469,12 +533,20 @@ class SourcesActor(Actor[SourcesMessage]):
             pass
         await trio.to_thread.run_sync(_store.delete_source, self.config.store,
                                       entry.source.name)
-        self.book.drop(entry.source.name)
+        await self._forget(entry.source.name)
+        message.reply.reply(entry.source)
+
+    async def _forget(self, name: str) -> None:
+        """Stop serving source ``name`` and delete its trees here (its row is gone)."""
+        try:
+            await self.checkouts.stop_child(_child(name))
+        except ChildNotFound:
+            pass
+        self.book.drop(name)
+        self.following.pop(name.lower(), None)
         # Its actor has released its lease; trees live runs use stay until a
         # later sweep.
-        await trio.to_thread.run_sync(sweep_source, self.config.sources_dir,
-                                      entry.source.name, None)
-        message.reply.reply(entry.source)
+        await trio.to_thread.run_sync(sweep_source, self.config.sources_dir, name, None)
 
 
 def _child(name: str) -> str:

@@ -56,6 +56,7 @@ from ._signals import parse_event_payload as parse_event_payload
 from ._sqlite import SOURCES_MARKER as SOURCES_MARKER
 from ._sqlite import SqliteStore as SqliteStore
 from ._sqlite import sources_marker as sources_marker
+from ._tokens import TokenRecord as TokenRecord
 from ._typing import JournalSink as JournalSink
 from ._typing import SourceRecord as SourceRecord
 from ._typing import Store as Store

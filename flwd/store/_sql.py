@@ -30,6 +30,7 @@ from . import (
     _retention,
     _schedules,
     _sessions,
+    _tokens,
 )
 from ._cancels import CancelRequest
 from ._dialect import Db, Dialect
@@ -42,6 +43,7 @@ from ._notify import DeliveryRecord
 from ._retention import GcResult, RetentionPolicy
 from ._schedules import ScheduleState
 from ._sessions import SessionRecord
+from ._tokens import TokenRecord
 from ._typing import SourceRecord
 
 
@@ -318,6 +320,23 @@ class SqlStore:
             return None
         with self._reader() as conn:
             return _leases.read(conn, name)
+
+    # -- API tokens ----------------------------------------------------------
+    def tokens_load(self) -> list[TokenRecord]:
+        if not self.exists():
+            return []
+        with self._reader() as conn:
+            return _tokens.load(conn)
+
+    def token_add(self, record: TokenRecord) -> bool:
+        with self._writer() as conn:
+            return _tokens.add(conn, record)
+
+    def token_remove(self, name: str) -> bool:
+        if not self.exists():
+            return False
+        with self._writer() as conn:
+            return _tokens.remove(conn, name)
 
     # -- notifications -------------------------------------------------------
     def notify_deliveries(self, run_id: str, *, limit: int = 100) -> list[DeliveryRecord]:

@@ -39,6 +39,7 @@ from ._notify import DeliveryRecord
 from ._retention import GcResult, RetentionPolicy
 from ._schedules import ScheduleState
 from ._sessions import SessionRecord
+from ._tokens import TokenRecord
 
 #: Called *in the journal's thread* with the outcome of one submitted batch.
 Done = Callable[[outcome.Outcome[list[GroupResult]]], None]
@@ -326,6 +327,16 @@ class Store(Protocol):
 
     def lease_read(self, name: str) -> Lease | None:
         """Lease ``name`` as held now (lapsed or not); None if never taken."""
+
+    # -- API tokens (a clustered Core DB's; SQLite's server reads its tokens file) --
+    def tokens_load(self) -> list[TokenRecord]:
+        """Every API token kept in the Core DB, by name."""
+
+    def token_add(self, record: TokenRecord) -> bool:
+        """Add a token; False (nothing written) if its name or digest is taken."""
+
+    def token_remove(self, name: str) -> bool:
+        """Remove the token called ``name``; True if there was one."""
 
     # -- notifications -------------------------------------------------------
     # A delivery's row is written with its ``notify.delivery`` event, by the journal.

@@ -42,6 +42,8 @@ class TokenStore:
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        #: Where the tokens are, for logs: the file (a Core DB's location for its tokens).
+        self.where = str(path)
         self._clock = clock
         snapshot = read_tokens(path)
         self._entries = snapshot.entries

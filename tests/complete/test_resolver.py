@@ -179,7 +179,7 @@ def test_verbs_operands_and_flags(index: Index) -> None:
                                          "--status", "--until"]
     assert inserts(index, ":logs", "--f") == ["--follow"]
     assert inserts(index, ":serve", "--log=") == ["--log=text", "--log=json"]
-    assert inserts(index, ":tokens", "") == ["create", "list", "revoke"]
+    assert inserts(index, ":tokens", "") == ["create", "import", "list", "revoke"]
     assert inserts(index, ":tokens", "create", "--scope", "jobs") == ["jobs:read", "jobs:write"]
     assert inserts(index, ":tokens", "create", "--") == [
         "--expires", "--name", "--scope", "--tokens"]

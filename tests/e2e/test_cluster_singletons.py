@@ -5,6 +5,10 @@ the cluster happens once.
   counted per trigger key); the leader killed with ``kill -9``, another takes over
   within the lease and no tick is fired twice. Pause and trigger-now on a follower act
   on the cluster, and ``GET /schedules`` says the same on every replica.
+- Tokens: minted with ``flwd :tokens create --db``, a token works on every replica;
+  revoked, every replica refuses it within the bound (``flwd.tokens.core_db.REFRESH``).
+- Sources: a git source added through one replica is listed and runnable on the others
+  (each checks it out into its own data dir); removed through one, gone from all.
 
 Each replica has its own data dir (as on separate machines) and the same workspace.
 The leader lease lasts 2 s here (``FLWD_SCHEDULER_LEASE``) so a takeover is quick.
@@ -15,8 +19,10 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, processes_under, start_server, wait_until, write_job
+from tests.conftest import (
+    Server,
+    processes_under,
+    run_cli,
+    start_server,
+    wait_until,
+    write_job,
+)
 
 DEV = {"Authorization": "Bearer dev-token"}
 LEASE = "2"
@@ -63,14 +76,16 @@ def leaders(server: Server) -> list[str]:
     return said
 
 
-@pytest.fixture
-def cluster(workspace: Path, tmp_path: Path, postgres_dsn: str) -> Iterator[list[Server]]:
-    write_job(workspace, "tick", 'schedule:\n  - cron: "@every 1s"\n',
-              {"100_tick.sh": "echo tick\n"})
+@contextmanager
+def replicas(workspace: Path, tmp_path: Path, dsn: str) -> Iterator[list[Server]]:
+    """Three replicas, each with its own data dir, on one Core DB."""
     dirs = [tmp_path / f"replica-{index}" for index in range(3)]
-    servers = [start_server(workspace, folder, "--dev", "--db", postgres_dsn,
-                            FLWD_SCHEDULER_LEASE=LEASE) for folder in dirs]
+    servers: list[Server] = []
     try:
+        for folder in dirs:
+            servers.append(start_server(workspace, folder, "--dev", "--db", dsn,
+                                        "--allow-path", str(tmp_path / "allowed"),
+                                        FLWD_SCHEDULER_LEASE=LEASE))
         yield servers
     finally:
         for server in servers:
@@ -78,6 +93,15 @@ def cluster(workspace: Path, tmp_path: Path, postgres_dsn: str) -> Iterator[list
         for folder in dirs:
             wait_until(lambda folder=folder: not processes_under(f"FLWD_RUN_DIR={folder}"),
                        "the runs' processes of every replica to end", timeout=30)
+
+
+@pytest.fixture
+def cluster(workspace: Path, tmp_path: Path, postgres_dsn: str) -> Iterator[list[Server]]:
+    """Three replicas firing ``tick`` every second."""
+    write_job(workspace, "tick", 'schedule:\n  - cron: "@every 1s"\n',
+              {"100_tick.sh": "echo tick\n"})
+    with replicas(workspace, tmp_path, postgres_dsn) as servers:
+        yield servers
 
 
 def test_every_tick_fires_once_and_a_killed_leader_is_replaced(cluster: list[Server]
@@ -137,3 +161,98 @@ def test_pause_and_trigger_on_a_follower_act_on_the_cluster(cluster: list[Server
     assert len(scheduled(leader.url)) == settled  # nothing fired while it was paused
     wait_until(lambda: len(scheduled(leader.url)) > settled, "a tick after the resume",
                timeout=30)
+
+
+def test_a_token_minted_once_works_on_every_replica_until_revoked(
+        workspace: Path, tmp_path: Path, postgres_dsn: str) -> None:
+    from flwd.tokens.core_db import REFRESH
+
+    with replicas(workspace, tmp_path, postgres_dsn) as servers:
+        minted = run_cli([":tokens", "create", "--name", "ci", "--scope", "runs:read",
+                          "--db", postgres_dsn], cwd=workspace, data_dir=tmp_path / "cli")
+        assert minted.returncode == 0, minted.stderr
+        assert "the Core DB postgresql://" in minted.stderr
+        bearer = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+
+        def status(server: Server) -> int:
+            return httpx.get(f"{server.url}/runs", headers=bearer, timeout=30).status_code
+
+        wait_until(lambda: all(status(server) == 200 for server in servers),
+                   "the token to work on every replica", timeout=10 * REFRESH)
+        listed = run_cli([":tokens", "list", "--json", "--db", postgres_dsn], cwd=workspace,
+                         data_dir=tmp_path / "cli")
+        assert [entry["name"] for entry in json.loads(listed.stdout)] == ["ci"]
+        assert minted.stdout.strip() not in listed.stdout
+        revoked = run_cli([":tokens", "revoke", "ci", "--db", postgres_dsn], cwd=workspace,
+                          data_dir=tmp_path / "cli")
+        assert revoked.returncode == 0, revoked.stderr
+        # Refused by all within the bound (a few reloads; the bound is REFRESH).
+        wait_until(lambda: all(status(server) == 401 for server in servers),
+                   "every replica to refuse the revoked token", timeout=5 * REFRESH + 5)
+        # Nothing of the token is in the data dirs: no tokens file was written.
+        assert not any((tmp_path / f"replica-{index}" / "tokens.json").exists()
+                       for index in range(3))
+
+
+def test_a_tokens_file_is_imported_with_one_command(workspace: Path, tmp_path: Path,
+                                                     postgres_dsn: str) -> None:
+    data = tmp_path / "old"
+    minted = run_cli([":tokens", "create", "--name", "old", "--scope", "*"], cwd=workspace,
+                     data_dir=data)
+    assert minted.returncode == 0, minted.stderr
+    imported = run_cli([":tokens", "import", "--db", postgres_dsn], cwd=workspace,
+                       data_dir=data)
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 token(s)" in imported.stdout
+    again = run_cli([":tokens", "import", "--db", postgres_dsn], cwd=workspace, data_dir=data)
+    assert "kept 1 already there: old" in again.stdout
+    with replicas(workspace, tmp_path, postgres_dsn) as servers:
+        answer = httpx.get(f"{servers[1].url}/runs", timeout=30,
+                           headers={"Authorization": f"Bearer {minted.stdout.strip()}"})
+        assert answer.status_code == 200, answer.text
+    refused = run_cli([":tokens", "import"], cwd=workspace, data_dir=data)
+    assert refused.returncode == 2 and "shared Core DB" in refused.stderr
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t",
+                           *args], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_a_source_added_on_one_replica_runs_on_the_others(
+        workspace: Path, tmp_path: Path, postgres_dsn: str) -> None:
+    repo = tmp_path / "allowed" / "repo"
+    job = repo / "scripts" / "gitjob"
+    (job / "config.d").mkdir(parents=True)
+    (job / "config.d" / "config.yaml").write_text("job:\n  name: Git job\n")
+    (job / "100_run.sh").write_text('echo "from git"\n')
+    git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one")
+    with replicas(workspace, tmp_path, postgres_dsn) as servers:
+        added = httpx.post(f"{servers[0].url}/sources", headers=DEV, timeout=60, json={
+            "type": "git", "name": "tools", "url": f"file://{repo}", "ref": "main"})
+        assert added.status_code == 201, added.text
+
+        def listed(server: Server) -> list[str]:
+            sources = httpx.get(f"{server.url}/sources", headers=DEV, timeout=30).json()
+            return [source["name"] for source in sources
+                    if source.get("status", "ready") == "ready"]
+
+        wait_until(lambda: all(listed(server) == ["tools"] for server in servers),
+                   "every replica to have the source", timeout=60)
+        created = httpx.post(f"{servers[2].url}/runs", headers=DEV, timeout=60, json={
+            "job_id": "gitjob", "args": {}, "source": {"name": "tools"}})
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+        run = wait_until(lambda: (found := httpx.get(
+            f"{servers[2].url}/runs/{run_id}", headers=DEV, timeout=30).json())["status"]
+            not in ("queued", "running") and found, "the run to end", timeout=60)
+        assert run["status"] == "completed", run
+        checkout = run["provenance"]["source"]["checkout_path"]
+        assert checkout.startswith(str(tmp_path / "replica-2")), checkout
+        removed = httpx.delete(f"{servers[1].url}/sources/tools", headers=DEV, timeout=60)
+        assert removed.status_code == 204, removed.text
+        wait_until(lambda: all(listed(server) == [] for server in servers),
+                   "every replica to drop the source", timeout=60)
