@@ -11,6 +11,7 @@ and the run is ``canceled`` with A's reason.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,4 +230,17 @@ def test_the_cli_on_the_core_db_cancels_a_run_of_a_replica(
     wait_until(lambda: _run(b, run_id)["status"] == "canceled", "the run to stop")
     canceled = [e for e in _journal(b, run_id) if e["type"] == "run.canceled"]
     assert canceled[0]["data"]["by"] == "cli"
+    assert wait_until(lambda: not processes_under(run_id), "the run's processes to go", 30)
+
+
+def test_a_cancel_through_a_of_a_run_whose_replica_died_marks_it_interrupted(
+        replicas: tuple[Server, Server]) -> None:
+    a, b = replicas
+    run_id = _post(b, "long")
+    wait_until(lambda: processes_under(run_id), "the run's processes on B")
+    b.stop(signal.SIGKILL)
+    # No replica takes a request for it: A recovers it, as a server on its host does.
+    response = httpx.post(f"{a.url}/runs/{run_id}:cancel", headers=DEV, timeout=WAIT)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "interrupted"
     assert wait_until(lambda: not processes_under(run_id), "the run's processes to go", 30)
