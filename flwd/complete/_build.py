@@ -64,7 +64,7 @@ def _with_sources(root: str, data: str, catalog: Catalog, dirs: list[tuple[str, 
     marker, and its creation changes the modification time of ``sources/``.
     """
     from flwd.jobs import read_alias_entries
-    from flwd.sources import index_source, load_sources, merge
+    from flwd.sources import index_source, load_sources, merge, read_replica_sources
     from flwd.store import SqliteStore, sources_marker
 
     data_path = Path(data)
@@ -81,6 +81,12 @@ def _with_sources(root: str, data: str, catalog: Catalog, dirs: list[tuple[str, 
     indexes = []
     try:
         sources = load_sources(SqliteStore(data_path / "flwd.db"))
+        # A server on a shared Core DB (PostgreSQL) says what it serves, with this
+        # host's checkouts: those win over the data dir's SQLite file.
+        served = read_replica_sources(data_path / "sources")
+        names = {source.name.casefold() for source in served}
+        sources = [source for source in sources if source.name.casefold() not in names]
+        sources += served
     except Exception:  # an unreadable Core DB: complete the workspace alone
         sources = []
     for source in sources:

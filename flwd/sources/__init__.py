@@ -38,6 +38,7 @@ from ._registry import SourcesMessage as SourcesMessage
 from ._registry import pinned_trees as pinned_trees
 from ._store import delete_source as delete_source
 from ._store import load_sources as load_sources
+from ._store import read_replica_sources as read_replica_sources
 from ._store import record_digest as record_digest
 from ._store import save_source as save_source
 from ._trees import TreeLease as TreeLease

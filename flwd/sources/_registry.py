@@ -363,6 +363,8 @@ class SourcesActor(Actor[SourcesMessage]):
         #: The commit asked of each source to follow another server's refresh (asked
         #: once: a checkout that fails here is retried by its actor, not every sync).
         self.following: dict[str, str] = {}
+        #: The book's generation last written for completion (``_store.REPLICA_FILE``).
+        self.published = -1
 
     async def on_start(self) -> None:
         sources = await trio.to_thread.run_sync(_store.load_sources, self.config.store)
@@ -419,6 +421,15 @@ class SourcesActor(Actor[SourcesMessage]):
             key = entry.source.name.lower()
             if key not in listed and key not in self.pending:
                 await self._forget(entry.source.name)
+        if self.book.generation != self.published:
+            # For completion on this host: the rows name other hosts' checkouts.
+            self.published = self.book.generation
+            try:
+                await trio.to_thread.run_sync(
+                    _store.write_replica_sources, self.config.sources_dir,
+                    [entry.source for entry in self.book.listing()])
+            except OSError as exc:
+                _log.warning("cannot write %s for completion: %s", _store.REPLICA_FILE, exc)
 
     async def _start(self, name: str, actor: SourceActor) -> None:
         await self.checkouts.start_child(ChildSpec(

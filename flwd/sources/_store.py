@@ -6,9 +6,14 @@ The store keeps a source as JSON; this turns it into a :class:`Source` and back.
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from flwd.store import SourceRecord, Store
+from flwd.store import SourceRecord, Store, sources_marker
 
 from ._model import Source, SourceSpec, SourceState
 from ._oci import digest_to_record
@@ -44,3 +49,39 @@ def record_digest(store: Store, name: str, image: str, digest: str) -> bool:
         save_source(store, source.with_state(state, time.time()))
         return True
     return False
+
+
+#: In ``<data dir>/sources``: the sources a server on a shared Core DB serves, with this
+#: host's checkouts (the registry's rows name the checkouts of whichever server saved
+#: them last). Completion on this host reads it (``flwd.complete``).
+REPLICA_FILE = "replica.json"
+
+
+def write_replica_sources(sources_dir: Path, sources: Sequence[Source]) -> None:
+    """Replace ``sources_dir/replica.json`` with ``sources`` (atomically), and touch the
+    sources marker so that completion's cached index is rebuilt."""
+    sources_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = json.dumps([{"spec": source.spec.to_json(), "state": source.state.to_json(),
+                        "created_at": source.created_at, "updated_at": source.updated_at}
+                       for source in sources])
+    fd, temporary = tempfile.mkstemp(prefix=f".{REPLICA_FILE}.", dir=sources_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, sources_dir / REPLICA_FILE)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    marker = sources_marker(sources_dir.parent)
+    counter = marker.read_text() if marker.exists() else "0"
+    marker.write_text(str(int(counter) + 1) if counter.isdigit() else "1")
+
+
+def read_replica_sources(sources_dir: Path) -> list[Source]:
+    """What :func:`write_replica_sources` wrote last (none when there is no such file)."""
+    try:
+        items = json.loads((sources_dir / REPLICA_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    return [Source(SourceSpec.from_json(item["spec"]), SourceState.from_json(item["state"]),
+                   item["created_at"], item["updated_at"]) for item in items]

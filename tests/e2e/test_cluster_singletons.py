@@ -7,8 +7,9 @@ the cluster happens once.
   on the cluster, and ``GET /schedules`` says the same on every replica.
 - Tokens: minted with ``flwd :tokens create --db``, a token works on every replica;
   revoked, every replica refuses it within the bound (``flwd.tokens.core_db.REFRESH``).
-- Sources: a git source added through one replica is listed and runnable on the others
-  (each checks it out into its own data dir); removed through one, gone from all.
+- Sources: a git source added through one replica is listed, completed and runnable on
+  the others (each checks it out into its own data dir); removed through one, gone
+  from all.
 
 Each replica has its own data dir (as on separate machines) and the same workspace.
 The leader lease lasts 2 s here (``FLWD_SCHEDULER_LEASE``) so a takeover is quick.
@@ -220,6 +221,17 @@ def git(repo: Path, *args: str) -> str:
                           text=True).stdout.strip()
 
 
+def complete(workspace: Path, data_dir: Path, dsn: str, *words: str) -> list[str]:
+    """The inserts ``flwd __complete`` offers (as a shell asks) on a replica's host."""
+    from tests.conftest import FLWD, flwd_env
+
+    done = subprocess.run([*FLWD, "__complete", *words], cwd=workspace, timeout=60,
+                          env=flwd_env(data_dir, FLWD_DB=dsn), capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line)["insert"] for line in done.stdout.splitlines()]
+
+
 def test_a_source_added_on_one_replica_runs_on_the_others(
         workspace: Path, tmp_path: Path, postgres_dsn: str) -> None:
     repo = tmp_path / "allowed" / "repo"
@@ -242,6 +254,11 @@ def test_a_source_added_on_one_replica_runs_on_the_others(
 
         wait_until(lambda: all(listed(server) == ["tools"] for server in servers),
                    "every replica to have the source", timeout=60)
+        # Completion on replica 1's host offers the source's jobs (from what its server
+        # serves: the registry's rows name another host's checkout).
+        wait_until(lambda: "gitjob" in complete(workspace, tmp_path / "replica-1",
+                                                postgres_dsn, "2", "tools", ""),
+                   "completion to offer the source's job", timeout=30)
         created = httpx.post(f"{servers[2].url}/runs", headers=DEV, timeout=60, json={
             "job_id": "gitjob", "args": {}, "source": {"name": "tools"}})
         assert created.status_code == 201, created.text
