@@ -32,9 +32,9 @@ import trio
 from flwd.engine import Engine
 from flwd.errors import FlwdError
 from flwd.http import Answered, CommandLine, Declined, Ready, Replay
-from flwd.jobs import NotifyRule
+from flwd.jobs import Alias, Job, NotifyRule
 from flwd.notify import WorkspaceRules
-from flwd.settings import resolve_grace
+from flwd.settings import Settings, resolve_grace
 from flwd.thin import VerbLine, parse_verb
 
 from . import error_report
@@ -129,13 +129,19 @@ class ServedCommandLines:
             if verb is None:
                 return Declined("the CLI reads this command line itself")
             return await _answer_verb(engine, line, verb)
-        # Every config written before the command line ran is seen, as a local run sees it.
+        # Every config written before the command line ran is seen, as a local run sees it:
+        # the job found in the catalog of the last check, if its own files (a few stats)
+        # are as that check saw them, else after a check begun now (a walk of the whole
+        # tree: 160 ms at 1,001 jobs).
         arrived = trio.current_time()
-        catalog = await engine.catalog(fresh_since=arrived)
-        aliases = await engine.aliases(fresh_since=arrived)
+        found = await _current_job(engine, line.words, settings)
         output: list[tuple[str, str]] = []
         try:
-            job, rest, alias = resolve_job(catalog, line.words, settings, aliases)
+            if found is None:
+                catalog = await engine.catalog(fresh_since=arrived)
+                aliases = await engine.aliases(fresh_since=arrived)
+                found = resolve_job(catalog, line.words, settings, aliases)
+            job, rest, alias = found
             common, rest = split_common_flags(rest)
             if common.debug:
                 return Declined("--debug shows tracebacks of this process")
@@ -162,6 +168,23 @@ class ServedCommandLines:
         # It runs as it would in the client's process: its host steps start with the
         # client's environment, and a cancel waits the client's grace.
         return Ready(output, replace(plan, host_env=dict(line.env), grace=grace), common.json)
+
+
+async def _current_job(engine: Engine, words: Sequence[str], settings: Settings
+                       ) -> tuple[Job, list[str], Alias | None] | None:
+    """What ``words`` name in the cached catalog, if the job's files are unchanged since
+    (``Engine.job_unchanged``); None: a fresh check must say (no catalog yet, no such job,
+    a job of a source, any doubt).
+
+    **Cancellation:** nothing is left behind.
+    """
+    catalog = await engine.catalog(cached=True)
+    aliases = await engine.aliases(cached=True)
+    try:
+        found = resolve_job(catalog, words, settings, aliases)
+    except FlwdError:
+        return None
+    return found if engine.job_unchanged(found[0]) else None
 
 
 async def _answer_verb(engine: Engine, line: CommandLine, verb: VerbLine

@@ -350,24 +350,33 @@ class Engine:
         """The hub holds the run's events after ``after`` (its replay needs no read)."""
         return self.hub.has_backlog_after(run_id, after)
 
-    async def catalog(self, *, fresh_since: float | None = None) -> Catalog:
+    async def catalog(self, *, fresh_since: float | None = None, cached: bool = False
+                      ) -> Catalog:
         """The jobs of the scripts root and of every source (cached until one changes).
 
         ``fresh_since`` (a ``trio.current_time()``): from a check of the files begun at
         or after it (a listing asked for then sees every config written before it; the
         cache otherwise answers from a check of the last second, which the scheduler's
-        own reads keep recent).
+        own reads keep recent). ``cached``: the last check's, however old, when there was
+        one — for a caller that checks what it uses with :meth:`job_unchanged`.
 
         Cancellation: nothing is left behind (a rescan under way is abandoned).
         """
-        return (await self.root.catalog_view(fresh_since=fresh_since))[0]
+        return (await self.root.catalog_view(fresh_since=fresh_since, cached=cached))[0]
 
-    async def aliases(self, *, fresh_since: float | None = None) -> AliasIndex:
+    async def aliases(self, *, fresh_since: float | None = None, cached: bool = False
+                      ) -> AliasIndex:
         """The aliases of every ``flwd.yaml``, checked against :meth:`catalog`.
 
         Cancellation: as :meth:`catalog`.
         """
-        return (await self.root.catalog_view(fresh_since=fresh_since))[1]
+        return (await self.root.catalog_view(fresh_since=fresh_since, cached=cached))[1]
+
+    def job_unchanged(self, job: Job) -> bool:
+        """Whether ``job``, a job of the scripts root found in the cached catalog, is still
+        what its files say (a few ``stat`` calls; see ``CatalogCache.job_unchanged``);
+        False for a job of a source, or on any doubt. Blocking, but cheap."""
+        return self.root.catalog_cache.job_unchanged(job)
 
     async def add_source(self, spec: SourceSpec) -> tuple[Source, bool]:
         """Register (or update) a source and wait for its checkout; True when it is new.

@@ -305,11 +305,13 @@ class Root:
             self._source_book = SourceBook()
         return self._source_book
 
-    async def catalog_view(self, *, fresh_since: float | None = None
+    async def catalog_view(self, *, fresh_since: float | None = None, cached: bool = False
                            ) -> tuple[Catalog, AliasIndex]:
         from flwd.sources import merge
 
-        local = await self.catalog_cache.get(fresh_since=fresh_since)
+        local = self.catalog_cache.cached if cached else None
+        if local is None:
+            local = await self.catalog_cache.get(fresh_since=fresh_since)
         key = (id(local), self.source_book.generation)
         if key != self._merged_key:
             cache = self.catalog_cache

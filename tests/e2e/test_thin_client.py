@@ -486,3 +486,25 @@ def _connect_as_nobody(path: Path) -> None:
         capture_output=True, text=True, timeout=30, check=False)
     assert child.returncode == 0, child.stderr
     assert child.stdout in ("b''", "closed")  # closed at once, nothing answered
+
+
+def test_an_edit_just_before_the_command_line_is_seen_and_an_old_one_too(
+        workspace: Path, data_dir: Path, server: Server) -> None:
+    # The server answers from its cached catalog only while the job's own files are as
+    # its last check saw them (a few stats, not a walk of the tree): an edit of a moment
+    # ago (racy) and one whose stamp was set back (its size changed) are both seen.
+    write_job(workspace, "greet", "interpreter: bash\nargspec:\n  args:\n"
+              "    - {name: who, type: string, default: world}\n",
+              {"100_main.sh": 'echo "hello $who"\n'})
+    past = time.time() - 3600
+    for path in (workspace / "scripts").rglob("*"):
+        os.utime(path, (past, past))
+    os.utime(workspace / "scripts", (past, past))
+    assert _flwd(["greet"], workspace, data_dir).stdout == b"hello world\n"
+    config = workspace / "scripts" / "greet" / "config.d" / "config.yaml"
+    config.write_text(config.read_text().replace("world", "there"))
+    assert _flwd(["greet"], workspace, data_dir).stdout == b"hello there\n"
+    config.write_text(config.read_text().replace("there", "everyone"))
+    os.utime(config, (past, past))
+    assert _flwd(["greet"], workspace, data_dir).stdout == b"hello everyone\n"
+    assert _handed_over(server) == 3
