@@ -50,6 +50,9 @@ HOOK_OUTCOMES: Final = ("accepted", "ip", "signature", "timestamp", "token", "be
                         "replay", "request", "too_large", "timeout", "args", "refused",
                         "unavailable", "unknown")
 UNKNOWN_HOOK: Final = "(unknown)"
+#: The channels a server on a PostgreSQL Core DB listens on (flwd/engine/_listener.py):
+#: the journal's commits of other replicas, cancel requests for runs live here.
+LISTEN_CHANNELS: Final = ("events", "cancels")
 
 
 class Observer(Protocol):
@@ -85,6 +88,16 @@ class Observer(Protocol):
         """A request to a hook ended with ``outcome`` (:data:`HOOK_OUTCOMES`); ``hook``
         is a configured hook's name, or :data:`UNKNOWN_HOOK`."""
 
+    def listening(self, connected: bool) -> None:
+        """The LISTEN connection to the Core DB came up (again) or went down."""
+
+    def heard(self, channel: str, count: int) -> None:
+        """``count`` notifications came on ``channel`` (:data:`LISTEN_CHANNELS`)."""
+
+    def cancels_taken(self, count: int) -> None:
+        """``count`` cancel requests recorded through other replicas were taken for runs
+        live here."""
+
 
 class _Unobserved:
     """Drops every measurement (a CLI process, a server with ``--no-metrics``)."""
@@ -114,6 +127,15 @@ class _Unobserved:
         pass
 
     def hook_request(self, hook: str, outcome: str) -> None:
+        pass
+
+    def listening(self, connected: bool) -> None:
+        pass
+
+    def heard(self, channel: str, count: int) -> None:
+        pass
+
+    def cancels_taken(self, count: int) -> None:
         pass
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from flwd.errors import StorageError
+from flwd.observe import UNOBSERVED, Observer
 from flwd.store import (
     CANCELS_CHANNEL,
     EVENTS_CHANNEL,
@@ -70,13 +71,15 @@ class Listener:
 
     def __init__(self, dsn: str, store: Store, wakes: Wakes, *,
                  live_runs: Callable[[], Collection[str]], cancel: CancelLive,
-                 cancel_poll: float = CANCEL_POLL) -> None:
+                 cancel_poll: float = CANCEL_POLL, observer: Observer = UNOBSERVED) -> None:
         self.dsn = dsn
         self.store = store
         self.wakes = wakes
         self.live_runs = live_runs
         self.cancel = cancel
         self.cancel_poll = cancel_poll
+        #: Told of the connection's ups and downs, what it heard and the cancels taken.
+        self.observer = observer
         #: Times the connection was (re)established.
         self.connects = 0
         #: A cancel notification came (or the connection was re-established): look now.
@@ -118,10 +121,12 @@ class Listener:
                 # After LISTEN: whatever commits from now on is announced, whatever
                 # committed before is read by the woken followers.
                 self.wakes.set_connected(True)
+                self.observer.listening(True)
                 self._cancels_due.set()
                 await self._receive(conn)
             finally:
                 self.wakes.set_connected(False)
+                self.observer.listening(False)
                 conn.close()
             _log.warning("flwd: lost the LISTEN connection to the Core DB; followers poll "
                          "until it is back")
@@ -133,8 +138,13 @@ class Listener:
             received = conn.received()
             if received is None:
                 return
+            heard = {"events": 0, "cancels": 0}
             for channel, payload in received:
+                heard["events" if channel == EVENTS_CHANNEL else "cancels"] += 1
                 self._heard(channel, payload)
+            for kind, count in heard.items():
+                if count:
+                    self.observer.heard(kind, count)
 
     def _heard(self, channel: str, payload: str) -> None:
         if channel == EVENTS_CHANNEL:
@@ -160,6 +170,8 @@ class Listener:
             except StorageError as exc:
                 _log.warning("flwd: cannot read cancel requests (%s)", exc.one_line())
                 continue
+            if requests:
+                self.observer.cancels_taken(len(requests))
             for request in requests:
                 if not await self.cancel(request):
                     _log.info("flwd: run %s was no longer live for its cancel",

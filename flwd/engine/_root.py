@@ -252,7 +252,7 @@ class Root:
             self.wakes = Wakes()
             self.listener = Listener(settings.db, self.store, self.wakes,
                                      live_runs=lambda: self._live.keys(),
-                                     cancel=self._cancel_requested)
+                                     cancel=self._cancel_requested, observer=observer)
             children.append(ChildSpec("listener", self.listener.run, shutdown_timeout=5.0))
         #: The scheduler's start function (it needs the Engine, made after the root:
         #: open_engine sets it before the tree starts). Last: it stops first.

@@ -30,6 +30,7 @@ from flwd.observe import (
     DELIVERY_OUTCOMES,
     EVICTION_KINDS,
     HOOK_OUTCOMES,
+    LISTEN_CHANNELS,
     PERSISTENCE_OUTCOMES,
     PULL_OUTCOMES,
     SCHEDULE_OUTCOMES,
@@ -56,6 +57,7 @@ _SCHEDULE_OUTCOMES = frozenset(SCHEDULE_OUTCOMES)
 _SINK_KINDS = frozenset(SINK_KINDS)
 _DELIVERY_OUTCOMES = frozenset(DELIVERY_OUTCOMES)
 _HOOK_OUTCOMES = frozenset(HOOK_OUTCOMES)
+_LISTEN_CHANNELS = frozenset(LISTEN_CHANNELS)
 #: Hook names counted apart: they are the configured ones (the adapter sends any other
 #: as UNKNOWN_HOOK); past this many, a config that keeps renaming them is "other".
 MAX_HOOK_LABELS = 1000
@@ -175,6 +177,22 @@ class Metrics:
             ["outcome"], registry=registry)
         for outcome in SCHEDULE_OUTCOMES:
             self.schedule_fire_count.labels(outcome)
+        self.cluster_listening = Gauge(
+            "flwd_cluster_listening", "1 while the LISTEN connection to a PostgreSQL Core DB "
+            "is up (events and cancels of other replicas come at once), else 0",
+            registry=registry)
+        self.cluster_connects = Counter(
+            "flwd_cluster_listen_connects_total", "LISTEN connections made to the Core DB "
+            "(more than one: it was lost and made again)", registry=registry)
+        self.cluster_notifications = Counter(
+            "flwd_cluster_notifications_total", "Notifications heard from the Core DB, by "
+            "channel (events: another replica's journal commits; cancels: cancel requests)",
+            ["channel"], registry=registry)
+        for channel in LISTEN_CHANNELS:
+            self.cluster_notifications.labels(channel)
+        self.cluster_cancels = Counter(
+            "flwd_cluster_cancels_taken_total", "Cancel requests made through other replicas "
+            "taken for runs live here", registry=registry)
         self.schedule_lag_seconds = Histogram(
             "flwd_schedule_lag_seconds", "From a fire's due time to its run's creation",
             buckets=_LAG, registry=registry)
@@ -241,6 +259,17 @@ class Metrics:
             else:
                 self._hook_labels.add(hook)
         self.hook_requests.labels(hook, bounded(outcome, _HOOK_OUTCOMES)).inc()
+
+    def listening(self, connected: bool) -> None:
+        self.cluster_listening.set(1 if connected else 0)
+        if connected:
+            self.cluster_connects.inc()
+
+    def heard(self, channel: str, count: int) -> None:
+        self.cluster_notifications.labels(bounded(channel, _LISTEN_CHANNELS)).inc(count)
+
+    def cancels_taken(self, count: int) -> None:
+        self.cluster_cancels.inc(count)
 
     def observe_request(self, method: str, route: str | None, status: int,
                         seconds: float) -> None:

@@ -81,6 +81,16 @@ def _run(server: Server, run_id: str) -> dict[str, Any]:
     return run
 
 
+def _metric(server: Server, series: str) -> float:
+    """The value of one series of the server's ``/metrics``."""
+    text = httpx.get(f"{server.url}/metrics", headers=DEV, timeout=WAIT).text
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError(f"no series {series} in /metrics")
+
+
 class _Reader(threading.Thread):
     """An SSE client of ``GET /runs/{id}/events`` in its own thread (events as they come)."""
 
@@ -136,6 +146,9 @@ def test_a_run_of_b_streamed_from_a_is_the_journal_every_event_once_in_order(
     seqs = [event["seq"] for event in streamed]
     assert seqs == sorted(set(seqs))  # every event once, in order
     assert _lines(streamed) == 2 * LINES
+    # A was told of B's commits (it did not just poll).
+    assert _metric(a, "flwd_cluster_listening") == 1
+    assert _metric(a, 'flwd_cluster_notifications_total{channel="events"}') > 0
     # Resumed from A with Last-Event-ID in the middle: exactly the rest.
     middle = streamed[len(streamed) // 2]["seq"]
     resumed = _Reader(a, run_id, last_event_id=middle)
@@ -177,6 +190,10 @@ def test_lost_notifications_never_lose_or_duplicate_events(
     streamed = reader.result()
     assert streamed == _journal(b, run_id) and streamed[-1]["type"] == "run.finish"
     assert _lines(streamed) == 2 * LINES
+    for server in (a, b):  # both listen again
+        wait_until(lambda server=server: _metric(server, "flwd_cluster_listen_connects_total")
+                   == 2 and _metric(server, "flwd_cluster_listening") == 1,
+                   "the LISTEN connection to be made again")
 
 
 def test_a_cancel_sent_to_a_stops_the_run_live_on_b(
@@ -198,6 +215,7 @@ def test_a_cancel_sent_to_a_stops_the_run_live_on_b(
     canceled = [e for e in events if e["type"] == "run.canceled"]
     assert canceled and canceled[0]["data"]["reason"] == "stopped through A", events
     assert canceled[0]["data"]["by"] == "api:dev", canceled
+    assert _metric(b, "flwd_cluster_cancels_taken_total") == 1
     assert events[-1]["type"] == "run.finish"
     # B's process tree of the run is gone (its steps' env names the run).
     assert wait_until(lambda: not processes_under(run_id), "the run's processes to go", 30)
