@@ -1,4 +1,4 @@
-"""The ``flwd`` console script (and ``python -m flwd``).
+"""The ``flwd`` command (``bin/flwd``, and ``python -m flwd``).
 
 ``flwd __complete ...`` runs on every TAB of a shell, so it is dispatched here,
 before :mod:`flwd.cli` (and with it the error classes, the job loader and

@@ -243,14 +243,14 @@ LEAN_FORBIDDEN = ("typing", "dataclasses", "inspect", "pathlib", "json", "socket
 def test_the_thin_path_imports_only_what_the_interpreter_has(workspace: Path, data_dir: Path,
                                                              server: Server) -> None:
     """Without site (whose packages' .pth files import what they import), the thin
-    client's run loads flwd's lean modules and C modules, nothing else of the stdlib."""
-    repo = str(Path(__file__).resolve().parents[2])
+    client's run — the ``flwd`` command pip installs, bin/flwd — loads flwd's lean
+    modules and C modules, nothing else of the stdlib."""
+    repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-S", "-X", "importtime", "-c",
-         f"import sys; sys.path.insert(0, {repo!r}); sys.argv[0] = 'flwd'; "
-         "from flwd._entry import main; main()", "demo", "--name", "i"],
-        cwd=workspace, env=flwd_env(data_dir, FLWD_GRACE=GRACE), capture_output=True,
-        text=True, timeout=60, check=False)
+        [sys.executable, "-S", "-X", "importtime", str(repo / "bin" / "flwd"),
+         "demo", "--name", "i"],
+        cwd=workspace, env=flwd_env(data_dir, FLWD_GRACE=GRACE, PYTHONPATH=str(repo)),
+        capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "demo: Hello, i!\ndemo: completed\n"
     modules = imported(done.stderr)
