@@ -24,12 +24,12 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
-from flwd.errors import SourceExists
+from flwd.errors import SourceExists, SourceNotFound
 from flwd.store import Store
 
 from ._index import SourceIndex, index_source
 from ._model import Source, SourceSpec, SourceState
-from ._store import save_source
+from ._store import save_source, update_source
 
 T = TypeVar("T")
 
@@ -89,12 +89,14 @@ def registration(spec: SourceSpec, state: SourceState, previous: Source | None, 
                   updated_at=wall)
 
 
-async def index_and_save(store: Store, source: Source, *, blocking: Blocking = in_thread
-                         ) -> SourceIndex:
+async def index_and_save(store: Store, source: Source, *, blocking: Blocking = in_thread,
+                         create: bool = True) -> SourceIndex:
     """Index ``source``'s jobs, then save it through ``store``; its index.
 
     The row is written only once the jobs could be indexed, so a failure leaves the
-    registration as it was.
+    registration as it was. ``create=False`` (a checkout no request asked for: a
+    restore, a retry, following another server) writes it only if it is still
+    registered, so a source removed through another server meanwhile stays removed.
 
     **Cancellation:** with :func:`in_thread`, a cancel while indexing lets the
     indexing finish and stops before the row is written; with :func:`inline`, no
@@ -105,7 +107,11 @@ async def index_and_save(store: Store, source: Source, *, blocking: Blocking = i
         OSError: the data dir cannot be read or written.
     """
     index = await blocking(partial(index_source, source))
-    await blocking(partial(save_source, store, source))
+    if create:
+        await blocking(partial(save_source, store, source))
+    elif not await blocking(partial(update_source, store, source)):
+        raise SourceNotFound(f"source {source.name!r} was removed meanwhile",
+                             hint="'flwd :sources list' lists the sources")
     return index
 
 

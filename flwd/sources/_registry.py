@@ -256,7 +256,7 @@ class SourceActor:
             return
         source = source.with_state(replace(source.state, digest=digest), time.time())
         try:
-            index = await index_and_save(self.config.store, source)
+            index = await index_and_save(self.config.store, source, create=False)
         except FlwdError as exc:
             _log.warning("source %s: cannot record digest %s: %s", source.name, digest,
                          exc.one_line())
@@ -293,10 +293,18 @@ class SourceActor:
             source = registration(message.spec, state, previous, refreshed_now=True)
             # Before the row names it: from here on no sweep deletes the new tree.
             lease = await self._lease(source)
-            index = await index_and_save(self.config.store, source)
+            # A checkout no request asked for (a restore, a retry, following another
+            # server) does not bring back a source removed meanwhile.
+            index = await index_and_save(self.config.store, source,
+                                         create=message.reply is not None)
         except FlwdError as exc:
             if lease is not None:
                 lease.release()
+            if isinstance(exc, SourceNotFound) and message.reply is None:
+                # Removed through another server: the next registry sync forgets it.
+                _log.info("source %s: removed meanwhile; not checked out again",
+                          message.spec.name)
+                return True
             return self._failed(message, exc, first_registration)
         except OSError as exc:  # the data dir: full disk, permissions
             if lease is not None:

@@ -30,6 +30,13 @@ def save_source(store: Store, source: Source) -> None:
                                    source.state.to_json(), source.created_at, source.updated_at))
 
 
+def update_source(store: Store, source: Source) -> bool:
+    """Save ``source`` only if it is still registered (see ``Store.update_source``)."""
+    return store.update_source(SourceRecord(source.name, source.spec.type,
+                                            source.spec.to_json(), source.state.to_json(),
+                                            source.created_at, source.updated_at))
+
+
 def delete_source(store: Store, name: str) -> bool:
     return store.delete_source(name)
 

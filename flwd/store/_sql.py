@@ -200,6 +200,19 @@ class SqlStore:
                  record.created_at, record.updated_at))
         self._sources_changed()
 
+    def update_source(self, record: SourceRecord) -> bool:
+        if not self.exists():
+            return False
+        with self._writer() as conn:
+            updated = conn.execute(
+                "UPDATE sources SET type = ?, spec = ?, state = ?, updated_at = ? "
+                f"WHERE {self.dialect.fold('name')} = {self.dialect.fold('?')}",
+                (record.type, json.dumps(record.spec), json.dumps(record.state),
+                 record.updated_at, record.name)).rowcount > 0
+        if updated:
+            self._sources_changed()
+        return bool(updated)
+
     def delete_source(self, name: str) -> bool:
         with self._writer() as conn:
             deleted = conn.execute(

@@ -206,6 +206,10 @@ class Store(Protocol):
     def save_source(self, record: SourceRecord) -> None:
         """Insert or update (by name)."""
 
+    def update_source(self, record: SourceRecord) -> bool:
+        """Update the source of ``record``'s name if it is still registered; False (nothing
+        written) if it is not — removed meanwhile, say through another server."""
+
     def delete_source(self, name: str) -> bool:
         """True when there was one."""
 

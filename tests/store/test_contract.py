@@ -798,6 +798,22 @@ def test_sources_are_saved_updated_listed_by_name_and_deleted(store: Store) -> N
     assert [record.name for record in store.load_sources()] == ["addons"]
 
 
+def test_an_update_of_a_removed_source_writes_nothing(store: Store, backend: Backend) -> None:
+    # What a server's background checkout saves (a restore, following another server)
+    # must not bring back a source another server removed meanwhile.
+    assert store.update_source(SourceRecord("tools", "git", {}, {}, T0, T0)) is False
+    store.save_source(SourceRecord("tools", "git", {"ref": "main"}, {}, T0, T0))
+    other = backend.same(store)
+    assert other.update_source(SourceRecord("TOOLS", "git", {"ref": "v2"}, {"commit": "c"},
+                                            T0 + 5, T0 + 5)) is True
+    (tools,) = store.load_sources()
+    assert (tools.name, tools.spec, tools.state, tools.created_at, tools.updated_at) == (
+        "tools", {"ref": "v2"}, {"commit": "c"}, T0, T0 + 5)
+    assert store.delete_source("tools") is True
+    assert other.update_source(SourceRecord("tools", "git", {}, {}, T0 + 9, T0 + 9)) is False
+    assert store.load_sources() == []
+
+
 # -- Rule-Y key/value ---------------------------------------------------------------------------
 # The reference's own store tests (its §17.9, 44-48) first, then what a second backend must
 # also get right: byte order, namespaces apart, reads that create nothing, a quota that
