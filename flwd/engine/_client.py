@@ -647,9 +647,14 @@ class Engine:
 
         Runs of this process (and the global stream) are followed through the
         hub; runs of other processes by reading the journal when the listener says they
-        moved (a server on PostgreSQL), else by polling it.
+        moved (a server on PostgreSQL), else by polling it. A server on PostgreSQL reads
+        the global stream from the journal too (every replica's events).
         """
         live = run_id is None or self.is_live(run_id)
+        if run_id is None and self.root.wakes is not None:
+            # A replica's global stream: the journal holds every replica's events (the
+            # hub only this one's), read when the listener says one committed.
+            live = False
         return stream_events(self.store, run_id, after=after,
                              hub=self.hub if live else None, follow=follow,
                              heartbeat=heartbeat, observer=self.root.observer,

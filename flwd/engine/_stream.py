@@ -194,8 +194,9 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
     With ``heartbeat``, an empty batch is yielded whenever that many seconds
     pass without events (SSE keep-alives; it also surfaces dead peers).
     ``observer`` is told how long each journal read took. With ``wakes`` (a server of
-    a cluster's Core DB: :mod:`flwd.engine._wakes`), a run of another process is read
-    again as soon as the journal announces it moved, and polled only as a fallback.
+    a cluster's Core DB: :mod:`flwd.engine._wakes`), a run of another process (or, with
+    no ``run_id`` and no hub, every run) is read again as soon as the journal announces
+    it moved, and polled only as a fallback.
     A per-run stream ends with ``run.finish`` (the run's records after it, its
     notifications' deliveries, are left out); ``follow=False`` ends after the replay.
 
@@ -206,7 +207,7 @@ async def stream_events(store: Store, run_id: str | None, *, after: int = 0,
     Cancellation: safe at any await; the subscription is released in ``finally``.
     """
     following = (wakes.follow(run_id) if wakes is not None and hub is None and follow
-                 and run_id is not None else nullcontext(None))
+                 else nullcontext(None))
     with following as follower:
         cursor = after
         quiet_since = trio.current_time()

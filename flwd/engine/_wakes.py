@@ -30,7 +30,7 @@ class Follower:
 
     __slots__ = ("_event", "_parked", "cursor", "run_id", "waiting")
 
-    def __init__(self, run_id: str, parked: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, run_id: str | None, parked: Callable[[], None] = lambda: None) -> None:
         self.run_id = run_id
         #: The last seq the reader has; a notification at or below it wakes nobody.
         self.cursor = 0
@@ -71,7 +71,8 @@ class Wakes:
 
     def __init__(self, fallback: float = FALLBACK_POLL) -> None:
         self.fallback = fallback
-        self._by_run: dict[str, set[Follower]] = {}
+        #: By run id; None: readers of every run's events (the global stream).
+        self._by_run: dict[str | None, set[Follower]] = {}
         #: The LISTEN connection is up: followers may wait :attr:`fallback` seconds.
         self.connected = False
         #: Notifications heard, followers woken (for tests and metrics).
@@ -81,7 +82,7 @@ class Wakes:
         self._parked = trio.Event()
 
     @contextmanager
-    def follow(self, run_id: str) -> Iterator[Follower]:
+    def follow(self, run_id: str | None) -> Iterator[Follower]:
         follower = Follower(run_id, self._park)
         self._by_run.setdefault(run_id, set()).add(follower)
         try:
@@ -93,14 +94,14 @@ class Wakes:
                 if not followers:
                     del self._by_run[run_id]
 
-    def following(self, run_id: str) -> int:
+    def following(self, run_id: str | None) -> int:
         return len(self._by_run.get(run_id, ()))
 
     def _park(self) -> None:
         self._parked.set()
         self._parked = trio.Event()
 
-    async def until_waiting(self, run_id: str) -> None:
+    async def until_waiting(self, run_id: str | None) -> None:
         """Until a follower of ``run_id`` has read everything and waits (for tests: what
         is committed from then on reaches it only by a wake-up or its fallback).
 
@@ -110,12 +111,14 @@ class Wakes:
             await self._parked.wait()
 
     def moved(self, run_id: str, seq: int) -> None:
-        """The journal committed events of ``run_id`` through ``seq``."""
+        """The journal committed events of ``run_id`` through ``seq``: its readers and
+        those of every run's events are woken."""
         self.heard += 1
-        for follower in self._by_run.get(run_id, ()):
-            if seq > follower.cursor and not follower.woken:
-                follower.wake()
-                self.woken += 1
+        for key in (run_id, None):
+            for follower in self._by_run.get(key, ()):
+                if seq > follower.cursor and not follower.woken:
+                    follower.wake()
+                    self.woken += 1
 
     def wake_all(self) -> None:
         """Notifications may have been lost: every follower reads the journal again."""

@@ -94,10 +94,15 @@ def _metric(server: Server, series: str) -> float:
 class _Reader(threading.Thread):
     """An SSE client of ``GET /runs/{id}/events`` in its own thread (events as they come)."""
 
-    def __init__(self, server: Server, run_id: str, *, last_event_id: int | None = None,
-                 stop_after: int | None = None) -> None:
+    def __init__(self, server: Server, run_id: str | None, *,
+                 last_event_id: int | None = None, stop_after: int | None = None,
+                 until_finish_of: str | None = None) -> None:
         super().__init__(daemon=True)
-        self.url = f"{server.url}/runs/{run_id}/events"
+        # No run: the global stream (every run's events, from now).
+        self.url = (f"{server.url}/runs/{run_id}/events" if run_id is not None
+                    else f"{server.url}/events")
+        self.until_finish_of = until_finish_of
+        self.started = threading.Event()
         self.headers = dict(DEV)
         if last_event_id is not None:
             self.headers["Last-Event-ID"] = str(last_event_id)
@@ -110,12 +115,18 @@ class _Reader(threading.Thread):
             with httpx.stream("GET", self.url, headers=self.headers,
                               timeout=httpx.Timeout(WAIT)) as response:
                 assert response.status_code == 200, response.read()
+                self.started.set()
                 for event in sse_events(response.iter_lines()):
                     self.events.append(event)
                     if self.stop_after is not None and len(self.events) >= self.stop_after:
                         return
+                    if (event["type"] == "run.finish"
+                            and event["run_id"] == self.until_finish_of):
+                        return
         except BaseException as exc:  # reported by the test's thread
             self.error = exc
+        finally:
+            self.started.set()
 
     def result(self) -> list[dict[str, Any]]:
         self.join(WAIT)
@@ -262,3 +273,18 @@ def test_a_cancel_through_a_of_a_run_whose_replica_died_marks_it_interrupted(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "interrupted"
     assert wait_until(lambda: not processes_under(run_id), "the run's processes to go", 30)
+
+
+def test_the_global_stream_of_a_carries_the_runs_of_b(
+        replicas: tuple[Server, Server], tmp_path: Path) -> None:
+    a, b = replicas
+    everything = _Reader(a, None)
+    everything.start()
+    assert everything.started.wait(WAIT)
+    run_id = _post(b, "chatty")
+    everything.until_finish_of = run_id  # before the run can finish (it waits for the gate)
+    (tmp_path / "gate").touch()
+    events = everything.result()
+    seqs = [event["seq"] for event in events]
+    assert seqs == sorted(set(seqs))  # in order, each once
+    assert [e for e in events if e["run_id"] == run_id] == _journal(b, run_id)

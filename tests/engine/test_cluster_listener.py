@@ -46,6 +46,18 @@ def test_a_notification_wakes_the_followers_of_its_run_that_lack_its_events() ->
     assert wakes.following("run-a") == 0 and wakes.following("run-b") == 0
 
 
+def test_readers_of_every_run_are_woken_by_every_run() -> None:
+    wakes = Wakes()
+    with wakes.follow(None) as everything, wakes.follow("run-b") as other:
+        everything.arm(10)
+        other.arm(0)
+        wakes.moved("run-a", 11)
+        assert everything.woken and not other.woken
+        everything.arm(11)
+        wakes.moved("", 12)  # an event of no run (a schedule's skip)
+        assert everything.woken
+
+
 def test_a_wake_between_a_read_and_the_wait_is_kept() -> None:
     wakes = Wakes()
     with wakes.follow("run-a") as follower:
