@@ -253,9 +253,16 @@ class PgConnection:
         self.raw.close()
 
 
-def connect(dsn: str, *, application_name: str = "flwd") -> PgConnection:
+#: TCP keepalives of a connection that idles for long (the LISTEN one): a peer gone
+#: without a word (a partition, a machine lost) is noticed in ~25 s, not hours.
+KEEPALIVES: Final[dict[str, Any]] = {
+    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+
+
+def connect(dsn: str, *, application_name: str = "flwd", idle: bool = False) -> PgConnection:
     """A connection in autocommit (transactions are the SQL's own ``BEGIN``);
-    ``application_name`` is what ``pg_stat_activity`` shows of it.
+    ``application_name`` is what ``pg_stat_activity`` shows of it; ``idle``: it waits
+    long without a query (:data:`KEEPALIVES`).
 
     Raises:
         StorageError: the URL is malformed or the server cannot be reached (one line
@@ -272,7 +279,8 @@ def connect(dsn: str, *, application_name: str = "flwd") -> PgConnection:
                                 "(--db or FLWD_DB)") from None
     try:
         raw = psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                              application_name=application_name)
+                              application_name=application_name,
+                              **(KEEPALIVES if idle else {}))
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to the Core DB {location}: "
                            f"{_reason(exc, _password(dsn))}", hint=_HINT) from None
@@ -369,7 +377,7 @@ class Listening:
     """
 
     def __init__(self, dsn: str, channels: Iterable[str], *, application_name: str) -> None:
-        self.conn = connect(dsn, application_name=application_name)
+        self.conn = connect(dsn, application_name=application_name, idle=True)
         try:
             for channel in channels:
                 self.conn.raw.execute(f"LISTEN {channel}")

@@ -246,3 +246,17 @@ async def test_a_cancel_request_made_while_the_listener_was_away_is_taken_when_i
         nursery.cancel_scope.cancel()
     assert [c.reason for c in cancels.got] == ["while away"]
     assert not math.isnan(cancels.got[0].requested_at)
+
+
+def test_the_listen_connection_notices_a_silent_peer_by_tcp_keepalives(postgres_dsn: str) -> None:
+    # It idles for hours without a query: without keepalives a partition (no FIN, no RST)
+    # would leave it waiting forever, and followers on their slow fallback.
+    from flwd.store.postgres import KEEPALIVES, Listening
+
+    conn = Listening(postgres_dsn, ["flwd_events"], application_name=APPLICATION_NAME)
+    try:
+        parameters = conn.conn.raw.info.get_parameters()
+    finally:
+        conn.close()
+    assert {key: parameters.get(key) for key in KEEPALIVES} == {
+        key: str(value) for key, value in KEEPALIVES.items()}
