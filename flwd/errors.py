@@ -315,7 +315,8 @@ class RunFilterInvalid(FlwdError):
 
 
 class RunOwnedElsewhere(FlwdError):
-    """The run is live in another flwd server process, which alone can cancel it."""
+    """The run is live in another flwd server process, which alone can cancel it (not
+    said of a replica of a PostgreSQL Core DB: the request goes through the Core DB)."""
 
 
 class ListenFailed(FlwdError):
