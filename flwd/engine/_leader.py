@@ -124,6 +124,9 @@ class LeaderLease:
         self.on_change = on_change
         #: Times the lease was gained in this process (tests and logs read it).
         self.gained = 0
+        #: Gained as this process started (see ``Leader.at_start``), not by a takeover.
+        self.at_start = False
+        self._started_at: float | None = None
 
     @property
     def leading(self) -> bool:
@@ -139,6 +142,7 @@ class LeaderLease:
         A renewal under way when its deadline passes is abandoned in its thread (the
         lease counts as lost).
         """
+        self._started_at = trio.current_time()
         try:
             while True:
                 sent = trio.current_time()
@@ -176,6 +180,11 @@ class LeaderLease:
         if now != was:
             if now:
                 self.gained += 1
+                # Within a lease of its start (a dead holder's lease may have had to
+                # lapse first: a cluster restarted after a crash); a healthy leader
+                # renews, so a server started beside one does not get here in time.
+                self.at_start = self.gained == 1 and self._started_at is not None and (
+                    sent - self._started_at <= self.term.ttl * (1 + 2 / RENEWALS))
             _log.info("scheduler: %s the leader lease %s", "took" if now else "lost",
                       self.name, extra={"fields": {"holder": self.holder, "epoch": epoch}})
             if self.on_change is not None:

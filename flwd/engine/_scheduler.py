@@ -19,7 +19,8 @@ that came due in the jump were missed, as during a downtime, and the schedules'
 (:class:`Leader`, ``_leader.py``) fires. A server that does not hold it forgets its
 lanes and waits; when it takes the lease over it reads every watermark again, so it
 goes on where the last leader stopped (fires due meanwhile are fired late, as by a busy
-host). ``@reboot`` schedules fire when the process first leads. Manual fires, pauses and
+host). ``@reboot`` schedules fire when a process leads from its start (not when it takes
+over later, which is no start). Manual fires, pauses and
 resumes work on every server (they are Core DB state).
 
 **A crash between a fire and its record.** The run's row and its trigger key commit
@@ -97,6 +98,9 @@ class Leader(Protocol):
     #: How many times it was gained: a new count means another server may have fired
     #: in between, whatever this one remembers.
     gained: int
+    #: It was gained as this process started (a start of the cluster, or of a lone
+    #: server), not by a takeover later: ``@reboot`` schedules fire only then.
+    at_start: bool
 
 
 class SchedulerHost(Protocol):
@@ -309,7 +313,9 @@ class Scheduler:
             if not self.leader.leading:
                 return
         if not self._rebooted:
-            await self._reboot()
+            if self.leader is None or self.leader.at_start:
+                await self._reboot()
+            self._rebooted = True  # a takeover later is not a start: no @reboot
         book = await self.host.book()
         states = await self.host.states()
         for name in [name for name in self.lanes if book.get(name) is None]:

@@ -102,6 +102,7 @@ def test_a_cut_off_leader_stops_at_its_deadline_and_another_takes_over(
             cut_at = trio.current_time()
             await watch.event("b", True).wait()
             assert trio.current_time() - cut_at <= TTL + TTL / RENEWALS + 1
+            assert a.at_start and not b.at_start  # b took over: no @reboot for it
             nursery.cancel_scope.cancel()
         table.release_all.set()
 

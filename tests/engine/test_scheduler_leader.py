@@ -22,9 +22,10 @@ MINUTE = 60.0
 class FakeLeader:
     """A lease a test hands over by hand."""
 
-    def __init__(self, leading: bool = False) -> None:
+    def __init__(self, leading: bool = False, *, at_start: bool = True) -> None:
         self._leading = leading
         self.gained = 1 if leading else 0
+        self.at_start = at_start
         self.on_change: Callable[[], None] | None = None
 
     @property
@@ -91,18 +92,22 @@ async def test_a_follower_fires_nothing_but_a_manual_fire(autojump_clock) -> Non
     assert started.row.id == run.id and started.detail["manual"] is True
 
 
-async def test_reboot_fires_when_the_process_first_leads(autojump_clock) -> None:
+async def test_reboot_fires_when_a_process_leads_from_its_start_not_on_a_takeover(
+        autojump_clock) -> None:
     clock = FakeWall(T0)
-    leader = FakeLeader()
+    starter, later = FakeLeader(at_start=True), FakeLeader(at_start=False)
     async with trio.open_nursery() as nursery:
         host = FakeHost(nursery, clock, make("boot", "@reboot"))
-        async with replicas(host, clock, leader):
+        async with replicas(host, clock, starter, later):
             await advance(MINUTE)
-            assert host.started() == []
-            leader.set(True)
+            assert host.started() == []  # nobody leads yet
+            starter.set(True)  # the cluster's start: its first leader fires @reboot
             await advance(MINUTE)
-            leader.set(False)
-            leader.set(True)
+            starter.set(False)
+            later.set(True)  # a takeover later is no start
+            await advance(MINUTE)
+            later.set(False)
+            starter.set(True)  # nor is leading again
             await advance(MINUTE)
         nursery.cancel_scope.cancel()
     assert len(host.started("boot")) == 1
