@@ -35,6 +35,9 @@ async def open_server_tokens(store: Store, chosen: Path | None, path: Path) -> T
         return TokenStore(path)
     from flwd.tokens.core_db import CoreDbTokens
 
+    # A server migrates its Core DB as it starts (its journal would, a moment later):
+    # an older schema has no tokens table yet, and a reader refuses an older schema.
+    await trio.to_thread.run_sync(store.migrate)
     tokens = await trio.to_thread.run_sync(CoreDbTokens, store)
     left = await trio.to_thread.run_sync(_file_tokens, path)
     if left:

@@ -273,3 +273,27 @@ def test_a_source_added_on_one_replica_runs_on_the_others(
         assert removed.status_code == 204, removed.text
         wait_until(lambda: all(listed(server) == [] for server in servers),
                    "every replica to drop the source", timeout=60)
+
+
+def test_a_server_migrates_an_older_schema_before_reading_its_tokens(
+        workspace: Path, tmp_path: Path, postgres_dsn: str) -> None:
+    # A Core DB at schema 11 (before the tokens table): the server migrates it as it
+    # starts, as before, instead of refusing the older schema when it reads the tokens.
+    import psycopg
+
+    from flwd.store import SCHEMA_VERSION, _pg_schema
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for statement in _pg_schema.statements(_pg_schema.BASELINE):
+            conn.execute(statement)
+        for statement in _pg_schema.statements(_pg_schema.MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version(version) VALUES (11)")
+    server = start_server(workspace, tmp_path / "data-old", "--dev", "--db", postgres_dsn)
+    try:
+        assert httpx.get(f"{server.url}/runs", headers=DEV, timeout=30).status_code == 200
+    finally:
+        assert server.stop() == 0
+    with psycopg.connect(postgres_dsn) as conn:
+        (version,) = conn.execute("SELECT version FROM schema_version").fetchone()
+    assert version == SCHEMA_VERSION
