@@ -10,8 +10,6 @@ process (20,000 random methods made a 36 MB scrape).
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -24,12 +22,10 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from flwd import __version__
-from flwd.errors import PROBLEMS
 from flwd.events import POLICY_DECISION, TERMINAL_STATUSES, EventRecord
 from flwd.observe import (
     DELIVERY_OUTCOMES,
     EVICTION_KINDS,
-    HOOK_OUTCOMES,
     LISTEN_CHANNELS,
     PERSISTENCE_OUTCOMES,
     PULL_OUTCOMES,
@@ -39,33 +35,25 @@ from flwd.observe import (
     UNKNOWN_HOOK,
 )
 
-OTHER = "other"
-UNMATCHED = "(unmatched)"
-#: The methods the API serves (HEAD and OPTIONS are answered for every route).
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-STATUS_CODES = frozenset(str(status.value) for status in HTTPStatus)
-#: A policy denial's reason is a problem code (flwd.errors.PROBLEMS).
-DENIAL_REASONS = frozenset(spec.code for spec in PROBLEMS.values())
-#: The kinds of event stream (the ``kind`` label of stream refusals).
-STREAM_KINDS = ("sse", "ndjson", "text", "websocket")
-#: The streams that take a cursor, so can refuse an expired one (WebSocket takes none).
-CURSOR_TRANSPORTS = ("sse", "ndjson")
-_EVICTION_KINDS = frozenset(EVICTION_KINDS)
-_PULL_OUTCOMES = frozenset(PULL_OUTCOMES)
-_SOURCE_TYPES = frozenset(SOURCE_TYPES)
-_SCHEDULE_OUTCOMES = frozenset(SCHEDULE_OUTCOMES)
-_SINK_KINDS = frozenset(SINK_KINDS)
-_DELIVERY_OUTCOMES = frozenset(DELIVERY_OUTCOMES)
-_HOOK_OUTCOMES = frozenset(HOOK_OUTCOMES)
-_LISTEN_CHANNELS = frozenset(LISTEN_CHANNELS)
-#: Hook names counted apart: they are the configured ones (the adapter sends any other
-#: as UNKNOWN_HOOK); past this many, a config that keeps renaming them is "other".
-MAX_HOOK_LABELS = 1000
-
-
-def bounded(value: str, known: frozenset[str]) -> str:
-    """``value`` when it is one of ``known``, else ``other``."""
-    return value if value in known else OTHER
+from ._labels import (
+    CURSOR_TRANSPORTS,
+    DENIAL_REASONS,
+    KNOWN_DELIVERY_OUTCOMES,
+    KNOWN_EVICTION_KINDS,
+    KNOWN_HOOK_OUTCOMES,
+    KNOWN_LISTEN_CHANNELS,
+    KNOWN_PULL_OUTCOMES,
+    KNOWN_SCHEDULE_OUTCOMES,
+    KNOWN_SINK_KINDS,
+    KNOWN_SOURCE_TYPES,
+    MAX_HOOK_LABELS,
+    METHODS,
+    OTHER,
+    STATUS_CODES,
+    STREAM_KINDS,
+    UNMATCHED,
+    bounded,
+)
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Core DB operations take from tens of microseconds (a read from the page cache)
@@ -227,12 +215,12 @@ class Metrics:
         child.observe(seconds)
 
     def evicted(self, kind: str, count: int, size: int) -> None:
-        kind = bounded(kind, _EVICTION_KINDS)
+        kind = bounded(kind, KNOWN_EVICTION_KINDS)
         self.evictions.labels(kind).inc(count)
         self.eviction_bytes.labels(kind).inc(size)
 
     def image_pulled(self, outcome: str, seconds: float) -> None:
-        self.container_pulls.labels(bounded(outcome, _PULL_OUTCOMES)).inc()
+        self.container_pulls.labels(bounded(outcome, KNOWN_PULL_OUTCOMES)).inc()
         if outcome == "ok":
             self.container_pull.observe(seconds)
 
@@ -240,17 +228,17 @@ class Metrics:
         self.manifests_invalid.inc()
 
     def source_added(self, kind: str) -> None:
-        self.sources_added.labels(bounded(kind, _SOURCE_TYPES)).inc()
+        self.sources_added.labels(bounded(kind, KNOWN_SOURCE_TYPES)).inc()
 
     def schedule_fires(self, outcome: str, count: int) -> None:
-        self.schedule_fire_count.labels(bounded(outcome, _SCHEDULE_OUTCOMES)).inc(count)
+        self.schedule_fire_count.labels(bounded(outcome, KNOWN_SCHEDULE_OUTCOMES)).inc(count)
 
     def schedule_lag(self, seconds: float) -> None:
         self.schedule_lag_seconds.observe(max(0.0, seconds))
 
     def notification(self, sink_kind: str, outcome: str) -> None:
-        self.notify_deliveries.labels(bounded(sink_kind, _SINK_KINDS),
-                                      bounded(outcome, _DELIVERY_OUTCOMES)).inc()
+        self.notify_deliveries.labels(bounded(sink_kind, KNOWN_SINK_KINDS),
+                                      bounded(outcome, KNOWN_DELIVERY_OUTCOMES)).inc()
 
     def hook_request(self, hook: str, outcome: str) -> None:
         if hook not in self._hook_labels:
@@ -258,7 +246,7 @@ class Metrics:
                 hook = OTHER
             else:
                 self._hook_labels.add(hook)
-        self.hook_requests.labels(hook, bounded(outcome, _HOOK_OUTCOMES)).inc()
+        self.hook_requests.labels(hook, bounded(outcome, KNOWN_HOOK_OUTCOMES)).inc()
 
     def listening(self, connected: bool) -> None:
         self.cluster_listening.set(1 if connected else 0)
@@ -266,7 +254,7 @@ class Metrics:
             self.cluster_connects.inc()
 
     def heard(self, channel: str, count: int) -> None:
-        self.cluster_notifications.labels(bounded(channel, _LISTEN_CHANNELS)).inc(count)
+        self.cluster_notifications.labels(bounded(channel, KNOWN_LISTEN_CHANNELS)).inc(count)
 
     def cancels_taken(self, count: int) -> None:
         self.cluster_cancels.inc(count)
