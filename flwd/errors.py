@@ -134,6 +134,17 @@ class TriggerAlreadyFired(RecordUnstorable):
         self.key = key
 
 
+class LeaseLost(RecordUnstorable):
+    """A replica of a cluster wrote for a run it no longer holds: the run's lease lapsed
+    and another replica reaped it (or claimed it again). The Core DB refused the
+    records; the run is stopped on this replica (docs/scale-out.md)."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message, hint="this replica could not renew its lease in time "
+                                       "(the Core DB unreachable, or the process stalled)")
+        self.run_id = run_id
+
+
 class IdempotencyKeyTaken(RecordUnstorable):
     """A fresh record of this ``Idempotency-Key`` already exists (another request took
     it first, in this process or another one on the same Core DB): the Core DB refused
@@ -314,6 +325,11 @@ class RunFilterInvalid(FlwdError):
     filter that cannot be used; ``errors`` lists each."""
 
 
+class ReplicaUnfit(FlwdError):
+    """A run that only this replica of a cluster may execute (it has secret arguments)
+    needs labels this replica lacks (the job's ``runs_on``)."""
+
+
 class RunOwnedElsewhere(FlwdError):
     """The run is live in another flwd server process, which alone can cancel it (not
     said of a replica of a PostgreSQL Core DB: the request goes through the Core DB)."""
@@ -428,6 +444,7 @@ PROBLEMS: dict[type[FlwdError], ProblemSpec] = {
     KvLimitInvalid: ProblemSpec(400, "invalid limit", "kv.limit.invalid", 2),
     # flwd's own 400 (the reference has no such filters), titled as flwd's other 400s.
     RunFilterInvalid: ProblemSpec(400, "invalid request", "invalid-request", 2),
+    ReplicaUnfit: ProblemSpec(409, "replica lacks the job's labels", "cluster.labels", 2),
     RunOwnedElsewhere: ProblemSpec(409, "run owned by another server", "run.owned.elsewhere", 1),
     ScheduleNotFound: ProblemSpec(404, "schedule not found", "schedule.not.found", 2),
     # Exit 1, like the other errors of the environment rather than of the command line.

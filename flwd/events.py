@@ -304,6 +304,28 @@ class RunRow:
         return out
 
 
+@dataclass(slots=True)
+class ClusterRun(RunRow):
+    """A run row as a replica of a cluster creates it (flwd/engine/_cluster.py): queued
+    for any replica (``replica_id`` None; ``queue`` holds what another replica needs to
+    plan it again), or claimed at once by the replica that took it (a run with secret
+    arguments, whose values never go to the Core DB)."""
+
+    #: The plan request another replica re-plans (no secret value), with the digest of
+    #: the plan shown to the client; None for a run only this replica may execute.
+    queue: dict[str, Any] | None = None
+    #: The labels a replica needs (the job's ``runs_on``).
+    runs_on: list[str] = field(default_factory=list)
+    #: The job's ``concurrency``, honoured across the cluster.
+    concurrency: int | None = None
+    #: The source the job comes from (a replica without its checkout leaves the run).
+    job_source: str | None = None
+    #: The replica that holds the run's lease (None: queued for any).
+    replica_id: str | None = None
+    #: Seconds the lease lasts from its commit (on the database's clock).
+    lease: float = 0.0
+
+
 def schedule_key_prefix(workspace: str | None, name: str) -> str:
     """What the trigger keys of schedule ``name`` of ``workspace`` start with.
 

@@ -191,7 +191,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         ui: bool | None = None,
                         extension: list[str] | None = None,
                         session_ttl: str = "12h",
-                        public_url: str | None = None) -> int:
+                        public_url: str | None = None,
+                        labels: list[str] | None = None) -> int:
     """Serve the REST + SSE API (and the web UI at /) until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -259,7 +260,12 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         The URL people reach this server at (behind a proxy, say), for the links to runs
         in notifications and the web UI's webhook addresses (also FLWD_PUBLIC_URL); default
         the address it is bound to.
+    labels
+        This replica's labels in a cluster (servers sharing a PostgreSQL Core DB): it
+        claims only the runs of jobs whose `runs_on` it has (comma-separated or
+        repeatable; also FLWD_LABELS; docs/scale-out.md).
     """
+    from flwd.engine import cluster_settings
     from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
     from flwd.kv import KvNamespaces
 
@@ -287,7 +293,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         max_concurrent_runs=max_concurrent_runs, max_streams=max_streams,
         kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl,
         public_url=public_url or os.environ.get("FLWD_PUBLIC_URL") or None,
-        command_lines=ServedCommandLines()))
+        command_lines=ServedCommandLines(),
+        cluster=cluster_settings(labels, os.environ)))
     return 0
 
 

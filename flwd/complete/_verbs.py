@@ -173,6 +173,8 @@ VERBS: dict[str, Verb] = {
         ("git-allow-host", "a host git sources may be cloned from (repeatable)", (), True),
         ("kv-namespace", "a KV namespace as NAME[=LIMIT] (repeatable; replaces the default)",
          (), True),
+        ("labels", "this replica's labels in a cluster (jobs' runs_on), comma-separated", (),
+         True),
         ("log", "log format on stderr", ("text", "json"), False),
         ("max-concurrent-runs", "at most this many runs at once (others wait queued)", (),
          False),

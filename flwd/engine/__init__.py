@@ -3,6 +3,8 @@ the scheduler."""
 
 from ._client import Engine as Engine
 from ._client import open_engine as open_engine
+from ._cluster import ClusterSettings as ClusterSettings
+from ._cluster import cluster_settings as cluster_settings
 from ._decisions import journal_refusal_sync as journal_refusal_sync
 from ._hub import EventHub as EventHub
 from ._recovery import recover as recover

@@ -48,6 +48,7 @@ from flwd.schedule import Schedule, ScheduleBook
 from flwd.settings import Settings
 from flwd.store import KvItem, RetentionPolicy, ScheduleState
 
+from ._cluster import ClusterSettings
 from ._decisions import decision_records
 from ._hub import EventHub
 from ._journal import Append, JournalRef
@@ -86,6 +87,36 @@ class Engine:
         self._idempotency_key: bytes | None = None
         #: The Rule-Y KV of the Core DB, in the namespaces this engine allows.
         self.kv = KvSpace(self.store, root.kv_namespaces)
+
+    @property
+    def replica(self) -> tuple[str, tuple[str, ...]] | None:
+        """(this replica's id, its labels) in a cluster; None outside one."""
+        cluster = self.root.cluster
+        return None if cluster is None else (cluster.replica_id, cluster.settings.labels)
+
+    def cluster_load(self) -> tuple[int, int]:
+        """(runs executing in this process, runs waiting here for a slot)."""
+        return self.root.cluster_load()
+
+    async def cluster_view(self) -> dict[str, Any]:
+        """What ``GET /cluster`` answers: this replica and every other one that heartbeated
+        within a day (their labels, heartbeat age, running counts); outside a cluster,
+        ``mode: single`` and no replicas.
+
+        Raises:
+            StorageError: the Core DB cannot be read.
+
+        Cancellation: nothing is left behind (the read is abandoned in its thread).
+        """
+        cluster = self.root.cluster
+        if cluster is None:
+            return {"mode": "single", "replica_id": None, "replicas": []}
+        listed = await cluster.replicas()
+        lease = cluster.timing.lease
+        return {"mode": "cluster", "replica_id": cluster.replica_id,
+                "heartbeat_seconds": cluster.timing.heartbeat, "lease_seconds": lease,
+                "replicas": [{**item.to_json(), "alive": item.stopped_at is None
+                              and item.heartbeat_age < lease} for item in listed]}
 
     @property
     def storage_error(self) -> StorageError | None:
@@ -464,13 +495,18 @@ class Engine:
             return "terminal", run
         if await self.cancel_run(run.id, reason=reason, by=by, force=force) == "requested":
             return "requested", run
+        if run.owner_kind == "cluster" and run.owner_pid is None and run.status == "queued":
+            if await self.root.cancel_queued(run, reason, by):
+                # Queued for any replica: taken and canceled here, at once.
+                return "terminal", await self.get_run(run.id)
+            run = await self.get_run(run.id)  # a replica claimed it meanwhile
         here = run.owner_host in (None, owner_identity()[2])
         pid = run.owner_pid
         alive = pid is not None and pid > 0 and here and process_alive(pid, run.owner_start)
         if alive and run.owner_kind == "cli" and pid is not None:
             if signal_owner(pid):
                 return "requested", run
-        elif run.owner_kind == "serve" and (alive or not here):
+        elif run.owner_kind in ("serve", "cluster") and (alive or not here):
             if self.root.wakes is not None:
                 # A replica of this cluster: it takes the request (flwd/engine/_listener.py).
                 # One of another host is not known dead here: its lease decides.
@@ -672,7 +708,8 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
                       kv_namespaces: KvNamespaces | None = None,
                       observer: Observer = UNOBSERVED, schedules: bool = False,
                       clock: WallClock | None = None,
-                      links: RunLinks | None = None) -> AsyncIterator[Engine]:
+                      links: RunLinks | None = None,
+                      cluster: ClusterSettings | None = None) -> AsyncIterator[Engine]:
     """Run the actor tree for the duration of the block; the client to use it.
 
     ``sources``: the allow-list of a process that manages sources (serve);
@@ -684,7 +721,9 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     images are pulled for container steps, which sources are added and how notifications'
     deliveries end (metrics);
     ``schedules``: run the scheduler (a server), on ``clock`` (default: the system's);
-    ``links``: where the runs can be looked at (a server's URL), for notifications.
+    ``links``: where the runs can be looked at (a server's URL), for notifications;
+    ``cluster``: take part in a cluster (a server on a PostgreSQL Core DB: runs are
+    queued for any replica, claimed and leased; see ``_cluster.py``).
 
     On entry, runs left unfinished by dead processes are marked ``interrupted``.
     On exit, live runs are cancelled (TERM → grace → KILL), then the tree stops
@@ -702,8 +741,14 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
     root = Root(settings, hub, writer, owner_kind=owner_kind, sources=sources, oci=oci,
                 retention=retention, max_concurrent_runs=max_concurrent_runs,
                 kv_namespaces=kv_namespaces, observer=observer, schedules=schedules,
-                links=links)
+                links=links, cluster=cluster)
     engine = Engine(root, policy=policy, runtime=runtime, profile=profile)
+
+    async def replan(job_id: str, args: dict[str, Any], profile: str | None) -> Plan:
+        return await engine.plan(PlanRequest(job_id, args=args, profile=profile,
+                                             profile_from="the queued run"))
+
+    root.replan = replan
 
     # On a Core DB several servers share, the scheduler fires while it holds the
     # leader lease of its workspace (``_leader.py``); the lease's length is read now,

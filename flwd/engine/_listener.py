@@ -38,6 +38,7 @@ from flwd.observe import UNOBSERVED, Observer
 from flwd.store import (
     CANCELS_CHANNEL,
     EVENTS_CHANNEL,
+    QUEUE_CHANNEL,
     CancelRequest,
     Store,
     parse_cancel_payload,
@@ -80,6 +81,8 @@ class Listener:
         self.cancel_poll = cancel_poll
         #: Told of the connection's ups and downs, what it heard and the cancels taken.
         self.observer = observer
+        #: Told when a run was queued for any replica of the cluster (its claimer looks).
+        self.on_queued: Callable[[], None] | None = None
         #: Times the connection was (re)established.
         self.connects = 0
         #: A cancel notification came (or the connection was re-established): look now.
@@ -151,6 +154,9 @@ class Listener:
             moved = parse_event_payload(payload)
             if moved is not None:
                 self.wakes.moved(*moved)
+        elif channel == QUEUE_CHANNEL:
+            if self.on_queued is not None:
+                self.on_queued()
         elif channel == CANCELS_CHANNEL:
             run_id = parse_cancel_payload(payload)
             if run_id is not None and run_id in self.live_runs():
@@ -182,7 +188,8 @@ def _open(dsn: str) -> Listening:
     """A connection listening on the journal's channels (blocking: a worker thread)."""
     from flwd.store.postgres import Listening
 
-    return Listening(dsn, (EVENTS_CHANNEL, CANCELS_CHANNEL), application_name=APPLICATION_NAME)
+    return Listening(dsn, (EVENTS_CHANNEL, CANCELS_CHANNEL, QUEUE_CHANNEL),
+                     application_name=APPLICATION_NAME)
 
 
 async def _open_abandonable(dsn: str) -> Listening:

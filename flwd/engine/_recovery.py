@@ -66,9 +66,11 @@ def recover_interrupted(store: Store, *, runs_dir: Path | None = None) -> list[s
     # is reported before anything is killed (as when the marking fails).
     store.migrate()
     host = socket.gethostname()
+    # A run of a cluster (owner_kind "cluster") is queued for any replica or leased by
+    # one: the replicas' reapers finish it when its lease lapses, never recovery.
     orphaned = [
         run for run in store.unfinished_runs()
-        if run.owner_host in (None, host)
+        if run.owner_kind != "cluster" and run.owner_host in (None, host)
         and not (run.owner_pid and process_alive(run.owner_pid, run.owner_start))
     ]
     if runs_dir is not None:

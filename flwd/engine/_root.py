@@ -21,6 +21,7 @@ not an actor: an extra hop would add latency and a queue to every batch for noth
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,16 +46,21 @@ from actors import (
 from flwd.errors import (
     IdempotencyConflict,
     IdempotencyKeyTaken,
+    LeaseLost,
     RecordUnstorable,
+    ReplicaUnfit,
     SourceNotFound,
     StorageError,
 )
 from flwd.events import (
+    RUN_CANCELED,
     RUN_FINISH,
+    ClusterRun,
     EventRecord,
     IdempotencyRecord,
     RunRow,
     Trigger,
+    format_ts,
     now,
 )
 from flwd.execute import owner_identity
@@ -80,9 +86,11 @@ from flwd.store import (
 )
 
 from ._catalog import CatalogCache
+from ._cluster import Cluster, ClusterSettings, Replanner, run_cluster
 from ._finisher import Finisher, describe_crash, resync
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
+from ._lease import plan_digest
 from ._listener import Listener, listener_of
 from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
@@ -178,7 +186,8 @@ class Root:
                  max_concurrent_runs: int | None = None,
                  kv_namespaces: KvNamespaces | None = None,
                  observer: Observer = UNOBSERVED, schedules: bool = False,
-                 links: RunLinks | None = None) -> None:
+                 links: RunLinks | None = None,
+                 cluster: ClusterSettings | None = None) -> None:
         self.settings = settings
         #: Told how long Core DB operations take, what retention evicts, what is pulled.
         self.observer = observer
@@ -243,6 +252,14 @@ class Root:
             children.append(ChildSpec("retention", partial(
                 run_retention, self.retention, self.store, settings.runs_dir,
                 observer=observer), shutdown_timeout=10.0))
+        #: This server's part in a cluster (serve on a PostgreSQL Core DB; see _cluster.py).
+        self.cluster: Cluster | None = None
+        #: Re-plans a claimed run (open_engine sets it: it needs the Engine).
+        self.replan: Replanner | None = None
+        if owner_kind == "serve":  # only on PostgreSQL (see _join_cluster)
+            self.cluster = self._join_cluster(cluster or ClusterSettings(), max_concurrent_runs)
+        if self.cluster is not None:
+            children.append(ChildSpec("cluster", self._run_cluster, shutdown_timeout=5.0))
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
         #: A server of a PostgreSQL Core DB hears what the other replicas commit (runs
         #: to follow, cancels to make: flwd/engine/_listener.py).
@@ -253,6 +270,8 @@ class Root:
             self.listener = Listener(settings.db, self.store, self.wakes,
                                      live_runs=lambda: self._live.keys(),
                                      cancel=self._cancel_requested, observer=observer)
+            if self.cluster is not None:  # a run queued anywhere: this replica's claimer looks
+                self.listener.on_queued = self.cluster.wake
             children.append(ChildSpec("listener", self.listener.run, shutdown_timeout=5.0))
         #: The scheduler's start function (it needs the Engine, made after the root:
         #: open_engine sets it before the tree starts). Last: it stops first.
@@ -372,14 +391,18 @@ class Root:
             if earlier is not None:
                 return await self._replay(earlier.body_sha256, earlier.run_id, idempotency[1])
         pid, start_time, host = owner_identity()
-        run = RunRow(id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
-                     profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
-                     provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
-                     owner_host=host, owner_kind=self.owner_kind,
-                     workspace=self.settings.workspace_key, executor=plan.executor,
-                     runtime=plan.runtime_kind,
-                     trigger=None if trigger is None else trigger.detail,
-                     trigger_key=None if trigger is None else trigger.key)
+        fields: dict[str, Any] = dict(
+            id=new_run_id(), job_id=plan.job.id, status="queued", created_at=now(),
+            profile=plan.profile, args=plan.binding.redacted(), plan=plan.to_json(),
+            provenance=plan.provenance(), owner_pid=pid, owner_start=start_time,
+            owner_host=host, owner_kind=self.owner_kind,
+            workspace=self.settings.workspace_key, executor=plan.executor,
+            runtime=plan.runtime_kind,
+            trigger=None if trigger is None else trigger.detail,
+            trigger_key=None if trigger is None else trigger.key)
+        run = RunRow(**fields) if self.cluster is None else self._cluster_run(plan, fields)
+        if isinstance(run, ClusterRun) and run.replica_id is None:
+            return await self._enqueue(journal, run, idempotency)
         # Before anything is journaled: a tree deleted since the plan was made
         # is a clear error, and no flwd process deletes it while the run lives.
         await self._lease_tree(run.id, plan)
@@ -406,11 +429,19 @@ class Root:
                                          f"{describe_crash(exc)}")
             raise
         self.finisher.own(run.id, run.job_id)
+        if self.cluster is not None:  # claimed at insert: its lease is committed now
+            self.cluster.fence.epochs[run.id] = 1
+        await self._launch(run, plan)
+        return run, False
+
+    async def _launch(self, run: RunRow, plan: Plan) -> None:
+        """Start the actor of a journaled run this process executes (it owns it)."""
         self.notifier.arm(run, plan.job.notify_rules)
         # Before the run's first event: late subscribers replay it from memory.
         self.hub.track(run.id)
         # A thin client's run is cancelled with that client's grace, as locally.
         grace = self.settings.grace if plan.grace is None else plan.grace
+        journal: JournalRef = self.supervisor.child_value("journal")
         actor = RunActor(run.id, plan, journal, runs_dir=self.settings.runs_dir,
                          grace=grace, on_digest=self.record_digest,
                          slots=self.slots, local_access=self.local_access,
@@ -427,7 +458,168 @@ class Root:
             self.finisher.actor_exited(run.id, exc)
             raise
         self._live[run.id] = ref
+
+    # -- the cluster (serve on PostgreSQL) -----------------------------------------
+    def _join_cluster(self, settings: ClusterSettings, capacity: int | None
+                      ) -> Cluster | None:
+        if "flwd.store.postgres" not in sys.modules:
+            return None  # SQLite (psycopg is loaded only with a PostgreSQL Core DB)
+        from flwd.store import Fence, ThreadedJournal
+        from flwd.store.postgres import PostgresStore
+
+        store, writer = self.store, self.writer
+        if not isinstance(store, PostgresStore) or not isinstance(writer, ThreadedJournal):
+            return None  # SQLite: one server per Core DB, as always
+        fence = Fence(settings.replica_id)
+        writer.fence = fence
+        self.hub.taps.append(self._cluster_observe)
+        return Cluster(settings, store, fence, self, capacity=capacity,
+                       grace=self.settings.grace, runs_dir=self.settings.runs_dir)
+
+    async def _run_cluster(self, *, task_status: trio.TaskStatus[Cluster]
+                           = trio.TASK_STATUS_IGNORED) -> None:
+        """One incarnation of the cluster actor (see _cluster.py).
+
+        Cancellation: as ``Cluster.run``.
+        """
+        assert self.cluster is not None
+        await run_cluster(self.cluster, task_status=task_status)
+
+    def _cluster_observe(self, batch: Sequence[EventRecord]) -> None:
+        # A hub tap: a run whose run.finish is committed needs its lease no more.
+        if self.cluster is None:
+            return
+        for record in batch:
+            if record.type == RUN_FINISH:
+                self.cluster.fence.epochs.pop(record.run_id, None)
+
+    def _cluster_run(self, plan: Plan, fields: dict[str, Any]) -> ClusterRun:
+        """The row of a new run of a cluster replica: queued for any replica, or (secret
+        arguments, a thin client's command line) claimed by this one at once.
+
+        Raises:
+            ReplicaUnfit: a run only this replica may execute needs labels it lacks.
+        """
+        assert self.cluster is not None
+        cluster = self.cluster
+        config = plan.job.config
+        binding = plan.binding
+        local_only = (bool(binding.secret_names & binding.values.keys())
+                      or plan.host_env is not None or plan.grace is not None)
+        common: dict[str, Any] = dict(
+            runs_on=list(config.runs_on), concurrency=config.concurrency,
+            job_source=plan.job.source, lease=cluster.timing.lease, owner_kind="cluster")
+        if local_only:
+            missing = sorted(set(config.runs_on) - set(cluster.settings.labels))
+            if missing:
+                raise ReplicaUnfit(
+                    f"job {plan.job.id} runs on replicas labelled {', '.join(missing)}, which "
+                    "this one is not, and a run with secret arguments is executed by the "
+                    "replica that received it", hint="send the request to a replica with "
+                    "those labels (GET /cluster lists them)")
+            return ClusterRun(**{**fields, **common}, replica_id=cluster.replica_id)
+        retries = (config.error_handling.retries
+                   if config.error_handling.policy == "retry" else 0)
+        queue = {"job_id": plan.alias.name if plan.alias is not None else plan.job.id,
+                 "args": binding.values, "profile": plan.profile,
+                 "digest": plan_digest(plan.to_json()), "retries": retries, "attempt": 0,
+                 "accepted_by": cluster.replica_id}
+        return ClusterRun(**{**fields, **common, "owner_pid": None, "owner_start": None,
+                             "owner_host": None}, queue=queue, replica_id=None)
+
+    async def _enqueue(self, journal: JournalRef, run: ClusterRun,
+                       idempotency: tuple[str, str] | None) -> tuple[RunRow, bool]:
+        """Journal a run queued for any replica of the cluster (this one included: its
+        claimer is woken by the journal's NOTIFY like every other's)."""
+        items: list[JournalItem] = [run]
+        if idempotency is not None:
+            items.append(IdempotencyRecord(idempotency[0], idempotency[1], run.id,
+                                           run.created_at))
+        try:
+            await self._create(journal, items, keyed=idempotency is not None)
+        except IdempotencyKeyTaken as taken:
+            assert idempotency is not None
+            return await self._replay(taken.body_digest, taken.run_id, idempotency[1])
         return run, False
+
+    def cluster_load(self) -> tuple[int, int]:
+        """(runs executing here, runs waiting here for a local slot)."""
+        waiting = len(self.slots.book.queue) if self.slots is not None else 0
+        return len(self._live) - waiting, waiting
+
+    def held_runs(self) -> list[str]:
+        """The runs whose lease this replica keeps (claimed, ``run.finish`` not committed)."""
+        return list(self.cluster.fence.epochs) if self.cluster is not None else []
+
+    def lease_lost(self, run_ids: Sequence[str], reason: str) -> None:
+        """Stop these runs at once (their processes killed, no grace): another replica
+        may take them over. Their records are refused from now on (the fence)."""
+        for run_id in run_ids:
+            ref = self._live.get(run_id)
+            if ref is None and self.cluster is not None:
+                self.cluster.fence.epochs.pop(run_id, None)  # nothing of it runs here
+            if ref is not None:
+                self.finisher.stopping(run_id, reason)
+                try:
+                    ref.cast_nowait(Cancel(reason, "cluster", force=True, failure=True))
+                except (trio.WouldBlock, ActorStopped):
+                    pass
+
+    async def cancel_queued(self, run: RunRow, reason: str, by: str) -> bool:
+        """Cancel a run still queued for any replica of the cluster: this replica claims
+        it and journals it ``canceled`` under its lease. False when a replica claimed it
+        first (it is live there: cancel it there).
+
+        Cancellation: the run may be claimed and canceled all the same; or claimed only,
+        and then reaped ``interrupted`` when its lease lapses.
+        """
+        if self.cluster is None or await self.cluster.take_queued(run.id) is None:
+            return False
+        ts = now()
+        await self._journal_records([
+            EventRecord(run_id=run.id, job_id=run.job_id, type=RUN_CANCELED, ts=ts,
+                        data={"reason": reason, "by": by}),
+            EventRecord(run_id=run.id, job_id=run.job_id, type=RUN_FINISH, ts=ts,
+                        data={"status": "canceled", "finished_at": format_ts(ts),
+                              "error": reason})])
+        return True
+
+    def source_names(self) -> list[str]:
+        return [entry.source.name for entry in self.source_book.listing()]
+
+    async def start_claimed(self, run_id: str, job_id: str, queue: dict[str, Any],
+                            epoch: int) -> None:
+        """Re-plan a run this replica claimed and start it; a plan that differs from the
+        one the accepting replica showed (or that cannot be made here) fails the run.
+
+        Cancellation: the run stays claimed by this replica; its lease lapses and a
+        reaper finishes it ``interrupted``.
+        """
+        self.finisher.own(run_id, job_id)
+        try:
+            assert self.replan is not None, "open_engine sets the replanner"
+            plan = await self.replan(queue["job_id"], dict(queue.get("args") or {}),
+                                     queue.get("profile"))
+            digest = plan_digest(plan.to_json())
+            if digest != queue.get("digest"):
+                raise _PlanDiffers(
+                    f"the plan made by this replica ({self.cluster.replica_id if self.cluster else ''}) "
+                    f"differs from the one replica {queue.get('accepted_by')} made when it "
+                    "accepted the run (the job, its config or the policy differ between "
+                    "replicas); nothing was executed")
+            plan.require_runnable()
+            run = await trio.to_thread.run_sync(self.store.get_run, run_id)
+            await self._lease_tree(run_id, plan)
+        except Exception as exc:
+            cause = (str(exc) if isinstance(exc, _PlanDiffers) else
+                     f"this replica could not plan the run it claimed: {describe_crash(exc)}")
+            _log.warning("flwd: run %s: %s", run_id, cause)
+            self.finisher.orphan(run_id, cause)
+            return
+        try:
+            await self._launch(run, plan)
+        except Exception:
+            _log.exception("flwd: run %s could not be started", run_id)
 
     async def _lease_tree(self, run_id: str, plan: Plan) -> None:
         """Lease the source tree a run of ``plan`` executes from (a workspace job or a
@@ -520,6 +712,8 @@ class Root:
 
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
+        if self.cluster is not None:
+            self.cluster.wake()  # a slot is free
         self._release_tree(name)
         crash = result.error if isinstance(result, outcome.Error) else None
         if crash is not None:
@@ -585,6 +779,10 @@ class Root:
         """
         if isinstance(error, IdempotencyKeyTaken):
             return  # a request answered by the key's run (start_run): nothing failed
+        if isinstance(error, LeaseLost):
+            # Another replica holds the run now: nothing more of it is this one's to write.
+            self.lease_lost([error.run_id], error.detail)
+            return
         _log.warning("flwd: %s", error.one_line())
         for run_id in dict.fromkeys(item.run_id for item in items
                                     if isinstance(item, EventRecord)):
@@ -641,6 +839,10 @@ class Root:
             _cancel_nowait(ref, "flwd is shutting down", "shutdown")
         await self.supervisor.aclose()
         self.hub.close()
+
+
+class _PlanDiffers(Exception):
+    """A claimed run's plan, made again here, is not the one shown when it was accepted."""
 
 
 def _cancel_nowait(ref: RunRef, reason: str, by: str, *, failure: bool = False) -> None:

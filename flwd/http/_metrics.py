@@ -10,6 +10,8 @@ process (20,000 random methods made a 36 MB scrape).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -54,6 +56,9 @@ from ._labels import (
     UNMATCHED,
     bounded,
 )
+
+if TYPE_CHECKING:
+    from flwd.engine import Engine
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Core DB operations take from tens of microseconds (a read from the page cache)
@@ -105,6 +110,11 @@ class Metrics:
             # Present at 0 from the start: rate(flwd_runs_total{status="failed"}[1h])
             # must be 0, not "no data", before the first failure.
             self.runs.labels(status)
+        # One series per process (bounded): which replica of a cluster this server is.
+        self.replica_info = Info("flwd_replica", "This server as a replica of a cluster "
+                                 "(id, labels); absent outside one", registry=registry)
+        self.replica_runs = Gauge("flwd_replica_runs", "Runs this server holds, executing "
+                                  "or waiting for a local slot", ["state"], registry=registry)
         self.run_duration = Histogram("flwd_run_duration_seconds", "Wall time of runs",
                                       buckets=_DURATION, registry=registry)
         self.sse_streams = Gauge("flwd_sse_active_streams", "Open Server-Sent Events streams",
@@ -269,6 +279,15 @@ class Metrics:
 
     def observe_run_finish(self, status: object) -> None:
         self.runs.labels(bounded(str(status), TERMINAL_STATUSES)).inc()
+
+    def watch_replica(self, engine: Engine) -> None:
+        """When the server is a replica of a cluster: say which, and count its runs."""
+        if engine.replica is None:
+            return
+        replica_id, labels = engine.replica
+        self.replica_info.info({"replica": replica_id, "labels": ",".join(labels)})
+        self.replica_runs.labels("running").set_function(lambda: engine.cluster_load()[0])
+        self.replica_runs.labels("waiting").set_function(lambda: engine.cluster_load()[1])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

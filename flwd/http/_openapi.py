@@ -23,6 +23,7 @@ from ._models import (
     RunRequest,
     StorageHealth,
 )
+from ._openapi_cluster import cluster_paths
 from ._openapi_hooks import hook_paths
 from ._openapi_kv import kv_paths
 from ._openapi_parts import PAGING as _PAGING
@@ -162,6 +163,7 @@ def _paths() -> dict[str, Any]:
                              "(the StorageHealth keys as extensions)")})},
         "/server": {"get": _op("What this server is: version, profile, runtime, UI",
                                ("jobs:read",), {"200": _json(_SERVER), **_problems(401, 403)})},
+        **cluster_paths(),
         **_source_paths(),
         **schedule_paths(),
         **kv_paths(),

@@ -1,4 +1,5 @@
-"""Operations: ``/healthz``, ``/health/storage``, ``/server``, ``/metrics`` and ``/openapi.json``."""
+"""Operations: ``/healthz``, ``/health/storage``, ``/server``, ``/cluster``, ``/metrics`` and
+``/openapi.json``."""
 
 from __future__ import annotations
 
@@ -66,6 +67,18 @@ async def server_info() -> Response:
     return response
 
 
+async def cluster() -> Response:
+    """The replicas of this server's cluster (servers sharing a PostgreSQL Core DB): their
+    labels, heartbeat age and running counts; ``mode: single`` outside one."""
+    try:
+        view = await current_state().engine.cluster_view()
+    except StorageError as exc:
+        raise _degraded(exc.one_line()) from exc
+    response = jsonify(view)
+    response.headers.update(_NO_STORE)
+    return response
+
+
 async def healthz() -> Response:
     return Response("", status=204, headers={"Cache-Control": "no-store"})
 
@@ -86,6 +99,7 @@ def ops_blueprint(*, with_metrics: bool) -> Blueprint:
     blueprint.add_url_rule("/health/storage", view_func=storage_health, methods=["GET"])
     blueprint.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     blueprint.add_url_rule("/server", view_func=server_info, methods=["GET"])
+    blueprint.add_url_rule("/cluster", view_func=cluster, methods=["GET"])
     if with_metrics:
         blueprint.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
     blueprint.add_url_rule("/openapi.json", view_func=openapi, methods=["GET"])

@@ -42,6 +42,8 @@ ROUTE_SCOPES: dict[str, tuple[Requirement, ...]] = {
     "ops.storage_health": (AnyScope(("jobs:read", "metrics:read")),),
     "ops.metrics": ("metrics:read",),
     "ops.server_info": ("jobs:read",),
+    # Who executes runs: read like the server's own status and its metrics.
+    "ops.cluster": (AnyScope(("jobs:read", "metrics:read")),),
     "hooks.list_hooks": ("jobs:read",),
     # Schedules are read like jobs; pausing, resuming and firing one decide runs.
     "schedules.list_schedules": ("jobs:read",),

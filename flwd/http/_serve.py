@@ -26,7 +26,7 @@ from hypercorn.config import Config, Sockets
 
 from flwd.containers import reap_orphans
 from flwd.daemon import CLIENT_PROTOCOL, DataDirLock, client_url, hold_data_dir
-from flwd.engine import open_engine
+from flwd.engine import ClusterSettings, open_engine
 from flwd.errors import RunNotFound, UsageError
 from flwd.events import (
     POLICY_DECISION,
@@ -109,6 +109,7 @@ class ServeConfig:
     public_url: str | None = None
     #: What plans the thin client's command lines (the CLI's; None: they run locally).
     command_lines: CommandLines | None = None
+    cluster: ClusterSettings | None = None  # as a replica (--labels; PostgreSQL only)
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -241,13 +242,14 @@ async def serve(settings: Settings, config: ServeConfig, *,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
             runtime=runtime, profile=profile, kv_namespaces=kv_namespaces,
             observer=metrics if metrics is not None else UNOBSERVED, schedules=True,
-            links=links) as engine:
+            links=links, cluster=config.cluster) as engine:
         if runtime is not None:
             # Recovery has marked the runs of dead owners; their containers go now.
             await trio.to_thread.run_sync(partial(
                 reap_orphans, runtime, partial(run_is_live, settings.open_store())))
         if metrics is not None:
             engine.hub.taps.append(_metrics_tap(metrics))  # type: ignore[arg-type]
+            metrics.watch_replica(engine)
         app = create_app(engine, options, authenticator, metrics, config.command_lines)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutting_down, engine.hub.close)

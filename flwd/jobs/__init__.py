@@ -29,6 +29,7 @@ from ._cli_tokens import bind_cli_tokens as bind_cli_tokens
 from ._cli_tokens import bind_job_flags as bind_job_flags
 from ._cli_tokens import parse_cli_tokens as parse_cli_tokens
 from ._cli_tokens import parse_job_flags as parse_job_flags
+from ._config import LABEL_RE as LABEL_RE
 from ._config import ContainerConfig as ContainerConfig
 from ._config import ContainerResources as ContainerResources
 from ._config import ErrorHandling as ErrorHandling

@@ -55,6 +55,8 @@ __all__ = [
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A replica label (``:serve --labels``, a job's ``runs_on``).
+LABEL_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _STEP_EXECUTOR: Final = "a step cannot choose its executor; set executor on the job"
 #: The warning for ``steps`` written without ``composition: steps`` (they never run).
 STEPS_IGNORED: Final = "steps: ignored without 'composition: steps'"
@@ -252,6 +254,9 @@ class JobConfig(_Model):
     #: At most this many runs of this job execute at once (per server); the
     #: others wait ``queued``.
     concurrency: int | None = Field(default=None, ge=1)
+    #: The labels a replica of a cluster must have to run it (``:serve --labels``);
+    #: empty: any replica. Outside a cluster it means nothing (docs/scale-out.md).
+    runs_on: list[str] = Field(default_factory=list)
     error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
     composition: Literal["steps"] | None = None
     steps: list[Step] = Field(default_factory=list, validate_default=True)
@@ -264,6 +269,28 @@ class JobConfig(_Model):
     #: ``hooks:`` entries as written: flwd.hooks checks them (a bad one is reported and
     #: not served; the job itself stays usable).
     hooks: list[Any] = Field(default_factory=list)
+
+    @field_validator("runs_on", mode="before")
+    @classmethod
+    def _runs_on(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]  # runs_on: linux
+        if not isinstance(value, list):
+            return value  # the list type check reports it
+        problems: list[tuple[Loc, str]] = []
+        labels: list[str] = []
+        for index, item in enumerate(value):
+            label = item.strip().lower() if isinstance(item, str) else None
+            if label is None or not LABEL_RE.fullmatch(label):
+                problems.append(((index,), f"{show(item)} is not a valid label (lower-case "
+                                           "letters, digits, '_', '.', '-'; as in :serve --labels)"))
+            elif label not in labels:
+                labels.append(label)
+        if problems:
+            raise spec_error(problems)
+        return labels
 
     @field_validator("hooks", mode="before")
     @classmethod
@@ -604,6 +631,7 @@ _TOP: Final[Mapping[str, Any]] = {
     "env_inheritance": None,
     "timeout": None,
     "concurrency": None,
+    "runs_on": None,
     "error_handling": {"policy": None, "retries": None, "retry_backoff": None},
     "composition": None,
     "steps": _Each(_STEP),

@@ -2,6 +2,7 @@
 and :func:`open_store` (a SQLite file, or a PostgreSQL database: ``flwd.store.postgres``,
 imported only when a ``postgresql://`` URL is opened)."""
 
+from . import _cluster as cluster  # noqa: F401  (flwd.store.cluster: the cluster's SQL)
 from ._cancels import CancelRequest as CancelRequest
 from ._db import connect as connect
 from ._db import db_path as db_path
@@ -21,6 +22,8 @@ from ._idempotency import IDEMPOTENCY_TTL as IDEMPOTENCY_TTL
 from ._idempotency import body_digest as body_digest
 from ._idempotency import install_key as install_key
 from ._idempotency import same_body as same_body
+from ._journal import QUEUE_CHANNEL as QUEUE_CHANNEL
+from ._journal import Fence as Fence
 from ._journal import GroupResult as GroupResult
 from ._journal import JournalItem as JournalItem
 from ._journal import append_batch as append_batch
@@ -61,3 +64,4 @@ from ._typing import JournalSink as JournalSink
 from ._typing import SourceRecord as SourceRecord
 from ._typing import Store as Store
 from ._writer import JournalWriter as JournalWriter
+from ._writer import ThreadedJournal as ThreadedJournal

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from flwd.errors import (
     IdempotencyKeyTaken,
+    LeaseLost,
     RecordUnstorable,
     StorageError,
     TriggerAlreadyFired,
@@ -20,6 +21,7 @@ from flwd.events import (
     RUN_FINISH,
     RUN_START,
     TERMINAL_STATUSES,
+    ClusterRun,
     EventRecord,
     IdempotencyRecord,
     RunRow,
@@ -31,6 +33,24 @@ from ._notify import record_delivery
 from ._signals import EVENTS_CHANNEL, event_payloads, last_seqs
 
 JournalItem = EventRecord | RunRow | IdempotencyRecord
+#: The channel a replica of a cluster listens on for runs queued for any replica.
+QUEUE_CHANNEL = "flwd_runs_queued"
+
+
+class Fence:
+    """The runs a replica of a cluster holds, with the epoch of each lease it holds.
+
+    Every batch that writes an event of one of them checks, in its transaction and
+    under the write lock, that the run's row still names this replica and this epoch:
+    a replica whose lease lapsed (and was reaped, or claimed again elsewhere) cannot
+    write for the run any more (its group is refused with
+    :class:`~flwd.errors.LeaseLost`). Set by the trio thread, read by the journal's
+    (single lookups, atomic under the GIL).
+    """
+
+    def __init__(self, replica_id: str) -> None:
+        self.replica_id = replica_id
+        self.epochs: dict[str, int] = {}
 #: What :func:`append_groups` answers per group: its committed events, or why it was refused.
 GroupResult = list[EventRecord] | RecordUnstorable
 
@@ -58,8 +78,8 @@ def append_batch(conn: Db, items: Sequence[JournalItem]) -> list[EventRecord]:
     return result
 
 
-def append_groups(conn: Db, groups: Sequence[Sequence[JournalItem]]
-                  ) -> list[GroupResult]:
+def append_groups(conn: Db, groups: Sequence[Sequence[JournalItem]],
+                  fence: Fence | None = None) -> list[GroupResult]:
     """Write every group that can be stored, in one transaction; one result per group.
 
     A group is all or nothing (a run row with its idempotency key, a chunk of
@@ -72,14 +92,17 @@ def append_groups(conn: Db, groups: Sequence[Sequence[JournalItem]]
     costs nothing extra: the groups are first written in one go, and only if a
     record fails is the transaction redone with a savepoint per group.
 
+    With ``fence`` (a replica of a cluster), a group holding an event of a run whose
+    lease this replica lost is refused with :class:`~flwd.errors.LeaseLost`.
+
     Raises:
         StorageError: the Core DB itself failed (disk full, I/O error, locked);
             nothing is kept.
     """
     try:
-        return _transaction(conn, groups, careful=False)
+        return _transaction(conn, groups, careful=False, fence=fence)
     except _RecordFault:
-        return _transaction(conn, groups, careful=True)
+        return _transaction(conn, groups, careful=True, fence=fence)
 
 
 class _RecordFault(Exception):
@@ -87,7 +110,7 @@ class _RecordFault(Exception):
 
 
 def _transaction(conn: Db, groups: Sequence[Sequence[JournalItem]], *,
-                 careful: bool) -> list[GroupResult]:
+                 careful: bool, fence: Fence | None = None) -> list[GroupResult]:
     dialect = dialect_of(conn)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -97,7 +120,13 @@ def _transaction(conn: Db, groups: Sequence[Sequence[JournalItem]], *,
     try:
         row = conn.execute("SELECT last_seq FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         next_seq = (row[0] if row else 0) + 1
+        lost = _lost_leases(conn, groups, fence) if fence is not None else {}
         for group in groups:
+            refused = next((lost[item.run_id] for item in group if isinstance(item, EventRecord)
+                            and item.run_id in lost), None)
+            if refused is not None:
+                results.append(refused)
+                continue
             if not careful:
                 next_seq, committed = _write(conn, group, next_seq)
                 results.append(committed)
@@ -119,6 +148,10 @@ def _transaction(conn: Db, groups: Sequence[Sequence[JournalItem]], *,
         dialect.notify(conn, EVENTS_CHANNEL, event_payloads(last_seqs(
             event for result in results if not isinstance(result, RecordUnstorable)
             for event in result)))
+        if any(isinstance(item, ClusterRun) and item.replica_id is None and item.queue
+               for group in groups for item in group):
+            # Replicas claim it (one notification per transaction, whatever it queued).
+            dialect.notify(conn, QUEUE_CHANNEL, [""])
         conn.execute("COMMIT")
     except BaseException as exc:
         try:
@@ -167,6 +200,29 @@ def _write(conn: Db, items: Sequence[JournalItem], next_seq: int, *,
             record_delivery(conn, item)  # its row, in the event's transaction
     _flush(conn, event_rows)
     return next_seq, committed
+
+
+def _lost_leases(conn: Db, groups: Sequence[Sequence[JournalItem]], fence: Fence
+                 ) -> dict[str, LeaseLost]:
+    """The fenced runs of ``groups`` whose lease this replica no longer holds (read
+    under the write lock, so no reaping can come between the check and the commit)."""
+    expected: dict[str, int] = {}
+    for group in groups:
+        for item in group:
+            if isinstance(item, EventRecord) and item.run_id not in expected:
+                epoch = fence.epochs.get(item.run_id)
+                if epoch is not None:
+                    expected[item.run_id] = epoch
+    if not expected:
+        return {}
+    ids = list(expected)
+    marks = ",".join("?" * len(ids))
+    held = {run_id: (replica, epoch) for run_id, replica, epoch in conn.execute(
+        f"SELECT id, replica_id, lease_epoch FROM runs WHERE id IN ({marks})", ids)}
+    return {run_id: LeaseLost(f"run {run_id} is no longer held by this replica (its lease "
+                              "lapsed and another replica took it over)", run_id=run_id)
+            for run_id, epoch in expected.items()
+            if held.get(run_id) != (fence.replica_id, epoch)}
 
 
 def _take_key(conn: Db, record: IdempotencyRecord) -> None:
@@ -277,6 +333,17 @@ def _insert_run(conn: Db, run: RunRow) -> None:
          run.executor, run.runtime, None if run.trigger is None else _dumps(run.trigger),
          run.trigger_key),
     )
+    if isinstance(run, ClusterRun):
+        # A claimed run's lease runs from this commit, on the database's clock (the
+        # replicas' clocks differ); a run queued for any replica has none yet.
+        lease = "NULL" if run.replica_id is None else f"{dialect_of(conn).clock()} + ?"
+        conn.execute(
+            f"UPDATE runs SET queue = ?, runs_on = ?, concurrency = ?, job_source = ?,"
+            f" replica_id = ?, lease_epoch = ?, lease_until = {lease} WHERE id = ?",
+            (None if run.queue is None else _dumps(run.queue),
+             _dumps(run.runs_on) if run.runs_on else None, run.concurrency, run.job_source,
+             run.replica_id, 0 if run.replica_id is None else 1,
+             *(() if run.replica_id is None else (run.lease,)), run.id))
 
 
 _TERMINAL_SQL = ",".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))

@@ -176,6 +176,35 @@ MIGRATIONS: Final[list[str]] = [
         force        BIGINT NOT NULL,
         requested_at {_REAL} NOT NULL
     )""",
+    # 13 -> 14: the cluster (flwd/engine/_cluster.py, flwd/store/_cluster.py): replicas
+    # and their heartbeats; runs queued for any replica and their leases. The partial
+    # index holds only the claimable runs, so a claim reads a few rows however long
+    # the history; the second finds a replica's leased runs (renewal, reaping).
+    f"""
+    CREATE TABLE replicas (
+        id           {_TEXT} PRIMARY KEY,
+        host         TEXT NOT NULL,
+        pid          BIGINT NOT NULL,
+        labels       TEXT NOT NULL DEFAULT '[]',
+        capacity     BIGINT,
+        running      BIGINT NOT NULL DEFAULT 0,
+        queued       BIGINT NOT NULL DEFAULT 0,
+        started_at   {_REAL} NOT NULL,
+        heartbeat_at {_REAL} NOT NULL,
+        stopped_at   {_REAL}
+    );
+    ALTER TABLE runs ADD COLUMN queue TEXT;
+    ALTER TABLE runs ADD COLUMN runs_on TEXT;
+    ALTER TABLE runs ADD COLUMN concurrency BIGINT;
+    ALTER TABLE runs ADD COLUMN job_source {_TEXT};
+    ALTER TABLE runs ADD COLUMN replica_id {_TEXT};
+    ALTER TABLE runs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN lease_until {_REAL};
+    CREATE INDEX runs_claimable ON runs(created_at)
+        WHERE status = 'queued' AND queue IS NOT NULL AND replica_id IS NULL;
+    CREATE INDEX runs_leased ON runs(replica_id)
+        WHERE replica_id IS NOT NULL AND status IN ('queued', 'running')
+    """,
 ]
 
 #: The version this flwd's PostgreSQL schema is at (equal to SQLite's: a test checks it).

@@ -46,6 +46,34 @@ def _runs_executor(conn: sqlite3.Connection) -> None:
     conn.executemany("UPDATE runs SET executor = ?, runtime = ? WHERE id = ?", found)
 
 
+_CLUSTER_COLUMNS = (("queue", "TEXT"), ("runs_on", "TEXT"), ("concurrency", "INTEGER"),
+                    ("job_source", "TEXT"), ("replica_id", "TEXT"),
+                    ("lease_epoch", "INTEGER NOT NULL DEFAULT 0"), ("lease_until", "REAL"))
+
+
+def _cluster(conn: sqlite3.Connection) -> None:
+    """11 -> 12: the cluster's replicas and the queue's and leases' columns of runs. Only
+    what is missing is added: a Core DB moved back to an older version number (by hand,
+    or by the tests that rebuild an older schema) keeps what it has."""
+    conn.execute("""
+        CREATE TABLE IF NOT EXISTS replicas (
+            id           TEXT PRIMARY KEY,
+            host         TEXT NOT NULL,
+            pid          INTEGER NOT NULL,
+            labels       TEXT NOT NULL DEFAULT '[]',
+            capacity     INTEGER,
+            running      INTEGER NOT NULL DEFAULT 0,
+            queued       INTEGER NOT NULL DEFAULT 0,
+            started_at   REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            stopped_at   REAL
+        )""")
+    present = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in _CLUSTER_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
 _AUTOMATION_TABLES = """
     CREATE UNIQUE INDEX IF NOT EXISTS runs_by_trigger_key ON runs(trigger_key)
         WHERE trigger_key IS NOT NULL;
@@ -273,6 +301,11 @@ MIGRATIONS: list[Migration] = [
         requested_at REAL NOT NULL
     );
     """,
+    # 13 -> 14: a cluster of servers on one PostgreSQL Core DB (flwd/engine/_cluster.py):
+    # the replicas and their heartbeats; a run queued for any replica (its plan request,
+    # the labels and concurrency it needs) and the lease of the replica executing it.
+    # Unused on SQLite (a cluster needs PostgreSQL); kept so both schemas are one.
+    _cluster,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,7 +21,7 @@ import outcome
 
 from ._db import connect
 from ._dialect import Db
-from ._journal import GroupResult, JournalItem, append_groups
+from ._journal import Fence, GroupResult, JournalItem, append_groups
 
 Done = Callable[[outcome.Outcome[list[GroupResult]]], None]
 
@@ -56,6 +56,8 @@ class ThreadedJournal:
         self._thread = threading.Thread(target=self._main, name="flwd-journal", daemon=True)
         #: The thread's connection (set, used and closed in the thread only).
         self._conn: ClosingDb
+        #: The leases of a cluster replica's runs, checked by every batch (None: no cluster).
+        self.fence: Fence | None = None
 
     def start(self) -> None:
         """Start the thread and wait until the connection is open (blocking, short)."""
@@ -113,7 +115,7 @@ class ThreadedJournal:
     def _append(self, groups: Sequence[Sequence[JournalItem]]) -> list[GroupResult]:
         # The connection is only ever touched here, in the thread.
         self._conn = self._usable(self._conn)
-        return append_groups(self._conn, groups)
+        return append_groups(self._conn, groups, self.fence)
 
 
 class JournalWriter(ThreadedJournal):

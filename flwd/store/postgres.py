@@ -140,7 +140,6 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     errors: tuple[type[Exception], ...] = (psycopg.Error,)
     check_hint = "check the PostgreSQL server (its log, its free space)"
-
     def is_record_fault(self, exc: Exception) -> bool:
         if not isinstance(exc, psycopg.Error):
             return True
@@ -548,6 +547,11 @@ class PostgresStore(SqlStore):
 
     def _reader(self) -> AbstractContextManager[Db]:
         return self._pool.borrow()
+
+    def connection(self) -> AbstractContextManager[Db]:
+        """A connection of the store's pool, the schema migrated, for a caller's own
+        transactions (a cluster replica's: flwd/store/_cluster.py)."""
+        return self._writer()
 
     def storage_usage(self) -> dict[str, Any]:
         if not self.exists():

@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], tuple[str | AnyScope, ...] | str] = {
     ("GET", "/metrics"): ("metrics:read",),
     ("GET", "/openapi.json"): OPEN,
     ("GET", "/server"): ("jobs:read",),
+    ("GET", "/cluster"): (AnyScope(("jobs:read", "metrics:read")),),
     ("GET", "/schedules"): ("jobs:read",),
     ("GET", "/schedules/<schedule_name:name>"): ("jobs:read",),
     ("POST", "/schedules/<schedule_name:name>:pause"): ("runs:write",),
