@@ -201,9 +201,10 @@ class LocalBackend:
         if run.status in TERMINAL_STATUSES:
             return CancelAnswer(run.id, "finished", run.status)
         host = socket.gethostname()
-        replica = run.owner_kind == "serve" and settings.db is not None and \
+        replica = run.owner_kind in ("serve", "cluster") and settings.db is not None and \
             settings.db.startswith(POSTGRES_SCHEMES)
-        if replica and (run.owner_host not in (None, host) or (
+        # A cluster's run (queued, or leased by a replica) is always its replicas' to end.
+        if replica and (run.owner_kind == "cluster" or run.owner_host not in (None, host) or (
                 run.owner_pid and process_alive(run.owner_pid, run.owner_start)
                 and not _serves(settings, run.owner_pid))):
             # A server of a PostgreSQL Core DB takes the requests recorded there

@@ -506,7 +506,8 @@ class Engine:
         if alive and run.owner_kind == "cli" and pid is not None:
             if signal_owner(pid):
                 return "requested", run
-        elif run.owner_kind in ("serve", "cluster") and (alive or not here):
+        elif run.owner_kind == "cluster" or (run.owner_kind == "serve" and (alive or not here)):
+            # A leased run of a replica that died ends when its lease lapses (reaped).
             if self.root.wakes is not None:
                 # A replica of this cluster: it takes the request (flwd/engine/_listener.py).
                 # One of another host is not known dead here: its lease decides.

@@ -182,14 +182,15 @@ class Cluster:
     async def _db(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         """Run a blocking cluster query on a connection of the store, in a thread.
 
-        Abandoned (not waited for) when cancelled or when it outlasts a heartbeat
-        twice: a hung connection must not hold up the watchdog's arithmetic.
+        Abandoned (not waited for) when cancelled or when it outlasts a third of the
+        lease: a hung connection must not hold up the next heartbeat for long (the
+        watchdog, a task of its own, stops the runs in time whatever it does).
         """
         def call() -> Any:
             with self.store.connection() as conn:
                 return fn(conn, **kwargs)
 
-        with trio.fail_after(max(self.timing.heartbeat * 2, 1.0)):
+        with trio.fail_after(max(self.timing.lease / 3, 1.0)):
             return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
 
     async def run(self, *, task_status: trio.TaskStatus[Cluster] = trio.TASK_STATUS_IGNORED

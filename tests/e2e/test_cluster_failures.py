@@ -31,7 +31,7 @@ from tests._postgres import PORT, USER, Cluster
 from tests.conftest import Server, processes_under, start_server, wait_until, write_job
 
 DEV = {"Authorization": "Bearer dev-token"}
-FAST = {"FLWD_CLUSTER_HEARTBEAT": "0.3", "FLWD_CLUSTER_LEASE": "3", "FLWD_GRACE": "1"}
+FAST = {"FLWD_CLUSTER_HEARTBEAT": "0.3", "FLWD_CLUSTER_LEASE": "5", "FLWD_GRACE": "1"}
 #: The lease, plus a few heartbeats for a reaper to notice, plus slack for a loaded machine.
 LAPSE_DEADLINE = 30.0
 
