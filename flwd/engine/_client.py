@@ -506,8 +506,12 @@ class Engine:
         if alive and run.owner_kind == "cli" and pid is not None:
             if signal_owner(pid):
                 return "requested", run
+        elif run.owner_kind == "cluster" and here and pid and not alive \
+                and self.root.cluster is not None:
+            # Leased by a replica of this host that died: reaped now, not at its lapse.
+            await self.root.cluster.reap_dead(run.id, owner_identity()[2], pid)
         elif run.owner_kind == "cluster" or (run.owner_kind == "serve" and (alive or not here)):
-            # A leased run of a replica that died ends when its lease lapses (reaped).
+            # A leased run of another host's replica that died ends when its lease lapses.
             if self.root.wakes is not None:
                 # A replica of this cluster: it takes the request (flwd/engine/_listener.py).
                 # One of another host is not known dead here: its lease decides.

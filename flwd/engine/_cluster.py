@@ -175,6 +175,24 @@ class Cluster:
             self.fence.epochs[run_id] = epoch
         return epoch
 
+    async def reap_dead(self, run_id: str, host: str, pid: int) -> bool:
+        """Finish ``interrupted`` now a run whose replica is known dead (its process is gone
+        from this host), and kill what is left of it here; False if it was not that
+        replica's any more (reaped, or finished, meanwhile).
+
+        Raises:
+            StorageError: the Core DB cannot be written.
+
+        Cancellation: the run may be reaped all the same (its processes then go at the
+        next reaping of this host, or never if none; they are killed first below).
+        """
+        from flwd.store import cluster
+
+        await trio.to_thread.run_sync(partial(kill_run_processes, [run_id], None))
+        reaped: list[Any] = await self._db(cluster.reap, new_id=new_run_id,
+                                           dead=(run_id, host, pid))
+        return bool(reaped)
+
     def wake(self) -> None:
         """Look at the queue again (a slot freed, a run was queued)."""
         self._wake.set()

@@ -90,18 +90,35 @@ class LeaseWatch:
         return now >= self.stop_at()
 
 
-def plan_digest(plan_json: Mapping[str, Any]) -> str:
+def plan_digest(plan_json: Mapping[str, Any], places: Mapping[str, str] | None = None) -> str:
     """The digest two replicas compare to know they planned the same run.
 
-    The plan as ``POST /plan`` shows it, minus the absolute path of the job's folder
-    (``provenance.source.resolved_ref``): replicas keep the same workspace at
-    different places. Everything else — steps, commands, arguments (secrets are
-    never in a plan), profile, policy findings, images — must be equal.
+    The plan as ``POST /plan`` shows it, with the folders that differ from one replica to
+    the next named by their role instead of their path (``places``: role → absolute
+    path; the workspace, the job's folder, a source's checkout): replicas keep the same
+    workspace at different places, and each checks a source out in its own data dir.
+    The time each replica last refreshed its checkout of a source is left out too (its
+    commit is compared). Everything else — steps, commands, arguments (secrets are never
+    in a plan), profile, policy findings, images, a source's commit — must be equal.
     """
     plan = dict(plan_json)
     provenance = plan.get("provenance")
-    if isinstance(provenance, dict) and isinstance(provenance.get("source"), dict):
-        source = {k: v for k, v in provenance["source"].items() if k != "resolved_ref"}
-        plan["provenance"] = {**provenance, "source": source}
+    source = provenance.get("source") if isinstance(provenance, dict) else None
+    if isinstance(provenance, dict) and isinstance(source, dict) \
+            and isinstance(source.get("metadata"), dict):
+        metadata = {k: v for k, v in source["metadata"].items() if k != "refreshed_at"}
+        plan["provenance"] = {**provenance, "source": {**source, "metadata": metadata}}
     text = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Longest first: a checkout inside the data dir is not half-replaced by a shorter one.
+    for role, path in sorted((places or {}).items(), key=lambda item: -len(item[1])):
+        if path and path != "/":
+            text = text.replace(json.dumps(path, ensure_ascii=False)[1:-1], f"<{role}>")
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def plan_places(workspace: str, job_dir: str, roots: tuple[str, str] | None) -> dict[str, str]:
+    """The folders :func:`plan_digest` names by role for a plan of this job."""
+    places = {"workspace": workspace, "job": job_dir}
+    if roots is not None:
+        places["checkout"], places["scripts"] = roots
+    return places

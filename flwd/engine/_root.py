@@ -90,7 +90,7 @@ from ._cluster import Cluster, ClusterSettings, Replanner, run_cluster
 from ._finisher import Finisher, describe_crash, resync
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
-from ._lease import plan_digest
+from ._lease import plan_digest, plan_places
 from ._listener import Listener, listener_of
 from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
@@ -522,7 +522,7 @@ class Root:
                    if config.error_handling.policy == "retry" else 0)
         queue = {"job_id": plan.alias.name if plan.alias is not None else plan.job.id,
                  "args": binding.values, "profile": plan.profile,
-                 "digest": plan_digest(plan.to_json()), "retries": retries, "attempt": 0,
+                 "digest": _digest(plan), "retries": retries, "attempt": 0,
                  "accepted_by": cluster.replica_id}
         return ClusterRun(**{**fields, **common, "owner_pid": None, "owner_start": None,
                              "owner_host": None}, queue=queue, replica_id=None)
@@ -600,7 +600,7 @@ class Root:
             assert self.replan is not None, "open_engine sets the replanner"
             plan = await self.replan(queue["job_id"], dict(queue.get("args") or {}),
                                      queue.get("profile"))
-            digest = plan_digest(plan.to_json())
+            digest = _digest(plan)
             if digest != queue.get("digest"):
                 raise _PlanDiffers(
                     f"the plan made by this replica ({self.cluster.replica_id if self.cluster else ''}) "
@@ -839,6 +839,14 @@ class Root:
             _cancel_nowait(ref, "flwd is shutting down", "shutdown")
         await self.supervisor.aclose()
         self.hub.close()
+
+
+def _digest(plan: Plan) -> str:
+    """The plan's digest, wherever this replica keeps the workspace and the job (_lease.py)."""
+    roots = plan.job.roots
+    return plan_digest(plan.to_json(), plan_places(
+        str(plan.workspace), str(plan.job.dir),
+        None if roots is None else (str(roots[0]), str(roots[1]))))
 
 
 class _PlanDiffers(Exception):

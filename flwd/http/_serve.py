@@ -86,10 +86,8 @@ class ServeConfig:
     no_containers: bool = False
     graceful_timeout: float = 5.0
     keep_alive: float = 15.0
-    #: Folders (besides the scripts root) that local and file:// git sources may use.
-    allow_paths: tuple[str, ...] = ()
-    #: Hosts that git sources may be cloned from.
-    git_allow_hosts: tuple[str, ...] = ()
+    allow_paths: tuple[str, ...] = ()  # folders local and file:// git sources may use
+    git_allow_hosts: tuple[str, ...] = ()  # hosts git sources may be cloned from
     #: Core DB limits, applied at start and every minute (None: keep everything).
     retention: RetentionPolicy | None = None
     #: At most this many runs execute at once; the others wait ``queued``.

@@ -223,14 +223,18 @@ def take_queued(conn: Db, *, run_id: str, replica_id: str, lease: float, pid: in
     return None if row is None else int(row[0])
 
 
-def reap_sql(clock: str) -> str:
+def reap_sql(clock: str, *, dead: bool = False) -> str:
     """The runs whose lease lapsed (their replica stopped heartbeating), locked; they
-    get a new epoch at once, so their old holder's writes are refused from now on."""
+    get a new epoch at once, so their old holder's writes are refused from now on. With
+    ``dead``: the one run ``:run_id`` of a replica known dead (its process is gone from
+    this host: ``:host``, ``:pid``), whatever its lease says."""
+    which = ("id = :run_id AND owner_host = :host AND owner_pid = :pid" if dead
+             else f"lease_until < {clock}")
     return f"""
 WITH lapsed AS MATERIALIZED (
     SELECT id FROM runs
     WHERE replica_id IS NOT NULL AND status IN ('queued', 'running')
-      AND lease_until < {clock}
+      AND {which}
     ORDER BY lease_until
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -242,7 +246,7 @@ RETURNING runs.id, runs.job_id, runs.owner_host, runs.owner_pid, runs.owner_star
 """
 
 
-def reap(conn: Db, *, new_id: Any) -> list[Reaped]:
+def reap(conn: Db, *, new_id: Any, dead: tuple[str, str, int] | None = None) -> list[Reaped]:
     """Finish ``interrupted`` every run whose lease lapsed, in one transaction with their
     ``run.finish`` (so it is journaled once: a second reaper finds nothing left); a run
     of a job with ``error_handling: retry`` and attempts left is queued again as a new
@@ -254,7 +258,11 @@ def reap(conn: Db, *, new_id: Any) -> list[Reaped]:
     dialect = dialect_of(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        rows = conn.execute(reap_sql(dialect.clock()), {"limit": REAP_BATCH}).fetchall()
+        params: dict[str, Any] = {"limit": REAP_BATCH}
+        if dead is not None:
+            params.update(run_id=dead[0], host=dead[1], pid=dead[2])
+        rows = conn.execute(reap_sql(dialect.clock(), dead=dead is not None), params
+                            ).fetchall()
         if not rows:
             conn.execute("ROLLBACK")
             return []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from flwd.engine import cluster_settings
-from flwd.engine._lease import ClusterTiming, LeaseWatch, plan_digest
+from flwd.engine._lease import ClusterTiming, LeaseWatch, plan_digest, plan_places
 from flwd.errors import UsageError
 from flwd.jobs._config import JobConfig
 from flwd.store import cluster
@@ -37,16 +37,26 @@ def test_timings_that_cannot_work_are_refused(heartbeat: float, lease: float) ->
         ClusterTiming(heartbeat=heartbeat, lease=lease)
 
 
-def test_the_plan_digest_ignores_where_the_workspace_is_and_nothing_else() -> None:
-    plan = {"job_id": "a", "steps": [{"id": "s", "command": "bash x.sh"}],
-            "provenance": {"canonical_id": "a", "source": {"name": "workspace",
-                                                           "resolved_ref": "/srv/a/scripts/a"}}}
-    moved = {**plan, "provenance": {"canonical_id": "a", "source": {
-        "name": "workspace", "resolved_ref": "/home/b/scripts/a"}}}
-    assert plan_digest(plan) == plan_digest(moved)
-    changed = {**plan, "steps": [{"id": "s", "command": "bash y.sh"}]}
-    assert plan_digest(plan) != plan_digest(changed)
-    assert plan_digest(plan) != plan_digest({**plan, "security_profile": "permissive"})
+def test_the_plan_digest_ignores_where_the_folders_are_and_nothing_else() -> None:
+    def plan(root: str, command: str = "bash x.sh") -> dict[str, object]:
+        return {"job_id": "tools/a", "steps": [{"id": "s", "script": f"{root}/c/scripts/x.sh",
+                                                "command": command}],
+                "provenance": {"source": {"name": "tools", "resolved_ref": f"{root}/c",
+                                          "metadata": {"commit": "abc",
+                                                       "refreshed_at": root[-9:]}}}}
+
+    def places(root: str) -> dict[str, str]:
+        return plan_places("/srv/ws", f"{root}/c/scripts/a", (f"{root}/c", f"{root}/c/scripts"))
+
+    here = plan_digest(plan("/var/a/sources/tools"), places("/var/a/sources/tools"))
+    there = plan_digest(plan("/home/b/.flwd/sources/tools"),
+                        places("/home/b/.flwd/sources/tools"))
+    assert here == there
+    changed = plan_digest(plan("/var/a/sources/tools", "bash y.sh"),
+                          places("/var/a/sources/tools"))
+    assert changed != here
+    assert plan_digest({"security_profile": "secure"}) != plan_digest(
+        {"security_profile": "permissive"})
 
 
 def test_the_claim_locks_skip_locked_in_a_materialized_cte_on_the_claimable_rows() -> None:
