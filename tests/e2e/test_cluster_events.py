@@ -44,16 +44,19 @@ def replicas(workspace: Path, data_dir: Path, tmp_path: Path, postgres_dsn: str
     gate = tmp_path / "gate"
     # Prints LINES lines, waits for the test's gate file (the run stays live while A
     # follows it), prints as many again.
-    write_job(workspace, "chatty", "interpreter: bash\n", {"100_main.sh": (
+    # Both run on B (labelled b): runs are a queue any replica may claim, and these tests
+    # follow and cancel from A a run executing on B.
+    write_job(workspace, "chatty", "interpreter: bash\nruns_on: [b]\n", {"100_main.sh": (
         f'for i in $(seq 1 {LINES}); do echo "first $i"; done\n'
         f'while [ ! -e "{gate}" ]; do sleep 0.05; done\n'
         f'for i in $(seq 1 {LINES}); do echo "second $i"; done\n')})
-    write_job(workspace, "long", "interpreter: bash\n", {"100_main.sh": (
+    write_job(workspace, "long", "interpreter: bash\nruns_on: [b]\n", {"100_main.sh": (
         "sleep 300 &\nwait\n")})
     servers: list[Server] = []
     try:
-        for folder in (data_dir, tmp_path / "data-b"):
-            servers.append(start_server(workspace, folder, "--dev", "--db", postgres_dsn))
+        for folder, labels in ((data_dir, "a"), (tmp_path / "data-b", "b")):
+            servers.append(start_server(workspace, folder, "--dev", "--db", postgres_dsn,
+                                        "--labels", labels))
         yield servers[0], servers[1]
     finally:
         for server in servers:
