@@ -51,8 +51,9 @@ HOOK_OUTCOMES: Final = ("accepted", "ip", "signature", "timestamp", "token", "be
                         "unavailable", "unknown")
 UNKNOWN_HOOK: Final = "(unknown)"
 #: The channels a server on a PostgreSQL Core DB listens on (flwd/engine/_listener.py):
-#: the journal's commits of other replicas, cancel requests for runs live here.
-LISTEN_CHANNELS: Final = ("events", "cancels")
+#: the journal's commits of other replicas, cancel requests for runs live here, runs
+#: queued for any replica (its claimer looks: flwd/engine/_cluster.py).
+LISTEN_CHANNELS: Final = ("events", "cancels", "queue")
 
 
 class Observer(Protocol):

@@ -141,9 +141,9 @@ class Listener:
             received = conn.received()
             if received is None:
                 return
-            heard = {"events": 0, "cancels": 0}
+            heard = {"events": 0, "cancels": 0, "queue": 0}
             for channel, payload in received:
-                heard["events" if channel == EVENTS_CHANNEL else "cancels"] += 1
+                heard[_KINDS.get(channel, "cancels")] += 1
                 self._heard(channel, payload)
             for kind, count in heard.items():
                 if count:
@@ -182,6 +182,10 @@ class Listener:
                 if not await self.cancel(request):
                     _log.info("flwd: run %s was no longer live for its cancel",
                               request.run_id)
+
+
+#: The ``channel`` label of what was heard (flwd.observe.LISTEN_CHANNELS).
+_KINDS = {EVENTS_CHANNEL: "events", CANCELS_CHANNEL: "cancels", QUEUE_CHANNEL: "queue"}
 
 
 def _open(dsn: str) -> Listening:

@@ -56,6 +56,7 @@ from ._labels import (
     UNMATCHED,
     bounded,
 )
+from ._replica_metrics import watch_replica
 
 if TYPE_CHECKING:
     from flwd.engine import Engine
@@ -110,11 +111,6 @@ class Metrics:
             # Present at 0 from the start: rate(flwd_runs_total{status="failed"}[1h])
             # must be 0, not "no data", before the first failure.
             self.runs.labels(status)
-        # One series per process (bounded): which replica of a cluster this server is.
-        self.replica_info = Info("flwd_replica", "This server as a replica of a cluster "
-                                 "(id, labels); absent outside one", registry=registry)
-        self.replica_runs = Gauge("flwd_replica_runs", "Runs this server holds, executing "
-                                  "or waiting for a local slot", ["state"], registry=registry)
         self.run_duration = Histogram("flwd_run_duration_seconds", "Wall time of runs",
                                       buckets=_DURATION, registry=registry)
         self.sse_streams = Gauge("flwd_sse_active_streams", "Open Server-Sent Events streams",
@@ -282,12 +278,7 @@ class Metrics:
 
     def watch_replica(self, engine: Engine) -> None:
         """When the server is a replica of a cluster: say which, and count its runs."""
-        if engine.replica is None:
-            return
-        replica_id, labels = engine.replica
-        self.replica_info.info({"replica": replica_id, "labels": ",".join(labels)})
-        self.replica_runs.labels("running").set_function(lambda: engine.cluster_load()[0])
-        self.replica_runs.labels("waiting").set_function(lambda: engine.cluster_load()[1])
+        watch_replica(self.registry, engine)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,7 +19,7 @@ import pytest
 
 from flwd.events import TERMINAL_STATUSES
 from flwd.store.postgres import PostgresStore
-from tests.conftest import Server, start_server, wait_until, write_job
+from tests.conftest import Server, scrape, start_server, wait_until, write_job
 
 DEV = {"Authorization": "Bearer dev-token"}
 #: Short heartbeats and leases, so that a replica's death is seen within seconds.
@@ -139,6 +139,13 @@ def test_runs_on_labels_and_secret_arguments(replicas: list[Server], tmp_path: P
         assert len(listed) == 3
         assert sorted(tuple(item["labels"]) for item in listed) == [
             ("gpu", "linux"), ("linux",), ("linux",)]
+        assert all(item["alive"] for item in listed)
+        # Each replica's metrics say which replica it is (one series, bounded labels).
+        samples = scrape(replicas[2].url)
+        (info,) = [dict(labels) for (name, labels) in samples if name == "flwd_replica_info"]
+        assert info["labels"] == "gpu,linux" and info["replica"] in {
+            item["id"] for item in listed}
+        assert ("flwd_replica_runs", frozenset({("state", "running")})) in samples
     finally:
         store.close()
         for client in clients:
