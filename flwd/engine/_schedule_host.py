@@ -2,19 +2,22 @@
 
 Everything the scheduler does goes through the engine's own paths: runs through
 ``Engine.submit`` (planned, policy-checked and journaled like an API request),
-cancels through ``Engine.cancel_run``, events through the journal actor, state
+cancels through ``Engine.cancel_run`` (``request_cancel`` for a run another replica
+of a cluster executes), events through the journal actor, state
 through the Store port in a worker thread.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from flwd.events import RUN_FINISH, EventRecord, RunRow, Trigger, now
+from flwd.errors import FlwdError
+from flwd.events import RUN_FINISH, TERMINAL_STATUSES, EventRecord, RunRow, Trigger, now
 from flwd.observe import Observer
 from flwd.plan import PlanRequest
 from flwd.schedule import Schedule, ScheduleBook
@@ -24,6 +27,13 @@ if TYPE_CHECKING:
     from ._client import Engine
 
 __all__ = ["EngineHost"]
+
+_log = logging.getLogger("flwd.engine")
+
+#: In a cluster, how often the scheduler looks at the Core DB for the end of runs it
+#: started that another replica executes (overlap modes wait for them): their
+#: ``run.finish`` is journaled by that replica and never reaches this one's hub.
+CLUSTER_END_POLL = 2.0
 
 
 class EngineHost:
@@ -59,10 +69,28 @@ class EngineHost:
         return run
 
     async def cancel(self, run_id: str, reason: str) -> None:
-        await self.engine.cancel_run(run_id, reason=reason, by="schedule")
+        if self.engine.root.cluster is None or self.engine.is_live(run_id):
+            await self.engine.cancel_run(run_id, reason=reason, by="schedule")
+            return
+        # Queued, or claimed by another replica: cancelled through the Core DB there.
+        try:
+            await self.engine.request_cancel(run_id, reason=reason, by="schedule")
+        except FlwdError as exc:
+            _log.warning("scheduler: cannot cancel run %s: %s", run_id, exc.one_line())
 
-    def is_live(self, run_id: str) -> bool:
-        return self.engine.is_live(run_id)
+    async def still_live(self, run_ids: Sequence[str]) -> list[str]:
+        local = {run_id for run_id in run_ids if self.engine.is_live(run_id)}
+        if self.engine.root.cluster is None:
+            return [run_id for run_id in run_ids if run_id in local]
+        # Queued, or claimed by another replica: what the Core DB says of it.
+        statuses = await self.engine.run_statuses([run_id for run_id in run_ids
+                                                   if run_id not in local])
+        return [run_id for run_id in run_ids if run_id in local or (
+            run_id in statuses and statuses[run_id] not in TERMINAL_STATUSES)]
+
+    @property
+    def end_poll(self) -> float | None:
+        return None if self.engine.root.cluster is None else CLUSTER_END_POLL
 
     @property
     def accepting(self) -> bool:

@@ -35,7 +35,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
@@ -132,7 +132,16 @@ class SchedulerHost(Protocol):
     async def cancel(self, run_id: str, reason: str) -> None:
         """Ask a live run to stop."""
 
-    def is_live(self, run_id: str) -> bool: ...
+    async def still_live(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` (runs it started) that have not finished, in order: live
+        in this process — or, in a cluster, where another replica may execute them, not
+        finished in the Core DB."""
+
+    @property
+    def end_poll(self) -> float | None:
+        """None when :meth:`watch_ends` tells of every run's end; else how often to look
+        again (:meth:`still_live`) while runs it started are live (a cluster: a run
+        another replica executes ends without this process's hub seeing it)."""
 
     @property
     def accepting(self) -> bool:
@@ -260,6 +269,10 @@ class Scheduler:
             # A resume may be written through another server, which cannot poke this
             # one: while a schedule is paused, the leader reads the states this often.
             wakes.append(self.clock.now() + RESUME_RECHECK)
+        poll = self.host.end_poll
+        if poll is not None and any(lane.active or lane.queue for lane in self.lanes.values()):
+            # Overlap modes wait for runs whose end this process may not hear of.
+            wakes.append(self.clock.now() + poll)
         delay = min([RECHECK, *(wake - self.clock.now() for wake in wakes)])
         try:
             with trio.move_on_after(max(delay, 0.0)):
@@ -334,7 +347,8 @@ class Scheduler:
         if lane is None:
             lane = self.lanes[schedule.name] = await self._open_lane(schedule, state, now)
         assert lane.watermark is not None
-        lane.active = [run_id for run_id in lane.active if self.host.is_live(run_id)]
+        if lane.active:
+            lane.active = await self.host.still_live(lane.active)
         idle: Idle | None = "paused" if state is not None and state.paused else (
             None if schedule.enabled else "disabled")
         if idle is not None or lane.idle is not None:

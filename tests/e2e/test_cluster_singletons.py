@@ -18,6 +18,7 @@ Every wait is a bounded poll on a condition (tests/conftest.py's wait_until).
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -297,3 +298,45 @@ def test_a_server_migrates_an_older_schema_before_reading_its_tokens(
     with psycopg.connect(postgres_dsn) as conn:
         (version,) = conn.execute("SELECT version FROM schema_version").fetchone()
     assert version == SCHEMA_VERSION
+
+
+def _interval(run: dict[str, Any]) -> tuple[float, float]:
+    def parse(text: str) -> float:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    return parse(run["started_at"]), parse(run["finished_at"])
+
+
+def test_overlap_holds_for_runs_another_replica_executes(
+        workspace: Path, tmp_path: Path, postgres_dsn: str) -> None:
+    # The leader starts the schedule's runs, but only replica B may execute them
+    # (runs_on): their ends are journaled by B and never reach the leader's hub. With
+    # overlap: skip no two of them may run at once (they did: each tick found the last
+    # run not live in its own process, and fired).
+    write_job(workspace, "slow", 'runs_on: [b]\nschedule:\n  - cron: "@every 1s"\n'
+              "    overlap: skip\n", {"100_slow.sh": "sleep 2.5\n"})
+    servers: list[Server] = []
+    try:
+        servers.append(start_server(workspace, tmp_path / "a", "--dev", "--db", postgres_dsn,
+                                    "--labels", "a", FLWD_SCHEDULER_LEASE=LEASE))
+        leader = servers[0]
+        wait_until(lambda: leaders(leader) == ["took"], "replica a to lead", timeout=30)
+        servers.append(start_server(workspace, tmp_path / "b", "--dev", "--db", postgres_dsn,
+                                    "--labels", "b", FLWD_SCHEDULER_LEASE=LEASE))
+
+        def finished() -> list[dict[str, Any]]:
+            response = httpx.get(f"{leader.url}/runs", params={"job_id": "slow",
+                                 "per_page": 200}, headers=DEV, timeout=30)
+            assert response.status_code == 200, response.text
+            return [run for run in response.json() if run["status"] in (
+                "completed", "failed", "canceled", "interrupted")]
+
+        done = wait_until(lambda: (runs := finished()) and len(runs) >= 3 and runs,
+                          "three runs of the slow schedule", timeout=90)
+        assert {run["status"] for run in done} == {"completed"}
+        spans = sorted(_interval(run) for run in done)
+        for (_, ended), (started, _) in itertools.pairwise(spans):
+            assert started >= ended, f"two runs at once: {spans}"
+    finally:
+        for server in servers:
+            server.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +101,9 @@ class FakeHost:
         #: (type, data, wall clock) of every event journaled.
         self.journaled: list[tuple[str, dict[str, Any], float]] = []
         self.callbacks: list[Callable[[str], None]] = []
+        #: False: runs end unheard of (as those another replica of a cluster executes):
+        #: the scheduler looks again every ``end_poll`` seconds.
+        self.tells_ends = True
         self.refuse: set[str] = set()
         #: When set, ``start`` waits for it (a fire in flight, for races).
         self.hold: trio.Event | None = None
@@ -158,8 +161,9 @@ class FakeHost:
             await trio.sleep(self.duration)
         run.ended_at = self.clock.now()
         run.done.set()
-        for callback in list(self.callbacks):
-            callback(run.row.id)
+        if self.tells_ends:
+            for callback in list(self.callbacks):
+                callback(run.row.id)
 
     async def cancel(self, run_id: str, reason: str) -> None:
         await trio.lowlevel.checkpoint()
@@ -168,8 +172,14 @@ class FakeHost:
             run.canceled = reason
             run.scope.cancel()
 
-    def is_live(self, run_id: str) -> bool:
-        return not self.runs[run_id].done.is_set()
+    async def still_live(self, run_ids: Sequence[str]) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        return [run_id for run_id in run_ids if not self.runs[run_id].done.is_set()]
+
+    @property
+    def end_poll(self) -> float | None:
+        # A cluster's host is not told of runs that end on other replicas.
+        return None if self.tells_ends else 2.0
 
     async def journal(self, job_id: str, type_: str, data: Mapping[str, Any]) -> None:
         await trio.lowlevel.checkpoint()

@@ -5,6 +5,7 @@ a crash between a fire and its record (see tests/engine/scheduler_host.py)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -150,11 +151,12 @@ async def test_missed_fires_beyond_the_catchup_window_are_skipped(autojump_clock
 
 
 # -- overlap with a slow job: runs last 25 minutes, the schedule fires every 10 ---------------
-async def _overlap(mode: str) -> FakeHost:
+async def _overlap(mode: str, *, tells_ends: bool = True) -> FakeHost:
     clock = FakeWall(utc(2027, 5, 3, 8, 5))
     async with trio.open_nursery() as nursery:
         host = FakeHost(nursery, clock, make("slow", "*/10 * * * *", overlap=mode),
                         duration=25 * MINUTE)
+        host.tells_ends = tells_ends
         async with running(host, clock):
             await advance(HOUR)  # fires 08:10 … 09:00
         nursery.cancel_scope.cancel()
@@ -209,6 +211,21 @@ async def test_overlap_cancel_previous(autojump_clock) -> None:
     assert [run.canceled is not None for run in runs] == [True] * 5 + [False]
     assert "overlap: cancel_previous" in str(runs[0].canceled)
     assert runs[0].ended_at == runs[1].row.created_at
+
+
+async def test_overlap_in_a_cluster_waits_for_runs_it_is_not_told_the_end_of(
+        autojump_clock) -> None:
+    # In a cluster, another replica may execute the runs the leader starts: their ends
+    # never reach its hub. Overlap still holds (the Core DB says they are live), and a
+    # queued fire starts within the end poll (2 s) of the previous run's end.
+    skip = await _overlap("skip", tells_ends=False)
+    assert _starts(skip) == [("08:10", "08:10"), ("08:40", "08:40")]
+    queue = await _overlap("queue", tells_ends=False)
+    assert [fire for fire, _ in _starts(queue)] == ["08:10", "08:20", "08:30"]
+    runs = queue.started()
+    for earlier, later in itertools.pairwise(runs):
+        assert earlier.ended_at is not None
+        assert 0 <= later.row.created_at - earlier.ended_at <= 2.0
 
 
 async def test_overlap_allow(autojump_clock) -> None:
