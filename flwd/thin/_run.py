@@ -21,7 +21,6 @@ from __future__ import annotations
 # The C modules under ``signal`` and ``socket`` (which import ``enum``: see _http).
 import _signal
 import _socket
-import errno
 import os
 import select
 import sys
@@ -210,7 +209,12 @@ class ThinRun:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(fd, view):]
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    # A stdout another process made non-blocking: wait until it takes
+                    # more, as a blocking one would have.
+                    select.select([], [fd], [])
         except BrokenPipeError:
             self.pipe_broken = True
             # As the renderer of a local run: the rest goes nowhere, and so does the
@@ -219,9 +223,8 @@ class ThinRun:
             if self.run_id is not None and not self.replaying and not self.caught:
                 self.caught.append(SIGPIPE)
                 self._cancel(SIGPIPE)
-        except OSError as exc:
-            if exc.errno != errno.EAGAIN:
-                self.pipe_broken = True
+        except OSError:
+            self.pipe_broken = True  # EIO, ENOSPC…: nothing more can be written there
 
     def _error(self, text: str) -> None:
         """One line on stderr, red on a terminal that shows colours (as RunOutput.error)."""

@@ -358,3 +358,32 @@ def test_a_data_dir_too_deep_for_sockaddr_un_still_works(tmp_path: Path) -> None
     finally:
         local.remove()
     assert socket_address(deep / "serve.sock") == str(deep / "serve.sock")
+
+
+def test_a_non_blocking_stdout_loses_nothing() -> None:
+    # Another process may have made the terminal or pipe non-blocking: the client waits
+    # until it takes more (EAGAIN), as a blocking one would, and loses no byte.
+    import threading
+
+    from flwd.thin._run import ThinRun
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    received = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(read_end, 4096):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    data = bytes(range(256)) * 4096  # 1 MiB: many times a pipe's buffer
+    client = ThinRun("/nonexistent", ["job"], "/nonexistent")
+    try:
+        client._write(write_end, data)
+    finally:
+        os.close(write_end)
+        reader.join(timeout=60)
+        os.close(read_end)
+    assert not client.pipe_broken
+    assert bytes(received) == data
