@@ -62,6 +62,10 @@ DAEMON_BIG = "flwd demo (local daemon, 1,001 jobs)"
 VERBS = (":jobs", ":runs")
 
 
+TRIO_FLOOR = "python: import trio; trio.run"
+TRIO_PYDANTIC_FLOOR = "python: + import pydantic"
+
+
 def workspace(root: Path, jobs: int) -> Path:
     """The bundled scripts, with filler jobs up to ``jobs`` jobs, dated an hour back."""
     shutil.copytree(REPO / "scripts", root / "scripts")
@@ -130,9 +134,17 @@ def main() -> None:
         installed = None if options.no_wheel else installed_flwd(Path(tmp))
         # The targets are checked on what a user installs, when it could be built.
         flwd = editable if installed is None else [str(installed), *editable[1:]]
+        python = sys.executable if installed is None else str(installed.parent / "python")
         commands: list[tuple[str, list[str], Path, dict[str, str]]] = [
             ("bash 100_main.sh (direct)", ["bash", SCRIPT], REPO, direct_env),
             ("python -c pass (floor)", [sys.executable, "-c", "pass"], REPO, env),
+            # What any trio-based process costs before it does anything of its own: the
+            # floor under the standalone run (its engine is trio), and with pydantic, which
+            # a job's validated config needs (issue 17's analysis: ~189 ms on its VM).
+            (TRIO_FLOOR, [python, "-c", "import trio; trio.run(trio.sleep, 0)"],
+             REPO, env),
+            (TRIO_PYDANTIC_FLOOR, [python, "-c",
+                                   "import trio, pydantic; trio.run(trio.sleep, 0)"], REPO, env),
             ("flwd demo (8 jobs)", flwd, small, env),
             ("flwd demo (1,001 jobs)", flwd, big, env),
         ]
@@ -201,6 +213,12 @@ def main() -> None:
             record("cli_overhead", "flwd demo vs task demo (ratio of medians)", versus, "x",
                    baseline=("task demo", 1.0), target=f"<= {TASK_TARGET}x",
                    met=versus <= TASK_TARGET)
+        if task:
+            for floor in (TRIO_FLOOR, TRIO_PYDANTIC_FLOOR):
+                versus = median(timings[floor]) / median(timings["task demo"])
+                print(f"{floor} vs task: {versus:.2f}x (the standalone run cannot go under it)")
+                record("cli_overhead", f"{floor} vs task demo (ratio of medians)", versus, "x",
+                       baseline=("task demo", 1.0))
         if task and DAEMON in timings:
             versus = median(timings[DAEMON]) / median(timings["task demo"])
             print(f"flwd (8 jobs) through the local daemon vs task: {versus:.2f}x "

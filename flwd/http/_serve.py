@@ -24,6 +24,7 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config, Sockets
 
+from flwd import _codecache
 from flwd.containers import reap_orphans
 from flwd.daemon import CLIENT_PROTOCOL, DataDirLock, client_url, hold_data_dir
 from flwd.engine import ClusterSettings, open_engine
@@ -224,9 +225,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
         host, port, backlog=hypercorn_config.backlog, user_timeout_ms=_tcp_user_timeout_ms())
     hypercorn_config.graceful_timeout = config.graceful_timeout
     hypercorn_config.accesslog = None
-    # Hypercorn's own messages go through the logger configure_logging set up,
-    # so --log=json really is one JSON object per line (a "-" target would
-    # install hypercorn's plain-text handler instead).
+    # Hypercorn's messages go through configure_logging's logger, so --log=json is one
+    # JSON object per line (a "-" target would install its plain-text handler instead).
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     hypercorn_config.logconfig_dict = None
 
@@ -266,8 +266,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
                       policy_verified_by=checked.verified_by, tokens_file=tokens.where,
                       data_dir=str(settings.data_dir), db=settings.open_store().location)
             task_status.started(binds)
-            # The nursery ends when Hypercorn returns after its graceful
-            # shutdown; it is never cancelled from here.
+            _codecache.close()  # its imports are done: what they compiled is kept
+            # Ends when Hypercorn returns from its graceful shutdown; never cancelled here.
     lifecycle("stopped")
 
 
