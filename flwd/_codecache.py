@@ -1,30 +1,28 @@
-"""A cache of the code :mod:`dataclasses` compiles, kept from one flwd process to the next.
+"""A cache of the code that classes compile as they are made, kept from one flwd process
+to the next.
 
-Each ``@dataclass`` builds the text of its ``__init__``,
-``__repr__``, ``__eq__``… and compiles it with ``exec`` when its module is imported, one
-function at a time: a ``flwd JOB`` run imports ~150 dataclasses (flwd's, pydantic's,
-annotated_types') and compiled ~800 such functions, a third of its start-up (~120 ms of
-~290 ms of imports on a 2-core VM). A ``.pyc`` holds no such code, so every start
-compiled it again.
+A ``.pyc`` holds a module's code, not the code its classes generate when it runs: each
+``@dataclass`` writes the text of its ``__init__``, ``__repr__``, ``__eq__``… and compiles
+it with ``exec``, one function at a time; each ``attrs`` class (trio's) does the same with
+``compile``; ``typing`` compiles each string annotation pydantic resolves. A ``flwd JOB``
+run compiled ~1,100 such texts at every start (~800 of ~150 dataclasses; ~50 of trio's
+attrs classes, ~25 ms; ~200 annotations, ~8 ms): over a third of its imports' time on a
+2-core VM.
 
-:func:`install` gives ``dataclasses`` an ``exec`` of its own (a
-module global, found before the builtin) that runs a text compiled by an earlier process
-from its stored code object: the same text gives the same code (compiled with no
-inherited ``__future__`` flags, as ``dataclasses``' own call does), and the function is
-made from it exactly as before, in the caller's globals. The text is the key, so nothing
-stale can be used: a changed class makes another text, a miss. (Python 3.13 builds a
-class's methods from one text; that is cached the same way.) ``typing`` gets a
-``compile`` the same way: it compiles each string annotation pydantic resolves (~200 per
-run, ~8 ms). :func:`save` writes what
-this process compiled, if anything, beside what it loaded.
+:func:`install` gives each of those modules a global of the builtin's name (found before
+the builtin) that takes a text compiled by an earlier process from its stored code object.
+It compiles as the module's own call does: with the module's ``__future__`` flags (attrs'
+module has ``annotations``), never this module's. The key is the text with its file name,
+mode and flags, so nothing stale can be used: a changed class makes another text, a miss;
+the code is then the builtin's own, and the function is made from it exactly as before,
+in the caller's globals. :func:`save` writes what this process compiled, if anything,
+beside what it loaded; :func:`close` lets it all go (a server, once its imports are done).
 
-The file is ``$XDG_CACHE_HOME/flwd/dataclasses-<python>.bin`` (``~/.cache/flwd``), written
-whole (a temporary file, then renamed) and read only when this user owns it and nobody
-else may write it: it holds code that flwd executes. Anything wrong with it (absent,
-corrupt, another Python's, unreadable, a folder that cannot be made) means a compile, as
-without it; ``FLWD_CODE_CACHE=0`` turns it off.
-
-This module imports only what ``dataclasses`` itself does (it runs before flwd.cli).
+The file is ``$XDG_CACHE_HOME/flwd/code-<python>.bin`` (``~/.cache/flwd``), written whole
+(a temporary file, then renamed) and read only when this user owns it and nobody else may
+write it: it holds code that flwd executes. Anything wrong with it (absent, corrupt,
+another Python's, unreadable, a folder that cannot be made) means a compile, as without
+it; ``FLWD_CODE_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -36,14 +34,18 @@ from types import CodeType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-#: A cache past this many texts is started again (a flwd install compiles ~1,000).
+#: A cache past this many texts is started again (a flwd install compiles ~1,100).
 MAX_ENTRIES = 20_000
 #: A larger file is not read (flwd's own is ~1 MB): not worth its time, nor its memory.
 MAX_BYTES = 32 * 1024 * 1024
 #: Written into the file: marshalled code is only read by the Python that wrote it.
-_VERSION = f"flwd-dataclasses-1 {sys.version} {sys.implementation.cache_tag}"
+_VERSION = f"flwd-code-2 {sys.version} {sys.implementation.cache_tag}"
+#: The modules that compile code as they make classes, and the builtin each calls by its
+#: global name: a global of the module named so is found before the builtin.
+_SERVED = (("dataclasses", "exec"), ("typing", "compile"), ("attr._make", "compile"))
 
 _loaded: dict[str, bytes] = {}
 _added: dict[str, bytes] = {}
@@ -51,27 +53,24 @@ _path: str | None = None
 
 
 def install() -> bool:
-    """Serve ``dataclasses``' (and ``typing``'s) compiles from the cache; True when it is
-    in place.
+    """Serve the compiles of ``dataclasses``, ``typing`` and ``attrs`` from the cache; True
+    when it is in place.
 
-    Call it before the modules whose dataclasses are to be cached are imported.
+    Call it before the modules whose classes are to be cached are imported.
     """
     global _path
-    import dataclasses
-    import typing
-
-    # dataclasses calls ``exec`` by its global name: a global of the module named so is
-    # found before the builtin, and every text it compiles comes through _exec. typing
-    # compiles each string annotation (a ForwardRef) pydantic resolves: ``compile``.
-    if ("exec" in vars(dataclasses) or "compile" in vars(typing)
-            or os.environ.get("FLWD_CODE_CACHE") == "0"):
+    if os.environ.get("FLWD_CODE_CACHE") == "0" or _path is not None:
+        return False
+    modules = _modules()
+    if not modules:
         return False
     _path = _cache_path()
     if _path is None:
         return False
     _loaded.update(_read(_path))
-    dataclasses.exec = _exec  # type: ignore[attr-defined]
-    typing.compile = _compile  # type: ignore[attr-defined]
+    for module, name in modules:
+        flags = _future_flags(vars(module))
+        setattr(module, name, _exec_for(flags) if name == "exec" else _compile_for(flags))
     return True
 
 
@@ -109,17 +108,42 @@ def close() -> None:
     """:func:`save`, then compile as without the cache and let its memory go (~1.4 MB):
     for a process that runs long after its imports (a server)."""
     global _path
-    import dataclasses
-    import typing
-
     save()
-    if vars(dataclasses).get("exec") is _exec:
-        del dataclasses.exec  # type: ignore[attr-defined]
-    if vars(typing).get("compile") is _compile:
-        del typing.compile  # type: ignore[attr-defined]
+    for module_name, name in _SERVED:
+        module = sys.modules.get(module_name)
+        if module is not None and getattr(vars(module).get(name), "_flwd_cached", False):
+            delattr(module, name)
     _path = None
     _loaded.clear()
     _added.clear()
+
+
+def _modules() -> list[tuple[Any, str]]:
+    """The modules to serve (imported now), unless one has such a global already."""
+    import importlib
+
+    found = []
+    for module_name, name in _SERVED:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # attrs comes with trio: a flwd without it serves the others
+            continue
+        if name in vars(module):
+            return []
+        found.append((module, name))
+    return found
+
+
+def _future_flags(namespace: dict[str, Any]) -> int:
+    """The compiler flags of a module's ``from __future__`` imports: what its own call of
+    the builtin compiles with (attrs' module has ``annotations``; dataclasses none)."""
+    import __future__
+
+    flags = 0
+    for value in namespace.values():
+        if isinstance(value, __future__._Feature):
+            flags |= value.compiler_flag
+    return flags
 
 
 def _cache_path() -> str | None:
@@ -130,7 +154,7 @@ def _cache_path() -> str | None:
             return None
         base = os.path.join(home, ".cache")
     tag = sys.implementation.cache_tag or "python"
-    return os.path.join(base, "flwd", f"dataclasses-{tag}.bin")
+    return os.path.join(base, "flwd", f"code-{tag}.bin")
 
 
 def _read(path: str) -> dict[str, bytes]:
@@ -156,22 +180,37 @@ def _read(path: str) -> dict[str, bytes]:
     return entries
 
 
-def _exec(source: str | bytes | CodeType, globals: dict[str, Any] | None = None,
-          locals: dict[str, Any] | None = None, /) -> None:
-    """``exec`` as ``dataclasses`` calls it, with the compiled code of a text kept."""
-    exec(_code(source, source, "<string>", "exec") if isinstance(source, str) else source,
-         globals, locals)
+def _exec_for(flags: int) -> Callable[..., None]:
+    def exec_(source: str | bytes | CodeType, globals: dict[str, Any] | None = None,
+              locals: dict[str, Any] | None = None, /) -> None:
+        """``exec``, with the code of a text kept."""
+        if isinstance(source, str):
+            source = _code(source, "<string>", "exec", flags)
+        exec(source, globals, locals)
+
+    exec_._flwd_cached = True  # type: ignore[attr-defined]
+    return exec_
 
 
-def _compile(source: Any, filename: Any, mode: str, flags: int = 0,
-             dont_inherit: bool = False, optimize: int = -1) -> Any:
-    """``compile`` as ``typing`` calls it, with the code of a text kept."""
-    if isinstance(source, str) and isinstance(filename, str) and not flags and optimize == -1:
-        return _code(f"\0{mode}\0{filename}\0{source}", source, filename, mode)
-    return compile(source, filename, mode, flags, dont_inherit=True, optimize=optimize)
+def _compile_for(flags: int) -> Callable[..., Any]:
+    def compile_(source: Any, filename: Any, mode: str, flags_: int = 0,
+                 dont_inherit: bool = False, optimize: int = -1) -> Any:
+        """``compile``, with the code of a text kept."""
+        if (isinstance(source, str) and isinstance(filename, str) and not flags_
+                and not dont_inherit and optimize == -1):
+            return _code(source, filename, mode, flags)
+        if not dont_inherit:
+            flags_ |= flags
+        return compile(source, filename, mode, flags_, dont_inherit=True, optimize=optimize)
+
+    compile_._flwd_cached = True  # type: ignore[attr-defined]
+    return compile_
 
 
-def _code(key: str, source: str, filename: str, mode: str) -> CodeType:
+def _code(source: str, filename: str, mode: str, flags: int) -> CodeType:
+    """The code of ``source`` as the builtin compiles it in a module of ``flags`` (its
+    __future__ imports, not this module's own ``annotations``)."""
+    key = f"{flags}\0{mode}\0{filename}\0{source}"
     stored = _loaded.get(key) or _added.get(key)
     if stored is not None:
         try:
@@ -180,8 +219,6 @@ def _code(key: str, source: str, filename: str, mode: str) -> CodeType:
             code = None
         if isinstance(code, CodeType):
             return code
-    # As the builtin compiles a text for ``dataclasses`` and ``typing``, which have no
-    # __future__ import (this module's ``annotations`` must not leak into their code).
-    code = compile(source, filename, mode, dont_inherit=True)
-    _added[key] = marshal.dumps(code)
-    return code
+    compiled: CodeType = compile(source, filename, mode, flags, dont_inherit=True)
+    _added[key] = marshal.dumps(compiled)
+    return compiled

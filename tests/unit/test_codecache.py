@@ -1,5 +1,5 @@
-"""flwd._codecache: the code dataclasses compile, kept between processes — used only from
-this user's own file, never changing what a class does."""
+"""flwd._codecache: the code dataclasses, attrs and typing compile, kept between processes —
+used only from this user's own file, never changing what a class does."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ class Ordered:
         self.key *= scale
 
 import typing
+import attr
+
+@attr.define
+class Point:  # attrs compiles in a module with ``from __future__ import annotations``
+    x: int
+    y: "list[int]" = attr.Factory(list)
+
+point = Point(1)
 
 class Hinted:  # string annotations: typing compiles each (a ForwardRef)
     a: "list[int]"
@@ -65,6 +73,7 @@ print(json.dumps({
     "return": repr(Ordered.__init__.__annotations__.get("return")),
     "marker": getattr(sys, "flwd_test_marker", None),
     "hints": repr(hints),
+    "attrs": [repr(point), point == Point(1, []), repr(Point.__init__.__annotations__)],
 }))
 _codecache.save()
 '''
@@ -82,7 +91,7 @@ def _run(cache_home: Path, **env: str) -> dict[str, object]:
 
 
 def _cache_file(cache_home: Path) -> Path:
-    files = list((cache_home / "flwd").glob("dataclasses-*.bin"))
+    files = list((cache_home / "flwd").glob("code-*.bin"))
     assert len(files) == 1, files
     return files[0]
 
@@ -92,6 +101,7 @@ EXPECTED = {
     "mutable": False, "positional": False, "ordered": [5, 6], "fields": ["key", "label"],
     "return": "None", "marker": None,
     "hints": "{'a': list[int], 'b': __main__.Frozen | None}",
+    "attrs": ["Point(x=1, y=[])", True, "{'return': None, 'x': <class 'int'>, 'y': 'list[int]'}"],
 }
 
 
@@ -105,7 +115,8 @@ def test_a_second_process_compiles_nothing_and_its_classes_behave_the_same(
     assert path.parent.stat().st_mode & 0o777 == 0o700
     second = _run(tmp_path)
     assert second["compiled"] == 0  # every text was found
-    for result in (first, second):
+    without = _run(tmp_path / "off", FLWD_CODE_CACHE="0")
+    for result in (first, second, without):
         assert {key: result[key] for key in EXPECTED} == EXPECTED
 
 
@@ -113,13 +124,14 @@ def _poison(path: Path) -> None:
     """Make every stored function set a marker first: proof of where the code came from."""
     version, entries = marshal.loads(path.read_bytes())
     poisoned = {}
-    for text in entries:
-        if text.startswith("\0"):  # typing's (mode, file name, text): left as they are
-            poisoned[text] = entries[text]
+    for key in entries:
+        flags, mode, filename, text = key.split("\0", 3)
+        if mode != "exec":  # typing's annotations (eval): left as they are
+            poisoned[key] = entries[key]
             continue
         code = compile("import sys\nsys.flwd_test_marker = 'from the cache'\n" + text,
-                       "<string>", "exec", dont_inherit=True)
-        poisoned[text] = marshal.dumps(code)
+                       filename, mode, int(flags), dont_inherit=True)
+        poisoned[key] = marshal.dumps(code)
     path.write_bytes(marshal.dumps((version, poisoned)))
     os.chmod(path, 0o600)
 
