@@ -18,7 +18,8 @@ the code is then the builtin's own, and the function is made from it exactly as 
 in the caller's globals. :func:`save` writes what this process compiled, if anything,
 beside what it loaded; :func:`close` lets it all go (a server, once its imports are done).
 
-The file is ``$XDG_CACHE_HOME/flwd/code-<python>.bin`` (``~/.cache/flwd``), written whole
+The file is ``$XDG_CACHE_HOME/flwd/code-<kind>-<python>.bin`` (``~/.cache/flwd``; a
+server's kind is ``serve``, every other command's ``cli``), written whole
 (a temporary file, then renamed) and read only when this user owns it and nobody else may
 write it: it holds code that flwd executes. Anything wrong with it (absent, corrupt,
 another Python's, unreadable, a folder that cannot be made) means a compile, as without
@@ -52,11 +53,13 @@ _added: dict[str, bytes] = {}
 _path: str | None = None
 
 
-def install() -> bool:
+def install(kind: str = "cli") -> bool:
     """Serve the compiles of ``dataclasses``, ``typing`` and ``attrs`` from the cache; True
     when it is in place.
 
-    Call it before the modules whose classes are to be cached are imported.
+    ``kind`` names the cache file: what a kind of process imports (a server's HTTP stack
+    doubles the file, and each run would read it all). Call it before the modules whose
+    classes are to be cached are imported.
     """
     global _path
     if os.environ.get("FLWD_CODE_CACHE") == "0" or _path is not None:
@@ -64,7 +67,7 @@ def install() -> bool:
     modules = _modules()
     if not modules:
         return False
-    _path = _cache_path()
+    _path = _cache_path(kind)
     if _path is None:
         return False
     _loaded.update(_read(_path))
@@ -116,6 +119,18 @@ def close() -> None:
     _path = None
     _loaded.clear()
     _added.clear()
+    _trim()
+
+
+def _trim() -> None:
+    # The loaded entries were malloc'd one by one and freed together: without this, glibc
+    # keeps the freed space in the process (its RSS, a server's for weeks) for reuse.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _modules() -> list[tuple[Any, str]]:
@@ -146,7 +161,7 @@ def _future_flags(namespace: dict[str, Any]) -> int:
     return flags
 
 
-def _cache_path() -> str | None:
+def _cache_path(kind: str) -> str | None:
     base = os.environ.get("XDG_CACHE_HOME") or ""
     if not os.path.isabs(base):  # the spec: a relative value is to be ignored
         home = os.path.expanduser("~")
@@ -154,7 +169,7 @@ def _cache_path() -> str | None:
             return None
         base = os.path.join(home, ".cache")
     tag = sys.implementation.cache_tag or "python"
-    return os.path.join(base, "flwd", f"code-{tag}.bin")
+    return os.path.join(base, "flwd", f"code-{kind}-{tag}.bin")
 
 
 def _read(path: str) -> dict[str, bytes]:
@@ -220,5 +235,8 @@ def _code(source: str, filename: str, mode: str, flags: int) -> CodeType:
         if isinstance(code, CodeType):
             return code
     compiled: CodeType = compile(source, filename, mode, flags, dont_inherit=True)
-    _added[key] = marshal.dumps(compiled)
+    if not (filename.startswith("<attrs generated") and "def __hash__" in source):
+        # An attrs __hash__ holds hash() of a string, which differs in every process
+        # (PYTHONHASHSEED): such a text never comes again, and would only grow the file.
+        _added[key] = marshal.dumps(compiled)
     return compiled

@@ -128,7 +128,7 @@ def _main(args: list[str]) -> None:
     # Before the imports whose dataclasses it serves (a third of their time: _codecache).
     from flwd import _codecache
 
-    _codecache.install()
+    _codecache.install("serve" if ":serve" in args else "cli")
     from flwd.cli import main as cli_main
 
     # Saved now, not only at the end: a server runs for weeks and may be killed.
