@@ -62,6 +62,7 @@ DAEMON_BIG = "flwd demo (local daemon, 1,001 jobs)"
 VERBS = (":jobs", ":runs")
 
 
+NO_CODE_CACHE = "flwd demo (8 jobs, no code cache)"
 TRIO_FLOOR = "python: import trio; trio.run"
 TRIO_PYDANTIC_FLOOR = "python: + import pydantic"
 
@@ -147,6 +148,8 @@ def main() -> None:
                                    "import trio, pydantic; trio.run(trio.sleep, 0)"], REPO, env),
             ("flwd demo (8 jobs)", flwd, small, env),
             ("flwd demo (1,001 jobs)", flwd, big, env),
+            # The same without the cache of the code classes compile (flwd/_codecache.py).
+            (NO_CODE_CACHE, flwd, small, {**env, "FLWD_CODE_CACHE": "0"}),
         ]
         if installed is not None:
             commands += [
@@ -213,6 +216,10 @@ def main() -> None:
             record("cli_overhead", "flwd demo vs task demo (ratio of medians)", versus, "x",
                    baseline=("task demo", 1.0), target=f"<= {TASK_TARGET}x",
                    met=versus <= TASK_TARGET)
+        versus = ours / median(timings[NO_CODE_CACHE])
+        print(f"flwd (8 jobs) with the code cache vs without: {versus:.2f}x")
+        record("cli_overhead", "flwd demo with the code cache vs FLWD_CODE_CACHE=0 (ratio of "
+               "medians)", versus, "x", baseline=("FLWD_CODE_CACHE=0", 1.0))
         if task:
             for floor in (TRIO_FLOOR, TRIO_PYDANTIC_FLOOR):
                 versus = median(timings[floor]) / median(timings["task demo"])
