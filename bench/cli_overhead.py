@@ -64,7 +64,10 @@ VERBS = (":jobs", ":runs")
 
 NO_CODE_CACHE = "flwd demo (8 jobs, no code cache)"
 TRIO_FLOOR = "python: import trio; trio.run"
-TRIO_PYDANTIC_FLOOR = "python: + import pydantic"
+TRIO_PYDANTIC_FLOOR = "python: + a pydantic model"
+_MODEL_FLOOR = ("import trio, pydantic\n"
+                "class Model(pydantic.BaseModel):\n    x: int = 0\n"
+                "trio.run(trio.sleep, 0)")
 
 
 def workspace(root: Path, jobs: int) -> Path:
@@ -140,12 +143,13 @@ def main() -> None:
             ("bash 100_main.sh (direct)", ["bash", SCRIPT], REPO, direct_env),
             ("python -c pass (floor)", [sys.executable, "-c", "pass"], REPO, env),
             # What any trio-based process costs before it does anything of its own: the
-            # floor under the standalone run (its engine is trio), and with pydantic, which
-            # a job's validated config needs (issue 17's analysis: ~189 ms on its VM).
+            # floor under the standalone run (its engine is trio; issue 17's analysis: ~189
+            # ms on its VM), and with one pydantic model, as a job's validated config is
+            # (a model's class imports pydantic's internals; plugins off, as flwd has them).
             (TRIO_FLOOR, [python, "-c", "import trio; trio.run(trio.sleep, 0)"],
              REPO, env),
-            (TRIO_PYDANTIC_FLOOR, [python, "-c",
-                                   "import trio, pydantic; trio.run(trio.sleep, 0)"], REPO, env),
+            (TRIO_PYDANTIC_FLOOR, [python, "-c", _MODEL_FLOOR], REPO,
+             {**env, "PYDANTIC_DISABLE_PLUGINS": "__all__"}),
             ("flwd demo (8 jobs)", flwd, small, env),
             ("flwd demo (1,001 jobs)", flwd, big, env),
             # The same without the cache of the code classes compile (flwd/_codecache.py).

@@ -113,6 +113,18 @@ def _main(args: list[str]) -> None:
             # Skip the interpreter's teardown (freeing the index object by object,
             # finalising modules): on every TAB it is a millisecond or more of nothing.
             os._exit(code)
+    if args in ([], ["-h"], ["--help"], ["help"], ["--version"]):
+        # Answered before flwd.cli (and pydantic, the jobs' models…) is imported, as it
+        # answers them (~200 ms of imports for a line of text).
+        from flwd import __version__
+        from flwd._usage import USAGE
+
+        try:
+            sys.stdout.write(f"flwd {__version__}\n" if args == ["--version"] else USAGE)
+            sys.stdout.flush()
+        except BrokenPipeError:  # as flwd.cli's: a reader that left, exit 1 quietly
+            leave(1)
+        leave(0)
     # A job's command line goes to a local server when one serves this workspace: before
     # anything heavy is imported (flwd.thin is stdlib only), so that it is instant.
     from flwd.thin import run as run_thin

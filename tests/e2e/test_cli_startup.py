@@ -177,3 +177,28 @@ def test_flwd_loads_no_pydantic_plugin_and_its_jobs_keep_theirs(tmp_path: Path,
                           env={**env, "PYDANTIC_DISABLE_PLUGINS": "flwd_test"},
                           capture_output=True, text=True, timeout=120)
     assert "plugins=flwd_test" in done.stdout
+
+
+def test_version_and_usage_are_answered_before_flwd_cli_is_loaded(tmp_path: Path,
+                                                                   data_dir: Path) -> None:
+    from flwd import __version__
+    from flwd.cli import USAGE
+
+    for argv, expected in (([], USAGE), (["-h"], USAGE), (["--help"], USAGE),
+                           (["help"], USAGE), (["--version"], f"flwd {__version__}\n")):
+        done = subprocess.run([str(FLWD_SCRIPT), *argv], cwd=tmp_path,
+                              env=flwd_env(data_dir, PYTHONPROFILEIMPORTTIME="1"),
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert (done.returncode, done.stdout) == (0, expected), argv
+        # flwd.cli imports the jobs' models: pydantic, ~200 ms of a line of text.
+        assert _loaded(imported(done.stderr), ("flwd.cli", "pydantic", "trio")) == [], argv
+    # A reader gone before the text is written: exit 1, quietly, as flwd.cli does.
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([str(FLWD_SCRIPT), "--help"], cwd=tmp_path, stdout=write,
+                              env=flwd_env(data_dir), stderr=subprocess.PIPE, text=True,
+                              timeout=60, check=False)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, "")
