@@ -266,7 +266,7 @@ async def serve(settings: Settings, config: ServeConfig, *,
                       policy_verified_by=checked.verified_by, tokens_file=tokens.where,
                       data_dir=str(settings.data_dir), db=settings.open_store().location)
             task_status.started(binds)
-            _codecache.close()  # its imports are done: what they compiled is kept
+            await trio.to_thread.run_sync(_codecache.close)  # imports done: keep, let go
             # Ends when Hypercorn returns from its graceful shutdown; never cancelled here.
     lifecycle("stopped")
 

@@ -219,3 +219,20 @@ def test_a_long_lived_process_lets_it_go_once_its_imports_are_done(tmp_path: Pat
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["compiled"] == 0  # saved by close() the first time
+
+
+def test_a_server_keeps_its_own_file_and_a_warm_one_writes_nothing(tmp_path: Path,
+                                                                    workspace: Path,
+                                                                    data_dir: Path) -> None:
+    from tests.conftest import start_server
+
+    cache = tmp_path / "cache"
+    # A server saves what it compiled once serving, and lets the cache go before it stops.
+    assert start_server(workspace, data_dir, XDG_CACHE_HOME=str(cache)).stop() == 0
+    [path] = (cache / "flwd").glob("code-serve-*.bin")
+    assert not list((cache / "flwd").glob("code-cli-*"))  # a run's file is not the server's
+    written = path.stat().st_mtime_ns
+    # Had it kept less than it compiles (its HTTP stack's classes, imported after start-up
+    # began), the next server would write the rest.
+    assert start_server(workspace, data_dir, XDG_CACHE_HOME=str(cache)).stop() == 0
+    assert path.stat().st_mtime_ns == written
