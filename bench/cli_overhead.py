@@ -8,6 +8,11 @@ trusts no index over files modified in the last two seconds). just and task come
 PyPI (rust-just, go-task-bin: `pip install -e '.[bench]'`); they are skipped, and said
 so, when missing.
 
+Beside them, the floors under a standalone run: a Python process that imports trio and
+enters ``trio.run`` (flwd's engine is trio), and one that also defines a pydantic model
+(a job's config is one); and the 8-job demo with ``FLWD_CODE_CACHE=0`` (no cache of the
+code classes compile at import, flwd/_codecache.py).
+
 The 8-job demo is also timed through the local daemon: a `flwd :serve` owns another data
 dir on the same workspace, and flwd's thin client hands the run to it over its Unix
 socket (issue 17's target: at most 0.6x go-task's time in the same run); so are `flwd
