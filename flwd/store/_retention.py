@@ -192,6 +192,8 @@ def _evict(conn: Db, run_ids: list[str], runs_dir: Path | None,
         conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", run_ids)
         conn.execute(f"DELETE FROM idempotency WHERE run_id IN ({marks})", run_ids)
         conn.execute(f"DELETE FROM notify_deliveries WHERE run_id IN ({marks})", run_ids)
+        # A cancel asked through another replica that the run's end left untaken.
+        conn.execute(f"DELETE FROM cancel_requests WHERE run_id IN ({marks})", run_ids)
         conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", run_ids)
         conn.execute("COMMIT")
     except BaseException:

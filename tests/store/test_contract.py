@@ -692,6 +692,12 @@ def test_collect_by_count_evicts_whole_finished_runs_oldest_first(store: Store, 
     assert store.evicted_through() == top
     assert store.find_idempotent("k:0") is None  # gone with its run
     assert store.count_runs() == 3
+    # A cancel asked through another replica and never taken (the run ended first) goes
+    # with its run; a kept run's stays.
+    store.request_cancel("run-3", reason="late", by="a", force=False)
+    store.request_cancel("run-4", reason="late", by="a", force=False)
+    assert store.collect(RetentionPolicy(retain_runs=1), runs_dir=runs_dir).evicted == ["run-3"]
+    assert [taken.run_id for taken in store.take_cancels(["run-3", "run-4"])] == ["run-4"]
     # Nothing more to do: a second pass evicts nothing.
     assert store.collect(RetentionPolicy(retain_runs=2), runs_dir=runs_dir).evicted == []
 
