@@ -87,12 +87,22 @@ class Engine:
         self._idempotency_key: bytes | None = None
         #: The Rule-Y KV of the Core DB, in the namespaces this engine allows.
         self.kv = KvSpace(self.store, root.kv_namespaces)
+        #: The scheduler's leader lease on a shared Core DB (its current incarnation's).
+        self.scheduler_lease: LeaderLease | None = None
 
     @property
     def replica(self) -> tuple[str, tuple[str, ...]] | None:
         """(this replica's id, its labels) in a cluster; None outside one."""
         cluster = self.root.cluster
         return None if cluster is None else (cluster.replica_id, cluster.settings.labels)
+
+    @property
+    def scheduler_leading(self) -> bool | None:
+        """Whether this server's scheduler holds its workspace's leader lease now (it fires
+        the schedules); None without a lease (not a cluster, or no schedule). Call it in
+        trio's thread."""
+        lease = self.scheduler_lease
+        return None if lease is None else lease.leading
 
     def cluster_load(self) -> tuple[int, int]:
         """(runs executing in this process, runs waiting here for a slot)."""
@@ -765,6 +775,7 @@ async def open_engine(settings: Settings, *, owner_kind: str = "cli",
             await Scheduler(EngineHost(engine), clock).run(task_status=task_status)
             return
         lease = LeaderLease(root.store, f"scheduler:{settings.workspace_key}", ttl=ttl)
+        engine.scheduler_lease = lease
         async with trio.open_nursery() as nursery:
             nursery.start_soon(lease.run)
             await Scheduler(EngineHost(engine), clock, lease).run(task_status=task_status)

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 
 
 def watch_replica(registry: CollectorRegistry, engine: Engine) -> None:
-    """Add ``flwd_replica_info{replica, labels}`` and ``flwd_replica_runs{state}`` to
-    ``registry`` when ``engine`` is a cluster replica (nothing outside a cluster)."""
+    """Add ``flwd_replica_info{replica, labels}``, ``flwd_replica_runs{state}`` and
+    ``flwd_scheduler_leader`` to ``registry`` when ``engine`` is a cluster replica (nothing
+    outside a cluster)."""
     if engine.replica is None:
         return
     replica_id, labels = engine.replica
@@ -25,3 +26,7 @@ def watch_replica(registry: CollectorRegistry, engine: Engine) -> None:
                  "local slot", ["state"], registry=registry)
     runs.labels("running").set_function(lambda: engine.cluster_load()[0])
     runs.labels("waiting").set_function(lambda: engine.cluster_load()[1])
+    leader = Gauge("flwd_scheduler_leader", "1 while this replica's scheduler holds its "
+                   "workspace's leader lease (it fires the schedules), else 0",
+                   registry=registry)
+    leader.set_function(lambda: 1.0 if engine.scheduler_leading else 0.0)

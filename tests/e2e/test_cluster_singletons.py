@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import subprocess
 from collections import Counter
@@ -106,6 +107,15 @@ def cluster(workspace: Path, tmp_path: Path, postgres_dsn: str) -> Iterator[list
         yield servers
 
 
+def leader_gauge(server: Server) -> float:
+    """The replica's ``flwd_scheduler_leader`` (1 while it holds the lease)."""
+    response = httpx.get(f"{server.url}/metrics", headers=DEV, timeout=30)
+    assert response.status_code == 200, response.text
+    found = re.search(r"^flwd_scheduler_leader ([0-9.e+-]+)$", response.text, re.M)
+    assert found, "no flwd_scheduler_leader"
+    return float(found.group(1))
+
+
 def test_every_tick_fires_once_and_a_killed_leader_is_replaced(cluster: list[Server]
                                                                ) -> None:
     url = cluster[0].url
@@ -113,6 +123,10 @@ def test_every_tick_fires_once_and_a_killed_leader_is_replaced(cluster: list[Ser
     (leader,) = [server for server in cluster if leaders(server) == ["took"]]
     followers = [server for server in cluster if server is not leader]
     assert all(leaders(server) == [] for server in followers)
+    # Which replica leads, as each one's metrics say (polled: a renewal late under load
+    # lets the lease's own deadline pass for a moment, as it should).
+    assert [leader_gauge(server) for server in followers] == [0.0, 0.0]
+    wait_until(lambda: leader_gauge(leader) == 1.0, "the leader's gauge at 1", timeout=30)
     before = scheduled(url)
     keys = Counter(key(run) for run in before)
     assert len(before) == len(keys), "a tick fired twice"
@@ -127,6 +141,9 @@ def test_every_tick_fires_once_and_a_killed_leader_is_replaced(cluster: list[Ser
     wait_until(lambda: [run for run in scheduled(followers[0].url)
                         if fire_time(run) > killed_at + 2], "ticks after the takeover",
                timeout=60)
+    (new_leader,) = [server for server in followers if leaders(server) == ["took"]]
+    wait_until(lambda: leader_gauge(new_leader) == 1.0, "the new leader's gauge", timeout=30)
+    assert [leader_gauge(server) for server in followers if server is not new_leader] == [0.0]
     after = scheduled(followers[0].url)
     keys = Counter(key(run) for run in after)
     assert max(keys.values()) == 1, f"a tick fired twice: {keys.most_common(3)}"
