@@ -1,7 +1,10 @@
-"""The Core DB side of a cluster: replicas, the run queue, leases and reaping (PostgreSQL).
+"""The Core DB side of a cluster: replicas, the run queue, leases and reaping.
 
 Blocking; each function is one transaction on a connection of a
-:class:`~flwd.store.postgres.PostgresStore` (SQLite has no cluster). The SQL builders
+:class:`~flwd.store.postgres.PostgresStore`, or of a :class:`~flwd.store.SqliteStore`
+(the same transactions in SQLite's words: what the processes sharing one SQLite Core DB
+on one host need to share its queue; its ``BEGIN IMMEDIATE`` locks the whole database,
+so no row locks). The SQL builders
 (:func:`claim_sql`, :func:`reap_sql`) are plain functions so their text is testable
 without a server. Times of leases and heartbeats are the *database's* clock
 (``Dialect.clock``): the replicas' own clocks may differ.
@@ -111,17 +114,21 @@ def heartbeat(conn: Db, *, replica_id: str, running: int, queued: int, lease: fl
     holds but no longer executes (its ``run.finish`` could not be journaled) is not
     renewed: its lease lapses and a reaper finishes it.
     """
-    clock = dialect_of(conn).clock()
-    conn.execute("BEGIN")
+    dialect = dialect_of(conn)
+    clock = dialect.clock()
+    sqlite = dialect.name == "sqlite"
+    conn.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")
     try:
         conn.execute(f"UPDATE replicas SET heartbeat_at = {clock}, running = ?, queued = ?,"
                      " stopped_at = NULL WHERE id = ?", (running, queued, replica_id))
         held: dict[str, int] = {}
         if run_ids:
+            among = "IN (SELECT value FROM json_each(?))" if sqlite else "= ANY(?)"
+            ids: object = json.dumps(list(run_ids)) if sqlite else list(run_ids)
             held = {run_id: int(epoch) for run_id, epoch in conn.execute(
                 f"UPDATE runs SET lease_until = {clock} + ? WHERE replica_id = ?"
-                " AND status IN ('queued', 'running') AND id = ANY(?)"
-                " RETURNING id, lease_epoch", (lease, replica_id, list(run_ids)))}
+                f" AND status IN ('queued', 'running') AND id {among}"
+                " RETURNING id, lease_epoch", (lease, replica_id, ids))}
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
@@ -150,23 +157,34 @@ def replicas(conn: Db, *, forget_after: float) -> list[Replica]:
             for row in rows]
 
 
-def claim_sql(clock: str) -> str:
+def claim_sql(clock: str, *, sqlite: bool = False) -> str:
     """The claim: the oldest queued runs this replica may execute, locked ``SKIP LOCKED``
     in a materialized CTE, within its free slots and each job's ``concurrency`` across
     the cluster (the runs of the job already held by a replica, plus those ranked
     before it in this claim). Parameters: ``labels`` (JSON array), ``sources`` (JSON
     array of lower-cased source names this replica has), ``scan``, ``free``,
-    ``replica``, ``lease``, ``pid``, ``start``, ``host``."""
+    ``replica``, ``lease``, ``pid``, ``start``, ``host``.
+
+    With ``sqlite``, SQLite's words: its JSON functions, and no row locks (its
+    ``BEGIN IMMEDIATE`` has the whole database to itself already)."""
+    if sqlite:
+        labels = ("NOT EXISTS (SELECT 1 FROM json_each(runs_on) AS wanted WHERE wanted.value"
+                  " NOT IN (SELECT value FROM json_each(:labels)))")
+        sources = "SELECT value FROM json_each(:sources)"
+        lock = ""
+    else:
+        labels = "runs_on::jsonb <@ :labels::jsonb"
+        sources = "SELECT jsonb_array_elements_text(:sources::jsonb)"
+        lock = "FOR UPDATE SKIP LOCKED"
     return f"""
 WITH candidates AS MATERIALIZED (
     SELECT id, job_id, created_at, concurrency FROM runs
     WHERE status = 'queued' AND queue IS NOT NULL AND replica_id IS NULL
-      AND (runs_on IS NULL OR runs_on::jsonb <@ :labels::jsonb)
-      AND (job_source IS NULL OR lower(job_source) IN
-           (SELECT jsonb_array_elements_text(:sources::jsonb)))
+      AND (runs_on IS NULL OR {labels})
+      AND (job_source IS NULL OR lower(job_source) IN ({sources}))
     ORDER BY created_at, id
     LIMIT :scan
-    FOR UPDATE SKIP LOCKED
+    {lock}
 ), ranked AS (
     SELECT c.id, c.created_at, c.concurrency,
            row_number() OVER (PARTITION BY lower(c.job_id) ORDER BY c.created_at, c.id)
@@ -197,7 +215,8 @@ def claim(conn: Db, *, replica_id: str, labels: Sequence[str], sources: Sequence
         return []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        rows = conn.execute(claim_sql(dialect_of(conn).clock()), {
+        dialect = dialect_of(conn)
+        rows = conn.execute(claim_sql(dialect.clock(), sqlite=dialect.name == "sqlite"), {
             "labels": json.dumps(sorted(labels)),
             "sources": json.dumps(sorted(source.lower() for source in sources)),
             "scan": CLAIM_SCAN, "free": free, "replica": replica_id, "lease": lease,
@@ -223,11 +242,12 @@ def take_queued(conn: Db, *, run_id: str, replica_id: str, lease: float, pid: in
     return None if row is None else int(row[0])
 
 
-def reap_sql(clock: str, *, dead: bool = False) -> str:
+def reap_sql(clock: str, *, dead: bool = False, sqlite: bool = False) -> str:
     """The runs whose lease lapsed (their replica stopped heartbeating), locked; they
     get a new epoch at once, so their old holder's writes are refused from now on. With
     ``dead``: the one run ``:run_id`` of a replica known dead (its process is gone from
-    this host: ``:host``, ``:pid``), whatever its lease says."""
+    this host: ``:host``, ``:pid``), whatever its lease says. ``sqlite``: as
+    :func:`claim_sql`'s."""
     which = ("id = :run_id AND owner_host = :host AND owner_pid = :pid" if dead
              else f"lease_until < {clock}")
     return f"""
@@ -237,7 +257,7 @@ WITH lapsed AS MATERIALIZED (
       AND {which}
     ORDER BY lease_until
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    {"" if sqlite else "FOR UPDATE SKIP LOCKED"}
 )
 UPDATE runs SET lease_epoch = runs.lease_epoch + 1, replica_id = NULL, lease_until = NULL
 FROM lapsed WHERE runs.id = lapsed.id
@@ -261,8 +281,8 @@ def reap(conn: Db, *, new_id: Any, dead: tuple[str, str, int] | None = None) -> 
         params: dict[str, Any] = {"limit": REAP_BATCH}
         if dead is not None:
             params.update(run_id=dead[0], host=dead[1], pid=dead[2])
-        rows = conn.execute(reap_sql(dialect.clock(), dead=dead is not None), params
-                            ).fetchall()
+        rows = conn.execute(reap_sql(dialect.clock(), dead=dead is not None,
+                                     sqlite=dialect.name == "sqlite"), params).fetchall()
         if not rows:
             conn.execute("ROLLBACK")
             return []

@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from flwd.errors import StorageError
 
+from . import _write_lock
+from ._checkpoint import CHECKPOINTER
 from ._schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "flwd.db"
@@ -34,6 +37,43 @@ class Connection(sqlite3.Connection):
 
     schema_version: int = SCHEMA_VERSION
     _columns: dict[str, frozenset[str]]
+    #: A writer's host write lock (``_write_lock``, None for a reader): taken by ``BEGIN
+    #: IMMEDIATE``, let go once the transaction is over however it ended (COMMIT,
+    #: ROLLBACK, the rollback SQLite makes itself on a full disk, or closing).
+    write_lock: Path | None = None
+    #: A writer's database file, whose WAL it has checkpointed (``_checkpoint``).
+    db: str = ""
+    _held: int | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self.write_lock is None:
+            return super().execute(sql, parameters)
+        if sql == "BEGIN IMMEDIATE" and self._held is None:
+            self._held = _write_lock.acquire(self.write_lock)
+            try:
+                return super().execute(sql, parameters)
+            except BaseException:
+                self._let_go()
+                raise
+        if self._held is None and sql != "COMMIT":
+            return super().execute(sql, parameters)
+        try:
+            cursor = super().execute(sql, parameters)
+        finally:
+            if not self.in_transaction:
+                self._let_go()
+        if sql == "COMMIT":
+            CHECKPOINTER.committed(self.db)
+        return cursor
+
+    def close(self) -> None:
+        self._let_go()
+        super().close()
+
+    def _let_go(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            _write_lock.release(held)
 
     def columns(self, table: str) -> frozenset[str]:
         """The columns ``table`` has (asked once per connection)."""
@@ -73,6 +113,8 @@ def connect(path: Path, *, readonly: bool = False) -> Connection:
             conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
                                    factory=Connection)
             os.chmod(path, 0o600)
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # see flwd/store/_checkpoint.py
+            conn.write_lock, conn.db = _write_lock.lock_path(path), str(path)
         conn.execute("PRAGMA busy_timeout = 10000")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
