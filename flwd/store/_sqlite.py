@@ -69,6 +69,11 @@ class SqliteStore(SqlStore):
     def _reader(self) -> AbstractContextManager[Db]:
         return open_reader(self.path)
 
+    def connection(self) -> AbstractContextManager[Db]:
+        """A writer's connection, the schema migrated, for a caller's own transactions
+        (``flwd.store.cluster``'s, as :meth:`PostgresStore.connection`)."""
+        return self._writer()
+
     def _query_guard(self, query: RunFilter) -> AbstractContextManager[None]:
         return _json_functions(query)
 
