@@ -13,6 +13,7 @@ from typing import Any
 from flwd.errors import StorageError
 
 from . import _write_lock
+from ._bus import SENDER, bus_dir
 from ._checkpoint import CHECKPOINTER
 from ._schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -43,6 +44,10 @@ class Connection(sqlite3.Connection):
     write_lock: Path | None = None
     #: A writer's database file, whose WAL it has checkpointed (``_checkpoint``).
     db: str = ""
+    #: A writer's notes for the other processes (``Dialect.notify``), sent to the bus's
+    #: directory at COMMIT (``_bus``); None for a reader.
+    notes: list[tuple[str, str]] | None = None
+    bus: str = ""
     _held: int | None = None
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
@@ -53,27 +58,34 @@ class Connection(sqlite3.Connection):
             try:
                 return super().execute(sql, parameters)
             except BaseException:
-                self._let_go()
+                self._ended(committed=False)
                 raise
-        if self._held is None and sql != "COMMIT":
+        if self._held is None and not self.notes and sql != "COMMIT":
             return super().execute(sql, parameters)
+        committed = False
         try:
             cursor = super().execute(sql, parameters)
+            committed = sql == "COMMIT"
         finally:
             if not self.in_transaction:
-                self._let_go()
-        if sql == "COMMIT":
+                self._ended(committed=committed)
+        if committed:
             CHECKPOINTER.committed(self.db)
         return cursor
 
     def close(self) -> None:
-        self._let_go()
+        self._ended(committed=False)
         super().close()
 
-    def _let_go(self) -> None:
+    def _ended(self, *, committed: bool) -> None:
+        """The write transaction is over: let the lock go; once committed, tell the
+        other processes what it notified (``_bus``), else forget it."""
         held, self._held = self._held, None
         if held is not None:
             _write_lock.release(held)
+        notes, self.notes = self.notes, []
+        if committed and notes:
+            SENDER.send(self.bus, notes)
 
     def columns(self, table: str) -> frozenset[str]:
         """The columns ``table`` has (asked once per connection)."""
@@ -115,6 +127,7 @@ def connect(path: Path, *, readonly: bool = False) -> Connection:
             os.chmod(path, 0o600)
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # see flwd/store/_checkpoint.py
             conn.write_lock, conn.db = _write_lock.lock_path(path), str(path)
+            conn.notes, conn.bus = [], str(bus_dir(path))
         conn.execute("PRAGMA busy_timeout = 10000")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")

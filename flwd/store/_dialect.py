@@ -94,7 +94,12 @@ class Dialect:
 
     def notify(self, conn: Db, channel: str, payloads: Iterable[str]) -> None:
         """Tell the database's listeners ``payloads`` on ``channel`` when the open
-        transaction commits (``flwd.store._signals``). SQLite has no listeners."""
+        transaction commits (``flwd.store._signals``). SQLite's are the processes of
+        this host on its bus (``flwd.store._bus``): a writer's connection keeps the
+        notes and sends them at COMMIT."""
+        notes: list[tuple[str, str]] | None = getattr(conn, "notes", None)
+        if notes is not None:
+            notes.extend((channel, payload) for payload in payloads)
 
     # -- SQL fragments ---------------------------------------------------------
     def fold(self, expression: str) -> str:

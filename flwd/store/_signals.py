@@ -15,7 +15,8 @@ until its polling fallback.
 - :data:`CANCELS_CHANNEL`: ``"<run_id>"``, sent with a cancel request recorded for a run
   live in another replica (the request itself is a row: ``Store.request_cancel``).
 
-SQLite has no such bus: its :class:`~flwd.store._dialect.Dialect` sends nothing.
+On SQLite the same notes go, after the commit, to the datagram sockets of the processes
+of the host that listen (the workers of ``flwd :serve --workers N``): ``flwd.store._bus``.
 """
 
 from __future__ import annotations
