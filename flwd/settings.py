@@ -28,6 +28,9 @@ class Settings:
     #: ``postgresql://`` URL or a SQLite file's path (the run directories, sockets and
     #: sources stay in the data dir).
     db: str | None = None
+    #: A worker of ``flwd :serve --workers N``: ``db`` is the host's SQLite Core DB, which
+    #: it shares with the other workers as the replicas of a cluster share PostgreSQL.
+    shared_db: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -38,7 +41,9 @@ class Settings:
         # Not at import: the completion path reads settings.
         from flwd.store import SqliteStore, open_store
 
-        return SqliteStore(self.db_path) if self.db is None else open_store(self.db)
+        if self.db is None:
+            return SqliteStore(self.db_path, clustered=self.shared_db)
+        return open_store(self.db, shared=self.shared_db)
 
     @property
     def runs_dir(self) -> Path:

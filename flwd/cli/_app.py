@@ -192,7 +192,8 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         extension: list[str] | None = None,
                         session_ttl: str = "12h",
                         public_url: str | None = None,
-                        labels: list[str] | None = None) -> int:
+                        labels: list[str] | None = None,
+                        workers: int = 1) -> int:
     """Serve the REST + SSE API (and the web UI at /) until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -264,9 +265,14 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         This replica's labels in a cluster (servers sharing a PostgreSQL Core DB): it
         claims only the runs of jobs whose `runs_on` it has (comma-separated or
         repeatable; also FLWD_LABELS; docs/scale-out.md).
+    workers
+        Serve with this many processes (default 1), sharing the port and the Core DB:
+        each executes runs and serves requests, any of them streams any run (one per
+        CPU core is a good start; docs/operations.md#several-workers).
     """
     from flwd.engine import cluster_settings
     from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
+    from flwd.http._workers import WorkerSpec, adopt, check_workers, worker_settings
     from flwd.kv import KvNamespaces
 
     from ._served import ServedCommandLines
@@ -285,7 +291,13 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     settings = CONTEXT.settings()
     public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
         "1", "true", "yes", "on")
-    await serve(settings, ServeConfig(
+    check_workers(workers)
+    worker = WorkerSpec.from_env(os.environ)
+    if worker is not None:  # started by a supervisor: its data dir, Core DB and tokens
+        adopt(worker)
+        settings = worker_settings(settings, worker)
+        tokens = tokens or str(worker.home / "tokens.json")
+    config = ServeConfig(
         bind=bind, dev=dev, profile=profile, log=log, metrics=metrics, aliases_public=public,
         tokens=Path(tokens) if tokens else None, no_containers=no_containers,
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
@@ -294,7 +306,13 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl,
         public_url=public_url or os.environ.get("FLWD_PUBLIC_URL") or None,
         command_lines=ServedCommandLines(),
-        cluster=cluster_settings(labels, os.environ)))
+        cluster=cluster_settings(labels, os.environ), worker=worker)
+    if workers > 1 and worker is None:
+        from flwd.http._supervisor import serve_workers
+
+        await serve_workers(settings, config, workers)
+    else:
+        await serve(settings, config)
     return 0
 
 

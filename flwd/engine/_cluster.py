@@ -37,7 +37,7 @@ from ._lease import ClusterTiming, LeaseWatch
 
 if TYPE_CHECKING:
     from flwd.store import Fence
-    from flwd.store.postgres import PostgresStore
+    from flwd.store._sql import SqlStore
 
 _log = logging.getLogger("flwd.engine")
 
@@ -123,7 +123,7 @@ class ClusterHost(Protocol):
 class Cluster:
     """See the module doc. ``store`` is the Core DB; ``fence`` the journal's."""
 
-    def __init__(self, settings: ClusterSettings, store: PostgresStore, fence: Fence,
+    def __init__(self, settings: ClusterSettings, store: SqlStore, fence: Fence,
                  host: ClusterHost, *, capacity: int | None, grace: float,
                  runs_dir: Any = None) -> None:
         self.settings = settings

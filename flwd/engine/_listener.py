@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Collection
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -70,10 +71,13 @@ CancelLive = Callable[[CancelRequest], Awaitable[bool]]
 class Listener:
     """The actor's state: its connection's health and what it heard (for tests, metrics)."""
 
-    def __init__(self, dsn: str, store: Store, wakes: Wakes, *,
+    def __init__(self, source: str | Callable[[], Listening], store: Store, wakes: Wakes, *,
                  live_runs: Callable[[], Collection[str]], cancel: CancelLive,
                  cancel_poll: float = CANCEL_POLL, observer: Observer = UNOBSERVED) -> None:
-        self.dsn = dsn
+        #: Opens the listening connection (blocking): a PostgreSQL URL's, or a socket on
+        #: a SQLite Core DB's bus (``listening_of``).
+        self.open: Callable[[], Listening] = (
+            partial(_open, source) if isinstance(source, str) else source)
         self.store = store
         self.wakes = wakes
         self.live_runs = live_runs
@@ -109,7 +113,7 @@ class Listener:
         backoff = BACKOFF_FIRST
         while True:
             try:
-                conn = await _open_abandonable(self.dsn)
+                conn = await _open_abandonable(self.open)
             except StorageError as exc:
                 _log.warning("flwd: cannot listen to the Core DB (%s); followers poll; "
                              "again in %.1f s", exc.one_line(), backoff)
@@ -196,17 +200,17 @@ def _open(dsn: str) -> Listening:
                      application_name=APPLICATION_NAME)
 
 
-async def _open_abandonable(dsn: str) -> Listening:
-    """:func:`_open` in a worker thread that a cancelled caller does not wait for (a
-    server unreachable at shutdown would hold it for the connect timeout): a connection
-    made after the caller left is closed in the thread.
+async def _open_abandonable(open_: Callable[[], Listening]) -> Listening:
+    """``open_`` in a worker thread that a cancelled caller does not wait for (a server
+    unreachable at shutdown would hold it for the connect timeout): a connection made
+    after the caller left is closed in the thread.
 
     Cancellation: the caller leaves at once; the connection, if any, is closed.
     """
     abandoned = threading.Event()
 
     def connect() -> Listening:
-        conn = _open(dsn)
+        conn = open_()
         if abandoned.is_set():
             conn.close()
         return conn
@@ -218,12 +222,16 @@ async def _open_abandonable(dsn: str) -> Listening:
         raise
 
 
-def listener_of(settings_db: str | None, owner_kind: str) -> bool:
-    """Whether a process of this kind on this Core DB runs a listener (a server on
-    PostgreSQL: a CLI's one run has nobody to be told about)."""
-    from flwd.store import POSTGRES_SCHEMES
+def listening_of(store: Store) -> Callable[[], Listening]:
+    """How a server of this clustered Core DB listens: a LISTEN connection to
+    PostgreSQL, or a socket on a SQLite Core DB's bus (the workers of one host)."""
+    from flwd.store import SqliteStore
 
-    return owner_kind == "serve" and settings_db is not None and settings_db.startswith(
-        POSTGRES_SCHEMES)
+    if isinstance(store, SqliteStore):
+        from flwd.store._bus import LocalListening, bus_dir
+
+        return partial(LocalListening, bus_dir(store.path))  # type: ignore[return-value]
+    dsn: str = store.dsn  # type: ignore[attr-defined]
+    return partial(_open, dsn)
 
 

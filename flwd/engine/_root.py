@@ -21,7 +21,6 @@ not an actor: an extra hop would add latency and a queue to every batch for noth
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,7 +90,7 @@ from ._finisher import Finisher, describe_crash, resync
 from ._hub import EventHub
 from ._journal import Append, JournalRef, run_journal
 from ._lease import plan_digest, plan_places
-from ._listener import Listener, listener_of
+from ._listener import Listener, listening_of
 from ._retention import RetentionState, run_retention
 from ._run import Cancel, RunActor, RunRef
 from ._slots import Slots
@@ -264,10 +263,9 @@ class Root:
         #: A server of a PostgreSQL Core DB hears what the other replicas commit (runs
         #: to follow, cancels to make: flwd/engine/_listener.py).
         self.wakes: Wakes | None = None
-        if listener_of(settings.db, owner_kind):
-            assert settings.db is not None
+        if owner_kind == "serve" and self.store.clustered:
             self.wakes = Wakes()
-            self.listener = Listener(settings.db, self.store, self.wakes,
+            self.listener = Listener(listening_of(self.store), self.store, self.wakes,
                                      live_runs=lambda: self._live.keys(),
                                      cancel=self._cancel_requested, observer=observer)
             if self.cluster is not None:  # a run queued anywhere: this replica's claimer looks
@@ -462,14 +460,13 @@ class Root:
     # -- the cluster (serve on PostgreSQL) -----------------------------------------
     def _join_cluster(self, settings: ClusterSettings, capacity: int | None
                       ) -> Cluster | None:
-        if "flwd.store.postgres" not in sys.modules:
-            return None  # SQLite (psycopg is loaded only with a PostgreSQL Core DB)
         from flwd.store import Fence, ThreadedJournal
-        from flwd.store.postgres import PostgresStore
+        from flwd.store._sql import SqlStore
 
         store, writer = self.store, self.writer
-        if not isinstance(store, PostgresStore) or not isinstance(writer, ThreadedJournal):
-            return None  # SQLite: one server per Core DB, as always
+        if not (store.clustered and isinstance(store, SqlStore)
+                and isinstance(writer, ThreadedJournal)):
+            return None  # one server per Core DB, as always
         fence = Fence(settings.replica_id)
         writer.fence = fence
         self.hub.taps.append(self._cluster_observe)

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,7 +26,7 @@ from hypercorn.config import Config, Sockets
 
 from flwd import _codecache
 from flwd.containers import reap_orphans
-from flwd.daemon import CLIENT_PROTOCOL, DataDirLock, client_url, hold_data_dir
+from flwd.daemon import CLIENT_PROTOCOL, LOCAL_SOCKET, DataDirLock, client_url, hold_data_dir
 from flwd.engine import ClusterSettings, open_engine
 from flwd.errors import RunNotFound, UsageError
 from flwd.events import (
@@ -49,7 +49,7 @@ from ._auth import Authenticator
 from ._command_line import CommandLines
 from ._grants import DEFAULT_TTL
 from ._listen import listen, owning
-from ._local_socket import open_local_socket, serve_local_socket
+from ._local_socket import LocalSocket, open_local_socket, serve_local_socket
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
@@ -57,6 +57,7 @@ from ._preflight import preflight
 from ._server_tokens import keep_tokens_fresh, open_server_tokens
 from ._state import ServeOptions
 from ._streams import MAX_STREAMS
+from ._workers import WorkerSpec, inherited_listener, signal_ready, watch_lifeline
 
 PORT = IntRange(0, 65535)
 
@@ -109,6 +110,8 @@ class ServeConfig:
     #: What plans the thin client's command lines (the CLI's; None: they run locally).
     command_lines: CommandLines | None = None
     cluster: ClusterSettings | None = None  # as a replica (--labels; PostgreSQL only)
+    #: This server is a worker of ``:serve --workers N`` (its sockets inherited).
+    worker: WorkerSpec | None = None
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -222,7 +225,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     # Bound here, before the data dir's lock, recovery and the engine (and closed by
     # owning() below however serving ends): a busy port is one line, nothing started.
     hypercorn_config.listener = listener = listen(
-        host, port, backlog=hypercorn_config.backlog, user_timeout_ms=_tcp_user_timeout_ms())
+        host, port, backlog=hypercorn_config.backlog, user_timeout_ms=_tcp_user_timeout_ms()
+    ) if config.worker is None else inherited_listener(config.worker)
     hypercorn_config.graceful_timeout = config.graceful_timeout
     hypercorn_config.accesslog = None
     # Hypercorn's messages go through configure_logging's logger, so --log=json is one
@@ -234,8 +238,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
-    async with owning(listener), _own_data_dir(settings) as owned, open_local_socket(settings.data_dir) as local, \
-            open_engine(
+    async with owning(listener), _own_data_dir(settings) as owned, \
+            _local_socket(settings, config.worker) as local, open_engine(
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
             runtime=runtime, profile=profile, kv_namespaces=kv_namespaces,
@@ -251,20 +255,28 @@ async def serve(settings: Settings, config: ServeConfig, *,
         app = create_app(engine, options, authenticator, metrics, config.command_lines)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutting_down, engine.hub.close)
+            if config.worker is not None:  # and for the end of its supervisor
+                nursery.start_soon(watch_lifeline, config.worker, shutting_down,
+                                   partial(_stop, shutting_down, engine.hub.close))
             nursery.start_soon(keep_tokens_fresh, tokens, shutting_down)
             binds: list[str] = await nursery.start(partial(
                 hypercorn.trio.serve, app, hypercorn_config, shutdown_trigger=shutting_down.wait))
             nursery.start_soon(serve_local_socket, app, hypercorn_config, local,
                                shutting_down.wait)
-            # Before "serving": a CLI told of this server learns where to send its change.
-            await trio.to_thread.run_sync(owned.publish, replace(
-                owned.owner, url=client_url(binds[0]), socket=str(local.path),
-                protocol=CLIENT_PROTOCOL))
-            lifecycle("serving", urls=binds, profile=profile, dev=config.dev, ui=config.ui,
+            # Before "serving": a CLI told of this server learns where to send its change
+            # (its supervisor's data dir, for a worker: the supervisor publishes that).
+            if config.worker is None:
+                await trio.to_thread.run_sync(owned.publish, replace(
+                    owned.owner, url=client_url(binds[0]), socket=str(local.path),
+                    protocol=CLIENT_PROTOCOL))
+            lifecycle("serving" if config.worker is None else "worker serving", urls=binds,
+                      worker=None if config.worker is None else config.worker.index, profile=profile, dev=config.dev, ui=config.ui,
                       container_runtime=runtime.kind if runtime else "none",
                       policy_bundle=str(checked.bundle_path) if checked.bundle_path else None,
                       policy_verified_by=checked.verified_by, tokens_file=tokens.where,
                       data_dir=str(settings.data_dir), db=settings.open_store().location)
+            if config.worker is not None:
+                await signal_ready(config.worker)
             task_status.started(binds)
             await trio.to_thread.run_sync(_codecache.close)  # imports done: keep, let go
             # Ends when Hypercorn returns from its graceful shutdown; never cancelled here.
@@ -291,10 +303,43 @@ async def _own_data_dir(settings: Settings) -> AsyncIterator[DataDirLock]:
         lock.release()
 
 
+def _stop(shutting_down: trio.Event, close_streams: Callable[[], None]) -> None:
+    close_streams()
+    shutting_down.set()
+
+
+@asynccontextmanager
+async def _local_socket(settings: Settings, worker: WorkerSpec | None
+                        ) -> AsyncIterator[LocalSocket]:
+    """The data dir's ``serve.sock`` (:func:`open_local_socket`); a worker's is its
+    supervisor's, inherited, and only closed here.
+
+    Cancellation: as :func:`open_local_socket`.
+    """
+    if worker is None:
+        async with open_local_socket(settings.data_dir) as local:
+            yield local
+        return
+    sock = socket.socket(fileno=worker.local_fd)
+    try:
+        yield LocalSocket(sock, worker.home / LOCAL_SOCKET, (-1, -1))
+    finally:
+        sock.close()
+
+
 async def _watch_signals(shutting_down: trio.Event, close_streams: object) -> None:
+    """Stop on the first SIGTERM/SIGINT; return, too, once stopping for another reason
+    (a worker whose supervisor is gone)."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            lifecycle("shutting down", signal=signal.Signals(signum).name)
-            close_streams()  # type: ignore[operator]
-            shutting_down.set()
-            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_when, shutting_down, nursery.cancel_scope)
+            async for signum in signals:
+                lifecycle("shutting down", signal=signal.Signals(signum).name)
+                close_streams()  # type: ignore[operator]
+                shutting_down.set()
+                return
+
+
+async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

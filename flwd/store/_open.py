@@ -21,12 +21,13 @@ _servers: dict[str, Store] = {}
 _servers_lock = threading.Lock()
 
 
-def open_store(location: str | Path) -> Store:
+def open_store(location: str | Path, *, shared: bool = False) -> Store:
     """The store of ``location`` (nothing is opened until it is used).
 
     ``postgresql://…`` (or ``postgres://…``): a :class:`~flwd.store.postgres.PostgresStore`
     (psycopg is imported only then; one per URL in a process). ``sqlite:///PATH`` or a plain path: a
-    :class:`~flwd.store.SqliteStore` of that file.
+    :class:`~flwd.store.SqliteStore` of that file; ``shared``: a SQLite file the workers of
+    this host share (``flwd :serve --workers``: a clustered store).
 
     Raises:
         UsageError: a URL of another kind.
@@ -54,7 +55,7 @@ def open_store(location: str | Path) -> Store:
                               "SQLite file")
     if not text:
         raise UsageError("--db: no path after sqlite://", hint="use sqlite:///PATH/flwd.db")
-    return SqliteStore(Path(text).expanduser().absolute())
+    return SqliteStore(Path(text).expanduser().absolute(), clustered=shared)
 
 
 def names_a_password(location: str) -> bool:

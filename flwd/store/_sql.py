@@ -67,6 +67,11 @@ class SqlStore:
         """A connection that reads (only called once :meth:`exists`)."""
         raise NotImplementedError
 
+    def connection(self) -> AbstractContextManager[Db]:
+        """A connection that may write, the schema migrated, for a caller's own
+        transactions (a cluster replica's: flwd/store/_cluster.py)."""
+        return self._writer()
+
     def _query_guard(self, query: RunFilter) -> AbstractContextManager[None]:
         """Around a run query: the dialect's own errors made clear (none by default)."""
         return _nothing()

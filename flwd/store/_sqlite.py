@@ -42,12 +42,15 @@ class SqliteStore(SqlStore):
 
     dialect = SQLITE
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clustered: bool = False) -> None:
         self.path = path
         self.location = str(path)
+        #: Shared by the workers of one host (``flwd :serve --workers``): see
+        #: ``Store.clustered``; they hear each other on its bus (``_bus``).
+        self.clustered = clustered
 
     def __repr__(self) -> str:
-        return f"SqliteStore({str(self.path)!r})"
+        return f"SqliteStore({str(self.path)!r}{', clustered=True' if self.clustered else ''})"
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -69,10 +72,6 @@ class SqliteStore(SqlStore):
     def _reader(self) -> AbstractContextManager[Db]:
         return open_reader(self.path)
 
-    def connection(self) -> AbstractContextManager[Db]:
-        """A writer's connection, the schema migrated, for a caller's own transactions
-        (``flwd.store.cluster``'s, as :meth:`PostgresStore.connection`)."""
-        return self._writer()
 
     def _query_guard(self, query: RunFilter) -> AbstractContextManager[None]:
         return _json_functions(query)

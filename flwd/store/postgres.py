@@ -548,11 +548,6 @@ class PostgresStore(SqlStore):
     def _reader(self) -> AbstractContextManager[Db]:
         return self._pool.borrow()
 
-    def connection(self) -> AbstractContextManager[Db]:
-        """A connection of the store's pool, the schema migrated, for a caller's own
-        transactions (a cluster replica's: flwd/store/_cluster.py)."""
-        return self._writer()
-
     def storage_usage(self) -> dict[str, Any]:
         if not self.exists():
             raise StorageError(f"the Core DB {self.location} has no schema yet",
