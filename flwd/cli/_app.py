@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -293,10 +294,12 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         "1", "true", "yes", "on")
     check_workers(workers)
     worker = WorkerSpec.from_env(os.environ)
+    cluster = cluster_settings(labels, os.environ)
     if worker is not None:  # started by a supervisor: its data dir, Core DB and tokens
         adopt(worker)
         settings = worker_settings(settings, worker)
         tokens = tokens or str(worker.home / "tokens.json")
+        cluster = replace(cluster, local_first=True)
     config = ServeConfig(
         bind=bind, dev=dev, profile=profile, log=log, metrics=metrics, aliases_public=public,
         tokens=Path(tokens) if tokens else None, no_containers=no_containers,
@@ -306,7 +309,7 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl,
         public_url=public_url or os.environ.get("FLWD_PUBLIC_URL") or None,
         command_lines=ServedCommandLines(),
-        cluster=cluster_settings(labels, os.environ), worker=worker)
+        cluster=cluster, worker=worker)
     if workers > 1 and worker is None:
         from flwd.http._supervisor import serve_workers
 

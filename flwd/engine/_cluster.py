@@ -56,6 +56,12 @@ class ClusterSettings:
     #: This replica's id: host, pid and a random part (a restart is a new replica).
     replica_id: str = field(default_factory=lambda: (
         f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"))
+    #: A run this replica accepts is executed here when it can be — a free slot, the
+    #: job's labels, no ``concurrency`` to count across the cluster — instead of being
+    #: queued for any replica: the workers of one host (``:serve --workers``), whose
+    #: connections the kernel already spreads, would only pay for a second plan, a
+    #: claim and following another process's journal.
+    local_first: bool = False
 
 
 def cluster_settings(labels: Sequence[str] | None, environ: Mapping[str, str]

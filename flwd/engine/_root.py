@@ -492,7 +492,8 @@ class Root:
 
     def _cluster_run(self, plan: Plan, fields: dict[str, Any]) -> ClusterRun:
         """The row of a new run of a cluster replica: queued for any replica, or (secret
-        arguments, a thin client's command line) claimed by this one at once.
+        arguments, a thin client's command line; ``local_first`` with room for it)
+        claimed by this one at once.
 
         Raises:
             ReplicaUnfit: a run only this replica may execute needs labels it lacks.
@@ -503,6 +504,10 @@ class Root:
         binding = plan.binding
         local_only = (bool(binding.secret_names & binding.values.keys())
                       or plan.host_env is not None or plan.grace is not None)
+        local_first = (cluster.settings.local_first and config.concurrency is None
+                       and set(config.runs_on) <= set(cluster.settings.labels)
+                       and (cluster.capacity is None
+                            or sum(self.cluster_load()) < cluster.capacity))
         common: dict[str, Any] = dict(
             runs_on=list(config.runs_on), concurrency=config.concurrency,
             job_source=plan.job.source, lease=cluster.timing.lease, owner_kind="cluster")
@@ -514,6 +519,8 @@ class Root:
                     "this one is not, and a run with secret arguments is executed by the "
                     "replica that received it", hint="send the request to a replica with "
                     "those labels (GET /cluster lists them)")
+            return ClusterRun(**{**fields, **common}, replica_id=cluster.replica_id)
+        if local_first:
             return ClusterRun(**{**fields, **common}, replica_id=cluster.replica_id)
         retries = (config.error_handling.retries
                    if config.error_handling.policy == "retry" else 0)

@@ -247,3 +247,27 @@ def test_the_thin_client_goes_through_the_supervisors_socket(workspace: Path, da
         assert time.monotonic() - started < 60
         wait_until(lambda: any('"subject": "local"' in line for line in server.log),
                    "the request on the local socket in a worker's log")
+
+
+def test_a_worker_executes_the_runs_it_accepts_when_it_can(workspace: Path, data_dir: Path
+                                                          ) -> None:
+    """No second plan, claim and cross-process following for a run the accepting worker
+    has room for; a job with a ``concurrency`` still goes through the queue."""
+    write_job(workspace, "ok", "interpreter: bash\n", {"100_main.sh": "echo ok\n"})
+    write_job(workspace, "one", "interpreter: bash\nconcurrency: 1\n",
+              {"100_main.sh": "echo one\n"})
+    with _workers(workspace, data_dir) as server:
+        store = SqliteStore(data_dir / "flwd.db")
+        client, pid = _client_of(server)
+        with closing(client):
+            ids = [client.post("/runs", json={"job_id": "ok"}).json()["id"] for _ in range(5)]
+            queued = client.post("/runs", json={"job_id": "one"}).json()["id"]
+        wait_until(lambda: set(store.run_statuses([*ids, queued]).values()) == {"completed"},
+                   "the runs to complete")
+        assert {store.get_run(run_id).owner_pid for run_id in ids} == {pid}
+        with store.connection() as conn:
+            (queue,) = conn.execute("SELECT queue FROM runs WHERE id = ?", (queued,)).fetchone()
+            locals_ = conn.execute(
+                f"SELECT count(*) FROM runs WHERE queue IS NULL AND id IN "
+                f"({','.join('?' * len(ids))})", ids).fetchone()[0]
+        assert queue is not None and locals_ == len(ids)
