@@ -140,6 +140,8 @@ class Cluster:
         self.capacity = capacity
         self.runs_dir = runs_dir
         self._wake = trio.Event()
+        #: Runs may be waiting in the queue for this replica (see :meth:`slot_freed`).
+        self._backlog = True
         self.watch: LeaseWatch | None = None
         #: Seconds the last heartbeat took, for metrics and GET /cluster.
         self.last_heartbeat_ok: float | None = None
@@ -200,8 +202,17 @@ class Cluster:
         return bool(reaped)
 
     def wake(self) -> None:
-        """Look at the queue again (a slot freed, a run was queued)."""
+        """Look at the queue again (a run was queued, or may have been)."""
+        self._backlog = True
         self._wake.set()
+
+    def slot_freed(self) -> None:
+        """A run of this replica ended: look at the queue again if runs may be waiting
+        there (the last claim filled every free slot, or a run was queued since) — not
+        after every run of a replica whose queue is empty (a claim is a write
+        transaction: the other writers would wait for it)."""
+        if self._backlog:
+            self._wake.set()
 
     async def _db(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         """Run a blocking cluster query on a connection of the store, in a thread.
@@ -300,12 +311,14 @@ class Cluster:
             running, queued = self.host.cluster_load()
             limit = CLAIM_BATCH if self.capacity is None else self.capacity - running - queued
             claimed: list[Any] = []
+            looked = False
             if self.host.accepting and limit > 0 and not self._cut_off():
                 try:
                     claimed = await self._db(
                         cluster.claim, replica_id=self.replica_id, labels=self.settings.labels,
                         sources=self.host.source_names(), free=min(limit, CLAIM_BATCH),
                         lease=self.timing.lease, pid=pid, start=start, host=host)
+                    looked = True
                 except Exception as exc:  # the poll tries again
                     _log.warning("flwd: cluster: claiming queued runs failed: %s", exc)
             for item in claimed:
@@ -313,6 +326,9 @@ class Cluster:
                 await self.host.start_claimed(item.run_id, item.job_id, item.queue, item.epoch)
             if claimed and len(claimed) >= min(limit, CLAIM_BATCH):
                 continue  # there may be more
+            # Seen empty for this replica: a notification (or the poll) says when to look
+            # again. Not looked (no room, cut off, an error): a freed slot looks too.
+            self._backlog = not looked
             with trio.move_on_after(self.timing.poll):
                 await self._wake.wait()
 

@@ -717,7 +717,7 @@ class Root:
     def _run_exited(self, name: str, result: outcome.Outcome[None]) -> None:
         self._live.pop(name, None)
         if self.cluster is not None:
-            self.cluster.wake()  # a slot is free
+            self.cluster.slot_freed()
         self._release_tree(name)
         crash = result.error if isinstance(result, outcome.Error) else None
         if crash is not None:
