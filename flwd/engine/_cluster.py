@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -131,7 +132,8 @@ class Cluster:
 
     def __init__(self, settings: ClusterSettings, store: SqlStore, fence: Fence,
                  host: ClusterHost, *, capacity: int | None, grace: float,
-                 runs_dir: Any = None) -> None:
+                 runs_dir: Path | None = None,
+                 runs_dirs: Callable[[], Sequence[Path]] | None = None) -> None:
         self.settings = settings
         self.timing = ClusterTiming(settings.timing.heartbeat, settings.timing.lease, grace)
         self.store = store
@@ -139,6 +141,10 @@ class Cluster:
         self.host = host
         self.capacity = capacity
         self.runs_dir = runs_dir
+        #: The run dirs of this host's replicas that share this one's data dir layout
+        #: (the workers of one ``:serve --workers``): where a dead one's secret files
+        #: are removed from once its runs are reaped. Default: this replica's.
+        self.runs_dirs = runs_dirs or (lambda: [runs_dir] if runs_dir is not None else [])
         self._wake = trio.Event()
         #: Runs may be waiting in the queue for this replica (see :meth:`slot_freed`).
         self._backlog = True
@@ -362,8 +368,17 @@ class Cluster:
                                                                 item.owner_start))]
             if local:
                 await trio.to_thread.run_sync(partial(kill_run_processes, local, None))
+                await trio.to_thread.run_sync(self._remove_secrets, local)
             if any(item.retry_id for item in reaped):
                 self.wake()
+
+    def _remove_secrets(self, run_ids: Sequence[str]) -> None:
+        """The secret files of a dead replica's reaped runs (blocking): nothing of them
+        runs any more (their processes were killed first)."""
+        from flwd.execute import remove_secret_files
+
+        for runs_dir in self.runs_dirs():
+            remove_secret_files(runs_dir, run_ids)
 
 
 async def run_cluster(cluster: Cluster, *, task_status: trio.TaskStatus[Cluster]

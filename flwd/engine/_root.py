@@ -471,7 +471,9 @@ class Root:
         writer.fence = fence
         self.hub.taps.append(self._cluster_observe)
         return Cluster(settings, store, fence, self, capacity=capacity,
-                       grace=self.settings.grace, runs_dir=self.settings.runs_dir)
+                       grace=self.settings.grace, runs_dir=self.settings.runs_dir,
+                       runs_dirs=(partial(_worker_runs_dirs, self.settings.data_dir.parent)
+                                  if self.settings.shared_db else None))
 
     async def _run_cluster(self, *, task_status: trio.TaskStatus[Cluster]
                            = trio.TASK_STATUS_IGNORED) -> None:
@@ -873,3 +875,8 @@ def _shown(settings: Settings, path: Path) -> str:
     """``path`` as messages name it: relative to the workspace when it is inside."""
     return str(path.relative_to(settings.workspace)) if path.is_relative_to(
         settings.workspace) else str(path)
+
+
+def _worker_runs_dirs(workers: Path) -> list[Path]:
+    """The run dirs of the workers of one ``:serve --workers`` (``<data>/workers/*/runs``)."""
+    return sorted(workers.glob("*/runs"))
