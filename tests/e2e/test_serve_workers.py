@@ -285,8 +285,10 @@ def _files_holding(roots: list[Path], needle: bytes) -> list[Path]:
     return found
 
 
+@pytest.mark.parametrize("with_runtime_dir", [False, True])
 def test_a_dead_workers_secret_files_go_with_its_runs(workspace: Path, data_dir: Path,
-                                                      tmp_path: Path) -> None:
+                                                      tmp_path: Path, with_runtime_dir: bool
+                                                      ) -> None:
     """The worker that reaps a dead sibling's runs removes their secret files, wherever
     the sibling kept them (its run dirs, or the runtime dir)."""
     write_job(workspace, "keeps", "interpreter: bash\nargspec:\n  args:\n"
@@ -295,24 +297,22 @@ def test_a_dead_workers_secret_files_go_with_its_runs(workspace: Path, data_dir:
     runtime = tmp_path / "xdg"
     runtime.mkdir(mode=0o700)
     secret = b"s3cr3t-" + os.urandom(8).hex().encode()
-    for with_runtime_dir in (False, True):
-        env = {**FAST, **({"XDG_RUNTIME_DIR": str(runtime)} if with_runtime_dir else {})}
-        home = data_dir / ("xdg" if with_runtime_dir else "plain")
-        server = start_server(workspace, home, "--dev", "--workers", "2", **env)
-        try:
-            store = SqliteStore(home / "flwd.db")
-            run_id = httpx.post(f"{server.url}/runs", headers=DEV, timeout=30, json={
-                "job_id": "keeps", "args": {"api_key": secret.decode()}}).json()["id"]
-            wait_until(lambda: any(e.type == "step.log" for e in store.read_events(run_id)),
-                       "the run to start")
-            roots = [home, runtime]
-            assert _files_holding(roots, secret), "the run's secret file exists while it runs"
-            os.kill(store.get_run(run_id).owner_pid, signal.SIGKILL)
-            wait_until(lambda: store.run_statuses([run_id])[run_id] == "interrupted",
-                       "the run to be interrupted", timeout=30)
-            wait_until(lambda: not processes_under(run_id), "its processes to be gone",
-                       timeout=15)
-            wait_until(lambda: not _files_holding(roots, secret),
-                       "its secret files to be gone", timeout=15)
-        finally:
-            server.stop()
+    env = {**FAST, **({"XDG_RUNTIME_DIR": str(runtime)} if with_runtime_dir else {})}
+    server = start_server(workspace, data_dir, "--dev", "--workers", "2", **env)
+    try:
+        store = SqliteStore(data_dir / "flwd.db")
+        run_id = httpx.post(f"{server.url}/runs", headers=DEV, timeout=30, json={
+            "job_id": "keeps", "args": {"api_key": secret.decode()}}).json()["id"]
+        wait_until(lambda: any(e.type == "step.log" for e in store.read_events(run_id)),
+                   "the run to start")
+        roots = [data_dir, runtime]
+        assert _files_holding(roots, secret), "the run's secret file exists while it runs"
+        os.kill(store.get_run(run_id).owner_pid, signal.SIGKILL)
+        wait_until(lambda: store.run_statuses([run_id])[run_id] == "interrupted",
+                   "the run to be interrupted", timeout=30)
+        wait_until(lambda: not processes_under(run_id), "its processes to be gone",
+                   timeout=15)
+        wait_until(lambda: not _files_holding(roots, secret), "its secret files to be gone",
+                   timeout=15)
+    finally:
+        server.stop()
