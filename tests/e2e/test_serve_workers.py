@@ -316,3 +316,26 @@ def test_a_dead_workers_secret_files_go_with_its_runs(workspace: Path, data_dir:
                    timeout=15)
     finally:
         server.stop()
+
+
+def test_workers_on_a_postgresql_core_db(workspace: Path, data_dir: Path, postgres_dsn: str
+                                         ) -> None:
+    """With ``--db postgresql://…`` the workers are replicas of that database's cluster."""
+    pytest.importorskip("psycopg")
+    from flwd.store.postgres import PostgresStore
+
+    write_job(workspace, "ok", "interpreter: bash\n", {"100_main.sh": "echo ok\n"})
+    server = start_server(workspace, data_dir, "--dev", "--workers", "2", "--db", postgres_dsn,
+                          **FAST)
+    store = PostgresStore(postgres_dsn)
+    try:
+        answered = httpx.get(f"{server.url}/cluster", headers=DEV, timeout=30).json()
+        assert len([r for r in answered["replicas"] if r["alive"]]) == 2
+        ids = [httpx.post(f"{server.url}/runs", headers=DEV, timeout=30,
+                          json={"job_id": "ok"}).json()["id"] for _ in range(10)]
+        wait_until(lambda: set(store.run_statuses(ids).values()) == {"completed"},
+                   "every run completed")
+        assert not (data_dir / "flwd.db").exists(), "nothing written to a SQLite file"
+    finally:
+        store.close()
+        assert server.stop() == 0
