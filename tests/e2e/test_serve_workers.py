@@ -339,3 +339,29 @@ def test_workers_on_a_postgresql_core_db(workspace: Path, data_dir: Path, postgr
     finally:
         store.close()
         assert server.stop() == 0
+
+
+def test_every_worker_reads_the_data_dirs_tokens_file(workspace: Path, data_dir: Path
+                                                      ) -> None:
+    def mint(name: str) -> str:
+        created = run_cli([":tokens", "create", "--name", name, "--scope", "jobs:read"],
+                          cwd=workspace, data_dir=data_dir)
+        assert created.returncode == 0, created.stderr
+        return created.stdout.strip()
+
+    ci = mint("ci")
+    server = start_server(workspace, data_dir, "--workers", "2", **FAST)
+    try:
+        for _ in range(40):  # fresh connections: both workers answer some
+            client = httpx.Client(base_url=server.url, timeout=30,
+                                  headers={"Authorization": f"Bearer {ci}"})
+            with closing(client):
+                assert client.get("/jobs").status_code == 200
+        revoked = run_cli([":tokens", "revoke", "ci"], cwd=workspace, data_dir=data_dir)
+        assert revoked.returncode == 0, revoked.stderr
+        for _ in range(40):
+            response = httpx.get(f"{server.url}/jobs", timeout=30,
+                                 headers={"Authorization": f"Bearer {ci}"})
+            assert response.status_code == 401, "a worker still took a revoked token"
+    finally:
+        assert server.stop() == 0
