@@ -365,3 +365,23 @@ def test_every_worker_reads_the_data_dirs_tokens_file(workspace: Path, data_dir:
             assert response.status_code == 401, "a worker still took a revoked token"
     finally:
         assert server.stop() == 0
+
+
+def test_the_schedule_fires_each_tick_once_across_the_workers(workspace: Path,
+                                                              data_dir: Path) -> None:
+    write_job(workspace, "tick", 'schedule:\n  - cron: "@every 1s"\n',
+              {"100_tick.sh": "echo tick\n"})
+    with _workers(workspace, data_dir, 2) as server:
+        def scheduled() -> list[tuple[str, str]]:
+            response = httpx.get(f"{server.url}/runs", params={"job_id": "tick",
+                                 "per_page": 200}, headers=DEV, timeout=30)
+            assert response.status_code == 200, response.text
+            return [(run["trigger"]["name"], run["trigger"]["fire_at"])
+                    for run in response.json()
+                    if (run.get("trigger") or {}).get("kind") == "schedule"]
+
+        wait_until(lambda: len(scheduled()) >= 5, "five ticks", timeout=60)
+        fires = scheduled()
+        assert len(fires) == len(set(fires)), f"a tick fired twice: {sorted(fires)}"
+        took = [line for line in server.log if "took the leader lease" in line]
+        assert len(took) == 1, took
