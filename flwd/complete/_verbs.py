@@ -190,6 +190,7 @@ VERBS: dict[str, Verb] = {
         ("session-ttl", "how long a browser session lasts at most (e.g. 12h)", (), False),
         ("tokens", "tokens file (default: DATA_DIR/tokens.json)", (), False),
         ("ui", "serve the web UI at / (--ui=false: off)", BOOLEAN, False),
+        ("workers", "serve with this many processes (one port, one Core DB)", (), False),
     ), ()),
     ":gc": ("evict old finished runs from the Core DB", (
         ("dry-run", "only list what would be evicted", BOOLEAN, False),
