@@ -272,8 +272,16 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         CPU core is a good start; docs/operations.md#several-workers).
     """
     from flwd.engine import cluster_settings
-    from flwd.http import ServeConfig, parse_extensions, serve  # Quart, Hypercorn: :serve only
-    from flwd.http._workers import WorkerSpec, adopt, check_workers, worker_settings
+    from flwd.http import (  # Quart, Hypercorn: :serve only
+        ServeConfig,
+        WorkerSpec,
+        adopt_worker,
+        check_workers,
+        parse_extensions,
+        serve,
+        serve_workers,
+        worker_settings,
+    )
     from flwd.kv import KvNamespaces
 
     from ._served import ServedCommandLines
@@ -296,7 +304,7 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     worker = WorkerSpec.from_env(os.environ)
     cluster = cluster_settings(labels, os.environ)
     if worker is not None:  # started by a supervisor: its data dir, Core DB and tokens
-        adopt(worker)
+        adopt_worker(worker)
         settings = worker_settings(settings, worker)
         tokens = tokens or str(worker.home / "tokens.json")
         cluster = replace(cluster, local_first=True)
@@ -311,8 +319,6 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         command_lines=ServedCommandLines(),
         cluster=cluster, worker=worker)
     if workers > 1 and worker is None:
-        from flwd.http._supervisor import serve_workers
-
         await serve_workers(settings, config, workers)
     else:
         await serve(settings, config)

@@ -1,8 +1,9 @@
-"""A server's part in a cluster: several ``flwd :serve`` sharing one PostgreSQL Core DB.
+"""A server's part in a cluster: several ``flwd :serve`` sharing one PostgreSQL Core DB, or
+the workers of one ``flwd :serve --workers N`` sharing its SQLite Core DB.
 
 ::
 
-    cluster (a child of the root, serve on PostgreSQL only)
+    cluster (a child of the root, serve on a clustered Core DB only)
     ├── heartbeat  every ClusterTiming.heartbeat: "alive", and renew the leases of
     │              the runs this replica holds; a run it no longer holds is stopped
     ├── watchdog   no renewal in time (the Core DB unreachable): stop every run of
@@ -37,8 +38,7 @@ from flwd.ids import new_run_id
 from ._lease import ClusterTiming, LeaseWatch
 
 if TYPE_CHECKING:
-    from flwd.store import Fence
-    from flwd.store._sql import SqlStore
+    from flwd.store import Fence, SqlStore
 
 _log = logging.getLogger("flwd.engine")
 

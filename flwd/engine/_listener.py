@@ -1,7 +1,9 @@
 """The LISTEN connection of a server on a PostgreSQL Core DB: what other replicas commit.
 
-One per replica, an actor under the root (``listener``), in server mode on PostgreSQL
-only. It listens on the journal's channels (:mod:`flwd.store._signals`) and
+One per replica, an actor under the root (``listener``), in server mode on a clustered
+Core DB only. It listens on the journal's channels (:mod:`flwd.store._signals`) — on
+PostgreSQL a LISTEN connection; on the SQLite Core DB the workers of ``:serve --workers``
+share, a datagram socket on its bus (:mod:`flwd.store._bus`, the same interface) — and
 
 - wakes this process's followers of runs executing elsewhere
   (:class:`~flwd.engine._wakes.Wakes`) when their run moved, instead of their polling
@@ -228,7 +230,7 @@ def listening_of(store: Store) -> Callable[[], Listening]:
     from flwd.store import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from flwd.store._bus import LocalListening, bus_dir
+        from flwd.store import LocalListening, bus_dir
 
         return partial(LocalListening, bus_dir(store.path))  # type: ignore[return-value]
     dsn: str = store.dsn  # type: ignore[attr-defined]

@@ -260,8 +260,9 @@ class Root:
         if self.cluster is not None:
             children.append(ChildSpec("cluster", self._run_cluster, shutdown_timeout=5.0))
         children.append(ChildSpec.for_actor("commands", lambda: _Commands(self)))
-        #: A server of a PostgreSQL Core DB hears what the other replicas commit (runs
-        #: to follow, cancels to make: flwd/engine/_listener.py).
+        #: A server of a clustered Core DB (PostgreSQL, or the SQLite file the workers of
+        #: ``:serve --workers`` share) hears what the other replicas commit (runs to
+        #: follow, cancels to make: flwd/engine/_listener.py).
         self.wakes: Wakes | None = None
         if owner_kind == "serve" and self.store.clustered:
             self.wakes = Wakes()
@@ -457,11 +458,10 @@ class Root:
             raise
         self._live[run.id] = ref
 
-    # -- the cluster (serve on PostgreSQL) -----------------------------------------
+    # -- the cluster (serve on PostgreSQL, or the workers of :serve --workers) --------
     def _join_cluster(self, settings: ClusterSettings, capacity: int | None
                       ) -> Cluster | None:
-        from flwd.store import Fence, ThreadedJournal
-        from flwd.store._sql import SqlStore
+        from flwd.store import Fence, SqlStore, ThreadedJournal
 
         store, writer = self.store, self.writer
         if not (store.clustered and isinstance(store, SqlStore)

@@ -99,7 +99,7 @@ class WorkerSpec:
                                   "it for its workers") from None
 
 
-def adopt(spec: WorkerSpec) -> None:
+def adopt_worker(spec: WorkerSpec) -> None:
     """Keep the inherited descriptors from this worker's own children (the process
     keeper, the jobs): a job holding the lifeline or the listening socket would outlive
     the worker with them."""

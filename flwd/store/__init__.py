@@ -3,6 +3,8 @@ and :func:`open_store` (a SQLite file, or a PostgreSQL database: ``flwd.store.po
 imported only when a ``postgresql://`` URL is opened)."""
 
 from . import _cluster as cluster  # noqa: F401  (flwd.store.cluster: the cluster's SQL)
+from ._bus import LocalListening as LocalListening
+from ._bus import bus_dir as bus_dir
 from ._cancels import CancelRequest as CancelRequest
 from ._db import connect as connect
 from ._db import db_path as db_path
@@ -56,6 +58,7 @@ from ._signals import CANCELS_CHANNEL as CANCELS_CHANNEL
 from ._signals import EVENTS_CHANNEL as EVENTS_CHANNEL
 from ._signals import parse_cancel_payload as parse_cancel_payload
 from ._signals import parse_event_payload as parse_event_payload
+from ._sql import SqlStore as SqlStore
 from ._sqlite import SOURCES_MARKER as SOURCES_MARKER
 from ._sqlite import SqliteStore as SqliteStore
 from ._sqlite import sources_marker as sources_marker
