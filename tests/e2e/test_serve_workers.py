@@ -86,6 +86,15 @@ def _client_of(server: Server, *, not_pid: int | None = None, pid: int | None = 
     raise AssertionError("no connection reached the wanted worker in 200 tries")
 
 
+def _start_long(server: Server, store: SqliteStore) -> str:
+    """Post a run of the job ``long`` and wait until its script printed (it then sleeps)."""
+    run_id: str = httpx.post(f"{server.url}/runs", headers=DEV, timeout=30,
+                             json={"job_id": "long"}).json()["id"]
+    wait_until(lambda: store.run_statuses([run_id]).get(run_id) == "running" and any(
+        e.type == "step.log" for e in store.read_events(run_id)), "the run to start")
+    return run_id
+
+
 def _sse_types(client: httpx.Client, path: str) -> list[tuple[int, str]]:
     seen = []
     with client.stream("GET", path, headers={"Accept": "text/event-stream"}) as response:
@@ -130,10 +139,7 @@ def test_a_worker_follows_and_cancels_a_run_another_executes(
               {"100_main.sh": "echo started\nexec sleep 600\n"})
     with _workers(workspace, data_dir) as server:
         store = SqliteStore(data_dir / "flwd.db")
-        run_id = httpx.post(f"{server.url}/runs", headers=DEV, timeout=30,
-                            json={"job_id": "long"}).json()["id"]
-        wait_until(lambda: store.run_statuses([run_id]).get(run_id) == "running" and any(
-            e.type == "step.log" for e in store.read_events(run_id)), "the run to start")
+        run_id = _start_long(server, store)
         owner = store.get_run(run_id).owner_pid
         assert processes_under(run_id)
         client, other = _client_of(server, not_pid=owner)
@@ -171,10 +177,7 @@ def test_kill_9_of_a_worker_interrupts_its_run_and_it_comes_back(
     write_job(workspace, "ok", "interpreter: bash\n", {"100_main.sh": "echo ok\n"})
     with _workers(workspace, data_dir) as server:
         store = SqliteStore(data_dir / "flwd.db")
-        run_id = httpx.post(f"{server.url}/runs", headers=DEV, timeout=30,
-                            json={"job_id": "long"}).json()["id"]
-        wait_until(lambda: store.run_statuses([run_id]).get(run_id) == "running" and any(
-            e.type == "step.log" for e in store.read_events(run_id)), "the run to start")
+        run_id = _start_long(server, store)
         victim = store.get_run(run_id).owner_pid
         assert victim in _children(server.process.pid)
         os.kill(victim, signal.SIGKILL)
