@@ -210,8 +210,16 @@ RETURNING runs.id, runs.job_id, runs.queue, runs.lease_epoch, runs.created_at
 def claim(conn: Db, *, replica_id: str, labels: Sequence[str], sources: Sequence[str],
           free: int, lease: float, pid: int, start: int | None, host: str
           ) -> list[Claimed]:
-    """Claim up to ``free`` queued runs for this replica (oldest first); what it got."""
+    """Claim up to ``free`` queued runs for this replica (oldest first); what it got.
+
+    An empty queue (the usual answer to a poll, or to a freed slot) is seen with one read,
+    without the write lock every other writer would then wait for; a run queued just after
+    that look announces itself (the queue channel), and the claimer looks again.
+    """
     if free <= 0:
+        return []
+    if conn.execute("SELECT 1 FROM runs WHERE status = 'queued' AND queue IS NOT NULL"
+                    " AND replica_id IS NULL LIMIT 1").fetchone() is None:
         return []
     conn.execute("BEGIN IMMEDIATE")
     try:

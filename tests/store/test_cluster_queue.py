@@ -158,3 +158,18 @@ def test_heartbeats_renew_only_the_runs_the_replica_still_holds(db: SqlStore) ->
         assert held == {ids[0]: claimed[0].epoch}
         listed = cluster.replicas(conn, forget_after=60.0)
     assert [(item.id, item.labels, item.running) for item in listed] == [(replica, ["x"], 1)]
+
+
+def test_a_claim_on_an_empty_queue_takes_no_write_lock(tmp_path: Path) -> None:
+    """A poll, or a freed slot, with nothing queued: one read, no BEGIN IMMEDIATE (the
+    journals of the other workers would wait for it)."""
+    store = SqliteStore(tmp_path / "flwd.db")
+    store.migrate()
+    with store.connection() as conn:
+        said: list[str] = []
+        conn.set_trace_callback(said.append)  # type: ignore[attr-defined]
+        assert cluster.claim(conn, replica_id="r", labels=(), sources=(), free=4, lease=30.0,
+                             pid=1, start=None, host="test") == []
+        assert not any(statement.startswith("BEGIN") for statement in said), said
+    [queued] = _queue(store, "job", 1)
+    assert [item.run_id for item in _claim(store, "r", 4)] == [queued]
