@@ -8,7 +8,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from flwd.events import EventRecord
 from flwd.store import SqliteStore, connect
 from flwd.store._checkpoint import CHECKPOINT_EVERY, CHECKPOINTER
 from flwd.store._write_lock import acquire, lock_path, release
+from tests.conftest import wait_until
 
 
 def _free(path: Path) -> bool:
@@ -48,14 +48,6 @@ def _waiters(path: Path) -> int:
     inode = os.stat(path).st_ino
     return sum(1 for line in Path("/proc/locks").read_text().splitlines()
                if "->" in line and line.split()[-3].endswith(f":{inode}"))
-
-
-def _until(condition, what: str, deadline: float = 10.0) -> None:
-    """Wait for a condition another thread makes true (a bounded wait, not a sleep)."""
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.001)
 
 
 def test_a_write_transaction_holds_the_lock_until_it_ends(tmp_path: Path) -> None:
@@ -127,7 +119,7 @@ def test_a_writer_waits_for_the_holder_and_goes_on_when_it_lets_go(tmp_path: Pat
     with _held(lock):
         writer = threading.Thread(target=write)
         writer.start()
-        _until(lambda: _waiters(lock) == 1, "the writer to block on the lock")
+        wait_until(lambda: _waiters(lock) == 1, "the writer to block on the lock")
         assert not committed.is_set()
     writer.join(10)
     assert committed.is_set() and _free(lock)
@@ -136,12 +128,10 @@ def test_a_writer_waits_for_the_holder_and_goes_on_when_it_lets_go(tmp_path: Pat
 def test_a_holder_that_never_lets_go_leaves_the_writer_to_sqlite(tmp_path: Path) -> None:
     lock = tmp_path / "flwd.db.lock"
     with _held(lock):
-        started = time.monotonic()
         assert acquire(lock, wait=0.05) is None, "not held: the writer goes on without it"
-        assert time.monotonic() - started < 5
-        _until(lambda: _waiters(lock) == 1, "the abandoned waiter to block")
+        wait_until(lambda: _waiters(lock) == 1, "the abandoned waiter to block")
     # The abandoned waiter gets the lock once it is let go, and lets it go at once.
-    _until(lambda: _waiters(lock) == 0 and _free(lock), "the abandoned waiter to let go")
+    wait_until(lambda: _waiters(lock) == 0 and _free(lock), "the abandoned waiter to let go")
 
 
 def test_no_lock_file_no_lock_and_the_write_still_happens(tmp_path: Path) -> None:
