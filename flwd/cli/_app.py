@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -186,15 +185,11 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
                         git_allow_host: list[str] | None = None,
                         retain_runs: int | None = None, retain_days: float | None = None,
                         max_db_mb: float | None = None,
-                        max_concurrent_runs: int | None = None,
-                        max_streams: int = 128,
-                        kv_namespace: list[str] | None = None,
-                        ui: bool | None = None,
-                        extension: list[str] | None = None,
-                        session_ttl: str = "12h",
+                        max_concurrent_runs: int | None = None, max_streams: int = 128,
+                        kv_namespace: list[str] | None = None, ui: bool | None = None,
+                        extension: list[str] | None = None, session_ttl: str = "12h",
                         public_url: str | None = None,
-                        labels: list[str] | None = None,
-                        workers: int = 1) -> int:
+                        labels: list[str] | None = None, workers: int = 1) -> int:
     """Serve the REST + SSE API (and the web UI at /) until SIGTERM/SIGINT.
 
     One server per data dir: it owns the data dir's sources while it runs (local
@@ -250,10 +245,9 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         Serve the web UI at / (default; also FLWD_UI). --ui=false leaves it out: / and
         /ui/ answer 404, the API is unchanged.
     extension
-        A flowd extension to enable (repeatable or comma-separated; also FLWD_EXTENSIONS,
-        used when no --extension is given). Accepted for flowd's command lines: the only
-        one, `export`, changes nothing, as GET /runs/{id}/events.ndjson is always served.
-        An unknown name refuses the start.
+        A flowd extension to enable (repeatable or comma-separated; also FLWD_EXTENSIONS).
+        Accepted for flowd's command lines: the only one, `export`, changes nothing
+        (GET /runs/{id}/events.ndjson is always served); an unknown name refuses the start.
     session_ttl
         How long a browser session lasts at most (POST /session trades a token for a
         cookie), e.g. 12h, 30m, 7d; never past its token's expiry, and revoking the
@@ -263,25 +257,14 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         in notifications and the web UI's webhook addresses (also FLWD_PUBLIC_URL); default
         the address it is bound to.
     labels
-        This replica's labels in a cluster (servers sharing a PostgreSQL Core DB): it
-        claims only the runs of jobs whose `runs_on` it has (comma-separated or
-        repeatable; also FLWD_LABELS; docs/scale-out.md).
+        This replica's labels in a cluster: it claims only the runs of jobs whose
+        `runs_on` it has (comma-separated or repeatable; also FLWD_LABELS).
     workers
-        Serve with this many processes (default 1), sharing the port and the Core DB:
-        each executes runs and serves requests, any of them streams any run (one per
-        CPU core is a good start; docs/operations.md#several-workers).
+        Serve with this many processes sharing the port and Core DB, e.g. one per CPU
+        core (docs/operations.md#several-workers).
     """
     from flwd.engine import cluster_settings
-    from flwd.http import (  # Quart, Hypercorn: :serve only
-        ServeConfig,
-        WorkerSpec,
-        adopt_worker,
-        check_workers,
-        parse_extensions,
-        serve,
-        serve_workers,
-        worker_settings,
-    )
+    from flwd.http import ServeConfig, parse_extensions, serve_any  # Quart, Hypercorn: :serve
     from flwd.kv import KvNamespaces
 
     from ._served import ServedCommandLines
@@ -300,15 +283,7 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
     settings = CONTEXT.settings()
     public = aliases_public or os.environ.get("FLWD_ALIASES_PUBLIC", "").lower() in (
         "1", "true", "yes", "on")
-    check_workers(workers)
-    worker = WorkerSpec.from_env(os.environ)
-    cluster = cluster_settings(labels, os.environ)
-    if worker is not None:  # started by a supervisor: its data dir, Core DB and tokens
-        adopt_worker(worker)
-        settings = worker_settings(settings, worker)
-        tokens = tokens or str(worker.home / "tokens.json")
-        cluster = replace(cluster, local_first=True)
-    config = ServeConfig(
+    await serve_any(settings, ServeConfig(
         bind=bind, dev=dev, profile=profile, log=log, metrics=metrics, aliases_public=public,
         tokens=Path(tokens) if tokens else None, no_containers=no_containers,
         allow_paths=tuple(allow_path or ()), git_allow_hosts=tuple(git_allow_host or ()),
@@ -317,11 +292,7 @@ async def serve_command(*, bind: str = "127.0.0.1:8080", profile: str | None = N
         kv_namespaces=namespaces, ui=_ui_enabled(ui), session_ttl=ttl,
         public_url=public_url or os.environ.get("FLWD_PUBLIC_URL") or None,
         command_lines=ServedCommandLines(),
-        cluster=cluster, worker=worker)
-    if workers > 1 and worker is None:
-        await serve_workers(settings, config, workers)
-    else:
-        await serve(settings, config)
+        cluster=cluster_settings(labels, os.environ)), workers)
     return 0
 
 

@@ -15,8 +15,5 @@ from ._openapi import openapi_document as openapi_document
 from ._serve import ServeConfig as ServeConfig
 from ._serve import serve as serve
 from ._state import ServeOptions as ServeOptions
+from ._supervisor import serve_any as serve_any
 from ._supervisor import serve_workers as serve_workers
-from ._workers import WorkerSpec as WorkerSpec
-from ._workers import adopt_worker as adopt_worker
-from ._workers import check_workers as check_workers
-from ._workers import worker_settings as worker_settings

@@ -12,10 +12,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -26,7 +24,7 @@ from hypercorn.config import Config, Sockets
 
 from flwd import _codecache
 from flwd.containers import reap_orphans
-from flwd.daemon import CLIENT_PROTOCOL, LOCAL_SOCKET, DataDirLock, client_url, hold_data_dir
+from flwd.daemon import CLIENT_PROTOCOL, client_url
 from flwd.engine import ClusterSettings, open_engine
 from flwd.errors import RunNotFound, UsageError
 from flwd.events import (
@@ -49,15 +47,22 @@ from ._auth import Authenticator
 from ._command_line import CommandLines
 from ._grants import DEFAULT_TTL
 from ._listen import listen, owning
-from ._local_socket import LocalSocket, open_local_socket, serve_local_socket
+from ._local_socket import serve_local_socket
 from ._logging import configure_logging, lifecycle
 from ._metrics import Metrics, observe_policy_and_containers
 from ._params import IntRange, parse_int, quote
 from ._preflight import preflight
 from ._server_tokens import keep_tokens_fresh, open_server_tokens
 from ._state import ServeOptions
+from ._stopping import own_data_dir, stop, watch_signals
 from ._streams import MAX_STREAMS
-from ._workers import WorkerSpec, inherited_listener, signal_ready, watch_lifeline
+from ._workers import (
+    WorkerSpec,
+    inherited_listener,
+    serve_socket,
+    signal_ready,
+    watch_lifeline,
+)
 
 PORT = IntRange(0, 65535)
 
@@ -238,8 +243,8 @@ async def serve(settings: Settings, config: ServeConfig, *,
     shutting_down = trio.Event()
     allow = AllowList.build(settings.scripts_root, config.allow_paths, config.git_allow_hosts)
     oci = OciContext(runtime, checked.policy, profile, dict(os.environ))
-    async with owning(listener), _own_data_dir(settings) as owned, \
-            _local_socket(settings, config.worker) as local, open_engine(
+    async with owning(listener), own_data_dir(settings) as owned, \
+            serve_socket(settings.data_dir, config.worker) as local, open_engine(
             settings, owner_kind="serve", sources=allow, oci=oci, retention=config.retention,
             max_concurrent_runs=config.max_concurrent_runs, policy=checked.policy,
             runtime=runtime, profile=profile, kv_namespaces=kv_namespaces,
@@ -254,10 +259,10 @@ async def serve(settings: Settings, config: ServeConfig, *,
             metrics.watch_replica(engine)
         app = create_app(engine, options, authenticator, metrics, config.command_lines)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals, shutting_down, engine.hub.close)
+            nursery.start_soon(watch_signals, shutting_down, engine.hub.close)
             if config.worker is not None:  # and for the end of its supervisor
                 nursery.start_soon(watch_lifeline, config.worker, shutting_down,
-                                   partial(_stop, shutting_down, engine.hub.close))
+                                   partial(stop, shutting_down, engine.hub.close))
             nursery.start_soon(keep_tokens_fresh, tokens, shutting_down)
             binds: list[str] = await nursery.start(partial(
                 hypercorn.trio.serve, app, hypercorn_config, shutdown_trigger=shutting_down.wait))
@@ -281,65 +286,3 @@ async def serve(settings: Settings, config: ServeConfig, *,
             await trio.to_thread.run_sync(_codecache.close)  # imports done: keep, let go
             # Ends when Hypercorn returns from its graceful shutdown; never cancelled here.
     lifecycle("stopped")
-
-
-@asynccontextmanager
-async def _own_data_dir(settings: Settings) -> AsyncIterator[DataDirLock]:
-    """Own the data dir while serving (:mod:`flwd.daemon`): a second server on it, or a
-    local ``:sources`` change behind this one's back, is refused with one line.
-
-    Raises:
-        DataDirBusy: another server (or a ``:sources`` change) owns it.
-
-    Cancellation: the lock is released however the block ends (the kernel
-    releases it when the process dies).
-    """
-    lock = await trio.to_thread.run_sync(partial(
-        hold_data_dir, settings.data_dir, "serve", [":serve"],
-        scripts_root=str(settings.scripts_root)))
-    try:
-        yield lock
-    finally:
-        lock.release()
-
-
-def _stop(shutting_down: trio.Event, close_streams: Callable[[], None]) -> None:
-    close_streams()
-    shutting_down.set()
-
-
-@asynccontextmanager
-async def _local_socket(settings: Settings, worker: WorkerSpec | None
-                        ) -> AsyncIterator[LocalSocket]:
-    """The data dir's ``serve.sock`` (:func:`open_local_socket`); a worker's is its
-    supervisor's, inherited, and only closed here.
-
-    Cancellation: as :func:`open_local_socket`.
-    """
-    if worker is None:
-        async with open_local_socket(settings.data_dir) as local:
-            yield local
-        return
-    sock = socket.socket(fileno=worker.local_fd)
-    try:
-        yield LocalSocket(sock, worker.home / LOCAL_SOCKET, (-1, -1))
-    finally:
-        sock.close()
-
-
-async def _watch_signals(shutting_down: trio.Event, close_streams: object) -> None:
-    """Stop on the first SIGTERM/SIGINT; return, too, once stopping for another reason
-    (a worker whose supervisor is gone)."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_when, shutting_down, nursery.cancel_scope)
-            async for signum in signals:
-                lifecycle("shutting down", signal=signal.Signals(signum).name)
-                close_streams()  # type: ignore[operator]
-                shutting_down.set()
-                return
-
-
-async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()

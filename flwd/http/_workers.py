@@ -30,17 +30,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import trio
 
-from flwd.errors import FlwdError, UsageError
+from flwd.daemon import LOCAL_SOCKET
+from flwd.errors import UsageError
 from flwd.settings import Settings
+
+from ._local_socket import LocalSocket, open_local_socket
 
 _log = logging.getLogger("flwd.serve")
 
@@ -48,19 +50,6 @@ _log = logging.getLogger("flwd.serve")
 WORKER_ENV = "FLWD_WORKER"
 #: ``--workers`` at most.
 MAX_WORKERS = 64
-#: A worker that died is started again after this many seconds, doubling up to
-#: RESTART_MAX while it keeps dying within STABLE seconds of its start.
-RESTART_FIRST = 0.5
-RESTART_MAX = 30.0
-STABLE = 60.0
-#: Seconds beyond its own grace a worker has to stop before it is killed.
-STOP_MARGIN = 30.0
-
-
-class WorkerFailed(FlwdError):
-    """A worker stopped before it was serving (its own message is above)."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,140 +163,20 @@ async def watch_lifeline(spec: WorkerSpec, stopping: trio.Event,
         nursery.cancel_scope.cancel()
 
 
-@dataclass
-class _Slot:
-    index: int
-    process: trio.Process | None = None
-    ready: trio.Event | None = None
+@asynccontextmanager
+async def serve_socket(data_dir: Path, worker: WorkerSpec | None
+                       ) -> AsyncIterator[LocalSocket]:
+    """The data dir's ``serve.sock`` (:func:`open_local_socket`); a worker's is its
+    supervisor's, inherited, and only closed here.
 
-
-async def run_workers(home: Path, count: int, argv: Sequence[str], *, listen_fd: int,
-                      local_fd: int, stopping: trio.Event, stop_timeout: float,
-                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                      ) -> None:
-    """Start ``count`` workers (``argv`` with :data:`WORKER_ENV` set), report started once
-    every one serves, restart one that dies, and stop them all when ``stopping`` is set.
-
-    Raises:
-        WorkerFailed: a worker stopped before it first served (the others are stopped).
-
-    Cancellation: every worker is killed (SIGKILL to its process group) and waited for.
+    Cancellation: as :func:`open_local_socket`.
     """
-    slots = [_Slot(index) for index in range(count)]
-    async with trio.open_nursery() as nursery:
-        for slot in slots:
-            slot.ready = trio.Event()
-            nursery.start_soon(_keep, slot, home, argv, listen_fd, local_fd, stopping,
-                               stop_timeout)
-        for slot in slots:
-            assert slot.ready is not None
-            await slot.ready.wait()
-        task_status.started()
-
-
-async def _keep(slot: _Slot, home: Path, argv: Sequence[str], listen_fd: int, local_fd: int,
-                stopping: trio.Event, stop_timeout: float) -> None:
-    """Keep worker ``slot.index`` running until ``stopping``; then stop it."""
-    backoff, first = RESTART_FIRST, True
-    while True:
-        started = trio.current_time()
-        ready, status = await _one_life(slot, home, argv, listen_fd, local_fd, stopping,
-                                        stop_timeout)
-        if stopping.is_set():
-            return
-        if first and not ready:
-            raise WorkerFailed(f"worker {slot.index} stopped before it was serving "
-                               f"(exit status {status}); its message is above",
-                               hint="fix what it reports, or start without --workers")
-        first = False
-        if trio.current_time() - started > STABLE:
-            backoff = RESTART_FIRST
-        _log.warning("flwd: worker %d exited (status %s); starting it again in %.1f s",
-                     slot.index, status, backoff)
-        with trio.move_on_after(backoff):
-            await stopping.wait()
-        if stopping.is_set():
-            return
-        backoff = min(backoff * 2, RESTART_MAX)
-
-
-async def _one_life(slot: _Slot, home: Path, argv: Sequence[str], listen_fd: int,
-                    local_fd: int, stopping: trio.Event, stop_timeout: float
-                    ) -> tuple[bool, int]:
-    """Start the worker, wait until it serves (or dies), then until it exits; stop it when
-    ``stopping``. (whether it served, its exit status)."""
-    ready_r, ready_w = os.pipe()
-    life_r, life_w = os.pipe()
+    if worker is None:
+        async with open_local_socket(data_dir) as local:
+            yield local
+        return
+    sock = socket.socket(fileno=worker.local_fd)
     try:
-        spec = WorkerSpec(slot.index, home, listen_fd, local_fd, ready_w, life_r)
-        env = {**os.environ, WORKER_ENV: spec.to_env()}
-        process = await trio.lowlevel.open_process(
-            list(argv), env=env, pass_fds=(listen_fd, local_fd, ready_w, life_r),
-            process_group=0)
-    except BaseException:
-        for fd in (ready_r, ready_w, life_r, life_w):
-            os.close(fd)
-        raise
-    os.close(ready_w)
-    os.close(life_r)
-    slot.process = process
-    served = False
-    try:
-        async with trio.lowlevel.FdStream(ready_r) as ready:
-            served = bool(await ready.receive_some(64))
-        if served and slot.ready is not None:
-            slot.ready.set()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_when, stopping, process, stop_timeout)
-            await process.wait()
-            nursery.cancel_scope.cancel()
+        yield LocalSocket(sock, worker.home / LOCAL_SOCKET, (-1, -1))
     finally:
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                _kill(process)
-                await process.wait()
-            os.close(life_w)
-    assert process.returncode is not None
-    return served, process.returncode
-
-
-async def _stop_when(stopping: trio.Event, process: trio.Process, patience: float) -> None:
-    await stopping.wait()
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    await trio.sleep(patience)
-    _log.warning("flwd: worker (pid %d) did not stop in %.0f s; killing it", process.pid,
-                 patience)
-    _kill(process)
-
-
-def _kill(process: trio.Process) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-def worker_argv() -> list[str]:
-    """How this process was started, to start a worker the same way."""
-    return [sys.executable, "-m", "flwd", *sys.argv[1:]]
-
-
-def link_idempotency_key(home: Path, count: int) -> None:
-    """Give every worker the supervisor's idempotency key (one key per Core DB: two
-    would answer a retried request 409; see flwd/store/_idempotency.py). Blocking."""
-    from flwd.store import install_key
-
-    install_key(home)
-    source = home / "idempotency.key"
-    for index in range(count):
-        directory = worker_dir(home, index)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = directory / "idempotency.key"
-        try:
-            if os.path.samefile(source, target):
-                continue
-            target.unlink()
-        except FileNotFoundError:
-            pass
-        os.link(source, target)
+        sock.close()
