@@ -1,4 +1,4 @@
-"""The LISTEN connection of a server on a PostgreSQL Core DB: what other replicas commit.
+"""What the other replicas of a clustered Core DB commit, heard by a server (LISTEN).
 
 One per replica, an actor under the root (``listener``), in server mode on a clustered
 Core DB only. It listens on the journal's channels (:mod:`flwd.store._signals`) — on

@@ -72,7 +72,6 @@ class SqliteStore(SqlStore):
     def _reader(self) -> AbstractContextManager[Db]:
         return open_reader(self.path)
 
-
     def _query_guard(self, query: RunFilter) -> AbstractContextManager[None]:
         return _json_functions(query)
 
